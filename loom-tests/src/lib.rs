@@ -1,0 +1,1 @@
+//! loom models of shmq live in tests/; see tests/ring.rs.

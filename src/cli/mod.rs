@@ -1,0 +1,4 @@
+//! Subcommands of the `shmq` binary.
+pub fn run() -> i32 {
+    0
+}

@@ -1,0 +1,221 @@
+//! Error types. Each operation has its own; every `Display` is lowercase and
+//! says what to do about it.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Errors from opening namespaces and declaring, opening or managing queues.
+///
+/// # Examples
+/// ```
+/// # #[cfg(not(shmq_loom))] {
+/// let dir = std::env::temp_dir().join(format!("shmq-doc-err-{}", std::process::id()));
+/// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+/// let err = ns.producer("nope").unwrap_err();
+/// assert!(matches!(err, shmq::Error::QueueNotFound { .. }));
+/// assert!(err.to_string().contains("no such queue 'nope'"));
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A queue or namespace name is empty, too long, or has a forbidden byte.
+    #[error("invalid {what} name {name:?}: {reason}")]
+    InvalidName {
+        /// "queue", "namespace", ...
+        what: &'static str,
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The queue does not exist.
+    #[error("no such queue '{queue}' in namespace '{namespace}'{}", did_you_mean.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
+    QueueNotFound {
+        /// The queue asked for.
+        queue: String,
+        /// The namespace searched.
+        namespace: String,
+        /// The closest existing name, if one is close.
+        did_you_mean: Option<String>,
+    },
+    /// The queue exists with other options (RabbitMQ's PRECONDITION_FAILED).
+    #[error("queue '{queue}' already exists with {field} = {existing}, but this declare asks for {requested}: declare it with the same options, or delete it first")]
+    PreconditionFailed {
+        /// The queue.
+        queue: String,
+        /// The first option that differs.
+        field: &'static str,
+        /// Its value in the existing queue.
+        existing: String,
+        /// The value this declare asked for.
+        requested: String,
+    },
+    /// Queue options that cannot work together.
+    #[error("invalid queue options: {0}")]
+    InvalidOptions(String),
+    /// A segment file is not a valid shmq segment, or was damaged.
+    #[error("segment {path} is corrupt: {reason}; delete the queue (or `shmq reset` the namespace) to recover")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What check failed.
+        reason: String,
+    },
+    /// A segment written by another layout version of shmq.
+    #[error("segment {path} has layout version {found}, but this shmq reads version {supported}: use a matching shmq build, or reset the namespace")]
+    IncompatibleVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version in the file.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The file system (usually /dev/shm) has no room for a new segment.
+    #[error("no space to create {path} ({needed} bytes): free space on that file system (for /dev/shm: delete queues or raise its size), or declare a smaller capacity")]
+    NoSpace {
+        /// The file that could not be created.
+        path: PathBuf,
+        /// How many bytes it needed.
+        needed: u64,
+    },
+    /// The caller may not open or create a file.
+    #[error("permission denied on {path}: it is owned by uid {owner:?}; run as that user, or create the namespace with group sharing")]
+    PermissionDenied {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its owner, if it could be read.
+        owner: Option<u32>,
+    },
+    /// Any other I/O failure.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// Every agent slot of the queue is taken.
+    #[error("queue '{queue}' already has {limit} producers and consumers attached: close some handles first")]
+    TooManyHandles {
+        /// The queue.
+        queue: String,
+        /// The limit.
+        limit: usize,
+    },
+    /// The queue was deleted while this handle was attached.
+    #[error("queue '{queue}' was deleted: declare it again and open a new handle")]
+    QueueDeleted {
+        /// The queue.
+        queue: String,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error, naming the path and mapping ENOSPC and EACCES to
+    /// their own variants.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        let path = path.into();
+        match source.raw_os_error() {
+            Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() => Error::NoSpace { path, needed: 0 },
+            Some(code)
+                if code == rustix::io::Errno::ACCESS.raw_os_error() || code == rustix::io::Errno::PERM.raw_os_error() =>
+            {
+                let owner = owner_of(&path);
+                Error::PermissionDenied { path, owner }
+            }
+            _ => Error::Io { path, source },
+        }
+    }
+}
+
+fn owner_of(path: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let mut probe = Some(path);
+    while let Some(p) = probe {
+        if let Ok(meta) = std::fs::metadata(p) {
+            return Some(meta.uid());
+        }
+        probe = p.parent();
+    }
+    None
+}
+
+/// Why a publish did not happen. The body stays with the caller (publish
+/// takes it by reference), so nothing is lost: retry, or handle it.
+///
+/// # Examples
+/// ```
+/// let err = shmq::PublishError::TooLarge { size: 10, limit: 4 };
+/// assert_eq!(err.to_string(), "message of 10 bytes (body and properties) is over the queue's limit of 4 bytes: split it, or declare the queue with a larger max_message_bytes");
+/// ```
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// Body plus encoded properties exceed the queue's largest message.
+    #[error("message of {size} bytes (body and properties) is over the queue's limit of {limit} bytes: split it, or declare the queue with a larger max_message_bytes")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The queue's limit.
+        limit: usize,
+    },
+    /// The queue is full and its overflow policy is `reject` (or
+    /// `drop-oldest` found nothing it could drop).
+    #[error("queue is full: the message was not published; consume faster, or use a larger capacity or another overflow policy")]
+    QueueFull,
+    /// A blocking publish waited its whole timeout for space.
+    #[error("timed out waiting for space in a full queue: the message was not published")]
+    Timeout,
+    /// The queue was deleted.
+    #[error("the queue was deleted: declare it again")]
+    QueueDeleted,
+    /// A property cannot be encoded.
+    #[error("invalid message property: {0}")]
+    InvalidProperty(&'static str),
+}
+
+/// Why a receive returned no message.
+///
+/// # Examples
+/// ```
+/// assert_eq!(shmq::RecvError::Timeout.to_string(), "timed out waiting for a message");
+/// ```
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecvError {
+    /// `try_recv` found nothing deliverable now.
+    #[error("no message is ready")]
+    Empty,
+    /// `recv_timeout` waited its whole timeout.
+    #[error("timed out waiting for a message")]
+    Timeout,
+    /// The consumer holds `prefetch` unacked messages: ack some first.
+    #[error("prefetch limit of {0} unacked messages reached: ack or reject deliveries first")]
+    PrefetchFull(u32),
+    /// The queue was deleted.
+    #[error("the queue was deleted: declare it again")]
+    QueueDeleted,
+    /// A slot held nonsense (a damaged segment); it was discarded.
+    #[error("slot {0} of the queue is corrupt and was skipped; the segment may be damaged")]
+    Corrupt(u32),
+}
+
+/// Why an ack, nack or reject failed.
+///
+/// # Examples
+/// ```
+/// let err = shmq::AckError::UnknownDeliveryTag(7);
+/// assert!(err.to_string().contains("unknown delivery tag 7"));
+/// ```
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The tag is not a delivery this consumer holds unacked (already
+    /// settled, from another consumer, or invented).
+    #[error("unknown delivery tag {0}: it was already acked or rejected, or belongs to another consumer")]
+    UnknownDeliveryTag(u64),
+}

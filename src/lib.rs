@@ -1,0 +1,66 @@
+//! # shmq: a lock-free shared-memory message queue with RabbitMQ's semantics
+//!
+//! Processes on one machine exchange messages through queues that live in
+//! memory-mapped files, at shared-memory speed and with no broker process.
+//! A queue is a ring of message slots over a ring of data bytes; producers
+//! and competing consumers move messages with single CAS operations, and
+//! acks, prefetch, requeue and redelivery work as RabbitMQ users expect.
+//!
+//! ```
+//! # #[cfg(not(shmq_loom))] {
+//! use shmq::{ConsumerOptions, Namespace, QueueOptions};
+//!
+//! # let dir = std::env::temp_dir().join(format!("shmq-doc-lib-{}", std::process::id()));
+//! // A namespace is a directory of segments; `Namespace::open("app")` uses
+//! // /dev/shm/shmq/app.
+//! let ns = Namespace::open_dir(&dir)?;
+//! ns.declare_queue("hello", &QueueOptions::default())?;
+//!
+//! let mut producer = ns.producer("hello")?;
+//! producer.publish(b"Hello World")?;
+//!
+//! let consumer = ns.consumer("hello", ConsumerOptions::default().manual_ack().prefetch(1))?;
+//! let delivery = consumer.recv()?;
+//! assert_eq!(delivery.body(), b"Hello World");
+//! delivery.ack()?;
+//! # drop(consumer); drop(producer); std::fs::remove_dir_all(&dir).ok();
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Read docs/ARCHITECTURE.md for the design, docs/LAYOUT.md for the bytes
+//! and docs/GUARANTEES.md for what is delivered when.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+
+mod error;
+mod sync;
+
+#[doc(hidden)]
+pub mod ring;
+
+#[cfg(not(shmq_loom))]
+mod liveness;
+#[cfg(not(shmq_loom))]
+mod message;
+#[cfg(not(shmq_loom))]
+mod namespace;
+#[cfg(not(shmq_loom))]
+mod queue;
+#[cfg(not(shmq_loom))]
+mod segment;
+
+pub use error::{AckError, Error, PublishError, RecvError};
+#[cfg(not(shmq_loom))]
+pub use message::{HeaderValue, Headers, HeadersIter, Properties, PropertiesRef};
+#[cfg(not(shmq_loom))]
+pub use namespace::{validate_name, Namespace, NamespaceOptions, QueueStats, DEFAULT_ROOT, NAMESPACE_ENV};
+#[cfg(not(shmq_loom))]
+pub use queue::consumer::{Consumer, Delivery, DeliveryTag};
+#[cfg(not(shmq_loom))]
+pub use queue::options::{AckMode, ConsumerOptions, Overflow, QueueOptions};
+#[cfg(not(shmq_loom))]
+pub use queue::producer::{Producer, Reservation, MAX_BATCH};
+pub use ring::layout::AGENT_SLOTS;
+#[cfg(not(shmq_loom))]
+pub use segment::layout::LAYOUT_VERSION;

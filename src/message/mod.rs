@@ -1,0 +1,612 @@
+//! Message properties: what a publisher sets ([`Properties`]) and what a
+//! consumer reads back ([`PropertiesRef`]), encoded without heap allocation.
+//!
+//! Wire format (docs/LAYOUT.md, "Record"): a sequence of fields, each a tag
+//! byte then its value. Short strings are `len: u8` + bytes (AMQP's
+//! shortstr, so 255 bytes at most); integers are little-endian.
+
+use crate::error::PublishError;
+
+const TAG_ROUTING_KEY: u8 = 1;
+const TAG_CONTENT_TYPE: u8 = 2;
+const TAG_CONTENT_ENCODING: u8 = 3;
+const TAG_CORRELATION_ID: u8 = 4;
+const TAG_REPLY_TO: u8 = 5;
+const TAG_MESSAGE_ID: u8 = 6;
+const TAG_EXPIRATION: u8 = 7;
+const TAG_TIMESTAMP: u8 = 8;
+const TAG_PRIORITY: u8 = 9;
+const TAG_DELIVERY_MODE: u8 = 10;
+const TAG_TYPE: u8 = 11;
+const TAG_USER_ID: u8 = 12;
+const TAG_APP_ID: u8 = 13;
+const TAG_EXCHANGE: u8 = 14;
+const TAG_HEADERS: u8 = 20;
+
+const VALUE_STR: u8 = 1;
+const VALUE_BYTES: u8 = 2;
+const VALUE_INT: u8 = 3;
+const VALUE_FLOAT: u8 = 4;
+const VALUE_BOOL: u8 = 5;
+const VALUE_VOID: u8 = 6;
+
+/// A value in a message's headers table.
+///
+/// # Examples
+/// ```
+/// use shmq::HeaderValue;
+/// let v = HeaderValue::Int(3);
+/// assert_eq!(v, HeaderValue::Int(3));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HeaderValue<'a> {
+    /// UTF-8 text.
+    Str(&'a str),
+    /// Raw bytes.
+    Bytes(&'a [u8]),
+    /// A signed integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// No value (AMQP's void).
+    Void,
+}
+
+/// Properties a publisher attaches to a message, borrowed from the caller so
+/// that publishing allocates nothing. Mirrors AMQP's basic properties.
+///
+/// # Examples
+/// ```
+/// use shmq::{HeaderValue, Properties};
+/// let headers = [("attempt", HeaderValue::Int(1))];
+/// let props = Properties::new()
+///     .content_type("application/json")
+///     .correlation_id("req-42")
+///     .reply_to("amq.gen-reply")
+///     .headers(&headers);
+/// assert_eq!(props.correlation_id, Some("req-42"));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Properties<'a> {
+    /// The routing key the message was published with.
+    pub routing_key: Option<&'a str>,
+    /// The exchange the message was published to (set by routing).
+    pub exchange: Option<&'a str>,
+    /// MIME type of the body.
+    pub content_type: Option<&'a str>,
+    /// Encoding of the body (e.g. gzip).
+    pub content_encoding: Option<&'a str>,
+    /// Correlates an RPC reply with its request.
+    pub correlation_id: Option<&'a str>,
+    /// Queue to send an RPC reply to.
+    pub reply_to: Option<&'a str>,
+    /// Application message id.
+    pub message_id: Option<&'a str>,
+    /// Per-message TTL in milliseconds, as a decimal string (as in AMQP).
+    pub expiration: Option<&'a str>,
+    /// Seconds since the Unix epoch.
+    pub timestamp: Option<u64>,
+    /// 0–9 (carried; queues deliver in FIFO order).
+    pub priority: Option<u8>,
+    /// 1 = transient, 2 = persistent (carried; see docs/GUARANTEES.md).
+    pub delivery_mode: Option<u8>,
+    /// Application message type.
+    pub kind: Option<&'a str>,
+    /// Publishing user.
+    pub user_id: Option<&'a str>,
+    /// Publishing application.
+    pub app_id: Option<&'a str>,
+    /// The headers table.
+    pub headers: &'a [(&'a str, HeaderValue<'a>)],
+}
+
+macro_rules! setters {
+    ($($name:ident: $ty:ty),* $(,)?) => {
+        $(
+            #[doc = concat!("Sets `", stringify!($name), "`.")]
+            ///
+            /// # Examples
+            /// ```
+            /// let p = shmq::Properties::new();
+            #[doc = concat!("assert!(p.", stringify!($name), ".is_none());")]
+            /// ```
+            #[must_use]
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.$name = Some(value);
+                self
+            }
+        )*
+    };
+}
+
+impl<'a> Properties<'a> {
+    /// No properties set.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmq::Properties::new(), shmq::Properties::default());
+    /// ```
+    pub const fn new() -> Self {
+        Self {
+            routing_key: None,
+            exchange: None,
+            content_type: None,
+            content_encoding: None,
+            correlation_id: None,
+            reply_to: None,
+            message_id: None,
+            expiration: None,
+            timestamp: None,
+            priority: None,
+            delivery_mode: None,
+            kind: None,
+            user_id: None,
+            app_id: None,
+            headers: &[],
+        }
+    }
+
+    setters! {
+        routing_key: &'a str, exchange: &'a str, content_type: &'a str, content_encoding: &'a str,
+        correlation_id: &'a str, reply_to: &'a str, message_id: &'a str, expiration: &'a str,
+        timestamp: u64, priority: u8, delivery_mode: u8, kind: &'a str, user_id: &'a str, app_id: &'a str,
+    }
+
+    /// Sets the headers table.
+    ///
+    /// # Examples
+    /// ```
+    /// let h = [("x", shmq::HeaderValue::Bool(true))];
+    /// assert_eq!(shmq::Properties::new().headers(&h).headers.len(), 1);
+    /// ```
+    #[must_use]
+    pub fn headers(mut self, headers: &'a [(&'a str, HeaderValue<'a>)]) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    fn short_strings(&self) -> [(u8, Option<&'a str>); 12] {
+        [
+            (TAG_ROUTING_KEY, self.routing_key),
+            (TAG_EXCHANGE, self.exchange),
+            (TAG_CONTENT_TYPE, self.content_type),
+            (TAG_CONTENT_ENCODING, self.content_encoding),
+            (TAG_CORRELATION_ID, self.correlation_id),
+            (TAG_REPLY_TO, self.reply_to),
+            (TAG_MESSAGE_ID, self.message_id),
+            (TAG_EXPIRATION, self.expiration),
+            (TAG_TYPE, self.kind),
+            (TAG_USER_ID, self.user_id),
+            (TAG_APP_ID, self.app_id),
+            (0, None),
+        ]
+    }
+
+    /// The per-message TTL in milliseconds, if `expiration` is set.
+    ///
+    /// # Errors
+    /// `InvalidProperty` if `expiration` is not a non-negative integer.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmq::Properties::new().expiration("1500").ttl_ms(), Ok(Some(1500)));
+    /// assert!(shmq::Properties::new().expiration("soon").ttl_ms().is_err());
+    /// ```
+    pub fn ttl_ms(&self) -> Result<Option<u64>, PublishError> {
+        match self.expiration {
+            None => Ok(None),
+            Some(text) => text
+                .parse::<u64>()
+                .map(Some)
+                .map_err(|_| PublishError::InvalidProperty("expiration must be a whole number of milliseconds, e.g. \"60000\"")),
+        }
+    }
+
+    /// Bytes these properties take encoded.
+    ///
+    /// # Errors
+    /// `InvalidProperty` if a string is over 255 bytes or the headers table
+    /// is too large.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmq::Properties::new().encoded_len(), Ok(0));
+    /// assert_eq!(shmq::Properties::new().content_type("a").encoded_len(), Ok(3));
+    /// ```
+    pub fn encoded_len(&self) -> Result<usize, PublishError> {
+        let mut len = 0usize;
+        for (_, value) in self.short_strings() {
+            if let Some(s) = value {
+                if s.len() > 255 {
+                    return Err(PublishError::InvalidProperty("a property string is over 255 bytes"));
+                }
+                len += 2 + s.len();
+            }
+        }
+        len += self.timestamp.map_or(0, |_| 9);
+        len += self.priority.map_or(0, |_| 2);
+        len += self.delivery_mode.map_or(0, |_| 2);
+        if !self.headers.is_empty() {
+            len += 5 + self.headers_len()?;
+        }
+        Ok(len)
+    }
+
+    fn headers_len(&self) -> Result<usize, PublishError> {
+        let mut len = 0usize;
+        for (key, value) in self.headers {
+            if key.len() > 255 {
+                return Err(PublishError::InvalidProperty("a header name is over 255 bytes"));
+            }
+            len += 2 + key.len();
+            len += match value {
+                HeaderValue::Str(s) => 4 + s.len(),
+                HeaderValue::Bytes(b) => 4 + b.len(),
+                HeaderValue::Int(_) | HeaderValue::Float(_) => 8,
+                HeaderValue::Bool(_) => 1,
+                HeaderValue::Void => 0,
+            };
+        }
+        if len > u32::MAX as usize / 2 {
+            return Err(PublishError::InvalidProperty("the headers table is too large"));
+        }
+        Ok(len)
+    }
+
+    /// Encodes into `out`, which must be exactly [`encoded_len`] bytes.
+    ///
+    /// [`encoded_len`]: Properties::encoded_len
+    pub(crate) fn encode(&self, out: &mut [u8]) {
+        let mut w = Writer { out, at: 0 };
+        for (tag, value) in self.short_strings() {
+            if let Some(s) = value {
+                w.put(&[tag, s.len() as u8]);
+                w.put(s.as_bytes());
+            }
+        }
+        if let Some(t) = self.timestamp {
+            w.put(&[TAG_TIMESTAMP]);
+            w.put(&t.to_le_bytes());
+        }
+        if let Some(p) = self.priority {
+            w.put(&[TAG_PRIORITY, p]);
+        }
+        if let Some(m) = self.delivery_mode {
+            w.put(&[TAG_DELIVERY_MODE, m]);
+        }
+        if !self.headers.is_empty() {
+            let len = self.headers_len().unwrap_or(0) as u32;
+            w.put(&[TAG_HEADERS]);
+            w.put(&len.to_le_bytes());
+            for (key, value) in self.headers {
+                w.put(&[key.len() as u8]);
+                w.put(key.as_bytes());
+                match value {
+                    HeaderValue::Str(s) => {
+                        w.put(&[VALUE_STR]);
+                        w.put(&(s.len() as u32).to_le_bytes());
+                        w.put(s.as_bytes());
+                    }
+                    HeaderValue::Bytes(b) => {
+                        w.put(&[VALUE_BYTES]);
+                        w.put(&(b.len() as u32).to_le_bytes());
+                        w.put(b);
+                    }
+                    HeaderValue::Int(i) => {
+                        w.put(&[VALUE_INT]);
+                        w.put(&i.to_le_bytes());
+                    }
+                    HeaderValue::Float(f) => {
+                        w.put(&[VALUE_FLOAT]);
+                        w.put(&f.to_le_bytes());
+                    }
+                    HeaderValue::Bool(b) => w.put(&[VALUE_BOOL, u8::from(*b)]),
+                    HeaderValue::Void => w.put(&[VALUE_VOID]),
+                }
+            }
+        }
+        debug_assert_eq!(w.at, w.out.len());
+    }
+}
+
+struct Writer<'o> {
+    out: &'o mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.out[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+}
+
+/// Properties of a received message, borrowed from the message's bytes in
+/// shared memory. Parsed and validated once, allocation-free.
+///
+/// # Examples
+/// ```
+/// # #[cfg(not(shmq_loom))] {
+/// # let dir = std::env::temp_dir().join(format!("shmq-doc-props-{}", std::process::id()));
+/// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+/// ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+/// let mut producer = ns.producer("q").unwrap();
+/// producer.publish_with(&shmq::Properties::new().message_id("m1"), b"x").unwrap();
+/// let consumer = ns.consumer("q", shmq::ConsumerOptions::default()).unwrap();
+/// let delivery = consumer.try_recv().unwrap();
+/// assert_eq!(delivery.properties().message_id, Some("m1"));
+/// # drop(delivery); drop(consumer); drop(producer);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PropertiesRef<'a> {
+    /// See [`Properties::routing_key`].
+    pub routing_key: Option<&'a str>,
+    /// See [`Properties::exchange`].
+    pub exchange: Option<&'a str>,
+    /// See [`Properties::content_type`].
+    pub content_type: Option<&'a str>,
+    /// See [`Properties::content_encoding`].
+    pub content_encoding: Option<&'a str>,
+    /// See [`Properties::correlation_id`].
+    pub correlation_id: Option<&'a str>,
+    /// See [`Properties::reply_to`].
+    pub reply_to: Option<&'a str>,
+    /// See [`Properties::message_id`].
+    pub message_id: Option<&'a str>,
+    /// See [`Properties::expiration`].
+    pub expiration: Option<&'a str>,
+    /// See [`Properties::timestamp`].
+    pub timestamp: Option<u64>,
+    /// See [`Properties::priority`].
+    pub priority: Option<u8>,
+    /// See [`Properties::delivery_mode`].
+    pub delivery_mode: Option<u8>,
+    /// See [`Properties::kind`].
+    pub kind: Option<&'a str>,
+    /// See [`Properties::user_id`].
+    pub user_id: Option<&'a str>,
+    /// See [`Properties::app_id`].
+    pub app_id: Option<&'a str>,
+    /// The headers table.
+    pub headers: Headers<'a>,
+}
+
+/// A received headers table; iterate it or look a key up.
+///
+/// # Examples
+/// ```
+/// let empty = shmq::Headers::default();
+/// assert_eq!(empty.iter().count(), 0);
+/// assert_eq!(empty.get("x"), None);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Headers<'a> {
+    raw: &'a [u8],
+}
+
+impl<'a> Headers<'a> {
+    /// The entries in publish order.
+    ///
+    /// # Examples
+    /// See [`Headers`].
+    pub fn iter(&self) -> HeadersIter<'a> {
+        HeadersIter { reader: Reader { bytes: self.raw, at: 0 } }
+    }
+
+    /// The first value stored under `key`.
+    ///
+    /// # Examples
+    /// See [`Headers`].
+    pub fn get(&self, key: &str) -> Option<HeaderValue<'a>> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// True if the table has no entries.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shmq::Headers::default().is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+}
+
+/// Iterator over a [`Headers`] table.
+pub struct HeadersIter<'a> {
+    reader: Reader<'a>,
+}
+
+impl<'a> Iterator for HeadersIter<'a> {
+    type Item = (&'a str, HeaderValue<'a>);
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.reader.done() {
+            return None;
+        }
+        // The table was validated when the properties were parsed.
+        read_header_entry(&mut self.reader)
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn done(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n)?;
+        let out = self.bytes.get(self.at..end)?;
+        self.at = end;
+        Some(out)
+    }
+    fn byte(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take(8).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+    }
+    fn short_str(&mut self) -> Option<&'a str> {
+        let len = self.byte()? as usize;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+}
+
+fn read_header_entry<'a>(r: &mut Reader<'a>) -> Option<(&'a str, HeaderValue<'a>)> {
+    let key = r.short_str()?;
+    let value = match r.byte()? {
+        VALUE_STR => {
+            let len = r.u32()? as usize;
+            HeaderValue::Str(std::str::from_utf8(r.take(len)?).ok()?)
+        }
+        VALUE_BYTES => {
+            let len = r.u32()? as usize;
+            HeaderValue::Bytes(r.take(len)?)
+        }
+        VALUE_INT => HeaderValue::Int(r.u64()? as i64),
+        VALUE_FLOAT => HeaderValue::Float(f64::from_bits(r.u64()?)),
+        VALUE_BOOL => HeaderValue::Bool(r.byte()? != 0),
+        VALUE_VOID => HeaderValue::Void,
+        _ => return None,
+    };
+    Some((key, value))
+}
+
+impl<'a> PropertiesRef<'a> {
+    /// Parses and validates encoded properties; `None` if malformed.
+    pub(crate) fn parse(bytes: &'a [u8]) -> Option<Self> {
+        let mut p = PropertiesRef::default();
+        let mut r = Reader { bytes, at: 0 };
+        while !r.done() {
+            match r.byte()? {
+                TAG_ROUTING_KEY => p.routing_key = Some(r.short_str()?),
+                TAG_EXCHANGE => p.exchange = Some(r.short_str()?),
+                TAG_CONTENT_TYPE => p.content_type = Some(r.short_str()?),
+                TAG_CONTENT_ENCODING => p.content_encoding = Some(r.short_str()?),
+                TAG_CORRELATION_ID => p.correlation_id = Some(r.short_str()?),
+                TAG_REPLY_TO => p.reply_to = Some(r.short_str()?),
+                TAG_MESSAGE_ID => p.message_id = Some(r.short_str()?),
+                TAG_EXPIRATION => p.expiration = Some(r.short_str()?),
+                TAG_TYPE => p.kind = Some(r.short_str()?),
+                TAG_USER_ID => p.user_id = Some(r.short_str()?),
+                TAG_APP_ID => p.app_id = Some(r.short_str()?),
+                TAG_TIMESTAMP => p.timestamp = Some(r.u64()?),
+                TAG_PRIORITY => p.priority = Some(r.byte()?),
+                TAG_DELIVERY_MODE => p.delivery_mode = Some(r.byte()?),
+                TAG_HEADERS => {
+                    let len = r.u32()? as usize;
+                    let raw = r.take(len)?;
+                    let mut check = Reader { bytes: raw, at: 0 };
+                    while !check.done() {
+                        read_header_entry(&mut check)?;
+                    }
+                    p.headers = Headers { raw };
+                }
+                _ => return None,
+            }
+        }
+        Some(p)
+    }
+
+    /// Borrows these as publishable [`Properties`], e.g. to forward a
+    /// message; the headers table is left empty.
+    ///
+    /// # Examples
+    /// ```
+    /// let received = shmq::PropertiesRef::default();
+    /// assert_eq!(received.to_properties(), shmq::Properties::new());
+    /// ```
+    pub fn to_properties(&self) -> Properties<'a> {
+        Properties {
+            routing_key: self.routing_key,
+            exchange: self.exchange,
+            content_type: self.content_type,
+            content_encoding: self.content_encoding,
+            correlation_id: self.correlation_id,
+            reply_to: self.reply_to,
+            message_id: self.message_id,
+            expiration: self.expiration,
+            timestamp: self.timestamp,
+            priority: self.priority,
+            delivery_mode: self.delivery_mode,
+            kind: self.kind,
+            user_id: self.user_id,
+            app_id: self.app_id,
+            headers: &[],
+        }
+    }
+}
+
+#[cfg(all(test, not(shmq_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_property_round_trips() {
+        let headers = [
+            ("s", HeaderValue::Str("text")),
+            ("b", HeaderValue::Bytes(&[0, 1, 2])),
+            ("i", HeaderValue::Int(-5)),
+            ("f", HeaderValue::Float(2.5)),
+            ("t", HeaderValue::Bool(true)),
+            ("v", HeaderValue::Void),
+        ];
+        let props = Properties::new()
+            .routing_key("rk")
+            .exchange("ex")
+            .content_type("ct")
+            .content_encoding("ce")
+            .correlation_id("cid")
+            .reply_to("rt")
+            .message_id("mid")
+            .expiration("100")
+            .timestamp(1_700_000_000)
+            .priority(7)
+            .delivery_mode(2)
+            .kind("ty")
+            .user_id("u")
+            .app_id("a")
+            .headers(&headers);
+        let mut buf = vec![0u8; props.encoded_len().unwrap()];
+        props.encode(&mut buf);
+        let parsed = PropertiesRef::parse(&buf).unwrap();
+        assert_eq!(parsed.to_properties(), Properties { headers: &[], ..props });
+        let got: Vec<_> = parsed.headers.iter().collect();
+        assert_eq!(got, headers.to_vec());
+        assert_eq!(parsed.headers.get("i"), Some(HeaderValue::Int(-5)));
+    }
+
+    #[test]
+    fn overlong_strings_are_rejected() {
+        let long = "x".repeat(256);
+        assert!(Properties::new().reply_to(&long).encoded_len().is_err());
+        let headers = [(long.as_str(), HeaderValue::Void)];
+        assert!(Properties::new().headers(&headers).encoded_len().is_err());
+    }
+
+    #[test]
+    fn truncated_or_garbage_bytes_do_not_parse() {
+        let props = Properties::new().content_type("text/plain").timestamp(5);
+        let mut buf = vec![0u8; props.encoded_len().unwrap()];
+        props.encode(&mut buf);
+        for cut in 0..buf.len() {
+            // Every strict prefix either parses (ends on a field boundary) or
+            // is rejected; none panics.
+            let _ = PropertiesRef::parse(&buf[..cut]);
+        }
+        assert!(PropertiesRef::parse(&[99]).is_none());
+        assert!(PropertiesRef::parse(&[TAG_CONTENT_TYPE, 5, b'a']).is_none());
+        assert!(PropertiesRef::parse(&[TAG_CONTENT_TYPE, 1, 0xFF]).is_none());
+    }
+}

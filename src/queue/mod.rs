@@ -1,0 +1,120 @@
+//! The public queue API: producers, consumers and deliveries over a mapped
+//! queue segment.
+
+pub(crate) mod consumer;
+pub(crate) mod options;
+pub(crate) mod producer;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::liveness::{self, Peer};
+use crate::namespace::NsShared;
+use crate::ring::layout::{AgentSlot, Counters};
+use crate::ring::{Recovered, Ring, RingMemory};
+use crate::segment::QueueSegment;
+use crate::sync::Ordering;
+
+/// How long a blocked waiter sleeps before re-checking deletion and dead
+/// peers. Bounds recovery latency, and covers a waker that died between its
+/// commit and its wake.
+pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+/// How long a consumer tolerates an uncommitted slot at the head before it
+/// checks whether that slot's producer died.
+pub(crate) const STALL_BEFORE_RECOVERY: Duration = Duration::from_millis(20);
+
+/// How often an active handle sweeps for dead peers at most.
+pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
+
+/// One mapped queue, shared by the handles that use it.
+pub(crate) struct QueueHandle {
+    pub(crate) ring: Ring<QueueSegment>,
+    pub(crate) ns: Arc<NsShared>,
+}
+
+impl QueueHandle {
+    pub(crate) fn segment(&self) -> &QueueSegment {
+        self.ring.memory()
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.segment().config.name
+    }
+
+    #[inline]
+    pub(crate) fn is_deleted(&self) -> bool {
+        self.segment().deleted_word().load(Ordering::Relaxed) != 0
+    }
+
+    /// Recovers what dead processes left in this queue.
+    pub(crate) fn recover(&self, my_token: u64) -> Recovered {
+        let peers = self.ns.peers_dir();
+        self.ring.recover(&mut |token| token == my_token || liveness::is_alive(&peers, token))
+    }
+}
+
+/// An attached agent: a slot in the queue's agent table, released on drop.
+pub(crate) struct Agent {
+    pub(crate) queue: Arc<QueueHandle>,
+    pub(crate) index: u16,
+    pub(crate) peer: Arc<Peer>,
+    last_sweep: std::cell::Cell<Instant>,
+}
+
+impl Agent {
+    pub(crate) fn attach(queue: Arc<QueueHandle>, peer: Arc<Peer>, role: u32, prefetch: u32) -> Result<Agent, crate::Error> {
+        let pid = std::process::id();
+        let index = match queue.ring.register_agent(peer.token, role, pid, prefetch) {
+            Some(index) => index,
+            None => {
+                // Full: free the slots of dead processes and try once more.
+                queue.recover(peer.token);
+                queue.ring.register_agent(peer.token, role, pid, prefetch).ok_or_else(|| crate::Error::TooManyHandles {
+                    queue: queue.name().to_owned(),
+                    limit: crate::ring::layout::AGENT_SLOTS,
+                })?
+            }
+        };
+        Ok(Agent { queue, index, peer, last_sweep: std::cell::Cell::new(Instant::now()) })
+    }
+
+    #[inline]
+    pub(crate) fn slot(&self) -> &AgentSlot {
+        self.queue.segment().agent(self.index as usize)
+    }
+
+    #[inline]
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.slot().counters
+    }
+
+    /// Sweeps for dead peers if the last sweep is old enough (or `force`).
+    pub(crate) fn maybe_recover(&self, force: bool) -> Recovered {
+        let now = Instant::now();
+        if !force && now.duration_since(self.last_sweep.get()) < SWEEP_INTERVAL {
+            return Recovered::default();
+        }
+        self.last_sweep.set(now);
+        self.queue.recover(self.peer.token)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.queue.ring.release_agent(self.index, self.peer.token);
+    }
+}
+
+/// Adds `n` to a counter this process alone writes: a plain load and store,
+/// no locked instruction on the hot path.
+#[inline]
+pub(crate) fn bump(counter: &crate::sync::AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// Unix time in milliseconds (TTL deadlines must survive reboots of on-disk
+/// namespaces, so they use the wall clock).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}

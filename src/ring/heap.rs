@@ -1,0 +1,122 @@
+//! A heap-backed ring: the same algorithm as the mmap one, for loom models
+//! and unit tests.
+
+use super::control::{pack_cursor, Control, FREE};
+use super::layout::*;
+use super::{Geometry, RingMemory};
+use crate::sync::{AtomicU32, AtomicU64, DataCell, EventCount, Ordering};
+
+fn counters() -> Counters {
+    Counters {
+        published: AtomicU64::new(0),
+        delivered: AtomicU64::new(0),
+        acked: AtomicU64::new(0),
+        redelivered: AtomicU64::new(0),
+        dropped: AtomicU64::new(0),
+        expired: AtomicU64::new(0),
+    }
+}
+
+fn event_count() -> EventCount {
+    EventCount { seq: AtomicU32::new(0), waiters: AtomicU32::new(0) }
+}
+
+/// Ring memory on the heap.
+///
+/// # Examples
+/// ```
+/// # #[cfg(not(shmq_loom))] {
+/// use shmq::ring::{heap::HeapMemory, Geometry, Ring};
+/// let ring = Ring::new(HeapMemory::new(Geometry { slot_count: 4, data_units: 16 }));
+/// assert_eq!(ring.depth().0, 0);
+/// # }
+/// ```
+pub struct HeapMemory {
+    geometry: Geometry,
+    header: Box<RingHeader>,
+    slots: Box<[Slot]>,
+    agents: Box<[AgentSlot]>,
+    data: Box<[DataCell]>,
+}
+
+impl HeapMemory {
+    /// Allocates an empty ring.
+    ///
+    /// # Panics
+    /// If either count is not a power of two.
+    pub fn new(geometry: Geometry) -> Self {
+        assert!(geometry.slot_count.is_power_of_two() && geometry.data_units.is_power_of_two());
+        let header = Box::new(RingHeader {
+            produce: Line(AtomicU64::new(pack_cursor(0, 0))),
+            read: Line(AtomicU32::new(0)),
+            reclaim: Line(AtomicU64::new(pack_cursor(0, 0))),
+            requeued: Line(AtomicU32::new(0)),
+            not_empty: Line(event_count()),
+            not_full: Line(event_count()),
+            state: Line(QueueState { deleted: AtomicU32::new(0), _reserved: AtomicU32::new(0), retired: counters() }),
+        });
+        let slots = (0..geometry.slot_count)
+            .map(|i| Slot {
+                control: AtomicU64::new(Control::new(i, 0, 0, FREE).pack()),
+                data_start: AtomicU32::new(0),
+                data_end: AtomicU32::new(0),
+                props_len: AtomicU32::new(0),
+                body_len: AtomicU32::new(0),
+                expires_at_ms: AtomicU64::new(0),
+            })
+            .collect();
+        let agents = (0..AGENT_SLOTS)
+            .map(|_| AgentSlot {
+                token: AtomicU64::new(0),
+                intent: AtomicU64::new(0),
+                role: AtomicU32::new(0),
+                pid: AtomicU32::new(0),
+                unacked: AtomicU32::new(0),
+                prefetch: AtomicU32::new(0),
+                counters: counters(),
+            })
+            .collect();
+        let data = (0..geometry.data_units as usize * UNIT).map(|_| DataCell::new()).collect();
+        Self { geometry, header, slots, agents, data }
+    }
+
+    /// Marks the queue deleted (for tests of waiters).
+    pub fn mark_deleted(&self) {
+        self.header.state.deleted.store(1, Ordering::Release);
+    }
+}
+
+impl RingMemory for HeapMemory {
+    fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+    fn header(&self) -> &RingHeader {
+        &self.header
+    }
+    fn slot(&self, index: u32) -> &Slot {
+        &self.slots[index as usize]
+    }
+    fn agent(&self, index: usize) -> &AgentSlot {
+        &self.agents[index]
+    }
+    unsafe fn write_data(&self, offset: usize, src: &[u8]) -> bool {
+        let Some(cells) = offset.checked_add(src.len()).and_then(|end| self.data.get(offset..end)) else {
+            return false;
+        };
+        for (cell, &byte) in cells.iter().zip(src) {
+            // SAFETY: the caller owns the claimed record these bytes lie in.
+            unsafe { cell.set(byte) };
+        }
+        true
+    }
+    unsafe fn read_data(&self, offset: usize, dst: &mut [u8]) -> bool {
+        let Some(cells) = offset.checked_add(dst.len()).and_then(|end| self.data.get(offset..end)) else {
+            return false;
+        };
+        for (byte, cell) in dst.iter_mut().zip(cells) {
+            // SAFETY: the caller holds the record DELIVERED; no one writes it.
+            *byte = unsafe { cell.get() };
+        }
+        true
+    }
+}

@@ -1,0 +1,130 @@
+//! The ring's shared structures, `#[repr(C)]` so that the same bytes mean the
+//! same thing in every process. docs/LAYOUT.md gives the byte-exact offsets;
+//! the asserts at the bottom pin them.
+
+use crate::sync::{AtomicU32, AtomicU64, EventCount};
+
+/// Bytes in one cache-line-isolated block. 128, not 64: adjacent-line
+/// prefetch on x86-64 pulls lines in pairs.
+pub(crate) const LINE: usize = 128;
+
+/// How many producer/consumer handles one queue can have attached at once.
+pub const AGENT_SLOTS: usize = 64;
+
+/// Bytes per data unit; every record starts on a unit boundary.
+pub(crate) const UNIT: usize = 8;
+
+/// A value alone on its own pair of cache lines. Our own type, so that the
+/// cross-process ABI does not depend on a dependency's choice of padding.
+#[repr(C, align(128))]
+pub struct Line<T>(pub(crate) T);
+
+impl<T> core::ops::Deref for Line<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Rarely-written queue state, kept off the hot cursors' lines.
+#[repr(C)]
+pub struct QueueState {
+    /// Non-zero once the queue was deleted; attached handles see it and stop.
+    pub(crate) deleted: AtomicU32,
+    pub(crate) _reserved: AtomicU32,
+    /// Counters of agents that left, folded in so rates survive them.
+    pub(crate) retired: Counters,
+}
+
+/// Per-agent (or retired) message counters.
+#[repr(C)]
+pub struct Counters {
+    pub(crate) published: AtomicU64,
+    pub(crate) delivered: AtomicU64,
+    pub(crate) acked: AtomicU64,
+    pub(crate) redelivered: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) expired: AtomicU64,
+}
+
+/// The ring's cursors, each on its own line.
+#[repr(C)]
+pub struct RingHeader {
+    /// `(next slot position, next data unit)` producers claim from.
+    pub(crate) produce: Line<AtomicU64>,
+    /// Next slot position to dispatch to a consumer.
+    pub(crate) read: Line<AtomicU32>,
+    /// `(first unreclaimed slot, first unreclaimed data unit)`.
+    pub(crate) reclaim: Line<AtomicU64>,
+    /// Upper bound on READY (requeued) slots below `read`.
+    pub(crate) requeued: Line<AtomicU32>,
+    /// Bumped when messages become deliverable; consumers sleep on it.
+    pub(crate) not_empty: Line<EventCount>,
+    /// Bumped when space is reclaimed; blocked publishers sleep on it.
+    pub(crate) not_full: Line<EventCount>,
+    pub(crate) state: Line<QueueState>,
+}
+
+/// One message's slot. The control word is the only thing CASed; the rest
+/// is written by the slot's producer before it publishes READY.
+#[repr(C)]
+pub struct Slot {
+    pub(crate) control: AtomicU64,
+    /// First data unit of the record (wrapping position).
+    pub(crate) data_start: AtomicU32,
+    /// One past the last data unit of the record (wrapping position).
+    pub(crate) data_end: AtomicU32,
+    /// Bytes of encoded properties at the start of the record.
+    pub(crate) props_len: AtomicU32,
+    /// Bytes of body after the properties.
+    pub(crate) body_len: AtomicU32,
+    /// Wall-clock expiry in Unix milliseconds; 0 means never.
+    pub(crate) expires_at_ms: AtomicU64,
+}
+
+/// Agent roles, as stored in [`AgentSlot::role`].
+pub(crate) const ROLE_PRODUCER: u32 = 1;
+/// See [`ROLE_PRODUCER`].
+pub(crate) const ROLE_CONSUMER: u32 = 2;
+
+/// One attached producer or consumer handle.
+#[repr(C, align(128))]
+pub struct AgentSlot {
+    /// 0 = free; otherwise the owning process's liveness token.
+    pub(crate) token: AtomicU64,
+    /// `(first slot, count)` of this agent's latest claim, stored before the
+    /// claiming CAS: recovery never abandons a slot a live intent covers.
+    pub(crate) intent: AtomicU64,
+    pub(crate) role: AtomicU32,
+    pub(crate) pid: AtomicU32,
+    /// Messages this consumer holds unacked; written only by its owner.
+    pub(crate) unacked: AtomicU32,
+    pub(crate) prefetch: AtomicU32,
+    pub(crate) counters: Counters,
+}
+
+#[cfg(not(shmq_loom))]
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<Slot>() == 32);
+    assert!(offset_of!(Slot, control) == 0);
+    assert!(offset_of!(Slot, data_start) == 8);
+    assert!(offset_of!(Slot, data_end) == 12);
+    assert!(offset_of!(Slot, props_len) == 16);
+    assert!(offset_of!(Slot, body_len) == 20);
+    assert!(offset_of!(Slot, expires_at_ms) == 24);
+    assert!(size_of::<AgentSlot>() == 128 && align_of::<AgentSlot>() == 128);
+    assert!(offset_of!(AgentSlot, intent) == 8);
+    assert!(offset_of!(AgentSlot, unacked) == 24);
+    assert!(offset_of!(AgentSlot, counters) == 32);
+    assert!(size_of::<Counters>() == 48);
+    assert!(size_of::<RingHeader>() == 7 * LINE);
+    assert!(offset_of!(RingHeader, produce) == 0);
+    assert!(offset_of!(RingHeader, read) == LINE);
+    assert!(offset_of!(RingHeader, reclaim) == 2 * LINE);
+    assert!(offset_of!(RingHeader, requeued) == 3 * LINE);
+    assert!(offset_of!(RingHeader, not_empty) == 4 * LINE);
+    assert!(offset_of!(RingHeader, not_full) == 5 * LINE);
+    assert!(offset_of!(RingHeader, state) == 6 * LINE);
+};

@@ -1,0 +1,635 @@
+//! The queue algorithm: a bounded ring of message slots over a ring of data
+//! bytes, with many producers, many competing consumers, acks, requeue and
+//! crash recovery. Written once, generic over [`RingMemory`]: the mmap-backed
+//! memory serves production, [`heap::HeapMemory`] serves loom and unit tests.
+//!
+//! Positions are wrapping `u32` counters. A slot's control word carries its
+//! position as a stamp, so every state change is a CAS that cannot land on
+//! the same slot in another lap. See docs/ARCHITECTURE.md for the protocol and
+//! docs/MEMORY-ORDERS.md for every SYNC POINT.
+
+pub(crate) mod control;
+pub mod heap;
+pub(crate) mod layout;
+
+use crate::sync::{spin_hint, Ordering};
+use control::*;
+use layout::*;
+
+/// Sizes of one ring, validated when the segment was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Number of message slots; a power of two.
+    pub slot_count: u32,
+    /// Number of 8-byte data units; a power of two.
+    pub data_units: u32,
+}
+
+impl Geometry {
+    /// Largest unit count a single record may take: with at most half the
+    /// ring per record, a record plus its wrap padding always fits.
+    pub(crate) fn max_record_units(&self) -> u32 {
+        self.data_units / 2
+    }
+}
+
+/// Where a ring's shared state lives.
+pub trait RingMemory {
+    /// The ring's sizes.
+    fn geometry(&self) -> Geometry;
+    /// The cursors.
+    fn header(&self) -> &RingHeader;
+    /// The slot at `index` (already masked: `index < slot_count`).
+    fn slot(&self, index: u32) -> &Slot;
+    /// The agent slot at `index < AGENT_SLOTS`.
+    fn agent(&self, index: usize) -> &AgentSlot;
+    /// Copies `src` to data byte `offset`; false if out of bounds.
+    ///
+    /// # Safety
+    /// The caller must own the bytes: they lie in a record it claimed and has
+    /// not committed.
+    unsafe fn write_data(&self, offset: usize, src: &[u8]) -> bool;
+    /// Copies data bytes from `offset` into `dst`; false if out of bounds.
+    ///
+    /// # Safety
+    /// The bytes must lie in a record the caller holds DELIVERED.
+    unsafe fn read_data(&self, offset: usize, dst: &mut [u8]) -> bool;
+}
+
+/// A successful claim: `count` slots from `first`, data from unit `data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Claim {
+    /// Position of the first claimed slot.
+    pub first: u32,
+    /// Data position the claim started from (before any wrap padding).
+    pub data: u32,
+}
+
+/// A delivered record, as read (and validated) from its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Slot position (the delivery tag).
+    pub pos: u32,
+    /// `FLAG_REDELIVERED` etc.
+    pub flags: u8,
+    /// First data unit.
+    pub data_start: u32,
+    /// Bytes of encoded properties.
+    pub props_len: u32,
+    /// Bytes of body.
+    pub body_len: u32,
+    /// Unix ms expiry, 0 = never.
+    pub expires_at_ms: u64,
+}
+
+impl Record {
+    /// True if the message was delivered before.
+    pub fn redelivered(&self) -> bool {
+        self.flags & FLAG_REDELIVERED != 0
+    }
+}
+
+/// What a consumer found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Take {
+    /// A record, now DELIVERED to the caller.
+    Got(Record),
+    /// An expired record was discarded; try again.
+    Expired,
+    /// Nothing to deliver.
+    Empty,
+    /// The next slot is claimed but not committed yet (slow or dead producer).
+    Stalled(u32),
+    /// The slot at this position held nonsense; it was discarded.
+    Corrupt(u32),
+}
+
+/// How a consumer settles a delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Done with it (ack, or reject without requeue).
+    Done,
+    /// Put it back, flagged redelivered.
+    Requeue,
+}
+
+/// What a recovery sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Messages of dead consumers put back as redelivered.
+    pub requeued: u32,
+    /// Slots of dead producers turned into skippable padding.
+    pub abandoned: u32,
+    /// Agent slots of dead processes freed.
+    pub agents_freed: u32,
+}
+
+/// The ring algorithm over some memory.
+pub struct Ring<M> {
+    mem: M,
+    geo: Geometry,
+}
+
+#[inline]
+fn mask(pos: u32, count: u32) -> u32 {
+    pos & (count - 1)
+}
+
+impl<M: RingMemory> Ring<M> {
+    /// Wraps memory whose geometry was validated (powers of two, non-zero).
+    pub fn new(mem: M) -> Self {
+        let geo = mem.geometry();
+        debug_assert!(geo.slot_count.is_power_of_two() && geo.data_units.is_power_of_two());
+        Self { mem, geo }
+    }
+
+    /// The memory behind this ring.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// The ring's sizes.
+    pub fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    #[inline]
+    fn slot(&self, pos: u32) -> &Slot {
+        self.mem.slot(mask(pos, self.geo.slot_count))
+    }
+
+    /// Where a record of `units` goes if the data cursor is at `data`:
+    /// `(start, end)`, skipping to the next lap if it would straddle the end.
+    #[inline]
+    pub fn place(&self, data: u32, units: u32) -> (u32, u32) {
+        let index = mask(data, self.geo.data_units);
+        let start = if index + units > self.geo.data_units {
+            data.wrapping_add(self.geo.data_units - index)
+        } else {
+            data
+        };
+        (start, start.wrapping_add(units))
+    }
+
+    /// Byte offset of data unit `unit` in the data area.
+    #[inline]
+    pub fn data_offset(&self, unit: u32) -> usize {
+        mask(unit, self.geo.data_units) as usize * UNIT
+    }
+
+    /// Claims `units.len()` consecutive slots and their data for agent
+    /// `agent`. Returns `None` if the ring lacks slots or bytes even after
+    /// reclaiming.
+    pub fn try_claim(&self, agent: u16, units: &[u32]) -> Option<Claim> {
+        let header = self.mem.header();
+        let count = units.len() as u32;
+        debug_assert!(count >= 1 && count <= self.geo.slot_count);
+        let mut reclaimed = false;
+        loop {
+            // SYNC POINT PRODUCE: pairs with the AcqRel CAS below in other
+            // producers; orders nothing else, positions only.
+            let current = header.produce.load(Ordering::Acquire);
+            let (slot, data) = unpack_cursor(current);
+            let mut end = data;
+            for &u in units {
+                end = self.place(end, u).1;
+            }
+            // SYNC POINT RECLAIM: pairs with the Release CAS in `reclaim`:
+            // consumers' reads of the old records happen-before our writes.
+            let (free_slot, free_data) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+            let slots_used = slot.wrapping_add(count).wrapping_sub(free_slot);
+            let units_used = end.wrapping_sub(free_data);
+            if slots_used > self.geo.slot_count || units_used > self.geo.data_units {
+                if reclaimed || !self.reclaim() {
+                    return None;
+                }
+                reclaimed = true;
+                continue;
+            }
+            // SYNC POINT INTENT: Release pairs with the Acquire load in
+            // `recover_stalled`: a sweeper that sees our new intent also sees
+            // our earlier commits. The CAS below publishes it to any sweeper
+            // that sees the cursor move past these slots.
+            self.mem.agent(agent as usize).intent.store(pack_cursor(slot, count), Ordering::Release);
+            if header
+                .produce
+                .compare_exchange_weak(current, pack_cursor(slot.wrapping_add(count), end), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(Claim { first: slot, data });
+            }
+            spin_hint();
+        }
+    }
+
+    /// Fills in slot `pos`'s metadata and makes it deliverable.
+    pub fn commit(&self, pos: u32, data_start: u32, data_end: u32, props_len: u32, body_len: u32, expires_at_ms: u64) {
+        let slot = self.slot(pos);
+        slot.data_start.store(data_start, Ordering::Relaxed);
+        slot.data_end.store(data_end, Ordering::Relaxed);
+        slot.props_len.store(props_len, Ordering::Relaxed);
+        slot.body_len.store(body_len, Ordering::Relaxed);
+        slot.expires_at_ms.store(expires_at_ms, Ordering::Relaxed);
+        // SYNC POINT PUBLISH: Release pairs with the Acquire CAS in
+        // `take_at`/`take_requeued`: the data and fields above are visible to
+        // whoever claims the slot.
+        slot.control.store(Control::new(pos, 0, 0, READY).pack(), Ordering::Release);
+    }
+
+    /// Gives up a claimed, uncommitted slot (a dropped reservation).
+    pub fn abandon(&self, pos: u32) {
+        // SYNC POINT PUBLISH (no data to publish, but the same pairing).
+        self.slot(pos).control.store(Control::new(pos, 0, 0, ABANDONED).pack(), Ordering::Release);
+    }
+
+    /// Wakes consumers if any sleep. Call once after a batch of commits.
+    #[inline]
+    pub fn notify_consumers(&self) {
+        self.mem.header().not_empty.notify();
+    }
+
+    /// Wakes blocked publishers if any sleep.
+    #[inline]
+    pub fn notify_producers(&self) {
+        self.mem.header().not_full.notify();
+    }
+
+    /// Takes the next deliverable message for `agent`: requeued ones first,
+    /// then the one at the read cursor.
+    pub fn try_take(&self, agent: u16, auto_ack: bool, now_ms: &mut impl FnMut() -> u64) -> Take {
+        let auto = if auto_ack { FLAG_AUTO_ACK } else { 0 };
+        let header = self.mem.header();
+        // SYNC POINT REQUEUE: pairs with the Release fetch_add in `settle`.
+        if header.requeued.load(Ordering::Acquire) > 0 {
+            if let Some(take) = self.take_requeued(agent, auto, now_ms) {
+                return take;
+            }
+        }
+        loop {
+            let read = header.read.load(Ordering::Acquire);
+            let (produced, _) = unpack_cursor(header.produce.load(Ordering::Acquire));
+            if read == produced {
+                return Take::Empty;
+            }
+            let slot = self.slot(read);
+            // SYNC POINT PUBLISH (reader side of the plain load; the CAS below
+            // is the one that acquires the data).
+            let word = slot.control.load(Ordering::Acquire);
+            let ctl = Control::unpack(word);
+            if ctl.stamp != read {
+                // `read` moved on since we loaded it, or the slot is garbage.
+                if header.read.load(Ordering::Acquire) == read {
+                    return Take::Corrupt(read);
+                }
+                continue;
+            }
+            match ctl.state {
+                READY => {
+                    let claimed = Control::new(read, agent, ctl.flags | auto, DELIVERED).pack();
+                    // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release.
+                    if slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                        self.advance_read(read);
+                        if ctl.flags & FLAG_REDELIVERED != 0 {
+                            // Requeued before `read` moved past it: it was
+                            // counted in `requeued`, so uncount it here.
+                            header.requeued.fetch_sub(1, Ordering::Relaxed);
+                        }
+                        return self.deliver(read, agent, ctl.flags, now_ms);
+                    }
+                }
+                FREE => return Take::Stalled(read),
+                _ => self.advance_read(read),
+            }
+        }
+    }
+
+    #[inline]
+    fn advance_read(&self, from: u32) {
+        // Positions only; each slot's control word carries the ordering.
+        let _ = self.mem.header().read.compare_exchange(from, from.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Reads and validates a slot the caller just claimed.
+    fn deliver(&self, pos: u32, agent: u16, flags: u8, now_ms: &mut impl FnMut() -> u64) -> Take {
+        let slot = self.slot(pos);
+        let data_start = slot.data_start.load(Ordering::Relaxed);
+        let data_end = slot.data_end.load(Ordering::Relaxed);
+        let props_len = slot.props_len.load(Ordering::Relaxed);
+        let body_len = slot.body_len.load(Ordering::Relaxed);
+        let expires_at_ms = slot.expires_at_ms.load(Ordering::Relaxed);
+        let units = data_end.wrapping_sub(data_start);
+        let fits_ring = units <= self.geo.max_record_units()
+            && mask(data_start, self.geo.data_units) + units <= self.geo.data_units;
+        let fits_record = u64::from(props_len) + u64::from(body_len) <= u64::from(units) * UNIT as u64;
+        if !fits_ring || !fits_record {
+            let _ = self.settle(agent, pos, Settle::Done);
+            return Take::Corrupt(pos);
+        }
+        if expires_at_ms != 0 && expires_at_ms <= now_ms() {
+            let _ = self.settle(agent, pos, Settle::Done);
+            return Take::Expired;
+        }
+        Take::Got(Record { pos, flags, data_start, props_len, body_len, expires_at_ms })
+    }
+
+    /// Scans below the read cursor for requeued READY slots.
+    fn take_requeued(&self, agent: u16, auto: u8, now_ms: &mut impl FnMut() -> u64) -> Option<Take> {
+        let header = self.mem.header();
+        let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+        let read = header.read.load(Ordering::Acquire);
+        let span = read.wrapping_sub(free_slot).min(self.geo.slot_count);
+        for i in 0..span {
+            let pos = free_slot.wrapping_add(i);
+            let slot = self.slot(pos);
+            let word = slot.control.load(Ordering::Relaxed);
+            let ctl = Control::unpack(word);
+            if ctl.stamp == pos && ctl.state == READY {
+                let claimed = Control::new(pos, agent, ctl.flags | auto, DELIVERED).pack();
+                // SYNC POINT PUBLISH: Acquire pairs with the Release in
+                // `settle(Requeue)`/`requeue_dead`, as with `commit`.
+                if slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    // Every READY+REDELIVERED state was counted once by
+                    // `requeue`; whoever claims it uncounts it.
+                    if ctl.flags & FLAG_REDELIVERED != 0 {
+                        header.requeued.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    return Some(self.deliver(pos, agent, ctl.flags, now_ms));
+                }
+            }
+        }
+        None
+    }
+
+    /// Settles a delivery held by `agent`. Returns false if `pos` is not a
+    /// delivery this agent holds (an unknown or already-settled tag).
+    pub fn settle(&self, agent: u16, pos: u32, how: Settle) -> bool {
+        let slot = self.slot(pos);
+        let word = slot.control.load(Ordering::Relaxed);
+        let ctl = Control::unpack(word);
+        if ctl.stamp != pos || ctl.state != DELIVERED || ctl.owner != agent {
+            return false;
+        }
+        match how {
+            Settle::Done => {
+                let done = Control::new(pos, 0, ctl.flags & !FLAG_AUTO_ACK, DONE).pack();
+                // SYNC POINT DONE: Release pairs with the AcqRel CAS in
+                // `reclaim`: our reads of the data happen-before its reuse.
+                if slot.control.compare_exchange(word, done, Ordering::Release, Ordering::Relaxed).is_err() {
+                    return false;
+                }
+                let (free_slot, _) = unpack_cursor(self.mem.header().reclaim.load(Ordering::Relaxed));
+                if free_slot == pos && self.reclaim() {
+                    self.notify_producers();
+                }
+                true
+            }
+            Settle::Requeue => self.requeue(pos, word, ctl.flags),
+        }
+    }
+
+    /// DELIVERED `word` at `pos` → READY, flagged redelivered.
+    fn requeue(&self, pos: u32, word: u64, flags: u8) -> bool {
+        let header = self.mem.header();
+        // Count first, so `requeued` never undercounts READY slots below read.
+        // SYNC POINT REQUEUE: pairs with the Acquire load in `try_take`.
+        header.requeued.fetch_add(1, Ordering::Release);
+        let ready = Control::new(pos, 0, (flags & !FLAG_AUTO_ACK) | FLAG_REDELIVERED, READY).pack();
+        // SYNC POINT PUBLISH: Release, as in `commit`.
+        if self.slot(pos).control.compare_exchange(word, ready, Ordering::Release, Ordering::Relaxed).is_err() {
+            header.requeued.fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        self.notify_consumers();
+        true
+    }
+
+    /// Advances the reclaim cursor over DONE and ABANDONED slots. Returns
+    /// true if it moved (the caller may then wake blocked publishers).
+    pub fn reclaim(&self) -> bool {
+        let header = self.mem.header();
+        let mut advanced = false;
+        for _ in 0..self.geo.slot_count {
+            let current = header.reclaim.load(Ordering::Acquire);
+            let (free_slot, free_data) = unpack_cursor(current);
+            // Never pass `read`: slots at or past it may still be dispatched,
+            // and dispatch expects their stamps unchanged.
+            if free_slot == header.read.load(Ordering::Acquire) {
+                break;
+            }
+            let slot = self.slot(free_slot);
+            // SYNC POINT DONE: Acquire pairs with `settle`'s Release.
+            let word = slot.control.load(Ordering::Acquire);
+            let ctl = Control::unpack(word);
+            let next_lap = free_slot.wrapping_add(self.geo.slot_count);
+            let keep_data = if ctl.stamp == free_slot && (ctl.state == DONE || ctl.state == ABANDONED) {
+                let keep = ctl.state == ABANDONED;
+                let reset = Control::new(next_lap, 0, if keep { FLAG_KEEP_DATA } else { 0 }, FREE).pack();
+                if slot.control.compare_exchange(word, reset, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                    continue;
+                }
+                keep
+            } else if ctl.stamp == next_lap && ctl.state == FREE {
+                // Another reclaimer reset it and has not moved the cursor yet:
+                // help it.
+                ctl.flags & FLAG_KEEP_DATA != 0
+            } else {
+                break;
+            };
+            let new_data = if keep_data { free_data } else { slot.data_end.load(Ordering::Relaxed) };
+            // Hostile `data_end` must not run the data cursor past the
+            // producers: clamp to the produce cursor.
+            let (_, produced_data) = unpack_cursor(header.produce.load(Ordering::Acquire));
+            let new_data = if new_data.wrapping_sub(free_data) > produced_data.wrapping_sub(free_data) {
+                produced_data
+            } else {
+                new_data
+            };
+            // SYNC POINT RECLAIM: Release pairs with the Acquire load in
+            // `try_claim`.
+            if header
+                .reclaim
+                .compare_exchange(current, pack_cursor(free_slot.wrapping_add(1), new_data), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                advanced = true;
+            }
+        }
+        advanced
+    }
+
+    /// Discards the oldest READY message at the read cursor, on behalf of
+    /// `agent` (drop-oldest overflow, purge). False if none was ready.
+    pub fn discard_oldest(&self, agent: u16) -> bool {
+        loop {
+            match self.try_take(agent, false, &mut || 0) {
+                Take::Got(record) => {
+                    self.settle(agent, record.pos, Settle::Done);
+                    return true;
+                }
+                Take::Expired | Take::Corrupt(_) => continue,
+                Take::Empty | Take::Stalled(_) => return false,
+            }
+        }
+    }
+
+    /// Registers an agent for the process holding `token`; returns its index.
+    pub fn register_agent(&self, token: u64, role: u32, pid: u32, prefetch: u32) -> Option<u16> {
+        for index in 0..AGENT_SLOTS {
+            let agent = self.mem.agent(index);
+            // SYNC POINT AGENT: AcqRel pairs with the Release store in
+            // `release_agent`: the previous owner's resets are visible.
+            if agent.token.compare_exchange(0, token, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                agent.intent.store(0, Ordering::Release);
+                agent.role.store(role, Ordering::Relaxed);
+                agent.pid.store(pid, Ordering::Relaxed);
+                agent.unacked.store(0, Ordering::Relaxed);
+                agent.prefetch.store(prefetch, Ordering::Relaxed);
+                return Some(index as u16);
+            }
+        }
+        None
+    }
+
+    /// Frees agent slot `index` after folding its counters into the queue's
+    /// retired totals.
+    pub fn release_agent(&self, index: u16, token: u64) {
+        let agent = self.mem.agent(index as usize);
+        if agent.token.load(Ordering::Acquire) != token {
+            return;
+        }
+        let retired = &self.mem.header().state.retired;
+        let pairs = [
+            (&agent.counters.published, &retired.published),
+            (&agent.counters.delivered, &retired.delivered),
+            (&agent.counters.acked, &retired.acked),
+            (&agent.counters.redelivered, &retired.redelivered),
+            (&agent.counters.dropped, &retired.dropped),
+            (&agent.counters.expired, &retired.expired),
+        ];
+        for (mine, total) in pairs {
+            total.fetch_add(mine.swap(0, Ordering::Relaxed), Ordering::Relaxed);
+        }
+        agent.intent.store(0, Ordering::Relaxed);
+        agent.unacked.store(0, Ordering::Relaxed);
+        agent.role.store(0, Ordering::Relaxed);
+        // SYNC POINT AGENT: Release pairs with `register_agent`'s CAS.
+        let _ = agent.token.compare_exchange(token, 0, Ordering::Release, Ordering::Relaxed);
+    }
+
+    /// Requeues every delivery held by agent `index` (its consumer closed
+    /// or died). Auto-ack deliveries of a dead consumer are discarded
+    /// instead: auto-ack is at-most-once.
+    pub fn requeue_all_of(&self, index: u16) -> u32 {
+        let header = self.mem.header();
+        let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+        let read = header.read.load(Ordering::Acquire);
+        let span = read.wrapping_sub(free_slot).min(self.geo.slot_count);
+        let mut requeued = 0;
+        for i in 0..span {
+            let pos = free_slot.wrapping_add(i);
+            let word = self.slot(pos).control.load(Ordering::Acquire);
+            let ctl = Control::unpack(word);
+            if ctl.stamp != pos || ctl.state != DELIVERED || ctl.owner != index {
+                continue;
+            }
+            if ctl.flags & FLAG_AUTO_ACK != 0 {
+                self.settle(index, pos, Settle::Done);
+            } else if self.requeue(pos, word, ctl.flags) {
+                requeued += 1;
+            }
+        }
+        requeued
+    }
+
+    /// Recovers what processes that died left behind. `is_alive` answers for
+    /// a liveness token; it is asked at most once per agent.
+    pub fn recover(&self, is_alive: &mut impl FnMut(u64) -> bool) -> Recovered {
+        let mut live: u64 = 0;
+        let mut dead: u64 = 0;
+        let mut tokens = [0u64; AGENT_SLOTS];
+        for (index, token) in tokens.iter_mut().enumerate() {
+            *token = self.mem.agent(index).token.load(Ordering::Acquire);
+            if *token == 0 {
+                continue;
+            }
+            if is_alive(*token) {
+                live |= 1 << index;
+            } else {
+                dead |= 1 << index;
+            }
+        }
+        let mut report = Recovered::default();
+        if dead != 0 {
+            for index in 0..AGENT_SLOTS {
+                if dead & (1 << index) != 0 {
+                    report.requeued += self.requeue_all_of(index as u16);
+                }
+            }
+        }
+        report.abandoned = self.abandon_stalled(live);
+        for (index, &token) in tokens.iter().enumerate() {
+            if dead & (1 << index) != 0 {
+                self.release_agent(index as u16, token);
+                report.agents_freed += 1;
+            }
+        }
+        if report.abandoned > 0 || report.requeued > 0 {
+            self.notify_consumers();
+        }
+        report
+    }
+
+    /// Turns FREE slots at the read cursor that no live agent's intent covers
+    /// into ABANDONED: their producer died between claim and commit.
+    fn abandon_stalled(&self, live: u64) -> u32 {
+        let header = self.mem.header();
+        let mut abandoned = 0;
+        for _ in 0..self.geo.slot_count {
+            let read = header.read.load(Ordering::Acquire);
+            let (produced, _) = unpack_cursor(header.produce.load(Ordering::Acquire));
+            if read == produced {
+                break;
+            }
+            let slot = self.slot(read);
+            let word = slot.control.load(Ordering::Acquire);
+            let ctl = Control::unpack(word);
+            if ctl.stamp != read || ctl.state != FREE {
+                if ctl.stamp == read && ctl.state != READY {
+                    self.advance_read(read);
+                    continue;
+                }
+                break;
+            }
+            let covered = (0..AGENT_SLOTS).any(|index| {
+                if live & (1 << index) == 0 {
+                    return false;
+                }
+                // SYNC POINT INTENT: Acquire pairs with `try_claim`'s Release.
+                let (first, count) = unpack_cursor(self.mem.agent(index).intent.load(Ordering::Acquire));
+                read.wrapping_sub(first) < count
+            });
+            if covered {
+                break;
+            }
+            let gone = Control::new(read, 0, 0, ABANDONED).pack();
+            if slot.control.compare_exchange(word, gone, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                abandoned += 1;
+                self.advance_read(read);
+            }
+        }
+        abandoned
+    }
+
+    /// Approximate counts: `(ready, in_flight_claims_and_unacked, bytes_used)`.
+    /// Stale by the time it returns when other processes are active.
+    pub fn depth(&self) -> (u32, u64) {
+        let header = self.mem.header();
+        let (produced, produced_data) = unpack_cursor(header.produce.load(Ordering::Acquire));
+        let read = header.read.load(Ordering::Acquire);
+        let (_, free_data) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+        let requeued = header.requeued.load(Ordering::Relaxed);
+        let ready = produced.wrapping_sub(read).min(self.geo.slot_count).saturating_add(requeued);
+        let bytes = u64::from(produced_data.wrapping_sub(free_data).min(self.geo.data_units)) * UNIT as u64;
+        (ready.min(self.geo.slot_count), bytes)
+    }
+}

@@ -1,0 +1,168 @@
+//! Byte offsets of a queue segment, layout version 1 (docs/LAYOUT.md).
+//!
+//! ```text
+//! 0      segment header (48 B) + queue config (to 128)
+//! 128    queue name, 256 B (length in the config)
+//! 384    reserved, zero
+//! 512    RingHeader, 7 × 128 B
+//! 1408   agent table, 64 × 128 B
+//! 9600   slot array, slot_count × 32 B
+//! data   data area, data_units × 8 B, at the next 4096-byte boundary
+//! ```
+
+use super::QueueConfig;
+use crate::queue::options::Overflow;
+use crate::ring::layout::{AgentSlot, RingHeader, Slot, AGENT_SLOTS, UNIT};
+use crate::ring::Geometry;
+
+/// First bytes of every shmq segment.
+pub(crate) const MAGIC: [u8; 8] = *b"SHMQSEG\0";
+/// The layout version this build reads and writes.
+pub const LAYOUT_VERSION: u32 = 1;
+/// Segment kind: a queue.
+pub(crate) const KIND_QUEUE: u32 = 1;
+/// Segment kind: a namespace marker.
+pub(crate) const KIND_NAMESPACE: u32 = 2;
+/// The ready word's value once the creator finished initialising ("RDY!").
+pub(crate) const READY_VALUE: u32 = u32::from_le_bytes(*b"RDY!");
+
+/// Bytes of the fixed header region copied out and validated on open.
+pub(crate) const HEADER_BYTES: usize = 512;
+pub(crate) const NAMESPACE_MARKER_BYTES: usize = 64;
+pub(crate) const READY_OFFSET: usize = 16;
+const NAME_OFFSET: usize = 128;
+const NAME_MAX: usize = 255;
+pub(crate) const RING_OFFSET: usize = 512;
+pub(crate) const AGENTS_OFFSET: usize = RING_OFFSET + core::mem::size_of::<RingHeader>();
+pub(crate) const AGENT_BYTES: usize = core::mem::size_of::<AgentSlot>();
+pub(crate) const SLOTS_OFFSET: usize = AGENTS_OFFSET + AGENT_SLOTS * AGENT_BYTES;
+pub(crate) const SLOT_BYTES: usize = core::mem::size_of::<Slot>();
+const PAGE: usize = 4096;
+
+/// Limits that keep every offset computation far from overflow.
+pub(crate) const MAX_SLOTS: u32 = 1 << 24;
+pub(crate) const MIN_DATA_UNITS: u32 = 16;
+pub(crate) const MAX_DATA_UNITS: u32 = 1 << 30;
+
+const _: () = {
+    assert!(AGENTS_OFFSET == 1408);
+    assert!(SLOTS_OFFSET == 9600);
+    assert!(AGENTS_OFFSET % 128 == 0 && SLOTS_OFFSET % 128 == 0);
+    assert!(NAME_OFFSET + 256 <= HEADER_BYTES);
+};
+
+/// Where each part of a queue segment of some geometry lies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct QueueOffsets {
+    pub(crate) slots: usize,
+    pub(crate) data: usize,
+    pub(crate) data_len: usize,
+    pub(crate) total: u64,
+}
+
+impl QueueOffsets {
+    pub(crate) fn for_geometry(geometry: Geometry) -> Self {
+        let slots_end = SLOTS_OFFSET + geometry.slot_count as usize * SLOT_BYTES;
+        let data = slots_end.div_ceil(PAGE) * PAGE;
+        let data_len = geometry.data_units as usize * UNIT;
+        Self { slots: SLOTS_OFFSET, data, data_len, total: (data + data_len) as u64 }
+    }
+}
+
+fn put_u32(buf: &mut [u8], at: usize, v: u32) {
+    buf[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+fn put_u64(buf: &mut [u8], at: usize, v: u64) {
+    buf[at..at + 8].copy_from_slice(&v.to_le_bytes());
+}
+fn get_u32(buf: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+}
+fn get_u64(buf: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&buf[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+/// The header bytes of a fresh queue segment (ready word still zero).
+pub(crate) fn encode_queue_header(config: &QueueConfig, offsets: &QueueOffsets) -> [u8; HEADER_BYTES] {
+    let mut b = [0u8; HEADER_BYTES];
+    b[0..8].copy_from_slice(&MAGIC);
+    put_u32(&mut b, 8, LAYOUT_VERSION);
+    put_u32(&mut b, 12, KIND_QUEUE);
+    // 16: ready word, stored last by the creator.
+    put_u32(&mut b, 20, RING_OFFSET as u32);
+    put_u64(&mut b, 24, offsets.total);
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    put_u64(&mut b, 32, now_ms);
+    put_u32(&mut b, 40, std::process::id());
+    put_u32(&mut b, 48, config.geometry.slot_count);
+    put_u32(&mut b, 52, config.geometry.data_units);
+    put_u32(&mut b, 56, config.max_message_bytes);
+    put_u32(&mut b, 60, config.overflow as u32);
+    put_u64(&mut b, 64, config.message_ttl_ms);
+    put_u32(&mut b, 72, AGENT_SLOTS as u32);
+    put_u32(&mut b, 76, config.name.len() as u32);
+    b[80..88].copy_from_slice(&(offsets.data as u64).to_le_bytes());
+    b[NAME_OFFSET..NAME_OFFSET + config.name.len()].copy_from_slice(config.name.as_bytes());
+    b
+}
+
+/// Why a header failed validation.
+pub(crate) enum HeaderProblem {
+    Version(u32),
+    Corrupt(String),
+}
+
+/// Validates a copied-out header against the ready word and the file size.
+pub(crate) fn decode_queue_header(b: &[u8; HEADER_BYTES], ready: u32, file_len: u64) -> Result<QueueConfig, HeaderProblem> {
+    use HeaderProblem::Corrupt;
+    if b[0..8] != MAGIC {
+        return Err(Corrupt("not an shmq segment (bad magic)".into()));
+    }
+    let version = get_u32(b, 8);
+    if version != LAYOUT_VERSION {
+        return Err(HeaderProblem::Version(version));
+    }
+    let kind = get_u32(b, 12);
+    if kind != KIND_QUEUE {
+        return Err(Corrupt(format!("segment kind {kind} is not a queue")));
+    }
+    if ready != READY_VALUE {
+        return Err(Corrupt("the creator never finished initialising it (ready word unset)".into()));
+    }
+    if get_u32(b, 20) as usize != RING_OFFSET {
+        return Err(Corrupt("ring offset does not match this layout".into()));
+    }
+    let slot_count = get_u32(b, 48);
+    let data_units = get_u32(b, 52);
+    if !slot_count.is_power_of_two() || !(2..=MAX_SLOTS).contains(&slot_count) {
+        return Err(Corrupt(format!("slot count {slot_count} is not a power of two in 2..={MAX_SLOTS}")));
+    }
+    if !data_units.is_power_of_two() || !(MIN_DATA_UNITS..=MAX_DATA_UNITS).contains(&data_units) {
+        return Err(Corrupt(format!("data size {data_units} units is not a power of two in {MIN_DATA_UNITS}..={MAX_DATA_UNITS}")));
+    }
+    let geometry = Geometry { slot_count, data_units };
+    let offsets = QueueOffsets::for_geometry(geometry);
+    let total = get_u64(b, 24);
+    if total != offsets.total || get_u64(b, 80) != offsets.data as u64 {
+        return Err(Corrupt(format!("recorded size {total} does not match its geometry ({} bytes)", offsets.total)));
+    }
+    if file_len != offsets.total {
+        return Err(Corrupt(format!("file is {file_len} bytes but its header says {}", offsets.total)));
+    }
+    let max_message_bytes = get_u32(b, 56);
+    if u64::from(max_message_bytes) > u64::from(geometry.max_record_units()) * UNIT as u64 {
+        return Err(Corrupt(format!("largest message {max_message_bytes} is over half the data area")));
+    }
+    let overflow = Overflow::from_u32(get_u32(b, 60)).ok_or_else(|| Corrupt(format!("unknown overflow policy {}", get_u32(b, 60))))?;
+    if get_u32(b, 72) as usize != AGENT_SLOTS {
+        return Err(Corrupt("agent table size does not match this layout".into()));
+    }
+    let name_len = get_u32(b, 76) as usize;
+    if name_len == 0 || name_len > NAME_MAX {
+        return Err(Corrupt(format!("queue name length {name_len} is not in 1..=255")));
+    }
+    let name = std::str::from_utf8(&b[NAME_OFFSET..NAME_OFFSET + name_len]).map_err(|_| Corrupt("queue name is not UTF-8".into()))?;
+    Ok(QueueConfig { geometry, max_message_bytes, overflow, message_ttl_ms: get_u64(b, 64), name: name.to_owned() })
+}

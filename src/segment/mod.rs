@@ -1,0 +1,316 @@
+//! Segment files: creating, mapping and validating them.
+//!
+//! A segment is created under a temporary name, sized with `fallocate`,
+//! initialised, marked ready, and only then hard-linked to its real name, so
+//! no process ever maps a half-built segment under its real name. Opening
+//! re-validates everything anyway: the file is untrusted input.
+//! docs/LAYOUT.md gives the byte-exact layout.
+
+pub(crate) mod layout;
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+use memmap2::MmapRaw;
+
+use crate::error::Error;
+use crate::queue::options::{Overflow, QueueOptions};
+use crate::ring::control::{pack_cursor, Control, FREE};
+use crate::ring::layout::{AgentSlot, RingHeader, Slot, UNIT};
+use crate::ring::{Geometry, RingMemory};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use layout::*;
+
+/// A validated queue configuration, as stored in the segment header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct QueueConfig {
+    pub(crate) geometry: Geometry,
+    pub(crate) max_message_bytes: u32,
+    pub(crate) overflow: Overflow,
+    pub(crate) message_ttl_ms: u64,
+    pub(crate) name: String,
+}
+
+impl QueueConfig {
+    pub(crate) fn from_options(name: &str, options: &QueueOptions) -> Result<Self, Error> {
+        let geometry = options.geometry()?;
+        Ok(Self {
+            geometry,
+            max_message_bytes: options.max_message_bytes,
+            overflow: options.overflow,
+            message_ttl_ms: options.message_ttl.map_or(0, |d| d.as_millis().min(u128::from(u64::MAX)) as u64),
+            name: name.to_owned(),
+        })
+    }
+
+    /// The options this configuration was declared with.
+    pub(crate) fn options(&self) -> QueueOptions {
+        QueueOptions {
+            capacity_bytes: u64::from(self.geometry.data_units) * UNIT as u64,
+            max_messages: self.geometry.slot_count,
+            max_message_bytes: self.max_message_bytes,
+            overflow: self.overflow,
+            message_ttl: (self.message_ttl_ms != 0).then(|| std::time::Duration::from_millis(self.message_ttl_ms)),
+        }
+    }
+}
+
+/// A mapped queue segment. Implements [`RingMemory`] over the mapping.
+pub(crate) struct QueueSegment {
+    map: MmapRaw,
+    base: NonNull<u8>,
+    pub(crate) path: PathBuf,
+    pub(crate) config: QueueConfig,
+    offsets: QueueOffsets,
+    _file: File,
+}
+
+// SAFETY: the mapping lives as long as `self`; everything reached through
+// `base` is either an atomic (the ring structs) or data bytes that the ring
+// protocol gives to one owner at a time.
+unsafe impl Send for QueueSegment {}
+// SAFETY: as for Send; shared access goes through atomics only.
+unsafe impl Sync for QueueSegment {}
+
+/// What `create_queue` found.
+pub(crate) enum Created {
+    /// This call created the segment.
+    New(QueueSegment),
+    /// Another process (or an earlier call) had created it.
+    Existing(QueueSegment),
+}
+
+/// Creates `dir/name` as a queue segment unless it exists; `tmp_dir` holds
+/// the segment while it is being built.
+pub(crate) fn create_queue(dir: &Path, tmp_dir: &Path, tmp_name: &str, config: &QueueConfig, file_mode: u32) -> Result<Created, Error> {
+    let path = dir.join(&config.name);
+    if path.exists() {
+        return open_queue(&path).map(Created::Existing);
+    }
+    let offsets = QueueOffsets::for_geometry(config.geometry);
+    let tmp = tmp_dir.join(tmp_name);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(file_mode)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    let cleanup = TmpGuard(&tmp);
+    // Ignore the umask: the namespace chose the mode.
+    file.set_permissions(std::fs::Permissions::from_mode(file_mode)).map_err(|e| Error::io(&tmp, e))?;
+    reserve(&file, offsets.total).map_err(|e| match Error::io(&path, e) {
+        Error::NoSpace { path, .. } => Error::NoSpace { path, needed: offsets.total },
+        other => other,
+    })?;
+    let map = MmapRaw::map_raw(&file).map_err(|e| Error::io(&tmp, e))?;
+    let base = NonNull::new(map.as_mut_ptr()).ok_or_else(|| Error::Corrupt { path: tmp.clone(), reason: "mmap returned null".into() })?;
+    let header = encode_queue_header(config, &offsets);
+    // SAFETY: the mapping is `offsets.total >= HEADER_BYTES` bytes long and
+    // nobody else has this brand-new file yet.
+    unsafe { std::ptr::copy_nonoverlapping(header.as_ptr(), base.as_ptr(), header.len()) };
+    let segment = QueueSegment { map, base, path: path.clone(), config: config.clone(), offsets, _file: file };
+    segment.init_ring();
+    // SYNC POINT SEGMENT-READY: Release pairs with the Acquire load in
+    // `open_queue`: the header and ring initialisation are visible to any
+    // process that sees READY.
+    segment.ready_word().store(READY_VALUE, Ordering::Release);
+    match std::fs::hard_link(&tmp, &path) {
+        Ok(()) => {
+            drop(cleanup);
+            Ok(Created::New(segment))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            drop(cleanup);
+            drop(segment);
+            open_queue(&path).map(Created::Existing)
+        }
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+struct TmpGuard<'p>(&'p Path);
+
+impl Drop for TmpGuard<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
+/// Reserves `len` bytes so that a full file system fails here, not with
+/// SIGBUS on first touch.
+fn reserve(file: &File, len: u64) -> std::io::Result<()> {
+    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::OPNOTSUPP) | Err(rustix::io::Errno::NOSYS) => file.set_len(len),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Maps and validates an existing queue segment.
+pub(crate) fn open_queue(path: &Path) -> Result<QueueSegment, Error> {
+    let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let corrupt = |reason: String| Error::Corrupt { path: path.to_owned(), reason };
+    if len < HEADER_BYTES as u64 {
+        return Err(corrupt(format!("truncated: {len} bytes, smaller than the {HEADER_BYTES}-byte header")));
+    }
+    let map = MmapRaw::map_raw(&file).map_err(|e| Error::io(path, e))?;
+    let base = NonNull::new(map.as_mut_ptr()).ok_or_else(|| corrupt("mmap returned null".into()))?;
+    let mut header = [0u8; HEADER_BYTES];
+    // SAFETY: the mapping is at least HEADER_BYTES long (checked above). Other
+    // processes may write it concurrently; we copy it out once and validate
+    // the copy, never the live bytes.
+    unsafe { std::ptr::copy_nonoverlapping(base.as_ptr(), header.as_mut_ptr(), HEADER_BYTES) };
+    // SAFETY: offset READY_OFFSET is 4-aligned inside the mapping (page-aligned
+    // base); only atomics touch that word.
+    let ready = unsafe { &*(base.as_ptr().add(READY_OFFSET) as *const AtomicU32) };
+    // SYNC POINT SEGMENT-READY: pairs with the Release store in `create_queue`.
+    let ready = ready.load(Ordering::Acquire);
+    let config = decode_queue_header(&header, ready, len).map_err(|problem| match problem {
+        HeaderProblem::Version(found) => Error::IncompatibleVersion { path: path.to_owned(), found, supported: LAYOUT_VERSION },
+        HeaderProblem::Corrupt(reason) => corrupt(reason),
+    })?;
+    let offsets = QueueOffsets::for_geometry(config.geometry);
+    Ok(QueueSegment { map, base, path: path.to_owned(), config, offsets, _file: file })
+}
+
+impl QueueSegment {
+    fn ready_word(&self) -> &AtomicU32 {
+        // SAFETY: READY_OFFSET is 4-aligned and inside the mapping.
+        unsafe { &*(self.base.as_ptr().add(READY_OFFSET) as *const AtomicU32) }
+    }
+
+    /// Writes the initial cursor and slot values into a fresh segment.
+    fn init_ring(&self) {
+        let header = self.header();
+        header.produce.store(pack_cursor(0, 0), Ordering::Relaxed);
+        header.reclaim.store(pack_cursor(0, 0), Ordering::Relaxed);
+        for i in 0..self.config.geometry.slot_count {
+            self.slot(i).control.store(Control::new(i, 0, 0, FREE).pack(), Ordering::Relaxed);
+        }
+    }
+
+    /// Pointer to data byte `offset`, for in-place reads and writes.
+    ///
+    /// # Panics
+    /// Never for offsets the ring produced; an out-of-range offset is a bug
+    /// and is checked.
+    pub(crate) fn data_ptr(&self, offset: usize, len: usize) -> Option<*mut u8> {
+        let end = offset.checked_add(len)?;
+        if end > self.offsets.data_len {
+            return None;
+        }
+        // SAFETY: `offset + len` is within the data area, checked above.
+        Some(unsafe { self.base.as_ptr().add(self.offsets.data + offset) })
+    }
+
+    /// Flushes the mapping to its file (meaningful for on-disk namespaces).
+    pub(crate) fn flush(&self) -> std::io::Result<()> {
+        self.map.flush()
+    }
+}
+
+impl RingMemory for QueueSegment {
+    fn geometry(&self) -> Geometry {
+        self.config.geometry
+    }
+
+    fn header(&self) -> &RingHeader {
+        // SAFETY: RING_OFFSET is 128-aligned within the mapping, the header
+        // is all atomics, and the mapping outlives `&self`.
+        unsafe { &*(self.base.as_ptr().add(RING_OFFSET) as *const RingHeader) }
+    }
+
+    fn slot(&self, index: u32) -> &Slot {
+        debug_assert!(index < self.config.geometry.slot_count);
+        let index = (index & (self.config.geometry.slot_count - 1)) as usize;
+        // SAFETY: the masked index is below slot_count, so the slot lies in the
+        // validated slot array; Slot is all atomics, 8-aligned.
+        unsafe { &*(self.base.as_ptr().add(self.offsets.slots + index * SLOT_BYTES) as *const Slot) }
+    }
+
+    fn agent(&self, index: usize) -> &AgentSlot {
+        let index = index % crate::ring::layout::AGENT_SLOTS;
+        // SAFETY: index < AGENT_SLOTS; the agent table is 128-aligned and all
+        // atomics.
+        unsafe { &*(self.base.as_ptr().add(AGENTS_OFFSET + index * AGENT_BYTES) as *const AgentSlot) }
+    }
+
+    unsafe fn write_data(&self, offset: usize, src: &[u8]) -> bool {
+        match self.data_ptr(offset, src.len()) {
+            // SAFETY: in bounds (checked); the caller owns the claimed record.
+            Some(dst) => unsafe {
+                std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len());
+                true
+            },
+            None => false,
+        }
+    }
+
+    unsafe fn read_data(&self, offset: usize, dst: &mut [u8]) -> bool {
+        match self.data_ptr(offset, dst.len()) {
+            // SAFETY: in bounds (checked); the caller holds the record DELIVERED.
+            Some(src) => unsafe {
+                std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len());
+                true
+            },
+            None => false,
+        }
+    }
+}
+
+/// A namespace's marker segment: magic, version, ready. Guards against
+/// mixing layout versions in one directory.
+pub(crate) fn ensure_namespace_marker(path: &Path, tmp: &Path, file_mode: u32) -> Result<(), Error> {
+    if !path.exists() {
+        let mut bytes = [0u8; NAMESPACE_MARKER_BYTES];
+        bytes[..8].copy_from_slice(&MAGIC);
+        bytes[8..12].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
+        bytes[12..16].copy_from_slice(&KIND_NAMESPACE.to_le_bytes());
+        bytes[16..20].copy_from_slice(&READY_VALUE.to_le_bytes());
+        {
+            let mut file = OpenOptions::new().write(true).create_new(true).mode(file_mode).open(tmp).map_err(|e| Error::io(tmp, e))?;
+            let _guard = TmpGuard(tmp);
+            file.set_permissions(std::fs::Permissions::from_mode(file_mode)).map_err(|e| Error::io(tmp, e))?;
+            std::io::Write::write_all(&mut file, &bytes).map_err(|e| Error::io(tmp, e))?;
+            match std::fs::hard_link(tmp, path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(path, e)),
+            }
+        }
+    }
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let corrupt = |reason: &str| Error::Corrupt { path: path.to_owned(), reason: reason.to_owned() };
+    if bytes.len() < 20 {
+        return Err(corrupt("truncated namespace marker"));
+    }
+    if bytes[..8] != MAGIC {
+        return Err(corrupt("not an shmq namespace marker (bad magic)"));
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != LAYOUT_VERSION {
+        return Err(Error::IncompatibleVersion { path: path.to_owned(), found: version, supported: LAYOUT_VERSION });
+    }
+    Ok(())
+}
+
+/// Atomic-word views used by the namespace to mark deletion.
+impl QueueSegment {
+    pub(crate) fn deleted_word(&self) -> &AtomicU32 {
+        &self.header().state.deleted
+    }
+
+    /// The retired counters' `published` etc., for stats.
+    pub(crate) fn retired(&self) -> &crate::ring::layout::Counters {
+        &self.header().state.retired
+    }
+
+    #[allow(dead_code)]
+    pub(crate) fn produce_word(&self) -> &AtomicU64 {
+        &self.header().produce
+    }
+}

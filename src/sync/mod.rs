@@ -1,0 +1,185 @@
+//! The one place atomics, fences, spin hints and futex waits come from.
+//!
+//! Under `--cfg shmq_loom` every item here is loom's model of it, so the ring
+//! algorithm in [`crate::ring`] runs unchanged inside the model checker. The
+//! futex becomes a loom `Mutex` + `Condvar` that re-checks the word, so a lost
+//! wake-up shows up in the model as a deadlock.
+#![allow(clippy::disallowed_types)]
+
+#[cfg(not(shmq_loom))]
+pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+#[cfg(shmq_loom)]
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+use std::time::Duration;
+
+/// Spin-wait hint; under loom a yield, so the model explores other threads.
+#[inline]
+pub(crate) fn spin_hint() {
+    #[cfg(not(shmq_loom))]
+    core::hint::spin_loop();
+    #[cfg(shmq_loom)]
+    loom::thread::yield_now();
+}
+
+/// Sleep until `word` no longer holds `expected`, a wake arrives, or `timeout`
+/// passes. Spurious returns are allowed; callers re-check their condition.
+///
+/// The futex is *shared* (no `FUTEX_PRIVATE_FLAG`), so a waker in another
+/// process that maps the same file reaches this sleeper.
+#[cfg(not(shmq_loom))]
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    use rustix::thread::futex;
+    let timespec = timeout.map(|t| futex::Timespec {
+        tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(t.subsec_nanos()),
+    });
+    // EAGAIN (value already changed), ETIMEDOUT and EINTR all mean "re-check":
+    // the caller loops on its own condition and deadline.
+    let _ = futex::wait(word, futex::Flags::empty(), expected, timespec.as_ref());
+}
+
+/// Wake every sleeper on `word`, in any process.
+#[cfg(not(shmq_loom))]
+pub(crate) fn futex_wake_all(word: &AtomicU32) {
+    use rustix::thread::futex;
+    // An error here can only be EFAULT/EINVAL on a bad address, which a
+    // reference into a live mapping never is; sleepers also time out.
+    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+}
+
+#[cfg(shmq_loom)]
+mod loom_futex {
+    use loom::sync::{Condvar, Mutex};
+
+    pub(crate) struct Parking {
+        pub(crate) lock: Mutex<()>,
+        pub(crate) cond: Condvar,
+    }
+
+    loom::lazy_static! {
+        pub(crate) static ref PARKING: Parking = Parking { lock: Mutex::new(()), cond: Condvar::new() };
+    }
+}
+
+/// loom model of the futex wait: no timeout, so a lost wake-up deadlocks.
+#[cfg(shmq_loom)]
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) {
+    let parking = &*loom_futex::PARKING;
+    let guard = parking.lock.lock().unwrap();
+    // The kernel compares the word under its hash-bucket lock; the mutex plays
+    // that role here.
+    if word.load(Ordering::SeqCst) == expected {
+        drop(parking.cond.wait(guard).unwrap());
+    }
+}
+
+/// loom model of the futex wake.
+#[cfg(shmq_loom)]
+pub(crate) fn futex_wake_all(_word: &AtomicU32) {
+    let parking = &*loom_futex::PARKING;
+    let _guard = parking.lock.lock().unwrap();
+    parking.cond.notify_all();
+}
+
+/// An eventcount: lets a thread sleep until "something changed" without the
+/// notifier making a syscall when nobody sleeps.
+///
+/// Layout (8 bytes): `seq: u32`, `waiters: u32`.
+#[repr(C)]
+pub(crate) struct EventCount {
+    pub(crate) seq: AtomicU32,
+    pub(crate) waiters: AtomicU32,
+}
+
+impl EventCount {
+    #[cfg(shmq_loom)]
+    pub(crate) fn new() -> Self {
+        Self { seq: AtomicU32::new(0), waiters: AtomicU32::new(0) }
+    }
+
+    /// Called by the side that made progress, after making it visible.
+    #[inline]
+    pub(crate) fn notify(&self) {
+        // SYNC POINT EC-FENCE: pairs with the fence in `prepare_wait`. Either
+        // the sleeper sees our progress when it re-checks, or we see its
+        // `waiters` increment here and wake it (Dekker-style store/load).
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.seq.fetch_add(1, Ordering::Release);
+            futex_wake_all(&self.seq);
+        }
+    }
+
+    /// Registers as a waiter and returns the ticket to wait on. The caller
+    /// must re-check its condition after this and before `wait`.
+    #[inline]
+    pub(crate) fn prepare_wait(&self) -> u32 {
+        let ticket = self.seq.load(Ordering::Acquire);
+        self.waiters.fetch_add(1, Ordering::Relaxed);
+        // SYNC POINT EC-FENCE: see `notify`.
+        fence(Ordering::SeqCst);
+        ticket
+    }
+
+    /// Sleeps on the ticket (bounded by `timeout`), then deregisters.
+    #[inline]
+    pub(crate) fn wait(&self, ticket: u32, timeout: Option<Duration>) {
+        futex_wait(&self.seq, ticket, timeout);
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Deregisters without sleeping (the re-check found progress).
+    #[inline]
+    pub(crate) fn cancel_wait(&self) {
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One byte of heap-backed ring data. Under loom every access is tracked, so
+/// a data race between a producer's write and a consumer's read fails the
+/// model.
+pub(crate) struct DataCell(
+    #[cfg(not(shmq_loom))] std::cell::UnsafeCell<u8>,
+    #[cfg(shmq_loom)] loom::cell::UnsafeCell<u8>,
+);
+
+// SAFETY: access is only through the unsafe `get`/`set`, whose callers own the
+// byte by the ring protocol (a claimed or delivered record).
+unsafe impl Sync for DataCell {}
+
+impl DataCell {
+    pub(crate) fn new() -> Self {
+        #[cfg(not(shmq_loom))]
+        return Self(std::cell::UnsafeCell::new(0));
+        #[cfg(shmq_loom)]
+        return Self(loom::cell::UnsafeCell::new(0));
+    }
+
+    /// # Safety
+    /// The caller owns this byte: no other thread reads or writes it now.
+    #[inline]
+    pub(crate) unsafe fn set(&self, value: u8) {
+        #[cfg(not(shmq_loom))]
+        // SAFETY: exclusive by the caller's contract.
+        unsafe {
+            *self.0.get() = value
+        };
+        #[cfg(shmq_loom)]
+        // SAFETY: exclusive by the caller's contract; loom checks it.
+        self.0.with_mut(|p| unsafe { *p = value });
+    }
+
+    /// # Safety
+    /// No other thread writes this byte now.
+    #[inline]
+    pub(crate) unsafe fn get(&self) -> u8 {
+        #[cfg(not(shmq_loom))]
+        // SAFETY: no concurrent writer by the caller's contract.
+        return unsafe { *self.0.get() };
+        #[cfg(shmq_loom)]
+        // SAFETY: no concurrent writer by the caller's contract; loom checks it.
+        return self.0.with(|p| unsafe { *p });
+    }
+}

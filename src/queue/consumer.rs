@@ -9,7 +9,7 @@ use super::options::{AckMode, ConsumerOptions};
 use super::{bump, now_ms, Agent, STALL_BEFORE_RECOVERY, WAIT_SLICE};
 use crate::error::{AckError, RecvError};
 use crate::message::PropertiesRef;
-use crate::ring::{Record, RingMemory, Settle, Take};
+use crate::ring::{Record, Settle, Take};
 use crate::sync::Ordering;
 
 /// Identifies one delivery for a later ack, nack or reject (AMQP's delivery
@@ -305,7 +305,7 @@ impl Consumer {
                 backoff.snooze();
                 continue;
             }
-            let not_empty = &self.agent.queue.segment().header().not_empty;
+            let not_empty = self.agent.queue.ring.not_empty();
             let ticket = not_empty.prepare_wait();
             if let Some(record) = self.poll()? {
                 not_empty.cancel_wait();

@@ -309,7 +309,7 @@ impl Producer {
                 backoff.snooze();
                 continue;
             }
-            let not_full = &queue.segment().header().not_full;
+            let not_full = queue.ring.not_full();
             let ticket = not_full.prepare_wait();
             if let Some(claim) = queue.ring.try_claim(self.agent.index, units) {
                 not_full.cancel_wait();

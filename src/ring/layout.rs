@@ -9,7 +9,11 @@ use crate::sync::{AtomicU32, AtomicU64, EventCount};
 pub(crate) const LINE: usize = 128;
 
 /// How many producer/consumer handles one queue can have attached at once.
+#[cfg(not(shmq_loom))]
 pub const AGENT_SLOTS: usize = 64;
+/// Fewer agents under loom keep the models small.
+#[cfg(shmq_loom)]
+pub const AGENT_SLOTS: usize = 4;
 
 /// Bytes per data unit; every record starts on a unit boundary.
 pub(crate) const UNIT: usize = 8;

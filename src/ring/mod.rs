@@ -242,6 +242,16 @@ impl<M: RingMemory> Ring<M> {
         self.slot(pos).control.store(Control::new(pos, 0, 0, ABANDONED).pack(), Ordering::Release);
     }
 
+    /// The eventcount consumers sleep on while the ring is empty.
+    pub fn not_empty(&self) -> &crate::sync::EventCount {
+        &self.mem.header().not_empty
+    }
+
+    /// The eventcount publishers sleep on while the ring is full.
+    pub fn not_full(&self) -> &crate::sync::EventCount {
+        &self.mem.header().not_full
+    }
+
     /// Wakes consumers if any sleep. Call once after a batch of commits.
     #[inline]
     pub fn notify_consumers(&self) {

@@ -86,9 +86,11 @@ pub(crate) fn futex_wake_all(_word: &AtomicU32) {
 /// An eventcount: lets a thread sleep until "something changed" without the
 /// notifier making a syscall when nobody sleeps.
 ///
-/// Layout (8 bytes): `seq: u32`, `waiters: u32`.
+/// Layout (8 bytes): `seq: u32`, `waiters: u32`. A waiter that dies while
+/// registered leaves `waiters` high, which only costs notifiers a wake
+/// syscall; it never loses a wake-up.
 #[repr(C)]
-pub(crate) struct EventCount {
+pub struct EventCount {
     pub(crate) seq: AtomicU32,
     pub(crate) waiters: AtomicU32,
 }
@@ -101,7 +103,7 @@ impl EventCount {
 
     /// Called by the side that made progress, after making it visible.
     #[inline]
-    pub(crate) fn notify(&self) {
+    pub fn notify(&self) {
         // SYNC POINT EC-FENCE: pairs with the fence in `prepare_wait`. Either
         // the sleeper sees our progress when it re-checks, or we see its
         // `waiters` increment here and wake it (Dekker-style store/load).
@@ -115,7 +117,7 @@ impl EventCount {
     /// Registers as a waiter and returns the ticket to wait on. The caller
     /// must re-check its condition after this and before `wait`.
     #[inline]
-    pub(crate) fn prepare_wait(&self) -> u32 {
+    pub fn prepare_wait(&self) -> u32 {
         let ticket = self.seq.load(Ordering::Acquire);
         self.waiters.fetch_add(1, Ordering::Relaxed);
         // SYNC POINT EC-FENCE: see `notify`.
@@ -125,14 +127,14 @@ impl EventCount {
 
     /// Sleeps on the ticket (bounded by `timeout`), then deregisters.
     #[inline]
-    pub(crate) fn wait(&self, ticket: u32, timeout: Option<Duration>) {
+    pub fn wait(&self, ticket: u32, timeout: Option<Duration>) {
         futex_wait(&self.seq, ticket, timeout);
         self.waiters.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Deregisters without sleeping (the re-check found progress).
     #[inline]
-    pub(crate) fn cancel_wait(&self) {
+    pub fn cancel_wait(&self) {
         self.waiters.fetch_sub(1, Ordering::Relaxed);
     }
 }

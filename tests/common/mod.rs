@@ -1,0 +1,66 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A namespace directory removed when dropped.
+pub struct TempNs {
+    pub dir: PathBuf,
+    pub ns: shmq::Namespace,
+}
+
+impl TempNs {
+    pub fn new(tag: &str) -> TempNs {
+        let dir = std::env::temp_dir().join(format!("shmq-test-{tag}-{}-{:x}", std::process::id(), nanos()));
+        let ns = shmq::Namespace::open_dir(&dir).expect("open namespace");
+        TempNs { dir, ns }
+    }
+
+    /// A namespace under /dev/shm, as production uses.
+    pub fn in_shm(tag: &str) -> TempNs {
+        let dir = PathBuf::from(format!("/dev/shm/shmq-test-{tag}-{}-{:x}", std::process::id(), nanos()));
+        let ns = shmq::Namespace::open_dir(&dir).expect("open namespace");
+        TempNs { dir, ns }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `shmq` with `--namespace` set to this namespace.
+    pub fn shmq(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shmq"));
+        cmd.arg("--namespace").arg(&self.dir);
+        cmd
+    }
+
+    /// Spawns `shmq ARGS` with piped stdout.
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.shmq().args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn shmq")
+    }
+
+    /// Runs `shmq ARGS` to completion and returns stdout; panics on failure.
+    pub fn run(&self, args: &[&str]) -> String {
+        let out = self.shmq().args(args).output().expect("run shmq");
+        assert!(out.status.success(), "shmq {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    }
+}
+
+impl Drop for TempNs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// Waits for a child and returns its stdout, asserting success.
+pub fn finish(child: Child) -> String {
+    let out = child.wait_with_output().expect("wait for child");
+    assert!(out.status.success(), "child failed with {:?}", out.status);
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}

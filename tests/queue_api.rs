@@ -1,0 +1,335 @@
+//! In-process behaviour of queues: declare rules, acks, prefetch, overflow,
+//! sizes, properties, bad input. Cross-process behaviour is in processes.rs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TempNs;
+use shmq::{ConsumerOptions, Error, Overflow, Properties, PublishError, QueueOptions, RecvError};
+
+fn small() -> QueueOptions {
+    QueueOptions::default().capacity_bytes(64 * 1024).max_message_bytes(16 * 1024)
+}
+
+#[test]
+fn hello_world_round_trips_with_properties() {
+    let t = TempNs::new("hello");
+    t.ns.declare_queue("hello", &QueueOptions::default()).unwrap();
+    let mut producer = t.ns.producer("hello").unwrap();
+    let headers = [("k", shmq::HeaderValue::Str("v"))];
+    let props = Properties::new().content_type("text/plain").correlation_id("c1").reply_to("r").headers(&headers);
+    producer.publish_with(&props, b"Hello World").unwrap();
+    let consumer = t.ns.consumer("hello", ConsumerOptions::default()).unwrap();
+    let d = consumer.recv_timeout(Duration::from_secs(1)).unwrap();
+    assert_eq!(d.body(), b"Hello World");
+    let p = d.properties();
+    assert_eq!((p.content_type, p.correlation_id, p.reply_to), (Some("text/plain"), Some("c1"), Some("r")));
+    assert_eq!(p.headers.get("k"), Some(shmq::HeaderValue::Str("v")));
+    assert!(!d.redelivered());
+}
+
+#[test]
+fn declare_is_idempotent_and_conflicts_are_precondition_errors() {
+    let t = TempNs::new("declare");
+    let options = small();
+    t.ns.declare_queue("q", &options).unwrap();
+    t.ns.declare_queue("q", &options).unwrap();
+    // Equal after normalisation (1000 rounds to 1024 like 1024 does).
+    let err = t.ns.declare_queue("q", &options.clone().overflow(Overflow::DropOldest)).unwrap_err();
+    match err {
+        Error::PreconditionFailed { field, existing, requested, .. } => {
+            assert_eq!((field, existing.as_str(), requested.as_str()), ("overflow", "block", "drop-oldest"));
+        }
+        other => panic!("expected PreconditionFailed, got {other}"),
+    }
+    assert!(t.ns.declare_queue_passive("q").is_ok());
+    let missing = t.ns.declare_queue_passive("qq").unwrap_err();
+    assert!(missing.to_string().contains("did you mean 'q'"), "{missing}");
+}
+
+#[test]
+fn bad_names_get_typed_errors() {
+    let t = TempNs::new("names");
+    for bad in ["", "a/b", "a\0b", ".", ".."] {
+        assert!(matches!(t.ns.declare_queue(bad, &small()), Err(Error::InvalidName { .. })), "{bad:?}");
+    }
+    let long = "x".repeat(256);
+    assert!(matches!(t.ns.declare_queue(&long, &small()), Err(Error::InvalidName { .. })));
+    let max = "y".repeat(255);
+    t.ns.declare_queue(&max, &small()).unwrap();
+    assert!(matches!(t.ns.producer("nope"), Err(Error::QueueNotFound { .. })));
+}
+
+#[test]
+fn bad_options_get_typed_errors() {
+    let t = TempNs::new("options");
+    let too_big_message = QueueOptions::default().capacity_bytes(4096).max_message_bytes(4096);
+    let err = t.ns.declare_queue("q", &too_big_message).unwrap_err();
+    assert!(matches!(err, Error::InvalidOptions(_)), "{err}");
+    assert!(err.to_string().contains("over half the capacity"));
+    let tiny = QueueOptions { capacity_bytes: 8, ..QueueOptions::default() };
+    assert!(matches!(t.ns.declare_queue("q", &tiny), Err(Error::InvalidOptions(_))));
+}
+
+#[test]
+fn messages_from_zero_bytes_to_the_limit_round_trip() {
+    let t = TempNs::new("sizes");
+    let options = small();
+    t.ns.declare_queue("q", &options).unwrap();
+    let limit = options.max_message_bytes as usize;
+    let mut producer = t.ns.producer("q").unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    let sizes = [0, 1, 7, 8, 9, 63, 64, 65, 1000, 4096, limit - 1, limit];
+    for round in 0..20 {
+        for &size in &sizes {
+            let body: Vec<u8> = (0..size).map(|i| (i + round) as u8).collect();
+            producer.publish(&body).unwrap();
+            let d = consumer.try_recv().unwrap();
+            assert_eq!(d.body(), &body[..], "size {size}");
+        }
+    }
+    let over = vec![0u8; limit + 1];
+    assert_eq!(producer.publish(&over), Err(PublishError::TooLarge { size: limit + 1, limit }));
+    // A property pushes a limit-sized body over.
+    let err = producer.publish_with(&Properties::new().message_id("m"), &vec![0u8; limit]).unwrap_err();
+    assert!(matches!(err, PublishError::TooLarge { .. }));
+    assert_eq!(consumer.try_recv().err(), Some(RecvError::Empty));
+}
+
+#[test]
+fn small_messages_take_small_records() {
+    let t = TempNs::new("packing");
+    let options = QueueOptions::default().capacity_bytes(64 * 1024).max_messages(4096).max_message_bytes(16 * 1024);
+    t.ns.declare_queue("q", &options.clone().overflow(Overflow::Reject)).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    let mut published = 0;
+    while producer.publish(&[7u8; 64]).is_ok() {
+        published += 1;
+    }
+    // 64 KiB of 64-byte records is 1024; a fixed large-slot design would
+    // hold 4 of 16 KiB.
+    assert_eq!(published, 1024);
+    assert_eq!(t.ns.queue_stats("q").unwrap().bytes_used, 64 * 1024);
+}
+
+#[test]
+fn manual_ack_nack_and_redelivery() {
+    let t = TempNs::new("acks");
+    t.ns.declare_queue("q", &small()).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    producer.publish(b"one").unwrap();
+    producer.publish(b"two").unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+    let first = consumer.try_recv().unwrap();
+    assert_eq!(first.body(), b"one");
+    first.nack(true).unwrap();
+    let again = consumer.try_recv().unwrap();
+    assert_eq!((again.body(), again.redelivered()), (&b"one"[..], true));
+    let tag = again.tag();
+    drop(again); // manual mode: still unacked
+    assert_eq!(t.ns.queue_stats("q").unwrap().unacked, 1);
+    consumer.ack(tag).unwrap();
+    assert_eq!(consumer.ack(tag), Err(shmq::AckError::UnknownDeliveryTag(tag.0)));
+    let two = consumer.try_recv().unwrap();
+    two.reject(false).unwrap();
+    assert_eq!(consumer.try_recv().err(), Some(RecvError::Empty));
+    let stats = t.ns.queue_stats("q").unwrap();
+    assert_eq!((stats.ready, stats.unacked, stats.acked, stats.redelivered), (0, 0, 1, 1));
+}
+
+#[test]
+fn closing_a_consumer_requeues_its_unacked_messages() {
+    let t = TempNs::new("close");
+    t.ns.declare_queue("q", &small()).unwrap();
+    t.ns.producer("q").unwrap().publish_batch(&[b"a", b"b", b"c"]).unwrap();
+    {
+        let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+        let a = consumer.try_recv().unwrap().tag();
+        let _b = consumer.try_recv().unwrap().tag();
+        consumer.ack(a).unwrap();
+    }
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+    let b = consumer.try_recv().unwrap();
+    assert_eq!((b.body(), b.redelivered()), (&b"b"[..], true));
+    b.ack().unwrap();
+    let c = consumer.try_recv().unwrap();
+    assert_eq!((c.body(), c.redelivered()), (&b"c"[..], false));
+}
+
+#[test]
+fn prefetch_limits_unacked_deliveries() {
+    let t = TempNs::new("prefetch");
+    t.ns.declare_queue("q", &small()).unwrap();
+    t.ns.producer("q").unwrap().publish_batch(&[b"1", b"2", b"3"]).unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack().prefetch(2)).unwrap();
+    let one = consumer.try_recv().unwrap().tag();
+    let _two = consumer.try_recv().unwrap().tag();
+    assert_eq!(consumer.try_recv().err(), Some(RecvError::PrefetchFull(2)));
+    consumer.ack(one).unwrap();
+    assert_eq!(consumer.try_recv().unwrap().body(), b"3");
+}
+
+#[test]
+fn reject_policy_returns_queue_full_and_loses_nothing() {
+    let t = TempNs::new("reject");
+    let options = QueueOptions::default().capacity_bytes(4096).max_messages(8).max_message_bytes(256).overflow(Overflow::Reject);
+    t.ns.declare_queue("q", &options).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    for i in 0..8u8 {
+        producer.publish(&[i]).unwrap();
+    }
+    assert_eq!(producer.publish(&[99]), Err(PublishError::QueueFull));
+    let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    let got: Vec<u8> = (0..8).map(|_| consumer.try_recv().unwrap().body()[0]).collect();
+    assert_eq!(got, (0..8).collect::<Vec<u8>>());
+    producer.publish(&[100]).unwrap();
+}
+
+#[test]
+fn drop_oldest_policy_keeps_the_newest() {
+    let t = TempNs::new("dropoldest");
+    let options = QueueOptions::default().capacity_bytes(4096).max_messages(4).max_message_bytes(256).overflow(Overflow::DropOldest);
+    t.ns.declare_queue("q", &options).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    for i in 0..10u8 {
+        producer.publish(&[i]).unwrap();
+    }
+    let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    let got: Vec<u8> = std::iter::from_fn(|| consumer.try_recv().ok().map(|d| d.body()[0])).collect();
+    assert_eq!(got, vec![6, 7, 8, 9]);
+    assert_eq!(t.ns.queue_stats("q").unwrap().dropped, 6);
+}
+
+#[test]
+fn drop_oldest_never_drops_unacked_messages() {
+    let t = TempNs::new("dropunacked");
+    let options = QueueOptions::default().capacity_bytes(4096).max_messages(2).max_message_bytes(256).overflow(Overflow::DropOldest);
+    t.ns.declare_queue("q", &options).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    producer.publish_batch(&[b"a", b"b"]).unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+    let a = consumer.try_recv().unwrap().tag();
+    let b = consumer.try_recv().unwrap().tag();
+    assert_eq!(producer.publish(b"c"), Err(PublishError::QueueFull));
+    consumer.ack(a).unwrap();
+    consumer.ack(b).unwrap();
+    producer.publish(b"c").unwrap();
+}
+
+#[test]
+fn block_policy_times_out_then_resumes_when_space_frees() {
+    let t = TempNs::new("block");
+    let options = QueueOptions::default().capacity_bytes(4096).max_messages(2).max_message_bytes(256);
+    t.ns.declare_queue("q", &options).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    producer.set_publish_timeout(Some(Duration::from_millis(30)));
+    producer.publish_batch(&[b"a", b"b"]).unwrap();
+    assert_eq!(producer.publish(b"c"), Err(PublishError::Timeout));
+    producer.set_publish_timeout(None);
+    let ns = t.ns.clone();
+    let consumer_thread = std::thread::spawn(move || {
+        let consumer = ns.consumer("q", ConsumerOptions::default()).unwrap();
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            got.push(consumer.recv().unwrap().body().to_vec());
+        }
+        got
+    });
+    producer.publish(b"c").unwrap(); // blocks until the consumer makes room
+    assert_eq!(consumer_thread.join().unwrap(), vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+}
+
+#[test]
+fn ttl_expires_messages_at_delivery() {
+    let t = TempNs::new("ttl");
+    t.ns.declare_queue("q", &small().message_ttl(Duration::from_millis(20))).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    producer.publish(b"old").unwrap();
+    producer.publish_with(&Properties::new().expiration("100000"), b"capped").unwrap();
+    std::thread::sleep(Duration::from_millis(40));
+    producer.publish(b"new").unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    assert_eq!(consumer.try_recv().unwrap().body(), b"new");
+    assert_eq!(t.ns.queue_stats("q").unwrap().expired, 2);
+}
+
+#[test]
+fn reservations_write_in_place_and_dropped_ones_are_skipped() {
+    let t = TempNs::new("reserve");
+    t.ns.declare_queue("q", &small()).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    {
+        let mut r = producer.reserve(&Properties::new().message_id("zc"), 4).unwrap();
+        r.body_mut().copy_from_slice(b"abcd");
+        r.commit();
+    }
+    {
+        let mut r = producer.reserve(&Properties::new(), 4).unwrap();
+        r.body_mut().copy_from_slice(b"gone");
+    }
+    producer.publish(b"after").unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    let d = consumer.try_recv().unwrap();
+    assert_eq!((d.body(), d.properties().message_id), (&b"abcd"[..], Some("zc")));
+    drop(d);
+    assert_eq!(consumer.try_recv().unwrap().body(), b"after");
+}
+
+#[test]
+fn delete_and_purge() {
+    let t = TempNs::new("delete");
+    t.ns.declare_queue("q", &small()).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    producer.publish_batch(&[b"a", b"b", b"c"]).unwrap();
+    assert_eq!(t.ns.purge_queue("q").unwrap(), 3);
+    assert_eq!(t.ns.queue_stats("q").unwrap().ready, 0);
+    let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    t.ns.delete_queue("q").unwrap();
+    assert_eq!(producer.publish(b"x"), Err(PublishError::QueueDeleted));
+    assert_eq!(consumer.recv().err(), Some(RecvError::QueueDeleted));
+    assert!(matches!(t.ns.queue_stats("q"), Err(Error::QueueNotFound { .. })));
+}
+
+#[test]
+fn competing_threads_each_message_exactly_once() {
+    let t = TempNs::in_shm("threads");
+    t.ns.declare_queue("q", &QueueOptions::default().capacity_bytes(1 << 16).max_message_bytes(1024)).unwrap();
+    const PER_PRODUCER: u32 = 20_000;
+    let producers: Vec<_> = (0..2u32)
+        .map(|p| {
+            let ns = t.ns.clone();
+            std::thread::spawn(move || {
+                let mut producer = ns.producer("q").unwrap();
+                for i in 0..PER_PRODUCER {
+                    producer.publish(&(p * PER_PRODUCER + i).to_le_bytes()).unwrap();
+                }
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            let ns = t.ns.clone();
+            std::thread::spawn(move || {
+                let consumer = ns.consumer("q", ConsumerOptions::default().manual_ack().prefetch(8)).unwrap();
+                let mut seen = Vec::new();
+                loop {
+                    match consumer.recv_timeout(Duration::from_millis(500)) {
+                        Ok(d) => {
+                            seen.push(u32::from_le_bytes(d.body().try_into().unwrap()));
+                            d.ack().unwrap();
+                        }
+                        Err(RecvError::Timeout) => return seen,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    let mut all: Vec<u32> = consumers.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..2 * PER_PRODUCER).collect::<Vec<_>>());
+}

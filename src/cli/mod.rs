@@ -1,4 +1,120 @@
-//! Subcommands of the `shmq` binary.
+//! Subcommands of the `shmq` binary: management (like rabbitmqctl), message
+//! I/O, the demo and the load tool.
+
+mod admin;
+mod bench;
+mod demo;
+mod io;
+
+use clap::{Parser, Subcommand};
+
+/// shmq: RabbitMQ-style message queues in shared memory, with no broker.
+#[derive(Parser, Debug)]
+#[command(name = "shmq", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Namespace: a name under /dev/shm/shmq, or a directory path.
+    #[arg(long, short = 'n', global = true, env = "SHMQ_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Machine-readable JSON output.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every pattern across real processes and print what each consumer got.
+    Demo(demo::DemoArgs),
+    /// Measure throughput and latency between processes, next to a Unix socket.
+    Bench(bench::BenchArgs),
+    /// Namespace overview: queues, peers, memory.
+    Status,
+    /// List queues with depth, consumers and counters.
+    ListQueues,
+    /// List processes attached to the namespace.
+    ListPeers,
+    /// Declare a queue (idempotent; fails if it exists with other options).
+    DeclareQueue(admin::DeclareArgs),
+    /// Delete a queue.
+    DeleteQueue { name: String },
+    /// Discard a queue's ready messages.
+    Purge { name: String },
+    /// Reclaim what dead processes left (normally automatic).
+    Gc,
+    /// Remove the whole namespace.
+    Reset {
+        /// Remove it even while live processes are attached.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Publish messages to a queue.
+    Publish(io::PublishArgs),
+    /// Consume messages from a queue and print them.
+    Consume(io::ConsumeArgs),
+    #[command(hide = true)]
+    BenchChild(bench::ChildArgs),
+}
+
+/// Parses the command line, runs it and returns the exit code.
 pub fn run() -> i32 {
-    0
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Demo(args) => demo::run(&cli, args),
+        Command::Bench(args) => bench::run(&cli, args),
+        Command::BenchChild(args) => bench::child(&cli, args),
+        Command::Publish(args) => io::publish(&cli, args),
+        Command::Consume(args) => io::consume(&cli, args),
+        _ => admin::run(&cli),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("shmq: {e}");
+            exit_code(&*e)
+        }
+    }
+}
+
+/// Exit codes scripts can rely on (rabbitmqctl-like): 1 generic, 2 usage,
+/// 3 not found, 4 precondition, 5 corrupt or incompatible, 6 no space or
+/// permission, 7 timeout or empty.
+fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
+    match e.downcast_ref::<shmq::Error>() {
+        Some(shmq::Error::QueueNotFound { .. }) => 3,
+        Some(shmq::Error::PreconditionFailed { .. }) => 4,
+        Some(shmq::Error::Corrupt { .. }) | Some(shmq::Error::IncompatibleVersion { .. }) => 5,
+        Some(shmq::Error::NoSpace { .. }) | Some(shmq::Error::PermissionDenied { .. }) => 6,
+        Some(shmq::Error::InvalidName { .. }) | Some(shmq::Error::InvalidOptions(_)) => 2,
+        _ if e.downcast_ref::<shmq::RecvError>().is_some() => 7,
+        _ => 1,
+    }
+}
+
+pub type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Opens the namespace the command line names.
+pub fn namespace(cli: &Cli) -> Result<shmq::Namespace, shmq::Error> {
+    shmq::Namespace::open(&cli.namespace)
+}
+
+/// Formats a table: a header row and aligned columns.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let text: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(text.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(headers.to_vec(), &mut out);
+    for row in rows {
+        line(row.iter().map(String::as_str).collect(), &mut out);
+    }
+    out
 }

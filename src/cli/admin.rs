@@ -1,0 +1,216 @@
+//! Management subcommands: the rabbitmqctl side of shmq.
+
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+
+use super::{namespace, table, Cli, CliResult, Command};
+
+#[derive(Args, Debug)]
+pub struct DeclareArgs {
+    /// Queue name.
+    pub name: String,
+    /// Data capacity in bytes.
+    #[arg(long, default_value_t = 8 << 20)]
+    pub capacity: u64,
+    /// Most messages held at once.
+    #[arg(long)]
+    pub max_messages: Option<u32>,
+    /// Largest message (body plus properties) in bytes.
+    #[arg(long)]
+    pub max_message: Option<u32>,
+    /// block, reject or drop-oldest.
+    #[arg(long, default_value = "block")]
+    pub overflow: shmq::Overflow,
+    /// Message TTL in milliseconds.
+    #[arg(long)]
+    pub ttl_ms: Option<u64>,
+    /// Only check that the queue exists.
+    #[arg(long)]
+    pub passive: bool,
+}
+
+impl DeclareArgs {
+    pub fn options(&self) -> shmq::QueueOptions {
+        let mut options = shmq::QueueOptions::default().capacity_bytes(self.capacity).overflow(self.overflow);
+        if let Some(n) = self.max_messages {
+            options = options.max_messages(n);
+        }
+        if let Some(n) = self.max_message {
+            options = options.max_message_bytes(n);
+        }
+        if let Some(ms) = self.ttl_ms {
+            options = options.message_ttl(Duration::from_millis(ms));
+        }
+        options
+    }
+}
+
+pub fn run(cli: &Cli) -> CliResult {
+    match &cli.command {
+        Command::Status => status(cli),
+        Command::ListQueues => list_queues(cli),
+        Command::ListPeers => list_peers(cli),
+        Command::DeclareQueue(args) => declare(cli, args),
+        Command::DeleteQueue { name } => {
+            namespace(cli)?.delete_queue(name)?;
+            say(cli, &format!("deleted queue '{name}'"), json!({"deleted": name}));
+            Ok(())
+        }
+        Command::Purge { name } => {
+            let purged = namespace(cli)?.purge_queue(name)?;
+            say(cli, &format!("purged {purged} messages from '{name}'"), json!({"queue": name, "purged": purged}));
+            Ok(())
+        }
+        Command::Gc => {
+            let report = namespace(cli)?.collect_garbage()?;
+            say(
+                cli,
+                &format!(
+                    "requeued {} unacked messages of dead consumers, skipped {} half-written messages of dead producers, freed {} handles",
+                    report.requeued, report.abandoned, report.agents_freed
+                ),
+                json!({"requeued": report.requeued, "abandoned": report.abandoned, "agents_freed": report.agents_freed}),
+            );
+            Ok(())
+        }
+        Command::Reset { force } => reset(cli, *force),
+        _ => unreachable!("dispatched elsewhere"),
+    }
+}
+
+fn say(cli: &Cli, text: &str, value: serde_json::Value) {
+    if cli.json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn declare(cli: &Cli, args: &DeclareArgs) -> CliResult {
+    let ns = namespace(cli)?;
+    let stats = if args.passive { ns.declare_queue_passive(&args.name)? } else { ns.declare_queue(&args.name, &args.options())? };
+    say(
+        cli,
+        &format!("queue '{}' ready: {} messages, {} consumers", stats.name, stats.ready, stats.consumers),
+        json!({"queue": stats.name, "messages": stats.ready, "consumers": stats.consumers}),
+    );
+    Ok(())
+}
+
+fn stats_json(s: &shmq::QueueStats) -> serde_json::Value {
+    json!({
+        "name": s.name, "messages_ready": s.ready, "messages_unacked": s.unacked,
+        "consumers": s.consumers, "producers": s.producers, "bytes_used": s.bytes_used,
+        "capacity_bytes": s.capacity_bytes, "max_messages": s.max_messages,
+        "max_message_bytes": s.options.max_message_bytes, "overflow": s.options.overflow.to_string(),
+        "message_ttl_ms": s.options.message_ttl.map(|d| d.as_millis() as u64),
+        "published": s.published, "delivered": s.delivered, "acked": s.acked,
+        "redelivered": s.redelivered, "dropped": s.dropped, "expired": s.expired,
+    })
+}
+
+fn all_stats(ns: &shmq::Namespace) -> Result<Vec<shmq::QueueStats>, shmq::Error> {
+    let mut out = Vec::new();
+    for name in ns.list_queues()? {
+        match ns.queue_stats(&name) {
+            Ok(s) => out.push(s),
+            // Deleted between listing and opening: not an error.
+            Err(shmq::Error::QueueNotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+fn list_queues(cli: &Cli) -> CliResult {
+    let ns = namespace(cli)?;
+    let stats = all_stats(&ns)?;
+    if cli.json {
+        println!("{}", serde_json::Value::Array(stats.iter().map(stats_json).collect()));
+        return Ok(());
+    }
+    println!("Listing queues for namespace '{}' ...", ns.name());
+    let rows: Vec<Vec<String>> = stats
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.ready.to_string(),
+                s.unacked.to_string(),
+                s.consumers.to_string(),
+                format!("{}/{}", s.bytes_used, s.capacity_bytes),
+                s.options.overflow.to_string(),
+                s.published.to_string(),
+                s.acked.to_string(),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["name", "messages_ready", "messages_unacked", "consumers", "bytes", "overflow", "published", "acked"], &rows));
+    Ok(())
+}
+
+fn list_peers(cli: &Cli) -> CliResult {
+    let ns = namespace(cli)?;
+    let peers = ns.peers();
+    if cli.json {
+        let v: Vec<_> = peers.iter().map(|(t, alive, pid)| json!({"token": format!("{t:016x}"), "alive": alive, "pid": pid})).collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = peers
+        .iter()
+        .map(|(t, alive, pid)| vec![format!("{t:016x}"), pid.map_or("-".into(), |p| p.to_string()), if *alive { "alive" } else { "dead" }.into()])
+        .collect();
+    print!("{}", table(&["token", "pid", "state"], &rows));
+    Ok(())
+}
+
+fn status(cli: &Cli) -> CliResult {
+    let ns = namespace(cli)?;
+    let stats = all_stats(&ns)?;
+    let peers = ns.peers();
+    let live = peers.iter().filter(|p| p.1).count();
+    let used: u64 = stats.iter().map(|s| s.bytes_used).sum();
+    let reserved: u64 = dir_bytes(&ns.path().join("queues"));
+    if cli.json {
+        println!(
+            "{}",
+            json!({"namespace": ns.name(), "path": ns.path(), "layout_version": shmq::LAYOUT_VERSION, "queues": stats.len(),
+                   "live_peers": live, "dead_peers": peers.len() - live, "bytes_used": used, "bytes_reserved": reserved})
+        );
+        return Ok(());
+    }
+    println!("Status of namespace '{}' ({})", ns.name(), ns.path().display());
+    println!("  layout version: {}", shmq::LAYOUT_VERSION);
+    println!("  queues:         {}", stats.len());
+    println!("  peers:          {live} alive, {} dead", peers.len() - live);
+    println!("  message bytes:  {used} in use, {reserved} reserved in segments");
+    Ok(())
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir).map_or(0, |entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+}
+
+fn reset(cli: &Cli, force: bool) -> CliResult {
+    let ns = namespace(cli)?;
+    let live: Vec<_> = ns.peers().into_iter().filter(|p| p.1).collect();
+    if !live.is_empty() && !force {
+        return Err(format!(
+            "namespace '{}' has {} live processes attached (pids {:?}): stop them, or pass --force",
+            ns.name(),
+            live.len(),
+            live.iter().filter_map(|p| p.2).collect::<Vec<_>>()
+        )
+        .into());
+    }
+    for name in ns.list_queues()? {
+        let _ = ns.delete_queue(&name);
+    }
+    let path = ns.path().to_path_buf();
+    std::fs::remove_dir_all(&path).map_err(|e| format!("could not remove {}: {e}", path.display()))?;
+    say(cli, &format!("reset namespace '{}'", ns.name()), json!({"reset": ns.name()}));
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! `shmq publish` and `shmq consume`.
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde_json::json;
+
+use super::{namespace, Cli, CliResult};
+
+#[derive(Args, Debug)]
+pub struct PublishArgs {
+    /// Queue to publish to.
+    pub queue: String,
+    /// Message bodies; `-` reads one body from stdin. With --count, the
+    /// first body is a template where `{i}` becomes the message number.
+    pub bodies: Vec<String>,
+    /// Read the body from this file.
+    #[arg(long)]
+    pub file: Option<std::path::PathBuf>,
+    /// Publish this many messages from the template.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Pad each body with '.' to this many bytes.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Wait between messages, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub interval_ms: u64,
+    /// Give up on a full blocking queue after this many milliseconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    #[arg(long)]
+    pub content_type: Option<String>,
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    #[arg(long)]
+    pub reply_to: Option<String>,
+    #[arg(long)]
+    pub message_id: Option<String>,
+    /// Per-message TTL in milliseconds.
+    #[arg(long)]
+    pub expiration: Option<String>,
+    /// Print one line per published message.
+    #[arg(long)]
+    pub verbose: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ConsumeArgs {
+    /// Queue to consume from.
+    pub queue: String,
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop after no message came for this many milliseconds.
+    #[arg(long)]
+    pub idle_exit_ms: Option<u64>,
+    /// Ack manually (after --work-ms), instead of auto-ack.
+    #[arg(long)]
+    pub manual_ack: bool,
+    /// Most unacked messages (manual ack).
+    #[arg(long, default_value_t = 0)]
+    pub prefetch: u32,
+    /// Simulated work per message, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub work_ms: u64,
+    /// Requeue (nack) every message instead of acking it.
+    #[arg(long)]
+    pub requeue: bool,
+    /// Spin instead of sleeping while waiting.
+    #[arg(long)]
+    pub busy_poll: bool,
+    /// Print only a final count.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Label printed before each line (e.g. a worker name).
+    #[arg(long, default_value = "")]
+    pub label: String,
+}
+
+pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
+    let ns = namespace(cli)?;
+    let mut producer = ns.producer(&args.queue)?;
+    producer.set_publish_timeout(args.timeout_ms.map(Duration::from_millis));
+    let mut bodies: Vec<Vec<u8>> = Vec::new();
+    if let Some(file) = &args.file {
+        bodies.push(std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?);
+    }
+    for body in &args.bodies {
+        if body == "-" {
+            let mut buf = Vec::new();
+            std::io::stdin().read_to_end(&mut buf)?;
+            bodies.push(buf);
+        } else {
+            bodies.push(body.as_bytes().to_vec());
+        }
+    }
+    if bodies.is_empty() {
+        bodies.push(Vec::new());
+    }
+    let props = shmq::Properties {
+        content_type: args.content_type.as_deref(),
+        correlation_id: args.correlation_id.as_deref(),
+        reply_to: args.reply_to.as_deref(),
+        message_id: args.message_id.as_deref(),
+        expiration: args.expiration.as_deref(),
+        ..shmq::Properties::new()
+    };
+    let pad = |mut body: Vec<u8>| {
+        if let Some(size) = args.size {
+            body.resize(size, b'.');
+        }
+        body
+    };
+    let mut published = 0u64;
+    let started = Instant::now();
+    let mut send = |body: Vec<u8>| -> CliResult {
+        producer.publish_with(&props, &body)?;
+        published += 1;
+        if args.verbose {
+            println!("published {}", String::from_utf8_lossy(&body));
+        }
+        if args.interval_ms > 0 {
+            std::thread::sleep(Duration::from_millis(args.interval_ms));
+        }
+        Ok(())
+    };
+    match args.count {
+        Some(count) => {
+            let template = String::from_utf8_lossy(&bodies[0]).into_owned();
+            for i in 0..count {
+                send(pad(template.replace("{i}", &i.to_string()).into_bytes()))?;
+            }
+        }
+        None => {
+            for body in bodies {
+                send(pad(body))?;
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    if cli.json {
+        println!("{}", json!({"queue": args.queue, "published": published, "seconds": elapsed.as_secs_f64()}));
+    } else if !args.verbose {
+        println!("published {published} messages to '{}'", args.queue);
+    }
+    Ok(())
+}
+
+pub fn consume(cli: &Cli, args: &ConsumeArgs) -> CliResult {
+    let ns = namespace(cli)?;
+    let mut options = shmq::ConsumerOptions::default().prefetch(args.prefetch).busy_poll(args.busy_poll);
+    if args.manual_ack || args.requeue {
+        options = options.manual_ack();
+    }
+    let consumer = ns.consumer(&args.queue, options)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut received = 0u64;
+    let idle = args.idle_exit_ms.map(Duration::from_millis);
+    while args.count.is_none_or(|c| received < c) {
+        let delivery = match idle {
+            Some(idle) => match consumer.recv_timeout(idle) {
+                Ok(d) => d,
+                Err(shmq::RecvError::Timeout) => break,
+                Err(e) => return Err(e.into()),
+            },
+            None => consumer.recv()?,
+        };
+        received += 1;
+        if args.work_ms > 0 {
+            std::thread::sleep(Duration::from_millis(args.work_ms));
+        }
+        if !args.quiet {
+            let body = String::from_utf8_lossy(delivery.body());
+            if cli.json {
+                let p = delivery.properties();
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"body": body, "redelivered": delivery.redelivered(), "correlation_id": p.correlation_id,
+                           "reply_to": p.reply_to, "message_id": p.message_id, "content_type": p.content_type})
+                )?;
+            } else {
+                writeln!(out, "{}{}\t{}", args.label, body, u8::from(delivery.redelivered()))?;
+            }
+            out.flush()?;
+        }
+        if args.requeue {
+            delivery.nack(true)?;
+        } else if args.manual_ack {
+            delivery.ack()?;
+        }
+    }
+    if args.quiet {
+        writeln!(out, "{}received {received}", args.label)?;
+    }
+    Ok(())
+}

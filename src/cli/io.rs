@@ -44,6 +44,10 @@ pub struct PublishArgs {
     /// Print one line per published message.
     #[arg(long)]
     pub verbose: bool,
+    /// Testing aid: reserve a message, write half of it, print "stalled"
+    /// and sleep forever (to be killed mid-write).
+    #[arg(long, hide = true)]
+    pub stall_mid_write: bool,
 }
 
 #[derive(Args, Debug)]
@@ -83,6 +87,15 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
     let ns = namespace(cli)?;
     let mut producer = ns.producer(&args.queue)?;
     producer.set_publish_timeout(args.timeout_ms.map(Duration::from_millis));
+    if args.stall_mid_write {
+        let mut reservation = producer.reserve(&shmq::Properties::new(), 64)?;
+        reservation.body_mut()[..32].fill(b'!');
+        println!("stalled");
+        std::io::stdout().flush()?;
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
     let mut bodies: Vec<Vec<u8>> = Vec::new();
     if let Some(file) = &args.file {
         bodies.push(std::fs::read(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?);

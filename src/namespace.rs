@@ -647,3 +647,9 @@ mod tests {
         assert_eq!(edit_distance("same", "same"), 0);
     }
 }
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace").field("name", &self.shared.name).field("path", &self.shared.root).finish()
+    }
+}

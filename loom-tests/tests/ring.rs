@@ -19,7 +19,7 @@ fn ring(slots: u32, units: u32) -> Arc<HeapRing> {
 /// Claims, writes and commits one message; false if the ring was full.
 fn publish(ring: &HeapRing, agent: u16, body: &[u8]) -> bool {
     let units = body.len().div_ceil(8) as u32;
-    let Some(claim) = ring.try_claim(agent, &[units]) else { return false };
+    let Ok(claim) = ring.try_claim(agent, &[units]) else { return false };
     let (start, end) = ring.place(claim.data, units);
     // SAFETY: the claim gave us [start, end).
     assert!(unsafe { ring.memory().write_data(ring.data_offset(start), body) });

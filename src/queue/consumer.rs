@@ -486,3 +486,14 @@ impl std::fmt::Debug for Delivery<'_> {
             .finish()
     }
 }
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("queue", &self.queue_name())
+            .field("agent", &self.agent.index)
+            .field("options", &self.options)
+            .field("unacked", &self.unacked.get())
+            .finish()
+    }
+}

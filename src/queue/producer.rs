@@ -9,7 +9,7 @@ use super::{bump, now_ms, Agent, WAIT_SLICE};
 use crate::error::PublishError;
 use crate::message::Properties;
 use crate::ring::layout::UNIT;
-use crate::ring::{Claim, RingMemory};
+use crate::ring::{Claim, ClaimError, RingMemory};
 
 /// Most messages one `publish_batch` call claims at once.
 pub const MAX_BATCH: usize = 64;
@@ -275,19 +275,22 @@ impl Producer {
         if queue.is_deleted() {
             return Err(PublishError::QueueDeleted);
         }
-        if let Some(claim) = queue.ring.try_claim(self.agent.index, units) {
-            return Ok(claim);
+        match queue.ring.try_claim(self.agent.index, units) {
+            Ok(claim) => return Ok(claim),
+            Err(ClaimError::Corrupt) => return Err(PublishError::Corrupt),
+            Err(ClaimError::Full) => {}
         }
         match queue.segment().config.overflow {
             Overflow::Reject => Err(PublishError::QueueFull),
             Overflow::DropOldest => loop {
                 if !queue.ring.discard_oldest(self.agent.index) {
                     self.agent.maybe_recover(false);
-                    return queue.ring.try_claim(self.agent.index, units).ok_or(PublishError::QueueFull);
+                    return queue.ring.try_claim(self.agent.index, units).map_err(claim_error);
                 }
                 bump(&self.agent.counters().dropped, 1);
-                if let Some(claim) = queue.ring.try_claim(self.agent.index, units) {
-                    return Ok(claim);
+                match queue.ring.try_claim(self.agent.index, units) {
+                    Err(ClaimError::Full) => {}
+                    other => return other.map_err(claim_error),
                 }
             },
             Overflow::Block => self.claim_blocking(units),
@@ -299,8 +302,9 @@ impl Producer {
         let queue = &self.agent.queue;
         let backoff = Backoff::new();
         loop {
-            if let Some(claim) = queue.ring.try_claim(self.agent.index, units) {
-                return Ok(claim);
+            match queue.ring.try_claim(self.agent.index, units) {
+                Err(ClaimError::Full) => {}
+                other => return other.map_err(claim_error),
             }
             if queue.is_deleted() {
                 return Err(PublishError::QueueDeleted);
@@ -311,9 +315,12 @@ impl Producer {
             }
             let not_full = queue.ring.not_full();
             let ticket = not_full.prepare_wait();
-            if let Some(claim) = queue.ring.try_claim(self.agent.index, units) {
-                not_full.cancel_wait();
-                return Ok(claim);
+            match queue.ring.try_claim(self.agent.index, units) {
+                Err(ClaimError::Full) => {}
+                other => {
+                    not_full.cancel_wait();
+                    return other.map_err(claim_error);
+                }
             }
             let slice = match deadline {
                 Some(d) => {
@@ -330,6 +337,13 @@ impl Producer {
             // Space may be held by dead consumers' unacked messages.
             self.agent.maybe_recover(false);
         }
+    }
+}
+
+fn claim_error(e: ClaimError) -> PublishError {
+    match e {
+        ClaimError::Full => PublishError::QueueFull,
+        ClaimError::Corrupt => PublishError::Corrupt,
     }
 }
 
@@ -370,5 +384,11 @@ impl Drop for Reservation<'_> {
             ring.abandon(self.pos);
             ring.notify_consumers();
         }
+    }
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").field("queue", &self.queue_name()).field("agent", &self.agent.index).finish()
     }
 }

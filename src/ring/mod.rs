@@ -65,6 +65,15 @@ pub struct Claim {
     pub data: u32,
 }
 
+/// Why a claim failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClaimError {
+    /// Not enough free slots or data.
+    Full,
+    /// The cursors are impossible; the segment is damaged.
+    Corrupt,
+}
+
 /// A delivered record, as read (and validated) from its slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Record {
@@ -178,9 +187,9 @@ impl<M: RingMemory> Ring<M> {
     }
 
     /// Claims `units.len()` consecutive slots and their data for agent
-    /// `agent`. Returns `None` if the ring lacks slots or bytes even after
-    /// reclaiming.
-    pub fn try_claim(&self, agent: u16, units: &[u32]) -> Option<Claim> {
+    /// `agent`. Fails with `Full` if the ring lacks slots or bytes even after
+    /// reclaiming, or `Corrupt` if the cursors are impossible.
+    pub fn try_claim(&self, agent: u16, units: &[u32]) -> Result<Claim, ClaimError> {
         let header = self.mem.header();
         let count = units.len() as u32;
         debug_assert!(count >= 1 && count <= self.geo.slot_count);
@@ -197,11 +206,15 @@ impl<M: RingMemory> Ring<M> {
             // SYNC POINT RECLAIM: pairs with the Release CAS in `reclaim`:
             // consumers' reads of the old records happen-before our writes.
             let (free_slot, free_data) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+            if slot.wrapping_sub(free_slot) > self.geo.slot_count || data.wrapping_sub(free_data) > self.geo.data_units {
+                // More in use than the ring holds: a damaged segment.
+                return Err(ClaimError::Corrupt);
+            }
             let slots_used = slot.wrapping_add(count).wrapping_sub(free_slot);
             let units_used = end.wrapping_sub(free_data);
             if slots_used > self.geo.slot_count || units_used > self.geo.data_units {
                 if reclaimed || !self.reclaim() {
-                    return None;
+                    return Err(ClaimError::Full);
                 }
                 reclaimed = true;
                 continue;
@@ -216,7 +229,7 @@ impl<M: RingMemory> Ring<M> {
                 .compare_exchange_weak(current, pack_cursor(slot.wrapping_add(count), end), Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                return Some(Claim { first: slot, data });
+                return Ok(Claim { first: slot, data });
             }
             spin_hint();
         }
@@ -476,8 +489,8 @@ impl<M: RingMemory> Ring<M> {
                     self.settle(agent, record.pos, Settle::Done);
                     return true;
                 }
-                Take::Expired | Take::Corrupt(_) => continue,
-                Take::Empty | Take::Stalled(_) => return false,
+                Take::Expired => continue,
+                Take::Empty | Take::Stalled(_) | Take::Corrupt(_) => return false,
             }
         }
     }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs each example pair end to end in a throwaway namespace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build -q --examples
+export SHMQ_NAMESPACE="/dev/shm/shmq-examples-$$"
+trap 'rm -rf "$SHMQ_NAMESPACE"' EXIT
+bin=target/debug/examples
+
+echo "== tutorial 1: send / receive"
+"$bin/receive" 1 &
+receiver=$!
+sleep 0.2
+"$bin/send"
+wait "$receiver"
+
+echo "== tutorial 2: new_task / two workers"
+export SHMQ_FAST_TASKS=1 SHMQ_IDLE_EXIT=1
+"$bin/worker" > /tmp/worker1.$$ &
+w1=$!
+"$bin/worker" > /tmp/worker2.$$ &
+w2=$!
+for i in 1 2 3 4 5 6; do "$bin/new_task" "task $i."; done
+wait "$w1" "$w2"
+echo "-- worker 1"; cat /tmp/worker1.$$
+echo "-- worker 2"; cat /tmp/worker2.$$
+rm -f /tmp/worker1.$$ /tmp/worker2.$$

@@ -121,9 +121,7 @@ impl Error {
         let path = path.into();
         match source.raw_os_error() {
             Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() => Error::NoSpace { path, needed: 0 },
-            Some(code)
-                if code == rustix::io::Errno::ACCESS.raw_os_error() || code == rustix::io::Errno::PERM.raw_os_error() =>
-            {
+            Some(code) if code == rustix::io::Errno::ACCESS.raw_os_error() || code == rustix::io::Errno::PERM.raw_os_error() => {
                 let owner = owner_of(&path);
                 Error::PermissionDenied { path, owner }
             }

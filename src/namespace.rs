@@ -243,7 +243,8 @@ impl Namespace {
     ///
     /// # Examples
     /// ```no_run
-    /// let ns = shmq::Namespace::open_dir_with("/var/lib/app/queues", shmq::NamespaceOptions::default()).unwrap();
+    /// let dir = std::path::Path::new("/var/lib/app/queues");
+    /// let ns = shmq::Namespace::open_dir_with(dir, shmq::NamespaceOptions::default()).unwrap();
     /// ```
     pub fn open_dir_with(dir: &Path, options: NamespaceOptions) -> Result<Namespace, Error> {
         let (dir_mode, file_mode) = if options.group_shared { (0o770, 0o660) } else { (0o700, 0o600) };
@@ -371,11 +372,8 @@ impl Namespace {
     /// See [`Namespace`].
     pub fn list_queues(&self) -> Result<Vec<String>, Error> {
         let dir = self.shared.queues_dir();
-        let mut names: Vec<String> = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io(&dir, e))?
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
         names.sort();
         Ok(names)
     }
@@ -550,12 +548,7 @@ impl Namespace {
 
     fn closest_queue(&self, name: &str) -> Option<String> {
         let names = self.list_queues().ok()?;
-        names
-            .into_iter()
-            .map(|n| (edit_distance(&n, name), n))
-            .filter(|(d, n)| *d <= 2.max(n.len() / 4))
-            .min()
-            .map(|(_, n)| n)
+        names.into_iter().map(|n| (edit_distance(&n, name), n)).filter(|(d, n)| *d <= 2.max(n.len() / 4)).min().map(|(_, n)| n)
     }
 
     fn stats_of(&self, ring: &Ring<segment::QueueSegment>) -> QueueStats {
@@ -598,9 +591,16 @@ impl Namespace {
     }
 }
 
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace").field("name", &self.shared.name).field("path", &self.shared.root).finish()
+    }
+}
+
 fn check_same(existing: &QueueConfig, requested: &QueueConfig) -> Result<(), Error> {
     let queue = requested.name.clone();
-    let fail = |field: &'static str, existing: String, requested: String| Err(Error::PreconditionFailed { queue, field, existing, requested });
+    let fail =
+        |field: &'static str, existing: String, requested: String| Err(Error::PreconditionFailed { queue, field, existing, requested });
     let (e, r) = (existing.options(), requested.options());
     if e.capacity_bytes != r.capacity_bytes {
         return fail("capacity_bytes", e.capacity_bytes.to_string(), r.capacity_bytes.to_string());
@@ -645,11 +645,5 @@ mod tests {
         assert_eq!(edit_distance("hello", "helo"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("same", "same"), 0);
-    }
-}
-
-impl std::fmt::Debug for Namespace {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Namespace").field("name", &self.shared.name).field("path", &self.shared.root).finish()
     }
 }

@@ -38,14 +38,7 @@ fn tutorial_one_send_and_receive() {
 fn tutorial_two_new_task_and_two_workers() {
     let t = TempNs::in_shm("ex-work");
     let workers: Vec<_> = (0..2)
-        .map(|_| {
-            example(&t, "worker")
-                .env("SHMQ_FAST_TASKS", "1")
-                .env("SHMQ_IDLE_EXIT", "1")
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| example(&t, "worker").env("SHMQ_FAST_TASKS", "1").env("SHMQ_IDLE_EXIT", "1").stdout(Stdio::piped()).spawn().unwrap())
         .collect();
     for i in 0..6 {
         assert!(example(&t, "new_task").arg(format!("task {i}.")).status().unwrap().success());

@@ -26,12 +26,10 @@ fn hello_world_between_two_processes() {
 fn work_queue(workers: usize, tasks: usize) {
     let t = TempNs::in_shm(&format!("p-work{workers}"));
     t.run(&["declare-queue", "task_queue", "--capacity", "65536"]);
-    let children: Vec<_> = (0..workers)
-        .map(|_| t.spawn(&["consume", "task_queue", "--manual-ack", "--prefetch", "4", "--idle-exit-ms", "1500"]))
-        .collect();
-    let publishers: Vec<_> = (0..2)
-        .map(|p| t.spawn(&["publish", "task_queue", &format!("p{p}-task-{{i}}"), "--count", &(tasks / 2).to_string()]))
-        .collect();
+    let children: Vec<_> =
+        (0..workers).map(|_| t.spawn(&["consume", "task_queue", "--manual-ack", "--prefetch", "4", "--idle-exit-ms", "1500"])).collect();
+    let publishers: Vec<_> =
+        (0..2).map(|p| t.spawn(&["publish", "task_queue", &format!("p{p}-task-{{i}}"), "--count", &(tasks / 2).to_string()])).collect();
     for p in publishers {
         finish(p);
     }

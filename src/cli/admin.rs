@@ -161,7 +161,9 @@ fn list_peers(cli: &Cli) -> CliResult {
     }
     let rows: Vec<Vec<String>> = peers
         .iter()
-        .map(|(t, alive, pid)| vec![format!("{t:016x}"), pid.map_or("-".into(), |p| p.to_string()), if *alive { "alive" } else { "dead" }.into()])
+        .map(|(t, alive, pid)| {
+            vec![format!("{t:016x}"), pid.map_or("-".into(), |p| p.to_string()), if *alive { "alive" } else { "dead" }.into()]
+        })
         .collect();
     print!("{}", table(&["token", "pid", "state"], &rows));
     Ok(())

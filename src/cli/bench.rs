@@ -143,10 +143,7 @@ fn report(cli: &Cli, args: &BenchArgs, rows: &[Row]) {
         ]);
     }
     println!("throughput: {} messages per run; latency: {} round trips, one-way = round trip / 2, in ns", args.messages, args.round_trips);
-    print!(
-        "{}",
-        table(&["system", "size", "batch", "msgs/s", "vs uds", "vs ring", "p50 ns", "p99 ns", "p99.9 ns", "max ns"], &out)
-    );
+    print!("{}", table(&["system", "size", "batch", "msgs/s", "vs uds", "vs ring", "p50 ns", "p99 ns", "p99.9 ns", "max ns"], &out));
 }
 
 fn spawn_child(cli_ns: &str, role: &str, size: usize, messages: u64, path: &str, batch: usize, busy: bool) -> std::io::Result<Child> {
@@ -310,12 +307,7 @@ fn latency(ns: &shmq::Namespace, system: System, size: usize, round_trips: u64) 
             let _ = std::fs::remove_file(&pong);
         }
     }
-    Ok([
-        hist.value_at_quantile(0.5) as f64,
-        hist.value_at_quantile(0.99) as f64,
-        hist.value_at_quantile(0.999) as f64,
-        hist.max() as f64,
-    ])
+    Ok([hist.value_at_quantile(0.5) as f64, hist.value_at_quantile(0.99) as f64, hist.value_at_quantile(0.999) as f64, hist.max() as f64])
 }
 
 /// The child side of each measurement.

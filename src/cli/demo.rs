@@ -71,11 +71,31 @@ fn run_patterns(demo: &Demo, args: &DemoArgs) -> CliResult {
     println!("\n2. Work queue: a slow worker (10 ms per task) and a fast one, prefetch 1, manual acks");
     demo.run(&["declare-queue", "task_queue"])?;
     let slow = demo.spawn(&[
-        "consume", "task_queue", "--manual-ack", "--prefetch", "1", "--work-ms", "10", "--idle-exit-ms", "500", "--quiet", "--label",
+        "consume",
+        "task_queue",
+        "--manual-ack",
+        "--prefetch",
+        "1",
+        "--work-ms",
+        "10",
+        "--idle-exit-ms",
+        "500",
+        "--quiet",
+        "--label",
         "   [slow worker] ",
     ])?;
     let fast = demo.spawn(&[
-        "consume", "task_queue", "--manual-ack", "--prefetch", "1", "--work-ms", "1", "--idle-exit-ms", "500", "--quiet", "--label",
+        "consume",
+        "task_queue",
+        "--manual-ack",
+        "--prefetch",
+        "1",
+        "--work-ms",
+        "1",
+        "--idle-exit-ms",
+        "500",
+        "--quiet",
+        "--label",
         "   [fast worker] ",
     ])?;
     let tasks = args.tasks.to_string();
@@ -93,7 +113,12 @@ fn run_patterns(demo: &Demo, args: &DemoArgs) -> CliResult {
     let received = finish(sink)?;
     let secs = started.elapsed().as_secs_f64();
     print!("{received}");
-    println!("   {} messages in {:.3} s = {:.2} M msg/s (including process start-up)", args.messages, secs, args.messages as f64 / secs / 1e6);
+    println!(
+        "   {} messages in {:.3} s = {:.2} M msg/s (including process start-up)",
+        args.messages,
+        secs,
+        args.messages as f64 / secs / 1e6
+    );
     println!("\nFor precise numbers next to a Unix socket and a bare ring, run `shmq bench`.");
     Ok(())
 }

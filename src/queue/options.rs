@@ -92,13 +92,7 @@ pub struct QueueOptions {
 
 impl Default for QueueOptions {
     fn default() -> Self {
-        Self {
-            capacity_bytes: 8 << 20,
-            max_messages: 1 << 16,
-            max_message_bytes: 1 << 20,
-            overflow: Overflow::Block,
-            message_ttl: None,
-        }
+        Self { capacity_bytes: 8 << 20, max_messages: 1 << 16, max_message_bytes: 1 << 20, overflow: Overflow::Block, message_ttl: None }
     }
 }
 

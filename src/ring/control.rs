@@ -41,20 +41,12 @@ impl Control {
 
     #[inline]
     pub(crate) const fn pack(self) -> u64 {
-        ((self.stamp as u64) << 32)
-            | ((self.owner as u64) << 16)
-            | ((self.flags as u64) << 8)
-            | self.state as u64
+        ((self.stamp as u64) << 32) | ((self.owner as u64) << 16) | ((self.flags as u64) << 8) | self.state as u64
     }
 
     #[inline]
     pub(crate) const fn unpack(word: u64) -> Self {
-        Self {
-            stamp: (word >> 32) as u32,
-            owner: (word >> 16) as u16,
-            flags: (word >> 8) as u8,
-            state: word as u8,
-        }
+        Self { stamp: (word >> 32) as u32, owner: (word >> 16) as u16, flags: (word >> 8) as u8, state: word as u8 }
     }
 }
 

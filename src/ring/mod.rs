@@ -172,11 +172,7 @@ impl<M: RingMemory> Ring<M> {
     #[inline]
     pub fn place(&self, data: u32, units: u32) -> (u32, u32) {
         let index = mask(data, self.geo.data_units);
-        let start = if index + units > self.geo.data_units {
-            data.wrapping_add(self.geo.data_units - index)
-        } else {
-            data
-        };
+        let start = if index + units > self.geo.data_units { data.wrapping_add(self.geo.data_units - index) } else { data };
         (start, start.wrapping_add(units))
     }
 
@@ -341,8 +337,7 @@ impl<M: RingMemory> Ring<M> {
         let body_len = slot.body_len.load(Ordering::Relaxed);
         let expires_at_ms = slot.expires_at_ms.load(Ordering::Relaxed);
         let units = data_end.wrapping_sub(data_start);
-        let fits_ring = units <= self.geo.max_record_units()
-            && mask(data_start, self.geo.data_units) + units <= self.geo.data_units;
+        let fits_ring = units <= self.geo.max_record_units() && mask(data_start, self.geo.data_units) + units <= self.geo.data_units;
         let fits_record = u64::from(props_len) + u64::from(body_len) <= u64::from(units) * UNIT as u64;
         if !fits_ring || !fits_record {
             let _ = self.settle(agent, pos, Settle::Done);
@@ -462,11 +457,7 @@ impl<M: RingMemory> Ring<M> {
             // Hostile `data_end` must not run the data cursor past the
             // producers: clamp to the produce cursor.
             let (_, produced_data) = unpack_cursor(header.produce.load(Ordering::Acquire));
-            let new_data = if new_data.wrapping_sub(free_data) > produced_data.wrapping_sub(free_data) {
-                produced_data
-            } else {
-                new_data
-            };
+            let new_data = if new_data.wrapping_sub(free_data) > produced_data.wrapping_sub(free_data) { produced_data } else { new_data };
             // SYNC POINT RECLAIM: Release pairs with the Acquire load in
             // `try_claim`.
             if header

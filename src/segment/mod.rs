@@ -91,13 +91,7 @@ pub(crate) fn create_queue(dir: &Path, tmp_dir: &Path, tmp_name: &str, config: &
     }
     let offsets = QueueOffsets::for_geometry(config.geometry);
     let tmp = tmp_dir.join(tmp_name);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(file_mode)
-        .open(&tmp)
-        .map_err(|e| Error::io(&tmp, e))?;
+    let file = OpenOptions::new().read(true).write(true).create_new(true).mode(file_mode).open(&tmp).map_err(|e| Error::io(&tmp, e))?;
     let cleanup = TmpGuard(&tmp);
     // Ignore the umask: the namespace chose the mode.
     file.set_permissions(std::fs::Permissions::from_mode(file_mode)).map_err(|e| Error::io(&tmp, e))?;

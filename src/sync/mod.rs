@@ -7,10 +7,78 @@
 #![allow(clippy::disallowed_types)]
 
 #[cfg(not(shmq_loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{fence, Ordering};
 
 #[cfg(shmq_loom)]
-pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, Ordering};
+
+#[cfg(not(shmq_loom))]
+use std::sync::atomic as imp;
+
+#[cfg(shmq_loom)]
+use loom::sync::atomic as imp;
+
+macro_rules! atomic {
+    ($name:ident, $int:ty) => {
+        /// The crate's atomic integer: std's in production (same size and
+        /// alignment as the integer, so it can live in a mapped segment),
+        /// loom's under `--cfg shmq_loom`. The only door to atomics, so that
+        /// clippy can ban the std types everywhere else.
+        #[repr(transparent)]
+        pub struct $name(imp::$name);
+
+        #[allow(dead_code)] // each width uses a different subset
+        impl $name {
+            #[inline]
+            pub(crate) fn new(value: $int) -> Self {
+                Self(imp::$name::new(value))
+            }
+            #[inline]
+            pub(crate) fn load(&self, order: Ordering) -> $int {
+                self.0.load(order)
+            }
+            #[inline]
+            pub(crate) fn store(&self, value: $int, order: Ordering) {
+                self.0.store(value, order)
+            }
+            #[inline]
+            pub(crate) fn swap(&self, value: $int, order: Ordering) -> $int {
+                self.0.swap(value, order)
+            }
+            #[inline]
+            pub(crate) fn fetch_add(&self, value: $int, order: Ordering) -> $int {
+                self.0.fetch_add(value, order)
+            }
+            #[inline]
+            pub(crate) fn fetch_sub(&self, value: $int, order: Ordering) -> $int {
+                self.0.fetch_sub(value, order)
+            }
+            #[inline]
+            pub(crate) fn compare_exchange(&self, current: $int, new: $int, success: Ordering, failure: Ordering) -> Result<$int, $int> {
+                self.0.compare_exchange(current, new, success, failure)
+            }
+            #[inline]
+            pub(crate) fn compare_exchange_weak(&self, current: $int, new: $int, success: Ordering, failure: Ordering) -> Result<$int, $int> {
+                self.0.compare_exchange_weak(current, new, success, failure)
+            }
+            /// The std atomic, for syscalls that take one (futex).
+            #[cfg(not(shmq_loom))]
+            #[inline]
+            pub(crate) fn as_std(&self) -> &imp::$name {
+                &self.0
+            }
+        }
+    };
+}
+
+atomic!(AtomicU32, u32);
+atomic!(AtomicU64, u64);
+
+#[cfg(not(shmq_loom))]
+const _: () = {
+    assert!(core::mem::size_of::<AtomicU64>() == 8 && core::mem::align_of::<AtomicU64>() == 8);
+    assert!(core::mem::size_of::<AtomicU32>() == 4 && core::mem::align_of::<AtomicU32>() == 4);
+};
 
 use std::time::Duration;
 
@@ -31,13 +99,11 @@ pub(crate) fn spin_hint() {
 #[cfg(not(shmq_loom))]
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     use rustix::thread::futex;
-    let timespec = timeout.map(|t| futex::Timespec {
-        tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
-        tv_nsec: i64::from(t.subsec_nanos()),
-    });
+    let timespec =
+        timeout.map(|t| futex::Timespec { tv_sec: t.as_secs().min(i64::MAX as u64) as i64, tv_nsec: i64::from(t.subsec_nanos()) });
     // EAGAIN (value already changed), ETIMEDOUT and EINTR all mean "re-check":
     // the caller loops on its own condition and deadline.
-    let _ = futex::wait(word, futex::Flags::empty(), expected, timespec.as_ref());
+    let _ = futex::wait(word.as_std(), futex::Flags::empty(), expected, timespec.as_ref());
 }
 
 /// Wake every sleeper on `word`, in any process.
@@ -46,7 +112,7 @@ pub(crate) fn futex_wake_all(word: &AtomicU32) {
     use rustix::thread::futex;
     // An error here can only be EFAULT/EINVAL on a bad address, which a
     // reference into a live mapping never is; sleepers also time out.
-    let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+    let _ = futex::wake(word.as_std(), futex::Flags::empty(), i32::MAX as u32);
 }
 
 #[cfg(shmq_loom)]
@@ -142,10 +208,7 @@ impl EventCount {
 /// One byte of heap-backed ring data. Under loom every access is tracked, so
 /// a data race between a producer's write and a consumer's read fails the
 /// model.
-pub(crate) struct DataCell(
-    #[cfg(not(shmq_loom))] std::cell::UnsafeCell<u8>,
-    #[cfg(shmq_loom)] loom::cell::UnsafeCell<u8>,
-);
+pub(crate) struct DataCell(#[cfg(not(shmq_loom))] std::cell::UnsafeCell<u8>, #[cfg(shmq_loom)] loom::cell::UnsafeCell<u8>);
 
 // SAFETY: access is only through the unsafe `get`/`set`, whose callers own the
 // byte by the ring protocol (a claimed or delivered record).

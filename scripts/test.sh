@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 echo "== cargo test (unit, integration, doc)"
 cargo test --workspace
 
-echo "== loom models (LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-2})"
+echo "== loom models (LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-3})"
 RUSTFLAGS="--cfg shmq_loom" CARGO_TARGET_DIR=target/loom \
-  LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}" \
+  LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
   cargo test -p shmq-loom-tests --release

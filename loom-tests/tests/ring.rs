@@ -19,7 +19,7 @@ fn ring(slots: u32, units: u32) -> Arc<HeapRing> {
 /// Claims, writes and commits one message; false if the ring was full.
 fn publish(ring: &HeapRing, agent: u16, body: &[u8]) -> bool {
     let units = body.len().div_ceil(8) as u32;
-    let Ok(claim) = ring.try_claim(agent, &[units]) else { return false };
+    let Ok(claim) = ring.try_claim(agent, &[units], &mut 0) else { return false };
     let (start, end) = ring.place(claim.data, units);
     // SAFETY: the claim gave us [start, end).
     assert!(unsafe { ring.memory().write_data(ring.data_offset(start), body) });
@@ -238,7 +238,7 @@ fn dead_producers_claim_is_abandoned_and_the_queue_flows() {
         let dead_agent = ring.register_agent(DEAD, 1, 1, 0).unwrap();
         let live_agent = ring.register_agent(LIVE, 1, 2, 0).unwrap();
         // The dead producer claimed a slot and died before committing.
-        ring.try_claim(dead_agent, &[1]).unwrap();
+        ring.try_claim(dead_agent, &[1], &mut 0).unwrap();
         let producer = {
             let ring = ring.clone();
             thread::spawn(move || publish_spinning(&ring, live_agent, &[6; 8]))
@@ -250,5 +250,34 @@ fn dead_producers_claim_is_abandoned_and_the_queue_flows() {
         assert_eq!(sweeper.join().unwrap(), 1);
         producer.join().unwrap();
         assert_eq!(consume_spinning(&ring, live_agent), vec![6; 8]);
+    });
+}
+
+#[test]
+fn two_consumers_ack_and_reclaim_concurrently() {
+    loom::model(|| {
+        // Both slots are in flight; two consumers ack them at once, and both
+        // run the reclaim (one resets, the other may help move the cursor).
+        let ring = ring(2, 16);
+        assert!(publish(&ring, 0, &[1; 8]));
+        assert!(publish(&ring, 0, &[2; 8]));
+        let (a, _, _) = take(&ring, 1).unwrap();
+        let (b, _, _) = take(&ring, 2).unwrap();
+        let ackers: Vec<_> = [(1u16, a), (2u16, b)]
+            .into_iter()
+            .map(|(agent, pos)| {
+                let ring = ring.clone();
+                thread::spawn(move || assert!(ring.settle(agent, pos, Settle::Done)))
+            })
+            .collect();
+        for t in ackers {
+            t.join().unwrap();
+        }
+        ring.reclaim();
+        // Everything was reclaimed: a full lap fits again, in order.
+        assert!(publish(&ring, 0, &[3; 8]));
+        assert!(publish(&ring, 0, &[4; 8]));
+        assert_eq!(consume_spinning(&ring, 1), vec![3; 8]);
+        assert_eq!(consume_spinning(&ring, 1), vec![4; 8]);
     });
 }

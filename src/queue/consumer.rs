@@ -67,6 +67,8 @@ pub struct Consumer {
     options: ConsumerOptions,
     unacked: Cell<u32>,
     stalled_since: Cell<Option<(u32, Instant)>>,
+    /// Set while `drain` runs: settle without reclaiming, reclaim once after.
+    defer_reclaim: Cell<bool>,
 }
 
 /// One received message. Its body and properties are read in place, in
@@ -88,7 +90,7 @@ pub struct Delivery<'c> {
 
 impl Consumer {
     pub(crate) fn new(agent: Agent, options: ConsumerOptions) -> Self {
-        Self { agent, options, unacked: Cell::new(0), stalled_since: Cell::new(None) }
+        Self { agent, options, unacked: Cell::new(0), stalled_since: Cell::new(None), defer_reclaim: Cell::new(false) }
     }
 
     /// The queue this consumer reads.
@@ -200,18 +202,27 @@ impl Consumer {
     /// ```
     pub fn drain(&self, max: usize, mut handle: impl FnMut(Delivery<'_>)) -> Result<usize, RecvError> {
         let mut handled = 0;
-        while handled < max {
+        self.defer_reclaim.set(true);
+        let result = loop {
+            if handled >= max {
+                break Ok(handled);
+            }
             match self.poll() {
                 Ok(Some(record)) => {
                     handle(self.delivery(record));
                     handled += 1;
                 }
-                Ok(None) => break,
-                Err(RecvError::PrefetchFull(_)) if handled > 0 => break,
-                Err(e) => return Err(e),
+                Ok(None) => break Ok(handled),
+                Err(RecvError::PrefetchFull(_)) if handled > 0 => break Ok(handled),
+                Err(e) => break Err(e),
             }
+        };
+        self.defer_reclaim.set(false);
+        let ring = &self.agent.queue.ring;
+        if handled > 0 && ring.reclaim() {
+            ring.notify_producers();
         }
-        Ok(handled)
+        result
     }
 
     /// Acknowledges a delivery by tag.
@@ -264,7 +275,7 @@ impl Consumer {
 
     fn settle(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<(), AckError> {
         let pos = u32::try_from(tag.0).map_err(|_| AckError::UnknownDeliveryTag(tag.0))?;
-        if !self.agent.queue.ring.settle(self.agent.index, pos, how) {
+        if !self.agent.queue.ring.settle_with(self.agent.index, pos, how, !self.defer_reclaim.get()) {
             return Err(AckError::UnknownDeliveryTag(tag.0));
         }
         self.unacked.set(self.unacked.get().saturating_sub(1));

@@ -39,6 +39,8 @@ pub const MAX_BATCH: usize = 64;
 pub struct Producer {
     agent: Agent,
     timeout: Option<Duration>,
+    /// Last seen reclaim cursor; see `Ring::try_claim`.
+    reclaim_hint: u64,
 }
 
 /// A message being written in place: fill [`body_mut`](Reservation::body_mut),
@@ -77,7 +79,7 @@ struct Encoded {
 
 impl Producer {
     pub(crate) fn new(agent: Agent) -> Self {
-        Self { agent, timeout: None }
+        Self { agent, timeout: None, reclaim_hint: 0 }
     }
 
     /// The queue this producer publishes to.
@@ -269,26 +271,30 @@ impl Producer {
         }
     }
 
+    #[inline]
+    fn try_claim(&mut self, units: &[u32]) -> Result<Claim, ClaimError> {
+        self.agent.queue.ring.try_claim(self.agent.index, units, &mut self.reclaim_hint)
+    }
+
     /// Claims slots and data, applying the overflow policy when full.
     fn claim(&mut self, units: &[u32]) -> Result<Claim, PublishError> {
-        let queue = &self.agent.queue;
-        if queue.is_deleted() {
+        if self.agent.queue.is_deleted() {
             return Err(PublishError::QueueDeleted);
         }
-        match queue.ring.try_claim(self.agent.index, units) {
+        match self.try_claim(units) {
             Ok(claim) => return Ok(claim),
             Err(ClaimError::Corrupt) => return Err(PublishError::Corrupt),
             Err(ClaimError::Full) => {}
         }
-        match queue.segment().config.overflow {
+        match self.agent.queue.segment().config.overflow {
             Overflow::Reject => Err(PublishError::QueueFull),
             Overflow::DropOldest => loop {
-                if !queue.ring.discard_oldest(self.agent.index) {
+                if !self.agent.queue.ring.discard_oldest(self.agent.index) {
                     self.agent.maybe_recover(false);
-                    return queue.ring.try_claim(self.agent.index, units).map_err(claim_error);
+                    return self.try_claim(units).map_err(claim_error);
                 }
                 bump(&self.agent.counters().dropped, 1);
-                match queue.ring.try_claim(self.agent.index, units) {
+                match self.try_claim(units) {
                     Err(ClaimError::Full) => {}
                     other => return other.map_err(claim_error),
                 }
@@ -299,23 +305,23 @@ impl Producer {
 
     fn claim_blocking(&mut self, units: &[u32]) -> Result<Claim, PublishError> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
-        let queue = &self.agent.queue;
         let backoff = Backoff::new();
         loop {
-            match queue.ring.try_claim(self.agent.index, units) {
+            match self.try_claim(units) {
                 Err(ClaimError::Full) => {}
                 other => return other.map_err(claim_error),
             }
-            if queue.is_deleted() {
+            if self.agent.queue.is_deleted() {
                 return Err(PublishError::QueueDeleted);
             }
             if !backoff.is_completed() {
                 backoff.snooze();
                 continue;
             }
+            let queue = self.agent.queue.clone();
             let not_full = queue.ring.not_full();
             let ticket = not_full.prepare_wait();
-            match queue.ring.try_claim(self.agent.index, units) {
+            match self.try_claim(units) {
                 Err(ClaimError::Full) => {}
                 other => {
                     not_full.cancel_wait();

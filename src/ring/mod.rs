@@ -185,11 +185,10 @@ impl<M: RingMemory> Ring<M> {
     /// Claims `units.len()` consecutive slots and their data for agent
     /// `agent`. Fails with `Full` if the ring lacks slots or bytes even after
     /// reclaiming, or `Corrupt` if the cursors are impossible.
-    pub fn try_claim(&self, agent: u16, units: &[u32]) -> Result<Claim, ClaimError> {
+    pub fn try_claim(&self, agent: u16, units: &[u32], reclaim_hint: &mut u64) -> Result<Claim, ClaimError> {
         let header = self.mem.header();
         let count = units.len() as u32;
         debug_assert!(count >= 1 && count <= self.geo.slot_count);
-        let mut reclaimed = false;
         loop {
             // SYNC POINT PRODUCE: pairs with the AcqRel CAS below in other
             // producers; orders nothing else, positions only.
@@ -199,24 +198,35 @@ impl<M: RingMemory> Ring<M> {
             for &u in units {
                 end = self.place(end, u).1;
             }
-            // SYNC POINT RECLAIM: pairs with the Release CAS in `reclaim`:
-            // consumers' reads of the old records happen-before our writes.
-            let (free_slot, free_data) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
-            if slot.wrapping_sub(free_slot) > self.geo.slot_count || data.wrapping_sub(free_data) > self.geo.data_units {
-                // More in use than the ring holds: a damaged segment.
-                return Err(ClaimError::Corrupt);
-            }
-            let slots_used = slot.wrapping_add(count).wrapping_sub(free_slot);
-            let units_used = end.wrapping_sub(free_data);
-            if slots_used > self.geo.slot_count || units_used > self.geo.data_units {
-                if reclaimed || !self.reclaim() {
-                    return Err(ClaimError::Full);
+            let fits = |hint: u64| {
+                let (free_slot, free_data) = unpack_cursor(hint);
+                slot.wrapping_add(count).wrapping_sub(free_slot) <= self.geo.slot_count
+                    && end.wrapping_sub(free_data) <= self.geo.data_units
+            };
+            // The hint is an old value of the reclaim cursor, which only moves
+            // forward: if the claim fits under it, it fits under the real one.
+            // Like Agrona's cached head, it keeps the consumers' line out of
+            // the publish path until space looks short.
+            if !fits(*reclaim_hint) {
+                // SYNC POINT RECLAIM: pairs with the Release CAS in
+                // `reclaim`: consumers' reads of the old records happen-before
+                // our writes.
+                *reclaim_hint = header.reclaim.load(Ordering::Acquire);
+                let (free_slot, free_data) = unpack_cursor(*reclaim_hint);
+                if slot.wrapping_sub(free_slot) > self.geo.slot_count || data.wrapping_sub(free_data) > self.geo.data_units {
+                    // More in use than the ring holds: a damaged segment.
+                    return Err(ClaimError::Corrupt);
                 }
-                reclaimed = true;
-                continue;
+                if !fits(*reclaim_hint) {
+                    self.reclaim();
+                    *reclaim_hint = header.reclaim.load(Ordering::Acquire);
+                    if !fits(*reclaim_hint) {
+                        return Err(ClaimError::Full);
+                    }
+                }
             }
             // SYNC POINT INTENT: Release pairs with the Acquire load in
-            // `recover_stalled`: a sweeper that sees our new intent also sees
+            // `abandon_stalled`: a sweeper that sees our new intent also sees
             // our earlier commits. The CAS below publishes it to any sweeper
             // that sees the cursor move past these slots.
             self.mem.agent(agent as usize).intent.store(pack_cursor(slot, count), Ordering::Release);
@@ -286,37 +296,42 @@ impl<M: RingMemory> Ring<M> {
         }
         loop {
             let read = header.read.load(Ordering::Acquire);
-            let (produced, _) = unpack_cursor(header.produce.load(Ordering::Acquire));
-            if read == produced {
-                return Take::Empty;
-            }
             let slot = self.slot(read);
             // SYNC POINT PUBLISH (reader side of the plain load; the CAS below
             // is the one that acquires the data).
             let word = slot.control.load(Ordering::Acquire);
             let ctl = Control::unpack(word);
+            if ctl.stamp == read && ctl.state == READY {
+                // Fast path: a committed slot at `read` implies `produce` is
+                // past it, so the producers' cursor line is not touched.
+                let claimed = Control::new(read, agent, ctl.flags | auto, DELIVERED).pack();
+                // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release.
+                if slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    self.advance_read(read);
+                    if ctl.flags & FLAG_REDELIVERED != 0 {
+                        // Requeued before `read` moved past it: it was
+                        // counted in `requeued`, so uncount it here.
+                        header.requeued.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    return self.deliver(read, agent, ctl.flags, now_ms);
+                }
+                continue;
+            }
+            let (produced, _) = unpack_cursor(header.produce.load(Ordering::Acquire));
+            if read == produced {
+                return Take::Empty;
+            }
             if ctl.stamp != read {
-                // `read` moved on since we loaded it, or the slot is garbage.
+                // `read` moved on since we loaded it, or the slot is garbage:
+                // a claimed position always has its slot reset to its stamp.
                 if header.read.load(Ordering::Acquire) == read {
                     return Take::Corrupt(read);
                 }
                 continue;
             }
             match ctl.state {
-                READY => {
-                    let claimed = Control::new(read, agent, ctl.flags | auto, DELIVERED).pack();
-                    // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release.
-                    if slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                        self.advance_read(read);
-                        if ctl.flags & FLAG_REDELIVERED != 0 {
-                            // Requeued before `read` moved past it: it was
-                            // counted in `requeued`, so uncount it here.
-                            header.requeued.fetch_sub(1, Ordering::Relaxed);
-                        }
-                        return self.deliver(read, agent, ctl.flags, now_ms);
-                    }
-                }
                 FREE => return Take::Stalled(read),
+                READY => continue,
                 _ => self.advance_read(read),
             }
         }
@@ -381,6 +396,12 @@ impl<M: RingMemory> Ring<M> {
     /// Settles a delivery held by `agent`. Returns false if `pos` is not a
     /// delivery this agent holds (an unknown or already-settled tag).
     pub fn settle(&self, agent: u16, pos: u32, how: Settle) -> bool {
+        self.settle_with(agent, pos, how, true)
+    }
+
+    /// As [`settle`](Ring::settle); with `reclaim` false, leaves reclaiming
+    /// to a later [`reclaim`](Ring::reclaim) call (batched consumers).
+    pub fn settle_with(&self, agent: u16, pos: u32, how: Settle, reclaim: bool) -> bool {
         let slot = self.slot(pos);
         let word = slot.control.load(Ordering::Relaxed);
         let ctl = Control::unpack(word);
@@ -396,7 +417,7 @@ impl<M: RingMemory> Ring<M> {
                     return false;
                 }
                 let (free_slot, _) = unpack_cursor(self.mem.header().reclaim.load(Ordering::Relaxed));
-                if free_slot == pos && self.reclaim() {
+                if reclaim && free_slot == pos && self.reclaim() {
                     self.notify_producers();
                 }
                 true
@@ -421,54 +442,67 @@ impl<M: RingMemory> Ring<M> {
         true
     }
 
-    /// Advances the reclaim cursor over DONE and ABANDONED slots. Returns
-    /// true if it moved (the caller may then wake blocked publishers).
+    /// Advances the reclaim cursor over DONE and ABANDONED slots, resetting
+    /// each for its next lap and moving the cursor once per run of them.
+    /// Returns true if it moved (the caller may then wake blocked publishers).
     pub fn reclaim(&self) -> bool {
         let header = self.mem.header();
         let mut advanced = false;
-        for _ in 0..self.geo.slot_count {
+        let mut budget = self.geo.slot_count;
+        loop {
             let current = header.reclaim.load(Ordering::Acquire);
             let (free_slot, free_data) = unpack_cursor(current);
             // Never pass `read`: slots at or past it may still be dispatched,
             // and dispatch expects their stamps unchanged.
-            if free_slot == header.read.load(Ordering::Acquire) {
-                break;
-            }
-            let slot = self.slot(free_slot);
-            // SYNC POINT DONE: Acquire pairs with `settle`'s Release.
-            let word = slot.control.load(Ordering::Acquire);
-            let ctl = Control::unpack(word);
-            let next_lap = free_slot.wrapping_add(self.geo.slot_count);
-            let keep_data = if ctl.stamp == free_slot && (ctl.state == DONE || ctl.state == ABANDONED) {
-                let keep = ctl.state == ABANDONED;
-                let reset = Control::new(next_lap, 0, if keep { FLAG_KEEP_DATA } else { 0 }, FREE).pack();
-                if slot.control.compare_exchange(word, reset, Ordering::AcqRel, Ordering::Acquire).is_err() {
-                    continue;
-                }
-                keep
-            } else if ctl.stamp == next_lap && ctl.state == FREE {
-                // Another reclaimer reset it and has not moved the cursor yet:
-                // help it.
-                ctl.flags & FLAG_KEEP_DATA != 0
-            } else {
-                break;
-            };
-            let new_data = if keep_data { free_data } else { slot.data_end.load(Ordering::Relaxed) };
-            // Hostile `data_end` must not run the data cursor past the
-            // producers: clamp to the produce cursor.
+            let read = header.read.load(Ordering::Acquire);
             let (_, produced_data) = unpack_cursor(header.produce.load(Ordering::Acquire));
-            let new_data = if new_data.wrapping_sub(free_data) > produced_data.wrapping_sub(free_data) { produced_data } else { new_data };
+            let mut pos = free_slot;
+            let mut data = free_data;
+            while pos != read && budget > 0 {
+                budget -= 1;
+                let slot = self.slot(pos);
+                // SYNC POINT DONE: Acquire pairs with `settle`'s Release.
+                let word = slot.control.load(Ordering::Acquire);
+                let ctl = Control::unpack(word);
+                let next_lap = pos.wrapping_add(self.geo.slot_count);
+                let keep_data = if ctl.stamp == pos && (ctl.state == DONE || ctl.state == ABANDONED) {
+                    let keep = ctl.state == ABANDONED;
+                    let reset = Control::new(next_lap, 0, if keep { FLAG_KEEP_DATA } else { 0 }, FREE).pack();
+                    if slot.control.compare_exchange(word, reset, Ordering::AcqRel, Ordering::Acquire).is_err() {
+                        break;
+                    }
+                    keep
+                } else if ctl.stamp == next_lap && ctl.state == FREE {
+                    // Reset by another reclaimer that has not moved the cursor
+                    // yet: help it.
+                    ctl.flags & FLAG_KEEP_DATA != 0
+                } else {
+                    break;
+                };
+                if !keep_data {
+                    let end = slot.data_end.load(Ordering::Relaxed);
+                    // Hostile `data_end` must not run the data cursor
+                    // backwards or past the producers.
+                    if end.wrapping_sub(free_data) <= produced_data.wrapping_sub(free_data)
+                        && end.wrapping_sub(free_data) >= data.wrapping_sub(free_data)
+                    {
+                        data = end;
+                    }
+                }
+                pos = pos.wrapping_add(1);
+            }
+            if pos == free_slot {
+                return advanced;
+            }
             // SYNC POINT RECLAIM: Release pairs with the Acquire load in
             // `try_claim`.
-            if header
-                .reclaim
-                .compare_exchange(current, pack_cursor(free_slot.wrapping_add(1), new_data), Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
+            if header.reclaim.compare_exchange(current, pack_cursor(pos, data), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 advanced = true;
             }
+            if budget == 0 {
+                return advanced;
+            }
         }
-        advanced
     }
 
     /// Discards the oldest READY message at the read cursor, on behalf of

@@ -58,7 +58,13 @@ macro_rules! atomic {
                 self.0.compare_exchange(current, new, success, failure)
             }
             #[inline]
-            pub(crate) fn compare_exchange_weak(&self, current: $int, new: $int, success: Ordering, failure: Ordering) -> Result<$int, $int> {
+            pub(crate) fn compare_exchange_weak(
+                &self,
+                current: $int,
+                new: $int,
+                success: Ordering,
+                failure: Ordering,
+            ) -> Result<$int, $int> {
                 self.0.compare_exchange_weak(current, new, success, failure)
             }
             /// The std atomic, for syscalls that take one (futex).

@@ -36,6 +36,9 @@ pub struct BenchArgs {
     /// Skip the latency runs.
     #[arg(long)]
     pub no_latency: bool,
+    /// Repetitions of each throughput run; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -79,6 +82,8 @@ struct Row {
     size: usize,
     batch: usize,
     rate: Option<f64>,
+    rate_min: f64,
+    rate_max: f64,
     latency: Option<[f64; 4]>,
 }
 
@@ -96,12 +101,17 @@ fn run_all(cli: &Cli, args: &BenchArgs, ns: &shmq::Namespace) -> CliResult {
         for &system in &args.systems {
             let batches: &[usize] = if system == System::Shmq || system == System::ShmqBusy { &[1, args.batch] } else { &[1] };
             for &batch in batches {
-                let rate = throughput(ns, system, size, args.messages, batch)?;
+                let mut rates = Vec::new();
+                for _ in 0..args.repeat.max(1) {
+                    rates.push(throughput(ns, system, size, args.messages, batch)?);
+                }
+                rates.sort_by(f64::total_cmp);
+                let rate = rates[rates.len() / 2];
                 let latency = if args.no_latency || batch != 1 { None } else { Some(latency(ns, system, size, args.round_trips)?) };
                 if !cli.json {
                     eprintln!("  measured {} {size} B batch {batch}", system.label());
                 }
-                rows.push(Row { system, size, batch, rate: Some(rate), latency });
+                rows.push(Row { system, size, batch, rate: Some(rate), rate_min: rates[0], rate_max: rates[rates.len() - 1], latency });
             }
         }
     }
@@ -116,6 +126,7 @@ fn report(cli: &Cli, args: &BenchArgs, rows: &[Row]) {
             .iter()
             .map(|r| {
                 json!({"system": r.system.label(), "size": r.size, "batch": r.batch, "msgs_per_sec": r.rate,
+                       "msgs_per_sec_min": r.rate_min, "msgs_per_sec_max": r.rate_max,
                        "one_way_ns": r.latency.map(|l| json!({"p50": l[0], "p99": l[1], "p999": l[2], "max": l[3]}))})
             })
             .collect();
@@ -134,6 +145,7 @@ fn report(cli: &Cli, args: &BenchArgs, rows: &[Row]) {
             r.size.to_string(),
             r.batch.to_string(),
             r.rate.map_or("-".into(), |v| format!("{:.2}M", v / 1e6)),
+            format!("{:.1}-{:.1}M", r.rate_min / 1e6, r.rate_max / 1e6),
             ratio(baseline(System::Uds, r.size)),
             ratio(baseline(System::BareRing, r.size)),
             lat[0].clone(),
@@ -142,8 +154,8 @@ fn report(cli: &Cli, args: &BenchArgs, rows: &[Row]) {
             lat[3].clone(),
         ]);
     }
-    println!("throughput: {} messages per run; latency: {} round trips, one-way = round trip / 2, in ns", args.messages, args.round_trips);
-    print!("{}", table(&["system", "size", "batch", "msgs/s", "vs uds", "vs ring", "p50 ns", "p99 ns", "p99.9 ns", "max ns"], &out));
+    println!("throughput: median of {} runs of {} messages; latency: {} round trips, one-way = round trip / 2, in ns", args.repeat, args.messages, args.round_trips);
+    print!("{}", table(&["system", "size", "batch", "msgs/s", "min-max", "vs uds", "vs ring", "p50 ns", "p99 ns", "p99.9 ns", "max ns"], &out));
 }
 
 fn spawn_child(cli_ns: &str, role: &str, size: usize, messages: u64, path: &str, batch: usize, busy: bool) -> std::io::Result<Child> {

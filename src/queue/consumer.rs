@@ -3,10 +3,8 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::Backoff;
-
 use super::options::{AckMode, ConsumerOptions};
-use super::{bump, now_ms, Agent, STALL_BEFORE_RECOVERY, WAIT_SLICE};
+use super::{bump, now_ms, spin_until, Agent, STALL_BEFORE_RECOVERY, WAIT_SLICE};
 use crate::error::{AckError, RecvError};
 use crate::message::PropertiesRef;
 use crate::ring::{Record, Settle, Take};
@@ -292,8 +290,8 @@ impl Consumer {
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Delivery<'_>, RecvError> {
-        let backoff = Backoff::new();
         let mut spins: u32 = 0;
+        let mut spun = false;
         loop {
             if let Some(record) = self.poll()? {
                 return Ok(self.delivery(record));
@@ -312,8 +310,18 @@ impl Consumer {
                 core::hint::spin_loop();
                 continue;
             }
-            if !backoff.is_completed() {
-                backoff.snooze();
+            if !spun {
+                // Spin briefly first: a message due in a few microseconds
+                // then costs no futex round trip.
+                spun = true;
+                let mut outcome = Ok(None);
+                spin_until(|| {
+                    outcome = self.poll();
+                    !matches!(outcome, Ok(None))
+                });
+                if let Some(record) = outcome? {
+                    return Ok(self.delivery(record));
+                }
                 continue;
             }
             let not_empty = self.agent.queue.ring.not_empty();
@@ -334,6 +342,7 @@ impl Consumer {
                 None => WAIT_SLICE,
             };
             not_empty.wait(ticket, Some(slice));
+            spun = false;
             self.agent.maybe_recover(false);
         }
     }

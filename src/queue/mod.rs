@@ -24,6 +24,30 @@ pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(50);
 /// checks whether that slot's producer died.
 pub(crate) const STALL_BEFORE_RECOVERY: Duration = Duration::from_millis(20);
 
+/// How long a blocking receive or publish spins before it sleeps on the
+/// futex. A cross-core futex wake costs tens of microseconds here, so a short
+/// spin keeps a steady stream at shared-memory latency while an idle waiter
+/// still sleeps almost at once.
+pub(crate) const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(20);
+
+/// Spins (no syscalls, no yields) until `ready` says so or the spin budget
+/// runs out; true if ready.
+#[inline]
+pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if ready() {
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+        if started.elapsed() >= SPIN_BEFORE_SLEEP {
+            return false;
+        }
+    }
+}
+
 /// How often an active handle sweeps for dead peers at most.
 pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
 

@@ -2,10 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use crossbeam_utils::Backoff;
-
 use super::options::Overflow;
-use super::{bump, now_ms, Agent, WAIT_SLICE};
+use super::{bump, now_ms, spin_until, Agent, WAIT_SLICE};
 use crate::error::PublishError;
 use crate::message::Properties;
 use crate::ring::layout::UNIT;
@@ -305,18 +303,18 @@ impl Producer {
 
     fn claim_blocking(&mut self, units: &[u32]) -> Result<Claim, PublishError> {
         let deadline = self.timeout.map(|t| Instant::now() + t);
-        let backoff = Backoff::new();
         loop {
-            match self.try_claim(units) {
+            let mut outcome = Err(ClaimError::Full);
+            spin_until(|| {
+                outcome = self.try_claim(units);
+                outcome != Err(ClaimError::Full)
+            });
+            match outcome {
                 Err(ClaimError::Full) => {}
                 other => return other.map_err(claim_error),
             }
             if self.agent.queue.is_deleted() {
                 return Err(PublishError::QueueDeleted);
-            }
-            if !backoff.is_completed() {
-                backoff.snooze();
-                continue;
             }
             let queue = self.agent.queue.clone();
             let not_full = queue.ring.not_full();

@@ -3,7 +3,7 @@
 
 use super::control::{pack_cursor, Control, FREE};
 use super::layout::*;
-use super::{Geometry, RingMemory};
+use super::{slot_index, Geometry, RingMemory};
 use crate::sync::{AtomicU32, AtomicU64, DataCell, EventCount, Ordering};
 
 fn counters() -> Counters {
@@ -55,9 +55,14 @@ impl HeapMemory {
             not_full: Line(event_count()),
             state: Line(QueueState { deleted: AtomicU32::new(0), _reserved: AtomicU32::new(0), retired: counters() }),
         });
-        let slots = (0..geometry.slot_count)
-            .map(|i| Slot {
-                control: AtomicU64::new(Control::new(i, 0, 0, FREE).pack()),
+        let mut stamps = vec![0u32; geometry.slot_count as usize];
+        for pos in 0..geometry.slot_count {
+            stamps[slot_index(pos, geometry.slot_count) as usize] = pos;
+        }
+        let slots = stamps
+            .into_iter()
+            .map(|stamp| Slot {
+                control: AtomicU64::new(Control::new(stamp, 0, 0, FREE).pack()),
                 data_start: AtomicU32::new(0),
                 data_end: AtomicU32::new(0),
                 props_len: AtomicU32::new(0),

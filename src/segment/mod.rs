@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::queue::options::{Overflow, QueueOptions};
 use crate::ring::control::{pack_cursor, Control, FREE};
 use crate::ring::layout::{AgentSlot, RingHeader, Slot, UNIT};
-use crate::ring::{Geometry, RingMemory};
+use crate::ring::{slot_index, Geometry, RingMemory};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use layout::*;
 
@@ -182,8 +182,9 @@ impl QueueSegment {
         let header = self.header();
         header.produce.store(pack_cursor(0, 0), Ordering::Relaxed);
         header.reclaim.store(pack_cursor(0, 0), Ordering::Relaxed);
-        for i in 0..self.config.geometry.slot_count {
-            self.slot(i).control.store(Control::new(i, 0, 0, FREE).pack(), Ordering::Relaxed);
+        let slot_count = self.config.geometry.slot_count;
+        for pos in 0..slot_count {
+            self.slot(slot_index(pos, slot_count)).control.store(Control::new(pos, 0, 0, FREE).pack(), Ordering::Relaxed);
         }
     }
 

@@ -281,3 +281,40 @@ fn two_consumers_ack_and_reclaim_concurrently() {
         assert_eq!(consume_spinning(&ring, 1), vec![4; 8]);
     });
 }
+
+#[test]
+fn batch_take_races_with_a_single_take() {
+    loom::model(|| {
+        let ring = ring(4, 16);
+        for b in 1..=3u8 {
+            assert!(publish(&ring, 0, &[b; 8]));
+        }
+        let single = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let got = take(&ring, 2);
+                if let Some((pos, _, _)) = &got {
+                    assert!(ring.settle(2, *pos, Settle::Done));
+                }
+                got.map(|(_, body, _)| body[0])
+            })
+        };
+        let mut records = [shmq::ring::Record::default(); 3];
+        let batch = ring.take_batch(1, true, &mut || 0, &mut records);
+        let mut got: Vec<u8> = Vec::new();
+        for record in &records[..batch.got] {
+            let mut body = [0u8; 8];
+            // SAFETY: DELIVERED to agent 1.
+            assert!(unsafe { ring.memory().read_data(ring.data_offset(record.data_start), &mut body) });
+            got.push(body[0]);
+            ring.finish_owned(record.pos, record.flags, true);
+        }
+        got.extend(single.join().unwrap());
+        while let Some((pos, body, _)) = take(&ring, 3) {
+            assert!(ring.settle(3, pos, Settle::Done));
+            got.push(body[0]);
+        }
+        got.sort();
+        assert_eq!(got, vec![1, 2, 3]);
+    });
+}

@@ -154,8 +154,14 @@ fn report(cli: &Cli, args: &BenchArgs, rows: &[Row]) {
             lat[3].clone(),
         ]);
     }
-    println!("throughput: median of {} runs of {} messages; latency: {} round trips, one-way = round trip / 2, in ns", args.repeat, args.messages, args.round_trips);
-    print!("{}", table(&["system", "size", "batch", "msgs/s", "min-max", "vs uds", "vs ring", "p50 ns", "p99 ns", "p99.9 ns", "max ns"], &out));
+    println!(
+        "throughput: median of {} runs of {} messages; latency: {} round trips, one-way = round trip / 2, in ns",
+        args.repeat, args.messages, args.round_trips
+    );
+    print!(
+        "{}",
+        table(&["system", "size", "batch", "msgs/s", "min-max", "vs uds", "vs ring", "p50 ns", "p99 ns", "p99.9 ns", "max ns"], &out)
+    );
 }
 
 fn spawn_child(cli_ns: &str, role: &str, size: usize, messages: u64, path: &str, batch: usize, busy: bool) -> std::io::Result<Child> {

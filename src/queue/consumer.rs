@@ -199,24 +199,45 @@ impl Consumer {
     /// # }
     /// ```
     pub fn drain(&self, max: usize, mut handle: impl FnMut(Delivery<'_>)) -> Result<usize, RecvError> {
+        const CHUNK: usize = 32;
+        let manual = self.options.ack_mode == AckMode::Manual;
+        let ring = &self.agent.queue.ring;
         let mut handled = 0;
+        let mut records = [Record::default(); CHUNK];
         self.defer_reclaim.set(true);
         let result = loop {
-            if handled >= max {
+            let mut want = (max - handled).min(CHUNK);
+            if manual && self.options.prefetch != 0 {
+                let room = self.options.prefetch.saturating_sub(self.unacked.get()) as usize;
+                if room == 0 {
+                    break if handled > 0 { Ok(handled) } else { Err(RecvError::PrefetchFull(self.options.prefetch)) };
+                }
+                want = want.min(room);
+            }
+            if want == 0 {
                 break Ok(handled);
             }
-            match self.poll() {
-                Ok(Some(record)) => {
-                    handle(self.delivery(record));
-                    handled += 1;
-                }
-                Ok(None) => break Ok(handled),
-                Err(RecvError::PrefetchFull(_)) if handled > 0 => break Ok(handled),
-                Err(e) => break Err(e),
+            let batch = ring.take_batch(self.agent.index, !manual, &mut now_ms, &mut records[..want]);
+            if batch.expired > 0 {
+                bump(&self.agent.counters().expired, u64::from(batch.expired));
+            }
+            for record in &records[..batch.got] {
+                self.on_delivered(record);
+            }
+            for record in &records[..batch.got] {
+                handle(self.delivery(*record));
+            }
+            handled += batch.got;
+            match batch.last {
+                Take::Corrupt(pos) if batch.got == 0 => break Err(RecvError::Corrupt(pos)),
+                Take::Stalled(pos) => self.on_stall(pos),
+                _ => {}
+            }
+            if batch.got == 0 && batch.expired == 0 {
+                break Ok(handled);
             }
         };
         self.defer_reclaim.set(false);
-        let ring = &self.agent.queue.ring;
         if handled > 0 && ring.reclaim() {
             ring.notify_producers();
         }
@@ -357,14 +378,7 @@ impl Consumer {
         loop {
             match ring.try_take(self.agent.index, !manual, &mut now_ms) {
                 Take::Got(record) => {
-                    self.stalled_since.set(None);
-                    self.unacked.set(self.unacked.get() + 1);
-                    let slot = self.agent.slot();
-                    slot.unacked.store(self.unacked.get(), Ordering::Relaxed);
-                    bump(&slot.counters.delivered, 1);
-                    if record.redelivered() {
-                        bump(&slot.counters.redelivered, 1);
-                    }
+                    self.on_delivered(&record);
                     return Ok(Some(record));
                 }
                 Take::Expired => bump(&self.agent.counters().expired, 1),
@@ -378,6 +392,17 @@ impl Consumer {
                 }
                 Take::Corrupt(pos) => return Err(RecvError::Corrupt(pos)),
             }
+        }
+    }
+
+    fn on_delivered(&self, record: &Record) {
+        self.stalled_since.set(None);
+        self.unacked.set(self.unacked.get() + 1);
+        let slot = self.agent.slot();
+        slot.unacked.store(self.unacked.get(), Ordering::Relaxed);
+        bump(&slot.counters.delivered, 1);
+        if record.redelivered() {
+            bump(&slot.counters.redelivered, 1);
         }
     }
 
@@ -492,7 +517,14 @@ impl<'c> Delivery<'c> {
 impl Drop for Delivery<'_> {
     fn drop(&mut self) {
         if !self.settled && self.consumer.options.ack_mode == AckMode::Auto {
-            let _ = self.consumer.ack(self.tag());
+            // Ours alone (auto-ack deliveries have no tag to settle by), so
+            // skip the checked settle path.
+            let consumer = self.consumer;
+            consumer.agent.queue.ring.finish_owned(self.record.pos, self.record.flags, !consumer.defer_reclaim.get());
+            consumer.unacked.set(consumer.unacked.get().saturating_sub(1));
+            let slot = consumer.agent.slot();
+            slot.unacked.store(consumer.unacked.get(), Ordering::Relaxed);
+            bump(&slot.counters.acked, 1);
         }
     }
 }

@@ -75,7 +75,7 @@ pub enum ClaimError {
 }
 
 /// A delivered record, as read (and validated) from its slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Record {
     /// Slot position (the delivery tag).
     pub pos: u32,
@@ -111,6 +111,24 @@ pub enum Take {
     Stalled(u32),
     /// The slot at this position held nonsense; it was discarded.
     Corrupt(u32),
+}
+
+/// What [`Ring::take_batch`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchTake {
+    /// Records written to the output.
+    pub got: usize,
+    /// Expired records discarded on the way.
+    pub expired: u32,
+    /// Why the batch stopped early, if it did not simply run out of READY
+    /// slots (`Empty`).
+    pub last: Take,
+}
+
+impl Default for BatchTake {
+    fn default() -> Self {
+        Self { got: 0, expired: 0, last: Take::Empty }
+    }
 }
 
 /// How a consumer settles a delivery.
@@ -222,7 +240,12 @@ impl<M: RingMemory> Ring<M> {
                 *reclaim_hint = header.reclaim.load(Ordering::Acquire);
                 let (free_slot, free_data) = unpack_cursor(*reclaim_hint);
                 if slot.wrapping_sub(free_slot) > self.geo.slot_count || data.wrapping_sub(free_data) > self.geo.data_units {
-                    // More in use than the ring holds: a damaged segment.
+                    // Either our `current` is stale (consumers reclaimed past
+                    // it meanwhile), or more is in use than the ring holds:
+                    // a damaged segment.
+                    if header.produce.load(Ordering::Acquire) != current {
+                        continue;
+                    }
                     return Err(ClaimError::Corrupt);
                 }
                 if !fits(*reclaim_hint) {
@@ -341,6 +364,90 @@ impl<M: RingMemory> Ring<M> {
                 FREE => return Take::Stalled(read),
                 READY => continue,
                 _ => self.advance_read(read),
+            }
+        }
+    }
+
+    /// Takes up to `out.len()` consecutive READY messages at the read
+    /// cursor with one cursor update: the batched consumer path. Requeued
+    /// messages and every non-READY head fall back to [`try_take`].
+    ///
+    /// [`try_take`]: Ring::try_take
+    pub fn take_batch(&self, agent: u16, auto_ack: bool, now_ms: &mut impl FnMut() -> u64, out: &mut [Record]) -> BatchTake {
+        let header = self.mem.header();
+        let mut batch = BatchTake::default();
+        if out.is_empty() {
+            return batch;
+        }
+        if header.requeued.load(Ordering::Acquire) > 0 {
+            batch.last = self.try_take(agent, auto_ack, now_ms);
+            if let Take::Got(record) = batch.last {
+                out[0] = record;
+                batch.got = 1;
+            }
+            return batch;
+        }
+        let auto = if auto_ack { FLAG_AUTO_ACK } else { 0 };
+        let read = header.read.load(Ordering::Acquire);
+        let mut pos = read;
+        while batch.got < out.len() && pos.wrapping_sub(read) < self.geo.slot_count {
+            let slot = self.slot(pos);
+            let word = slot.control.load(Ordering::Acquire);
+            let ctl = Control::unpack(word);
+            if ctl.stamp != pos || ctl.state != READY {
+                break;
+            }
+            let claimed = Control::new(pos, agent, ctl.flags | auto, DELIVERED).pack();
+            // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release.
+            if slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                break;
+            }
+            if ctl.flags & FLAG_REDELIVERED != 0 {
+                header.requeued.fetch_sub(1, Ordering::Relaxed);
+            }
+            pos = pos.wrapping_add(1);
+            match self.deliver(pos.wrapping_sub(1), agent, ctl.flags, now_ms) {
+                Take::Got(record) => {
+                    out[batch.got] = record;
+                    batch.got += 1;
+                }
+                Take::Expired => batch.expired += 1,
+                other => {
+                    batch.last = other;
+                    break;
+                }
+            }
+        }
+        // Move `read` past everything claimed; other consumers may have
+        // helped part of the way already.
+        let mut current = read;
+        while pos.wrapping_sub(current) as i32 > 0 {
+            match header.read.compare_exchange(current, pos, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        if batch.got == 0 && batch.expired == 0 && batch.last == Take::Empty {
+            batch.last = self.try_take(agent, auto_ack, now_ms);
+            if let Take::Got(record) = batch.last {
+                out[0] = record;
+                batch.got = 1;
+            }
+        }
+        batch
+    }
+
+    /// Marks a delivery this agent holds as DONE without re-checking it: for
+    /// auto-ack deliveries, which no one else can settle. `settle` is the
+    /// checked path for tags supplied by users.
+    pub fn finish_owned(&self, pos: u32, flags: u8, reclaim: bool) {
+        let done = Control::new(pos, 0, flags & !FLAG_AUTO_ACK, DONE).pack();
+        // SYNC POINT DONE: Release pairs with the AcqRel CAS in `reclaim`.
+        self.slot(pos).control.store(done, Ordering::Release);
+        if reclaim {
+            let (free_slot, _) = unpack_cursor(self.mem.header().reclaim.load(Ordering::Relaxed));
+            if free_slot == pos && self.reclaim() {
+                self.notify_producers();
             }
         }
     }

@@ -11,9 +11,9 @@ use super::{namespace, table, Cli, CliResult, Command};
 pub struct DeclareArgs {
     /// Queue name.
     pub name: String,
-    /// Data capacity in bytes.
-    #[arg(long, default_value_t = 8 << 20)]
-    pub capacity: u64,
+    /// Data capacity in bytes (default 8 MiB, as `QueueOptions::default()`).
+    #[arg(long)]
+    pub capacity: Option<u64>,
     /// Most messages held at once.
     #[arg(long)]
     pub max_messages: Option<u32>,
@@ -33,7 +33,10 @@ pub struct DeclareArgs {
 
 impl DeclareArgs {
     pub fn options(&self) -> shmq::QueueOptions {
-        let mut options = shmq::QueueOptions::default().capacity_bytes(self.capacity).overflow(self.overflow);
+        let mut options = shmq::QueueOptions::default().overflow(self.overflow);
+        if let Some(bytes) = self.capacity {
+            options = options.capacity_bytes(bytes);
+        }
         if let Some(n) = self.max_messages {
             options = options.max_messages(n);
         }

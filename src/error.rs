@@ -114,6 +114,7 @@ pub enum Error {
     },
 }
 
+#[cfg(not(shmq_loom))]
 impl Error {
     /// Wraps an I/O error, naming the path and mapping ENOSPC and EACCES to
     /// their own variants.
@@ -130,6 +131,7 @@ impl Error {
     }
 }
 
+#[cfg(not(shmq_loom))]
 fn owner_of(path: &std::path::Path) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     let mut probe = Some(path);

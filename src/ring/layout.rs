@@ -6,6 +6,7 @@ use crate::sync::{AtomicU32, AtomicU64, EventCount};
 
 /// Bytes in one cache-line-isolated block. 128, not 64: adjacent-line
 /// prefetch on x86-64 pulls lines in pairs.
+#[cfg_attr(shmq_loom, allow(dead_code))]
 pub(crate) const LINE: usize = 128;
 
 /// How many producer/consumer handles one queue can have attached at once.
@@ -88,8 +89,10 @@ pub struct Slot {
 }
 
 /// Agent roles, as stored in [`AgentSlot::role`].
+#[cfg_attr(shmq_loom, allow(dead_code))]
 pub(crate) const ROLE_PRODUCER: u32 = 1;
 /// See [`ROLE_PRODUCER`].
+#[cfg_attr(shmq_loom, allow(dead_code))]
 pub(crate) const ROLE_CONSUMER: u32 = 2;
 
 /// One attached producer or consumer handle.

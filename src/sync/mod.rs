@@ -168,11 +168,6 @@ pub struct EventCount {
 }
 
 impl EventCount {
-    #[cfg(shmq_loom)]
-    pub(crate) fn new() -> Self {
-        Self { seq: AtomicU32::new(0), waiters: AtomicU32::new(0) }
-    }
-
     /// Called by the side that made progress, after making it visible.
     #[inline]
     pub fn notify(&self) {

@@ -112,6 +112,56 @@ pub enum Error {
         /// The queue.
         queue: String,
     },
+    /// The exchange does not exist.
+    #[error("no such exchange '{exchange}' in namespace '{namespace}'{}", did_you_mean.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
+    ExchangeNotFound {
+        /// The exchange asked for.
+        exchange: String,
+        /// The namespace searched.
+        namespace: String,
+        /// The closest existing name, if one is close.
+        did_you_mean: Option<String>,
+    },
+    /// The exchange exists with other options (RabbitMQ's PRECONDITION_FAILED).
+    #[error("exchange '{exchange}' already exists as {existing}, but this declare asks for {requested}: declare it the same way, or delete it first")]
+    ExchangeConflict {
+        /// The exchange.
+        exchange: String,
+        /// Its existing type and flags.
+        existing: String,
+        /// What this declare asked for.
+        requested: String,
+    },
+    /// `delete_exchange` with `if_unused` on an exchange that has bindings.
+    #[error("exchange '{exchange}' is in use by {bindings} bindings: unbind them first, or delete without if-unused")]
+    ExchangeInUse {
+        /// The exchange.
+        exchange: String,
+        /// How many bindings use it as their source.
+        bindings: usize,
+    },
+    /// A name reserved for shmq itself (`amq.*`, the default exchange).
+    #[error("access refused: '{name}' is reserved ({reason})")]
+    AccessRefused {
+        /// The name.
+        name: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Another process owns this exclusive queue (RabbitMQ's RESOURCE_LOCKED).
+    #[error("queue '{queue}' is exclusive to another process: consume from your own queue, or declare it non-exclusive")]
+    ExclusiveQueue {
+        /// The queue.
+        queue: String,
+    },
+    /// The routing table is full.
+    #[error("the routing table is full: at most {limit} {what}; delete unused ones, or create the namespace with larger RoutingLimits")]
+    TableFull {
+        /// What ran out: "exchanges", "queues", "bindings" or "table bytes".
+        what: &'static str,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 #[cfg(not(shmq_loom))]
@@ -179,6 +229,18 @@ pub enum PublishError {
     /// The queue's cursors are impossible: the segment is damaged.
     #[error("the queue's segment is corrupt (its cursors are inconsistent): delete and redeclare the queue")]
     Corrupt,
+    /// A `mandatory` publish matched no queue.
+    #[error("message is unroutable: no queue is bound for this exchange and routing key (it was published with mandatory)")]
+    Unroutable,
+    /// The exchange does not exist.
+    #[error("no such exchange: declare it first")]
+    ExchangeNotFound,
+    /// The exchange is internal: only other exchanges may publish to it.
+    #[error("exchange is internal: publish to an exchange bound to it instead")]
+    InternalExchange,
+    /// The routing table could not be read.
+    #[error("the routing table could not be read: {0}")]
+    Routing(String),
 }
 
 /// Why a receive returned no message.

@@ -48,7 +48,12 @@ mod namespace;
 #[cfg(not(shmq_loom))]
 mod queue;
 #[cfg(not(shmq_loom))]
+mod routing;
+#[cfg(not(shmq_loom))]
 mod segment;
+#[doc(hidden)]
+#[path = "routing/seqtable.rs"]
+pub mod seqtable;
 
 pub use error::{AckError, Error, PublishError, RecvError};
 #[cfg(not(shmq_loom))]
@@ -61,6 +66,14 @@ pub use queue::consumer::{Consumer, Delivery, DeliveryTag};
 pub use queue::options::{AckMode, ConsumerOptions, Overflow, QueueOptions};
 #[cfg(not(shmq_loom))]
 pub use queue::producer::{Producer, Reservation, MAX_BATCH};
+#[cfg(not(shmq_loom))]
+pub use queue::publisher::{Publisher, Routed};
 pub use ring::layout::AGENT_SLOTS;
+#[cfg(not(shmq_loom))]
+pub use routing::table::RoutingLimits;
+#[cfg(not(shmq_loom))]
+pub use routing::topic::topic_matches;
+#[cfg(not(shmq_loom))]
+pub use routing::{ArgValue, Binding, Destination, ExchangeInfo, ExchangeKind, ExchangeOptions};
 #[cfg(not(shmq_loom))]
 pub use segment::layout::LAYOUT_VERSION;

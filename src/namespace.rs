@@ -19,6 +19,8 @@ use crate::queue::producer::Producer;
 use crate::queue::{Agent, QueueHandle};
 use crate::ring::layout::{ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::ring::{Ring, RingMemory};
+use crate::routing::table::{RoutingLimits, RoutingSegment};
+use crate::routing::{QueueMeta, Router};
 use crate::segment::{self, Created, QueueConfig};
 use crate::sync::Ordering;
 
@@ -41,6 +43,8 @@ pub struct NamespaceOptions {
     /// Create files 0660 and directories 0770 (instead of 0600/0700), so
     /// processes of the owner's group can attach.
     pub group_shared: bool,
+    /// Routing-table capacities, used when this open creates the namespace.
+    pub routing_limits: RoutingLimits,
 }
 
 impl NamespaceOptions {
@@ -53,6 +57,20 @@ impl NamespaceOptions {
         self.group_shared = on;
         self
     }
+
+    /// Sets the routing-table capacities for a new namespace.
+    ///
+    /// # Examples
+    /// ```
+    /// let limits = shmq::RoutingLimits { max_bindings: 100, ..Default::default() };
+    /// let options = shmq::NamespaceOptions::default().routing_limits(limits);
+    /// assert_eq!(options.routing_limits.max_bindings, 100);
+    /// ```
+    #[must_use]
+    pub fn routing_limits(mut self, limits: RoutingLimits) -> Self {
+        self.routing_limits = limits;
+        self
+    }
 }
 
 /// State shared by a namespace and every handle opened from it.
@@ -61,6 +79,11 @@ pub(crate) struct NsShared {
     pub(crate) name: String,
     file_mode: u32,
     peer: Mutex<Weak<Peer>>,
+    pub(crate) routing: RoutingSegment,
+    /// The latest compiled routing snapshot, shared by this process's publishers.
+    pub(crate) router: Mutex<Option<Arc<Router>>>,
+    /// Exclusive queues this namespace handle declared; deleted when it closes.
+    pub(crate) exclusive: Mutex<Vec<String>>,
 }
 
 impl NsShared {
@@ -74,8 +97,37 @@ impl NsShared {
         self.root.join("tmp")
     }
 
+    /// Marks a queue's segment deleted, wakes its waiters and unlinks it.
+    /// Returns false if there was no such file.
+    pub(crate) fn remove_queue_file(&self, name: &str) -> bool {
+        let path = self.queues_dir().join(name);
+        let Ok(segment) = segment::open_queue(&path) else {
+            return std::fs::remove_file(&path).is_ok();
+        };
+        // SYNC POINT DELETED: Release pairs with the loads in handles; they
+        // only need to see the flag eventually, waiters are woken below.
+        segment.deleted_word().store(1, Ordering::Release);
+        let ring = Ring::new(segment);
+        ring.notify_consumers();
+        ring.notify_producers();
+        std::fs::remove_file(&path).is_ok()
+    }
+
+    /// The compiled routing snapshot for the table's current generation.
+    pub(crate) fn router(&self) -> Result<Arc<Router>, Error> {
+        let generation = self.routing.current_generation();
+        let mut cached = self.router.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(router) = cached.as_ref().filter(|r| r.generation == generation) {
+            return Ok(router.clone());
+        }
+        let (generation, table) = self.routing.read()?;
+        let router = Arc::new(Router::compile(&table, generation));
+        *cached = Some(router.clone());
+        Ok(router)
+    }
+
     /// This process's liveness token, registered on first use.
-    fn peer(&self) -> Result<Arc<Peer>, Error> {
+    pub(crate) fn peer(&self) -> Result<Arc<Peer>, Error> {
         let mut guard = self.peer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(peer) = guard.upgrade() {
             return Ok(peer);
@@ -83,6 +135,26 @@ impl NsShared {
         let peer = Arc::new(Peer::register(&self.peers_dir(), &self.tmp_dir(), self.file_mode)?);
         *guard = Arc::downgrade(&peer);
         Ok(peer)
+    }
+}
+
+impl Drop for NsShared {
+    fn drop(&mut self) {
+        // Exclusive queues end with the namespace handle that declared them,
+        // as RabbitMQ's end with their connection.
+        let names = std::mem::take(&mut *self.exclusive.lock().unwrap_or_else(|e| e.into_inner()));
+        if names.is_empty() {
+            return;
+        }
+        let _ = self.routing.update(|table| {
+            for name in &names {
+                table.remove_queue(name);
+            }
+            Ok(())
+        });
+        for name in &names {
+            self.remove_queue_file(name);
+        }
     }
 }
 
@@ -140,7 +212,7 @@ pub struct QueueStats {
 /// ```
 #[derive(Clone)]
 pub struct Namespace {
-    shared: Arc<NsShared>,
+    pub(crate) shared: Arc<NsShared>,
 }
 
 /// Checks a queue (or namespace) name: 1–255 bytes, no `/` or NUL, not `.`
@@ -262,7 +334,19 @@ impl Namespace {
         let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| root.display().to_string());
         let marker_tmp = root.join("tmp").join(format!("ns-{:016x}", liveness::random_token()));
         segment::ensure_namespace_marker(&root.join("shmq.ns"), &marker_tmp, file_mode)?;
-        Ok(Namespace { shared: Arc::new(NsShared { root, name, file_mode, peer: Mutex::new(Weak::new()) }) })
+        let routing_tmp = root.join("tmp").join(format!("routing-{:016x}", liveness::random_token()));
+        let routing = RoutingSegment::open_or_create(&root, &routing_tmp, file_mode, options.routing_limits)?;
+        Ok(Namespace {
+            shared: Arc::new(NsShared {
+                root,
+                name,
+                file_mode,
+                peer: Mutex::new(Weak::new()),
+                routing,
+                router: Mutex::new(None),
+                exclusive: Mutex::new(Vec::new()),
+            }),
+        })
     }
 
     /// The namespace's directory.
@@ -309,18 +393,84 @@ impl Namespace {
     /// # }
     /// ```
     pub fn declare_queue(&self, name: &str, options: &QueueOptions) -> Result<QueueStats, Error> {
-        validate_name("queue", name)?;
+        let generated;
+        let name = if name.is_empty() && options.exclusive {
+            generated = format!("amq.gen-{:016x}{:08x}", liveness::random_token(), liveness::random_token() as u32);
+            generated.as_str()
+        } else {
+            validate_name("queue", name)?;
+            name
+        };
         let config = QueueConfig::from_options(name, options)?;
+        let owner = if options.exclusive { self.shared.peer()?.token } else { 0 };
+        let meta = QueueMeta { name: name.to_owned(), exclusive_owner: owner, auto_delete: options.auto_delete };
+        // Register first (under the table lock), so that no publisher routes
+        // to a file that is not in the registry, and conflicts fail early.
+        let registered = self.update_table(|table| match table.queue(name) {
+            Some(existing) if existing.exclusive_owner != 0 && existing.exclusive_owner != owner => {
+                Err(Error::ExclusiveQueue { queue: name.to_owned() })
+            }
+            Some(existing) if existing.auto_delete != meta.auto_delete || (existing.exclusive_owner != 0) != options.exclusive => {
+                let describe = |m: &QueueMeta| format!("exclusive={}, auto_delete={}", m.exclusive_owner != 0, m.auto_delete);
+                Err(Error::PreconditionFailed {
+                    queue: name.to_owned(),
+                    field: "flags",
+                    existing: describe(existing),
+                    requested: describe(&meta),
+                })
+            }
+            Some(_) => Ok(false),
+            None => {
+                table.queues.push(meta.clone());
+                Ok(true)
+            }
+        })?;
         let tmp_name = format!("q-{:016x}", liveness::random_token());
-        let created = segment::create_queue(&self.shared.queues_dir(), &self.shared.tmp_dir(), &tmp_name, &config, self.shared.file_mode)?;
+        let created = segment::create_queue(&self.shared.queues_dir(), &self.shared.tmp_dir(), &tmp_name, &config, self.shared.file_mode);
         let segment = match created {
-            Created::New(segment) => segment,
-            Created::Existing(segment) => {
+            Ok(Created::New(segment)) => segment,
+            Ok(Created::Existing(segment)) => {
                 check_same(&segment.config, &config)?;
                 segment
             }
+            Err(e) => {
+                if registered {
+                    let _ = self.update_table(|table| {
+                        table.remove_queue(name);
+                        Ok(())
+                    });
+                }
+                return Err(e);
+            }
         };
+        if registered && options.exclusive {
+            self.shared.exclusive.lock().unwrap_or_else(|e| e.into_inner()).push(name.to_owned());
+        }
         Ok(self.stats_of(&Ring::new(segment)))
+    }
+
+    /// Runs a routing-table change under the writers' lock, first removing
+    /// exclusive queues whose owning process died (and their files).
+    pub(crate) fn update_table<R>(&self, change: impl FnOnce(&mut crate::routing::Table) -> Result<R, Error>) -> Result<R, Error> {
+        let peers = self.shared.peers_dir();
+        let my_token = self.shared.peer.lock().unwrap_or_else(|e| e.into_inner()).upgrade().map_or(0, |p| p.token);
+        let mut orphans = Vec::new();
+        let result = self.shared.routing.update(|table| {
+            orphans = table
+                .queues
+                .iter()
+                .filter(|q| q.exclusive_owner != 0 && q.exclusive_owner != my_token && !liveness::is_alive(&peers, q.exclusive_owner))
+                .map(|q| q.name.clone())
+                .collect();
+            for name in &orphans {
+                table.remove_queue(name);
+            }
+            change(table)
+        });
+        for name in orphans {
+            self.shared.remove_queue_file(&name);
+        }
+        result
     }
 
     /// Checks that a queue exists (RabbitMQ's passive declare) and returns
@@ -396,15 +546,21 @@ impl Namespace {
     /// # }
     /// ```
     pub fn delete_queue(&self, name: &str) -> Result<(), Error> {
-        let segment = self.open_segment(name)?;
-        // SYNC POINT DELETED: Release pairs with the loads in handles; they
-        // only need to see the flag eventually, waiters are woken below.
-        segment.deleted_word().store(1, Ordering::Release);
-        let ring = Ring::new(segment);
-        ring.notify_consumers();
-        ring.notify_producers();
-        let path = &ring.memory().path;
-        std::fs::remove_file(path).map_err(|e| Error::io(path, e))
+        validate_name("queue", name)?;
+        let registered = self.update_table(|table| {
+            let found = table.queue(name).is_some();
+            table.remove_queue(name);
+            Ok(found)
+        })?;
+        let existed = self.shared.remove_queue_file(name);
+        if !registered && !existed {
+            return Err(Error::QueueNotFound {
+                queue: name.to_owned(),
+                namespace: self.shared.name.clone(),
+                did_you_mean: self.closest_queue(name),
+            });
+        }
+        Ok(())
     }
 
     /// Discards every ready message of a queue (unacked ones stay) and
@@ -474,7 +630,20 @@ impl Namespace {
     /// # Examples
     /// See [`Consumer`].
     pub fn consumer(&self, name: &str, options: ConsumerOptions) -> Result<Consumer, Error> {
-        Ok(Consumer::new(self.attach(name, ROLE_CONSUMER, options.prefetch)?, options))
+        let (owner, auto_delete) = self.shared.router()?.queue_meta(name).unwrap_or((0, false));
+        if owner != 0 && owner != self.shared.peer()?.token {
+            return Err(Error::ExclusiveQueue { queue: name.to_owned() });
+        }
+        let agent = self.attach(name, ROLE_CONSUMER, options.prefetch)?;
+        Ok(Consumer::new(agent, options, auto_delete.then(|| self.clone())))
+    }
+
+    /// A publisher that routes through exchanges.
+    ///
+    /// # Examples
+    /// See [`Publisher`](crate::Publisher).
+    pub fn publisher(&self) -> crate::Publisher {
+        crate::Publisher::new(self.clone())
     }
 
     /// Recovers what dead processes left in every queue: requeues their
@@ -526,7 +695,7 @@ impl Namespace {
         liveness::list_peers(&self.shared.peers_dir())
     }
 
-    fn open_segment(&self, name: &str) -> Result<segment::QueueSegment, Error> {
+    pub(crate) fn open_segment(&self, name: &str) -> Result<segment::QueueSegment, Error> {
         validate_name("queue", name)?;
         let path = self.shared.queues_dir().join(name);
         match segment::open_queue(&path) {
@@ -539,14 +708,14 @@ impl Namespace {
         }
     }
 
-    fn attach(&self, name: &str, role: u32, prefetch: u32) -> Result<Agent, Error> {
+    pub(crate) fn attach(&self, name: &str, role: u32, prefetch: u32) -> Result<Agent, Error> {
         let segment = self.open_segment(name)?;
         let peer = self.shared.peer()?;
         let queue = Arc::new(QueueHandle { ring: Ring::new(segment), ns: self.shared.clone() });
         Agent::attach(queue, peer, role, prefetch)
     }
 
-    fn closest_queue(&self, name: &str) -> Option<String> {
+    pub(crate) fn closest_queue(&self, name: &str) -> Option<String> {
         let names = self.list_queues().ok()?;
         names.into_iter().map(|n| (edit_distance(&n, name), n)).filter(|(d, n)| *d <= 2.max(n.len() / 4)).min().map(|(_, n)| n)
     }
@@ -621,7 +790,7 @@ fn check_same(existing: &QueueConfig, requested: &QueueConfig) -> Result<(), Err
 }
 
 /// Levenshtein distance, for did-you-mean suggestions.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut row: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {

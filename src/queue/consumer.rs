@@ -67,6 +67,9 @@ pub struct Consumer {
     stalled_since: Cell<Option<(u32, Instant)>>,
     /// Set while `drain` runs: settle without reclaiming, reclaim once after.
     defer_reclaim: Cell<bool>,
+    /// For auto-delete queues: the namespace, to delete the queue when the
+    /// last consumer goes.
+    auto_delete: Option<crate::Namespace>,
 }
 
 /// One received message. Its body and properties are read in place, in
@@ -87,8 +90,8 @@ pub struct Delivery<'c> {
 }
 
 impl Consumer {
-    pub(crate) fn new(agent: Agent, options: ConsumerOptions) -> Self {
-        Self { agent, options, unacked: Cell::new(0), stalled_since: Cell::new(None), defer_reclaim: Cell::new(false) }
+    pub(crate) fn new(agent: Agent, options: ConsumerOptions, auto_delete: Option<crate::Namespace>) -> Self {
+        Self { agent, options, unacked: Cell::new(0), stalled_since: Cell::new(None), defer_reclaim: Cell::new(false), auto_delete }
     }
 
     /// The queue this consumer reads.
@@ -426,6 +429,17 @@ impl Drop for Consumer {
     fn drop(&mut self) {
         if self.unacked.get() > 0 {
             self.agent.queue.ring.requeue_all_of(self.agent.index);
+        }
+        if let Some(ns) = &self.auto_delete {
+            let segment = self.agent.queue.segment();
+            let others = (0..crate::ring::layout::AGENT_SLOTS)
+                .filter(|&i| i != self.agent.index as usize)
+                .map(|i| crate::ring::RingMemory::agent(segment, i))
+                .filter(|a| a.token.load(Ordering::Acquire) != 0 && a.role.load(Ordering::Relaxed) == crate::ring::layout::ROLE_CONSUMER)
+                .count();
+            if others == 0 {
+                let _ = ns.delete_queue(self.queue_name());
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 pub(crate) mod consumer;
 pub(crate) mod options;
 pub(crate) mod producer;
+pub(crate) mod publisher;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -88,11 +88,25 @@ pub struct QueueOptions {
     /// Messages older than this are discarded at delivery (RabbitMQ's
     /// `x-message-ttl`).
     pub message_ttl: Option<Duration>,
+    /// Owned by the declaring namespace handle: only it may consume, and the
+    /// queue is deleted when that handle closes or its process dies. With an
+    /// empty name, declare generates one (`amq.gen-…`).
+    pub exclusive: bool,
+    /// Deleted when its last consumer goes away (after it had one).
+    pub auto_delete: bool,
 }
 
 impl Default for QueueOptions {
     fn default() -> Self {
-        Self { capacity_bytes: 8 << 20, max_messages: 1 << 16, max_message_bytes: 1 << 20, overflow: Overflow::Block, message_ttl: None }
+        Self {
+            capacity_bytes: 8 << 20,
+            max_messages: 1 << 16,
+            max_message_bytes: 1 << 20,
+            overflow: Overflow::Block,
+            message_ttl: None,
+            exclusive: false,
+            auto_delete: false,
+        }
     }
 }
 
@@ -153,6 +167,30 @@ impl QueueOptions {
     #[must_use]
     pub fn message_ttl(mut self, ttl: Duration) -> Self {
         self.message_ttl = Some(ttl);
+        self
+    }
+
+    /// Makes the queue exclusive to the declaring namespace handle.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shmq::QueueOptions::default().exclusive(true).exclusive);
+    /// ```
+    #[must_use]
+    pub fn exclusive(mut self, on: bool) -> Self {
+        self.exclusive = on;
+        self
+    }
+
+    /// Deletes the queue when its last consumer goes.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shmq::QueueOptions::default().auto_delete(true).auto_delete);
+    /// ```
+    #[must_use]
+    pub fn auto_delete(mut self, on: bool) -> Self {
+        self.auto_delete = on;
         self
     }
 

@@ -53,6 +53,8 @@ impl QueueConfig {
             max_message_bytes: self.max_message_bytes,
             overflow: self.overflow,
             message_ttl: (self.message_ttl_ms != 0).then(|| std::time::Duration::from_millis(self.message_ttl_ms)),
+            exclusive: false,
+            auto_delete: false,
         }
     }
 }

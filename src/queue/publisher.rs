@@ -1,0 +1,225 @@
+//! Publishing through exchanges.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::producer::Producer;
+use crate::error::{Error, PublishError};
+use crate::message::{HeaderValue, Properties};
+use crate::namespace::Namespace;
+use crate::routing::{RouteError, RouteScratch, Router};
+use crate::sync::Ordering;
+
+/// What one publish reached.
+///
+/// # Examples
+/// ```
+/// let routed = shmq::Routed { queues: 2, full: 0 };
+/// assert!(routed.is_complete());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Routed {
+    /// Queues the message was published to.
+    pub queues: usize,
+    /// Matched queues that refused it because they were full (`reject`
+    /// policy, or a blocking publish that timed out). Other queues were not
+    /// held back by them.
+    pub full: usize,
+}
+
+impl Routed {
+    /// True if every matched queue took the message.
+    ///
+    /// # Examples
+    /// See [`Routed`].
+    pub fn is_complete(&self) -> bool {
+        self.full == 0
+    }
+}
+
+/// Publishes through exchanges, as AMQP's `basic.publish`: routes with this
+/// process's compiled snapshot of the routing table (refreshed when the
+/// table's generation moves, one atomic load per publish otherwise) and
+/// copies the message into every matched queue.
+///
+/// # Examples
+/// ```
+/// # #[cfg(not(shmq_loom))] {
+/// # let dir = std::env::temp_dir().join(format!("shmq-doc-publisher-{}", std::process::id()));
+/// use shmq::{ExchangeKind, ExchangeOptions, Properties};
+/// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+/// ns.declare_exchange("logs", &ExchangeOptions::new(ExchangeKind::Fanout)).unwrap();
+/// for q in ["a", "b"] {
+///     ns.declare_queue(q, &Default::default()).unwrap();
+///     ns.bind_queue(q, "logs", "", &[]).unwrap();
+/// }
+/// let mut publisher = ns.publisher();
+/// let routed = publisher.publish("logs", "", &Properties::new(), b"to all").unwrap();
+/// assert_eq!(routed.queues, 2);
+/// # drop(publisher); std::fs::remove_dir_all(&dir).ok();
+/// # }
+/// ```
+pub struct Publisher {
+    ns: Namespace,
+    router: Option<Arc<Router>>,
+    producers: HashMap<String, Producer>,
+    scratch: RouteScratch,
+    targets: Vec<usize>,
+    timeout: Option<Duration>,
+}
+
+/// Where a headers exchange looks message headers up.
+pub(crate) trait HeaderSource {
+    fn header(&self, key: &str) -> Option<HeaderValue<'_>>;
+}
+
+impl HeaderSource for &[(&str, HeaderValue<'_>)] {
+    fn header(&self, key: &str) -> Option<HeaderValue<'_>> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+}
+
+impl HeaderSource for crate::message::Headers<'_> {
+    fn header(&self, key: &str) -> Option<HeaderValue<'_>> {
+        self.get(key)
+    }
+}
+
+impl Publisher {
+    pub(crate) fn new(ns: Namespace) -> Self {
+        Self { ns, router: None, producers: HashMap::new(), scratch: RouteScratch::default(), targets: Vec::new(), timeout: None }
+    }
+
+    /// Sets how long a publish waits on a full `block` queue (default: as
+    /// long as it takes).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-pubto-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// let mut publisher = ns.publisher();
+    /// publisher.set_publish_timeout(Some(std::time::Duration::from_millis(100)));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn set_publish_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+        for producer in self.producers.values_mut() {
+            producer.set_publish_timeout(timeout);
+        }
+    }
+
+    /// Publishes `body` to `exchange` (`""` is the default exchange, which
+    /// routes to the queue named `routing_key`). A message that matches no
+    /// queue is dropped and counted ([`Namespace::unroutable_count`]).
+    ///
+    /// # Errors
+    /// `ExchangeNotFound`, `InternalExchange`, `InvalidProperty` (routing
+    /// key over 255 bytes), `TooLarge`, `Routing`; errors of individual
+    /// queues other than "full" and "deleted".
+    ///
+    /// # Examples
+    /// See [`Publisher`].
+    pub fn publish(&mut self, exchange: &str, routing_key: &str, properties: &Properties<'_>, body: &[u8]) -> Result<Routed, PublishError> {
+        self.publish_inner(exchange, routing_key, properties, body, false)
+    }
+
+    /// As [`publish`](Publisher::publish), but a message that matches no
+    /// queue is returned as `Unroutable` (AMQP's `mandatory` flag).
+    ///
+    /// # Errors
+    /// `Unroutable`, and as [`publish`](Publisher::publish).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-mand-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// let err = ns.publisher().publish_mandatory("amq.direct", "nobody", &shmq::Properties::new(), b"x");
+    /// assert_eq!(err, Err(shmq::PublishError::Unroutable));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn publish_mandatory(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties<'_>,
+        body: &[u8],
+    ) -> Result<Routed, PublishError> {
+        self.publish_inner(exchange, routing_key, properties, body, true)
+    }
+
+    fn refresh(&mut self) -> Result<Arc<Router>, PublishError> {
+        let generation = self.ns.shared.routing.current_generation();
+        match &self.router {
+            Some(router) if router.generation == generation => Ok(router.clone()),
+            _ => {
+                let router = self.ns.shared.router().map_err(|e| PublishError::Routing(e.to_string()))?;
+                self.router = Some(router.clone());
+                Ok(router)
+            }
+        }
+    }
+
+    fn publish_inner(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties<'_>,
+        body: &[u8],
+        mandatory: bool,
+    ) -> Result<Routed, PublishError> {
+        if routing_key.len() > 255 {
+            return Err(PublishError::InvalidProperty("the routing key is over 255 bytes"));
+        }
+        let router = self.refresh()?;
+        let headers = properties.headers;
+        match router.route(exchange, routing_key, &headers, &mut self.scratch, &mut self.targets) {
+            Ok(()) => {}
+            Err(RouteError::NoExchange) => return Err(PublishError::ExchangeNotFound),
+            Err(RouteError::Internal) => return Err(PublishError::InternalExchange),
+        }
+        if self.targets.is_empty() {
+            if mandatory {
+                return Err(PublishError::Unroutable);
+            }
+            self.ns.shared.routing.unroutable().fetch_add(1, Ordering::Relaxed);
+            return Ok(Routed::default());
+        }
+        let stamped = Properties { routing_key: Some(routing_key), exchange: Some(exchange), ..*properties };
+        let mut routed = Routed::default();
+        for i in 0..self.targets.len() {
+            let name = &router.queue_names[self.targets[i]];
+            let producer = match self.producers.get_mut(name) {
+                Some(p) => p,
+                None => match self.ns.producer(name) {
+                    Ok(mut p) => {
+                        p.set_publish_timeout(self.timeout);
+                        self.producers.entry(name.clone()).or_insert(p)
+                    }
+                    // Deleted between the snapshot and now: as if unbound.
+                    Err(Error::QueueNotFound { .. }) => continue,
+                    Err(e) => return Err(PublishError::Routing(e.to_string())),
+                },
+            };
+            match producer.publish_with(&stamped, body) {
+                Ok(()) => routed.queues += 1,
+                Err(PublishError::QueueFull) | Err(PublishError::Timeout) => routed.full += 1,
+                Err(PublishError::QueueDeleted) => {
+                    self.producers.remove(name);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(routed)
+    }
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher").field("namespace", &self.ns.name()).field("queues_open", &self.producers.len()).finish()
+    }
+}

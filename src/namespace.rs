@@ -9,7 +9,7 @@
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
 use crate::liveness::{self, Peer};
@@ -78,7 +78,9 @@ pub(crate) struct NsShared {
     pub(crate) root: PathBuf,
     pub(crate) name: String,
     file_mode: u32,
-    peer: Mutex<Weak<Peer>>,
+    /// This process's liveness token in this namespace: registered on first
+    /// use, held as long as the namespace handle or any of its handles live.
+    peer: Mutex<Option<Arc<Peer>>>,
     pub(crate) routing: RoutingSegment,
     /// The latest compiled routing snapshot, shared by this process's publishers.
     pub(crate) router: Mutex<Option<Arc<Router>>>,
@@ -129,11 +131,11 @@ impl NsShared {
     /// This process's liveness token, registered on first use.
     pub(crate) fn peer(&self) -> Result<Arc<Peer>, Error> {
         let mut guard = self.peer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(peer) = guard.upgrade() {
-            return Ok(peer);
+        if let Some(peer) = guard.as_ref() {
+            return Ok(peer.clone());
         }
         let peer = Arc::new(Peer::register(&self.peers_dir(), &self.tmp_dir(), self.file_mode)?);
-        *guard = Arc::downgrade(&peer);
+        *guard = Some(peer.clone());
         Ok(peer)
     }
 }
@@ -341,7 +343,7 @@ impl Namespace {
                 root,
                 name,
                 file_mode,
-                peer: Mutex::new(Weak::new()),
+                peer: Mutex::new(None),
                 routing,
                 router: Mutex::new(None),
                 exclusive: Mutex::new(Vec::new()),
@@ -453,7 +455,7 @@ impl Namespace {
     /// exclusive queues whose owning process died (and their files).
     pub(crate) fn update_table<R>(&self, change: impl FnOnce(&mut crate::routing::Table) -> Result<R, Error>) -> Result<R, Error> {
         let peers = self.shared.peers_dir();
-        let my_token = self.shared.peer.lock().unwrap_or_else(|e| e.into_inner()).upgrade().map_or(0, |p| p.token);
+        let my_token = self.shared.peer.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.token);
         let mut orphans = Vec::new();
         let result = self.shared.routing.update(|table| {
             orphans = table

@@ -55,3 +55,110 @@ fn tutorial_two_new_task_and_two_workers() {
     received.sort();
     assert_eq!(received, (0..6).map(|i| format!("task {i}.")).collect::<Vec<_>>());
 }
+
+/// Starts a consumer example and waits until it says it is bound.
+fn start_receiver(
+    t: &TempNs,
+    name: &str,
+    args: &[&str],
+    ready: &str,
+) -> (std::process::Child, std::io::BufReader<std::process::ChildStdout>) {
+    use std::io::BufRead;
+    let mut child = example(t, name).args(args).stdout(Stdio::piped()).spawn().unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains(ready), "{name} said {line:?}");
+    (child, reader)
+}
+
+fn rest(child: std::process::Child, mut reader: std::io::BufReader<std::process::ChildStdout>) -> Vec<String> {
+    use std::io::Read;
+    let mut out = String::new();
+    reader.read_to_string(&mut out).unwrap();
+    let mut child = child;
+    assert!(child.wait().unwrap().success());
+    out.lines().map(str::to_owned).collect()
+}
+
+fn run(t: &TempNs, name: &str, args: &[&str]) -> String {
+    let out = example(t, name).args(args).output().unwrap();
+    assert!(out.status.success(), "{name} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn tutorial_three_publish_subscribe() {
+    let t = TempNs::in_shm("ex-fanout");
+    let (a, ra) = start_receiver(&t, "receive_logs", &["2"], "Waiting for logs");
+    let (b, rb) = start_receiver(&t, "receive_logs", &["2"], "Waiting for logs");
+    run(&t, "emit_log", &["first"]);
+    run(&t, "emit_log", &["second"]);
+    for got in [rest(a, ra), rest(b, rb)] {
+        assert_eq!(got, vec![" [x] first", " [x] second"]);
+    }
+    // Their exclusive queues went away with them.
+    assert!(t.ns.list_queues().unwrap().is_empty(), "{:?}", t.ns.list_queues());
+}
+
+#[test]
+fn tutorial_four_routing() {
+    let t = TempNs::in_shm("ex-direct");
+    let (errors, re) = start_receiver(&t, "receive_logs_direct", &["--count", "1", "error"], "Waiting");
+    let (all, ra) = start_receiver(&t, "receive_logs_direct", &["--count", "3", "info", "warning", "error"], "Waiting");
+    run(&t, "emit_log_direct", &["info", "just saying"]);
+    run(&t, "emit_log_direct", &["warning", "careful"]);
+    run(&t, "emit_log_direct", &["error", "disk full"]);
+    assert_eq!(rest(errors, re), vec![" [x] error:disk full"]);
+    assert_eq!(rest(all, ra), vec![" [x] info:just saying", " [x] warning:careful", " [x] error:disk full"]);
+}
+
+#[test]
+fn tutorial_five_topics() {
+    let t = TempNs::in_shm("ex-topic");
+    let (kern, rk) = start_receiver(&t, "receive_logs_topic", &["--count", "2", "kern.*"], "Waiting");
+    let (crit, rc) = start_receiver(&t, "receive_logs_topic", &["--count", "2", "*.critical"], "Waiting");
+    let (all, ra) = start_receiver(&t, "receive_logs_topic", &["--count", "3", "#"], "Waiting");
+    run(&t, "emit_log_topic", &["kern.critical", "A critical kernel error"]);
+    run(&t, "emit_log_topic", &["kern.info", "kernel info"]);
+    run(&t, "emit_log_topic", &["app.critical", "app down"]);
+    assert_eq!(rest(kern, rk), vec![" [x] kern.critical:A critical kernel error", " [x] kern.info:kernel info"]);
+    assert_eq!(rest(crit, rc), vec![" [x] kern.critical:A critical kernel error", " [x] app.critical:app down"]);
+    assert_eq!(rest(all, ra).len(), 3);
+}
+
+#[test]
+fn tutorial_six_rpc() {
+    let t = TempNs::in_shm("ex-rpc");
+    let (server, rs) = start_receiver(&t, "rpc_server", &["2"], "Awaiting RPC requests");
+    assert!(run(&t, "rpc_client", &["10"]).contains(" [.] Got 55"));
+    assert!(run(&t, "rpc_client", &["30"]).contains(" [.] Got 832040"));
+    assert_eq!(rest(server, rs), vec![" [.] fib(10)", " [.] fib(30)"]);
+}
+
+#[test]
+fn seed_scenario_registration_fans_out_to_email_and_sms() {
+    let t = TempNs::in_shm("ex-register");
+    let (email, re) = start_receiver(&t, "notification_service", &["email", "2"], "waiting");
+    let (sms, rs) = start_receiver(&t, "notification_service", &["sms", "2"], "waiting");
+    let out = run(&t, "register_user", &["alice@example.com", "bob@example.com"]);
+    assert_eq!(out.lines().count(), 2);
+    assert_eq!(rest(email, re), vec![" [email] sent welcome email to alice@example.com", " [email] sent welcome email to bob@example.com"]);
+    assert_eq!(rest(sms, rs), vec![" [sms] sent welcome sms to alice@example.com", " [sms] sent welcome sms to bob@example.com"]);
+}
+
+#[test]
+fn seed_scenario_orders_wait_for_the_inventory_service() {
+    let t = TempNs::in_shm("ex-orders");
+    // Inventory is down: placing orders still succeeds.
+    run(&t, "place_order", &["3"]);
+    let out = run(&t, "inventory_service", &["3"]);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec![
+            " [inventory] reserved stock for order-1: 1 x widget",
+            " [inventory] reserved stock for order-2: 1 x widget",
+            " [inventory] reserved stock for order-3: 1 x widget"
+        ]
+    );
+}

@@ -50,8 +50,156 @@ impl DeclareArgs {
     }
 }
 
+#[derive(Args, Debug)]
+pub struct ExchangeArgs {
+    /// Exchange name.
+    pub name: String,
+    /// direct, fanout, topic or headers.
+    #[arg(long = "type", short = 't', default_value = "direct")]
+    pub kind: shmq::ExchangeKind,
+    /// Delete when the last binding goes.
+    #[arg(long)]
+    pub auto_delete: bool,
+    /// Only other exchanges may publish to it.
+    #[arg(long)]
+    pub internal: bool,
+    /// Where unroutable messages go.
+    #[arg(long)]
+    pub alternate_exchange: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct BindArgs {
+    /// Source exchange.
+    pub exchange: String,
+    /// Destination queue (or exchange, with --to-exchange).
+    pub destination: String,
+    /// Binding key.
+    #[arg(long, short = 'k', default_value = "")]
+    pub key: String,
+    /// The destination is an exchange.
+    #[arg(long)]
+    pub to_exchange: bool,
+    /// Binding arguments as NAME=VALUE (headers exchanges; x-match=all|any).
+    #[arg(long = "arg")]
+    pub arguments: Vec<String>,
+}
+
+/// Parses NAME=VALUE binding arguments: integers and true/false are typed.
+pub fn parse_arguments(raw: &[String]) -> Result<Vec<(String, shmq::ArgValue)>, String> {
+    raw.iter()
+        .map(|a| {
+            let (k, v) = a.split_once('=').ok_or_else(|| format!("argument '{a}' is not NAME=VALUE"))?;
+            let value = if let Ok(i) = v.parse::<i64>() {
+                shmq::ArgValue::Int(i)
+            } else if let Ok(b) = v.parse::<bool>() {
+                shmq::ArgValue::Bool(b)
+            } else {
+                shmq::ArgValue::Str(v.to_owned())
+            };
+            Ok((k.to_owned(), value))
+        })
+        .collect()
+}
+
 pub fn run(cli: &Cli) -> CliResult {
     match &cli.command {
+        Command::DeclareExchange(args) => {
+            let mut options = shmq::ExchangeOptions::new(args.kind).auto_delete(args.auto_delete).internal(args.internal);
+            if let Some(a) = &args.alternate_exchange {
+                options = options.alternate_exchange(a);
+            }
+            namespace(cli)?.declare_exchange(&args.name, &options)?;
+            say(
+                cli,
+                &format!("exchange '{}' ({}) ready", args.name, args.kind),
+                json!({"exchange": args.name, "type": args.kind.to_string()}),
+            );
+            Ok(())
+        }
+        Command::DeleteExchange { name, if_unused } => {
+            namespace(cli)?.delete_exchange(name, *if_unused)?;
+            say(cli, &format!("deleted exchange '{name}'"), json!({"deleted": name}));
+            Ok(())
+        }
+        Command::Bind(args) | Command::Unbind(args) => {
+            let ns = namespace(cli)?;
+            let arguments = parse_arguments(&args.arguments)?;
+            let bind = matches!(cli.command, Command::Bind(_));
+            match (bind, args.to_exchange) {
+                (true, false) => ns.bind_queue(&args.destination, &args.exchange, &args.key, &arguments)?,
+                (false, false) => ns.unbind_queue(&args.destination, &args.exchange, &args.key, &arguments)?,
+                (true, true) => ns.bind_exchange(&args.destination, &args.exchange, &args.key, &arguments)?,
+                (false, true) => ns.unbind_exchange(&args.destination, &args.exchange, &args.key, &arguments)?,
+            }
+            let verb = if bind { "bound" } else { "unbound" };
+            say(
+                cli,
+                &format!("{verb} '{}' to '{}' with key '{}'", args.destination, args.exchange, args.key),
+                json!({verb: {"source": args.exchange, "destination": args.destination, "key": args.key}}),
+            );
+            Ok(())
+        }
+        Command::ListExchanges => {
+            let ns = namespace(cli)?;
+            let exchanges = ns.list_exchanges()?;
+            if cli.json {
+                let v: Vec<_> = exchanges
+                    .iter()
+                    .map(|e| json!({"name": e.name, "type": e.options.kind.to_string(), "auto_delete": e.options.auto_delete,
+                                     "internal": e.options.internal, "alternate_exchange": e.options.alternate_exchange, "builtin": e.builtin}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+                return Ok(());
+            }
+            println!("Listing exchanges for namespace '{}' ...", ns.name());
+            let mut rows = vec![vec!["(default)".to_string(), "direct".to_string(), String::new()]];
+            rows.extend(exchanges.iter().map(|e| {
+                let mut flags = Vec::new();
+                if e.options.auto_delete {
+                    flags.push("auto-delete".to_string());
+                }
+                if e.options.internal {
+                    flags.push("internal".to_string());
+                }
+                if let Some(a) = &e.options.alternate_exchange {
+                    flags.push(format!("alternate-exchange={a}"));
+                }
+                vec![e.name.clone(), e.options.kind.to_string(), flags.join(",")]
+            }));
+            print!("{}", table(&["name", "type", "flags"], &rows));
+            Ok(())
+        }
+        Command::ListBindings => {
+            let ns = namespace(cli)?;
+            let bindings = ns.list_bindings()?;
+            let kind = |d: &shmq::Destination| if matches!(d, shmq::Destination::Queue(_)) { "queue" } else { "exchange" };
+            if cli.json {
+                let v: Vec<_> = bindings
+                    .iter()
+                    .map(|b| json!({"source": b.source, "destination": b.destination.name(), "destination_type": kind(&b.destination),
+                                     "routing_key": b.key, "arguments": b.arguments.iter().map(|(k, v)| (k.clone(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>()}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+                return Ok(());
+            }
+            println!("Listing bindings for namespace '{}' ...", ns.name());
+            let rows: Vec<Vec<String>> = bindings
+                .iter()
+                .map(|b| {
+                    let args: Vec<String> = b.arguments.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    vec![
+                        b.source.clone(),
+                        b.destination.name().to_string(),
+                        kind(&b.destination).to_string(),
+                        b.key.clone(),
+                        args.join(","),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["source", "destination", "destination_type", "routing_key", "arguments"], &rows));
+            Ok(())
+        }
         Command::Status => status(cli),
         Command::ListQueues => list_queues(cli),
         Command::ListPeers => list_peers(cli),

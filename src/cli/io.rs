@@ -10,8 +10,18 @@ use super::{namespace, Cli, CliResult};
 
 #[derive(Args, Debug)]
 pub struct PublishArgs {
-    /// Queue to publish to.
+    /// Queue to publish to (through the default exchange); with --exchange,
+    /// the routing key.
     pub queue: String,
+    /// Publish through this exchange, with QUEUE as the routing key.
+    #[arg(long, short = 'e')]
+    pub exchange: Option<String>,
+    /// Fail if the message matches no queue.
+    #[arg(long)]
+    pub mandatory: bool,
+    /// A header NAME=VALUE (repeatable).
+    #[arg(long = "header")]
+    pub headers: Vec<String>,
     /// Message bodies; `-` reads one body from stdin. With --count, the
     /// first body is a template where `{i}` becomes the message number.
     pub bodies: Vec<String>,
@@ -52,8 +62,20 @@ pub struct PublishArgs {
 
 #[derive(Args, Debug)]
 pub struct ConsumeArgs {
-    /// Queue to consume from.
+    /// Queue to consume from; "" with --bind declares a server-named
+    /// exclusive queue.
     pub queue: String,
+    /// Declare the queue if missing.
+    #[arg(long)]
+    pub declare: bool,
+    /// Bind the queue to EXCHANGE:KEY before consuming (repeatable); the
+    /// exchange must exist.
+    #[arg(long)]
+    pub bind: Vec<String>,
+    /// Print "ready" on stderr once bound (for scripts that must not publish
+    /// too early).
+    #[arg(long)]
+    pub announce: bool,
     /// Stop after this many messages.
     #[arg(long)]
     pub count: Option<u64>,
@@ -85,9 +107,29 @@ pub struct ConsumeArgs {
 
 pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
     let ns = namespace(cli)?;
-    let mut producer = ns.producer(&args.queue)?;
-    producer.set_publish_timeout(args.timeout_ms.map(Duration::from_millis));
+    let mut sink = match &args.exchange {
+        Some(exchange) => Sink::Exchange(ns.publisher(), exchange.clone()),
+        None => Sink::Queue(ns.producer(&args.queue)?),
+    };
+    match &mut sink {
+        Sink::Exchange(p, _) => p.set_publish_timeout(args.timeout_ms.map(Duration::from_millis)),
+        Sink::Queue(p) => p.set_publish_timeout(args.timeout_ms.map(Duration::from_millis)),
+    }
+    let header_args = super::admin::parse_arguments(&args.headers)?;
+    let headers: Vec<(&str, shmq::HeaderValue<'_>)> = header_args
+        .iter()
+        .map(|(k, v)| {
+            let value = match v {
+                shmq::ArgValue::Str(s) => shmq::HeaderValue::Str(s),
+                shmq::ArgValue::Int(i) => shmq::HeaderValue::Int(*i),
+                shmq::ArgValue::Bool(b) => shmq::HeaderValue::Bool(*b),
+                shmq::ArgValue::Void => shmq::HeaderValue::Void,
+            };
+            (k.as_str(), value)
+        })
+        .collect();
     if args.stall_mid_write {
+        let Sink::Queue(producer) = &mut sink else { return Err("--stall-mid-write needs a queue".into()) };
         let mut reservation = producer.reserve(&shmq::Properties::new(), 64)?;
         reservation.body_mut()[..32].fill(b'!');
         println!("stalled");
@@ -118,6 +160,7 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
         reply_to: args.reply_to.as_deref(),
         message_id: args.message_id.as_deref(),
         expiration: args.expiration.as_deref(),
+        headers: &headers,
         ..shmq::Properties::new()
     };
     let pad = |mut body: Vec<u8>| {
@@ -129,7 +172,19 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
     let mut published = 0u64;
     let started = Instant::now();
     let mut send = |body: Vec<u8>| -> CliResult {
-        producer.publish_with(&props, &body)?;
+        match &mut sink {
+            Sink::Queue(p) => p.publish_with(&props, &body)?,
+            Sink::Exchange(p, exchange) => {
+                let routed = if args.mandatory {
+                    p.publish_mandatory(exchange, &args.queue, &props, &body)?
+                } else {
+                    p.publish(exchange, &args.queue, &props, &body)?
+                };
+                if !routed.is_complete() {
+                    eprintln!("shmq: {} matched queues were full", routed.full);
+                }
+            }
+        }
         published += 1;
         if args.verbose {
             println!("published {}", String::from_utf8_lossy(&body));
@@ -161,13 +216,30 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
     Ok(())
 }
 
+enum Sink {
+    Queue(shmq::Producer),
+    Exchange(shmq::Publisher, String),
+}
+
 pub fn consume(cli: &Cli, args: &ConsumeArgs) -> CliResult {
     let ns = namespace(cli)?;
+    let mut queue = args.queue.clone();
+    if queue.is_empty() || args.declare {
+        let options = shmq::QueueOptions::default().exclusive(queue.is_empty());
+        queue = ns.declare_queue(&queue, &options)?.name;
+    }
+    for spec in &args.bind {
+        let (exchange, key) = spec.split_once(':').unwrap_or((spec.as_str(), ""));
+        ns.bind_queue(&queue, exchange, key, &[])?;
+    }
+    if args.announce {
+        eprintln!("ready {queue}");
+    }
     let mut options = shmq::ConsumerOptions::default().prefetch(args.prefetch).busy_poll(args.busy_poll);
     if args.manual_ack || args.requeue {
         options = options.manual_ack();
     }
-    let consumer = ns.consumer(&args.queue, options)?;
+    let consumer = ns.consumer(&queue, options)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut received = 0u64;

@@ -38,6 +38,23 @@ pub enum Command {
     DeclareQueue(admin::DeclareArgs),
     /// Delete a queue.
     DeleteQueue { name: String },
+    /// Declare an exchange (idempotent; fails if it exists as another type).
+    DeclareExchange(admin::ExchangeArgs),
+    /// Delete an exchange.
+    DeleteExchange {
+        name: String,
+        /// Refuse if the exchange still has bindings.
+        #[arg(long)]
+        if_unused: bool,
+    },
+    /// Bind a queue (or, with --to-exchange, an exchange) to an exchange.
+    Bind(admin::BindArgs),
+    /// Remove a binding.
+    Unbind(admin::BindArgs),
+    /// List exchanges.
+    ListExchanges,
+    /// List bindings.
+    ListBindings,
     /// Discard a queue's ready messages.
     Purge { name: String },
     /// Reclaim what dead processes left (normally automatic).

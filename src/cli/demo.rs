@@ -43,6 +43,25 @@ impl Demo {
     }
 }
 
+/// Starts a subscriber process on a server-named exclusive queue bound to
+/// each `EXCHANGE:KEY`, and waits until it is bound.
+fn subscriber(demo: &Demo, binds: &[&str], count: u64, label: &str) -> Result<Child, Box<dyn std::error::Error>> {
+    use std::io::BufRead;
+    let count = count.to_string();
+    let mut args = vec!["consume", "", "--count", &count, "--label", label, "--announce"];
+    for b in binds {
+        args.push("--bind");
+        args.push(b);
+    }
+    let mut child = demo.cmd(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stderr.take().ok_or("no stderr")?).read_line(&mut line)?;
+    if !line.starts_with("ready") {
+        return Err(format!("subscriber failed to start: {line}").into());
+    }
+    Ok(child)
+}
+
 fn finish(child: Child) -> Result<String, Box<dyn std::error::Error>> {
     let out = child.wait_with_output()?;
     if !out.status.success() {
@@ -104,7 +123,37 @@ fn run_patterns(demo: &Demo, args: &DemoArgs) -> CliResult {
     print!("{}", finish(fast)?);
     println!("   (fair dispatch: the fast worker takes more, as in the seed's 能者多劳)");
 
-    println!("\n3. Throughput: one producer process, one consumer process, 64-byte messages");
+    println!("\n3. Publish/subscribe: a fanout exchange, two subscribers with their own queues");
+    demo.run(&["declare-exchange", "logs", "--type", "fanout"])?;
+    let subs = [subscriber(demo, &["logs:"], 2, "   [subscriber A] ")?, subscriber(demo, &["logs:"], 2, "   [subscriber B] ")?];
+    demo.run(&["publish", "--exchange", "logs", "", "info: started", "warning: disk 90% full"])?;
+    for s in subs {
+        print!("{}", finish(s)?.replace("\t0", ""));
+    }
+
+    println!("\n4. Routing: a direct exchange; one consumer takes only errors, one takes everything");
+    demo.run(&["declare-exchange", "direct_logs", "--type", "direct"])?;
+    let errors = subscriber(demo, &["direct_logs:error"], 1, "   [errors only] ")?;
+    let all = subscriber(demo, &["direct_logs:info", "direct_logs:warning", "direct_logs:error"], 3, "   [all levels]  ")?;
+    for (level, text) in [("info", "user logged in"), ("warning", "slow query"), ("error", "payment failed")] {
+        demo.run(&["publish", "--exchange", "direct_logs", level, text])?;
+    }
+    print!("{}", finish(errors)?.replace("\t0", ""));
+    print!("{}", finish(all)?.replace("\t0", ""));
+
+    println!("\n5. Topics: `*` is one word, `#` is zero or more");
+    demo.run(&["declare-exchange", "topic_logs", "--type", "topic"])?;
+    let kern = subscriber(demo, &["topic_logs:kern.*"], 2, "   [kern.*]      ")?;
+    let critical = subscriber(demo, &["topic_logs:*.critical"], 2, "   [*.critical]  ")?;
+    let everything = subscriber(demo, &["topic_logs:#"], 3, "   [#]           ")?;
+    for (key, text) in [("kern.critical", "kernel panic"), ("kern.info", "kernel up"), ("app.critical", "app crashed")] {
+        demo.run(&["publish", "--exchange", "topic_logs", key, &format!("{key}: {text}")])?;
+    }
+    for s in [kern, critical, everything] {
+        print!("{}", finish(s)?.replace("\t0", ""));
+    }
+
+    println!("\n6. Throughput: one producer process, one consumer process, 64-byte messages");
     demo.run(&["declare-queue", "bulk", "--capacity", "4194304"])?;
     let count = args.messages.to_string();
     let sink = demo.spawn(&["consume", "bulk", "--count", &count, "--quiet", "--label", "   [consumer] "])?;

@@ -152,6 +152,34 @@ impl Publisher {
         self.publish_inner(exchange, routing_key, properties, body, true)
     }
 
+    /// How many queues a message would reach, without publishing it (a dry
+    /// run of the routing decision).
+    ///
+    /// # Errors
+    /// `ExchangeNotFound`, `InternalExchange`, `Routing`.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-dry-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// ns.declare_queue("q", &Default::default()).unwrap();
+    /// ns.bind_queue("q", "amq.topic", "a.*", &[]).unwrap();
+    /// let mut publisher = ns.publisher();
+    /// assert_eq!(publisher.route_count("amq.topic", "a.b", &shmq::Properties::new()).unwrap(), 1);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn route_count(&mut self, exchange: &str, routing_key: &str, properties: &Properties<'_>) -> Result<usize, PublishError> {
+        let router = self.refresh()?;
+        let headers = properties.headers;
+        match router.route(exchange, routing_key, &headers, &mut self.scratch, &mut self.targets) {
+            Ok(()) => Ok(self.targets.len()),
+            Err(RouteError::NoExchange) => Err(PublishError::ExchangeNotFound),
+            Err(RouteError::Internal) => Err(PublishError::InternalExchange),
+        }
+    }
+
     fn refresh(&mut self) -> Result<Arc<Router>, PublishError> {
         let generation = self.ns.shared.routing.current_generation();
         match &self.router {

@@ -85,9 +85,16 @@ impl HeapMemory {
         Self { geometry, header, slots, agents, data }
     }
 
-    /// Marks the queue deleted (for tests of waiters).
+    /// Marks the queue deleted, as `Namespace::delete_queue` does.
     pub fn mark_deleted(&self) {
+        // SYNC POINT DELETED: pairs with `is_deleted`.
         self.header.state.deleted.store(1, Ordering::Release);
+    }
+
+    /// True once marked deleted.
+    pub fn is_deleted(&self) -> bool {
+        // SYNC POINT DELETED.
+        self.header.state.deleted.load(Ordering::Acquire) != 0
     }
 }
 

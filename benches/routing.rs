@@ -1,0 +1,119 @@
+//! criterion benchmarks of routing: publishing through each exchange type,
+//! the topic routing decision with 10 and 1000 bindings, and fanout to 1, 4
+//! and 16 queues, next to publishing straight to a queue.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use shmq::{ArgValue, ConsumerOptions, ExchangeKind, ExchangeOptions, HeaderValue, Namespace, Properties, QueueOptions};
+
+fn namespace(tag: &str) -> (std::path::PathBuf, Namespace) {
+    let dir = std::path::PathBuf::from(format!("/dev/shm/shmq-criterion-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    (dir.clone(), Namespace::open_dir(&dir).unwrap())
+}
+
+fn small_queue() -> QueueOptions {
+    QueueOptions::default().capacity_bytes(1 << 20).max_messages(4096).max_message_bytes(1024)
+}
+
+/// Publish one 64-byte message through `exchange`, then drain every queue.
+fn exchange_types(c: &mut Criterion) {
+    let (dir, ns) = namespace("xtypes");
+    ns.declare_queue("q", &small_queue()).unwrap();
+    ns.bind_queue("q", "amq.direct", "key", &[]).unwrap();
+    ns.bind_queue("q", "amq.fanout", "", &[]).unwrap();
+    ns.bind_queue("q", "amq.topic", "a.*.c", &[]).unwrap();
+    let args = vec![("x-match".to_string(), ArgValue::Str("all".into())), ("format".to_string(), ArgValue::Str("pdf".into()))];
+    ns.bind_queue("q", "amq.headers", "", &args).unwrap();
+    let consumer = ns.consumer("q", ConsumerOptions::default()).unwrap();
+    let mut publisher = ns.publisher();
+    let mut direct_producer = ns.producer("q").unwrap();
+    let body = [7u8; 64];
+    let headers = [("format", HeaderValue::Str("pdf"))];
+    let mut group = c.benchmark_group("routing/publish_via");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("queue_directly", |b| {
+        b.iter(|| {
+            direct_producer.publish(&body).unwrap();
+            drop(consumer.try_recv().unwrap());
+        })
+    });
+    for (name, exchange, key) in [("default", "", "q"), ("direct", "amq.direct", "key"), ("fanout", "amq.fanout", ""), ("topic", "amq.topic", "a.b.c")] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                publisher.publish(exchange, key, &Properties::new(), &body).unwrap();
+                drop(consumer.try_recv().unwrap());
+            })
+        });
+    }
+    group.bench_function("headers", |b| {
+        b.iter(|| {
+            publisher.publish("amq.headers", "", &Properties::new().headers(&headers), &body).unwrap();
+            drop(consumer.try_recv().unwrap());
+        })
+    });
+    group.finish();
+    drop((consumer, publisher, direct_producer));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The routing decision alone (`route_count`), topic exchange.
+fn topic_decision(c: &mut Criterion) {
+    let mut group = c.benchmark_group("routing/topic_decision");
+    for bindings in [10usize, 1000] {
+        let (dir, ns) = namespace(&format!("topic{bindings}"));
+        let limits = bindings as u32;
+        ns.declare_exchange("t", &ExchangeOptions::new(ExchangeKind::Topic)).unwrap();
+        ns.declare_queue("q", &small_queue()).unwrap();
+        for i in 0..limits {
+            // A spread of literal, `*` and `#` patterns; one matches below.
+            let key = match i % 3 {
+                0 => format!("stock.{i}.nyse"),
+                1 => format!("stock.*.exchange{i}"),
+                _ => format!("region{i}.#"),
+            };
+            ns.bind_queue("q", "t", &key, &[]).unwrap();
+        }
+        let mut publisher = ns.publisher();
+        assert_eq!(publisher.route_count("t", "stock.3.nyse", &Properties::new()).unwrap(), 1);
+        group.bench_with_input(BenchmarkId::from_parameter(bindings), &bindings, |b, _| {
+            b.iter(|| publisher.route_count("t", "stock.3.nyse", &Properties::new()).unwrap())
+        });
+        drop(publisher);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    group.finish();
+}
+
+/// Fanout to N queues: publish + drain each queue.
+fn fanout(c: &mut Criterion) {
+    let mut group = c.benchmark_group("routing/fanout");
+    for queues in [1usize, 4, 16] {
+        let (dir, ns) = namespace(&format!("fanout{queues}"));
+        ns.declare_exchange("f", &ExchangeOptions::new(ExchangeKind::Fanout)).unwrap();
+        let consumers: Vec<_> = (0..queues)
+            .map(|i| {
+                let q = format!("q{i}");
+                ns.declare_queue(&q, &small_queue()).unwrap();
+                ns.bind_queue(&q, "f", "", &[]).unwrap();
+                ns.consumer(&q, ConsumerOptions::default()).unwrap()
+            })
+            .collect();
+        let mut publisher = ns.publisher();
+        let body = [1u8; 64];
+        group.throughput(Throughput::Elements(1));
+        group.bench_with_input(BenchmarkId::from_parameter(queues), &queues, |b, _| {
+            b.iter(|| {
+                publisher.publish("f", "", &Properties::new(), &body).unwrap();
+                for c in &consumers {
+                    drop(c.try_recv().unwrap());
+                }
+            })
+        });
+        drop((publisher, consumers));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, exchange_types, topic_decision, fanout);
+criterion_main!(benches);

@@ -1,0 +1,234 @@
+//! Exchanges, bindings and routing: each exchange type, the routing-table
+//! rules and their errors, exclusive and auto-delete queues, and changes
+//! seen across processes.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use common::{finish, TempNs};
+use shmq::{ArgValue, ConsumerOptions, Error, ExchangeKind, ExchangeOptions, HeaderValue, Overflow, Properties, PublishError, QueueOptions};
+
+fn drain(ns: &shmq::Namespace, queue: &str) -> Vec<String> {
+    let consumer = ns.consumer(queue, ConsumerOptions::default()).unwrap();
+    std::iter::from_fn(|| consumer.try_recv().ok().map(|d| String::from_utf8_lossy(d.body()).into_owned())).collect()
+}
+
+fn queues(ns: &shmq::Namespace, names: &[&str]) {
+    for q in names {
+        ns.declare_queue(q, &QueueOptions::default()).unwrap();
+    }
+}
+
+#[test]
+fn default_exchange_routes_by_queue_name_and_drops_the_rest() {
+    let t = TempNs::new("r-default");
+    queues(&t.ns, &["hello"]);
+    let mut p = t.ns.publisher();
+    assert_eq!(p.publish("", "hello", &Properties::new(), b"Hello World").unwrap().queues, 1);
+    // The seed: a message to a queue that does not exist is dropped.
+    assert_eq!(p.publish("", "nobody", &Properties::new(), b"lost").unwrap().queues, 0);
+    assert_eq!(t.ns.unroutable_count(), 1);
+    assert_eq!(p.publish_mandatory("", "nobody", &Properties::new(), b"x"), Err(PublishError::Unroutable));
+    let consumer = t.ns.consumer("hello", ConsumerOptions::default()).unwrap();
+    let d = consumer.try_recv().unwrap();
+    assert_eq!((d.body(), d.properties().routing_key, d.properties().exchange), (&b"Hello World"[..], Some("hello"), Some("")));
+}
+
+#[test]
+fn direct_fanout_topic_and_headers_exchanges() {
+    let t = TempNs::new("r-kinds");
+    queues(&t.ns, &["errors", "all", "kern", "pdf"]);
+    t.ns.declare_exchange("direct_logs", &ExchangeOptions::new(ExchangeKind::Direct)).unwrap();
+    t.ns.bind_queue("errors", "direct_logs", "error", &[]).unwrap();
+    t.ns.bind_queue("all", "amq.fanout", "", &[]).unwrap();
+    t.ns.bind_queue("kern", "amq.topic", "kern.*", &[]).unwrap();
+    let args = vec![("x-match".to_string(), ArgValue::Str("all".into())), ("format".to_string(), ArgValue::Str("pdf".into()))];
+    t.ns.bind_queue("pdf", "amq.headers", "", &args).unwrap();
+    let mut p = t.ns.publisher();
+    p.publish("direct_logs", "error", &Properties::new(), b"d1").unwrap();
+    p.publish("direct_logs", "info", &Properties::new(), b"d2").unwrap();
+    p.publish("amq.fanout", "whatever", &Properties::new(), b"f1").unwrap();
+    p.publish("amq.topic", "kern.disk", &Properties::new(), b"t1").unwrap();
+    p.publish("amq.topic", "kern.disk.full", &Properties::new(), b"t2").unwrap();
+    let pdf = [("format", HeaderValue::Str("pdf"))];
+    let zip = [("format", HeaderValue::Str("zip"))];
+    p.publish("amq.headers", "", &Properties::new().headers(&pdf), b"h1").unwrap();
+    p.publish("amq.headers", "", &Properties::new().headers(&zip), b"h2").unwrap();
+    assert_eq!(drain(&t.ns, "errors"), vec!["d1"]);
+    assert_eq!(drain(&t.ns, "all"), vec!["f1"]);
+    assert_eq!(drain(&t.ns, "kern"), vec!["t1"]);
+    assert_eq!(drain(&t.ns, "pdf"), vec!["h1"]);
+}
+
+#[test]
+fn exchange_to_exchange_bindings_and_alternate_exchanges() {
+    let t = TempNs::new("r-e2e");
+    queues(&t.ns, &["audit", "unrouted"]);
+    t.ns.declare_exchange("catch_all", &ExchangeOptions::new(ExchangeKind::Fanout)).unwrap();
+    t.ns.bind_queue("unrouted", "catch_all", "", &[]).unwrap();
+    t.ns.declare_exchange("orders", &ExchangeOptions::new(ExchangeKind::Direct).alternate_exchange("catch_all")).unwrap();
+    t.ns.declare_exchange("audit_x", &ExchangeOptions::new(ExchangeKind::Fanout).internal(true)).unwrap();
+    t.ns.bind_exchange("audit_x", "orders", "created", &[]).unwrap();
+    t.ns.bind_queue("audit", "audit_x", "", &[]).unwrap();
+    let mut p = t.ns.publisher();
+    assert_eq!(p.publish("orders", "created", &Properties::new(), b"o1").unwrap().queues, 1);
+    assert_eq!(p.publish("orders", "weird", &Properties::new(), b"o2").unwrap().queues, 1);
+    assert_eq!(p.publish("audit_x", "", &Properties::new(), b"x"), Err(PublishError::InternalExchange));
+    assert_eq!(drain(&t.ns, "audit"), vec!["o1"]);
+    assert_eq!(drain(&t.ns, "unrouted"), vec!["o2"]);
+}
+
+#[test]
+fn bad_routing_input_gets_typed_errors() {
+    let t = TempNs::new("r-bad");
+    queues(&t.ns, &["q"]);
+    let mut p = t.ns.publisher();
+    assert_eq!(p.publish("nope", "k", &Properties::new(), b"x"), Err(PublishError::ExchangeNotFound));
+    t.ns.declare_exchange("x", &ExchangeOptions::new(ExchangeKind::Direct)).unwrap();
+    match t.ns.declare_exchange("x", &ExchangeOptions::new(ExchangeKind::Topic)).unwrap_err() {
+        Error::ExchangeConflict { existing, requested, .. } => assert_eq!((existing.as_str(), requested.as_str()), ("direct", "topic")),
+        e => panic!("{e}"),
+    }
+    assert!(matches!(t.ns.bind_queue("missing", "x", "k", &[]), Err(Error::QueueNotFound { .. })));
+    let err = t.ns.bind_queue("q", "xx", "k", &[]).unwrap_err();
+    assert!(err.to_string().contains("did you mean 'x'"), "{err}");
+    let long = "k".repeat(256);
+    assert!(matches!(t.ns.bind_queue("q", "x", &long, &[]), Err(Error::InvalidName { .. })));
+    assert_eq!(p.publish("x", &long, &Properties::new(), b"x"), Err(PublishError::InvalidProperty("the routing key is over 255 bytes")));
+    t.ns.bind_queue("q", "x", "k", &[]).unwrap();
+    assert!(matches!(t.ns.delete_exchange("x", true), Err(Error::ExchangeInUse { bindings: 1, .. })));
+    t.ns.delete_exchange("x", false).unwrap();
+    assert!(t.ns.list_bindings().unwrap().is_empty());
+    assert!(matches!(t.ns.declare_exchange("amq.new", &ExchangeOptions::new(ExchangeKind::Direct)), Err(Error::AccessRefused { .. })));
+    assert!(matches!(t.ns.delete_exchange("amq.topic", false), Err(Error::AccessRefused { .. })));
+    assert!(matches!(t.ns.declare_exchange("", &ExchangeOptions::new(ExchangeKind::Direct)), Err(Error::AccessRefused { .. })));
+}
+
+#[test]
+fn a_full_routing_table_is_a_typed_error() {
+    let dir = std::env::temp_dir().join(format!("shmq-test-r-full-{}", std::process::id()));
+    let limits = shmq::RoutingLimits { max_bindings: 3, ..Default::default() };
+    let ns = shmq::Namespace::open_dir_with(&dir, shmq::NamespaceOptions::default().routing_limits(limits)).unwrap();
+    ns.declare_queue("q", &QueueOptions::default()).unwrap();
+    for key in ["a", "b", "c"] {
+        ns.bind_queue("q", "amq.direct", key, &[]).unwrap();
+    }
+    let err = ns.bind_queue("q", "amq.direct", "d", &[]).unwrap_err();
+    assert!(matches!(err, Error::TableFull { what: "bindings", limit: 3 }), "{err}");
+    assert_eq!(ns.list_bindings().unwrap().len(), 3, "a refused change leaves the table as it was");
+    drop(ns);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn exclusive_queues_get_generated_names_and_are_locked_to_their_owner() {
+    let t = TempNs::new("r-excl");
+    let owner = shmq::Namespace::open_dir(t.path()).unwrap();
+    let name = owner.declare_queue("", &QueueOptions::default().exclusive(true)).unwrap().name;
+    assert!(name.starts_with("amq.gen-"), "{name}");
+    assert!(owner.consumer(&name, ConsumerOptions::default()).is_ok());
+    // Another process may publish to it (RPC replies), not consume from it.
+    let other_process = t.spawn(&["consume", &name, "--count", "1"]);
+    let out = other_process.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    drop(owner);
+    assert!(!t.ns.list_queues().unwrap().contains(&name), "closing the owner deletes it");
+}
+
+#[test]
+fn exclusive_queue_of_a_killed_process_is_removed_with_its_bindings() {
+    let t = TempNs::in_shm("r-excl-kill");
+    let mut victim = t.shmq().args(["consume", "", "--bind", "amq.fanout:", "--announce"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(victim.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    let queue = line.trim().strip_prefix("ready ").unwrap().to_owned();
+    assert!(t.ns.list_queues().unwrap().contains(&queue));
+    assert_eq!(t.ns.list_bindings().unwrap().len(), 1);
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+    // The next change to the table by anyone collects it.
+    t.ns.declare_queue("unrelated", &QueueOptions::default()).unwrap();
+    assert!(!t.ns.list_queues().unwrap().contains(&queue));
+    assert!(t.ns.list_bindings().unwrap().is_empty());
+}
+
+#[test]
+fn auto_delete_queue_goes_with_its_last_consumer() {
+    let t = TempNs::new("r-autodel");
+    t.ns.declare_queue("tmp", &QueueOptions::default().auto_delete(true)).unwrap();
+    let first = t.ns.consumer("tmp", ConsumerOptions::default()).unwrap();
+    let second = t.ns.consumer("tmp", ConsumerOptions::default()).unwrap();
+    drop(first);
+    assert!(t.ns.list_queues().unwrap().contains(&"tmp".to_string()));
+    drop(second);
+    assert!(!t.ns.list_queues().unwrap().contains(&"tmp".to_string()));
+}
+
+#[test]
+fn auto_delete_exchange_goes_with_its_last_binding() {
+    let t = TempNs::new("r-autodelx");
+    queues(&t.ns, &["q"]);
+    t.ns.declare_exchange("ephemeral", &ExchangeOptions::new(ExchangeKind::Fanout).auto_delete(true)).unwrap();
+    t.ns.bind_queue("q", "ephemeral", "", &[]).unwrap();
+    t.ns.unbind_queue("q", "ephemeral", "", &[]).unwrap();
+    assert!(t.ns.declare_exchange_passive("ephemeral").is_err());
+}
+
+#[test]
+fn fanout_to_a_full_drop_oldest_queue_does_not_hold_back_the_others() {
+    let t = TempNs::new("r-fanout-full");
+    let tiny = QueueOptions::default().capacity_bytes(4096).max_messages(4).max_message_bytes(256).overflow(Overflow::DropOldest);
+    t.ns.declare_queue("slow", &tiny).unwrap();
+    let rejecting = tiny.clone().overflow(Overflow::Reject);
+    t.ns.declare_queue("strict", &rejecting).unwrap();
+    queues(&t.ns, &["fast"]);
+    for q in ["slow", "strict", "fast"] {
+        t.ns.bind_queue(q, "amq.fanout", "", &[]).unwrap();
+    }
+    let mut p = t.ns.publisher();
+    let mut full = 0;
+    for i in 0..10 {
+        let routed = p.publish("amq.fanout", "", &Properties::new(), format!("m{i}").as_bytes()).unwrap();
+        full += routed.full;
+    }
+    assert_eq!(full, 6, "the reject queue refused m4..m9");
+    assert_eq!(drain(&t.ns, "fast").len(), 10);
+    assert_eq!(drain(&t.ns, "slow"), vec!["m6", "m7", "m8", "m9"]);
+    assert_eq!(drain(&t.ns, "strict"), vec!["m0", "m1", "m2", "m3"]);
+}
+
+#[test]
+fn a_binding_made_by_another_process_applies_to_the_next_publish() {
+    let t = TempNs::in_shm("r-generation");
+    queues(&t.ns, &["late"]);
+    let mut p = t.ns.publisher();
+    assert_eq!(p.publish("amq.direct", "k", &Properties::new(), b"before").unwrap().queues, 0);
+    let before = t.ns.routing_generation();
+    t.run(&["bind", "amq.direct", "late", "--key", "k"]); // another process
+    assert!(t.ns.routing_generation() > before);
+    assert_eq!(p.publish("amq.direct", "k", &Properties::new(), b"after").unwrap().queues, 1);
+    assert_eq!(drain(&t.ns, "late"), vec!["after"]);
+}
+
+#[test]
+fn publish_subscribe_across_processes_with_the_cli() {
+    let t = TempNs::in_shm("r-cli-pubsub");
+    t.run(&["declare-exchange", "logs", "--type", "fanout"]);
+    let subscribers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut child =
+                t.shmq().args(["consume", "", "--bind", "logs:", "--count", "2", "--announce"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            let mut line = String::new();
+            BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+            assert!(line.starts_with("ready amq.gen-"));
+            child
+        })
+        .collect();
+    t.run(&["publish", "--exchange", "logs", "", "one", "two"]);
+    for s in subscribers {
+        assert_eq!(finish(s), "one\t0\ntwo\t0\n");
+    }
+    assert!(t.run(&["list-exchanges"]).contains("logs"));
+}

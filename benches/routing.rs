@@ -37,7 +37,9 @@ fn exchange_types(c: &mut Criterion) {
             drop(consumer.try_recv().unwrap());
         })
     });
-    for (name, exchange, key) in [("default", "", "q"), ("direct", "amq.direct", "key"), ("fanout", "amq.fanout", ""), ("topic", "amq.topic", "a.b.c")] {
+    for (name, exchange, key) in
+        [("default", "", "q"), ("direct", "amq.direct", "key"), ("fanout", "amq.fanout", ""), ("topic", "amq.topic", "a.b.c")]
+    {
         group.bench_function(name, |b| {
             b.iter(|| {
                 publisher.publish(exchange, key, &Properties::new(), &body).unwrap();

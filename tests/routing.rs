@@ -8,7 +8,9 @@ use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 
 use common::{finish, TempNs};
-use shmq::{ArgValue, ConsumerOptions, Error, ExchangeKind, ExchangeOptions, HeaderValue, Overflow, Properties, PublishError, QueueOptions};
+use shmq::{
+    ArgValue, ConsumerOptions, Error, ExchangeKind, ExchangeOptions, HeaderValue, Overflow, Properties, PublishError, QueueOptions,
+};
 
 fn drain(ns: &shmq::Namespace, queue: &str) -> Vec<String> {
     let consumer = ns.consumer(queue, ConsumerOptions::default()).unwrap();
@@ -140,7 +142,8 @@ fn exclusive_queues_get_generated_names_and_are_locked_to_their_owner() {
 #[test]
 fn exclusive_queue_of_a_killed_process_is_removed_with_its_bindings() {
     let t = TempNs::in_shm("r-excl-kill");
-    let mut victim = t.shmq().args(["consume", "", "--bind", "amq.fanout:", "--announce"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut victim =
+        t.shmq().args(["consume", "", "--bind", "amq.fanout:", "--announce"]).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(victim.stderr.take().unwrap()).read_line(&mut line).unwrap();
     let queue = line.trim().strip_prefix("ready ").unwrap().to_owned();
@@ -218,8 +221,13 @@ fn publish_subscribe_across_processes_with_the_cli() {
     t.run(&["declare-exchange", "logs", "--type", "fanout"]);
     let subscribers: Vec<_> = (0..3)
         .map(|_| {
-            let mut child =
-                t.shmq().args(["consume", "", "--bind", "logs:", "--count", "2", "--announce"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+            let mut child = t
+                .shmq()
+                .args(["consume", "", "--bind", "logs:", "--count", "2", "--announce"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
             let mut line = String::new();
             BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
             assert!(line.starts_with("ready amq.gen-"));

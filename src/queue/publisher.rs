@@ -1,6 +1,5 @@
 //! Publishing through exchanges.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,7 +62,8 @@ impl Routed {
 pub struct Publisher {
     ns: Namespace,
     router: Option<Arc<Router>>,
-    producers: HashMap<String, Producer>,
+    /// Open producers, by the current router's queue index.
+    producers: Vec<Option<Producer>>,
     scratch: RouteScratch,
     targets: Vec<usize>,
     timeout: Option<Duration>,
@@ -88,7 +88,7 @@ impl HeaderSource for crate::message::Headers<'_> {
 
 impl Publisher {
     pub(crate) fn new(ns: Namespace) -> Self {
-        Self { ns, router: None, producers: HashMap::new(), scratch: RouteScratch::default(), targets: Vec::new(), timeout: None }
+        Self { ns, router: None, producers: Vec::new(), scratch: RouteScratch::default(), targets: Vec::new(), timeout: None }
     }
 
     /// Sets how long a publish waits on a full `block` queue (default: as
@@ -106,7 +106,7 @@ impl Publisher {
     /// ```
     pub fn set_publish_timeout(&mut self, timeout: Option<Duration>) {
         self.timeout = timeout;
-        for producer in self.producers.values_mut() {
+        for producer in self.producers.iter_mut().flatten() {
             producer.set_publish_timeout(timeout);
         }
     }
@@ -171,7 +171,8 @@ impl Publisher {
     /// # }
     /// ```
     pub fn route_count(&mut self, exchange: &str, routing_key: &str, properties: &Properties<'_>) -> Result<usize, PublishError> {
-        let router = self.refresh()?;
+        self.refresh()?;
+        let Some(router) = self.router.as_ref() else { return Err(PublishError::Routing("no routing snapshot".into())) };
         let headers = properties.headers;
         match router.route(exchange, routing_key, &headers, &mut self.scratch, &mut self.targets) {
             Ok(()) => Ok(self.targets.len()),
@@ -180,16 +181,24 @@ impl Publisher {
         }
     }
 
-    fn refresh(&mut self) -> Result<Arc<Router>, PublishError> {
+    /// Makes `self.router` current; on a new generation, carries the open
+    /// producers over to the new queue numbering.
+    fn refresh(&mut self) -> Result<(), PublishError> {
         let generation = self.ns.shared.routing.current_generation();
-        match &self.router {
-            Some(router) if router.generation == generation => Ok(router.clone()),
-            _ => {
-                let router = self.ns.shared.router().map_err(|e| PublishError::Routing(e.to_string()))?;
-                self.router = Some(router.clone());
-                Ok(router)
+        if self.router.as_ref().is_some_and(|r| r.generation == generation) {
+            return Ok(());
+        }
+        let router = self.ns.shared.router().map_err(|e| PublishError::Routing(e.to_string()))?;
+        let mut producers: Vec<Option<Producer>> = Vec::new();
+        producers.resize_with(router.queue_names.len(), || None);
+        for producer in self.producers.drain(..).flatten() {
+            if let Some(i) = router.queue_position(producer.queue_name()) {
+                producers[i] = Some(producer);
             }
         }
+        self.producers = producers;
+        self.router = Some(router);
+        Ok(())
     }
 
     fn publish_inner(
@@ -203,7 +212,8 @@ impl Publisher {
         if routing_key.len() > 255 {
             return Err(PublishError::InvalidProperty("the routing key is over 255 bytes"));
         }
-        let router = self.refresh()?;
+        self.refresh()?;
+        let Some(router) = self.router.as_ref() else { return Err(PublishError::Routing("no routing snapshot".into())) };
         let headers = properties.headers;
         match router.route(exchange, routing_key, &headers, &mut self.scratch, &mut self.targets) {
             Ok(()) => {}
@@ -219,26 +229,24 @@ impl Publisher {
         }
         let stamped = Properties { routing_key: Some(routing_key), exchange: Some(exchange), ..*properties };
         let mut routed = Routed::default();
-        for i in 0..self.targets.len() {
-            let name = &router.queue_names[self.targets[i]];
-            let producer = match self.producers.get_mut(name) {
-                Some(p) => p,
-                None => match self.ns.producer(name) {
+        for &target in &self.targets {
+            let slot = &mut self.producers[target];
+            if slot.is_none() {
+                match self.ns.producer(&router.queue_names[target]) {
                     Ok(mut p) => {
                         p.set_publish_timeout(self.timeout);
-                        self.producers.entry(name.clone()).or_insert(p)
+                        *slot = Some(p);
                     }
                     // Deleted between the snapshot and now: as if unbound.
                     Err(Error::QueueNotFound { .. }) => continue,
                     Err(e) => return Err(PublishError::Routing(e.to_string())),
-                },
-            };
+                }
+            }
+            let Some(producer) = slot.as_mut() else { continue };
             match producer.publish_with(&stamped, body) {
                 Ok(()) => routed.queues += 1,
                 Err(PublishError::QueueFull) | Err(PublishError::Timeout) => routed.full += 1,
-                Err(PublishError::QueueDeleted) => {
-                    self.producers.remove(name);
-                }
+                Err(PublishError::QueueDeleted) => *slot = None,
                 Err(e) => return Err(e),
             }
         }
@@ -248,6 +256,9 @@ impl Publisher {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("namespace", &self.ns.name()).field("queues_open", &self.producers.len()).finish()
+        f.debug_struct("Publisher")
+            .field("namespace", &self.ns.name())
+            .field("queues_open", &self.producers.iter().flatten().count())
+            .finish()
     }
 }

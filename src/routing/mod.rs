@@ -9,11 +9,33 @@ pub(crate) mod admin;
 pub(crate) mod table;
 pub(crate) mod topic;
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::message::HeaderValue;
 use crate::queue::publisher::HeaderSource;
 use topic::TopicTrie;
+
+/// FNV-1a: routing keys and names are short, and SipHash's DoS resistance
+/// buys nothing against processes that can write the segment anyway.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub(crate) type HashMap<K, V> = StdHashMap<K, V, BuildHasherDefault<Fnv>>;
 
 /// The kind of an exchange.
 ///
@@ -352,6 +374,7 @@ pub(crate) enum RouteError {
 impl Router {
     pub(crate) fn compile(table: &Table, generation: u64) -> Router {
         let queue_names: Vec<String> = table.queues.iter().map(|q| q.name.clone()).collect();
+
         let queue_index: HashMap<String, usize> = queue_names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
         let exchange_index: HashMap<String, usize> = table.exchanges.iter().enumerate().map(|(i, e)| (e.name.clone(), i)).collect();
         let mut exchanges: Vec<CompiledExchange> = table
@@ -361,7 +384,7 @@ impl Router {
                 kind: e.options.kind,
                 internal: e.options.internal,
                 alternate: e.options.alternate_exchange.as_ref().and_then(|a| exchange_index.get(a).copied()),
-                direct: HashMap::new(),
+                direct: HashMap::default(),
                 fanout: Vec::new(),
                 topic: TopicTrie::new(),
                 headers: Vec::new(),
@@ -394,6 +417,11 @@ impl Router {
         }
         let queue_meta = table.queues.iter().map(|q| (q.exclusive_owner, q.auto_delete)).collect();
         Router { generation, exchange_index, exchanges, queue_names, queue_index, queue_meta }
+    }
+
+    /// The index of queue `name` in `queue_names`.
+    pub(crate) fn queue_position(&self, name: &str) -> Option<usize> {
+        self.queue_index.get(name).copied()
     }
 
     /// Registry metadata of a queue: `(exclusive owner, auto-delete)`.

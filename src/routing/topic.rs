@@ -2,7 +2,7 @@
 //! words are words, the empty key is zero words, `*` is exactly one word,
 //! `#` is zero or more words, and wildcards count only as whole words.
 
-use std::collections::HashMap;
+use super::HashMap;
 
 /// Splits a key into words; the empty key has none.
 fn words(key: &str) -> impl Iterator<Item = &str> + Clone {
@@ -55,7 +55,7 @@ struct Node<T> {
 
 impl<T> Default for Node<T> {
     fn default() -> Self {
-        Self { words: HashMap::new(), star: None, hash: None, values: Vec::new() }
+        Self { words: HashMap::default(), star: None, hash: None, values: Vec::new() }
     }
 }
 

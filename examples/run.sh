@@ -25,3 +25,19 @@ wait "$w1" "$w2"
 echo "-- worker 1"; cat /tmp/worker1.$$
 echo "-- worker 2"; cat /tmp/worker2.$$
 rm -f /tmp/worker1.$$ /tmp/worker2.$$
+
+echo "== tutorial 3: emit_log / receive_logs"
+"$bin/receive_logs" 1 > /tmp/logs.$$ &
+r=$!; sleep 0.3
+"$bin/emit_log" "info: hello"
+wait "$r"; cat /tmp/logs.$$; rm -f /tmp/logs.$$
+
+echo "== tutorial 6: rpc_server / rpc_client"
+"$bin/rpc_server" 1 &
+s=$!; sleep 0.3
+"$bin/rpc_client" 30
+wait "$s"
+
+echo "== seed: place_order, then inventory_service"
+"$bin/place_order" 3
+"$bin/inventory_service" 3

@@ -5,6 +5,7 @@ mod admin;
 mod bench;
 mod demo;
 mod io;
+mod stress;
 
 use clap::{Parser, Subcommand};
 
@@ -71,6 +72,8 @@ pub enum Command {
     Consume(io::ConsumeArgs),
     #[command(hide = true)]
     BenchChild(bench::ChildArgs),
+    #[command(hide = true)]
+    StressAgent(stress::StressArgs),
 }
 
 /// Parses the command line, runs it and returns the exit code.
@@ -80,6 +83,7 @@ pub fn run() -> i32 {
         Command::Demo(args) => demo::run(&cli, args),
         Command::Bench(args) => bench::run(&cli, args),
         Command::BenchChild(args) => bench::child(&cli, args),
+        Command::StressAgent(args) => stress::run(&cli, args),
         Command::Publish(args) => io::publish(&cli, args),
         Command::Consume(args) => io::consume(&cli, args),
         _ => admin::run(&cli),

@@ -82,7 +82,7 @@ pub enum Error {
         needed: u64,
     },
     /// The caller may not open or create a file.
-    #[error("permission denied on {path}: it is owned by uid {owner:?}; run as that user, or create the namespace with group sharing")]
+    #[error("permission denied on {path}: {}; run as that user, or create the namespace with group sharing (NamespaceOptions::group_shared)", owner.map_or("its owner is unknown".to_string(), |uid| format!("it is owned by uid {uid}")))]
     PermissionDenied {
         /// The file or directory.
         path: PathBuf,

@@ -240,3 +240,52 @@ fn publish_subscribe_across_processes_with_the_cli() {
     }
     assert!(t.run(&["list-exchanges"]).contains("logs"));
 }
+
+#[test]
+fn a_writer_killed_holding_the_table_lock_does_not_wedge_the_namespace() {
+    let t = TempNs::in_shm("r-lock-kill");
+    queues(&t.ns, &["q"]);
+    // Another process takes the writers' lock and is killed holding it.
+    let mut holder = std::process::Command::new("flock")
+        .arg("--close") // only the flock process itself holds the lock
+        .arg(t.path().join("routing.lock"))
+        .args(["-c", "echo locked; sleep 10"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(holder.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line, "locked\n");
+    let ns = t.ns.clone();
+    let binder = std::thread::spawn(move || ns.bind_queue("q", "amq.direct", "k", &[]));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!binder.is_finished(), "writers wait for the lock");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    binder.join().unwrap().unwrap();
+    assert_eq!(t.ns.list_bindings().unwrap().len(), 1);
+}
+
+#[test]
+fn a_half_written_table_update_is_never_visible() {
+    use std::io::{Seek, SeekFrom, Write};
+    let t = TempNs::new("r-half");
+    queues(&t.ns, &["q"]);
+    t.ns.bind_queue("q", "amq.direct", "k", &[]).unwrap();
+    let generation = t.ns.routing_generation();
+    // What a writer killed mid-update leaves: garbage in the region the
+    // next generation would use.
+    let region_words = (shmq::RoutingLimits::default().table_bytes / 8) as u64;
+    let inactive = 768 + ((generation + 1) % 2) * 8 * (1 + region_words);
+    let mut f = std::fs::OpenOptions::new().write(true).open(t.path().join("routing")).unwrap();
+    f.seek(SeekFrom::Start(inactive)).unwrap();
+    f.write_all(&[0xAB; 4096]).unwrap();
+    drop(f);
+    assert_eq!(t.ns.routing_generation(), generation);
+    assert_eq!(t.ns.list_bindings().unwrap().len(), 1, "readers still see the last complete table");
+    let mut p = t.ns.publisher();
+    assert_eq!(p.publish("amq.direct", "k", &Properties::new(), b"x").unwrap().queues, 1);
+    // The next writer overwrites the garbage and proceeds.
+    t.ns.bind_queue("q", "amq.direct", "k2", &[]).unwrap();
+    assert_eq!(t.ns.list_bindings().unwrap().len(), 2);
+}

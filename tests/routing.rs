@@ -275,7 +275,7 @@ fn a_half_written_table_update_is_never_visible() {
     let generation = t.ns.routing_generation();
     // What a writer killed mid-update leaves: garbage in the region the
     // next generation would use.
-    let region_words = (shmq::RoutingLimits::default().table_bytes / 8) as u64;
+    let region_words = shmq::RoutingLimits::default().table_bytes / 8;
     let inactive = 768 + ((generation + 1) % 2) * 8 * (1 + region_words);
     let mut f = std::fs::OpenOptions::new().write(true).open(t.path().join("routing")).unwrap();
     f.seek(SeekFrom::Start(inactive)).unwrap();

@@ -40,6 +40,8 @@ mod sync;
 pub mod ring;
 
 #[cfg(not(shmq_loom))]
+mod inspect;
+#[cfg(not(shmq_loom))]
 mod liveness;
 #[cfg(not(shmq_loom))]
 mod message;
@@ -56,6 +58,8 @@ mod segment;
 pub mod seqtable;
 
 pub use error::{AckError, Error, PublishError, RecvError};
+#[cfg(not(shmq_loom))]
+pub use inspect::{HandleInfo, PeekedMessage};
 #[cfg(not(shmq_loom))]
 pub use message::{HeaderValue, Headers, HeadersIter, Properties, PropertiesRef};
 #[cfg(not(shmq_loom))]

@@ -140,6 +140,40 @@ pub fn run(cli: &Cli) -> CliResult {
             );
             Ok(())
         }
+        Command::ListConsumers => {
+            let ns = namespace(cli)?;
+            let handles = ns.list_consumers()?;
+            if cli.json {
+                let v: Vec<_> = handles
+                    .iter()
+                    .map(|h| {
+                        json!({"queue": h.queue, "role": h.role, "pid": h.pid, "alive": h.alive, "prefetch": h.prefetch,
+                                     "unacked": h.unacked, "published": h.published, "delivered": h.delivered, "acked": h.acked})
+                    })
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+                return Ok(());
+            }
+            println!("Listing consumers and producers for namespace '{}' ...", ns.name());
+            let rows: Vec<Vec<String>> = handles
+                .iter()
+                .map(|h| {
+                    vec![
+                        h.queue.clone(),
+                        h.role.to_string(),
+                        h.pid.to_string(),
+                        if h.alive { "alive" } else { "dead" }.to_string(),
+                        h.prefetch.to_string(),
+                        h.unacked.to_string(),
+                        h.published.to_string(),
+                        h.delivered.to_string(),
+                        h.acked.to_string(),
+                    ]
+                })
+                .collect();
+            print!("{}", table(&["queue", "role", "pid", "state", "prefetch", "unacked", "published", "delivered", "acked"], &rows));
+            Ok(())
+        }
         Command::ListExchanges => {
             let ns = namespace(cli)?;
             let exchanges = ns.list_exchanges()?;

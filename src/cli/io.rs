@@ -283,3 +283,66 @@ pub fn consume(cli: &Cli, args: &ConsumeArgs) -> CliResult {
     }
     Ok(())
 }
+
+fn message_json(body: &[u8], redelivered: bool, p: &shmq::PropertiesRef<'_>) -> serde_json::Value {
+    json!({"body": String::from_utf8_lossy(body), "redelivered": redelivered, "routing_key": p.routing_key,
+           "exchange": p.exchange, "correlation_id": p.correlation_id, "reply_to": p.reply_to,
+           "message_id": p.message_id, "content_type": p.content_type})
+}
+
+fn message_row(body: &[u8], redelivered: bool, p: &shmq::PropertiesRef<'_>) -> Vec<String> {
+    vec![
+        String::from_utf8_lossy(body).into_owned(),
+        body.len().to_string(),
+        redelivered.to_string(),
+        p.routing_key.unwrap_or("").to_owned(),
+        p.exchange.unwrap_or("").to_owned(),
+    ]
+}
+
+const MESSAGE_HEADERS: [&str; 5] = ["payload", "bytes", "redelivered", "routing_key", "exchange"];
+
+pub fn get(cli: &Cli, queue: &str, count: usize, ack: bool) -> CliResult {
+    let ns = namespace(cli)?;
+    let consumer = ns.consumer(queue, shmq::ConsumerOptions::default().manual_ack())?;
+    let mut rows = Vec::new();
+    let mut values = Vec::new();
+    let mut tags = Vec::new();
+    while rows.len() < count {
+        let Ok(d) = consumer.try_recv() else { break };
+        let p = d.properties();
+        values.push(message_json(d.body(), d.redelivered(), &p));
+        rows.push(message_row(d.body(), d.redelivered(), &p));
+        tags.push(d.tag());
+    }
+    for tag in tags {
+        if ack {
+            consumer.ack(tag)?;
+        } else {
+            consumer.nack(tag, true)?;
+        }
+    }
+    if cli.json {
+        println!("{}", serde_json::Value::Array(values));
+    } else if rows.is_empty() {
+        println!("queue '{queue}' has no ready messages");
+    } else {
+        print!("{}", super::table(&MESSAGE_HEADERS, &rows));
+    }
+    Ok(())
+}
+
+pub fn peek(cli: &Cli, queue: &str, count: usize) -> CliResult {
+    let ns = namespace(cli)?;
+    let seen = ns.peek(queue, count)?;
+    if cli.json {
+        let v: Vec<_> = seen.iter().map(|m| message_json(&m.body, m.redelivered, &m.properties())).collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else if seen.is_empty() {
+        println!("queue '{queue}' has no ready messages");
+    } else {
+        let rows: Vec<_> = seen.iter().map(|m| message_row(&m.body, m.redelivered, &m.properties())).collect();
+        print!("{}", super::table(&MESSAGE_HEADERS, &rows));
+    }
+    Ok(())
+}

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod definitions;
 mod demo;
 mod io;
 mod stress;
@@ -70,6 +71,34 @@ pub enum Command {
     Publish(io::PublishArgs),
     /// Consume messages from a queue and print them.
     Consume(io::ConsumeArgs),
+    /// Take messages from a queue, then ack them or put them back.
+    Get {
+        queue: String,
+        /// How many.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Ack them (remove them); by default they are requeued.
+        #[arg(long)]
+        ack: bool,
+    },
+    /// Show ready messages without consuming them.
+    Peek {
+        queue: String,
+        /// How many at most.
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+    },
+    /// List attached consumers and producers.
+    ListConsumers,
+    /// Write the topology as RabbitMQ definitions JSON (to a file or stdout).
+    Export {
+        /// Output file; stdout if absent.
+        file: Option<std::path::PathBuf>,
+    },
+    /// Declare the topology in RabbitMQ definitions JSON (`-` for stdin).
+    Import { file: std::path::PathBuf },
+    /// Print shell completions.
+    Completions { shell: clap_complete::Shell },
     #[command(hide = true)]
     BenchChild(bench::ChildArgs),
     #[command(hide = true)]
@@ -86,6 +115,14 @@ pub fn run() -> i32 {
         Command::StressAgent(args) => stress::run(&cli, args),
         Command::Publish(args) => io::publish(&cli, args),
         Command::Consume(args) => io::consume(&cli, args),
+        Command::Get { queue, count, ack } => io::get(&cli, queue, *count, *ack),
+        Command::Peek { queue, count } => io::peek(&cli, queue, *count),
+        Command::Export { file } => definitions::export(&cli, file.as_deref()),
+        Command::Import { file } => definitions::import(&cli, file),
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "shmq", &mut std::io::stdout());
+            Ok(())
+        }
         _ => admin::run(&cli),
     };
     match result {
@@ -97,13 +134,19 @@ pub fn run() -> i32 {
     }
 }
 
-/// Exit codes scripts can rely on (rabbitmqctl-like): 1 generic, 2 usage,
-/// 3 not found, 4 precondition, 5 corrupt or incompatible, 6 no space or
-/// permission, 7 timeout or empty.
+/// Exit codes scripts can rely on (rabbitmqctl-like): 1 generic, 2 bad
+/// input, 3 not found, 4 precondition failed (conflict, in use, locked),
+/// 5 corrupt or incompatible, 6 no space, permission or full table,
+/// 7 timeout or empty.
 fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
     match e.downcast_ref::<shmq::Error>() {
-        Some(shmq::Error::QueueNotFound { .. }) => 3,
-        Some(shmq::Error::PreconditionFailed { .. }) => 4,
+        Some(shmq::Error::QueueNotFound { .. }) | Some(shmq::Error::ExchangeNotFound { .. }) => 3,
+        Some(shmq::Error::PreconditionFailed { .. })
+        | Some(shmq::Error::ExchangeConflict { .. })
+        | Some(shmq::Error::ExchangeInUse { .. })
+        | Some(shmq::Error::ExclusiveQueue { .. }) => 4,
+        Some(shmq::Error::AccessRefused { .. }) => 2,
+        Some(shmq::Error::TableFull { .. }) => 6,
         Some(shmq::Error::Corrupt { .. }) | Some(shmq::Error::IncompatibleVersion { .. }) => 5,
         Some(shmq::Error::NoSpace { .. }) | Some(shmq::Error::PermissionDenied { .. }) => 6,
         Some(shmq::Error::InvalidName { .. }) | Some(shmq::Error::InvalidOptions(_)) => 2,

@@ -783,6 +783,49 @@ impl<M: RingMemory> Ring<M> {
         abandoned
     }
 
+    /// The control word and validated record of slot `pos` if it is READY
+    /// now, for looking without claiming (`peek`). The caller copies the
+    /// bytes, then confirms with [`control_unchanged`](Ring::control_unchanged):
+    /// if the word did not change, the slot was not claimed or reused, so
+    /// the copy is the message.
+    pub fn ready_snapshot(&self, pos: u32) -> Option<(u64, Record)> {
+        let slot = self.slot(pos);
+        // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release.
+        let word = slot.control.load(Ordering::Acquire);
+        let ctl = Control::unpack(word);
+        if ctl.stamp != pos || ctl.state != READY {
+            return None;
+        }
+        let data_start = slot.data_start.load(Ordering::Relaxed);
+        let units = slot.data_end.load(Ordering::Relaxed).wrapping_sub(data_start);
+        let props_len = slot.props_len.load(Ordering::Relaxed);
+        let body_len = slot.body_len.load(Ordering::Relaxed);
+        let fits = units <= self.geo.max_record_units()
+            && mask(data_start, self.geo.data_units) + units <= self.geo.data_units
+            && u64::from(props_len) + u64::from(body_len) <= u64::from(units) * UNIT as u64;
+        fits.then(|| {
+            let expires_at_ms = slot.expires_at_ms.load(Ordering::Relaxed);
+            (word, Record { pos, flags: ctl.flags, data_start, props_len, body_len, expires_at_ms })
+        })
+    }
+
+    /// True if slot `pos` still holds control word `word`.
+    pub fn control_unchanged(&self, pos: u32, word: u64) -> bool {
+        // Acquire: the caller's copy of the data happened before this load
+        // (a fence keeps the copy from moving after it).
+        crate::sync::fence(Ordering::Acquire);
+        self.slot(pos).control.load(Ordering::Relaxed) == word
+    }
+
+    /// Positions that may hold messages, oldest first: `[reclaim, produce)`.
+    pub fn live_positions(&self) -> impl Iterator<Item = u32> {
+        let header = self.mem.header();
+        let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+        let (produced, _) = unpack_cursor(header.produce.load(Ordering::Acquire));
+        let span = produced.wrapping_sub(free_slot).min(self.geo.slot_count);
+        (0..span).map(move |i| free_slot.wrapping_add(i))
+    }
+
     /// Approximate counts: `(ready, in_flight_claims_and_unacked, bytes_used)`.
     /// Stale by the time it returns when other processes are active.
     pub fn depth(&self) -> (u32, u64) {

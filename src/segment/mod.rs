@@ -204,6 +204,16 @@ impl QueueSegment {
         Some(unsafe { self.base.as_ptr().add(self.offsets.data + offset) })
     }
 
+    /// Copies data bytes that another process may be changing (for `peek`):
+    /// volatile byte reads, validated by the caller afterwards.
+    pub(crate) fn copy_racy(&self, offset: usize, len: usize) -> Option<Vec<u8>> {
+        let ptr = self.data_ptr(offset, len)?;
+        // SAFETY: in bounds (data_ptr checked); volatile reads of plain bytes
+        // never fault, and the caller discards the copy unless the slot's
+        // control word shows nobody wrote these bytes meanwhile.
+        Some((0..len).map(|i| unsafe { std::ptr::read_volatile(ptr.add(i)) }).collect())
+    }
+
     /// Flushes the mapping to its file (meaningful for on-disk namespaces).
     pub(crate) fn flush(&self) -> std::io::Result<()> {
         self.map.flush()

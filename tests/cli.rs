@@ -1,0 +1,173 @@
+//! The `shmq` command line, every subcommand run as a process against
+//! namespaces that real producer and consumer processes populate.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::{finish, TempNs};
+
+fn json(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+#[test]
+fn management_commands_show_what_processes_did() {
+    let t = TempNs::in_shm("cli-manage");
+    t.run(&["declare-queue", "tasks", "--overflow", "reject", "--capacity", "65536"]);
+    t.run(&["declare-exchange", "logs", "--type", "fanout"]);
+    t.run(&["bind", "logs", "tasks"]);
+    t.run(&["publish", "--exchange", "logs", "", "a", "b", "c"]);
+    // A consumer process holding one unacked message while we look.
+    let mut holder =
+        t.shmq().args(["consume", "tasks", "--manual-ack", "--count", "1", "--work-ms", "30000"]).stdout(Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let q = json(&t.run(&["list-queues", "--json"]));
+        if q[0]["messages_unacked"] == 1 {
+            assert_eq!(q[0]["messages_ready"], 2);
+            assert_eq!(q[0]["consumers"], 1);
+            assert_eq!(q[0]["overflow"], "reject");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "consumer never took a message");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let table = t.run(&["list-queues"]);
+    assert!(table.starts_with("Listing queues for namespace"), "{table}");
+    assert!(table.contains("tasks"));
+    let consumers = json(&t.run(&["list-consumers", "--json"]));
+    assert_eq!(consumers[0]["role"], "consumer");
+    assert_eq!(consumers[0]["unacked"], 1);
+    assert_eq!(consumers[0]["alive"], true);
+    let peers = json(&t.run(&["list-peers", "--json"]));
+    assert!(peers.as_array().unwrap().iter().any(|p| p["alive"] == true));
+    let status = json(&t.run(&["status", "--json"]));
+    assert_eq!(status["queues"], 1);
+    assert!(status["live_peers"].as_u64().unwrap() >= 1);
+    let bindings = json(&t.run(&["list-bindings", "--json"]));
+    assert_eq!(bindings[0]["source"], "logs");
+    assert!(t.run(&["list-exchanges"]).contains("amq.topic"));
+    // reset refuses while a live process is attached.
+    let out = t.shmq().args(["reset"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("live processes attached"));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // gc recovers the killed consumer's message.
+    let gc = json(&t.run(&["gc", "--json"]));
+    assert_eq!(gc["requeued"], 1);
+    let q = json(&t.run(&["list-queues", "--json"]));
+    assert_eq!((q[0]["messages_ready"].as_u64(), q[0]["messages_unacked"].as_u64()), (Some(3), Some(0)));
+    t.run(&["reset"]);
+    assert!(!t.path().exists());
+}
+
+#[test]
+fn get_peek_purge_and_delete() {
+    let t = TempNs::in_shm("cli-get");
+    t.run(&["declare-queue", "q"]);
+    t.run(&["publish", "q", "one", "two", "three", "--correlation-id", "c1"]);
+    let peeked = json(&t.run(&["peek", "q", "--json"]));
+    assert_eq!(peeked.as_array().unwrap().len(), 3);
+    assert_eq!(peeked[0]["body"], "one");
+    assert_eq!(peeked[0]["correlation_id"], "c1");
+    // get without --ack puts them back, flagged redelivered.
+    let got = json(&t.run(&["get", "q", "--count", "2", "--json"]));
+    assert_eq!((got[0]["body"].as_str(), got[0]["redelivered"].as_bool()), (Some("one"), Some(false)));
+    let again = json(&t.run(&["get", "q", "--count", "1", "--ack", "--json"]));
+    assert_eq!((again[0]["body"].as_str(), again[0]["redelivered"].as_bool()), (Some("one"), Some(true)));
+    assert_eq!(json(&t.run(&["purge", "q", "--json"]))["purged"], 2);
+    t.run(&["delete-queue", "q"]);
+    assert_eq!(json(&t.run(&["list-queues", "--json"])), serde_json::json!([]));
+}
+
+#[test]
+fn errors_name_the_thing_suggest_a_fix_and_set_exit_codes() {
+    let t = TempNs::in_shm("cli-errors");
+    t.run(&["declare-queue", "hello"]);
+    let out = t.shmq().args(["get", "helo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no such queue 'helo' in namespace") && stderr.contains("(did you mean 'hello'?)"), "{stderr}");
+    let out = t.shmq().args(["declare-queue", "hello", "--overflow", "reject"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "precondition failed");
+    let out = t.shmq().args(["declare-queue", "a/b"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "bad input");
+    let out = t.shmq().args(["bind", "nope", "hello"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "missing exchange");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such exchange 'nope'"));
+}
+
+#[test]
+fn export_import_round_trips_in_rabbitmq_definitions_format() {
+    let src = TempNs::in_shm("cli-export");
+    src.run(&["declare-queue", "orders", "--overflow", "drop-oldest", "--capacity", "1048576", "--ttl-ms", "60000"]);
+    src.run(&["declare-queue", "audit"]);
+    src.run(&["declare-exchange", "unrouted", "--type", "fanout"]);
+    src.run(&["declare-exchange", "shop", "--type", "topic", "--alternate-exchange", "unrouted"]);
+    src.run(&["bind", "shop", "orders", "--key", "order.*"]);
+    src.run(&["bind", "amq.headers", "audit", "--arg", "x-match=any", "--arg", "kind=refund"]);
+    let exported = json(&src.run(&["export"]));
+    // The shape RabbitMQ's import_definitions expects.
+    for key in ["rabbit_version", "vhosts", "users", "permissions", "policies", "parameters"] {
+        assert!(exported.get(key).is_some(), "missing {key}");
+    }
+    let orders = exported["queues"].as_array().unwrap().iter().find(|q| q["name"] == "orders").unwrap().clone();
+    assert_eq!(orders["vhost"], "/");
+    assert_eq!(orders["durable"], true);
+    assert_eq!(orders["arguments"]["x-overflow"], "drop-head");
+    assert_eq!(orders["arguments"]["x-max-length-bytes"], 1048576);
+    assert_eq!(orders["arguments"]["x-message-ttl"], 60000);
+    let shop = exported["exchanges"].as_array().unwrap().iter().find(|x| x["name"] == "shop").unwrap().clone();
+    assert_eq!((shop["type"].as_str(), shop["arguments"]["alternate-exchange"].as_str()), (Some("topic"), Some("unrouted")));
+    assert!(exported["exchanges"].as_array().unwrap().iter().all(|x| !x["name"].as_str().unwrap().starts_with("amq.")));
+    let binding = exported["bindings"].as_array().unwrap().iter().find(|b| b["destination"] == "audit").unwrap().clone();
+    assert_eq!(binding["destination_type"], "queue");
+    assert_eq!(binding["arguments"]["x-match"], "any");
+
+    let file = src.path().join("definitions.json");
+    src.run(&["export", file.to_str().unwrap()]);
+    let dst = TempNs::in_shm("cli-import");
+    assert_eq!(dst.run(&["import", file.to_str().unwrap()]), "imported 2 queues, 2 exchanges, 2 bindings\n");
+    assert_eq!(json(&dst.run(&["export"]))["queues"], exported["queues"]);
+    assert_eq!(json(&dst.run(&["export"]))["exchanges"], exported["exchanges"]);
+    assert_eq!(json(&dst.run(&["export"]))["bindings"], exported["bindings"]);
+    // And it routes: the alternate exchange catches what matches nothing.
+    dst.run(&["declare-queue", "lost"]);
+    dst.run(&["bind", "unrouted", "lost"]);
+    dst.run(&["publish", "--exchange", "shop", "order.created", "o1"]);
+    dst.run(&["publish", "--exchange", "shop", "refund.created", "r1"]);
+    assert_eq!(finish(dst.spawn(&["consume", "orders", "--count", "1"])), "o1\t0\n");
+    assert_eq!(finish(dst.spawn(&["consume", "lost", "--count", "1"])), "r1\t0\n");
+}
+
+#[test]
+fn importing_a_rabbitmq_export_maps_its_arguments() {
+    // As written by `rabbitmqctl export_definitions` (trimmed).
+    let defs = r#"{
+      "rabbit_version": "3.12.4", "users": [], "vhosts": [{"name": "/"}],
+      "queues": [{"name": "hello", "vhost": "/", "durable": true, "auto_delete": false,
+                  "arguments": {"x-queue-type": "classic", "x-max-length-bytes": 262144, "x-overflow": "reject-publish"}}],
+      "exchanges": [{"name": "logs", "vhost": "/", "type": "fanout", "durable": true, "auto_delete": false, "internal": false, "arguments": {}}],
+      "bindings": [{"source": "logs", "vhost": "/", "destination": "hello", "destination_type": "queue", "routing_key": "", "arguments": {}}]
+    }"#;
+    let t = TempNs::in_shm("cli-rabbit-import");
+    let file = t.path().join("rabbit.json");
+    std::fs::write(&file, defs).unwrap();
+    t.run(&["import", file.to_str().unwrap()]);
+    let q = json(&t.run(&["list-queues", "--json"]));
+    assert_eq!(
+        (q[0]["name"].as_str(), q[0]["capacity_bytes"].as_u64(), q[0]["overflow"].as_str()),
+        (Some("hello"), Some(262144), Some("reject"))
+    );
+    t.run(&["publish", "--exchange", "logs", "", "via the imported binding"]);
+    assert_eq!(finish(t.spawn(&["consume", "hello", "--count", "1"])), "via the imported binding\t0\n");
+}
+
+#[test]
+fn shell_completions_are_generated() {
+    let t = TempNs::in_shm("cli-completions");
+    let bash = t.run(&["completions", "bash"]);
+    assert!(bash.contains("list-queues") && bash.contains("declare-exchange"));
+}

@@ -171,3 +171,21 @@ fn shell_completions_are_generated() {
     let bash = t.run(&["completions", "bash"]);
     assert!(bash.contains("list-queues") && bash.contains("declare-exchange"));
 }
+
+#[test]
+fn top_shows_live_rates_of_a_publishing_process() {
+    let t = TempNs::in_shm("cli-top");
+    t.run(&["declare-queue", "work", "--overflow", "drop-oldest"]);
+    let mut publisher =
+        t.shmq().args(["publish", "work", "m{i}", "--count", "1000000", "--interval-ms", "1"]).stdout(Stdio::null()).spawn().unwrap();
+    let screen = t.run(&["top", "--iterations", "2", "--interval-ms", "300"]);
+    publisher.kill().unwrap();
+    publisher.wait().unwrap();
+    let last_frame = screen.split("┌ shmq top").last().unwrap();
+    assert!(last_frame.contains("peers 1 alive"), "{last_frame}");
+    let row = last_frame.lines().find(|l| l.contains("│work")).expect("a row for the queue");
+    let cells: Vec<&str> = row.trim_matches('│').split_whitespace().collect();
+    let publish_rate: f64 = cells[4].parse().unwrap();
+    assert!(publish_rate > 0.0, "a publishing process shows a publish rate: {row}");
+    assert!(last_frame.contains("publish rate, all queues"));
+}

@@ -7,6 +7,7 @@ mod definitions;
 mod demo;
 mod io;
 mod stress;
+mod top;
 
 use clap::{Parser, Subcommand};
 
@@ -97,6 +98,8 @@ pub enum Command {
     },
     /// Declare the topology in RabbitMQ definitions JSON (`-` for stdin).
     Import { file: std::path::PathBuf },
+    /// Live dashboard of queue depths, rates and consumers (q quits).
+    Top(top::TopArgs),
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
     #[command(hide = true)]
@@ -115,6 +118,7 @@ pub fn run() -> i32 {
         Command::StressAgent(args) => stress::run(&cli, args),
         Command::Publish(args) => io::publish(&cli, args),
         Command::Consume(args) => io::consume(&cli, args),
+        Command::Top(args) => top::run(&cli, args),
         Command::Get { queue, count, ack } => io::get(&cli, queue, *count, *ack),
         Command::Peek { queue, count } => io::peek(&cli, queue, *count),
         Command::Export { file } => definitions::export(&cli, file.as_deref()),

@@ -325,7 +325,7 @@ impl Consumer {
             }
             if self.options.busy_poll {
                 spins = spins.wrapping_add(1);
-                if spins % 4096 == 0 {
+                if spins.is_multiple_of(4096) {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(RecvError::Timeout);
                     }

@@ -47,7 +47,7 @@ pub(crate) const MAX_DATA_UNITS: u32 = 1 << 30;
 const _: () = {
     assert!(AGENTS_OFFSET == 1408);
     assert!(SLOTS_OFFSET == 9600);
-    assert!(AGENTS_OFFSET % 128 == 0 && SLOTS_OFFSET % 128 == 0);
+    assert!(AGENTS_OFFSET.is_multiple_of(128) && SLOTS_OFFSET.is_multiple_of(128));
     assert!(NAME_OFFSET + 256 <= HEADER_BYTES);
 };
 

@@ -211,7 +211,10 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
     if cli.json {
         println!("{}", json!({"queue": args.queue, "published": published, "seconds": elapsed.as_secs_f64()}));
     } else if !args.verbose {
-        println!("published {published} messages to '{}'", args.queue);
+        match &args.exchange {
+            Some(exchange) => println!("published {published} messages to exchange '{exchange}' with routing key '{}'", args.queue),
+            None => println!("published {published} messages to '{}'", args.queue),
+        }
     }
     Ok(())
 }

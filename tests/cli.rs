@@ -189,3 +189,16 @@ fn top_shows_live_rates_of_a_publishing_process() {
     assert!(publish_rate > 0.0, "a publishing process shows a publish rate: {row}");
     assert!(last_frame.contains("publish rate, all queues"));
 }
+
+#[test]
+fn list_queues_reports_rates_of_a_running_publisher() {
+    let t = TempNs::in_shm("cli-rates");
+    t.run(&["declare-queue", "q", "--overflow", "drop-oldest"]);
+    let mut publisher =
+        t.shmq().args(["publish", "q", "m{i}", "--count", "1000000", "--interval-ms", "1"]).stdout(Stdio::null()).spawn().unwrap();
+    let q = json(&t.run(&["list-queues", "--rates", "--json"]));
+    publisher.kill().unwrap();
+    publisher.wait().unwrap();
+    assert!(q[0]["publish_rate"].as_f64().unwrap() > 0.0, "{q}");
+    assert_eq!(q[0]["deliver_rate"].as_f64(), Some(0.0));
+}

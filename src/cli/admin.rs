@@ -235,7 +235,7 @@ pub fn run(cli: &Cli) -> CliResult {
             Ok(())
         }
         Command::Status => status(cli),
-        Command::ListQueues => list_queues(cli),
+        Command::ListQueues { rates } => list_queues(cli, *rates),
         Command::ListPeers => list_peers(cli),
         Command::DeclareQueue(args) => declare(cli, args),
         Command::DeleteQueue { name } => {
@@ -309,18 +309,52 @@ fn all_stats(ns: &shmq::Namespace) -> Result<Vec<shmq::QueueStats>, shmq::Error>
     Ok(out)
 }
 
-fn list_queues(cli: &Cli) -> CliResult {
+fn list_queues(cli: &Cli, with_rates: bool) -> CliResult {
     let ns = namespace(cli)?;
     let stats = all_stats(&ns)?;
+    // Rates: the same counters one second later.
+    let rates: Vec<Option<(f64, f64, f64)>> = if with_rates {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let later = all_stats(&ns)?;
+        stats
+            .iter()
+            .map(|s| {
+                later.iter().find(|l| l.name == s.name).map(|l| {
+                    let d = |a: u64, b: u64| a.saturating_sub(b) as f64;
+                    (d(l.published, s.published), d(l.delivered, s.delivered), d(l.acked, s.acked))
+                })
+            })
+            .collect()
+    } else {
+        vec![None; stats.len()]
+    };
     if cli.json {
-        println!("{}", serde_json::Value::Array(stats.iter().map(stats_json).collect()));
+        let v: Vec<_> = stats
+            .iter()
+            .zip(&rates)
+            .map(|(s, r)| {
+                let mut v = stats_json(s);
+                if let Some((p, d, a)) = r {
+                    v["publish_rate"] = json!(p);
+                    v["deliver_rate"] = json!(d);
+                    v["ack_rate"] = json!(a);
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
         return Ok(());
     }
     println!("Listing queues for namespace '{}' ...", ns.name());
+    let mut headers = vec!["name", "messages_ready", "messages_unacked", "consumers", "bytes", "overflow", "published", "acked"];
+    if with_rates {
+        headers.extend(["publish/s", "deliver/s", "ack/s"]);
+    }
     let rows: Vec<Vec<String>> = stats
         .iter()
-        .map(|s| {
-            vec![
+        .zip(&rates)
+        .map(|(s, r)| {
+            let mut row = vec![
                 s.name.clone(),
                 s.ready.to_string(),
                 s.unacked.to_string(),
@@ -329,10 +363,14 @@ fn list_queues(cli: &Cli) -> CliResult {
                 s.options.overflow.to_string(),
                 s.published.to_string(),
                 s.acked.to_string(),
-            ]
+            ];
+            if let Some((p, d, a)) = r {
+                row.extend([format!("{p:.0}"), format!("{d:.0}"), format!("{a:.0}")]);
+            }
+            row
         })
         .collect();
-    print!("{}", table(&["name", "messages_ready", "messages_unacked", "consumers", "bytes", "overflow", "published", "acked"], &rows));
+    print!("{}", table(&headers, &rows));
     Ok(())
 }
 

@@ -33,8 +33,12 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Namespace overview: queues, peers, memory.
     Status,
-    /// List queues with depth, consumers and counters.
-    ListQueues,
+    /// List queues with depth, consumers, counters and (with --rates) rates.
+    ListQueues {
+        /// Sample the counters for one second and show per-second rates.
+        #[arg(long)]
+        rates: bool,
+    },
     /// List processes attached to the namespace.
     ListPeers,
     /// Declare a queue (idempotent; fails if it exists with other options).

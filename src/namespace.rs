@@ -451,6 +451,19 @@ impl Namespace {
         Ok(self.stats_of(&Ring::new(segment)))
     }
 
+    /// An auto-delete queue whose consumers all died (after it had one):
+    /// recover it first, then check that no consumer is left.
+    fn auto_delete_is_abandoned(&self, name: &str) -> bool {
+        let Ok(segment) = segment::open_queue(&self.shared.queues_dir().join(name)) else { return false };
+        let ring = Ring::new(segment);
+        if !ring.had_consumer() {
+            return false;
+        }
+        let peers = self.shared.peers_dir();
+        ring.recover(&mut |token| liveness::is_alive(&peers, token));
+        !ring.has_consumers(None)
+    }
+
     /// Runs a routing-table change under the writers' lock, first removing
     /// exclusive queues whose owning process died (and their files).
     pub(crate) fn update_table<R>(&self, change: impl FnOnce(&mut crate::routing::Table) -> Result<R, Error>) -> Result<R, Error> {
@@ -461,7 +474,10 @@ impl Namespace {
             orphans = table
                 .queues
                 .iter()
-                .filter(|q| q.exclusive_owner != 0 && q.exclusive_owner != my_token && !liveness::is_alive(&peers, q.exclusive_owner))
+                .filter(|q| {
+                    let dead_owner = q.exclusive_owner != 0 && q.exclusive_owner != my_token && !liveness::is_alive(&peers, q.exclusive_owner);
+                    dead_owner || (q.auto_delete && self.auto_delete_is_abandoned(&q.name))
+                })
                 .map(|q| q.name.clone())
                 .collect();
             for name in &orphans {
@@ -677,6 +693,9 @@ impl Namespace {
             total.abandoned += report.abandoned;
             total.agents_freed += report.agents_freed;
         }
+        // Exclusive and auto-delete queues of dead processes go with the
+        // next table change; make one that changes nothing else.
+        self.update_table(|_| Ok(()))?;
         // Dead peers' files are removed by the liveness check itself.
         let _ = liveness::list_peers(&peers);
         Ok(total)

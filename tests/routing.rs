@@ -289,3 +289,19 @@ fn a_half_written_table_update_is_never_visible() {
     t.ns.bind_queue("q", "amq.direct", "k2", &[]).unwrap();
     assert_eq!(t.ns.list_bindings().unwrap().len(), 2);
 }
+
+#[test]
+fn auto_delete_queue_of_a_killed_consumer_process_is_removed() {
+    let t = TempNs::in_shm("r-autodel-kill");
+    t.ns.declare_queue("tmp", &QueueOptions::default().auto_delete(true)).unwrap();
+    let mut consumer = t.shmq().args(["consume", "tmp"]).stdout(Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while t.ns.queue_stats("tmp").unwrap().consumers == 0 {
+        assert!(std::time::Instant::now() < deadline, "consumer never attached");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    consumer.kill().unwrap();
+    consumer.wait().unwrap();
+    t.ns.collect_garbage().unwrap();
+    assert!(!t.ns.list_queues().unwrap().contains(&"tmp".to_string()));
+}

@@ -431,13 +431,7 @@ impl Drop for Consumer {
             self.agent.queue.ring.requeue_all_of(self.agent.index);
         }
         if let Some(ns) = &self.auto_delete {
-            let segment = self.agent.queue.segment();
-            let others = (0..crate::ring::layout::AGENT_SLOTS)
-                .filter(|&i| i != self.agent.index as usize)
-                .map(|i| crate::ring::RingMemory::agent(segment, i))
-                .filter(|a| a.token.load(Ordering::Acquire) != 0 && a.role.load(Ordering::Relaxed) == crate::ring::layout::ROLE_CONSUMER)
-                .count();
-            if others == 0 {
+            if !self.agent.queue.ring.has_consumers(Some(self.agent.index)) {
                 let _ = ns.delete_queue(self.queue_name());
             }
         }

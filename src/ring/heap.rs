@@ -53,7 +53,7 @@ impl HeapMemory {
             requeued: Line(AtomicU32::new(0)),
             not_empty: Line(event_count()),
             not_full: Line(event_count()),
-            state: Line(QueueState { deleted: AtomicU32::new(0), _reserved: AtomicU32::new(0), retired: counters() }),
+            state: Line(QueueState { deleted: AtomicU32::new(0), had_consumer: AtomicU32::new(0), retired: counters() }),
         });
         let mut stamps = vec![0u32; geometry.slot_count as usize];
         for pos in 0..geometry.slot_count {

@@ -37,7 +37,9 @@ impl<T> core::ops::Deref for Line<T> {
 pub struct QueueState {
     /// Non-zero once the queue was deleted; attached handles see it and stop.
     pub(crate) deleted: AtomicU32,
-    pub(crate) _reserved: AtomicU32,
+    /// Non-zero once a consumer attached: an auto-delete queue is deleted
+    /// when it has none left after having had one.
+    pub(crate) had_consumer: AtomicU32,
     /// Counters of agents that left, folded in so rates survive them.
     pub(crate) retired: Counters,
 }

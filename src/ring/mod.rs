@@ -635,6 +635,19 @@ impl<M: RingMemory> Ring<M> {
         }
     }
 
+    /// True if a live-or-dead consumer agent other than `except` is attached.
+    pub fn has_consumers(&self, except: Option<u16>) -> bool {
+        (0..AGENT_SLOTS).filter(|&i| except != Some(i as u16)).any(|i| {
+            let agent = self.mem.agent(i);
+            agent.token.load(Ordering::Acquire) != 0 && agent.role.load(Ordering::Relaxed) == ROLE_CONSUMER
+        })
+    }
+
+    /// True once any consumer attached.
+    pub fn had_consumer(&self) -> bool {
+        self.mem.header().state.had_consumer.load(Ordering::Relaxed) != 0
+    }
+
     /// Registers an agent for the process holding `token`; returns its index.
     pub fn register_agent(&self, token: u64, role: u32, pid: u32, prefetch: u32) -> Option<u16> {
         for index in 0..AGENT_SLOTS {
@@ -647,6 +660,9 @@ impl<M: RingMemory> Ring<M> {
                 agent.pid.store(pid, Ordering::Relaxed);
                 agent.unacked.store(0, Ordering::Relaxed);
                 agent.prefetch.store(prefetch, Ordering::Relaxed);
+                if role == ROLE_CONSUMER {
+                    self.mem.header().state.had_consumer.store(1, Ordering::Relaxed);
+                }
                 return Some(index as u16);
             }
         }

@@ -475,7 +475,8 @@ impl Namespace {
                 .queues
                 .iter()
                 .filter(|q| {
-                    let dead_owner = q.exclusive_owner != 0 && q.exclusive_owner != my_token && !liveness::is_alive(&peers, q.exclusive_owner);
+                    let dead_owner =
+                        q.exclusive_owner != 0 && q.exclusive_owner != my_token && !liveness::is_alive(&peers, q.exclusive_owner);
                     dead_owner || (q.auto_delete && self.auto_delete_is_abandoned(&q.name))
                 })
                 .map(|q| q.name.clone())

@@ -610,3 +610,21 @@ mod tests {
         assert!(PropertiesRef::parse(&[TAG_CONTENT_TYPE, 1, 0xFF]).is_none());
     }
 }
+
+#[cfg(all(test, not(shmq_loom)))]
+mod proptests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 4000, failure_persistence: None, ..Default::default() })]
+
+        /// Properties read from shared memory are untrusted: any bytes parse
+        /// or are rejected, and iterating a parsed headers table never panics.
+        #[test]
+        fn parse_survives_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            if let Some(p) = PropertiesRef::parse(&bytes) {
+                let _ = p.headers.iter().count();
+            }
+        }
+    }
+}

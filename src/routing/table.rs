@@ -477,3 +477,32 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 4000, failure_persistence: None, ..Default::default() })]
+
+        /// Arbitrary words never panic the decoder or make it allocate wildly.
+        #[test]
+        fn decode_survives_arbitrary_words(words in proptest::collection::vec(proptest::prelude::any::<u64>(), 0..64)) {
+            let _ = decode(&words);
+        }
+
+        /// Small edits of a valid table decode to a table or to nothing.
+        #[test]
+        fn decode_survives_edits_of_a_valid_table(edits in proptest::collection::vec((0usize..64, proptest::prelude::any::<u64>()), 1..4)) {
+            let mut t = Table::with_builtins();
+            t.queues.push(QueueMeta { name: "q".into(), exclusive_owner: 7, auto_delete: true });
+            t.bindings.push(Binding { source: "amq.topic".into(), destination: Destination::Queue("q".into()), key: "a.#".into(), arguments: vec![] });
+            let mut words = encode(&t);
+            for (at, value) in edits {
+                let i = at % words.len();
+                words[i] ^= value;
+            }
+            let _ = decode(&words);
+        }
+    }
+}

@@ -305,3 +305,17 @@ fn auto_delete_queue_of_a_killed_consumer_process_is_removed() {
     t.ns.collect_garbage().unwrap();
     assert!(!t.ns.list_queues().unwrap().contains(&"tmp".to_string()));
 }
+
+#[test]
+fn per_exchange_counters_sum_over_publisher_processes() {
+    let t = TempNs::in_shm("r-xstats");
+    queues(&t.ns, &["q"]);
+    t.ns.bind_queue("q", "amq.direct", "k", &[]).unwrap();
+    t.run(&["publish", "--exchange", "amq.direct", "k", "m{i}", "--count", "100"]);
+    t.run(&["publish", "--exchange", "amq.direct", "nobody", "u{i}", "--count", "7"]);
+    assert_eq!(t.ns.exchange_stats("amq.direct"), (107, 7));
+    assert_eq!(t.ns.exchange_stats("amq.topic"), (0, 0));
+    let listed: serde_json::Value = serde_json::from_str(&t.run(&["list-exchanges", "--json"])).unwrap();
+    let direct = listed.as_array().unwrap().iter().find(|e| e["name"] == "amq.direct").unwrap();
+    assert_eq!((direct["published"].as_u64(), direct["unroutable"].as_u64()), (Some(107), Some(7)));
+}

@@ -180,14 +180,19 @@ pub fn run(cli: &Cli) -> CliResult {
             if cli.json {
                 let v: Vec<_> = exchanges
                     .iter()
-                    .map(|e| json!({"name": e.name, "type": e.options.kind.to_string(), "auto_delete": e.options.auto_delete,
-                                     "internal": e.options.internal, "alternate_exchange": e.options.alternate_exchange, "builtin": e.builtin}))
+                    .map(|e| {
+                        let (published, unroutable) = ns.exchange_stats(&e.name);
+                        json!({"name": e.name, "type": e.options.kind.to_string(), "auto_delete": e.options.auto_delete,
+                               "internal": e.options.internal, "alternate_exchange": e.options.alternate_exchange, "builtin": e.builtin,
+                               "published": published, "unroutable": unroutable})
+                    })
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
                 return Ok(());
             }
             println!("Listing exchanges for namespace '{}' ...", ns.name());
-            let mut rows = vec![vec!["(default)".to_string(), "direct".to_string(), String::new()]];
+            let (dp, du) = ns.exchange_stats("");
+            let mut rows = vec![vec!["(default)".to_string(), "direct".to_string(), String::new(), dp.to_string(), du.to_string()]];
             rows.extend(exchanges.iter().map(|e| {
                 let mut flags = Vec::new();
                 if e.options.auto_delete {
@@ -199,9 +204,10 @@ pub fn run(cli: &Cli) -> CliResult {
                 if let Some(a) = &e.options.alternate_exchange {
                     flags.push(format!("alternate-exchange={a}"));
                 }
-                vec![e.name.clone(), e.options.kind.to_string(), flags.join(",")]
+                let (published, unroutable) = ns.exchange_stats(&e.name);
+                vec![e.name.clone(), e.options.kind.to_string(), flags.join(","), published.to_string(), unroutable.to_string()]
             }));
-            print!("{}", table(&["name", "type", "flags"], &rows));
+            print!("{}", table(&["name", "type", "flags", "published", "unroutable"], &rows));
             Ok(())
         }
         Command::ListBindings => {

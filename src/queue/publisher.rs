@@ -67,7 +67,16 @@ pub struct Publisher {
     scratch: RouteScratch,
     targets: Vec<usize>,
     timeout: Option<Duration>,
+    /// Per-exchange counts not yet added to the shared counters:
+    /// `(exchange, hash, published, unroutable)`. Flushed every
+    /// `FLUSH_EVERY` publishes and on drop, so the shared counters cost one
+    /// atomic add per exchange per batch, not per message.
+    pending: Vec<(String, u64, u64, u64)>,
+    since_flush: u32,
 }
+
+/// Publishes between flushes of the per-exchange counters.
+const FLUSH_EVERY: u32 = 64;
 
 /// Where a headers exchange looks message headers up.
 pub(crate) trait HeaderSource {
@@ -88,7 +97,16 @@ impl HeaderSource for crate::message::Headers<'_> {
 
 impl Publisher {
     pub(crate) fn new(ns: Namespace) -> Self {
-        Self { ns, router: None, producers: Vec::new(), scratch: RouteScratch::default(), targets: Vec::new(), timeout: None }
+        Self {
+            ns,
+            router: None,
+            producers: Vec::new(),
+            scratch: RouteScratch::default(),
+            targets: Vec::new(),
+            timeout: None,
+            pending: Vec::new(),
+            since_flush: 0,
+        }
     }
 
     /// Sets how long a publish waits on a full `block` queue (default: as
@@ -201,7 +219,54 @@ impl Publisher {
         Ok(())
     }
 
+    /// Counts one publish to `exchange`.
+    fn count(&mut self, exchange: &str, unroutable: bool) {
+        let index = match self.pending.iter().position(|(name, ..)| name == exchange) {
+            Some(i) => i,
+            None => {
+                self.pending.push((exchange.to_owned(), crate::routing::table::exchange_hash(exchange), 0, 0));
+                self.pending.len() - 1
+            }
+        };
+        let entry = &mut self.pending[index];
+        entry.2 += 1;
+        entry.3 += u64::from(unroutable);
+        self.since_flush += 1;
+        if self.since_flush >= FLUSH_EVERY {
+            self.flush_counts();
+        }
+    }
+
+    /// Adds the pending per-exchange counts to the shared counters.
+    fn flush_counts(&mut self) {
+        for (_, hash, published, unroutable) in self.pending.iter_mut() {
+            if *published > 0 {
+                self.ns.shared.routing.add_exchange_counts(*hash, *published, *unroutable);
+                *published = 0;
+                *unroutable = 0;
+            }
+        }
+        self.since_flush = 0;
+    }
+
     fn publish_inner(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties<'_>,
+        body: &[u8],
+        mandatory: bool,
+    ) -> Result<Routed, PublishError> {
+        let result = self.route_and_publish(exchange, routing_key, properties, body, mandatory);
+        match &result {
+            Ok(routed) => self.count(exchange, routed.queues == 0 && routed.full == 0),
+            Err(PublishError::Unroutable) => self.count(exchange, true),
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn route_and_publish(
         &mut self,
         exchange: &str,
         routing_key: &str,
@@ -251,6 +316,12 @@ impl Publisher {
             }
         }
         Ok(routed)
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.flush_counts();
     }
 }
 

@@ -288,6 +288,26 @@ impl Namespace {
         Ok(self.shared.routing.read()?.1.bindings)
     }
 
+    /// `(published, unroutable)` messages counted for an exchange, summed
+    /// over every process. Each publisher adds its counts every 64 publishes
+    /// and when dropped, so a live one may not have added its latest yet.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-xstats-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// let mut publisher = ns.publisher();
+    /// publisher.publish("amq.direct", "nobody", &shmq::Properties::new(), b"x").unwrap();
+    /// drop(publisher);
+    /// assert_eq!(ns.exchange_stats("amq.direct"), (1, 1));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn exchange_stats(&self, name: &str) -> (u64, u64) {
+        self.shared.routing.exchange_counts(name)
+    }
+
     /// The routing table's generation: it changes on every change.
     ///
     /// # Errors

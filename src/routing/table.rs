@@ -69,8 +69,26 @@ fn region_words(limits: &RoutingLimits) -> usize {
     (limits.table_bytes as usize).div_ceil(8)
 }
 
+/// Rows of the per-exchange counter table (open addressing by name hash).
+pub(crate) const EXCHANGE_STAT_ROWS: usize = 1024;
+const EXCHANGE_STAT_BYTES: usize = 32;
+
+fn stats_offset(limits: &RoutingLimits) -> usize {
+    REGIONS_OFFSET + 2 * 8 * (1 + region_words(limits))
+}
+
 fn total_bytes(limits: &RoutingLimits) -> u64 {
-    (REGIONS_OFFSET + 2 * 8 * (1 + region_words(limits))) as u64
+    (stats_offset(limits) + EXCHANGE_STAT_ROWS * EXCHANGE_STAT_BYTES) as u64
+}
+
+/// The 64-bit FNV-1a hash of an exchange name, never 0 (0 marks a free row).
+pub(crate) fn exchange_hash(name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in name.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.max(1)
 }
 
 impl SeqStorage for RoutingSegment {
@@ -210,6 +228,49 @@ impl RoutingSegment {
     pub(crate) fn unroutable(&self) -> &AtomicU64 {
         // SAFETY: 8-aligned offset inside the mapping.
         unsafe { &*(self.base.as_ptr().add(UNROUTABLE_OFFSET) as *const AtomicU64) }
+    }
+
+    /// Counter row `i`: `(name hash, published, unroutable)`.
+    fn stat_row(&self, i: usize) -> [&AtomicU64; 3] {
+        let at = stats_offset(&self.limits) + (i % EXCHANGE_STAT_ROWS) * EXCHANGE_STAT_BYTES;
+        // SAFETY: the counter table lies inside the mapping (its length was
+        // checked against `total_bytes`); 8-aligned; atomics only.
+        unsafe { [0, 8, 16].map(|off| &*(self.base.as_ptr().add(at + off) as *const AtomicU64)) }
+    }
+
+    /// Adds to an exchange's counters (claiming a row on first use). Counts
+    /// for a name that finds no free row are dropped from the per-exchange
+    /// view only; the namespace total still counts unroutable ones.
+    pub(crate) fn add_exchange_counts(&self, hash: u64, published: u64, unroutable: u64) {
+        for probe in 0..EXCHANGE_STAT_ROWS {
+            let [key, p, u] = self.stat_row(hash as usize + probe);
+            let current = key.load(Ordering::Relaxed);
+            let mine = current == hash
+                || (current == 0
+                    && match key.compare_exchange(0, hash, Ordering::Relaxed, Ordering::Relaxed) {
+                        Ok(_) => true,
+                        Err(actual) => actual == hash,
+                    });
+            if mine {
+                p.fetch_add(published, Ordering::Relaxed);
+                u.fetch_add(unroutable, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+
+    /// `(published, unroutable)` counted for an exchange.
+    pub(crate) fn exchange_counts(&self, name: &str) -> (u64, u64) {
+        let hash = exchange_hash(name);
+        for probe in 0..EXCHANGE_STAT_ROWS {
+            let [key, p, u] = self.stat_row(hash as usize + probe);
+            match key.load(Ordering::Relaxed) {
+                0 => return (0, 0),
+                k if k == hash => return (p.load(Ordering::Relaxed), u.load(Ordering::Relaxed)),
+                _ => {}
+            }
+        }
+        (0, 0)
     }
 
     /// A consistent snapshot of the table and its generation.

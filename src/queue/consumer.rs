@@ -67,6 +67,9 @@ pub struct Consumer {
     stalled_since: Cell<Option<(u32, Instant)>>,
     /// Set while `drain` runs: settle without reclaiming, reclaim once after.
     defer_reclaim: Cell<bool>,
+    /// Consecutive polls that found nothing: every 64th checks for a stalled
+    /// (dead?) producer, the others stay off the producers' cursor line.
+    empty_polls: Cell<u32>,
     /// For auto-delete queues: the namespace, to delete the queue when the
     /// last consumer goes.
     auto_delete: Option<crate::Namespace>,
@@ -91,7 +94,15 @@ pub struct Delivery<'c> {
 
 impl Consumer {
     pub(crate) fn new(agent: Agent, options: ConsumerOptions, auto_delete: Option<crate::Namespace>) -> Self {
-        Self { agent, options, unacked: Cell::new(0), stalled_since: Cell::new(None), defer_reclaim: Cell::new(false), auto_delete }
+        Self {
+            agent,
+            options,
+            unacked: Cell::new(0),
+            stalled_since: Cell::new(None),
+            defer_reclaim: Cell::new(false),
+            empty_polls: Cell::new(0),
+            auto_delete,
+        }
     }
 
     /// The queue this consumer reads.
@@ -379,17 +390,23 @@ impl Consumer {
         }
         let ring = &self.agent.queue.ring;
         loop {
-            match ring.try_take(self.agent.index, !manual, &mut now_ms) {
+            let check_stall = self.empty_polls.get().is_multiple_of(64);
+            match ring.try_take_checked(self.agent.index, !manual, check_stall, &mut now_ms) {
                 Take::Got(record) => {
+                    self.empty_polls.set(0);
                     self.on_delivered(&record);
                     return Ok(Some(record));
                 }
                 Take::Expired => bump(&self.agent.counters().expired, 1),
                 Take::Empty => {
-                    self.stalled_since.set(None);
+                    if check_stall {
+                        self.stalled_since.set(None);
+                    }
+                    self.empty_polls.set(self.empty_polls.get().wrapping_add(1));
                     return Ok(None);
                 }
                 Take::Stalled(pos) => {
+                    self.empty_polls.set(self.empty_polls.get().wrapping_add(1));
                     self.on_stall(pos);
                     return Ok(None);
                 }

@@ -314,9 +314,21 @@ impl<M: RingMemory> Ring<M> {
         self.mem.header().not_full.notify();
     }
 
+    /// [`try_take_checked`](Ring::try_take_checked) that always tells a
+    /// stalled head from an empty queue.
+    pub fn try_take(&self, agent: u16, auto_ack: bool, now_ms: &mut impl FnMut() -> u64) -> Take {
+        self.try_take_checked(agent, auto_ack, true, now_ms)
+    }
+
     /// Takes the next deliverable message for `agent`: requeued ones first,
     /// then the one at the read cursor.
-    pub fn try_take(&self, agent: u16, auto_ack: bool, now_ms: &mut impl FnMut() -> u64) -> Take {
+    ///
+    /// An uncommitted slot at the head means "empty" or "a producer is
+    /// mid-write". Telling them apart needs the producers' cursor line; a
+    /// consumer polling an empty queue in a loop would keep pulling that line
+    /// away from the producer, so only with `check_stall` does it look and
+    /// report `Stalled`; otherwise it reports `Empty`.
+    pub fn try_take_checked(&self, agent: u16, auto_ack: bool, check_stall: bool, now_ms: &mut impl FnMut() -> u64) -> Take {
         let auto = if auto_ack { FLAG_AUTO_ACK } else { 0 };
         let header = self.mem.header();
         // SYNC POINT REQUEUE: pairs with the Release fetch_add in `settle`.
@@ -347,6 +359,9 @@ impl<M: RingMemory> Ring<M> {
                     return self.deliver(read, agent, ctl.flags, now_ms);
                 }
                 continue;
+            }
+            if !check_stall && ctl.stamp == read && ctl.state == FREE {
+                return Take::Empty;
             }
             let (produced, _) = unpack_cursor(header.produce.load(Ordering::Acquire));
             if read == produced {

@@ -697,6 +697,16 @@ impl Namespace {
         // Exclusive and auto-delete queues of dead processes go with the
         // next table change; make one that changes nothing else.
         self.update_table(|_| Ok(()))?;
+        // Segments a creator was building when it died stay in tmp/; nothing
+        // builds one for a minute.
+        if let Ok(entries) = std::fs::read_dir(self.shared.tmp_dir()) {
+            for entry in entries.flatten() {
+                let stale = entry.metadata().and_then(|m| m.modified()).is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 60));
+                if stale {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         // Dead peers' files are removed by the liveness check itself.
         let _ = liveness::list_peers(&peers);
         Ok(total)

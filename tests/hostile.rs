@@ -135,3 +135,17 @@ proptest::proptest! {
         let _ = t.ns.collect_garbage();
     }
 }
+
+#[test]
+fn gc_removes_what_a_creator_that_died_mid_build_left_in_tmp() {
+    let t = TempNs::new("gc-tmp");
+    let leftover = t.path().join("tmp").join("q-deadbeef");
+    std::fs::write(&leftover, [0u8; 4096]).unwrap();
+    let fresh = t.path().join("tmp").join("q-building-now");
+    std::fs::write(&fresh, [0u8; 16]).unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+    std::fs::File::options().write(true).open(&leftover).unwrap().set_modified(old).unwrap();
+    t.ns.collect_garbage().unwrap();
+    assert!(!leftover.exists(), "a minute-old half-built segment is removed");
+    assert!(fresh.exists(), "one being built now is left alone");
+}

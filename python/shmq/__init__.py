@@ -1,0 +1,509 @@
+"""shmq: RabbitMQ's semantics over shared memory, with no broker.
+
+Two APIs over the same queues (and the same queues Rust processes use):
+
+* a pika-style blocking API, so that pika code ports by changing the import
+  and the connection line::
+
+      import shmq
+      connection = shmq.BlockingConnection(shmq.ConnectionParameters(namespace='myapp'))
+      channel = connection.channel()
+      channel.queue_declare(queue='hello')
+      channel.basic_publish(exchange='', routing_key='hello', body='Hello World')
+
+* a native Pythonic API: ``shmq.Namespace``, context managers, ``for msg in
+  consumer``, and ``shmq.aio`` for asyncio.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+from . import _native
+from ._native import (
+    ExchangeNotFound,
+    PreconditionFailed,
+    QueueFull,
+    QueueNotFound,
+    ShmqError,
+    Unroutable,
+    UnknownDeliveryTag,
+    topic_matches,
+)
+
+__all__ = [
+    "BasicProperties",
+    "BlockingChannel",
+    "BlockingConnection",
+    "ConnectionParameters",
+    "ChannelClosedByBroker",
+    "Consumer",
+    "ExchangeNotFound",
+    "Message",
+    "Namespace",
+    "PreconditionFailed",
+    "QueueFull",
+    "QueueNotFound",
+    "ShmqError",
+    "Unroutable",
+    "UnknownDeliveryTag",
+    "topic_matches",
+]
+
+# ---------------------------------------------------------------- native API
+
+
+class Message:
+    """A received message: ``body`` (bytes), ``properties``, ``routing_key``,
+    ``exchange``, ``redelivered``, and ``ack()``/``nack()``/``reject()``."""
+
+    __slots__ = ("_consumer", "_native")
+
+    def __init__(self, consumer: "Consumer", native: Any) -> None:
+        self._consumer = consumer
+        self._native = native
+
+    @property
+    def body(self) -> bytes:
+        return self._native.body
+
+    @property
+    def delivery_tag(self) -> int:
+        return self._native.delivery_tag
+
+    @property
+    def redelivered(self) -> bool:
+        return self._native.redelivered
+
+    @property
+    def routing_key(self) -> str:
+        return self._native.routing_key
+
+    @property
+    def exchange(self) -> str:
+        return self._native.exchange
+
+    @property
+    def properties(self) -> "BasicProperties":
+        return BasicProperties(**self._native.properties)
+
+    def ack(self) -> None:
+        """Acknowledge (manual-ack consumers)."""
+        self._consumer._native.ack(self.delivery_tag)
+
+    def nack(self, requeue: bool = True) -> None:
+        """Reject, requeueing (flagged redelivered) or discarding."""
+        self._consumer._native.nack(self.delivery_tag, requeue)
+
+    reject = nack
+
+    def __repr__(self) -> str:
+        return f"Message(body={self.body!r}, routing_key={self.routing_key!r}, redelivered={self.redelivered})"
+
+
+class Consumer:
+    """Consumes one queue. Iterate it (``for msg in consumer``) or call
+    ``recv``. Use it from the thread that created it."""
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self._thread = threading.get_ident()
+
+    def _check_thread(self) -> None:
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("an shmq Consumer belongs to the thread that created it: create one consumer per thread "
+                               "(publishing from any thread through the Namespace is fine)")
+
+    def recv(self, timeout: Optional[float] = None) -> Optional[Message]:
+        """Wait for a message (``None`` on timeout). Releases the GIL."""
+        self._check_thread()
+        m = self._native.recv(timeout)
+        return None if m is None else Message(self, m)
+
+    def try_recv(self) -> Optional[Message]:
+        self._check_thread()
+        m = self._native.try_recv()
+        return None if m is None else Message(self, m)
+
+    def __iter__(self) -> Iterator[Message]:
+        while True:
+            yield self.recv()  # type: ignore[misc]
+
+    def __enter__(self) -> "Consumer":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Detach; unacked messages are requeued, as when a channel closes."""
+        self._native = None  # dropping the native consumer requeues
+
+
+class Namespace:
+    """A namespace: a name under /dev/shm/shmq, a directory path, or
+    ``None`` for ``$SHMQ_NAMESPACE`` (else ``default``)."""
+
+    def __init__(self, name: Optional[str] = None) -> None:
+        self._native = _native.Namespace(name)
+        self._local = threading.local()
+
+    @property
+    def path(self) -> str:
+        return self._native.path
+
+    def declare_queue(self, name: str = "", **options: Any) -> str:
+        """Declare a queue; returns its name (generated for ``name=''`` with
+        ``exclusive=True``). Options: passive, exclusive, auto_delete,
+        capacity_bytes, max_messages, max_message_bytes, overflow
+        ('block'|'reject'|'drop-oldest'), message_ttl_ms."""
+        return self._native.declare_queue(name, **options)[0]
+
+    def declare_exchange(self, name: str, kind: str = "direct", **options: Any) -> None:
+        self._native.declare_exchange(name, kind, **options)
+
+    def bind(self, queue: str, exchange: str, routing_key: str = "", arguments: Optional[Dict[str, Any]] = None) -> None:
+        self._native.bind_queue(queue, exchange, routing_key, arguments)
+
+    def publish(self, exchange: str, routing_key: str, body: Any, properties: Optional["BasicProperties"] = None, mandatory: bool = False) -> int:
+        """Publish through an exchange ('' = the default exchange, by queue
+        name); returns how many queues it reached."""
+        publisher = getattr(self._local, "publisher", None)
+        if publisher is None:  # one native publisher per thread
+            publisher = self._local.publisher = self._native.publisher()
+        props = properties.as_dict() if properties is not None else None
+        return publisher.publish(exchange, routing_key, _body_bytes(body), props, mandatory)
+
+    def consumer(self, queue: str, manual_ack: bool = False, prefetch: int = 0) -> Consumer:
+        return Consumer(self._native.consumer(queue, manual_ack, prefetch))
+
+    def stats(self, queue: str) -> Dict[str, Any]:
+        return self._native.queue_stats(queue)
+
+    def __enter__(self) -> "Namespace":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._local = threading.local()
+
+
+def _body_bytes(body: Any) -> bytes:
+    if isinstance(body, str):
+        return body.encode()
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    raise TypeError("body must be str, bytes, bytearray or memoryview")
+
+
+# ----------------------------------------------------------- pika-style API
+
+
+@dataclass
+class BasicProperties:
+    """AMQP basic properties, as ``pika.BasicProperties``."""
+
+    content_type: Optional[str] = None
+    content_encoding: Optional[str] = None
+    headers: Optional[Dict[str, Any]] = None
+    delivery_mode: Optional[int] = None
+    priority: Optional[int] = None
+    correlation_id: Optional[str] = None
+    reply_to: Optional[str] = None
+    expiration: Optional[str] = None
+    message_id: Optional[str] = None
+    timestamp: Optional[int] = None
+    type: Optional[str] = None
+    user_id: Optional[str] = None
+    app_id: Optional[str] = None
+    cluster_id: Optional[str] = None
+
+    def as_dict(self) -> Dict[str, Any]:
+        d = {k: v for k, v in self.__dict__.items() if v is not None and k != "cluster_id"}
+        if "expiration" in d:
+            d["expiration"] = str(d["expiration"])
+        return d
+
+
+@dataclass
+class ConnectionParameters:
+    """Where to connect: a namespace instead of a host. ``host`` and
+    ``port`` are accepted (and ignored) so pika call sites keep working."""
+
+    namespace: Optional[str] = None
+    host: Optional[str] = None
+    port: Optional[int] = None
+    virtual_host: Optional[str] = None
+    credentials: Any = None
+
+
+class ChannelClosedByBroker(ShmqError):
+    """Raised where pika raises ChannelClosedByBroker (e.g. a passive declare
+    of a missing queue); ``reply_code`` and ``reply_text`` as in pika."""
+
+    def __init__(self, reply_code: int, reply_text: str) -> None:
+        super().__init__(f"({reply_code}, {reply_text!r})")
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+
+
+@dataclass
+class _QueueDeclareOk:
+    queue: str
+    message_count: int
+    consumer_count: int
+
+
+@dataclass
+class _Frame:
+    method: Any
+
+
+@dataclass
+class Deliver:
+    """``method`` passed to callbacks, as ``pika.spec.Basic.Deliver``."""
+
+    consumer_tag: str
+    delivery_tag: int
+    redelivered: bool
+    exchange: str
+    routing_key: str
+
+
+@dataclass
+class GetOk:
+    """``method`` returned by ``basic_get``, as ``pika.spec.Basic.GetOk``."""
+
+    delivery_tag: int
+    redelivered: bool
+    exchange: str
+    routing_key: str
+    message_count: int = 0
+
+
+@dataclass
+class _Subscription:
+    tag: str
+    queue: str
+    callback: Callable[..., None]
+    consumer: Any
+    auto_ack: bool
+
+
+def _closed(e: Exception) -> ChannelClosedByBroker:
+    if isinstance(e, (QueueNotFound, ExchangeNotFound)):
+        return ChannelClosedByBroker(404, f"NOT_FOUND - {e}")
+    if isinstance(e, PreconditionFailed):
+        return ChannelClosedByBroker(406, f"PRECONDITION_FAILED - {e}")
+    return ChannelClosedByBroker(500, str(e))
+
+
+class BlockingChannel:
+    """A channel, as ``pika.adapters.blocking_connection.BlockingChannel``.
+    Use it from one thread; give each thread its own channel."""
+
+    _tags = itertools.count(1)
+
+    def __init__(self, connection: "BlockingConnection") -> None:
+        self.connection = connection
+        self._ns = connection._ns
+        self._publisher = self._ns.publisher()
+        self._prefetch = 0
+        self._subs: Dict[str, _Subscription] = {}
+        self._consuming = False
+        self._next_tag = itertools.count(1)
+        # channel delivery tag -> (native consumer, native tag)
+        self._tags_out: Dict[int, Tuple[Any, int]] = {}
+        self._get_consumers: Dict[str, Any] = {}
+        self.is_open = True
+
+    # -- queues and exchanges
+
+    def queue_declare(self, queue: str = "", passive: bool = False, durable: bool = False, exclusive: bool = False,
+                      auto_delete: bool = False, arguments: Optional[Dict[str, Any]] = None) -> _Frame:
+        args = arguments or {}
+        options: Dict[str, Any] = {"passive": passive, "exclusive": exclusive or queue == "", "auto_delete": auto_delete}
+        if "x-max-length-bytes" in args:
+            options["capacity_bytes"] = int(args["x-max-length-bytes"])
+        if "x-max-length" in args:
+            options["max_messages"] = int(args["x-max-length"])
+        if "x-message-ttl" in args:
+            options["message_ttl_ms"] = int(args["x-message-ttl"])
+        if "x-overflow" in args:
+            options["overflow"] = {"drop-head": "drop-oldest", "reject-publish": "reject", "reject-publish-dlx": "reject"}.get(
+                args["x-overflow"], args["x-overflow"])
+        try:
+            name, ready, consumers = self._ns.declare_queue(queue, **options)
+        except ShmqError as e:
+            raise _closed(e) from e
+        return _Frame(_QueueDeclareOk(name, ready, consumers))
+
+    def exchange_declare(self, exchange: str, exchange_type: str = "direct", passive: bool = False, durable: bool = False,
+                         auto_delete: bool = False, internal: bool = False, arguments: Optional[Dict[str, Any]] = None) -> None:
+        alternate = (arguments or {}).get("alternate-exchange")
+        kind = getattr(exchange_type, "value", exchange_type)
+        try:
+            self._ns.declare_exchange(exchange, kind, passive, auto_delete, internal, alternate)
+        except ShmqError as e:
+            raise _closed(e) from e
+
+    def exchange_delete(self, exchange: Optional[str] = None, if_unused: bool = False) -> None:
+        self._ns.delete_exchange(exchange or "", if_unused)
+
+    def queue_bind(self, queue: str, exchange: str, routing_key: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> None:
+        try:
+            self._ns.bind_queue(queue, exchange, routing_key if routing_key is not None else queue, arguments)
+        except ShmqError as e:
+            raise _closed(e) from e
+
+    def queue_unbind(self, queue: str, exchange: Optional[str] = None, routing_key: Optional[str] = None,
+                     arguments: Optional[Dict[str, Any]] = None) -> None:
+        self._ns.unbind_queue(queue, exchange or "", routing_key if routing_key is not None else queue, arguments)
+
+    def queue_purge(self, queue: str) -> _Frame:
+        return _Frame(type("PurgeOk", (), {"message_count": self._ns.purge_queue(queue)})())
+
+    def queue_delete(self, queue: str, if_unused: bool = False, if_empty: bool = False) -> None:
+        self._ns.delete_queue(queue)
+
+    # -- publishing
+
+    def basic_publish(self, exchange: str, routing_key: str, body: Any, properties: Optional[BasicProperties] = None,
+                      mandatory: bool = False) -> None:
+        props = properties.as_dict() if properties is not None else None
+        self._publisher.publish(exchange, routing_key, _body_bytes(body), props, mandatory)
+
+    # -- consuming
+
+    def basic_qos(self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False) -> None:
+        self._prefetch = prefetch_count
+
+    def basic_consume(self, queue: str, on_message_callback: Callable[..., None], auto_ack: bool = False,
+                      exclusive: bool = False, consumer_tag: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> str:
+        tag = consumer_tag or f"ctag1.{next(self._tags)}"
+        try:
+            native = self._ns.consumer(queue, not auto_ack, self._prefetch)
+        except ShmqError as e:
+            raise _closed(e) from e
+        self._subs[tag] = _Subscription(tag, queue, on_message_callback, native, auto_ack)
+        return tag
+
+    def basic_cancel(self, consumer_tag: str) -> None:
+        sub = self._subs.pop(consumer_tag, None)
+        if sub is not None:
+            sub.consumer = None
+
+    def stop_consuming(self, consumer_tag: Optional[str] = None) -> None:
+        if consumer_tag:
+            self.basic_cancel(consumer_tag)
+        self._consuming = False
+
+    def start_consuming(self) -> None:
+        """Deliver to the callbacks until ``stop_consuming`` or no consumers
+        are left. Ctrl-C raises KeyboardInterrupt promptly."""
+        self._consuming = True
+        while self._consuming and self._subs:
+            subs = list(self._subs.values())
+            delivered = False
+            for sub in subs:
+                m = sub.consumer.try_recv() if sub.consumer is not None else None
+                if m is not None:
+                    self._dispatch(sub, m)
+                    delivered = True
+            if not delivered and self._consuming and self._subs:
+                sub = subs[0] if len(subs) == 1 else None
+                if sub is not None and sub.consumer is not None:
+                    m = sub.consumer.recv(0.1)  # releases the GIL; signals checked
+                    if m is not None:
+                        self._dispatch(sub, m)
+                else:
+                    for s in subs:
+                        if s.consumer is not None:
+                            m = s.consumer.recv(0.01)
+                            if m is not None:
+                                self._dispatch(s, m)
+
+    def _dispatch(self, sub: _Subscription, m: Any) -> None:
+        tag = next(self._next_tag)
+        if not sub.auto_ack:
+            self._tags_out[tag] = (sub.consumer, m.delivery_tag)
+        method = Deliver(sub.tag, tag, m.redelivered, m.exchange, m.routing_key)
+        sub.callback(self, method, BasicProperties(**m.properties), m.body)
+
+    def basic_get(self, queue: str, auto_ack: bool = False) -> Tuple[Optional[GetOk], Optional[BasicProperties], Optional[bytes]]:
+        consumer = self._get_consumers.get(queue)
+        if consumer is None:
+            try:
+                consumer = self._ns.consumer(queue, True, 0)
+            except ShmqError as e:
+                raise _closed(e) from e
+            self._get_consumers[queue] = consumer
+        m = consumer.try_recv()
+        if m is None:
+            return None, None, None
+        tag = next(self._next_tag)
+        if auto_ack:
+            consumer.ack(m.delivery_tag)
+        else:
+            self._tags_out[tag] = (consumer, m.delivery_tag)
+        return GetOk(tag, m.redelivered, m.exchange, m.routing_key), BasicProperties(**m.properties), m.body
+
+    def _settle(self, delivery_tag: int, multiple: bool, how: Callable[[Any, int], None]) -> None:
+        tags = [t for t in self._tags_out if t <= delivery_tag] if multiple else [delivery_tag]
+        if multiple and delivery_tag == 0:
+            tags = list(self._tags_out)
+        for t in tags:
+            entry = self._tags_out.pop(t, None)
+            if entry is None:
+                raise UnknownDeliveryTag(f"unknown delivery tag {t}: already acked or rejected, or never delivered on this channel")
+            how(entry[0], entry[1])
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
+        self._settle(delivery_tag, multiple, lambda c, t: c.ack(t))
+
+    def basic_nack(self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True) -> None:
+        self._settle(delivery_tag, multiple, lambda c, t: c.nack(t, requeue))
+
+    def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
+        self.basic_nack(delivery_tag, False, requeue)
+
+    def close(self) -> None:
+        """Unacked deliveries are requeued (the native consumers go)."""
+        self._subs.clear()
+        self._get_consumers.clear()
+        self._tags_out.clear()
+        self.is_open = False
+
+
+class BlockingConnection:
+    """As ``pika.BlockingConnection``, over a namespace."""
+
+    def __init__(self, parameters: Optional[ConnectionParameters] = None) -> None:
+        params = parameters or ConnectionParameters()
+        self._ns = _native.Namespace(params.namespace)
+        self._channels: List[BlockingChannel] = []
+        self.is_open = True
+
+    def channel(self, channel_number: Optional[int] = None) -> BlockingChannel:
+        ch = BlockingChannel(self)
+        self._channels.append(ch)
+        return ch
+
+    def process_data_events(self, time_limit: float = 0) -> None:
+        """Nothing to do without a broker; kept for pika compatibility."""
+
+    def close(self) -> None:
+        for ch in self._channels:
+            ch.close()
+        self._channels.clear()
+        self._ns = None
+        self.is_open = False
+
+    def __enter__(self) -> "BlockingConnection":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

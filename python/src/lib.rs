@@ -1,0 +1,542 @@
+//! `shmq._native`: the Rust side of the Python package. The pika-style API
+//! (`shmq.BlockingConnection`) and the Pythonic one are written in Python on
+//! top of these few classes. Blocking calls release the GIL and wake every
+//! 100 ms to let Python handle signals, so Ctrl-C interrupts them promptly.
+
+use std::time::{Duration, Instant};
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+create_exception!(_native, ShmqError, PyException, "An shmq operation failed; the message says what to do.");
+create_exception!(_native, QueueNotFound, ShmqError, "The queue does not exist.");
+create_exception!(_native, ExchangeNotFound, ShmqError, "The exchange does not exist.");
+create_exception!(_native, PreconditionFailed, ShmqError, "A declare conflicts with what exists.");
+create_exception!(_native, QueueFull, ShmqError, "The queue is full (reject policy, or a blocking publish timed out).");
+create_exception!(_native, Unroutable, ShmqError, "A mandatory message matched no queue.");
+create_exception!(_native, UnknownDeliveryTag, ShmqError, "The delivery tag is not held by this consumer.");
+
+fn err(e: shmq::Error) -> PyErr {
+    let text = e.to_string();
+    match e {
+        shmq::Error::QueueNotFound { .. } => QueueNotFound::new_err(text),
+        shmq::Error::ExchangeNotFound { .. } => ExchangeNotFound::new_err(text),
+        shmq::Error::PreconditionFailed { .. } | shmq::Error::ExchangeConflict { .. } | shmq::Error::ExchangeInUse { .. } => {
+            PreconditionFailed::new_err(text)
+        }
+        _ => ShmqError::new_err(text),
+    }
+}
+
+fn publish_err(e: shmq::PublishError) -> PyErr {
+    let text = e.to_string();
+    match e {
+        shmq::PublishError::QueueFull | shmq::PublishError::Timeout => QueueFull::new_err(text),
+        shmq::PublishError::Unroutable => Unroutable::new_err(text),
+        shmq::PublishError::ExchangeNotFound => ExchangeNotFound::new_err(text),
+        shmq::PublishError::TooLarge { .. } | shmq::PublishError::InvalidProperty(_) => PyValueError::new_err(text),
+        _ => ShmqError::new_err(text),
+    }
+}
+
+/// A namespace handle. Cheap; share it between threads freely.
+#[pyclass(module = "shmq._native")]
+struct Namespace {
+    inner: shmq::Namespace,
+}
+
+fn arg_value(v: &Bound<'_, PyAny>) -> PyResult<shmq::ArgValue> {
+    if v.is_none() {
+        Ok(shmq::ArgValue::Void)
+    } else if let Ok(b) = v.extract::<bool>() {
+        Ok(shmq::ArgValue::Bool(b))
+    } else if let Ok(i) = v.extract::<i64>() {
+        Ok(shmq::ArgValue::Int(i))
+    } else {
+        Ok(shmq::ArgValue::Str(v.str()?.to_string()))
+    }
+}
+
+fn arguments(args: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, shmq::ArgValue)>> {
+    let mut out = Vec::new();
+    if let Some(d) = args {
+        for (k, v) in d.iter() {
+            out.push((k.str()?.to_string(), arg_value(&v)?));
+        }
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl Namespace {
+    /// Opens (creating) a namespace: a name under /dev/shm/shmq, or a path;
+    /// None means $SHMQ_NAMESPACE, else "default".
+    #[new]
+    #[pyo3(signature = (name=None))]
+    fn new(name: Option<&str>) -> PyResult<Self> {
+        let inner = match name {
+            Some(n) => shmq::Namespace::open(n),
+            None => shmq::Namespace::open_default(),
+        }
+        .map_err(err)?;
+        Ok(Self { inner })
+    }
+
+    /// The namespace's directory.
+    #[getter]
+    fn path(&self) -> String {
+        self.inner.path().display().to_string()
+    }
+
+    /// Declares a queue; returns (name, ready messages, consumers). An empty
+    /// name with exclusive=True generates one.
+    #[pyo3(signature = (name, passive=false, exclusive=false, auto_delete=false, capacity_bytes=None, max_messages=None, max_message_bytes=None, overflow=None, message_ttl_ms=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn declare_queue(
+        &self,
+        name: &str,
+        passive: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        capacity_bytes: Option<u64>,
+        max_messages: Option<u32>,
+        max_message_bytes: Option<u32>,
+        overflow: Option<&str>,
+        message_ttl_ms: Option<u64>,
+    ) -> PyResult<(String, u64, u32)> {
+        let stats = if passive {
+            self.inner.declare_queue_passive(name).map_err(err)?
+        } else {
+            let mut o = shmq::QueueOptions::default().exclusive(exclusive).auto_delete(auto_delete);
+            if let Some(c) = capacity_bytes {
+                o = o.capacity_bytes(c);
+            }
+            if let Some(m) = max_messages {
+                o = o.max_messages(m);
+            }
+            if let Some(m) = max_message_bytes {
+                o = o.max_message_bytes(m);
+            }
+            if let Some(p) = overflow {
+                o = o.overflow(p.parse().map_err(PyValueError::new_err)?);
+            }
+            if let Some(ms) = message_ttl_ms {
+                o = o.message_ttl(Duration::from_millis(ms));
+            }
+            self.inner.declare_queue(name, &o).map_err(err)?
+        };
+        Ok((stats.name, stats.ready, stats.consumers))
+    }
+
+    fn delete_queue(&self, name: &str) -> PyResult<()> {
+        self.inner.delete_queue(name).map_err(err)
+    }
+
+    fn purge_queue(&self, name: &str) -> PyResult<u64> {
+        self.inner.purge_queue(name).map_err(err)
+    }
+
+    fn list_queues(&self) -> PyResult<Vec<String>> {
+        self.inner.list_queues().map_err(err)
+    }
+
+    /// A dict of the queue's counts.
+    fn queue_stats<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.queue_stats(name).map_err(err)?;
+        let d = PyDict::new(py);
+        d.set_item("name", s.name)?;
+        d.set_item("ready", s.ready)?;
+        d.set_item("unacked", s.unacked)?;
+        d.set_item("consumers", s.consumers)?;
+        d.set_item("published", s.published)?;
+        d.set_item("delivered", s.delivered)?;
+        d.set_item("acked", s.acked)?;
+        d.set_item("redelivered", s.redelivered)?;
+        Ok(d)
+    }
+
+    #[pyo3(signature = (name, kind="direct", passive=false, auto_delete=false, internal=false, alternate_exchange=None))]
+    fn declare_exchange(
+        &self,
+        name: &str,
+        kind: &str,
+        passive: bool,
+        auto_delete: bool,
+        internal: bool,
+        alternate_exchange: Option<&str>,
+    ) -> PyResult<()> {
+        if passive {
+            return self.inner.declare_exchange_passive(name).map(|_| ()).map_err(err);
+        }
+        let mut o = shmq::ExchangeOptions::new(kind.parse().map_err(PyValueError::new_err)?).auto_delete(auto_delete).internal(internal);
+        if let Some(a) = alternate_exchange {
+            o = o.alternate_exchange(a);
+        }
+        self.inner.declare_exchange(name, &o).map_err(err)
+    }
+
+    #[pyo3(signature = (name, if_unused=false))]
+    fn delete_exchange(&self, name: &str, if_unused: bool) -> PyResult<()> {
+        self.inner.delete_exchange(name, if_unused).map_err(err)
+    }
+
+    #[pyo3(signature = (queue, exchange, key="", arguments=None))]
+    fn bind_queue(&self, queue: &str, exchange: &str, key: &str, arguments: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        self.inner.bind_queue(queue, exchange, key, &self::arguments(arguments)?).map_err(err)
+    }
+
+    #[pyo3(signature = (queue, exchange, key="", arguments=None))]
+    fn unbind_queue(&self, queue: &str, exchange: &str, key: &str, arguments: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        self.inner.unbind_queue(queue, exchange, key, &self::arguments(arguments)?).map_err(err)
+    }
+
+    fn publisher(&self) -> Publisher {
+        Publisher { inner: self.inner.publisher() }
+    }
+
+    #[pyo3(signature = (queue, manual_ack=false, prefetch=0))]
+    fn consumer(&self, queue: &str, manual_ack: bool, prefetch: u32) -> PyResult<Consumer> {
+        let mut o = shmq::ConsumerOptions::default().prefetch(prefetch);
+        if manual_ack {
+            o = o.manual_ack();
+        }
+        Ok(Consumer { inner: self.inner.consumer(queue, o).map_err(err)? })
+    }
+}
+
+/// Publishes through exchanges. One per thread (it is not thread-safe).
+#[pyclass(module = "shmq._native", unsendable)]
+struct Publisher {
+    inner: shmq::Publisher,
+}
+
+/// A scalar header value (strings and bytes are handled by the caller).
+fn header_scalar(v: &Bound<'_, PyAny>) -> PyResult<shmq::HeaderValue<'static>> {
+    if v.is_none() {
+        Ok(shmq::HeaderValue::Void)
+    } else if let Ok(b) = v.extract::<bool>() {
+        Ok(shmq::HeaderValue::Bool(b))
+    } else if let Ok(i) = v.extract::<i64>() {
+        Ok(shmq::HeaderValue::Int(i))
+    } else if let Ok(f) = v.extract::<f64>() {
+        Ok(shmq::HeaderValue::Float(f))
+    } else {
+        Err(PyValueError::new_err("header values must be str, bytes, int, float, bool or None"))
+    }
+}
+
+#[pymethods]
+impl Publisher {
+    /// Publishes; returns the number of queues reached. `props` is a dict of
+    /// AMQP basic properties (content_type, correlation_id, reply_to, headers, ...).
+    #[pyo3(signature = (exchange, routing_key, body, props=None, mandatory=false))]
+    fn publish(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: Option<&Bound<'_, PyDict>>,
+        mandatory: bool,
+    ) -> PyResult<usize> {
+        let get = |k: &str| -> PyResult<Option<String>> {
+            match props.map(|p| p.get_item(k)).transpose()?.flatten() {
+                Some(v) if !v.is_none() => Ok(Some(v.str()?.to_string())),
+                _ => Ok(None),
+            }
+        };
+        let get_int = |k: &str| -> PyResult<Option<u64>> {
+            match props.map(|p| p.get_item(k)).transpose()?.flatten() {
+                Some(v) if !v.is_none() => Ok(Some(v.extract::<u64>()?)),
+                _ => Ok(None),
+            }
+        };
+        let (content_type, content_encoding, correlation_id, reply_to, message_id, expiration, kind, user_id, app_id) = (
+            get("content_type")?,
+            get("content_encoding")?,
+            get("correlation_id")?,
+            get("reply_to")?,
+            get("message_id")?,
+            get("expiration")?,
+            get("type")?,
+            get("user_id")?,
+            get("app_id")?,
+        );
+        let (timestamp, priority, delivery_mode) = (get_int("timestamp")?, get_int("priority")?, get_int("delivery_mode")?);
+        // Headers: strings and bytes are borrowed from Python-owned copies.
+        let mut header_keys: Vec<String> = Vec::new();
+        let mut header_strs: Vec<(usize, String)> = Vec::new();
+        let mut header_bytes: Vec<(usize, Vec<u8>)> = Vec::new();
+        let mut header_scalars: Vec<(usize, shmq::HeaderValue<'static>)> = Vec::new();
+        if let Some(h) = props.map(|p| p.get_item("headers")).transpose()?.flatten() {
+            if !h.is_none() {
+                let h = h.downcast::<PyDict>()?;
+                for (i, (k, v)) in h.iter().enumerate() {
+                    header_keys.push(k.str()?.to_string());
+                    if let Ok(b) = v.downcast::<PyBytes>() {
+                        header_bytes.push((i, b.as_bytes().to_vec()));
+                    } else if let Ok(s) = v.extract::<String>() {
+                        header_strs.push((i, s));
+                    } else {
+                        header_scalars.push((i, header_scalar(&v)?));
+                    }
+                }
+            }
+        }
+        let mut headers: Vec<(&str, shmq::HeaderValue<'_>)> = header_keys.iter().map(|k| (k.as_str(), shmq::HeaderValue::Void)).collect();
+        for (i, s) in &header_strs {
+            headers[*i].1 = shmq::HeaderValue::Str(s);
+        }
+        for (i, b) in &header_bytes {
+            headers[*i].1 = shmq::HeaderValue::Bytes(b);
+        }
+        for (i, v) in &header_scalars {
+            headers[*i].1 = *v;
+        }
+        let properties = shmq::Properties {
+            content_type: content_type.as_deref(),
+            content_encoding: content_encoding.as_deref(),
+            correlation_id: correlation_id.as_deref(),
+            reply_to: reply_to.as_deref(),
+            message_id: message_id.as_deref(),
+            expiration: expiration.as_deref(),
+            kind: kind.as_deref(),
+            user_id: user_id.as_deref(),
+            app_id: app_id.as_deref(),
+            timestamp,
+            priority: priority.map(|p| p.min(255) as u8),
+            delivery_mode: delivery_mode.map(|m| m.min(255) as u8),
+            headers: &headers,
+            ..shmq::Properties::new()
+        };
+        let routed = if mandatory {
+            self.inner.publish_mandatory(exchange, routing_key, &properties, body)
+        } else {
+            self.inner.publish(exchange, routing_key, &properties, body)
+        }
+        .map_err(publish_err)?;
+        Ok(routed.queues)
+    }
+}
+
+/// A received message, copied out of shared memory.
+#[pyclass(module = "shmq._native", get_all)]
+struct Message {
+    body: Py<PyBytes>,
+    delivery_tag: u64,
+    redelivered: bool,
+    exchange: String,
+    routing_key: String,
+    properties: Py<PyDict>,
+}
+
+/// A consumer of one queue. Used from the thread that created it: other
+/// threads get a RuntimeError from PyO3 (make one consumer per thread).
+#[pyclass(module = "shmq._native", unsendable)]
+struct Consumer {
+    inner: shmq::Consumer,
+}
+
+/// Lets a blocking receive run with the GIL released.
+struct Unshared<'a>(&'a shmq::Consumer);
+// SAFETY: the Consumer is `unsendable` in Python, so only its creating
+// thread ever reaches it; while that thread is blocked in this call with the
+// GIL released, no other code can touch the consumer (other threads are
+// refused by PyO3's thread check before they get a reference).
+unsafe impl Send for Unshared<'_> {}
+
+/// A delivery copied out of shared memory (so it can cross the GIL).
+struct Owned {
+    body: Vec<u8>,
+    tag: u64,
+    redelivered: bool,
+    exchange: String,
+    routing_key: String,
+    strings: Vec<(&'static str, Option<String>)>,
+    numbers: Vec<(&'static str, Option<u64>)>,
+    headers: Option<Vec<(String, OwnedHeader)>>,
+}
+
+enum OwnedHeader {
+    Str(String),
+    Bytes(Vec<u8>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Void,
+}
+
+fn own(d: &shmq::Delivery<'_>) -> Owned {
+    let p = d.properties();
+    let s = |v: Option<&str>| v.map(str::to_owned);
+    Owned {
+        body: d.body().to_vec(),
+        tag: d.tag().0,
+        redelivered: d.redelivered(),
+        exchange: p.exchange.unwrap_or("").to_owned(),
+        routing_key: p.routing_key.unwrap_or("").to_owned(),
+        strings: vec![
+            ("content_type", s(p.content_type)),
+            ("content_encoding", s(p.content_encoding)),
+            ("correlation_id", s(p.correlation_id)),
+            ("reply_to", s(p.reply_to)),
+            ("message_id", s(p.message_id)),
+            ("expiration", s(p.expiration)),
+            ("type", s(p.kind)),
+            ("user_id", s(p.user_id)),
+            ("app_id", s(p.app_id)),
+        ],
+        numbers: vec![
+            ("timestamp", p.timestamp),
+            ("priority", p.priority.map(u64::from)),
+            ("delivery_mode", p.delivery_mode.map(u64::from)),
+        ],
+        headers: (!p.headers.is_empty()).then(|| {
+            p.headers
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        shmq::HeaderValue::Str(s) => OwnedHeader::Str(s.to_owned()),
+                        shmq::HeaderValue::Bytes(b) => OwnedHeader::Bytes(b.to_vec()),
+                        shmq::HeaderValue::Int(i) => OwnedHeader::Int(i),
+                        shmq::HeaderValue::Float(f) => OwnedHeader::Float(f),
+                        shmq::HeaderValue::Bool(b) => OwnedHeader::Bool(b),
+                        shmq::HeaderValue::Void => OwnedHeader::Void,
+                    };
+                    (k.to_owned(), v)
+                })
+                .collect()
+        }),
+    }
+}
+
+fn message(py: Python<'_>, o: Owned) -> PyResult<Message> {
+    let props = PyDict::new(py);
+    for (k, v) in o.strings {
+        props.set_item(k, v)?;
+    }
+    for (k, v) in o.numbers {
+        props.set_item(k, v)?;
+    }
+    match o.headers {
+        Some(headers) => {
+            let h = PyDict::new(py);
+            for (k, v) in headers {
+                match v {
+                    OwnedHeader::Str(s) => h.set_item(k, s)?,
+                    OwnedHeader::Bytes(b) => h.set_item(k, PyBytes::new(py, &b))?,
+                    OwnedHeader::Int(i) => h.set_item(k, i)?,
+                    OwnedHeader::Float(f) => h.set_item(k, f)?,
+                    OwnedHeader::Bool(b) => h.set_item(k, b)?,
+                    OwnedHeader::Void => h.set_item(k, py.None())?,
+                }
+            }
+            props.set_item("headers", h)?;
+        }
+        None => props.set_item("headers", py.None())?,
+    }
+    Ok(Message {
+        body: PyBytes::new(py, &o.body).unbind(),
+        delivery_tag: o.tag,
+        redelivered: o.redelivered,
+        exchange: o.exchange,
+        routing_key: o.routing_key,
+        properties: props.unbind(),
+    })
+}
+
+#[pymethods]
+impl Consumer {
+    /// Waits for a message (None: forever) and returns it, or None on timeout.
+    /// The GIL is released while waiting; Ctrl-C raises KeyboardInterrupt
+    /// within 100 ms.
+    #[pyo3(signature = (timeout=None))]
+    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Message>> {
+        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+        loop {
+            let slice = match deadline {
+                Some(d) => d.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)),
+                None => Duration::from_millis(100),
+            };
+            let consumer = Unshared(&self.inner);
+            // Wait and copy out without the GIL; build Python objects with it.
+            let got = py.allow_threads(move || {
+                let consumer = consumer;
+                match consumer.0.recv_timeout(slice) {
+                    Ok(d) => Ok(Some(own(&d))),
+                    Err(shmq::RecvError::Timeout) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            });
+            match got {
+                Ok(Some(owned)) => return Ok(Some(message(py, owned)?)),
+                Ok(None) => {}
+                Err(shmq::RecvError::PrefetchFull(n)) => {
+                    return Err(ShmqError::new_err(format!("prefetch limit of {n} unacked messages reached: ack some first")))
+                }
+                Err(e) => return Err(ShmqError::new_err(e.to_string())),
+            }
+            py.check_signals()?;
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// A message if one is ready now, else None.
+    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Message>> {
+        match self.inner.try_recv() {
+            Ok(d) => Ok(Some(message(py, own(&d))?)),
+            Err(shmq::RecvError::Empty) | Err(shmq::RecvError::PrefetchFull(_)) => Ok(None),
+            Err(e) => Err(ShmqError::new_err(e.to_string())),
+        }
+    }
+
+    fn ack(&self, delivery_tag: u64) -> PyResult<()> {
+        self.inner.ack(shmq::DeliveryTag(delivery_tag)).map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))
+    }
+
+    #[pyo3(signature = (delivery_tag, requeue=true))]
+    fn nack(&self, delivery_tag: u64, requeue: bool) -> PyResult<()> {
+        self.inner.nack(shmq::DeliveryTag(delivery_tag), requeue).map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))
+    }
+
+    #[getter]
+    fn queue(&self) -> String {
+        self.inner.queue_name().to_owned()
+    }
+
+    #[getter]
+    fn unacked(&self) -> u32 {
+        self.inner.unacked()
+    }
+}
+
+/// `shmq.topic_matches(binding_key, routing_key)`, RabbitMQ's rules.
+#[pyfunction]
+fn topic_matches(binding_key: &str, routing_key: &str) -> bool {
+    shmq::topic_matches(binding_key, routing_key)
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Namespace>()?;
+    m.add_class::<Publisher>()?;
+    m.add_class::<Consumer>()?;
+    m.add_class::<Message>()?;
+    m.add_function(wrap_pyfunction!(topic_matches, m)?)?;
+    let py = m.py();
+    for (name, ty) in [
+        ("ShmqError", py.get_type::<ShmqError>()),
+        ("QueueNotFound", py.get_type::<QueueNotFound>()),
+        ("ExchangeNotFound", py.get_type::<ExchangeNotFound>()),
+        ("PreconditionFailed", py.get_type::<PreconditionFailed>()),
+        ("QueueFull", py.get_type::<QueueFull>()),
+        ("Unroutable", py.get_type::<Unroutable>()),
+        ("UnknownDeliveryTag", py.get_type::<UnknownDeliveryTag>()),
+    ] {
+        m.add(name, ty)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+"""The pika-style API across real processes: the seed's code, tutorials
+1-6, acks and redelivery, and the errors pika users expect."""
+
+import signal
+import textwrap
+import time
+
+import pytest
+
+import shmq
+from conftest import run_python
+
+
+def connect(namespace):
+    return shmq.BlockingConnection(shmq.ConnectionParameters(namespace=namespace))
+
+
+def test_the_seeds_hello_world_between_two_processes(namespace):
+    # The seed's sender, with only the import and connection line changed.
+    sender = textwrap.dedent(f"""
+        import shmq
+        connection = shmq.BlockingConnection(shmq.ConnectionParameters(namespace={namespace!r}))
+        channel = connection.channel()
+        channel.queue_declare(queue='hello')
+        channel.basic_publish(exchange='', routing_key='hello', body='Hello World')
+        connection.close()
+    """)
+    ch = connect(namespace).channel()
+    ch.queue_declare(queue="hello")
+    assert run_python(sender, namespace).wait(timeout=30) == 0
+    got = []
+
+    def callback(ch, method, properties, body):
+        got.append(body)
+        ch.basic_ack(delivery_tag=method.delivery_tag)
+        ch.stop_consuming()
+
+    ch.basic_consume("hello", callback, False)
+    ch.start_consuming()
+    assert got == [b"Hello World"]
+
+
+def test_work_queue_with_two_worker_processes_and_prefetch_one(namespace):
+    worker = textwrap.dedent("""
+        import shmq, sys, time
+        ch = shmq.BlockingConnection(shmq.ConnectionParameters()).channel()
+        ch.queue_declare(queue='task_queue')
+        ch.basic_qos(prefetch_count=1)
+        done = []
+        def callback(ch, method, properties, body):
+            time.sleep(0.01 * body.count(b'.'))
+            done.append(body.decode())
+            ch.basic_ack(delivery_tag=method.delivery_tag)
+            if len(done) >= int(sys.argv[1]) if len(sys.argv) > 1 else False:
+                ch.stop_consuming()
+        ch.basic_consume(queue='task_queue', on_message_callback=callback)
+        deadline = time.time() + 3
+        while time.time() < deadline:
+            m = ch.basic_get('task_queue')
+            if m[0] is None:
+                time.sleep(0.05)
+                continue
+            callback(ch, m[0], m[1], m[2])
+            deadline = time.time() + 1
+        print('\\n'.join(done))
+    """)
+    ch = connect(namespace).channel()
+    ch.queue_declare(queue="task_queue")
+    workers = [run_python(worker, namespace) for _ in range(2)]
+    time.sleep(0.3)
+    for i in range(20):
+        ch.basic_publish(exchange="", routing_key="task_queue", body=f"task {i}" + "." * (i % 3),
+                         properties=shmq.BasicProperties(delivery_mode=2))
+    outs = [w.communicate(timeout=60)[0].split() for w in workers]
+    done = sorted(line for out in outs for line in out if line.startswith("task") is False)
+    tasks = sorted(t for out in outs for t in " ".join(out).replace("task ", "task_").split())
+    assert len(tasks) == 20 and len(set(tasks)) == 20
+
+
+def test_publish_subscribe_routing_and_topics(namespace):
+    ch = connect(namespace).channel()
+    ch.exchange_declare(exchange="logs", exchange_type="fanout")
+    ch.exchange_declare(exchange="direct_logs", exchange_type="direct")
+    ch.exchange_declare(exchange="topic_logs", exchange_type="topic")
+    subscribers = []
+    for exchange, keys in [("logs", [""]), ("logs", [""]), ("direct_logs", ["error"]), ("topic_logs", ["kern.*", "*.critical"])]:
+        q = ch.queue_declare(queue="", exclusive=True).method.queue
+        assert q.startswith("amq.gen-")
+        for key in keys:
+            ch.queue_bind(exchange=exchange, queue=q, routing_key=key)
+        subscribers.append(q)
+    ch.basic_publish(exchange="logs", routing_key="", body="to all")
+    for sev in ["info", "error"]:
+        ch.basic_publish(exchange="direct_logs", routing_key=sev, body=sev)
+    for key in ["kern.info", "app.critical", "app.info"]:
+        ch.basic_publish(exchange="topic_logs", routing_key=key, body=key)
+
+    def drain(q):
+        out = []
+        while True:
+            method, props, body = ch.basic_get(q, auto_ack=True)
+            if method is None:
+                return out
+            out.append(body.decode())
+
+    assert [drain(q) for q in subscribers] == [["to all"], ["to all"], ["error"], ["kern.info", "app.critical"]]
+
+
+def test_rpc_with_reply_to_and_correlation_id(namespace):
+    server = textwrap.dedent("""
+        import shmq
+        ch = shmq.BlockingConnection(shmq.ConnectionParameters()).channel()
+        ch.queue_declare(queue='rpc_queue')
+        def fib(n):
+            a, b = 0, 1
+            for _ in range(n):
+                a, b = b, a + b
+            return a
+        def on_request(ch, method, props, body):
+            ch.basic_publish(exchange='', routing_key=props.reply_to,
+                             properties=shmq.BasicProperties(correlation_id=props.correlation_id),
+                             body=str(fib(int(body))))
+            ch.basic_ack(delivery_tag=method.delivery_tag)
+            ch.stop_consuming()
+        ch.basic_qos(prefetch_count=1)
+        ch.basic_consume(queue='rpc_queue', on_message_callback=on_request)
+        print('ready', flush=True)
+        ch.start_consuming()
+    """)
+    proc = run_python(server, namespace)
+    assert proc.stdout.readline().strip() == "ready"
+    ch = connect(namespace).channel()
+    callback = ch.queue_declare(queue="", exclusive=True).method.queue
+    ch.basic_publish(exchange="", routing_key="rpc_queue", body="30",
+                     properties=shmq.BasicProperties(reply_to=callback, correlation_id="abc"))
+    reply = {}
+
+    def on_response(ch, method, props, body):
+        reply["corr"], reply["body"] = props.correlation_id, body
+        ch.stop_consuming()
+
+    ch.basic_consume(queue=callback, on_message_callback=on_response, auto_ack=True)
+    ch.start_consuming()
+    assert reply == {"corr": "abc", "body": b"832040"}
+    assert proc.wait(timeout=30) == 0
+
+
+def test_nack_requeue_sets_redelivered_and_multiple_ack(namespace):
+    ch = connect(namespace).channel()
+    ch.queue_declare(queue="q")
+    for i in range(3):
+        ch.basic_publish(exchange="", routing_key="q", body=str(i))
+    m, _, body = ch.basic_get("q")
+    assert (body, m.redelivered) == (b"0", False)
+    ch.basic_nack(delivery_tag=m.delivery_tag, requeue=True)
+    m, _, body = ch.basic_get("q")
+    assert (body, m.redelivered) == (b"0", True)
+    m2, _, _ = ch.basic_get("q")
+    ch.basic_ack(delivery_tag=m2.delivery_tag, multiple=True)
+    with pytest.raises(shmq.UnknownDeliveryTag):
+        ch.basic_ack(delivery_tag=m.delivery_tag)
+    m3, _, body = ch.basic_get("q")
+    ch.basic_reject(delivery_tag=m3.delivery_tag, requeue=False)
+    assert ch.basic_get("q") == (None, None, None)
+
+
+def test_errors_pika_users_expect(namespace):
+    ch = connect(namespace).channel()
+    with pytest.raises(shmq.ChannelClosedByBroker) as missing:
+        ch.queue_declare(queue="nope", passive=True)
+    assert missing.value.reply_code == 404
+    ch.queue_declare(queue="q", arguments={"x-overflow": "reject-publish"})
+    with pytest.raises(shmq.ChannelClosedByBroker) as conflict:
+        ch.queue_declare(queue="q")
+    assert conflict.value.reply_code == 406
+    ch.exchange_declare(exchange="x", exchange_type="direct")
+    with pytest.raises(shmq.ChannelClosedByBroker):
+        ch.exchange_declare(exchange="x", exchange_type="topic")
+    with pytest.raises(shmq.Unroutable):
+        ch.basic_publish(exchange="x", routing_key="none", body="b", mandatory=True)
+    with pytest.raises(shmq.ExchangeNotFound):
+        ch.basic_publish(exchange="missing", routing_key="", body="b")
+    with pytest.raises(TypeError):
+        ch.basic_publish(exchange="", routing_key="q", body=123)
+
+
+def test_ctrl_c_interrupts_start_consuming_promptly(namespace):
+    consumer = textwrap.dedent("""
+        import shmq
+        ch = shmq.BlockingConnection(shmq.ConnectionParameters()).channel()
+        ch.queue_declare(queue='idle')
+        ch.basic_consume('idle', lambda *a: None, True)
+        print('consuming', flush=True)
+        try:
+            ch.start_consuming()
+        except KeyboardInterrupt:
+            print('interrupted', flush=True)
+    """)
+    proc = run_python(consumer, namespace)
+    assert proc.stdout.readline().strip() == "consuming"
+    time.sleep(0.3)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=10)
+    assert "interrupted" in out
+    assert time.monotonic() - sent < 2.0

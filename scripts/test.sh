@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, integration (real processes, kill -9, hostile
-# segments), doc tests, and the loom models of the ring.
+# segments), doc tests, the loom models, and the Python bindings' pytest
+# suite (which installs the package with pip first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +12,8 @@ echo "== loom models (LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-3})"
 RUSTFLAGS="--cfg shmq_loom" CARGO_TARGET_DIR=target/loom \
   LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
   cargo test -p shmq-loom-tests --release
+
+echo "== python bindings (pip install ./python, then pytest)"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore maturin pytest
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore ./python
+python3 -m pytest -q python/tests

@@ -262,15 +262,40 @@ class _Frame:
     method: Any
 
 
-@dataclass
 class Deliver:
     """``method`` passed to callbacks, as ``pika.spec.Basic.Deliver``."""
 
-    consumer_tag: str
-    delivery_tag: int
-    redelivered: bool
-    exchange: str
-    routing_key: str
+    __slots__ = ("consumer_tag", "delivery_tag", "redelivered", "exchange", "routing_key")
+
+    def __init__(self, consumer_tag: str, delivery_tag: int, redelivered: bool, exchange: str, routing_key: str) -> None:
+        self.consumer_tag = consumer_tag
+        self.delivery_tag = delivery_tag
+        self.redelivered = redelivered
+        self.exchange = exchange
+        self.routing_key = routing_key
+
+    def __repr__(self) -> str:
+        return (f"Deliver(consumer_tag={self.consumer_tag!r}, delivery_tag={self.delivery_tag}, "
+                f"redelivered={self.redelivered}, exchange={self.exchange!r}, routing_key={self.routing_key!r})")
+
+
+class _LazyProperties:
+    """``BasicProperties`` of a received message, read from the native
+    message only when a field is first used."""
+
+    __slots__ = ("_native", "_props")
+
+    def __init__(self, native: Any) -> None:
+        self._native = native
+        self._props: Optional[BasicProperties] = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._props is None:
+            self._props = BasicProperties(**self._native.properties)
+        return getattr(self._props, name)
+
+    def __repr__(self) -> str:
+        return repr(BasicProperties(**self._native.properties))
 
 
 @dataclass
@@ -385,7 +410,9 @@ class BlockingChannel:
                       exclusive: bool = False, consumer_tag: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> str:
         tag = consumer_tag or f"ctag1.{next(self._tags)}"
         try:
-            native = self._ns.consumer(queue, not auto_ack, self._prefetch)
+            # Always manual natively: an auto-ack message is acked once its
+            # callback ran, so stopping mid-batch loses nothing.
+            native = self._ns.consumer(queue, True, 0 if auto_ack else self._prefetch)
         except ShmqError as e:
             raise _closed(e) from e
         self._subs[tag] = _Subscription(tag, queue, on_message_callback, native, auto_ack)
@@ -409,29 +436,39 @@ class BlockingChannel:
             subs = list(self._subs.values())
             delivered = False
             for sub in subs:
-                m = sub.consumer.try_recv() if sub.consumer is not None else None
-                if m is not None:
+                # Take what is ready in one native call (within prefetch).
+                consumer = sub.consumer
+                batch = consumer.try_recv_many(64) if consumer is not None else []
+                done = []
+                for m in batch:
+                    if not self._consuming or sub.tag not in self._subs:
+                        consumer.nack(m.delivery_tag, True)  # stopped mid-batch: hand it back
+                        continue
                     self._dispatch(sub, m)
+                    if sub.auto_ack:
+                        done.append(m.delivery_tag)
                     delivered = True
+                if done:
+                    consumer.ack_many(done)
             if not delivered and self._consuming and self._subs:
                 sub = subs[0] if len(subs) == 1 else None
-                if sub is not None and sub.consumer is not None:
-                    m = sub.consumer.recv(0.1)  # releases the GIL; signals checked
+                waiting = [sub] if sub is not None else subs
+                for s in waiting:
+                    consumer = s.consumer
+                    if consumer is None:
+                        continue
+                    m = consumer.recv(0.1 if sub is not None else 0.01)  # releases the GIL; signals checked
                     if m is not None:
-                        self._dispatch(sub, m)
-                else:
-                    for s in subs:
-                        if s.consumer is not None:
-                            m = s.consumer.recv(0.01)
-                            if m is not None:
-                                self._dispatch(s, m)
+                        self._dispatch(s, m)
+                        if s.auto_ack:
+                            consumer.ack(m.delivery_tag)
 
     def _dispatch(self, sub: _Subscription, m: Any) -> None:
         tag = next(self._next_tag)
         if not sub.auto_ack:
             self._tags_out[tag] = (sub.consumer, m.delivery_tag)
         method = Deliver(sub.tag, tag, m.redelivered, m.exchange, m.routing_key)
-        sub.callback(self, method, BasicProperties(**m.properties), m.body)
+        sub.callback(self, method, _LazyProperties(m), m.body)
 
     def basic_get(self, queue: str, auto_ack: bool = False) -> Tuple[Optional[GetOk], Optional[BasicProperties], Optional[bytes]]:
         consumer = self._get_consumers.get(queue)

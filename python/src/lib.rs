@@ -320,15 +320,36 @@ impl Publisher {
     }
 }
 
-/// A received message, copied out of shared memory.
-#[pyclass(module = "shmq._native", get_all)]
+/// A received message, copied out of shared memory. `properties` is built
+/// on first access (most consumers never look at it).
+#[pyclass(module = "shmq._native")]
 struct Message {
+    #[pyo3(get)]
     body: Py<PyBytes>,
+    #[pyo3(get)]
     delivery_tag: u64,
+    #[pyo3(get)]
     redelivered: bool,
+    #[pyo3(get)]
     exchange: String,
+    #[pyo3(get)]
     routing_key: String,
-    properties: Py<PyDict>,
+    props: Option<Props>,
+    props_dict: Option<Py<PyDict>>,
+}
+
+#[pymethods]
+impl Message {
+    /// The AMQP basic properties, as a dict.
+    #[getter]
+    fn properties(&mut self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        if let Some(d) = &self.props_dict {
+            return Ok(d.clone_ref(py));
+        }
+        let d = props_dict(py, self.props.take().unwrap_or_default())?;
+        self.props_dict = Some(d.clone_ref(py));
+        Ok(d)
+    }
 }
 
 /// A consumer of one queue. Used from the thread that created it: other
@@ -353,6 +374,12 @@ struct Owned {
     redelivered: bool,
     exchange: String,
     routing_key: String,
+    props: Props,
+}
+
+/// Properties copied out of shared memory.
+#[derive(Default)]
+struct Props {
     strings: Vec<(&'static str, Option<String>)>,
     numbers: Vec<(&'static str, Option<u64>)>,
     headers: Option<Vec<(String, OwnedHeader)>>,
@@ -376,50 +403,52 @@ fn own(d: &shmq::Delivery<'_>) -> Owned {
         redelivered: d.redelivered(),
         exchange: p.exchange.unwrap_or("").to_owned(),
         routing_key: p.routing_key.unwrap_or("").to_owned(),
-        strings: vec![
-            ("content_type", s(p.content_type)),
-            ("content_encoding", s(p.content_encoding)),
-            ("correlation_id", s(p.correlation_id)),
-            ("reply_to", s(p.reply_to)),
-            ("message_id", s(p.message_id)),
-            ("expiration", s(p.expiration)),
-            ("type", s(p.kind)),
-            ("user_id", s(p.user_id)),
-            ("app_id", s(p.app_id)),
-        ],
-        numbers: vec![
-            ("timestamp", p.timestamp),
-            ("priority", p.priority.map(u64::from)),
-            ("delivery_mode", p.delivery_mode.map(u64::from)),
-        ],
-        headers: (!p.headers.is_empty()).then(|| {
-            p.headers
-                .iter()
-                .map(|(k, v)| {
-                    let v = match v {
-                        shmq::HeaderValue::Str(s) => OwnedHeader::Str(s.to_owned()),
-                        shmq::HeaderValue::Bytes(b) => OwnedHeader::Bytes(b.to_vec()),
-                        shmq::HeaderValue::Int(i) => OwnedHeader::Int(i),
-                        shmq::HeaderValue::Float(f) => OwnedHeader::Float(f),
-                        shmq::HeaderValue::Bool(b) => OwnedHeader::Bool(b),
-                        shmq::HeaderValue::Void => OwnedHeader::Void,
-                    };
-                    (k.to_owned(), v)
-                })
-                .collect()
-        }),
+        props: Props {
+            strings: vec![
+                ("content_type", s(p.content_type)),
+                ("content_encoding", s(p.content_encoding)),
+                ("correlation_id", s(p.correlation_id)),
+                ("reply_to", s(p.reply_to)),
+                ("message_id", s(p.message_id)),
+                ("expiration", s(p.expiration)),
+                ("type", s(p.kind)),
+                ("user_id", s(p.user_id)),
+                ("app_id", s(p.app_id)),
+            ],
+            numbers: vec![
+                ("timestamp", p.timestamp),
+                ("priority", p.priority.map(u64::from)),
+                ("delivery_mode", p.delivery_mode.map(u64::from)),
+            ],
+            headers: (!p.headers.is_empty()).then(|| {
+                p.headers
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            shmq::HeaderValue::Str(s) => OwnedHeader::Str(s.to_owned()),
+                            shmq::HeaderValue::Bytes(b) => OwnedHeader::Bytes(b.to_vec()),
+                            shmq::HeaderValue::Int(i) => OwnedHeader::Int(i),
+                            shmq::HeaderValue::Float(f) => OwnedHeader::Float(f),
+                            shmq::HeaderValue::Bool(b) => OwnedHeader::Bool(b),
+                            shmq::HeaderValue::Void => OwnedHeader::Void,
+                        };
+                        (k.to_owned(), v)
+                    })
+                    .collect()
+            }),
+        },
     }
 }
 
-fn message(py: Python<'_>, o: Owned) -> PyResult<Message> {
+fn props_dict(py: Python<'_>, p: Props) -> PyResult<Py<PyDict>> {
     let props = PyDict::new(py);
-    for (k, v) in o.strings {
+    for (k, v) in p.strings {
         props.set_item(k, v)?;
     }
-    for (k, v) in o.numbers {
+    for (k, v) in p.numbers {
         props.set_item(k, v)?;
     }
-    match o.headers {
+    match p.headers {
         Some(headers) => {
             let h = PyDict::new(py);
             for (k, v) in headers {
@@ -436,13 +465,18 @@ fn message(py: Python<'_>, o: Owned) -> PyResult<Message> {
         }
         None => props.set_item("headers", py.None())?,
     }
+    Ok(props.unbind())
+}
+
+fn message(py: Python<'_>, o: Owned) -> PyResult<Message> {
     Ok(Message {
         body: PyBytes::new(py, &o.body).unbind(),
         delivery_tag: o.tag,
         redelivered: o.redelivered,
         exchange: o.exchange,
         routing_key: o.routing_key,
-        properties: props.unbind(),
+        props: Some(o.props),
+        props_dict: None,
     })
 }
 
@@ -491,6 +525,27 @@ impl Consumer {
             Err(shmq::RecvError::Empty) | Err(shmq::RecvError::PrefetchFull(_)) => Ok(None),
             Err(e) => Err(ShmqError::new_err(e.to_string())),
         }
+    }
+
+    /// Up to `max` messages that are ready now (possibly none): the batch
+    /// path for throughput.
+    #[pyo3(signature = (max=64))]
+    fn try_recv_many(&self, py: Python<'_>, max: usize) -> PyResult<Vec<Message>> {
+        let mut out = Vec::new();
+        let mut owned = Vec::new();
+        self.inner.drain(max, |d| owned.push(own(&d))).map_err(|e| ShmqError::new_err(e.to_string()))?;
+        for o in owned {
+            out.push(message(py, o)?);
+        }
+        Ok(out)
+    }
+
+    /// Acks several deliveries in one call.
+    fn ack_many(&self, delivery_tags: Vec<u64>) -> PyResult<()> {
+        for tag in delivery_tags {
+            self.inner.ack(shmq::DeliveryTag(tag)).map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))?;
+        }
+        Ok(())
     }
 
     fn ack(&self, delivery_tag: u64) -> PyResult<()> {

@@ -204,3 +204,28 @@ def test_ctrl_c_interrupts_start_consuming_promptly(namespace):
     out, _ = proc.communicate(timeout=10)
     assert "interrupted" in out
     assert time.monotonic() - sent < 2.0
+
+
+def test_stop_consuming_mid_batch_loses_nothing_with_auto_ack(namespace):
+    ch = connect(namespace).channel()
+    ch.queue_declare(queue="q")
+    for i in range(10):
+        ch.basic_publish(exchange="", routing_key="q", body=str(i))
+    got = []
+
+    def cb(ch, method, properties, body):
+        got.append(body)
+        if len(got) == 3:
+            ch.stop_consuming()
+
+    tag = ch.basic_consume("q", cb, auto_ack=True)
+    ch.start_consuming()
+    ch.basic_cancel(tag)
+    rest = []
+    while True:
+        method, _, body = ch.basic_get("q", auto_ack=True)
+        if method is None:
+            break
+        rest.append(body)
+    assert got == [b"0", b"1", b"2"]
+    assert sorted(rest, key=int) == [str(i).encode() for i in range(3, 10)]

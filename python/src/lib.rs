@@ -130,14 +130,17 @@ impl Namespace {
         Ok((stats.name, stats.ready, stats.consumers))
     }
 
+    /// Deletes a queue (its messages go with it).
     fn delete_queue(&self, name: &str) -> PyResult<()> {
         self.inner.delete_queue(name).map_err(err)
     }
 
+    /// Discards a queue's ready messages; returns how many.
     fn purge_queue(&self, name: &str) -> PyResult<u64> {
         self.inner.purge_queue(name).map_err(err)
     }
 
+    /// Names of every queue.
     fn list_queues(&self) -> PyResult<Vec<String>> {
         self.inner.list_queues().map_err(err)
     }
@@ -157,6 +160,7 @@ impl Namespace {
         Ok(d)
     }
 
+    /// Declares an exchange (direct, fanout, topic or headers).
     #[pyo3(signature = (name, kind="direct", passive=false, auto_delete=false, internal=false, alternate_exchange=None))]
     fn declare_exchange(
         &self,
@@ -177,25 +181,30 @@ impl Namespace {
         self.inner.declare_exchange(name, &o).map_err(err)
     }
 
+    /// Deletes an exchange and its bindings.
     #[pyo3(signature = (name, if_unused=false))]
     fn delete_exchange(&self, name: &str, if_unused: bool) -> PyResult<()> {
         self.inner.delete_exchange(name, if_unused).map_err(err)
     }
 
+    /// Binds a queue to an exchange with a key (and headers arguments).
     #[pyo3(signature = (queue, exchange, key="", arguments=None))]
     fn bind_queue(&self, queue: &str, exchange: &str, key: &str, arguments: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
         self.inner.bind_queue(queue, exchange, key, &self::arguments(arguments)?).map_err(err)
     }
 
+    /// Removes a binding.
     #[pyo3(signature = (queue, exchange, key="", arguments=None))]
     fn unbind_queue(&self, queue: &str, exchange: &str, key: &str, arguments: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
         self.inner.unbind_queue(queue, exchange, key, &self::arguments(arguments)?).map_err(err)
     }
 
+    /// A publisher (one per thread).
     fn publisher(&self) -> Publisher {
         Publisher { inner: self.inner.publisher() }
     }
 
+    /// A consumer of `queue` (one per thread).
     #[pyo3(signature = (queue, manual_ack=false, prefetch=0))]
     fn consumer(&self, queue: &str, manual_ack: bool, prefetch: u32) -> PyResult<Consumer> {
         let mut o = shmq::ConsumerOptions::default().prefetch(prefetch);
@@ -548,20 +557,24 @@ impl Consumer {
         Ok(())
     }
 
+    /// Acknowledges a delivery.
     fn ack(&self, delivery_tag: u64) -> PyResult<()> {
         self.inner.ack(shmq::DeliveryTag(delivery_tag)).map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))
     }
 
+    /// Rejects a delivery, requeueing it (flagged redelivered) or discarding it.
     #[pyo3(signature = (delivery_tag, requeue=true))]
     fn nack(&self, delivery_tag: u64, requeue: bool) -> PyResult<()> {
         self.inner.nack(shmq::DeliveryTag(delivery_tag), requeue).map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))
     }
 
+    /// The queue this consumer reads.
     #[getter]
     fn queue(&self) -> String {
         self.inner.queue_name().to_owned()
     }
 
+    /// Deliveries held unacked.
     #[getter]
     fn unacked(&self) -> u32 {
         self.inner.unacked()

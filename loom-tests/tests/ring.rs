@@ -318,3 +318,30 @@ fn batch_take_races_with_a_single_take() {
         assert_eq!(got, vec![1, 2, 3]);
     });
 }
+
+#[test]
+fn producer_registering_during_a_sweep_is_not_mistaken_for_dead() {
+    loom::model(|| {
+        // A sweep runs (finding one dead agent) while a new producer
+        // registers, claims and commits: its claim must never be abandoned,
+        // or its message would be stranded below the read cursor.
+        let ring = ring(4, 16);
+        const DEAD: u64 = 0xDEAD;
+        const NEW: u64 = 0x0E11;
+        ring.register_agent(DEAD, 1, 1, 0).unwrap();
+        let producer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let agent = ring.register_agent(NEW, 1, 2, 0).unwrap();
+                publish_spinning(&ring, agent, &[3; 8]);
+            })
+        };
+        let sweeper = {
+            let ring = ring.clone();
+            thread::spawn(move || ring.recover(&mut |token| token != DEAD).abandoned)
+        };
+        assert_eq!(sweeper.join().unwrap(), 0);
+        producer.join().unwrap();
+        assert_eq!(consume_spinning(&ring, 3), vec![3; 8]);
+    });
+}

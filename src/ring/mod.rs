@@ -738,17 +738,11 @@ impl<M: RingMemory> Ring<M> {
     /// Recovers what processes that died left behind. `is_alive` answers for
     /// a liveness token; it is asked at most once per agent.
     pub fn recover(&self, is_alive: &mut impl FnMut(u64) -> bool) -> Recovered {
-        let mut live: u64 = 0;
         let mut dead: u64 = 0;
         let mut tokens = [0u64; AGENT_SLOTS];
         for (index, token) in tokens.iter_mut().enumerate() {
             *token = self.mem.agent(index).token.load(Ordering::Acquire);
-            if *token == 0 {
-                continue;
-            }
-            if is_alive(*token) {
-                live |= 1 << index;
-            } else {
+            if *token != 0 && !is_alive(*token) {
                 dead |= 1 << index;
             }
         }
@@ -760,7 +754,7 @@ impl<M: RingMemory> Ring<M> {
                 }
             }
         }
-        report.abandoned = self.abandon_stalled(live);
+        report.abandoned = self.abandon_stalled(dead, &tokens);
         for (index, &token) in tokens.iter().enumerate() {
             if dead & (1 << index) != 0 {
                 self.release_agent(index as u16, token);
@@ -775,7 +769,7 @@ impl<M: RingMemory> Ring<M> {
 
     /// Turns FREE slots at the read cursor that no live agent's intent covers
     /// into ABANDONED: their producer died between claim and commit.
-    fn abandon_stalled(&self, live: u64) -> u32 {
+    fn abandon_stalled(&self, dead: u64, dead_tokens: &[u64; AGENT_SLOTS]) -> u32 {
         let header = self.mem.header();
         let mut abandoned = 0;
         for _ in 0..self.geo.slot_count {
@@ -795,11 +789,17 @@ impl<M: RingMemory> Ring<M> {
                 break;
             }
             let covered = (0..AGENT_SLOTS).any(|index| {
-                if live & (1 << index) == 0 {
+                let agent = self.mem.agent(index);
+                // An agent counts as live unless it is the very one found dead:
+                // one that registered after the liveness snapshot (or reused a
+                // dead one's row) may be the claimer.
+                // SYNC POINT AGENT: pairs with `register_agent`'s CAS.
+                let token = agent.token.load(Ordering::Acquire);
+                if token == 0 || (dead & (1 << index) != 0 && token == dead_tokens[index]) {
                     return false;
                 }
                 // SYNC POINT INTENT: Acquire pairs with `try_claim`'s Release.
-                let (first, count) = unpack_cursor(self.mem.agent(index).intent.load(Ordering::Acquire));
+                let (first, count) = unpack_cursor(agent.intent.load(Ordering::Acquire));
                 read.wrapping_sub(first) < count
             });
             if covered {

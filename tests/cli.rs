@@ -202,3 +202,36 @@ fn list_queues_reports_rates_of_a_running_publisher() {
     assert!(q[0]["publish_rate"].as_f64().unwrap() > 0.0, "{q}");
     assert_eq!(q[0]["deliver_rate"].as_f64(), Some(0.0));
 }
+
+#[test]
+fn bench_runs_producers_and_consumers_and_reports_rates_and_latency() {
+    let t = TempNs::in_shm("cli-bench");
+    for mode in [&["--threads"][..], &[][..]] {
+        let mut args = vec![
+            "bench",
+            "--messages",
+            "20000",
+            "--producers",
+            "2",
+            "--consumers",
+            "2",
+            "--queues",
+            "2",
+            "--exchange-type",
+            "direct",
+            "--json",
+        ];
+        args.extend_from_slice(mode);
+        let out = t.run(&args);
+        let summary = out
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find_map(|v| v.get("summary").cloned())
+            .expect("a summary line");
+        assert_eq!(summary["sent"], 40000, "{out}");
+        assert_eq!(summary["received"], 40000, "each message once, over two queues: {out}");
+        assert!(summary["latency_ns"]["p50"].as_u64().unwrap() > 0);
+    }
+    let out = t.shmq().args(["bench", "--queues", "3", "--consumers", "1"]).output().unwrap();
+    assert!(!out.status.success());
+}

@@ -1,4 +1,4 @@
-//! `shmq bench`: throughput and one-way latency between two processes, for
+//! `shmq compare`: throughput and one-way latency between two processes, for
 //! shmq and, in the same run, a Unix domain socket and a bare SPSC ring over
 //! the same kind of /dev/shm mapping. Ratios against those baselines are what
 //! to quote; absolute numbers move with the machine's load.

@@ -168,6 +168,6 @@ fn run_patterns(demo: &Demo, args: &DemoArgs) -> CliResult {
         secs,
         args.messages as f64 / secs / 1e6
     );
-    println!("\nFor precise numbers next to a Unix socket and a bare ring, run `shmq bench`.");
+    println!("\nFor precise numbers next to a Unix socket and a bare ring, run `shmq compare`;\nfor load tests of your own topology, `shmq bench`.");
     Ok(())
 }

@@ -6,6 +6,7 @@ mod bench;
 mod definitions;
 mod demo;
 mod io;
+mod perf;
 mod stress;
 mod top;
 
@@ -29,8 +30,12 @@ pub struct Cli {
 pub enum Command {
     /// Run every pattern across real processes and print what each consumer got.
     Demo(demo::DemoArgs),
-    /// Measure throughput and latency between processes, next to a Unix socket.
-    Bench(bench::BenchArgs),
+    /// Load test like RabbitMQ's PerfTest: producers, consumers, topology;
+    /// rates and end-to-end latency every second.
+    Bench(perf::PerfArgs),
+    /// Throughput and latency between two processes for shmq, a Unix socket
+    /// and a bare ring, side by side in one run.
+    Compare(bench::BenchArgs),
     /// Namespace overview: queues, peers, memory.
     Status,
     /// List queues with depth, consumers, counters and (with --rates) rates.
@@ -109,6 +114,8 @@ pub enum Command {
     #[command(hide = true)]
     BenchChild(bench::ChildArgs),
     #[command(hide = true)]
+    BenchAgent(perf::AgentArgs),
+    #[command(hide = true)]
     StressAgent(stress::StressArgs),
 }
 
@@ -117,7 +124,9 @@ pub fn run() -> i32 {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Demo(args) => demo::run(&cli, args),
-        Command::Bench(args) => bench::run(&cli, args),
+        Command::Bench(args) => perf::run(&cli, args),
+        Command::Compare(args) => bench::run(&cli, args),
+        Command::BenchAgent(args) => perf::agent(&cli, args),
         Command::BenchChild(args) => bench::child(&cli, args),
         Command::StressAgent(args) => stress::run(&cli, args),
         Command::Publish(args) => io::publish(&cli, args),

@@ -748,10 +748,10 @@ impl<M: RingMemory> Ring<M> {
         }
         let mut report = Recovered::default();
         if dead != 0 {
-            for index in 0..AGENT_SLOTS {
+            for (index, &token) in tokens.iter().enumerate() {
                 // Skip a row another sweeper already freed (and someone may
                 // have reused): its deliveries are no longer the dead one's.
-                let still_dead = self.mem.agent(index).token.load(Ordering::Acquire) == tokens[index];
+                let still_dead = self.mem.agent(index).token.load(Ordering::Acquire) == token;
                 if dead & (1 << index) != 0 && still_dead {
                     report.requeued += self.requeue_all_of(index as u16);
                 }

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; }
+
 echo "== cargo test (unit, integration, doc)"
 cargo test --workspace
 

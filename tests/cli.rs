@@ -235,3 +235,36 @@ fn bench_runs_producers_and_consumers_and_reports_rates_and_latency() {
     let out = t.shmq().args(["bench", "--queues", "3", "--consumers", "1"]).output().unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn top_runs_interactively_in_a_terminal_and_quits_on_q() {
+    // A real terminal: tmux (installed by .ci/run).
+    let t = TempNs::in_shm("cli-top-tmux");
+    t.run(&["declare-queue", "visible_queue"]);
+    let session = format!("shmq-top-{}", std::process::id());
+    let cmd = format!("{} --namespace {} top --interval-ms 200", env!("CARGO_BIN_EXE_shmq"), t.path().display());
+    let tmux = |args: &[&str]| std::process::Command::new("tmux").args(args).output().expect("tmux is installed");
+    assert!(tmux(&["new-session", "-d", "-s", &session, "-x", "120", "-y", "30", &cmd]).status.success());
+    let mut screen = String::new();
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-t", &session, "-p"]).stdout).into_owned();
+        if screen.contains("visible_queue") {
+            break;
+        }
+    }
+    assert!(screen.contains("shmq top") && screen.contains("visible_queue"), "{screen}");
+    tmux(&["send-keys", "-t", &session, "q"]);
+    let mut gone = false;
+    for _ in 0..30 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if !tmux(&["has-session", "-t", &session]).status.success() {
+            gone = true;
+            break;
+        }
+    }
+    if !gone {
+        tmux(&["kill-session", "-t", &session]);
+    }
+    assert!(gone, "q quits top");
+}

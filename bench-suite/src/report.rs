@@ -1,0 +1,147 @@
+//! SVG plots and the Markdown report.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::systems::System;
+use crate::Row;
+
+type R<T> = Result<T, Box<dyn std::error::Error>>;
+
+const COLORS: [RGBColor; 9] = [
+    RGBColor(31, 119, 180),
+    RGBColor(174, 199, 232),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(188, 189, 34),
+    RGBColor(127, 127, 127),
+];
+
+fn size_label(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}
+
+/// A log-log line chart of `value(row)` by message size, one line per system.
+fn by_size(path: &Path, title: &str, y_desc: &str, rows: &[Row], value: impl Fn(&Row) -> f64) -> R<()> {
+    let sizes: Vec<usize> = {
+        let mut s: Vec<usize> = rows.iter().map(|r| r.size).collect();
+        s.dedup();
+        s
+    };
+    let values: Vec<f64> = rows.iter().map(&value).filter(|v| *v > 0.0).collect();
+    let (lo, hi) = values.iter().fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(*v), b.max(*v)));
+    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0f64..(sizes.len() as f64 - 1.0), (lo / 2.0..hi * 2.0).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_labels(sizes.len())
+        .x_label_formatter(&|x| sizes.get(x.round() as usize).map(|s| size_label(*s)).unwrap_or_default())
+        .y_desc(y_desc)
+        .draw()?;
+    for (i, system) in System::ALL.iter().enumerate() {
+        let points: Vec<(f64, f64)> =
+            rows.iter().filter(|r| r.system == *system).map(|r| (sizes.iter().position(|s| *s == r.size).unwrap_or(0) as f64, value(r))).collect();
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+            .label(system.label())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
+        chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))?;
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn scaling(path: &Path, title: &str, x_desc: &str, points: &[(usize, [f64; 3])]) -> R<()> {
+    let hi = points.iter().map(|p| p.1[2]).fold(0.0, f64::max);
+    let x_max = points.iter().map(|p| p.0).max().unwrap_or(1) as f64;
+    let root = SVGBackend::new(path, (700, 440)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0f64..x_max + 1.0, 0f64..hi * 1.15)?;
+    chart.configure_mesh().x_desc(x_desc).y_desc("messages published per second").draw()?;
+    let line: Vec<(f64, f64)> = points.iter().map(|(n, v)| (*n as f64, v[0])).collect();
+    chart.draw_series(LineSeries::new(line.clone(), COLORS[0].stroke_width(2)))?;
+    chart.draw_series(line.into_iter().map(|p| Circle::new(p, 4, COLORS[0].filled())))?;
+    // min-max whiskers
+    for (n, v) in points {
+        chart.draw_series(LineSeries::new(vec![(*n as f64, v[1]), (*n as f64, v[2])], BLACK))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+pub fn write(dir: &Path, rows: &[Row], fanout: &[(usize, [f64; 3])], workers: &[(usize, [f64; 3])], repeat: usize, skipped: &[String]) -> R<()> {
+    by_size(&dir.join("latency-p50.svg"), "One-way latency, median (ping-pong / 2)", "ns", rows, |r| r.latency[0])?;
+    by_size(&dir.join("latency-p99.svg"), "One-way latency, p99", "ns", rows, |r| r.latency[1])?;
+    by_size(&dir.join("throughput.svg"), "One-way throughput, 1 producer → 1 consumer", "messages per second", rows, |r| r.rate[0])?;
+    scaling(&dir.join("fanout.svg"), "shmq fanout: 64 B to N queues (one consumer each)", "queues", fanout)?;
+    scaling(&dir.join("workers.svg"), "shmq work queue: 64 B, batches of 32, N competing workers", "workers", workers)?;
+
+    let commit = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).output().ok().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())).unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mut md = String::new();
+    writeln!(md, "# Comparison suite results\n")?;
+    writeln!(md, "Generated by `bench-suite/run.sh` at commit `{commit}` on {cores} cores ({cpu}). Each figure is the median of {repeat} runs; throughput shows min–max beside it. Ratios are against shmq (busy-poll) in the same run.\n")?;
+    for size in [64usize, 1024, 65536, 1 << 20] {
+        writeln!(md, "## {}\n", size_label(size))?;
+        writeln!(md, "| system | msgs/s (median) | min–max | MB/s | one-way p50 | p99 | p99.9 | shmq busy ÷ this (throughput) |")?;
+        writeln!(md, "|---|---|---|---|---|---|---|---|")?;
+        let base = rows.iter().find(|r| r.size == size && r.system == System::ShmqBusy).map(|r| r.rate[0]).unwrap_or(0.0);
+        for r in rows.iter().filter(|r| r.size == size) {
+            writeln!(
+                md,
+                "| {} | {:.0} | {:.0}–{:.0} | {:.0} | {:.0} ns | {:.0} ns | {:.0} ns | {:.2}× |",
+                r.system.label(),
+                r.rate[0],
+                r.rate[1],
+                r.rate[2],
+                r.rate[0] * size as f64 / 1e6,
+                r.latency[0],
+                r.latency[1],
+                r.latency[2],
+                if r.rate[0] > 0.0 { base / r.rate[0] } else { 0.0 }
+            )?;
+        }
+        writeln!(md)?;
+    }
+    writeln!(md, "## shmq scaling\n")?;
+    writeln!(md, "| fanout queues | msgs published/s | min–max |\n|---|---|---|")?;
+    for (n, v) in fanout {
+        writeln!(md, "| {n} | {:.0} | {:.0}–{:.0} |", v[0], v[1], v[2])?;
+    }
+    writeln!(md, "\n| competing workers | msgs/s | min–max |\n|---|---|---|")?;
+    for (n, v) in workers {
+        writeln!(md, "| {n} | {:.0} | {:.0}–{:.0} |", v[0], v[1], v[2])?;
+    }
+    if !skipped.is_empty() {
+        writeln!(md, "\nNot measured in this run:\n")?;
+        for s in skipped {
+            writeln!(md, "- {s}")?;
+        }
+    }
+    writeln!(md, "\n![latency p50](latency-p50.svg)\n![latency p99](latency-p99.svg)\n![throughput](throughput.svg)\n![fanout](fanout.svg)\n![workers](workers.svg)")?;
+    std::fs::write(dir.join("results.md"), md)?;
+    Ok(())
+}

@@ -797,14 +797,26 @@ impl Mq {
         unsafe {
             let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
             libc::setrlimit(libc::RLIMIT_MSGQUEUE, &unlimited);
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            libc::getrlimit(libc::RLIMIT_MSGQUEUE, &mut limit);
+            // Two queues (ping and pong) must fit the per-user byte limit.
+            let budget = if limit.rlim_cur == libc::RLIM_INFINITY { 64usize << 20 } else { limit.rlim_cur as usize / 2 };
+            let per_message = size + std::mem::size_of::<usize>() * 8; // kernel accounting overhead, roughly
+            if per_message > budget {
+                return Err(format!(
+                    "a {size}-byte POSIX message exceeds this machine's RLIMIT_MSGQUEUE ({} bytes per user, and the hard limit cannot be raised here)",
+                    limit.rlim_cur
+                )
+                .into());
+            }
             let name = std::ffi::CString::new(name)?;
             let mut attr: libc::mq_attr = std::mem::zeroed();
-            attr.mq_maxmsg = ((16usize << 20) / size.max(1)).clamp(1, 256) as libc::c_long;
+            attr.mq_maxmsg = (budget / per_message).clamp(1, 256) as libc::c_long;
             attr.mq_msgsize = size as libc::c_long;
             libc::mq_unlink(name.as_ptr());
             let fd = libc::mq_open(name.as_ptr(), libc::O_CREAT | libc::O_RDWR, 0o600 as libc::mode_t, &attr as *const libc::mq_attr);
             if fd < 0 {
-                return Err(format!("mq_open: {} (raise /proc/sys/fs/mqueue/msgsize_max: run.sh does)", std::io::Error::last_os_error()).into());
+                return Err(format!("mq_open: {} (mqueue limits: msgsize_max, msg_max, RLIMIT_MSGQUEUE)", std::io::Error::last_os_error()).into());
             }
             Ok(Mq { fd, name, owner: true })
         }

@@ -125,6 +125,7 @@ impl Namespace {
             let Ok(segment) = self.open_segment(&queue) else { continue };
             for index in 0..AGENT_SLOTS {
                 let agent = segment.agent(index);
+                // SYNC POINT AGENT: pairs with `register_agent`/`release_agent`.
                 let token = agent.token.load(Ordering::Acquire);
                 if token == 0 {
                     continue;

@@ -775,6 +775,7 @@ impl Namespace {
         add(&mut stats, segment.retired());
         for index in 0..crate::ring::layout::AGENT_SLOTS {
             let agent = segment.agent(index);
+            // SYNC POINT AGENT: pairs with `register_agent`/`release_agent`.
             if agent.token.load(Ordering::Acquire) == 0 {
                 continue;
             }

@@ -41,40 +41,42 @@ def test_the_seeds_hello_world_between_two_processes(namespace):
 
 
 def test_work_queue_with_two_worker_processes_and_prefetch_one(namespace):
+    # Each worker consumes with prefetch 1 and manual acks, and stops after
+    # a second without work (a publisher process may still be running).
     worker = textwrap.dedent("""
-        import shmq, sys, time
+        import threading, time
+        import shmq
         ch = shmq.BlockingConnection(shmq.ConnectionParameters()).channel()
         ch.queue_declare(queue='task_queue')
         ch.basic_qos(prefetch_count=1)
-        done = []
+        done, last = [], [time.time()]
         def callback(ch, method, properties, body):
             time.sleep(0.01 * body.count(b'.'))
             done.append(body.decode())
+            last[0] = time.time()
             ch.basic_ack(delivery_tag=method.delivery_tag)
-            if len(done) >= int(sys.argv[1]) if len(sys.argv) > 1 else False:
-                ch.stop_consuming()
         ch.basic_consume(queue='task_queue', on_message_callback=callback)
-        deadline = time.time() + 3
-        while time.time() < deadline:
-            m = ch.basic_get('task_queue')
-            if m[0] is None:
-                time.sleep(0.05)
-                continue
-            callback(ch, m[0], m[1], m[2])
-            deadline = time.time() + 1
+        print('ready', flush=True)
+        def idle_stop():
+            while time.time() - last[0] < 1.0:
+                time.sleep(0.1)
+            ch.stop_consuming()
+        threading.Thread(target=idle_stop, daemon=True).start()
+        ch.start_consuming()
         print('\\n'.join(done))
     """)
     ch = connect(namespace).channel()
     ch.queue_declare(queue="task_queue")
     workers = [run_python(worker, namespace) for _ in range(2)]
-    time.sleep(0.3)
+    for w in workers:
+        assert w.stdout.readline().strip() == "ready"
     for i in range(20):
-        ch.basic_publish(exchange="", routing_key="task_queue", body=f"task {i}" + "." * (i % 3),
+        ch.basic_publish(exchange="", routing_key="task_queue", body=f"task-{i}" + "." * (i % 3),
                          properties=shmq.BasicProperties(delivery_mode=2))
     outs = [w.communicate(timeout=60)[0].split() for w in workers]
-    done = sorted(line for out in outs for line in out if line.startswith("task") is False)
-    tasks = sorted(t for out in outs for t in " ".join(out).replace("task ", "task_").split())
-    assert len(tasks) == 20 and len(set(tasks)) == 20
+    tasks = sorted(t.rstrip(".") for out in outs for t in out)
+    assert tasks == sorted(f"task-{i}" for i in range(20)), outs
+    assert all(outs), "with prefetch 1 both workers get tasks"
 
 
 def test_publish_subscribe_routing_and_topics(namespace):

@@ -204,8 +204,14 @@ fn produce(ns: &shmq::Namespace, args: &PerfArgs, index: usize, stop: &AtomicBoo
         body[..8].copy_from_slice(&monotonic_ns().to_le_bytes());
         match &mut producer {
             Some(p) if n > 1 => {
-                let bodies: Vec<&[u8]> = (0..n).map(|_| &body[..size]).collect();
-                p.publish_batch(&bodies)?;
+                // No allocation per batch: the load tool must not measure itself.
+                let bodies = [&body[..size]; shmq::MAX_BATCH];
+                let mut left = n;
+                while left > 0 {
+                    let k = left.min(shmq::MAX_BATCH);
+                    p.publish_batch(&bodies[..k])?;
+                    left -= k;
+                }
             }
             Some(p) => p.publish(&body[..size])?,
             None => {

@@ -860,7 +860,8 @@ impl<M: RingMemory> Ring<M> {
         (0..span).map(move |i| free_slot.wrapping_add(i))
     }
 
-    /// Approximate counts: `(ready, in_flight_claims_and_unacked, bytes_used)`.
+    /// Approximate counts: `(ready messages, data bytes in use)`; ready
+    /// includes claims not yet committed.
     /// Stale by the time it returns when other processes are active.
     pub fn depth(&self) -> (u32, u64) {
         let header = self.mem.header();

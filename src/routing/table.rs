@@ -209,7 +209,7 @@ impl RoutingSegment {
             return Err(corrupt(format!("file is {len} bytes, its header implies {}", total_bytes(&limits))));
         }
         let segment = Self::map(file, path, limits, lock_path)?;
-        // SYNC POINT SEGMENT-READY.
+        // SYNC POINT SEGMENT-READY: pairs with the Release store in `create`.
         if segment.ready_word().load(Ordering::Acquire) != READY_VALUE {
             return Err(corrupt("the creator never finished initialising it (ready word unset)".into()));
         }

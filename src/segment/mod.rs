@@ -20,7 +20,7 @@ use crate::queue::options::{Overflow, QueueOptions};
 use crate::ring::control::{pack_cursor, Control, FREE};
 use crate::ring::layout::{AgentSlot, RingHeader, Slot, UNIT};
 use crate::ring::{slot_index, Geometry, RingMemory};
-use crate::sync::{AtomicU32, AtomicU64, Ordering};
+use crate::sync::{AtomicU32, Ordering};
 use layout::*;
 
 /// A validated queue configuration, as stored in the segment header.
@@ -314,10 +314,5 @@ impl QueueSegment {
     /// The retired counters' `published` etc., for stats.
     pub(crate) fn retired(&self) -> &crate::ring::layout::Counters {
         &self.header().state.retired
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn produce_word(&self) -> &AtomicU64 {
-        &self.header().produce
     }
 }

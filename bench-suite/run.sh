@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Regenerates the comparison suite's plots and tables (docs/bench/), and the
-# Python shmq-vs-pika figures when RabbitMQ can be started. Needs: libclang
-# (iceoryx2 builds bindings), Debian's rabbitmq-server for the pika row.
+# Regenerates everything the benchmark report shows: the seed's own stack
+# (pika + RabbitMQ vs Python shmq, docs/bench/python.json), then the
+# comparison suite's tables, target ratios and plots (docs/bench/).
+# Needs: libclang (iceoryx2 builds bindings); Debian's rabbitmq-server for
+# the RabbitMQ rows (started here if installed).
+#   SUITE_REPEAT=5 (default)  SUITE_ONLY=shmq,ring  SUITE_SIZES=64,1024
+#   SUITE_SCALING=0  SUITE_QUICK=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v clang >/dev/null || { apt-get update -qq && apt-get install -y -qq libclang-dev clang; }
@@ -14,10 +18,13 @@ if command -v rabbitmq-server >/dev/null && ! (exec 3<>/dev/tcp/127.0.0.1/5672) 
   for _ in $(seq 60); do (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null && break; sleep 1; done
   sleep 3
 fi
-cargo build --release --manifest-path bench-suite/Cargo.toml
-./bench-suite/target/release/shmq-bench-suite docs/bench
-if python3 -c "import shmq" 2>/dev/null; then
-  python3 -m pip install --quiet --root-user-action=ignore pika || true
-  python3 python/benchmarks/bench.py --json > docs/bench/python.json || true
+mkdir -p docs/bench
+rm -f docs/bench/python.json
+if (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore pika maturin
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore ./python
+  python3 python/benchmarks/bench.py --json > docs/bench/python.json || rm -f docs/bench/python.json
 fi
-echo "wrote docs/bench/results.md and docs/bench/*.svg"
+cargo build --release -p shmq-bench-suite
+SUITE_PIKA_JSON=docs/bench/python.json ./target/release/shmq-bench-suite docs/bench
+echo "wrote docs/bench/results.md, docs/bench/*.svg and docs/bench/python.json"

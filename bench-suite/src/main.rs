@@ -14,15 +14,20 @@ use std::time::Duration;
 
 use systems::System;
 
-/// One measurement.
+/// One system at one size, over all repetitions.
 #[derive(Clone, Debug)]
 pub struct Row {
     pub system: System,
     pub size: usize,
     /// Median, min, max over the repetitions, in messages per second.
     pub rate: [f64; 3],
-    /// One-way latency percentiles in ns: p50, p99, p99.9 (median run).
+    /// One-way latency percentiles in ns: p50, p99, p99.9 (the run with the
+    /// median p50).
     pub latency: [f64; 3],
+    /// Messages per second of each repetition, in run order.
+    pub rates: Vec<f64>,
+    /// One-way p50 of each repetition, in run order.
+    pub p50s: Vec<f64>,
 }
 
 fn median3(mut v: Vec<f64>) -> [f64; 3] {
@@ -30,14 +35,44 @@ fn median3(mut v: Vec<f64>) -> [f64; 3] {
     [v[v.len() / 2], v[0], v[v.len() - 1]]
 }
 
-/// Messages per throughput run: about 256 MB or 2 M messages, whichever is
-/// fewer, so a run stays well under a second or two.
-fn messages_for(size: usize) -> u64 {
-    ((256usize << 20) / size).clamp(500, 2_000_000) as u64
+/// How much work each run does.
+#[derive(Clone, Copy)]
+struct Budget {
+    /// Bytes per throughput run (capped by `max_messages`).
+    bytes: usize,
+    max_messages: usize,
+    /// Bytes of round trips per latency run (capped by `max_round_trips`).
+    round_trip_bytes: usize,
+    max_round_trips: usize,
+    /// Messages per fanout and work-queue run.
+    scaling_messages: u64,
 }
 
-fn round_trips_for(size: usize) -> u64 {
-    ((64usize << 20) / size).clamp(300, 20_000) as u64
+impl Budget {
+    /// About 256 MB or 2 M messages per throughput run: a run takes well
+    /// under a second or two.
+    const FULL: Budget = Budget {
+        bytes: 256 << 20,
+        max_messages: 2_000_000,
+        round_trip_bytes: 64 << 20,
+        max_round_trips: 20_000,
+        scaling_messages: 1_000_000,
+    };
+    /// SUITE_QUICK=1: a smoke run (tests, CI).
+    const QUICK: Budget =
+        Budget { bytes: 8 << 20, max_messages: 20_000, round_trip_bytes: 2 << 20, max_round_trips: 1_000, scaling_messages: 20_000 };
+
+    fn messages(&self, size: usize) -> u64 {
+        (self.bytes / size).clamp(100, self.max_messages) as u64
+    }
+
+    fn round_trips(&self, size: usize) -> u64 {
+        (self.round_trip_bytes / size).clamp(100, self.max_round_trips) as u64
+    }
+}
+
+fn env_list<T: std::str::FromStr>(name: &str) -> Option<Vec<T>> {
+    std::env::var(name).ok().map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,66 +81,87 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return systems::child(&args[2..]);
     }
     let out_dir = std::path::PathBuf::from(args.get(1).cloned().unwrap_or_else(|| "docs/bench".into()));
-    let repeat: usize = std::env::var("SUITE_REPEAT").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
-    // SUITE_ONLY=key,key and SUITE_SIZES=64,1024 narrow a run (for debugging).
-    let only: Option<Vec<String>> = std::env::var("SUITE_ONLY").ok().map(|s| s.split(',').map(str::to_owned).collect());
-    let sizes: Vec<usize> = std::env::var("SUITE_SIZES")
-        .ok()
-        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
-        .unwrap_or_else(|| vec![64, 1024, 65536, 1 << 20]);
-    let mut rows = Vec::new();
+    let repeat: usize = std::env::var("SUITE_REPEAT").ok().and_then(|s| s.parse().ok()).unwrap_or(5).max(1);
+    let budget = if std::env::var("SUITE_QUICK").is_ok_and(|v| v == "1") { Budget::QUICK } else { Budget::FULL };
+    // SUITE_ONLY=key,key and SUITE_SIZES=64,1024 narrow a run.
+    let only: Option<Vec<String>> = env_list("SUITE_ONLY");
+    let sizes: Vec<usize> = env_list("SUITE_SIZES").unwrap_or_else(|| vec![64, 1024, 65536, 1 << 20]);
+    let scaling = std::env::var("SUITE_SCALING").map(|v| v != "0").unwrap_or(true);
+    let pika = std::env::var("SUITE_PIKA_JSON").ok().and_then(|p| report::Pika::load(std::path::Path::new(&p)));
+
+    let mut systems: Vec<System> =
+        System::ALL.into_iter().filter(|s| only.as_ref().is_none_or(|o| o.iter().any(|k| k == s.key()))).collect();
     let mut skipped: Vec<String> = Vec::new();
-    for &size in &sizes {
-        for system in System::ALL {
-            if only.as_ref().is_some_and(|o| !o.iter().any(|k| k == system.key())) {
-                continue;
-            }
-            if system == System::RabbitMq && !systems::rabbit::available() {
-                skipped.push("RabbitMQ (lapin): no broker on localhost:5672 (run.sh starts Debian's rabbitmq-server if installed)".into());
-                continue;
-            }
-            // A broker moves ~10^4 msg/s: keep its runs short.
-            let (messages, round_trips) = if system == System::RabbitMq {
-                (messages_for(size).min(20_000).min(((32usize << 20) / size).max(32) as u64), round_trips_for(size).min(1_000))
-            } else {
-                (messages_for(size), round_trips_for(size))
-            };
-            let mut rates = Vec::new();
-            let mut latencies = Vec::new();
-            let mut failed = None;
-            for _ in 0..repeat {
+    if systems.contains(&System::RabbitMq) && !systems::rabbit::available() {
+        systems.retain(|s| *s != System::RabbitMq);
+        skipped.push("RabbitMQ (lapin): no broker on localhost:5672 (run.sh starts Debian's rabbitmq-server if installed)".into());
+    }
+    // Repetitions are interleaved (rep 1 of every system, then rep 2, ...)
+    // so that this VM's slow and fast minutes hit all systems alike, and
+    // ratios are taken between runs next to each other in time.
+    let mut rows: Vec<Row> = Vec::new();
+    let mut failed: Vec<(System, usize)> = Vec::new();
+    for rep in 0..repeat {
+        for &size in &sizes {
+            for &system in &systems {
+                if failed.contains(&(system, size)) {
+                    continue;
+                }
+                // A broker moves ~10^4 msg/s: keep its runs short.
+                let (messages, round_trips) = if system == System::RabbitMq {
+                    (budget.messages(size).min(20_000).min(((32usize << 20) / size).max(32) as u64), budget.round_trips(size).min(1_000))
+                } else {
+                    (budget.messages(size), budget.round_trips(size))
+                };
                 match systems::throughput(system, size, messages).and_then(|r| Ok((r, systems::latency(system, size, round_trips)?))) {
                     Ok((rate, latency)) => {
-                        rates.push(rate);
-                        latencies.push(latency);
+                        eprintln!(
+                            "rep {}/{repeat} {:<22} {:>8} B  {:>12.0} msg/s  p50 {:>10.0} ns",
+                            rep + 1,
+                            system.label(),
+                            size,
+                            rate,
+                            latency[0]
+                        );
+                        match rows.iter_mut().find(|r| r.system == system && r.size == size) {
+                            Some(row) => {
+                                row.rates.push(rate);
+                                row.p50s.push(latency[0]);
+                                let median_p50 = median3(row.p50s.clone())[0];
+                                if latency[0] == median_p50 {
+                                    row.latency = latency;
+                                }
+                            }
+                            None => rows.push(Row { system, size, rate: [0.0; 3], latency, rates: vec![rate], p50s: vec![latency[0]] }),
+                        }
                     }
                     Err(e) => {
-                        failed = Some(e.to_string());
-                        break;
+                        eprintln!("{:<22} {:>8} B  failed: {e}", system.label(), size);
+                        skipped.push(format!("{} at {} B: {e}", system.label(), size));
+                        failed.push((system, size));
+                        rows.retain(|r| !(r.system == system && r.size == size));
                     }
                 }
             }
-            if let Some(reason) = failed {
-                eprintln!("{:<18} {:>8} B  failed: {reason}", system.label(), size);
-                skipped.push(format!("{} at {} B: {reason}", system.label(), size));
-                continue;
-            }
-            latencies.sort_by(|a, b| a[0].total_cmp(&b[0]));
-            let row = Row { system, size, rate: median3(rates), latency: latencies[latencies.len() / 2] };
-            eprintln!("{:<18} {:>8} B  {:>12.0} msg/s  p50 {:>10.0} ns", system.label(), size, row.rate[0], row.latency[0]);
-            rows.push(row);
         }
     }
-    let mut fanout = Vec::new();
-    for queues in [1usize, 2, 4, 8, 16] {
-        fanout.push((queues, median3((0..repeat).map(|_| systems::fanout(queues, 200_000)).collect::<Result<_, _>>()?)));
+    for row in &mut rows {
+        row.rate = median3(row.rates.clone());
     }
+    rows.sort_by_key(|r| (r.size, System::ALL.iter().position(|s| *s == r.system)));
+    let mut fanout = Vec::new();
     let mut workers = Vec::new();
-    for n in [1usize, 2, 3, 4] {
-        workers.push((n, median3((0..repeat).map(|_| systems::competing(n, 1_000_000)).collect::<Result<_, _>>()?)));
+    if scaling {
+        for queues in [1usize, 2, 4, 8, 16] {
+            let per_queue = (budget.scaling_messages / 5).max(1_000);
+            fanout.push((queues, median3((0..repeat).map(|_| systems::fanout(queues, per_queue)).collect::<Result<_, _>>()?)));
+        }
+        for n in [1usize, 2, 3, 4] {
+            workers.push((n, median3((0..repeat).map(|_| systems::competing(n, budget.scaling_messages)).collect::<Result<_, _>>()?)));
+        }
     }
     std::fs::create_dir_all(&out_dir)?;
-    report::write(&out_dir, &rows, &fanout, &workers, repeat, &skipped)?;
+    report::write(&out_dir, &rows, &fanout, &workers, repeat, &skipped, pika.as_ref())?;
     std::thread::sleep(Duration::from_millis(10));
     Ok(())
 }

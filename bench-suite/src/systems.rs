@@ -15,6 +15,8 @@ use iceoryx2::prelude::*;
 pub enum System {
     ShmqBlocking,
     ShmqBusy,
+    /// Busy-poll, publishing and draining in batches of 32.
+    ShmqBatch,
     Iceoryx2,
     UnixSocket,
     Pipe,
@@ -25,9 +27,10 @@ pub enum System {
 }
 
 impl System {
-    pub const ALL: [System; 9] = [
+    pub const ALL: [System; 10] = [
         System::ShmqBlocking,
         System::ShmqBusy,
+        System::ShmqBatch,
         System::Iceoryx2,
         System::UnixSocket,
         System::Pipe,
@@ -41,6 +44,7 @@ impl System {
         match self {
             System::ShmqBlocking => "shmq (blocking)",
             System::ShmqBusy => "shmq (busy-poll)",
+            System::ShmqBatch => "shmq (batches of 32)",
             System::Iceoryx2 => "iceoryx2",
             System::UnixSocket => "unix socket",
             System::Pipe => "pipe",
@@ -55,6 +59,7 @@ impl System {
         match self {
             System::ShmqBlocking => "shmq",
             System::ShmqBusy => "shmq-busy",
+            System::ShmqBatch => "shmq-batch",
             System::Iceoryx2 => "iceoryx2",
             System::UnixSocket => "uds",
             System::Pipe => "pipe",
@@ -63,6 +68,11 @@ impl System {
             System::BareRing => "ring",
             System::RabbitMq => "rabbitmq",
         }
+    }
+
+    /// True for the rows that are shmq itself.
+    pub fn is_shmq(self) -> bool {
+        matches!(self, System::ShmqBlocking | System::ShmqBusy | System::ShmqBatch)
     }
 
     fn from_key(key: &str) -> Option<System> {
@@ -103,13 +113,17 @@ fn spawn(system: System, mode: &str, size: usize, count: u64, path: &str, piped:
 /// Waits for the child's control word on its stderr, skipping log lines
 /// (iceoryx2 logs there too).
 fn expect(reader: &mut impl BufRead, word: &str) -> R<()> {
+    let mut last = String::new();
     for _ in 0..1000 {
         let mut line = String::new();
         if reader.read_line(&mut line)? == 0 {
-            return Err(format!("child exited before saying {word}").into());
+            return Err(format!("child exited before saying {word} (its last words: {:?})", last.trim()).into());
         }
         if line.trim() == word {
             return Ok(());
+        }
+        if !line.trim().is_empty() {
+            last = line;
         }
     }
     Err(format!("child never said {word}").into())
@@ -149,16 +163,34 @@ pub fn throughput(system: System, size: usize, count: u64) -> R<f64> {
 }
 
 fn throughput_in(system: System, size: usize, count: u64, path: &str, body: &[u8]) -> R<f64> {
+    // Untimed warm-up: one ring's worth of messages first, so no system is
+    // timed on first-touch page faults.
+    let warmup = if system == System::RabbitMq { 0 } else { BareRing::slots_for(size) };
     match system {
-        System::ShmqBlocking | System::ShmqBusy => {
+        System::ShmqBlocking | System::ShmqBusy | System::ShmqBatch => {
             let ns = shmq::Namespace::open_dir(shm_dir(path))?;
             ns.declare_queue("q", &queue_options(size))?;
-            let (mut child, mut ctl) = spawn(system, "sink", size, count, path, false)?;
+            let (mut child, mut ctl) = spawn(system, "sink", size, count + warmup, path, false)?;
             expect(&mut ctl, "ready")?;
             let mut producer = ns.producer("q")?;
-            let started = Instant::now();
-            for _ in 0..count {
-                producer.publish(body)?;
+            let bodies = [body; BATCH];
+            let mut started = Instant::now();
+            for (phase, n) in [warmup, count].into_iter().enumerate() {
+                if phase == 1 {
+                    started = Instant::now();
+                }
+                if system == System::ShmqBatch {
+                    let mut sent = 0;
+                    while sent < n {
+                        let k = (n - sent).min(BATCH as u64) as usize;
+                        producer.publish_batch(&bodies[..k])?;
+                        sent += k as u64;
+                    }
+                } else {
+                    for _ in 0..n {
+                        producer.publish(body)?;
+                    }
+                }
             }
             expect(&mut ctl, "done")?;
             let rate = count as f64 / started.elapsed().as_secs_f64();
@@ -166,7 +198,7 @@ fn throughput_in(system: System, size: usize, count: u64, path: &str, body: &[u8
             Ok(rate)
         }
         System::Iceoryx2 => {
-            let (mut child, mut ctl) = spawn(system, "sink", size, count, path, false)?;
+            let (mut child, mut ctl) = spawn(system, "sink", size, count + warmup, path, false)?;
             expect(&mut ctl, "ready")?;
             let node = NodeBuilder::new().create::<ipc::Service>()?;
             let service = ice_service(&node, path, size)?;
@@ -175,8 +207,11 @@ fn throughput_in(system: System, size: usize, count: u64, path: &str, body: &[u8
                 .initial_max_slice_len(size)
                 .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
                 .create()?;
-            let started = Instant::now();
-            for _ in 0..count {
+            let mut started = Instant::now();
+            for i in 0..count + warmup {
+                if i == warmup {
+                    started = Instant::now();
+                }
                 let sample = publisher.loan_slice_uninit(size)?;
                 let sample = sample.write_from_slice(body);
                 sample.send()?;
@@ -189,11 +224,14 @@ fn throughput_in(system: System, size: usize, count: u64, path: &str, body: &[u8
         System::UnixSocket => {
             let sock = shm_dir(path);
             let listener = UnixListener::bind(&sock)?;
-            let (mut child, mut ctl) = spawn(system, "sink", size, count, path, false)?;
+            let (mut child, mut ctl) = spawn(system, "sink", size, count + warmup, path, false)?;
             let (mut stream, _) = listener.accept()?;
             expect(&mut ctl, "ready")?;
-            let started = Instant::now();
-            for _ in 0..count {
+            let mut started = Instant::now();
+            for i in 0..count + warmup {
+                if i == warmup {
+                    started = Instant::now();
+                }
                 stream.write_all(body)?;
             }
             expect(&mut ctl, "done")?;
@@ -202,11 +240,14 @@ fn throughput_in(system: System, size: usize, count: u64, path: &str, body: &[u8
             Ok(rate)
         }
         System::Pipe => {
-            let (mut child, mut ctl) = spawn(system, "sink", size, count, path, true)?;
+            let (mut child, mut ctl) = spawn(system, "sink", size, count + warmup, path, true)?;
             expect(&mut ctl, "ready")?;
             let mut stdin = child.stdin.take().ok_or("no stdin")?;
-            let started = Instant::now();
-            for _ in 0..count {
+            let mut started = Instant::now();
+            for i in 0..count + warmup {
+                if i == warmup {
+                    started = Instant::now();
+                }
                 stdin.write_all(body)?;
             }
             expect(&mut ctl, "done")?;
@@ -216,10 +257,13 @@ fn throughput_in(system: System, size: usize, count: u64, path: &str, body: &[u8
         }
         System::PosixMq => {
             let mq = Mq::create(&format!("/{path}"), size)?;
-            let (mut child, mut ctl) = spawn(system, "sink", size, count, path, false)?;
+            let (mut child, mut ctl) = spawn(system, "sink", size, count + warmup, path, false)?;
             expect(&mut ctl, "ready")?;
-            let started = Instant::now();
-            for _ in 0..count {
+            let mut started = Instant::now();
+            for i in 0..count + warmup {
+                if i == warmup {
+                    started = Instant::now();
+                }
                 mq.send(body)?;
             }
             expect(&mut ctl, "done")?;
@@ -229,11 +273,14 @@ fn throughput_in(system: System, size: usize, count: u64, path: &str, body: &[u8
         }
         System::BareRing => {
             let ring = BareRing::create(&shm_dir(path), size)?;
-            let (mut child, mut ctl) = spawn(system, "sink", size, count, path, false)?;
+            let (mut child, mut ctl) = spawn(system, "sink", size, count + warmup, path, false)?;
             expect(&mut ctl, "ready")?;
             let mut head = 0;
-            let started = Instant::now();
-            for i in 0..count {
+            let mut started = Instant::now();
+            for i in 0..count + warmup {
+                if i == warmup {
+                    started = Instant::now();
+                }
                 ring.push(i, &mut head, body);
             }
             expect(&mut ctl, "done")?;
@@ -242,14 +289,22 @@ fn throughput_in(system: System, size: usize, count: u64, path: &str, body: &[u8
             Ok(rate)
         }
         System::RabbitMq => {
-            let (mut child, mut ctl) = spawn(system, "sink", size, count, path, false)?;
+            let (mut child, mut ctl) = spawn(system, "sink", size, count + warmup, path, false)?;
             expect(&mut ctl, "ready")?;
             let rate = rabbit::block_on(async {
                 let ch = rabbit::channel().await?;
+                rabbit::enable_confirms(&ch).await?;
                 let started = Instant::now();
-                for _ in 0..count {
+                for i in 0..count {
                     rabbit::publish(&ch, path, body).await?;
+                    // Publisher confirms in windows bound what is in flight:
+                    // unbounded bursts made the broker block the connection
+                    // (flow control) until the run stalled.
+                    if (i + 1) % rabbit::CONFIRM_WINDOW == 0 {
+                        ch.wait_for_confirms().await?;
+                    }
                 }
+                ch.wait_for_confirms().await?;
                 Ok::<_, Box<dyn std::error::Error>>(started)
             })?;
             expect(&mut ctl, "done")?;
@@ -286,14 +341,14 @@ fn latency_in(system: System, size: usize, round_trips: u64, path: &str) -> R<[f
         }
     };
     match system {
-        System::ShmqBlocking | System::ShmqBusy => {
+        System::ShmqBlocking | System::ShmqBusy | System::ShmqBatch => {
             let ns = shmq::Namespace::open_dir(shm_dir(path))?;
             ns.declare_queue("ping", &queue_options(size))?;
             ns.declare_queue("pong", &queue_options(size))?;
             let (mut child, mut ctl) = spawn(system, "echo", size, total, path, false)?;
             expect(&mut ctl, "ready")?;
             let mut producer = ns.producer("ping")?;
-            let consumer = ns.consumer("pong", shmq::ConsumerOptions::default().busy_poll(system == System::ShmqBusy))?;
+            let consumer = ns.consumer("pong", shmq::ConsumerOptions::default().busy_poll(system != System::ShmqBlocking))?;
             for i in 0..total {
                 let started = Instant::now();
                 producer.publish(&body)?;
@@ -310,7 +365,11 @@ fn latency_in(system: System, size: usize, round_trips: u64, path: &str) -> R<[f
             let ping = ice_service(&node, &format!("{path}-ping"), size)?;
             let pong = ice_service(&node, &format!("{path}-pong"), size)?;
             let subscriber = pong.subscriber_builder().create()?;
-            let publisher = ping.publisher_builder().initial_max_slice_len(size).backpressure_strategy(BackpressureStrategy::RetryUntilDelivered).create()?;
+            let publisher = ping
+                .publisher_builder()
+                .initial_max_slice_len(size)
+                .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
+                .create()?;
             let (mut child, mut ctl) = spawn(system, "echo", size, total, path, false)?;
             expect(&mut ctl, "ready")?;
             for i in 0..total {
@@ -476,9 +535,19 @@ pub fn competing(workers: usize, count: u64) -> R<f64> {
     Ok(rate)
 }
 
+/// Messages per batch for `shmq (batches of 32)`.
+const BATCH: usize = 32;
+
+/// Bytes of ring every shared-memory system gets: room for 64 messages (8
+/// above 64 KiB) plus framing, at least 4 MiB; the bare ring and shmq use
+/// the same memory.
+fn ring_bytes(size: usize) -> u64 {
+    let room = if size > 64 << 10 { 8 } else { 64 };
+    ((size as u64 + 64) * room).next_power_of_two().max(1 << 22)
+}
+
 fn queue_options(size: usize) -> shmq::QueueOptions {
-    let capacity = ((size as u64 + 64) * 64).next_power_of_two().max(1 << 22);
-    shmq::QueueOptions::default().capacity_bytes(capacity).max_messages(4096).max_message_bytes(size as u32 + 64)
+    shmq::QueueOptions::default().capacity_bytes(ring_bytes(size)).max_messages(4096).max_message_bytes(size as u32 + 64)
 }
 
 type IceService = iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>;
@@ -510,6 +579,20 @@ pub fn child(args: &[String]) -> R<()> {
     };
     let mut buf = vec![0u8; size];
     match (system, mode) {
+        (System::ShmqBatch, "sink") => {
+            let ns = shmq::Namespace::open_dir(shm_dir(path))?;
+            let consumer = ns.consumer("q", shmq::ConsumerOptions::default().busy_poll(true))?;
+            say("ready")?;
+            let mut got = 0;
+            while got < count {
+                let n = consumer.drain(BATCH, |d| buf[..d.body().len()].copy_from_slice(d.body()))?;
+                if n == 0 {
+                    std::hint::spin_loop();
+                }
+                got += n as u64;
+            }
+            say("done")?;
+        }
         (System::ShmqBlocking | System::ShmqBusy, "sink") => {
             let ns = shmq::Namespace::open_dir(shm_dir(path))?;
             let consumer = ns.consumer("q", shmq::ConsumerOptions::default().busy_poll(system == System::ShmqBusy))?;
@@ -520,9 +603,9 @@ pub fn child(args: &[String]) -> R<()> {
             }
             say("done")?;
         }
-        (System::ShmqBlocking | System::ShmqBusy, "echo") => {
+        (System::ShmqBlocking | System::ShmqBusy | System::ShmqBatch, "echo") => {
             let ns = shmq::Namespace::open_dir(shm_dir(path))?;
-            let consumer = ns.consumer("ping", shmq::ConsumerOptions::default().busy_poll(system == System::ShmqBusy))?;
+            let consumer = ns.consumer("ping", shmq::ConsumerOptions::default().busy_poll(system != System::ShmqBlocking))?;
             let mut producer = ns.producer("pong")?;
             say("ready")?;
             for _ in 0..count {
@@ -584,7 +667,11 @@ pub fn child(args: &[String]) -> R<()> {
             let ping = ice_service(&node, &format!("{path}-ping"), size)?;
             let pong = ice_service(&node, &format!("{path}-pong"), size)?;
             let subscriber = ping.subscriber_builder().create()?;
-            let publisher = pong.publisher_builder().initial_max_slice_len(size).backpressure_strategy(BackpressureStrategy::RetryUntilDelivered).create()?;
+            let publisher = pong
+                .publisher_builder()
+                .initial_max_slice_len(size)
+                .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
+                .create()?;
             say("ready")?;
             let mut done = 0;
             while done < count {
@@ -719,11 +806,13 @@ struct BareRing {
     slots: u64,
 }
 
-const RING_HEADER: usize = 256;
+const RING_HEADER: usize = 4096;
 
 impl BareRing {
+    /// As many slots as shmq's ring of the same byte size holds (at most
+    /// 4096, shmq's `max_messages` here).
     fn slots_for(size: usize) -> u64 {
-        ((64usize << 20) / size.max(8)).clamp(4, 4096) as u64
+        (ring_bytes(size) / size.max(8) as u64).clamp(4, 4096)
     }
 
     fn create(path: &str, size: usize) -> std::io::Result<BareRing> {
@@ -816,7 +905,9 @@ impl Mq {
             libc::mq_unlink(name.as_ptr());
             let fd = libc::mq_open(name.as_ptr(), libc::O_CREAT | libc::O_RDWR, 0o600 as libc::mode_t, &attr as *const libc::mq_attr);
             if fd < 0 {
-                return Err(format!("mq_open: {} (mqueue limits: msgsize_max, msg_max, RLIMIT_MSGQUEUE)", std::io::Error::last_os_error()).into());
+                return Err(
+                    format!("mq_open: {} (mqueue limits: msgsize_max, msg_max, RLIMIT_MSGQUEUE)", std::io::Error::last_os_error()).into()
+                );
             }
             Ok(Mq { fd, name, owner: true })
         }
@@ -865,10 +956,12 @@ impl Drop for Mq {
 // ------------------------------------------------------ RabbitMQ (lapin)
 
 /// RabbitMQ on localhost through lapin: auto-delete queues, no-ack
-/// consumers, publishes without confirms (the fastest honest settings).
+/// consumers; throughput publishes with confirms awaited every
+/// `CONFIRM_WINDOW` messages (what RabbitMQ's docs advise for throughput
+/// with bounded memory).
 pub mod rabbit {
     use futures_lite::stream::StreamExt;
-    use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+    use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
     use lapin::types::FieldTable;
     use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 
@@ -888,6 +981,14 @@ pub mod rabbit {
         // The connection must outlive the channel: leak it for this process.
         let conn = Box::leak(Box::new(conn));
         Ok(conn.create_channel().await?)
+    }
+
+    /// Publishes between two waits for confirms.
+    pub const CONFIRM_WINDOW: u64 = 512;
+
+    pub async fn enable_confirms(ch: &Channel) -> R<()> {
+        ch.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(())
     }
 
     pub async fn declare(ch: &Channel, queue: &str) -> R<()> {

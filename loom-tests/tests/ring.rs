@@ -172,31 +172,74 @@ fn ack_and_reclaim_race_with_a_publish_into_the_freed_space() {
     });
 }
 
+/// The eventcount protocol of `Consumer::recv`: take, else arm, re-check,
+/// sleep. The loom futex has no timeout, so a lost wake-up deadlocks.
+fn consume_blocking(ring: &HeapRing, agent: u16) -> Vec<u8> {
+    loop {
+        if let Some((pos, body, _)) = take(ring, agent) {
+            assert!(ring.settle(agent, pos, Settle::Done));
+            return body;
+        }
+        let not_empty = ring.not_empty();
+        let ticket = not_empty.prepare_wait();
+        if let Some((pos, body, _)) = take(ring, agent) {
+            not_empty.cancel_wait();
+            assert!(ring.settle(agent, pos, Settle::Done));
+            return body;
+        }
+        not_empty.wait(ticket, None);
+    }
+}
+
 #[test]
 fn blocked_consumer_is_woken_by_a_publish() {
     loom::model(|| {
         let ring = ring(2, 16);
         let consumer = {
             let ring = ring.clone();
-            thread::spawn(move || loop {
-                if let Some((pos, body, _)) = take(&ring, 1) {
-                    assert!(ring.settle(1, pos, Settle::Done));
-                    return body;
-                }
-                // The eventcount protocol of Consumer::recv: register, re-check,
-                // sleep. A lost wake-up deadlocks this model.
-                let not_empty = ring.not_empty();
-                let ticket = not_empty.prepare_wait();
-                if let Some((pos, body, _)) = take(&ring, 1) {
-                    not_empty.cancel_wait();
-                    assert!(ring.settle(1, pos, Settle::Done));
-                    return body;
-                }
-                not_empty.wait(ticket, None);
-            })
+            thread::spawn(move || consume_blocking(&ring, 1))
         };
         assert!(publish(&ring, 0, &[9; 8]));
         assert_eq!(consumer.join().unwrap(), vec![9; 8]);
+    });
+}
+
+#[test]
+fn consumer_that_sleeps_again_is_woken_again() {
+    // The first notify clears the armed bit; the second sleep must re-arm it,
+    // or the second publish would skip its wake-up.
+    loom::model(|| {
+        let ring = ring(2, 16);
+        let consumer = {
+            let ring = ring.clone();
+            thread::spawn(move || (consume_blocking(&ring, 1), consume_blocking(&ring, 1)))
+        };
+        assert!(publish(&ring, 0, &[1; 8]));
+        assert!(publish(&ring, 0, &[2; 8]));
+        assert_eq!(consumer.join().unwrap(), (vec![1; 8], vec![2; 8]));
+    });
+}
+
+#[test]
+fn two_sleeping_consumers_are_both_woken() {
+    // One armed bit covers both sleepers: a notify wakes all, and a consumer
+    // that finds nothing re-arms before sleeping again. Three threads: bound
+    // the preemptions to 2 whatever LOOM_MAX_PREEMPTIONS says (3 took 7 min).
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let ring = ring(2, 16);
+        let consumers: Vec<_> = (1..=2u16)
+            .map(|agent| {
+                let ring = ring.clone();
+                thread::spawn(move || consume_blocking(&ring, agent))
+            })
+            .collect();
+        assert!(publish(&ring, 0, &[1; 8]));
+        assert!(publish(&ring, 0, &[2; 8]));
+        let mut got: Vec<_> = consumers.into_iter().map(|c| c.join().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, vec![vec![1; 8], vec![2; 8]]);
     });
 }
 

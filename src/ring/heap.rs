@@ -18,7 +18,7 @@ fn counters() -> Counters {
 }
 
 fn event_count() -> EventCount {
-    EventCount { seq: AtomicU32::new(0), waiters: AtomicU32::new(0) }
+    EventCount::new()
 }
 
 /// Ring memory on the heap.

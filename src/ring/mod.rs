@@ -151,6 +151,10 @@ pub struct Recovered {
     pub agents_freed: u32,
 }
 
+/// Settled slots a consumer lets pile up before it reclaims them (capped
+/// at an eighth of the ring).
+const RECLAIM_BATCH: u32 = 32;
+
 /// The ring algorithm over some memory.
 pub struct Ring<M> {
     mem: M,
@@ -460,10 +464,26 @@ impl<M: RingMemory> Ring<M> {
         // SYNC POINT DONE: Release pairs with the AcqRel CAS in `reclaim`.
         self.slot(pos).control.store(done, Ordering::Release);
         if reclaim {
-            let (free_slot, _) = unpack_cursor(self.mem.header().reclaim.load(Ordering::Relaxed));
-            if free_slot == pos && self.reclaim() {
-                self.notify_producers();
-            }
+            self.reclaim_after_settle(pos);
+        }
+    }
+
+    /// Reclaims after slot `pos` became DONE, in batches: reclaiming reads
+    /// the producers' cursor line, and doing so per message made that line
+    /// bounce between producer and consumer on every message. Reclaims at
+    /// once when a publisher sleeps for space; a publisher that finds the
+    /// ring full reclaims for itself before it sleeps.
+    #[inline]
+    fn reclaim_after_settle(&self, pos: u32) {
+        let header = self.mem.header();
+        let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Relaxed));
+        let lag = pos.wrapping_sub(free_slot);
+        if lag >= self.geo.slot_count {
+            return; // Someone reclaimed past `pos` already.
+        }
+        let batch = (self.geo.slot_count / 8).clamp(1, RECLAIM_BATCH);
+        if (lag + 1 >= batch || header.not_full.is_armed()) && self.reclaim() {
+            self.notify_producers();
         }
     }
 
@@ -546,9 +566,8 @@ impl<M: RingMemory> Ring<M> {
                 if slot.control.compare_exchange(word, done, Ordering::Release, Ordering::Relaxed).is_err() {
                     return false;
                 }
-                let (free_slot, _) = unpack_cursor(self.mem.header().reclaim.load(Ordering::Relaxed));
-                if reclaim && free_slot == pos && self.reclaim() {
-                    self.notify_producers();
+                if reclaim {
+                    self.reclaim_after_settle(pos);
                 }
                 true
             }

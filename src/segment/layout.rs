@@ -1,4 +1,4 @@
-//! Byte offsets of a queue segment, layout version 1 (docs/LAYOUT.md).
+//! Byte offsets of a queue segment, layout version 2 (docs/LAYOUT.md).
 //!
 //! ```text
 //! 0      segment header (48 B) + queue config (to 128)
@@ -18,7 +18,7 @@ use crate::ring::Geometry;
 /// First bytes of every shmq segment.
 pub(crate) const MAGIC: [u8; 8] = *b"SHMQSEG\0";
 /// The layout version this build reads and writes.
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 /// Segment kind: a queue.
 pub(crate) const KIND_QUEUE: u32 = 1;
 /// Segment kind: a namespace marker.

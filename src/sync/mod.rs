@@ -50,6 +50,10 @@ macro_rules! atomic {
                 self.0.fetch_add(value, order)
             }
             #[inline]
+            pub(crate) fn fetch_or(&self, value: $int, order: Ordering) -> $int {
+                self.0.fetch_or(value, order)
+            }
+            #[inline]
             pub(crate) fn fetch_sub(&self, value: $int, order: Ordering) -> $int {
                 self.0.fetch_sub(value, order)
             }
@@ -156,54 +160,85 @@ pub(crate) fn futex_wake_all(_word: &AtomicU32) {
 }
 
 /// An eventcount: lets a thread sleep until "something changed" without the
-/// notifier making a syscall when nobody sleeps.
+/// notifier making a syscall when nobody sleeps, and with one wake syscall
+/// per sleep, not one per notify.
 ///
-/// Layout (8 bytes): `seq: u32`, `waiters: u32`. A waiter that dies while
-/// registered leaves `waiters` high, which only costs notifiers a wake
-/// syscall; it never loses a wake-up.
+/// Layout (8 bytes): `seq: u32`, then 4 reserved bytes (zero). Bit 0 of
+/// `seq` is the *armed* bit: a waiter sets it before sleeping; the first
+/// notifier to see it set clears it, bumps the counter in the upper bits and
+/// makes the one wake syscall. Notifiers that follow before anyone re-arms
+/// see it clear and make none. (Layout version 1 kept a waiter count instead, and
+/// every notify made a syscall while a woken waiter had not run yet: a wake
+/// storm of one syscall per message.) A waiter that dies while armed costs
+/// the next notifier one unneeded syscall, then the bit is clear again.
 #[repr(C)]
 pub struct EventCount {
     pub(crate) seq: AtomicU32,
-    pub(crate) waiters: AtomicU32,
+    pub(crate) reserved: AtomicU32,
 }
 
+/// Bit 0 of [`EventCount::seq`]: a waiter may sleep on the current value.
+const ARMED: u32 = 1;
+
 impl EventCount {
+    /// A fresh eventcount (nobody armed).
+    pub(crate) fn new() -> Self {
+        Self { seq: AtomicU32::new(0), reserved: AtomicU32::new(0) }
+    }
+
     /// Called by the side that made progress, after making it visible.
     #[inline]
     pub fn notify(&self) {
         // SYNC POINT EC-FENCE: pairs with the fence in `prepare_wait`. Either
         // the sleeper sees our progress when it re-checks, or we see its
-        // `waiters` increment here and wake it (Dekker-style store/load).
+        // armed bit here and wake it (Dekker-style store/load).
         fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) > 0 {
-            self.seq.fetch_add(1, Ordering::Release);
-            futex_wake_all(&self.seq);
+        let seq = self.seq.load(Ordering::Relaxed);
+        if seq & ARMED != 0 {
+            // Clear the bit and advance the counter in one step: `(seq | 1) + 1`
+            // carries into bit 1. A failed CAS means another notifier did it
+            // (and woke everyone), since waiters only ever set the bit.
+            // SYNC POINT EC-WAKE: Release pairs with the Acquire `fetch_or`
+            // in `prepare_wait`, which then reads a newer value as its ticket.
+            if self.seq.compare_exchange(seq, seq.wrapping_add(1), Ordering::Release, Ordering::Relaxed).is_ok() {
+                futex_wake_all(&self.seq);
+            }
         }
     }
 
-    /// Registers as a waiter and returns the ticket to wait on. The caller
+    /// True if a waiter may be asleep (armed since the last wake). Ordered
+    /// like `notify`: the caller's earlier progress is visible to a waiter
+    /// that armed after this returns false.
+    #[inline]
+    pub fn is_armed(&self) -> bool {
+        // SYNC POINT EC-FENCE: as in `notify`.
+        fence(Ordering::SeqCst);
+        self.seq.load(Ordering::Relaxed) & ARMED != 0
+    }
+
+    /// Arms the eventcount and returns the ticket to wait on. The caller
     /// must re-check its condition after this and before `wait`.
     #[inline]
     pub fn prepare_wait(&self) -> u32 {
-        let ticket = self.seq.load(Ordering::Acquire);
-        self.waiters.fetch_add(1, Ordering::Relaxed);
+        // SYNC POINT EC-WAKE: Acquire pairs with the notifier's Release CAS.
+        let ticket = self.seq.fetch_or(ARMED, Ordering::Acquire) | ARMED;
         // SYNC POINT EC-FENCE: see `notify`.
         fence(Ordering::SeqCst);
         ticket
     }
 
-    /// Sleeps on the ticket (bounded by `timeout`), then deregisters.
+    /// Sleeps on the ticket (bounded by `timeout`). Returns at once if a
+    /// notify came after `prepare_wait`.
     #[inline]
     pub fn wait(&self, ticket: u32, timeout: Option<Duration>) {
         futex_wait(&self.seq, ticket, timeout);
-        self.waiters.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Deregisters without sleeping (the re-check found progress).
+    /// Gives up a prepared wait (the re-check found progress). The armed bit
+    /// stays: other waiters may share it; at worst the next notify makes one
+    /// unneeded syscall.
     #[inline]
-    pub fn cancel_wait(&self) {
-        self.waiters.fetch_sub(1, Ordering::Relaxed);
-    }
+    pub fn cancel_wait(&self) {}
 }
 
 /// One byte of heap-backed ring data. Under loom every access is tracked, so

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, integration (real processes, kill -9, hostile
-# segments), doc tests, the loom models, and the Python bindings' pytest
-# suite (which installs the package with pip first).
+# segments), doc tests, the comparison suite's smoke run, the loom models,
+# and the Python bindings' pytest suite (which installs the package with pip
+# first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-command -v tmux >/dev/null || { apt-get update -qq && apt-get install -y -qq tmux; }
+# tmux drives `shmq top` in a real terminal; libclang lets iceoryx2 (a
+# dependency of the bench-suite workspace member only) generate bindings.
+need=()
+command -v tmux >/dev/null || need+=(tmux)
+command -v clang >/dev/null || need+=(libclang-dev clang)
+if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"; fi
 
 echo "== cargo test (unit, integration, doc)"
 cargo test --workspace

@@ -333,3 +333,44 @@ fn competing_threads_each_message_exactly_once() {
     all.sort_unstable();
     assert_eq!(all, (0..2 * PER_PRODUCER).collect::<Vec<_>>());
 }
+
+#[test]
+fn publish_batch_larger_than_the_ring_is_split_and_never_stuck() {
+    // 64 messages of 16 KiB into a 64 KiB ring with 16 slots: no single
+    // claim could take them all. The batch must go through in ring-sized
+    // chunks while a consumer drains, in order, none lost.
+    let t = TempNs::new("bigbatch");
+    t.ns.declare_queue("q", &small().max_messages(16)).unwrap();
+    let consumer_ns = t.ns.clone();
+    let drained = std::thread::spawn(move || {
+        let consumer = consumer_ns.consumer("q", ConsumerOptions::default()).unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 64 {
+            let d = consumer.recv_timeout(Duration::from_secs(10)).expect("the batch keeps flowing");
+            assert_eq!(d.body().len(), 16 * 1024 - 8);
+            seen.push(d.body()[0]);
+        }
+        seen
+    });
+    let bodies: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 16 * 1024 - 8]).collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+    let mut producer = t.ns.producer("q").unwrap();
+    // A claim that can never fit would block forever; bound it.
+    producer.set_publish_timeout(Some(Duration::from_secs(10)));
+    assert_eq!(producer.publish_batch(&refs).unwrap(), 64);
+    assert_eq!(drained.join().unwrap(), (0..64u8).collect::<Vec<_>>());
+}
+
+#[test]
+fn publish_batch_publishes_what_precedes_a_bad_message_then_reports_it() {
+    let t = TempNs::new("badbatch");
+    t.ns.declare_queue("q", &small()).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    let too_big = vec![0u8; 32 * 1024];
+    let bodies: [&[u8]; 3] = [b"a", b"b", &too_big];
+    assert!(matches!(producer.publish_batch(&bodies), Err(PublishError::TooLarge { .. })));
+    let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    assert_eq!(consumer.recv_timeout(Duration::from_secs(1)).unwrap().body(), b"a");
+    assert_eq!(consumer.recv_timeout(Duration::from_secs(1)).unwrap().body(), b"b");
+    assert!(matches!(consumer.try_recv(), Err(RecvError::Empty)));
+}

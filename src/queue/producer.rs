@@ -158,8 +158,10 @@ impl Producer {
     }
 
     /// Publishes several bodies (no properties) with one claim and one
-    /// wake-up: the fast path for throughput. Returns how many were
-    /// published, which is all of them unless an error stopped it midway.
+    /// wake-up per chunk: the fast path for throughput. A chunk is up to 64
+    /// messages, no more than the ring's slots and half its bytes, so any
+    /// batch fits. Returns how many were published, which is all of them
+    /// unless an error stopped it midway.
     ///
     /// # Errors
     /// As [`publish_with`](Producer::publish_with); messages before the
@@ -180,16 +182,34 @@ impl Producer {
     pub fn publish_batch(&mut self, bodies: &[&[u8]]) -> Result<usize, PublishError> {
         let mut done = 0;
         let props = Properties::new();
+        let geometry = self.agent.queue.ring.geometry();
+        // A chunk must fit an empty ring, or its claim could never succeed:
+        // at most half the data (so wrap padding fits too) and the slots.
+        let max_units = u64::from(geometry.data_units / 2);
+        let max_count = MAX_BATCH.min(geometry.slot_count as usize);
         while done < bodies.len() {
-            let chunk = &bodies[done..bodies.len().min(done + MAX_BATCH)];
             let mut units = [0u32; MAX_BATCH];
             let mut expires = 0;
-            for (u, body) in units.iter_mut().zip(chunk) {
-                let encoded = self.encode_size(&props, body.len())?;
-                *u = encoded.units;
+            let mut count = 0;
+            let mut total = 0u64;
+            for body in &bodies[done..bodies.len().min(done + max_count)] {
+                let encoded = match self.encode_size(&props, body.len()) {
+                    Ok(encoded) => encoded,
+                    // Publish what precedes the bad message; the next round
+                    // starts at it and returns the error.
+                    Err(_) if count > 0 => break,
+                    Err(e) => return Err(e),
+                };
+                if count > 0 && total + u64::from(encoded.units) > max_units {
+                    break;
+                }
+                total += u64::from(encoded.units);
+                units[count] = encoded.units;
                 expires = encoded.expires_at_ms;
+                count += 1;
             }
-            let units = &units[..chunk.len()];
+            let chunk = &bodies[done..done + count];
+            let units = &units[..count];
             let claim = self.claim(units)?;
             let ring = &self.agent.queue.ring;
             let mut data = claim.data;

@@ -101,6 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // ratios are taken between runs next to each other in time.
     let mut rows: Vec<Row> = Vec::new();
     let mut failed: Vec<(System, usize)> = Vec::new();
+    let mut retried: Vec<String> = Vec::new();
     for rep in 0..repeat {
         for &size in &sizes {
             for &system in &systems {
@@ -113,7 +114,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 } else {
                     (budget.messages(size), budget.round_trips(size))
                 };
-                match systems::throughput(system, size, messages).and_then(|r| Ok((r, systems::latency(system, size, round_trips)?))) {
+                let run = || systems::throughput(system, size, messages).and_then(|r| Ok((r, systems::latency(system, size, round_trips)?)));
+                // One retry: a competitor's child that dies once (iceoryx2
+                // did, now and then) should not erase the whole row; the
+                // retry is reported.
+                let outcome = run().or_else(|e| {
+                    eprintln!("{:<22} {:>8} B  failed once ({e}); retrying", system.label(), size);
+                    retried.push(format!("{} at {} B, repetition {}: {e}", system.label(), size, rep + 1));
+                    run()
+                });
+                match outcome {
                     Ok((rate, latency)) => {
                         eprintln!(
                             "rep {}/{repeat} {:<22} {:>8} B  {:>12.0} msg/s  p50 {:>10.0} ns",
@@ -161,6 +171,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     std::fs::create_dir_all(&out_dir)?;
+    skipped.extend(retried.into_iter().map(|r| format!("retried once (the retry's figures are used): {r}")));
     report::write(&out_dir, &rows, &fanout, &workers, repeat, &skipped, pika.as_ref())?;
     std::thread::sleep(Duration::from_millis(10));
     Ok(())

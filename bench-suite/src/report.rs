@@ -254,7 +254,7 @@ pub fn write(
         scaling_tables(&mut md, fanout, workers)?;
     }
     if !skipped.is_empty() {
-        writeln!(md, "\nNot measured in this run:\n")?;
+        writeln!(md, "\nFailures in this run:\n")?;
         for s in skipped {
             writeln!(md, "- {s}")?;
         }

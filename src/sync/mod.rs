@@ -206,16 +206,6 @@ impl EventCount {
         }
     }
 
-    /// True if a waiter may be asleep (armed since the last wake). Ordered
-    /// like `notify`: the caller's earlier progress is visible to a waiter
-    /// that armed after this returns false.
-    #[inline]
-    pub fn is_armed(&self) -> bool {
-        // SYNC POINT EC-FENCE: as in `notify`.
-        fence(Ordering::SeqCst);
-        self.seq.load(Ordering::Relaxed) & ARMED != 0
-    }
-
     /// Arms the eventcount and returns the ticket to wait on. The caller
     /// must re-check its condition after this and before `wait`.
     #[inline]

@@ -24,10 +24,14 @@ pub struct Row {
     /// One-way latency percentiles in ns: p50, p99, p99.9 (the run with the
     /// median p50).
     pub latency: [f64; 3],
-    /// Messages per second of each repetition, in run order.
+    /// Messages per second of each repetition, in run order (NaN: that
+    /// repetition failed).
     pub rates: Vec<f64>,
-    /// One-way p50 of each repetition, in run order.
+    /// One-way p50 of each repetition, in run order (NaN: that repetition
+    /// failed).
     pub p50s: Vec<f64>,
+    /// One-way p50, p99, p99.9 of each repetition, in run order.
+    pub latencies: Vec<[f64; 3]>,
 }
 
 fn median3(mut v: Vec<f64>) -> [f64; 3] {
@@ -114,7 +118,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 } else {
                     (budget.messages(size), budget.round_trips(size))
                 };
-                let run = || systems::throughput(system, size, messages).and_then(|r| Ok((r, systems::latency(system, size, round_trips)?)));
+                let run =
+                    || systems::throughput(system, size, messages).and_then(|r| Ok((r, systems::latency(system, size, round_trips)?)));
                 // One retry: a competitor's child that dies once (iceoryx2
                 // did, now and then) should not erase the whole row; the
                 // retry is reported.
@@ -123,7 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     retried.push(format!("{} at {} B, repetition {}: {e}", system.label(), size, rep + 1));
                     run()
                 });
-                match outcome {
+                let (rate, latency) = match outcome {
                     Ok((rate, latency)) => {
                         eprintln!(
                             "rep {}/{repeat} {:<22} {:>8} B  {:>12.0} msg/s  p50 {:>10.0} ns",
@@ -133,30 +138,46 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             rate,
                             latency[0]
                         );
-                        match rows.iter_mut().find(|r| r.system == system && r.size == size) {
-                            Some(row) => {
-                                row.rates.push(rate);
-                                row.p50s.push(latency[0]);
-                                let median_p50 = median3(row.p50s.clone())[0];
-                                if latency[0] == median_p50 {
-                                    row.latency = latency;
-                                }
-                            }
-                            None => rows.push(Row { system, size, rate: [0.0; 3], latency, rates: vec![rate], p50s: vec![latency[0]] }),
-                        }
+                        (rate, latency)
                     }
                     Err(e) => {
                         eprintln!("{:<22} {:>8} B  failed: {e}", system.label(), size);
-                        skipped.push(format!("{} at {} B: {e}", system.label(), size));
-                        failed.push((system, size));
-                        rows.retain(|r| !(r.system == system && r.size == size));
+                        skipped.push(format!("{} at {} B, repetition {}: {e}", system.label(), size, rep + 1));
+                        if rep == 0 {
+                            // Failing from the start (a machine limit, say):
+                            // not tried again.
+                            failed.push((system, size));
+                        }
+                        (f64::NAN, [f64::NAN; 3])
                     }
+                };
+                // A failed repetition stays in place as NaN so that the
+                // other systems' repetitions still pair by index.
+                match rows.iter_mut().find(|r| r.system == system && r.size == size) {
+                    Some(row) => {
+                        row.rates.push(rate);
+                        row.p50s.push(latency[0]);
+                        row.latencies.push(latency);
+                    }
+                    None => rows.push(Row {
+                        system,
+                        size,
+                        rate: [0.0; 3],
+                        latency,
+                        rates: vec![rate],
+                        p50s: vec![latency[0]],
+                        latencies: vec![latency],
+                    }),
                 }
             }
         }
     }
+    rows.retain(|r| r.rates.iter().any(|v| v.is_finite()));
     for row in &mut rows {
-        row.rate = median3(row.rates.clone());
+        row.rate = median3(row.rates.iter().copied().filter(|v| v.is_finite()).collect());
+        // Percentiles of the repetition whose p50 is the median p50.
+        let median_p50 = median3(row.p50s.iter().copied().filter(|v| v.is_finite()).collect())[0];
+        row.latency = row.latencies.iter().copied().find(|l| l[0] == median_p50).unwrap_or(row.latency);
     }
     rows.sort_by_key(|r| (r.size, System::ALL.iter().position(|s| *s == r.system)));
     let mut fanout = Vec::new();

@@ -97,16 +97,6 @@ fn spawn(system: System, mode: &str, size: usize, count: u64, path: &str, piped:
     }
     let mut child = cmd.spawn()?;
     let stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
-    // Watchdog: a run that stalls (a throttled broker) is killed after 60 s,
-    // and the parent's wait for the child's word then fails instead of hanging.
-    let pid = child.id() as libc::pid_t;
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(60));
-        // SAFETY: signalling a pid; if the child already exited and the pid
-        // was reused within 60 s, at worst an unrelated process of ours is
-        // asked to stop, which this benchmark process never spawns.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    });
     Ok((child, stderr))
 }
 
@@ -566,6 +556,15 @@ fn ice_service(node: &Node<ipc::Service>, name: &str, size: usize) -> R<IceServi
 // ------------------------------------------------------------------ child
 
 pub fn child(args: &[String]) -> R<()> {
+    // Watchdog: a run that stalls (a throttled broker) ends after 60 s, and
+    // the parent's wait for our word then fails instead of hanging. (It used
+    // to be the parent killing our pid after 60 s, which could hit a later
+    // child that reused the pid: iceoryx2 runs failed that way now and then.)
+    std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        eprintln!("watchdog: this run took over 60 s");
+        std::process::exit(3);
+    });
     let system = System::from_key(&args[0]).ok_or("unknown system")?;
     let mode = args[1].as_str();
     let size: usize = args[2].parse()?;

@@ -106,68 +106,79 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut rows: Vec<Row> = Vec::new();
     let mut failed: Vec<(System, usize)> = Vec::new();
     let mut retried: Vec<String> = Vec::new();
-    for rep in 0..repeat {
-        for &size in &sizes {
-            for &system in &systems {
-                if failed.contains(&(system, size)) {
-                    continue;
-                }
-                // A broker moves ~10^4 msg/s: keep its runs short.
-                let (messages, round_trips) = if system == System::RabbitMq {
-                    (budget.messages(size).min(20_000).min(((32usize << 20) / size).max(32) as u64), budget.round_trips(size).min(1_000))
-                } else {
-                    (budget.messages(size), budget.round_trips(size))
-                };
-                let run =
-                    || systems::throughput(system, size, messages).and_then(|r| Ok((r, systems::latency(system, size, round_trips)?)));
-                // One retry: a competitor's child that dies once (iceoryx2
-                // did, now and then) should not erase the whole row; the
-                // retry is reported.
-                let outcome = run().or_else(|e| {
-                    eprintln!("{:<22} {:>8} B  failed once ({e}); retrying", system.label(), size);
-                    retried.push(format!("{} at {} B, repetition {}: {e}", system.label(), size, rep + 1));
-                    run()
-                });
-                let (rate, latency) = match outcome {
-                    Ok((rate, latency)) => {
-                        eprintln!(
-                            "rep {}/{repeat} {:<22} {:>8} B  {:>12.0} msg/s  p50 {:>10.0} ns",
-                            rep + 1,
-                            system.label(),
-                            size,
-                            rate,
-                            latency[0]
-                        );
-                        (rate, latency)
+    // RabbitMQ runs last, in a pass of its own: a busy broker (an Erlang VM
+    // on the same 2 cores) must not slow the systems measured after it.
+    let passes: Vec<Vec<System>> = {
+        let (broker, local): (Vec<System>, Vec<System>) = systems.iter().partition(|s| **s == System::RabbitMq);
+        [local, broker].into_iter().filter(|p| !p.is_empty()).collect()
+    };
+    for pass in &passes {
+        for rep in 0..repeat {
+            for &size in &sizes {
+                for &system in pass {
+                    if failed.contains(&(system, size)) {
+                        continue;
                     }
-                    Err(e) => {
-                        eprintln!("{:<22} {:>8} B  failed: {e}", system.label(), size);
-                        skipped.push(format!("{} at {} B, repetition {}: {e}", system.label(), size, rep + 1));
-                        if rep == 0 {
-                            // Failing from the start (a machine limit, say):
-                            // not tried again.
-                            failed.push((system, size));
+                    // A broker moves ~10^4 msg/s: keep its runs short.
+                    let (messages, round_trips) = if system == System::RabbitMq {
+                        (
+                            budget.messages(size).min(20_000).min(((32usize << 20) / size).max(32) as u64),
+                            budget.round_trips(size).min(1_000),
+                        )
+                    } else {
+                        (budget.messages(size), budget.round_trips(size))
+                    };
+                    let run =
+                        || systems::throughput(system, size, messages).and_then(|r| Ok((r, systems::latency(system, size, round_trips)?)));
+                    // One retry: a competitor's child that dies once (iceoryx2
+                    // did, now and then) should not erase the whole row; the
+                    // retry is reported.
+                    let outcome = run().or_else(|e| {
+                        eprintln!("{:<22} {:>8} B  failed once ({e}); retrying", system.label(), size);
+                        retried.push(format!("{} at {} B, repetition {}: {e}", system.label(), size, rep + 1));
+                        run()
+                    });
+                    let (rate, latency) = match outcome {
+                        Ok((rate, latency)) => {
+                            eprintln!(
+                                "rep {}/{repeat} {:<22} {:>8} B  {:>12.0} msg/s  p50 {:>10.0} ns",
+                                rep + 1,
+                                system.label(),
+                                size,
+                                rate,
+                                latency[0]
+                            );
+                            (rate, latency)
                         }
-                        (f64::NAN, [f64::NAN; 3])
+                        Err(e) => {
+                            eprintln!("{:<22} {:>8} B  failed: {e}", system.label(), size);
+                            skipped.push(format!("{} at {} B, repetition {}: {e}", system.label(), size, rep + 1));
+                            if rep == 0 {
+                                // Failing from the start (a machine limit, say):
+                                // not tried again.
+                                failed.push((system, size));
+                            }
+                            (f64::NAN, [f64::NAN; 3])
+                        }
+                    };
+                    // A failed repetition stays in place as NaN so that the
+                    // other systems' repetitions still pair by index.
+                    match rows.iter_mut().find(|r| r.system == system && r.size == size) {
+                        Some(row) => {
+                            row.rates.push(rate);
+                            row.p50s.push(latency[0]);
+                            row.latencies.push(latency);
+                        }
+                        None => rows.push(Row {
+                            system,
+                            size,
+                            rate: [0.0; 3],
+                            latency,
+                            rates: vec![rate],
+                            p50s: vec![latency[0]],
+                            latencies: vec![latency],
+                        }),
                     }
-                };
-                // A failed repetition stays in place as NaN so that the
-                // other systems' repetitions still pair by index.
-                match rows.iter_mut().find(|r| r.system == system && r.size == size) {
-                    Some(row) => {
-                        row.rates.push(rate);
-                        row.p50s.push(latency[0]);
-                        row.latencies.push(latency);
-                    }
-                    None => rows.push(Row {
-                        system,
-                        size,
-                        rate: [0.0; 3],
-                        latency,
-                        rates: vec![rate],
-                        p50s: vec![latency[0]],
-                        latencies: vec![latency],
-                    }),
                 }
             }
         }

@@ -203,7 +203,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     std::fs::create_dir_all(&out_dir)?;
-    skipped.extend(retried.into_iter().map(|r| format!("retried once (the retry's figures are used): {r}")));
+    skipped.extend(retried.into_iter().map(|r| format!("failed once, then retried: {r}")));
     report::write(&out_dir, &rows, &fanout, &workers, repeat, &skipped, pika.as_ref())?;
     std::thread::sleep(Duration::from_millis(10));
     Ok(())

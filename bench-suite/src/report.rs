@@ -199,6 +199,7 @@ pub fn write(
 ) -> R<()> {
     by_size(&dir.join("latency-p50.svg"), "One-way latency, median (ping-pong / 2)", "ns", rows, |r| r.latency[0])?;
     by_size(&dir.join("latency-p99.svg"), "One-way latency, p99", "ns", rows, |r| r.latency[1])?;
+    by_size(&dir.join("latency-p999.svg"), "One-way latency, p99.9", "ns", rows, |r| r.latency[2])?;
     by_size(&dir.join("throughput.svg"), "One-way throughput, 1 producer → 1 consumer", "messages per second", rows, |r| r.rate[0])?;
     if !fanout.is_empty() {
         scaling(&dir.join("fanout.svg"), "shmq fanout: 64 B to N queues (one consumer each)", "queues", fanout)?;
@@ -259,7 +260,7 @@ pub fn write(
             writeln!(md, "- {s}")?;
         }
     }
-    writeln!(md, "\n![latency p50](latency-p50.svg)\n![latency p99](latency-p99.svg)\n![throughput](throughput.svg)")?;
+    writeln!(md, "\n![latency p50](latency-p50.svg)\n![latency p99](latency-p99.svg)\n![latency p99.9](latency-p999.svg)\n![throughput](throughput.svg)")?;
     if !fanout.is_empty() {
         writeln!(md, "![fanout](fanout.svg)\n![workers](workers.svg)")?;
     }

@@ -39,7 +39,7 @@ fn quick_run_writes_a_report_with_every_system_measured() {
     assert!(report.contains("| POSIX mq |") || report.contains("POSIX mq at"), "{report}");
     assert!(report.contains("latency p50: shmq (busy-poll) ≤ 1.5× bare ring"));
     assert!(!report.contains("≤ 1.5× bare ring | not measured"), "{report}");
-    for plot in ["latency-p50.svg", "latency-p99.svg", "throughput.svg", "fanout.svg", "workers.svg"] {
+    for plot in ["latency-p50.svg", "latency-p99.svg", "latency-p999.svg", "throughput.svg", "fanout.svg", "workers.svg"] {
         let svg = std::fs::read_to_string(out.join(plot)).expect(plot);
         assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{plot}");
     }

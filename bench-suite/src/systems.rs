@@ -557,10 +557,9 @@ fn ice_service(node: &Node<ipc::Service>, name: &str, size: usize) -> R<IceServi
 
 pub fn child(args: &[String]) -> R<()> {
     // Watchdog: a run that stalls (a throttled broker) ends after 60 s, and
-    // the parent's wait for our word then fails instead of hanging. (It used
-    // to be the parent killing our pid after 60 s, which could hit a later
-    // child that reused the pid: most likely why iceoryx2 runs died now and
-    // then; none did after this change.)
+    // the parent's wait for our word then fails with our last words. (It
+    // used to be the parent killing our pid after 60 s: the failure then said
+    // nothing, and a pid reused by a later child could have been hit.)
     std::thread::spawn(|| {
         std::thread::sleep(std::time::Duration::from_secs(60));
         eprintln!("watchdog: this run took over 60 s");

@@ -827,6 +827,9 @@ impl BareRing {
 
     fn map(file: &std::fs::File, size: usize) -> std::io::Result<BareRing> {
         let map = memmap2::MmapRaw::map_raw(file)?;
+        // Pre-faulted writable, as shmq's segments are: no first-touch
+        // faults timed for either.
+        let _ = map.advise(memmap2::Advice::PopulateWrite);
         let base = map.as_mut_ptr();
         Ok(BareRing { _map: map, base, slot: size.max(8), slots: Self::slots_for(size) })
     }

@@ -154,6 +154,7 @@ pub(crate) fn open_queue(path: &Path) -> Result<QueueSegment, Error> {
         return Err(corrupt(format!("truncated: {len} bytes, smaller than the {HEADER_BYTES}-byte header")));
     }
     let map = MmapRaw::map_raw(&file).map_err(|e| Error::io(path, e))?;
+    prefault(&file, &map);
     let base = NonNull::new(map.as_mut_ptr()).ok_or_else(|| corrupt("mmap returned null".into()))?;
     let mut header = [0u8; HEADER_BYTES];
     // SAFETY: the mapping is at least HEADER_BYTES long (checked above). Other
@@ -314,5 +315,23 @@ impl QueueSegment {
     /// The retired counters' `published` etc., for stats.
     pub(crate) fn retired(&self) -> &crate::ring::layout::Counters {
         &self.header().state.retired
+    }
+}
+
+/// tmpfs's `statfs` magic number.
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// Faults in every page of a segment on tmpfs, writable, before the hot
+/// path can touch it (MADV_POPULATE_WRITE; the data are not accessed). A
+/// first touch costs a minor fault of microseconds: before this, those
+/// faults were shmq's whole latency p99 (3–4 µs; 0.3–0.5 µs after). Not on
+/// disk namespaces, where a write fault would dirty the whole file. Best
+/// effort: kernels before 5.14 refuse the advice and fault lazily.
+fn prefault(file: &std::fs::File, map: &MmapRaw) {
+    // `f_type` is i64 here but narrower on other targets.
+    #[allow(clippy::unnecessary_cast)]
+    let on_tmpfs = rustix::fs::fstatfs(file).is_ok_and(|stat| stat.f_type as i64 == TMPFS_MAGIC);
+    if on_tmpfs {
+        let _ = map.advise(memmap2::Advice::PopulateWrite);
     }
 }

@@ -183,7 +183,6 @@ fn consume_blocking(ring: &HeapRing, agent: u16) -> Vec<u8> {
         let not_empty = ring.not_empty();
         let ticket = not_empty.prepare_wait();
         if let Some((pos, body, _)) = take(ring, agent) {
-            not_empty.cancel_wait();
             assert!(ring.settle(agent, pos, Settle::Done));
             return body;
         }

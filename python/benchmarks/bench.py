@@ -25,9 +25,9 @@ BODY = b"x" * 64
 
 # ------------------------------------------------------------------ shmq
 
-def shmq_consumer(ns_path, queue, n, ready):
-    import shmq
-    ch = shmq.BlockingConnection(shmq.ConnectionParameters(namespace=ns_path)).channel()
+def consume_n(ch, queue, n, ready):
+    """Consumes n messages from queue on a pika-style channel (shmq's or
+    pika's: the calls are the same), after signalling ready."""
     ch.queue_declare(queue=queue)
     count = 0
 
@@ -40,6 +40,11 @@ def shmq_consumer(ns_path, queue, n, ready):
     ch.basic_consume(queue, cb, auto_ack=True)
     ready.set()
     ch.start_consuming()
+
+
+def shmq_consumer(ns_path, queue, n, ready):
+    import shmq
+    consume_n(shmq.BlockingConnection(shmq.ConnectionParameters(namespace=ns_path)).channel(), queue, n, ready)
 
 
 def shmq_throughput(ns_path, n):
@@ -115,19 +120,7 @@ def start_rabbitmq():
 def pika_consumer(queue, n, ready):
     import pika
     conn = pika.BlockingConnection(pika.ConnectionParameters("localhost"))
-    ch = conn.channel()
-    ch.queue_declare(queue=queue)
-    count = 0
-
-    def cb(ch, method, props, body):
-        nonlocal count
-        count += 1
-        if count >= n:
-            ch.stop_consuming()
-
-    ch.basic_consume(queue, cb, auto_ack=True)
-    ready.set()
-    ch.start_consuming()
+    consume_n(conn.channel(), queue, n, ready)
     conn.close()
 
 

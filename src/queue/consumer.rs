@@ -362,14 +362,12 @@ impl Consumer {
             let not_empty = self.agent.queue.ring.not_empty();
             let ticket = not_empty.prepare_wait();
             if let Some(record) = self.poll()? {
-                not_empty.cancel_wait();
                 return Ok(self.delivery(record));
             }
             let slice = match deadline {
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        not_empty.cancel_wait();
                         return Err(RecvError::Timeout);
                     }
                     (d - now).min(WAIT_SLICE)

@@ -342,7 +342,6 @@ impl Producer {
             match self.try_claim(units) {
                 Err(ClaimError::Full) => {}
                 other => {
-                    not_full.cancel_wait();
                     return other.map_err(claim_error);
                 }
             }
@@ -350,7 +349,6 @@ impl Producer {
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        not_full.cancel_wait();
                         return Err(PublishError::Timeout);
                     }
                     (d - now).min(WAIT_SLICE)

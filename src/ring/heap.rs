@@ -17,10 +17,6 @@ fn counters() -> Counters {
     }
 }
 
-fn event_count() -> EventCount {
-    EventCount::new()
-}
-
 /// Ring memory on the heap.
 ///
 /// # Examples
@@ -51,8 +47,8 @@ impl HeapMemory {
             read: Line(AtomicU32::new(0)),
             reclaim: Line(AtomicU64::new(pack_cursor(0, 0))),
             requeued: Line(AtomicU32::new(0)),
-            not_empty: Line(event_count()),
-            not_full: Line(event_count()),
+            not_empty: Line(EventCount::new()),
+            not_full: Line(EventCount::new()),
             state: Line(QueueState { deleted: AtomicU32::new(0), had_consumer: AtomicU32::new(0), retired: counters() }),
         });
         let mut stamps = vec![0u32; geometry.slot_count as usize];

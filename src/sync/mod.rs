@@ -207,7 +207,9 @@ impl EventCount {
     }
 
     /// Arms the eventcount and returns the ticket to wait on. The caller
-    /// must re-check its condition after this and before `wait`.
+    /// must re-check its condition after this and before `wait`; if the
+    /// re-check finds progress it just does not wait (the armed bit stays,
+    /// costing the next notify at most one unneeded syscall).
     #[inline]
     pub fn prepare_wait(&self) -> u32 {
         // SYNC POINT EC-WAKE: Acquire pairs with the notifier's Release CAS.
@@ -223,12 +225,6 @@ impl EventCount {
     pub fn wait(&self, ticket: u32, timeout: Option<Duration>) {
         futex_wait(&self.seq, ticket, timeout);
     }
-
-    /// Gives up a prepared wait (the re-check found progress). The armed bit
-    /// stays: other waiters may share it; at worst the next notify makes one
-    /// unneeded syscall.
-    #[inline]
-    pub fn cancel_wait(&self) {}
 }
 
 /// One byte of heap-backed ring data. Under loom every access is tracked, so

@@ -459,8 +459,9 @@ impl Namespace {
         if !ring.had_consumer() {
             return false;
         }
+        let Ok(me) = self.shared.peer() else { return false };
         let peers = self.shared.peers_dir();
-        ring.recover(&mut |token| liveness::is_alive(&peers, token));
+        ring.recover(me.token, &mut |token| liveness::is_alive(&peers, token));
         !ring.has_consumers(None)
     }
 
@@ -602,7 +603,7 @@ impl Namespace {
     pub fn purge_queue(&self, name: &str) -> Result<u64, Error> {
         let agent = self.attach(name, ROLE_CONSUMER, 0)?;
         let mut purged = 0;
-        while agent.queue.ring.discard_oldest(agent.index) {
+        while agent.queue.ring.discard_oldest(agent.owner) {
             purged += 1;
         }
         agent.queue.ring.notify_producers();
@@ -685,10 +686,12 @@ impl Namespace {
     pub fn collect_garbage(&self) -> Result<crate::ring::Recovered, Error> {
         let mut total = crate::ring::Recovered::default();
         let peers = self.shared.peers_dir();
+        // Sweepers lock the rows they free with their own liveness token.
+        let me = self.shared.peer()?;
         for name in self.list_queues()? {
             let Ok(segment) = self.open_segment(&name) else { continue };
             let ring = Ring::new(segment);
-            let report = ring.recover(&mut |token| liveness::is_alive(&peers, token));
+            let report = ring.recover(me.token, &mut |token| liveness::is_alive(&peers, token));
             ring.reclaim();
             total.requeued += report.requeued;
             total.abandoned += report.abandoned;

@@ -231,7 +231,7 @@ impl Consumer {
             if want == 0 {
                 break Ok(handled);
             }
-            let batch = ring.take_batch(self.agent.index, !manual, &mut now_ms, &mut records[..want]);
+            let batch = ring.take_batch(self.agent.owner, !manual, &mut now_ms, &mut records[..want]);
             if batch.expired > 0 {
                 bump(&self.agent.counters().expired, u64::from(batch.expired));
             }
@@ -308,7 +308,7 @@ impl Consumer {
 
     fn settle(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<(), AckError> {
         let pos = u32::try_from(tag.0).map_err(|_| AckError::UnknownDeliveryTag(tag.0))?;
-        if !self.agent.queue.ring.settle_with(self.agent.index, pos, how, !self.defer_reclaim.get()) {
+        if !self.agent.queue.ring.settle_with(self.agent.owner, pos, how, !self.defer_reclaim.get()) {
             return Err(AckError::UnknownDeliveryTag(tag.0));
         }
         self.unacked.set(self.unacked.get().saturating_sub(1));
@@ -389,7 +389,7 @@ impl Consumer {
         let ring = &self.agent.queue.ring;
         loop {
             let check_stall = self.empty_polls.get().is_multiple_of(64);
-            match ring.try_take_checked(self.agent.index, !manual, check_stall, &mut now_ms) {
+            match ring.try_take_checked(self.agent.owner, !manual, check_stall, &mut now_ms) {
                 Take::Got(record) => {
                     self.empty_polls.set(0);
                     self.on_delivered(&record);
@@ -414,6 +414,7 @@ impl Consumer {
     }
 
     fn on_delivered(&self, record: &Record) {
+        self.agent.tick(1);
         self.stalled_since.set(None);
         self.unacked.set(self.unacked.get() + 1);
         let slot = self.agent.slot();
@@ -443,10 +444,10 @@ impl Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         if self.unacked.get() > 0 {
-            self.agent.queue.ring.requeue_all_of(self.agent.index);
+            self.agent.queue.ring.requeue_all_of(self.agent.owner);
         }
         if let Some(ns) = &self.auto_delete {
-            if !self.agent.queue.ring.has_consumers(Some(self.agent.index)) {
+            if !self.agent.queue.ring.has_consumers(Some(self.agent.owner)) {
                 let _ = ns.delete_queue(self.queue_name());
             }
         }
@@ -566,7 +567,7 @@ impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
             .field("queue", &self.queue_name())
-            .field("agent", &self.agent.index)
+            .field("agent", &self.agent.owner)
             .field("options", &self.options)
             .field("unacked", &self.unacked.get())
             .finish()

@@ -75,23 +75,31 @@ impl QueueHandle {
     /// Recovers what dead processes left in this queue.
     pub(crate) fn recover(&self, my_token: u64) -> Recovered {
         let peers = self.ns.peers_dir();
-        self.ring.recover(&mut |token| token == my_token || liveness::is_alive(&peers, token))
+        self.ring.recover(my_token, &mut |token| liveness::is_alive(&peers, token))
     }
 }
 
-/// An attached agent: a slot in the queue's agent table, released on drop.
+/// An attached agent: a row in the queue's agent table, released on drop.
 pub(crate) struct Agent {
     pub(crate) queue: Arc<QueueHandle>,
-    pub(crate) index: u16,
+    /// Row and generation, as stored in the slots this agent holds.
+    pub(crate) owner: u16,
     pub(crate) peer: Arc<Peer>,
     last_sweep: std::cell::Cell<Instant>,
+    /// Operations since the last look at the clock; see [`Agent::tick`].
+    ops: std::cell::Cell<u32>,
 }
+
+/// A busy handle looks at the clock every this many operations, so that it
+/// sweeps for dead peers every [`SWEEP_INTERVAL`] however busy it is, for
+/// the price of one clock read per 256 messages.
+const OPS_PER_CLOCK_CHECK: u32 = 256;
 
 impl Agent {
     pub(crate) fn attach(queue: Arc<QueueHandle>, peer: Arc<Peer>, role: u32, prefetch: u32) -> Result<Agent, crate::Error> {
         let pid = std::process::id();
-        let index = match queue.ring.register_agent(peer.token, role, pid, prefetch) {
-            Some(index) => index,
+        let owner = match queue.ring.register_agent(peer.token, role, pid, prefetch) {
+            Some(owner) => owner,
             None => {
                 // Full: free the slots of dead processes and try once more.
                 queue.recover(peer.token);
@@ -101,17 +109,30 @@ impl Agent {
                 })?
             }
         };
-        Ok(Agent { queue, index, peer, last_sweep: std::cell::Cell::new(Instant::now()) })
+        Ok(Agent { queue, owner, peer, last_sweep: std::cell::Cell::new(Instant::now()), ops: std::cell::Cell::new(0) })
     }
 
     #[inline]
     pub(crate) fn slot(&self) -> &AgentSlot {
-        self.queue.segment().agent(self.index as usize)
+        self.queue.segment().agent(crate::ring::owner_index(self.owner))
     }
 
     #[inline]
     pub(crate) fn counters(&self) -> &Counters {
         &self.slot().counters
+    }
+
+    /// Counts `n` messages handled; every [`OPS_PER_CLOCK_CHECK`] of them,
+    /// sweeps if the last sweep is old enough. Keeps recovery of a dead
+    /// peer's messages within a second on handles that never wait.
+    #[inline]
+    pub(crate) fn tick(&self, n: u32) {
+        let ops = self.ops.get().wrapping_add(n);
+        self.ops.set(ops);
+        if ops >= OPS_PER_CLOCK_CHECK {
+            self.ops.set(0);
+            self.maybe_recover(false);
+        }
     }
 
     /// Sweeps for dead peers if the last sweep is old enough (or `force`).
@@ -127,7 +148,7 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
-        self.queue.ring.release_agent(self.index, self.peer.token);
+        self.queue.ring.release_agent(self.owner, self.peer.token);
     }
 }
 

@@ -7,7 +7,7 @@ use super::{bump, now_ms, spin_until, Agent, WAIT_SLICE};
 use crate::error::PublishError;
 use crate::message::Properties;
 use crate::ring::layout::UNIT;
-use crate::ring::{Claim, ClaimError, RingMemory};
+use crate::ring::{Claim, ClaimError, ReclaimHint, RingMemory};
 
 /// Most messages one `publish_batch` call claims at once.
 pub const MAX_BATCH: usize = 64;
@@ -38,7 +38,7 @@ pub struct Producer {
     agent: Agent,
     timeout: Option<Duration>,
     /// Last seen reclaim cursor; see `Ring::try_claim`.
-    reclaim_hint: u64,
+    reclaim_hint: ReclaimHint,
 }
 
 /// A message being written in place: fill [`body_mut`](Reservation::body_mut),
@@ -77,7 +77,7 @@ struct Encoded {
 
 impl Producer {
     pub(crate) fn new(agent: Agent) -> Self {
-        Self { agent, timeout: None, reclaim_hint: 0 }
+        Self { agent, timeout: None, reclaim_hint: ReclaimHint::default() }
     }
 
     /// The queue this producer publishes to.
@@ -152,8 +152,10 @@ impl Producer {
         self.write_record(start, properties, encoded.props_len, body);
         let ring = &self.agent.queue.ring;
         ring.commit(claim.first, start, end, encoded.props_len as u32, body.len() as u32, encoded.expires_at_ms);
+        ring.claim_done(self.agent.owner);
         bump(&self.agent.counters().published, 1);
         ring.notify_consumers();
+        self.agent.tick(1);
         Ok(())
     }
 
@@ -219,8 +221,10 @@ impl Producer {
                 ring.commit(claim.first.wrapping_add(i as u32), start, end, 0, body.len() as u32, expires);
                 data = end;
             }
+            ring.claim_done(self.agent.owner);
             bump(&self.agent.counters().published, chunk.len() as u64);
             ring.notify_consumers();
+            self.agent.tick(chunk.len() as u32);
             done += chunk.len();
         }
         Ok(done)
@@ -291,7 +295,7 @@ impl Producer {
 
     #[inline]
     fn try_claim(&mut self, units: &[u32]) -> Result<Claim, ClaimError> {
-        self.agent.queue.ring.try_claim(self.agent.index, units, &mut self.reclaim_hint)
+        self.agent.queue.ring.try_claim(self.agent.owner, units, &mut self.reclaim_hint)
     }
 
     /// Claims slots and data, applying the overflow policy when full.
@@ -307,7 +311,7 @@ impl Producer {
         match self.agent.queue.segment().config.overflow {
             Overflow::Reject => Err(PublishError::QueueFull),
             Overflow::DropOldest => loop {
-                if !self.agent.queue.ring.discard_oldest(self.agent.index) {
+                if !self.agent.queue.ring.discard_oldest(self.agent.owner) {
                     self.agent.maybe_recover(false);
                     return self.try_claim(units).map_err(claim_error);
                 }
@@ -394,8 +398,10 @@ impl Reservation<'_> {
         let agent = &self.producer.agent;
         let ring = &agent.queue.ring;
         ring.commit(self.pos, self.start, self.end, self.props_len, self.body_len, self.expires_at_ms);
+        ring.claim_done(agent.owner);
         bump(&agent.counters().published, 1);
         ring.notify_consumers();
+        agent.tick(1);
     }
 }
 
@@ -404,6 +410,7 @@ impl Drop for Reservation<'_> {
         if !self.committed {
             let ring = &self.producer.agent.queue.ring;
             ring.abandon(self.pos);
+            ring.claim_done(self.producer.agent.owner);
             ring.notify_consumers();
         }
     }
@@ -411,6 +418,6 @@ impl Drop for Reservation<'_> {
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer").field("queue", &self.queue_name()).field("agent", &self.agent.index).finish()
+        f.debug_struct("Producer").field("queue", &self.queue_name()).field("agent", &self.agent.owner).finish()
     }
 }

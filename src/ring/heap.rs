@@ -1,9 +1,9 @@
 //! A heap-backed ring: the same algorithm as the mmap one, for loom models
 //! and unit tests.
 
-use super::control::{pack_cursor, Control, FREE};
+use super::control::pack_cursor;
 use super::layout::*;
-use super::{slot_index, Geometry, RingMemory};
+use super::{init_positions, Geometry, RingMemory};
 use crate::sync::{AtomicU32, AtomicU64, DataCell, EventCount, Ordering};
 
 fn counters() -> Counters {
@@ -41,9 +41,28 @@ impl HeapMemory {
     /// # Panics
     /// If either count is not a power of two.
     pub fn new(geometry: Geometry) -> Self {
+        Self::starting_at(geometry, 0, 0)
+    }
+
+    /// Allocates an empty ring whose next message takes slot position
+    /// `slot` and data unit `data` (tests start near 2^32 to cross the wrap).
+    ///
+    /// # Panics
+    /// If either count is not a power of two.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// use shmq::ring::{heap::HeapMemory, Geometry, Ring};
+    /// let geometry = Geometry { slot_count: 4, data_units: 16 };
+    /// let ring = Ring::new(HeapMemory::starting_at(geometry, u32::MAX - 1, u32::MAX - 3));
+    /// assert_eq!(ring.depth().0, 0);
+    /// # }
+    /// ```
+    pub fn starting_at(geometry: Geometry, slot: u32, data: u32) -> Self {
         assert!(geometry.slot_count.is_power_of_two() && geometry.data_units.is_power_of_two());
         let header = Box::new(RingHeader {
-            produce: Line(AtomicU64::new(pack_cursor(0, 0))),
+            produce: Line(ProduceLine { cursor: AtomicU64::new(pack_cursor(0, 0)), epoch: AtomicU32::new(0) }),
             read: Line(AtomicU32::new(0)),
             reclaim: Line(AtomicU64::new(pack_cursor(0, 0))),
             requeued: Line(AtomicU32::new(0)),
@@ -51,14 +70,9 @@ impl HeapMemory {
             not_full: Line(EventCount::new()),
             state: Line(QueueState { deleted: AtomicU32::new(0), had_consumer: AtomicU32::new(0), retired: counters() }),
         });
-        let mut stamps = vec![0u32; geometry.slot_count as usize];
-        for pos in 0..geometry.slot_count {
-            stamps[slot_index(pos, geometry.slot_count) as usize] = pos;
-        }
-        let slots = stamps
-            .into_iter()
-            .map(|stamp| Slot {
-                control: AtomicU64::new(Control::new(stamp, 0, 0, FREE).pack()),
+        let slots = (0..geometry.slot_count)
+            .map(|_| Slot {
+                control: AtomicU64::new(0),
                 data_start: AtomicU32::new(0),
                 data_end: AtomicU32::new(0),
                 props_len: AtomicU32::new(0),
@@ -75,10 +89,16 @@ impl HeapMemory {
                 unacked: AtomicU32::new(0),
                 prefetch: AtomicU32::new(0),
                 counters: counters(),
+                generation: AtomicU32::new(0),
+                reserved: AtomicU32::new(0),
+                releasing: AtomicU64::new(0),
             })
             .collect();
+        let data_pos = data;
         let data = (0..geometry.data_units as usize * UNIT).map(|_| DataCell::new()).collect();
-        Self { geometry, header, slots, agents, data }
+        let memory = Self { geometry, header, slots, agents, data };
+        init_positions(&memory, slot, data_pos);
+        memory
     }
 
     /// Marks the queue deleted, as `Namespace::delete_queue` does.

@@ -55,11 +55,27 @@ pub struct Counters {
     pub(crate) expired: AtomicU64,
 }
 
+/// The producers' line: the claim cursor and the count of its long strides.
+#[repr(C)]
+pub struct ProduceLine {
+    /// `(next slot position, next data unit)` producers claim from.
+    pub(crate) cursor: AtomicU64,
+    /// Bumped by a producer *before* a claim that moves either half of
+    /// `cursor` across a multiple of [`EPOCH_STRIDE`]: a cached reclaim
+    /// position taken under the same epoch is less than a stride (plus one
+    /// ring) behind, so wrapping `u32` comparisons with it are exact.
+    pub(crate) epoch: AtomicU32,
+}
+
+/// Positions per epoch (2^28): far below the 2^31 at which wrapping
+/// comparisons turn ambiguous, far above any ring, so epochs move rarely.
+pub(crate) const EPOCH_STRIDE_BITS: u32 = 28;
+
 /// The ring's cursors, each on its own line.
 #[repr(C)]
 pub struct RingHeader {
-    /// `(next slot position, next data unit)` producers claim from.
-    pub(crate) produce: Line<AtomicU64>,
+    /// The claim cursor and its epoch.
+    pub(crate) produce: Line<ProduceLine>,
     /// Next slot position to dispatch to a consumer.
     pub(crate) read: Line<AtomicU32>,
     /// `(first unreclaimed slot, first unreclaimed data unit)`.
@@ -111,6 +127,34 @@ pub struct AgentSlot {
     pub(crate) unacked: AtomicU32,
     pub(crate) prefetch: AtomicU32,
     pub(crate) counters: Counters,
+    /// Bumped by each registration; its low bits go into the owner id of
+    /// every delivery, so a sweeper that raced a reuse of this row can never
+    /// requeue the new holder's deliveries (see [`owner_id`]).
+    pub(crate) generation: AtomicU32,
+    pub(crate) reserved: AtomicU32,
+    /// 0, or the liveness token of the sweeper freeing this row for a dead
+    /// holder: sweepers take it by CAS, so only one resets the row, and a
+    /// sweeper that died holding it is replaced by the next.
+    pub(crate) releasing: AtomicU64,
+}
+
+/// Bits of an owner id that name the agent row; the rest hold the row's
+/// generation.
+pub(crate) const OWNER_INDEX_BITS: u32 = 6;
+const _: () = assert!(AGENT_SLOTS <= 1 << OWNER_INDEX_BITS);
+
+/// The owner id stored in a DELIVERED slot: row `index` in its `generation`
+/// (mod 2^10). A stale sweeper would have to sleep through 1024
+/// registrations of one row to confuse two holders.
+#[inline]
+pub(crate) const fn owner_id(index: usize, generation: u32) -> u16 {
+    (index as u16) | ((generation as u16) << OWNER_INDEX_BITS)
+}
+
+/// The agent row an owner id names.
+#[inline]
+pub(crate) const fn owner_index(owner: u16) -> usize {
+    (owner & ((1 << OWNER_INDEX_BITS) - 1)) as usize
 }
 
 #[cfg(not(shmq_loom))]
@@ -127,6 +171,9 @@ const _: () = {
     assert!(offset_of!(AgentSlot, intent) == 8);
     assert!(offset_of!(AgentSlot, unacked) == 24);
     assert!(offset_of!(AgentSlot, counters) == 32);
+    assert!(offset_of!(AgentSlot, generation) == 80);
+    assert!(offset_of!(AgentSlot, releasing) == 88);
+    assert!(offset_of!(ProduceLine, epoch) == 8);
     assert!(size_of::<Counters>() == 48);
     assert!(size_of::<RingHeader>() == 7 * LINE);
     assert!(offset_of!(RingHeader, produce) == 0);

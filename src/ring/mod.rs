@@ -15,6 +15,7 @@ pub(crate) mod layout;
 use crate::sync::{spin_hint, Ordering};
 use control::*;
 use layout::*;
+pub(crate) use layout::owner_index;
 
 /// Sizes of one ring, validated when the segment was opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,10 +152,34 @@ pub struct Recovered {
     pub agents_freed: u32,
 }
 
+/// A producer's cached copy of the reclaim cursor (Agrona's cached head):
+/// it keeps the consumers' line out of the publish path until space looks
+/// short. Valid only under the produce epoch it was taken in, which bounds
+/// how far positions can have moved since (see [`layout::ProduceLine`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReclaimHint {
+    cursor: u64,
+    epoch: u32,
+    valid: bool,
+}
+
+/// A row found dead and locked by a sweeper; `token` 0 = none.
+#[derive(Clone, Copy, Debug, Default)]
+struct DeadAgent {
+    token: u64,
+    owner: u16,
+}
+
 /// The ring algorithm over some memory.
 pub struct Ring<M> {
     mem: M,
     geo: Geometry,
+}
+
+/// True if going from `from` to `to` passes a multiple of the epoch stride.
+#[inline]
+fn crosses_stride(from: u32, to: u32) -> bool {
+    (from >> EPOCH_STRIDE_BITS) != (to >> EPOCH_STRIDE_BITS)
 }
 
 #[inline]
@@ -168,6 +193,21 @@ fn mask(pos: u32, count: u32) -> u32 {
 #[inline]
 pub fn slot_index(pos: u32, slot_count: u32) -> u32 {
     mask(pos, slot_count)
+}
+
+/// Writes the cursors and slot stamps of an empty ring whose next message
+/// goes to slot position `slot` and data unit `data`: 0 and 0 for a fresh
+/// segment; tests start near 2^32 to cross the wrap point quickly.
+pub fn init_positions(mem: &impl RingMemory, slot: u32, data: u32) {
+    let header = mem.header();
+    header.produce.cursor.store(pack_cursor(slot, data), Ordering::Relaxed);
+    header.reclaim.store(pack_cursor(slot, data), Ordering::Relaxed);
+    header.read.store(slot, Ordering::Relaxed);
+    let count = mem.geometry().slot_count;
+    for i in 0..count {
+        let pos = slot.wrapping_add(i);
+        mem.slot(slot_index(pos, count)).control.store(Control::new(pos, 0, 0, FREE).pack(), Ordering::Relaxed);
+    }
 }
 
 impl<M: RingMemory> Ring<M> {
@@ -208,17 +248,30 @@ impl<M: RingMemory> Ring<M> {
         mask(unit, self.geo.data_units) as usize * UNIT
     }
 
-    /// Claims `units.len()` consecutive slots and their data for agent
-    /// `agent`. Fails with `Full` if the ring lacks slots or bytes even after
-    /// reclaiming, or `Corrupt` if the cursors are impossible.
-    pub fn try_claim(&self, agent: u16, units: &[u32], reclaim_hint: &mut u64) -> Result<Claim, ClaimError> {
+    /// Claims `units.len()` consecutive slots and their data for the agent
+    /// with owner id `owner`. Fails with `Full` if the ring lacks slots or
+    /// bytes even after reclaiming, or `Corrupt` if the cursors are
+    /// impossible. Call [`claim_done`](Ring::claim_done) once the claimed
+    /// slots are committed or abandoned.
+    pub fn try_claim(&self, owner: u16, units: &[u32], reclaim_hint: &mut ReclaimHint) -> Result<Claim, ClaimError> {
         let header = self.mem.header();
         let count = units.len() as u32;
         debug_assert!(count >= 1 && count <= self.geo.slot_count);
+        let intent = &self.mem.agent(owner_index(owner)).intent;
+        // An intent stored by a round whose CAS failed must not outlive a
+        // failed claim: it would cover another producer's slots.
+        let fail = |e: ClaimError| {
+            // SYNC POINT INTENT (no commits to order; same pairing).
+            intent.store(0, Ordering::Release);
+            Err(e)
+        };
         loop {
             // SYNC POINT PRODUCE: pairs with the AcqRel CAS below in other
-            // producers; orders nothing else, positions only.
-            let current = header.produce.load(Ordering::Acquire);
+            // producers: their epoch bumps (SYNC POINT EPOCH) are visible.
+            let current = header.produce.cursor.load(Ordering::Acquire);
+            // SYNC POINT EPOCH: Relaxed is enough; the Acquire load above
+            // read a cursor at or past any claim whose bump preceded it.
+            let epoch = header.produce.epoch.load(Ordering::Relaxed);
             let (slot, data) = unpack_cursor(current);
             let mut end = data;
             for &u in units {
@@ -230,29 +283,32 @@ impl<M: RingMemory> Ring<M> {
                     && end.wrapping_sub(free_data) <= self.geo.data_units
             };
             // The hint is an old value of the reclaim cursor, which only moves
-            // forward: if the claim fits under it, it fits under the real one.
-            // Like Agrona's cached head, it keeps the consumers' line out of
-            // the publish path until space looks short.
-            if !fits(*reclaim_hint) {
+            // forward: if the claim fits under it, it fits under the real one,
+            // provided the wrapping differences are exact. They are while the
+            // epoch is the one the hint was taken in: positions then moved
+            // less than two strides (2^29) since, far below 2^31.
+            if !reclaim_hint.valid || reclaim_hint.epoch != epoch || !fits(reclaim_hint.cursor) {
                 // SYNC POINT RECLAIM: pairs with the Release CAS in
                 // `reclaim`: consumers' reads of the old records happen-before
                 // our writes.
-                *reclaim_hint = header.reclaim.load(Ordering::Acquire);
-                let (free_slot, free_data) = unpack_cursor(*reclaim_hint);
+                let free = header.reclaim.load(Ordering::Acquire);
+                *reclaim_hint = ReclaimHint { cursor: free, epoch, valid: true };
+                let (free_slot, free_data) = unpack_cursor(free);
                 if slot.wrapping_sub(free_slot) > self.geo.slot_count || data.wrapping_sub(free_data) > self.geo.data_units {
                     // Either our `current` is stale (consumers reclaimed past
                     // it meanwhile), or more is in use than the ring holds:
                     // a damaged segment.
-                    if header.produce.load(Ordering::Acquire) != current {
+                    if header.produce.cursor.load(Ordering::Acquire) != current {
                         continue;
                     }
-                    return Err(ClaimError::Corrupt);
+                    reclaim_hint.valid = false;
+                    return fail(ClaimError::Corrupt);
                 }
-                if !fits(*reclaim_hint) {
+                if !fits(free) {
                     self.reclaim();
-                    *reclaim_hint = header.reclaim.load(Ordering::Acquire);
-                    if !fits(*reclaim_hint) {
-                        return Err(ClaimError::Full);
+                    reclaim_hint.cursor = header.reclaim.load(Ordering::Acquire);
+                    if !fits(reclaim_hint.cursor) {
+                        return fail(ClaimError::Full);
                     }
                 }
             }
@@ -260,16 +316,35 @@ impl<M: RingMemory> Ring<M> {
             // `abandon_stalled`: a sweeper that sees our new intent also sees
             // our earlier commits. The CAS below publishes it to any sweeper
             // that sees the cursor move past these slots.
-            self.mem.agent(agent as usize).intent.store(pack_cursor(slot, count), Ordering::Release);
+            intent.store(pack_cursor(slot, count), Ordering::Release);
+            let next_slot = slot.wrapping_add(count);
+            if crosses_stride(slot, next_slot) || crosses_stride(data, end) {
+                // SYNC POINT EPOCH: before the CAS, whose Release publishes
+                // it; a bump for a CAS that then fails only costs hint
+                // holders one reload.
+                header.produce.epoch.fetch_add(1, Ordering::Relaxed);
+            }
             if header
                 .produce
-                .compare_exchange_weak(current, pack_cursor(slot.wrapping_add(count), end), Ordering::AcqRel, Ordering::Relaxed)
+                .cursor
+                .compare_exchange_weak(current, pack_cursor(next_slot, end), Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
                 return Ok(Claim { first: slot, data });
             }
             spin_hint();
         }
+    }
+
+    /// Clears the claim intent of `owner` once its claimed slots are all
+    /// committed or abandoned, so that an idle producer's old intent cannot
+    /// cover the same positions 2^32 slots later and keep recovery from
+    /// abandoning a dead producer's claim there.
+    #[inline]
+    pub fn claim_done(&self, owner: u16) {
+        // SYNC POINT INTENT: Release orders our commits before the clear: a
+        // sweeper that reads 0 here (Acquire) then finds those slots READY.
+        self.mem.agent(owner_index(owner)).intent.store(0, Ordering::Release);
     }
 
     /// Fills in slot `pos`'s metadata and makes it deliverable.
@@ -363,7 +438,7 @@ impl<M: RingMemory> Ring<M> {
             if !check_stall && ctl.stamp == read && ctl.state == FREE {
                 return Take::Empty;
             }
-            let (produced, _) = unpack_cursor(header.produce.load(Ordering::Acquire));
+            let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
             if read == produced {
                 return Take::Empty;
             }
@@ -594,7 +669,7 @@ impl<M: RingMemory> Ring<M> {
             // Never pass `read`: slots at or past it may still be dispatched,
             // and dispatch expects their stamps unchanged.
             let read = header.read.load(Ordering::Acquire);
-            let (_, produced_data) = unpack_cursor(header.produce.load(Ordering::Acquire));
+            let (_, produced_data) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
             let mut pos = free_slot;
             let mut data = free_data;
             while pos != read && budget > 0 {
@@ -672,11 +747,12 @@ impl<M: RingMemory> Ring<M> {
         self.mem.header().state.had_consumer.load(Ordering::Relaxed) != 0
     }
 
-    /// Registers an agent for the process holding `token`; returns its index.
+    /// Registers an agent for the process holding `token`; returns its owner
+    /// id (row index and generation, see [`layout::owner_id`]).
     pub fn register_agent(&self, token: u64, role: u32, pid: u32, prefetch: u32) -> Option<u16> {
         for index in 0..AGENT_SLOTS {
             let agent = self.mem.agent(index);
-            // SYNC POINT AGENT: AcqRel pairs with the Release store in
+            // SYNC POINT AGENT: AcqRel pairs with the Release CAS in
             // `release_agent`: the previous owner's resets are visible.
             if agent.token.compare_exchange(0, token, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 agent.intent.store(0, Ordering::Release);
@@ -684,22 +760,33 @@ impl<M: RingMemory> Ring<M> {
                 agent.pid.store(pid, Ordering::Relaxed);
                 agent.unacked.store(0, Ordering::Relaxed);
                 agent.prefetch.store(prefetch, Ordering::Relaxed);
+                let generation = agent.generation.load(Ordering::Relaxed).wrapping_add(1);
+                // SYNC POINT AGENT-GEN: Release pairs with the Acquire load in
+                // `dead_agents`: a sweeper that reads this generation then
+                // reads our token (or a later one), never the previous one's.
+                agent.generation.store(generation, Ordering::Release);
                 if role == ROLE_CONSUMER {
                     self.mem.header().state.had_consumer.store(1, Ordering::Relaxed);
                 }
-                return Some(index as u16);
+                return Some(owner_id(index, generation));
             }
         }
         None
     }
 
-    /// Frees agent slot `index` after folding its counters into the queue's
-    /// retired totals.
-    pub fn release_agent(&self, index: u16, token: u64) {
-        let agent = self.mem.agent(index as usize);
+    /// Frees the row of `owner` (this process's own agent, closing) after
+    /// folding its counters into the queue's retired totals.
+    pub fn release_agent(&self, owner: u16, token: u64) {
+        let agent = self.mem.agent(owner_index(owner));
         if agent.token.load(Ordering::Acquire) != token {
             return;
         }
+        self.reset_agent(agent, token);
+    }
+
+    /// Folds a row's counters into the retired totals, resets it and frees
+    /// it. The caller is its holder, or the sweeper holding its `releasing`.
+    fn reset_agent(&self, agent: &AgentSlot, token: u64) {
         let retired = &self.mem.header().state.retired;
         let pairs = [
             (&agent.counters.published, &retired.published),
@@ -719,24 +806,23 @@ impl<M: RingMemory> Ring<M> {
         let _ = agent.token.compare_exchange(token, 0, Ordering::Release, Ordering::Relaxed);
     }
 
-    /// Requeues every delivery held by agent `index` (its consumer closed
-    /// or died). Auto-ack deliveries of a dead consumer are discarded
-    /// instead: auto-ack is at-most-once.
-    pub fn requeue_all_of(&self, index: u16) -> u32 {
-        let header = self.mem.header();
-        let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
-        let read = header.read.load(Ordering::Acquire);
-        let span = read.wrapping_sub(free_slot).min(self.geo.slot_count);
+    /// Requeues every delivery held by `owner` (its consumer closed or
+    /// died). Auto-ack deliveries of a dead consumer are discarded instead:
+    /// auto-ack is at-most-once.
+    ///
+    /// Scans every live position, `[reclaim, produce)`, not only those below
+    /// `read`: a consumer that died between its claim CAS and moving `read`
+    /// holds a slot at or past `read`.
+    pub fn requeue_all_of(&self, owner: u16) -> u32 {
         let mut requeued = 0;
-        for i in 0..span {
-            let pos = free_slot.wrapping_add(i);
+        for pos in self.live_positions() {
             let word = self.slot(pos).control.load(Ordering::Acquire);
             let ctl = Control::unpack(word);
-            if ctl.stamp != pos || ctl.state != DELIVERED || ctl.owner != index {
+            if ctl.stamp != pos || ctl.state != DELIVERED || ctl.owner != owner {
                 continue;
             }
             if ctl.flags & FLAG_AUTO_ACK != 0 {
-                self.settle(index, pos, Settle::Done);
+                self.settle(owner, pos, Settle::Done);
             } else if self.requeue(pos, word, ctl.flags) {
                 requeued += 1;
             }
@@ -744,34 +830,58 @@ impl<M: RingMemory> Ring<M> {
         requeued
     }
 
-    /// Recovers what processes that died left behind. `is_alive` answers for
-    /// a liveness token; it is asked at most once per agent.
-    pub fn recover(&self, is_alive: &mut impl FnMut(u64) -> bool) -> Recovered {
-        let mut dead: u64 = 0;
-        let mut tokens = [0u64; AGENT_SLOTS];
-        for (index, token) in tokens.iter_mut().enumerate() {
-            *token = self.mem.agent(index).token.load(Ordering::Acquire);
-            if *token != 0 && !is_alive(*token) {
-                dead |= 1 << index;
+    /// Rows whose holder is dead, locked for this sweeper (`me`): their
+    /// `releasing` word holds `me`, so no other sweeper resets them. A row
+    /// another live sweeper holds is skipped; one a dead sweeper held is
+    /// taken over.
+    fn lock_dead_agents(&self, me: u64, is_alive: &mut impl FnMut(u64) -> bool) -> [DeadAgent; AGENT_SLOTS] {
+        let mut dead = [DeadAgent::default(); AGENT_SLOTS];
+        for (index, found) in dead.iter_mut().enumerate() {
+            let agent = self.mem.agent(index);
+            // SYNC POINT AGENT / AGENT-GEN: pairs with `register_agent`.
+            let token = agent.token.load(Ordering::Acquire);
+            if token == 0 || token == me {
+                continue;
             }
+            let generation = agent.generation.load(Ordering::Acquire);
+            if agent.token.load(Ordering::Acquire) != token || is_alive(token) {
+                continue;
+            }
+            // SYNC POINT RELEASING: AcqRel pairs with the Release unlock in
+            // `recover`: the previous sweeper's resets happen-before ours.
+            let holder = agent.releasing.load(Ordering::Acquire);
+            if holder != 0 && (holder == me || is_alive(holder)) {
+                continue;
+            }
+            if agent.releasing.compare_exchange(holder, me, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            // Locked; the token can only have changed by a release, which
+            // now needs our lock, or had already happened.
+            if agent.token.load(Ordering::Acquire) != token {
+                let _ = agent.releasing.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
+                continue;
+            }
+            *found = DeadAgent { token, owner: owner_id(index, generation) };
         }
+        dead
+    }
+
+    /// Recovers what processes that died left behind. `me` is the sweeping
+    /// process's liveness token; `is_alive` answers for a token.
+    pub fn recover(&self, me: u64, is_alive: &mut impl FnMut(u64) -> bool) -> Recovered {
+        let dead = self.lock_dead_agents(me, is_alive);
         let mut report = Recovered::default();
-        if dead != 0 {
-            for (index, &token) in tokens.iter().enumerate() {
-                // Skip a row another sweeper already freed (and someone may
-                // have reused): its deliveries are no longer the dead one's.
-                let still_dead = self.mem.agent(index).token.load(Ordering::Acquire) == token;
-                if dead & (1 << index) != 0 && still_dead {
-                    report.requeued += self.requeue_all_of(index as u16);
-                }
-            }
+        for found in dead.iter().filter(|d| d.token != 0) {
+            report.requeued += self.requeue_all_of(found.owner);
         }
-        report.abandoned = self.abandon_stalled(dead, &tokens);
-        for (index, &token) in tokens.iter().enumerate() {
-            if dead & (1 << index) != 0 {
-                self.release_agent(index as u16, token);
-                report.agents_freed += 1;
-            }
+        report.abandoned = self.abandon_stalled(&dead);
+        for (index, found) in dead.iter().enumerate().filter(|(_, d)| d.token != 0) {
+            let agent = self.mem.agent(index);
+            self.reset_agent(agent, found.token);
+            // SYNC POINT RELEASING: Release pairs with the next sweeper's CAS.
+            let _ = agent.releasing.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
+            report.agents_freed += 1;
         }
         if report.abandoned > 0 || report.requeued > 0 {
             self.notify_consumers();
@@ -781,12 +891,12 @@ impl<M: RingMemory> Ring<M> {
 
     /// Turns FREE slots at the read cursor that no live agent's intent covers
     /// into ABANDONED: their producer died between claim and commit.
-    fn abandon_stalled(&self, dead: u64, dead_tokens: &[u64; AGENT_SLOTS]) -> u32 {
+    fn abandon_stalled(&self, dead: &[DeadAgent; AGENT_SLOTS]) -> u32 {
         let header = self.mem.header();
         let mut abandoned = 0;
         for _ in 0..self.geo.slot_count {
             let read = header.read.load(Ordering::Acquire);
-            let (produced, _) = unpack_cursor(header.produce.load(Ordering::Acquire));
+            let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
             if read == produced {
                 break;
             }
@@ -807,7 +917,7 @@ impl<M: RingMemory> Ring<M> {
                 // dead one's row) may be the claimer.
                 // SYNC POINT AGENT: pairs with `register_agent`'s CAS.
                 let token = agent.token.load(Ordering::Acquire);
-                if token == 0 || (dead & (1 << index) != 0 && token == dead_tokens[index]) {
+                if token == 0 || token == dead[index].token {
                     return false;
                 }
                 // SYNC POINT INTENT: Acquire pairs with `try_claim`'s Release.
@@ -864,7 +974,7 @@ impl<M: RingMemory> Ring<M> {
     pub fn live_positions(&self) -> impl Iterator<Item = u32> {
         let header = self.mem.header();
         let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
-        let (produced, _) = unpack_cursor(header.produce.load(Ordering::Acquire));
+        let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
         let span = produced.wrapping_sub(free_slot).min(self.geo.slot_count);
         (0..span).map(move |i| free_slot.wrapping_add(i))
     }
@@ -874,7 +984,7 @@ impl<M: RingMemory> Ring<M> {
     /// Stale by the time it returns when other processes are active.
     pub fn depth(&self) -> (u32, u64) {
         let header = self.mem.header();
-        let (produced, produced_data) = unpack_cursor(header.produce.load(Ordering::Acquire));
+        let (produced, produced_data) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
         let read = header.read.load(Ordering::Acquire);
         let (_, free_data) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
         let requeued = header.requeued.load(Ordering::Relaxed);

@@ -17,9 +17,8 @@ use memmap2::MmapRaw;
 
 use crate::error::Error;
 use crate::queue::options::{Overflow, QueueOptions};
-use crate::ring::control::{pack_cursor, Control, FREE};
 use crate::ring::layout::{AgentSlot, RingHeader, Slot, UNIT};
-use crate::ring::{slot_index, Geometry, RingMemory};
+use crate::ring::{Geometry, RingMemory};
 use crate::sync::{AtomicU32, Ordering};
 use layout::*;
 
@@ -182,13 +181,7 @@ impl QueueSegment {
 
     /// Writes the initial cursor and slot values into a fresh segment.
     fn init_ring(&self) {
-        let header = self.header();
-        header.produce.store(pack_cursor(0, 0), Ordering::Relaxed);
-        header.reclaim.store(pack_cursor(0, 0), Ordering::Relaxed);
-        let slot_count = self.config.geometry.slot_count;
-        for pos in 0..slot_count {
-            self.slot(slot_index(pos, slot_count)).control.store(Control::new(pos, 0, 0, FREE).pack(), Ordering::Relaxed);
-        }
+        crate::ring::init_positions(self, 0, 0);
     }
 
     /// Pointer to data byte `offset`, for in-place reads and writes.

@@ -81,3 +81,5 @@ pub use routing::topic::topic_matches;
 pub use routing::{ArgValue, Binding, Destination, ExchangeInfo, ExchangeKind, ExchangeOptions};
 #[cfg(not(shmq_loom))]
 pub use segment::layout::LAYOUT_VERSION;
+#[doc(hidden)]
+pub use sync::crash;

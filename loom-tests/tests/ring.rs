@@ -7,10 +7,14 @@
 
 use loom::sync::Arc;
 use loom::thread;
+use shmq::crash::die_after;
 use shmq::ring::heap::HeapMemory;
-use shmq::ring::{Geometry, Ring, RingMemory, Settle, Take};
+use shmq::ring::{Geometry, ReclaimHint, Ring, RingMemory, Settle, Take};
 
 type HeapRing = Ring<HeapMemory>;
+
+/// The liveness token sweepers run under.
+const SWEEPER: u64 = 0x5EE9;
 
 fn ring(slots: u32, units: u32) -> Arc<HeapRing> {
     Arc::new(Ring::new(HeapMemory::new(Geometry { slot_count: slots, data_units: units })))
@@ -19,11 +23,12 @@ fn ring(slots: u32, units: u32) -> Arc<HeapRing> {
 /// Claims, writes and commits one message; false if the ring was full.
 fn publish(ring: &HeapRing, agent: u16, body: &[u8]) -> bool {
     let units = body.len().div_ceil(8) as u32;
-    let Ok(claim) = ring.try_claim(agent, &[units], &mut 0) else { return false };
+    let Ok(claim) = ring.try_claim(agent, &[units], &mut ReclaimHint::default()) else { return false };
     let (start, end) = ring.place(claim.data, units);
     // SAFETY: the claim gave us [start, end).
     assert!(unsafe { ring.memory().write_data(ring.data_offset(start), body) });
     ring.commit(claim.first, start, end, 0, body.len() as u32, 0);
+    ring.claim_done(agent);
     ring.notify_consumers();
     true
 }
@@ -254,7 +259,7 @@ fn dead_consumers_deliveries_are_requeued_while_another_consumes() {
         let (_, _, _) = take(&ring, dead_agent).unwrap();
         let sweeper = {
             let ring = ring.clone();
-            thread::spawn(move || ring.recover(&mut |token| token != DEAD).requeued)
+            thread::spawn(move || ring.recover(SWEEPER, &mut |token| token != DEAD).requeued)
         };
         let mut got = None;
         for _ in 0..3 {
@@ -280,14 +285,14 @@ fn dead_producers_claim_is_abandoned_and_the_queue_flows() {
         let dead_agent = ring.register_agent(DEAD, 1, 1, 0).unwrap();
         let live_agent = ring.register_agent(LIVE, 1, 2, 0).unwrap();
         // The dead producer claimed a slot and died before committing.
-        ring.try_claim(dead_agent, &[1], &mut 0).unwrap();
+        ring.try_claim(dead_agent, &[1], &mut ReclaimHint::default()).unwrap();
         let producer = {
             let ring = ring.clone();
             thread::spawn(move || publish_spinning(&ring, live_agent, &[6; 8]))
         };
         let sweeper = {
             let ring = ring.clone();
-            thread::spawn(move || ring.recover(&mut |token| token != DEAD).abandoned)
+            thread::spawn(move || ring.recover(SWEEPER, &mut |token| token != DEAD).abandoned)
         };
         assert_eq!(sweeper.join().unwrap(), 1);
         producer.join().unwrap();
@@ -380,10 +385,264 @@ fn producer_registering_during_a_sweep_is_not_mistaken_for_dead() {
         };
         let sweeper = {
             let ring = ring.clone();
-            thread::spawn(move || ring.recover(&mut |token| token != DEAD).abandoned)
+            thread::spawn(move || ring.recover(SWEEPER, &mut |token| token != DEAD).abandoned)
         };
         assert_eq!(sweeper.join().unwrap(), 0);
         producer.join().unwrap();
         assert_eq!(consume_spinning(&ring, 3), vec![3; 8]);
+    });
+}
+
+/// Every write of the consumer protocol at which a consumer can die: the
+/// models below kill it after each one in turn.
+const CONSUMER_STEPS: u32 = 8;
+
+/// Takes everything, acking, until the ring stays empty; the bodies.
+fn drain_all(ring: &HeapRing, agent: u16) -> Vec<u8> {
+    let mut got = Vec::new();
+    while let Some((pos, body, _)) = take(ring, agent) {
+        assert!(ring.settle(agent, pos, Settle::Done));
+        got.push(body[0]);
+    }
+    got
+}
+
+/// After recovery the ring must still go round: two more laps of a
+/// two-slot ring publish and deliver in order.
+fn assert_ring_flows(ring: &HeapRing, producer: u16, consumer: u16) {
+    for b in [20u8, 21, 22, 23] {
+        assert!(publish(ring, producer, &[b; 8]), "ring wedged: publish of {b} found it full");
+        assert_eq!(drain_all(ring, consumer), vec![b]);
+    }
+}
+
+#[test]
+fn consumer_killed_after_each_step_of_take_and_ack_loses_nothing() {
+    for step in 1..=CONSUMER_STEPS {
+        loom::model(move || {
+            const DEAD: u64 = 0xDEAD;
+            let ring = ring(2, 16);
+            let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+            let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
+            let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
+            assert!(publish(&ring, producer, &[1; 8]));
+            let publishing = {
+                let ring = ring.clone();
+                thread::spawn(move || assert!(publish(&ring, producer, &[2; 8])))
+            };
+            // The victim takes and acks a message, dying after its `step`-th
+            // write, while the producer publishes another. What the victim
+            // had taken when it died counts as consumed only if it acked it:
+            // otherwise recovery must requeue it, or its slot stays held and
+            // the two-slot ring wedges in `assert_ring_flows`.
+            let taken = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let dying = {
+                let ring = ring.clone();
+                let taken = taken.clone();
+                thread::spawn(move || {
+                    die_after(step, || {
+                        let (pos, body, _) = take(&ring, victim)?;
+                        *taken.lock().unwrap() = Some(body[0]);
+                        assert!(ring.settle(victim, pos, Settle::Done));
+                        Some(())
+                    })
+                })
+            };
+            // The single-consumer case: nobody else moves `read` past
+            // what the victim left before the sweep (a second consumer
+            // would hide a slot stranded at the read cursor).
+            dying.join().unwrap();
+            publishing.join().unwrap();
+            let mut got = Vec::new();
+            ring.recover(SWEEPER, &mut |token| token != DEAD);
+            got.extend(drain_all(&ring, live));
+            got.extend(taken.lock().unwrap().take());
+            got.sort();
+            got.dedup();
+            assert_eq!(got, vec![1, 2], "a message was lost (victim died after write {step})");
+            assert_ring_flows(&ring, producer, live);
+        });
+    }
+}
+
+#[test]
+fn consumer_killed_after_each_step_of_a_batch_take_loses_nothing() {
+    for step in 1..=CONSUMER_STEPS {
+        loom::model(move || {
+            const DEAD: u64 = 0xDEAD;
+            let ring = ring(2, 16);
+            let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+            let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
+            let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
+            assert!(publish(&ring, producer, &[1; 8]));
+            assert!(publish(&ring, producer, &[2; 8]));
+            let dying = {
+                let ring = ring.clone();
+                thread::spawn(move || {
+                    die_after(step, || {
+                        let mut records = [shmq::ring::Record::default(); 2];
+                        let batch = ring.take_batch(victim, false, &mut || 0, &mut records);
+                        // Holds them unacked, as a manual-ack consumer would.
+                        batch.got
+                    })
+                })
+            };
+            // Single consumer: see above. If the victim finished, it holds
+            // its batch unacked and its death comes now.
+            dying.join().unwrap();
+            let mut got = Vec::new();
+            ring.recover(SWEEPER, &mut |token| token != DEAD);
+            got.extend(drain_all(&ring, live));
+            got.sort();
+            assert_eq!(got, vec![1, 2], "lost or duplicated (victim died after write {step})");
+            assert_ring_flows(&ring, producer, live);
+        });
+    }
+}
+
+#[test]
+fn producer_killed_after_each_step_of_a_publish_leaves_a_flowing_queue() {
+    for step in 1..=4 {
+        loom::model(move || {
+            const DEAD: u64 = 0xDEAD;
+            let ring = ring(2, 16);
+            let victim = ring.register_agent(DEAD, 1, 1, 0).unwrap();
+            let producer = ring.register_agent(0x9000, 1, 2, 0).unwrap();
+            let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
+            let dying = {
+                let ring = ring.clone();
+                thread::spawn(move || die_after(step, || publish(&ring, victim, &[1; 8])))
+            };
+            let live_publish = {
+                let ring = ring.clone();
+                thread::spawn(move || publish_spinning(&ring, producer, &[2; 8]))
+            };
+            let published = dying.join().unwrap() == Some(true);
+            live_publish.join().unwrap();
+            ring.recover(SWEEPER, &mut |token| token != DEAD);
+            let mut got = drain_all(&ring, live);
+            got.sort();
+            // The live message always arrives; the victim's only if its
+            // commit happened; nothing half-written ever does.
+            assert!(got == vec![1, 2] || (got == vec![2] && !published), "got {got:?} after write {step}");
+            assert_ring_flows(&ring, producer, live);
+        });
+    }
+}
+
+#[test]
+fn recovery_races_a_batch_take() {
+    loom::model(|| {
+        const DEAD: u64 = 0xDEAD;
+        let ring = ring(4, 32);
+        let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+        let dead = ring.register_agent(DEAD, 2, 2, 0).unwrap();
+        let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
+        for b in 1..=3u8 {
+            assert!(publish(&ring, producer, &[b; 8]));
+        }
+        let (_, held, _) = take(&ring, dead).unwrap();
+        assert_eq!(held, vec![1; 8]);
+        let sweeper = {
+            let ring = ring.clone();
+            thread::spawn(move || ring.recover(SWEEPER, &mut |token| token != DEAD).requeued)
+        };
+        let mut records = [shmq::ring::Record::default(); 3];
+        let batch = ring.take_batch(live, false, &mut || 0, &mut records);
+        let mut got = Vec::new();
+        for record in &records[..batch.got] {
+            let mut body = [0u8; 8];
+            // SAFETY: DELIVERED to `live`.
+            assert!(unsafe { ring.memory().read_data(ring.data_offset(record.data_start), &mut body) });
+            assert!(ring.settle(live, record.pos, Settle::Done));
+            got.push(body[0]);
+        }
+        assert_eq!(sweeper.join().unwrap(), 1);
+        got.extend(drain_all(&ring, live));
+        got.sort();
+        assert_eq!(got, vec![1, 2, 3]);
+    });
+}
+
+#[test]
+fn two_sweepers_and_a_reuse_of_the_dead_row_never_requeue_the_new_holders_delivery() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        const DEAD: u64 = 0xDEAD;
+        const NEW: u64 = 0x0E11;
+        let ring = ring(4, 32);
+        // Fill every row but the dead one's, so a new consumer can only
+        // register into the row the sweepers free.
+        let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+        let dead = ring.register_agent(DEAD, 2, 2, 0).unwrap();
+        ring.register_agent(0x7777, 1, 3, 0).unwrap();
+        ring.register_agent(0x8888, 1, 4, 0).unwrap();
+        assert!(publish(&ring, producer, &[1; 8]));
+        assert!(publish(&ring, producer, &[2; 8]));
+        take(&ring, dead).unwrap();
+        let sweepers: Vec<_> = [SWEEPER, SWEEPER + 1]
+            .into_iter()
+            .map(|me| {
+                let ring = ring.clone();
+                thread::spawn(move || ring.recover(me, &mut |token| token != DEAD).requeued)
+            })
+            .collect();
+        let newcomer = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let owner = loop {
+                    if let Some(owner) = ring.register_agent(NEW, 2, 5, 0) {
+                        break owner;
+                    }
+                    thread::yield_now();
+                };
+                // Holds whatever it takes, unacked.
+                (owner, take(&ring, owner))
+            })
+        };
+        let requeued: u32 = sweepers.into_iter().map(|s| s.join().unwrap()).sum();
+        assert_eq!(requeued, 1, "the dead consumer's delivery is requeued exactly once");
+        let (owner, held) = newcomer.join().unwrap();
+        if let Some((pos, _, _)) = held {
+            // Still the newcomer's: no sweeper requeued it under it.
+            assert!(ring.settle(owner, pos, Settle::Done), "the newcomer's delivery was taken from it");
+        }
+    });
+}
+
+#[test]
+fn blocked_producer_is_woken_when_a_dead_consumers_message_is_requeued_and_acked() {
+    loom::model(|| {
+        const DEAD: u64 = 0xDEAD;
+        let ring = ring(1, 16);
+        let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+        let dead = ring.register_agent(DEAD, 2, 2, 0).unwrap();
+        let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
+        assert!(publish(&ring, producer, &[1; 8]));
+        take(&ring, dead).unwrap();
+        // The one slot is held by the dead consumer: the producer blocks on
+        // not_full, as `Producer::claim_blocking` does.
+        let blocked = {
+            let ring = ring.clone();
+            thread::spawn(move || loop {
+                if publish(&ring, producer, &[2; 8]) {
+                    return;
+                }
+                let ticket = ring.not_full().prepare_wait();
+                if publish(&ring, producer, &[2; 8]) {
+                    return;
+                }
+                ring.not_full().wait(ticket, None);
+            })
+        };
+        let sweeper = {
+            let ring = ring.clone();
+            thread::spawn(move || ring.recover(SWEEPER, &mut |token| token != DEAD).requeued)
+        };
+        assert_eq!(sweeper.join().unwrap(), 1);
+        assert_eq!(consume_spinning(&ring, live), vec![1; 8]);
+        blocked.join().unwrap();
+        assert_eq!(consume_spinning(&ring, live), vec![2; 8]);
     });
 }

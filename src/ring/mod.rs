@@ -14,8 +14,8 @@ pub(crate) mod layout;
 
 use crate::sync::{spin_hint, Ordering};
 use control::*;
-use layout::*;
 pub(crate) use layout::owner_index;
+use layout::*;
 
 /// Sizes of one ring, validated when the segment was opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -889,51 +889,60 @@ impl<M: RingMemory> Ring<M> {
         report
     }
 
-    /// Turns FREE slots at the read cursor that no live agent's intent covers
-    /// into ABANDONED: their producer died between claim and commit.
+    /// Turns FREE slots between the read cursor and the producers' cursor
+    /// that no live agent's intent covers into ABANDONED (their producer
+    /// died between claim and commit), then moves `read` past the head
+    /// slots that cannot be delivered.
     fn abandon_stalled(&self, dead: &[DeadAgent; AGENT_SLOTS]) -> u32 {
         let header = self.mem.header();
+        let read = header.read.load(Ordering::Acquire);
+        // SYNC POINT INTENT: every claim below `produced` stored its intent
+        // before its cursor CAS, which this Acquire load reads or follows.
+        let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
         let mut abandoned = 0;
+        for i in 0..produced.wrapping_sub(read).min(self.geo.slot_count) {
+            let pos = read.wrapping_add(i);
+            let slot = self.slot(pos);
+            let word = slot.control.load(Ordering::Acquire);
+            let ctl = Control::unpack(word);
+            if ctl.stamp != pos || ctl.state != FREE || self.intent_covers(pos, dead) {
+                continue;
+            }
+            let gone = Control::new(pos, 0, 0, ABANDONED).pack();
+            if slot.control.compare_exchange(word, gone, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                abandoned += 1;
+            }
+        }
         for _ in 0..self.geo.slot_count {
             let read = header.read.load(Ordering::Acquire);
-            let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
             if read == produced {
                 break;
             }
-            let slot = self.slot(read);
-            let word = slot.control.load(Ordering::Acquire);
-            let ctl = Control::unpack(word);
-            if ctl.stamp != read || ctl.state != FREE {
-                if ctl.stamp == read && ctl.state != READY {
-                    self.advance_read(read);
-                    continue;
-                }
+            let ctl = Control::unpack(self.slot(read).control.load(Ordering::Acquire));
+            if ctl.stamp != read || ctl.state == READY || ctl.state == FREE {
                 break;
             }
-            let covered = (0..AGENT_SLOTS).any(|index| {
-                let agent = self.mem.agent(index);
-                // An agent counts as live unless it is the very one found dead:
-                // one that registered after the liveness snapshot (or reused a
-                // dead one's row) may be the claimer.
-                // SYNC POINT AGENT: pairs with `register_agent`'s CAS.
-                let token = agent.token.load(Ordering::Acquire);
-                if token == 0 || token == dead[index].token {
-                    return false;
-                }
-                // SYNC POINT INTENT: Acquire pairs with `try_claim`'s Release.
-                let (first, count) = unpack_cursor(agent.intent.load(Ordering::Acquire));
-                read.wrapping_sub(first) < count
-            });
-            if covered {
-                break;
-            }
-            let gone = Control::new(read, 0, 0, ABANDONED).pack();
-            if slot.control.compare_exchange(word, gone, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                abandoned += 1;
-                self.advance_read(read);
-            }
+            self.advance_read(read);
         }
         abandoned
+    }
+
+    /// True if a live agent's claim intent covers slot position `pos`. An
+    /// agent counts as live unless it is the very one found dead: one that
+    /// registered after the liveness snapshot (or reused a dead one's row)
+    /// may be the claimer.
+    fn intent_covers(&self, pos: u32, dead: &[DeadAgent; AGENT_SLOTS]) -> bool {
+        (0..AGENT_SLOTS).any(|index| {
+            let agent = self.mem.agent(index);
+            // SYNC POINT AGENT: pairs with `register_agent`'s CAS.
+            let token = agent.token.load(Ordering::Acquire);
+            if token == 0 || token == dead[index].token {
+                return false;
+            }
+            // SYNC POINT INTENT: Acquire pairs with `try_claim`'s Release.
+            let (first, count) = unpack_cursor(agent.intent.load(Ordering::Acquire));
+            pos.wrapping_sub(first) < count
+        })
     }
 
     /// The control word and validated record of slot `pos` if it is READY

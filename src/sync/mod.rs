@@ -39,27 +39,28 @@ macro_rules! atomic {
             }
             #[inline]
             pub(crate) fn store(&self, value: $int, order: Ordering) {
-                self.0.store(value, order)
+                self.0.store(value, order);
+                crash::after_write();
             }
             #[inline]
             pub(crate) fn swap(&self, value: $int, order: Ordering) -> $int {
-                self.0.swap(value, order)
+                crash::after_write_returning(self.0.swap(value, order))
             }
             #[inline]
             pub(crate) fn fetch_add(&self, value: $int, order: Ordering) -> $int {
-                self.0.fetch_add(value, order)
+                crash::after_write_returning(self.0.fetch_add(value, order))
             }
             #[inline]
             pub(crate) fn fetch_or(&self, value: $int, order: Ordering) -> $int {
-                self.0.fetch_or(value, order)
+                crash::after_write_returning(self.0.fetch_or(value, order))
             }
             #[inline]
             pub(crate) fn fetch_sub(&self, value: $int, order: Ordering) -> $int {
-                self.0.fetch_sub(value, order)
+                crash::after_write_returning(self.0.fetch_sub(value, order))
             }
             #[inline]
             pub(crate) fn compare_exchange(&self, current: $int, new: $int, success: Ordering, failure: Ordering) -> Result<$int, $int> {
-                self.0.compare_exchange(current, new, success, failure)
+                crash::after_write_returning(self.0.compare_exchange(current, new, success, failure))
             }
             #[inline]
             pub(crate) fn compare_exchange_weak(
@@ -69,7 +70,7 @@ macro_rules! atomic {
                 success: Ordering,
                 failure: Ordering,
             ) -> Result<$int, $int> {
-                self.0.compare_exchange_weak(current, new, success, failure)
+                crash::after_write_returning(self.0.compare_exchange_weak(current, new, success, failure))
             }
             /// The std atomic, for syscalls that take one (futex).
             #[cfg(not(shmq_loom))]
@@ -79,6 +80,94 @@ macro_rules! atomic {
             }
         }
     };
+}
+
+/// Crash points: under loom, a model can make a thread "die" (stop, as a
+/// process killed with -9 stops) right after its k-th atomic write, to check
+/// that every intermediate state of a protocol is recoverable. Outside loom
+/// these are empty and inline away.
+pub mod crash {
+    /// Runs `f`, stopping it for good right after its `writes`-th atomic
+    /// write (a store, swap, fetch-op or CAS, failed CASes included). Returns
+    /// `None` if it was stopped there, `Some` if it finished first.
+    ///
+    /// # Examples
+    /// ```
+    /// // Outside loom nothing is counted, so `f` always finishes.
+    /// assert_eq!(shmq::crash::die_after(1, || 7), Some(7));
+    /// ```
+    #[cfg(not(shmq_loom))]
+    pub fn die_after<R>(_writes: u32, f: impl FnOnce() -> R) -> Option<R> {
+        Some(f())
+    }
+
+    #[cfg(not(shmq_loom))]
+    #[inline(always)]
+    pub(crate) fn after_write() {}
+
+    #[cfg(not(shmq_loom))]
+    #[inline(always)]
+    pub(crate) fn after_write_returning<T>(value: T) -> T {
+        value
+    }
+
+    /// The unwinding payload of a crash point.
+    #[cfg(shmq_loom)]
+    pub struct Crashed;
+
+    #[cfg(shmq_loom)]
+    loom::thread_local! {
+        static WRITES_LEFT: core::cell::Cell<Option<u32>> = core::cell::Cell::new(None);
+    }
+
+    /// See the non-loom version.
+    #[cfg(shmq_loom)]
+    pub fn die_after<R>(writes: u32, f: impl FnOnce() -> R) -> Option<R> {
+        static QUIET: std::sync::Once = std::sync::Once::new();
+        QUIET.call_once(|| {
+            let default = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if info.payload().downcast_ref::<Crashed>().is_none() {
+                    default(info);
+                }
+            }));
+        });
+        if writes == 0 {
+            return None;
+        }
+        WRITES_LEFT.with(|left| left.set(Some(writes)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        WRITES_LEFT.with(|left| left.set(None));
+        match outcome {
+            Ok(value) => Some(value),
+            Err(payload) if payload.downcast_ref::<Crashed>().is_some() => None,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    }
+
+    #[cfg(shmq_loom)]
+    pub(crate) fn after_write() {
+        let crash = WRITES_LEFT.with(|left| match left.get() {
+            Some(1) => {
+                left.set(Some(0));
+                true
+            }
+            Some(n) if n > 1 => {
+                left.set(Some(n - 1));
+                false
+            }
+            _ => false,
+        });
+        if crash {
+            std::panic::panic_any(Crashed);
+        }
+    }
+
+    #[cfg(shmq_loom)]
+    pub(crate) fn after_write_returning<T>(value: T) -> T {
+        after_write();
+        value
+    }
 }
 
 atomic!(AtomicU32, u32);
@@ -107,7 +196,7 @@ pub(crate) fn spin_hint() {
 /// The futex is *shared* (no `FUTEX_PRIVATE_FLAG`), so a waker in another
 /// process that maps the same file reaches this sleeper.
 #[cfg(not(shmq_loom))]
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     use rustix::thread::futex;
     let timespec =
         timeout.map(|t| futex::Timespec { tv_sec: t.as_secs().min(i64::MAX as u64) as i64, tv_nsec: i64::from(t.subsec_nanos()) });
@@ -118,31 +207,25 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 
 /// Wake every sleeper on `word`, in any process.
 #[cfg(not(shmq_loom))]
-pub(crate) fn futex_wake_all(word: &AtomicU32) {
+fn futex_wake_all(word: &AtomicU32) {
     use rustix::thread::futex;
     // An error here can only be EFAULT/EINVAL on a bad address, which a
     // reference into a live mapping never is; sleepers also time out.
     let _ = futex::wake(word.as_std(), futex::Flags::empty(), i32::MAX as u32);
 }
 
+/// loom's model of one futex word's wait queue. Each eventcount has its
+/// own, so a wake on the wrong eventcount leaves the sleeper asleep and the
+/// model deadlocks, as the kernel's per-address futex would.
 #[cfg(shmq_loom)]
-mod loom_futex {
-    use loom::sync::{Condvar, Mutex};
-
-    pub(crate) struct Parking {
-        pub(crate) lock: Mutex<()>,
-        pub(crate) cond: Condvar,
-    }
-
-    loom::lazy_static! {
-        pub(crate) static ref PARKING: Parking = Parking { lock: Mutex::new(()), cond: Condvar::new() };
-    }
+pub(crate) struct Parking {
+    lock: loom::sync::Mutex<()>,
+    cond: loom::sync::Condvar,
 }
 
 /// loom model of the futex wait: no timeout, so a lost wake-up deadlocks.
 #[cfg(shmq_loom)]
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, _timeout: Option<Duration>) {
-    let parking = &*loom_futex::PARKING;
+fn futex_wait(parking: &Parking, word: &AtomicU32, expected: u32) {
     let guard = parking.lock.lock().unwrap();
     // The kernel compares the word under its hash-bucket lock; the mutex plays
     // that role here.
@@ -153,8 +236,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, _timeout: Option<Durat
 
 /// loom model of the futex wake.
 #[cfg(shmq_loom)]
-pub(crate) fn futex_wake_all(_word: &AtomicU32) {
-    let parking = &*loom_futex::PARKING;
+fn futex_wake_all(parking: &Parking) {
     let _guard = parking.lock.lock().unwrap();
     parking.cond.notify_all();
 }
@@ -175,6 +257,9 @@ pub(crate) fn futex_wake_all(_word: &AtomicU32) {
 pub struct EventCount {
     pub(crate) seq: AtomicU32,
     pub(crate) reserved: AtomicU32,
+    /// Under loom, this eventcount's own futex queue (heap instances only).
+    #[cfg(shmq_loom)]
+    parking: Parking,
 }
 
 /// Bit 0 of [`EventCount::seq`]: a waiter may sleep on the current value.
@@ -183,7 +268,12 @@ const ARMED: u32 = 1;
 impl EventCount {
     /// A fresh eventcount (nobody armed).
     pub(crate) fn new() -> Self {
-        Self { seq: AtomicU32::new(0), reserved: AtomicU32::new(0) }
+        Self {
+            seq: AtomicU32::new(0),
+            reserved: AtomicU32::new(0),
+            #[cfg(shmq_loom)]
+            parking: Parking { lock: loom::sync::Mutex::new(()), cond: loom::sync::Condvar::new() },
+        }
     }
 
     /// Called by the side that made progress, after making it visible.
@@ -201,7 +291,10 @@ impl EventCount {
             // SYNC POINT EC-WAKE: Release pairs with the Acquire `fetch_or`
             // in `prepare_wait`, which then reads a newer value as its ticket.
             if self.seq.compare_exchange(seq, seq.wrapping_add(1), Ordering::Release, Ordering::Relaxed).is_ok() {
+                #[cfg(not(shmq_loom))]
                 futex_wake_all(&self.seq);
+                #[cfg(shmq_loom)]
+                futex_wake_all(&self.parking);
             }
         }
     }
@@ -223,7 +316,13 @@ impl EventCount {
     /// notify came after `prepare_wait`.
     #[inline]
     pub fn wait(&self, ticket: u32, timeout: Option<Duration>) {
+        #[cfg(not(shmq_loom))]
         futex_wait(&self.seq, ticket, timeout);
+        #[cfg(shmq_loom)]
+        {
+            let _ = timeout;
+            futex_wait(&self.parking, &self.seq, ticket);
+        }
     }
 }
 

@@ -23,6 +23,13 @@ pub struct StressArgs {
     /// Pause between publishes, in microseconds.
     #[arg(long, default_value_t = 200)]
     pub interval_us: u64,
+    /// Consumers: how long to hold each message (or batch) before acking,
+    /// in microseconds.
+    #[arg(long, default_value_t = 0)]
+    pub hold_us: u64,
+    /// Consumers: take in batches with `drain` instead of one `recv` each.
+    #[arg(long)]
+    pub batch: bool,
 }
 
 fn line(log: &mut std::fs::File, text: &str) -> std::io::Result<()> {
@@ -56,10 +63,33 @@ pub fn run(cli: &Cli, args: &StressArgs) -> CliResult {
         }
         "consumer" => {
             let consumer = ns.consumer(&args.target, shmq::ConsumerOptions::default().manual_ack().prefetch(16))?;
+            if args.batch {
+                let mut tags = Vec::with_capacity(32);
+                loop {
+                    tags.clear();
+                    let mut logged = Ok(());
+                    consumer.drain(32, |delivery| {
+                        let id = String::from_utf8_lossy(delivery.body()).into_owned();
+                        if logged.is_ok() {
+                            logged = line(&mut log, &format!("got {} {id} {}\n", args.target, u8::from(delivery.redelivered())));
+                        }
+                        tags.push(delivery.tag());
+                    })?;
+                    logged?;
+                    std::thread::sleep(Duration::from_micros(args.hold_us));
+                    for &tag in &tags {
+                        consumer.ack(tag)?;
+                    }
+                    if tags.is_empty() {
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                }
+            }
             loop {
                 let delivery = consumer.recv()?;
                 let id = String::from_utf8_lossy(delivery.body()).into_owned();
                 line(&mut log, &format!("got {} {id} {}\n", args.target, u8::from(delivery.redelivered())))?;
+                std::thread::sleep(Duration::from_micros(args.hold_us));
                 delivery.ack()?;
             }
         }

@@ -1,0 +1,137 @@
+//! kill -9 chaos with a single consumer, the case a second consumer hides:
+//! nobody else moves the read cursor past what a killed consumer left, so
+//! a delivery stranded between its claim and the cursor move is lost unless
+//! recovery finds it. Recovery here comes only from `shmq gc` or from the
+//! blocked publisher's own sweep, never from a consumer. Both consumer
+//! paths run: one `recv` at a time, and `drain` batches.
+//!
+//! Accounting: every message whose publish returned is consumed; a message
+//! is delivered again only with the redelivered flag; nothing unpublished
+//! is delivered. 8 s per mode by default; `SHMQ_SOAK_SECS=600` soaks.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TempNs;
+use shmq::QueueOptions;
+
+fn spawn_agent(t: &TempNs, role: &str, log: &std::path::Path, prefix: &str, extra: &[&str]) -> Child {
+    t.shmq()
+        .args(["stress-agent", role, "work"])
+        .arg(log)
+        .args(["--prefix", prefix])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn stress agent")
+}
+
+fn kill(child: &mut Child) {
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+}
+
+fn run_chaos(batch: bool) {
+    let secs: u64 = std::env::var("SHMQ_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let t = TempNs::in_shm(if batch { "chaos1-batch" } else { "chaos1-recv" });
+    // A small ring, so a dead consumer's held slot blocks the publisher soon
+    // and the wrap is reached many times.
+    let options = QueueOptions::default().capacity_bytes(16 << 10).max_messages(64).max_message_bytes(64);
+    t.ns.declare_queue("work", &options).unwrap();
+    let producer_log = t.path().join("producer.log");
+    let consumer_log = t.path().join("consumer.log");
+    // The consumer holds each message (or batch) 50 µs before acking, so
+    // kills land while it holds deliveries; the producer outpaces it.
+    let consumer_args: &[&str] = if batch { &["--batch", "--hold-us", "50"] } else { &["--hold-us", "50"] };
+    let mut producer = spawn_agent(&t, "producer-queue", &producer_log, "p", &["--interval-us", "10"]);
+    let mut consumer = spawn_agent(&t, "consumer", &consumer_log, "c", consumer_args);
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut rng = seed;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let (mut kills, mut by_gc, mut by_publisher) = (0u32, 0u32, 0u32);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(2_000 + next() % 40_000));
+        kill(&mut consumer);
+        kills += 1;
+        if next() % 2 == 0 {
+            t.run(&["gc"]);
+            by_gc += 1;
+        } else {
+            // The ring fills within milliseconds; the blocked publisher
+            // sweeps every 200 ms.
+            std::thread::sleep(Duration::from_millis(450));
+            by_publisher += 1;
+        }
+        consumer = spawn_agent(&t, "consumer", &consumer_log, &format!("c{kills}"), consumer_args);
+    }
+    kill(&mut producer);
+    let drain_deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = t.ns.queue_stats("work").unwrap();
+        if stats.ready + stats.unacked == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < drain_deadline,
+            "the queue wedged: {} ready, {} unacked left after {kills} kills (seed {seed})",
+            stats.ready,
+            stats.unacked
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    kill(&mut consumer);
+
+    let mut attempted = HashSet::new();
+    let mut published = HashSet::new();
+    for l in std::fs::read_to_string(&producer_log).unwrap().lines() {
+        match l.split(' ').collect::<Vec<_>>().as_slice() {
+            ["attempt", id] => attempted.insert((*id).to_owned()),
+            ["ok", id] => published.insert((*id).to_owned()),
+            _ => panic!("torn producer log line {l:?}"),
+        };
+    }
+    let mut deliveries: HashMap<String, Vec<bool>> = HashMap::new();
+    let mut total = 0;
+    for l in std::fs::read_to_string(&consumer_log).unwrap().lines() {
+        let ["got", "work", id, flag] = l.split(' ').collect::<Vec<_>>()[..] else { panic!("torn consumer log line {l:?}") };
+        assert!(attempted.contains(id), "delivered {id}, which was never published (seed {seed})");
+        deliveries.entry(id.to_owned()).or_default().push(flag == "1");
+        total += 1;
+    }
+    let lost: Vec<&String> = published.iter().filter(|id| !deliveries.contains_key(*id)).collect();
+    assert!(lost.is_empty(), "{} published messages were never consumed, e.g. {:?} (seed {seed})", lost.len(), &lost[..lost.len().min(5)]);
+    let mut duplicates = 0;
+    for (id, flags) in &deliveries {
+        let first_time = flags.iter().filter(|r| !**r).count();
+        assert!(first_time <= 1, "{id} delivered {first_time} times without the redelivered flag (seed {seed})");
+        duplicates += flags.len() - 1;
+    }
+    assert!(kills >= 10 && published.len() > 1000, "too little happened: {kills} kills, {} published", published.len());
+    eprintln!(
+        "chaos, single {} consumer: {secs} s, {kills} kills ({by_gc} recovered by gc, {by_publisher} by the blocked publisher), \
+         {} published, all consumed, {total} deliveries, {duplicates} duplicates (all flagged), seed {seed}",
+        if batch { "batched" } else { "recv" },
+        published.len()
+    );
+}
+
+#[test]
+fn single_recv_consumer_killed_repeatedly_loses_nothing() {
+    run_chaos(false);
+}
+
+#[test]
+fn single_batched_consumer_killed_repeatedly_loses_nothing() {
+    run_chaos(true);
+}

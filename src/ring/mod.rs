@@ -979,6 +979,12 @@ impl<M: RingMemory> Ring<M> {
         self.slot(pos).control.load(Ordering::Relaxed) == word
     }
 
+    /// The producers' cursor: `(next slot position, next data unit)`.
+    pub fn positions(&self) -> (u32, u32) {
+        // SYNC POINT PRODUCE (a snapshot; orders nothing).
+        unpack_cursor(self.mem.header().produce.cursor.load(Ordering::Acquire))
+    }
+
     /// Positions that may hold messages, oldest first: `[reclaim, produce)`.
     pub fn live_positions(&self) -> impl Iterator<Item = u32> {
         let header = self.mem.header();

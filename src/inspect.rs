@@ -119,7 +119,7 @@ impl Namespace {
     /// # }
     /// ```
     pub fn list_consumers(&self) -> Result<Vec<HandleInfo>, Error> {
-        let peers = self.shared.peers_dir();
+        let dir = &self.shared.dir;
         let mut out = Vec::new();
         for queue in self.list_queues()? {
             let Ok(segment) = self.open_segment(&queue) else { continue };
@@ -139,7 +139,7 @@ impl Namespace {
                     queue: queue.clone(),
                     role,
                     pid: agent.pid.load(Ordering::Relaxed),
-                    alive: crate::liveness::is_alive(&peers, token),
+                    alive: crate::liveness::is_alive(dir, token),
                     prefetch: agent.prefetch.load(Ordering::Relaxed),
                     unacked: agent.unacked.load(Ordering::Relaxed),
                     published: agent.counters.published.load(Ordering::Relaxed),

@@ -12,7 +12,7 @@
 //!
 //! # let dir = std::env::temp_dir().join(format!("shmq-doc-lib-{}", std::process::id()));
 //! // A namespace is a directory of segments; `Namespace::open("app")` uses
-//! // /dev/shm/shmq/app.
+//! // /dev/shm/shmq-<uid>/app.
 //! let ns = Namespace::open_dir(&dir)?;
 //! ns.declare_queue("hello", &QueueOptions::default())?;
 //!
@@ -48,6 +48,8 @@ mod message;
 #[cfg(not(shmq_loom))]
 mod namespace;
 #[cfg(not(shmq_loom))]
+mod nsdir;
+#[cfg(not(shmq_loom))]
 mod queue;
 #[cfg(not(shmq_loom))]
 mod routing;
@@ -63,7 +65,9 @@ pub use inspect::{HandleInfo, PeekedMessage};
 #[cfg(not(shmq_loom))]
 pub use message::{HeaderValue, Headers, HeadersIter, Properties, PropertiesRef};
 #[cfg(not(shmq_loom))]
-pub use namespace::{validate_name, Namespace, NamespaceOptions, QueueStats, DEFAULT_ROOT, NAMESPACE_ENV};
+pub use namespace::{Namespace, NamespaceOptions, QueueStats, NAMESPACE_ENV};
+#[cfg(not(shmq_loom))]
+pub use nsdir::{default_root, validate_name, DEFAULT_ROOT_PREFIX};
 #[cfg(not(shmq_loom))]
 pub use queue::consumer::{Consumer, Delivery, DeliveryTag};
 #[cfg(not(shmq_loom))]

@@ -38,7 +38,7 @@ fn a_full_shm_is_a_no_space_error_at_declare_time_naming_the_path() {
     let small = QueueOptions::default().capacity_bytes(64 * 1024).max_message_bytes(1024);
     ns.declare_queue("fits", &small).unwrap();
     match ns.declare_queue("too_big", &QueueOptions::default()).unwrap_err() {
-        Error::NoSpace { path, needed } => {
+        Error::NoSpace { path, needed, .. } => {
             assert!(path.ends_with("queues/too_big"), "{}", path.display());
             assert!(needed > 8 << 20);
         }

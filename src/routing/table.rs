@@ -4,16 +4,18 @@
 //! cannot wedge (the kernel drops its lock); a writer that dies mid-update
 //! leaves only the unpublished region half-written.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::PathBuf;
 use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use memmap2::MmapRaw;
 use rustix::fs::{flock, FlockOperation};
 
 use super::{ArgValue, Binding, Destination, ExchangeInfo, ExchangeKind, ExchangeOptions, QueueMeta, Table};
 use crate::error::Error;
+use crate::nsdir::{NamespaceDir, Sub};
 use crate::segment::layout::{LAYOUT_VERSION, MAGIC, READY_VALUE};
 use crate::seqtable::{self, SeqError, SeqStorage};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -57,8 +59,14 @@ pub(crate) struct RoutingSegment {
     region_words: usize,
     pub(crate) limits: RoutingLimits,
     pub(crate) path: PathBuf,
-    lock_path: PathBuf,
+    dir: Arc<NamespaceDir>,
 }
+
+/// The routing segment's and its writers' lock's names in the namespace.
+const ROUTING: &str = "routing";
+const ROUTING_LOCK: &str = "routing.lock";
+/// How long a table writer waits for the writers' lock.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 // SAFETY: everything reached through `base` after the header is atomics.
 unsafe impl Send for RoutingSegment {}
@@ -110,39 +118,24 @@ impl SeqStorage for RoutingSegment {
 }
 
 impl RoutingSegment {
-    /// Opens the namespace's routing segment, creating it if missing.
-    pub(crate) fn open_or_create(root: &Path, tmp: &Path, file_mode: u32, limits: RoutingLimits) -> Result<Self, Error> {
-        let path = root.join("routing");
-        let lock_path = root.join("routing.lock");
-        if !path.exists() {
-            Self::create(&path, tmp, file_mode, limits)?;
+    /// Opens the namespace's routing segment, creating it (under the name
+    /// `tmp/<tmp_name>` first) if missing.
+    pub(crate) fn open_or_create(dir: &Arc<NamespaceDir>, tmp_name: &str, limits: RoutingLimits) -> Result<Self, Error> {
+        if !dir.exists(Sub::Root, ROUTING) {
+            Self::create(dir, tmp_name, limits)?;
         }
-        if !lock_path.exists() {
-            let f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(file_mode)
-                .open(&lock_path)
-                .map_err(|e| Error::io(&lock_path, e))?;
-            let _ = f.set_permissions(std::fs::Permissions::from_mode(file_mode));
-        }
-        Self::open(&path, lock_path)
+        // Created now so that a reader-only process never has to.
+        drop(dir.open_or_create_file(Sub::Root, ROUTING_LOCK)?);
+        Self::open(dir)
     }
 
-    fn create(path: &Path, tmp: &Path, file_mode: u32, limits: RoutingLimits) -> Result<(), Error> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(file_mode).open(tmp).map_err(|e| Error::io(tmp, e))?;
-        struct Cleanup<'p>(&'p Path);
-        impl Drop for Cleanup<'_> {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(self.0);
-            }
-        }
-        let _cleanup = Cleanup(tmp);
-        file.set_permissions(std::fs::Permissions::from_mode(file_mode)).map_err(|e| Error::io(tmp, e))?;
+    fn create(dir: &Arc<NamespaceDir>, tmp_name: &str, limits: RoutingLimits) -> Result<(), Error> {
+        let tmp = dir.path_of(Sub::Tmp, tmp_name);
+        let file = dir.create_file(Sub::Tmp, tmp_name)?;
+        let _cleanup = crate::segment::TmpGuard(dir, tmp_name);
         let total = total_bytes(&limits);
-        file.set_len(total).map_err(|e| Error::io(tmp, e))?;
-        let _ = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, total);
+        // Every page is backed now, or this is NoSpace: never SIGBUS later.
+        crate::segment::reserve(dir, &file, total, &dir.path_of(Sub::Root, ROUTING))?;
         let mut header = [0u8; HEADER_BYTES];
         header[..8].copy_from_slice(&MAGIC);
         header[8..12].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
@@ -151,8 +144,8 @@ impl RoutingSegment {
         header[32..36].copy_from_slice(&limits.max_exchanges.to_le_bytes());
         header[36..40].copy_from_slice(&limits.max_queues.to_le_bytes());
         header[40..44].copy_from_slice(&limits.max_bindings.to_le_bytes());
-        std::io::Write::write_all(&mut &file, &header).map_err(|e| Error::io(tmp, e))?;
-        let segment = Self::map(file, tmp, limits, PathBuf::new())?;
+        std::io::Write::write_all(&mut &file, &header).map_err(|e| Error::io(&tmp, e))?;
+        let segment = Self::map(file, tmp.clone(), limits, dir.clone())?;
         let words = encode(&Table::with_builtins());
         if !seqtable::write(&segment, &words) {
             return Err(Error::TableFull { what: "table bytes", limit: limits.table_bytes });
@@ -161,18 +154,16 @@ impl RoutingSegment {
         // `open`.
         segment.ready_word().store(READY_VALUE, Ordering::Release);
         drop(segment);
-        match std::fs::hard_link(tmp, path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(Error::io(path, e)),
-        }
+        // Another process may have linked its table first: fine, use it.
+        dir.link(Sub::Tmp, tmp_name, Sub::Root, ROUTING)?;
+        Ok(())
     }
 
-    fn map(file: File, path: &Path, limits: RoutingLimits, lock_path: PathBuf) -> Result<Self, Error> {
-        let map = MmapRaw::map_raw(&file).map_err(|e| Error::io(path, e))?;
+    fn map(file: File, path: PathBuf, limits: RoutingLimits, dir: Arc<NamespaceDir>) -> Result<Self, Error> {
+        let map = MmapRaw::map_raw(&file).map_err(|e| Error::io(&path, e))?;
         let base =
-            NonNull::new(map.as_mut_ptr()).ok_or_else(|| Error::Corrupt { path: path.to_owned(), reason: "mmap returned null".into() })?;
-        Ok(Self { _map: map, base, region_words: region_words(&limits), limits, path: path.to_owned(), lock_path })
+            NonNull::new(map.as_mut_ptr()).ok_or_else(|| Error::Corrupt { path: path.clone(), reason: "mmap returned null".into() })?;
+        Ok(Self { _map: map, base, region_words: region_words(&limits), limits, path, dir })
     }
 
     fn ready_word(&self) -> &AtomicU32 {
@@ -180,21 +171,24 @@ impl RoutingSegment {
         unsafe { &*(self.base.as_ptr().add(16) as *const AtomicU32) }
     }
 
-    fn open(path: &Path, lock_path: PathBuf) -> Result<Self, Error> {
-        let corrupt = |reason: String| Error::Corrupt { path: path.to_owned(), reason };
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    /// Maps the routing segment: a regular file of a trusted owner (checked
+    /// by [`NamespaceDir::open_file`]) exactly as long as its header implies.
+    fn open(dir: &Arc<NamespaceDir>) -> Result<Self, Error> {
+        let path = dir.path_of(Sub::Root, ROUTING);
+        let corrupt = |reason: String| Error::Corrupt { path: path.clone(), reason };
+        let (file, stat) = dir.open_file(Sub::Root, ROUTING, true)?;
+        let len = u64::try_from(stat.st_size).unwrap_or(0);
         if len < (REGIONS_OFFSET + 16) as u64 {
             return Err(corrupt(format!("truncated routing segment: {len} bytes")));
         }
         let mut header = [0u8; 48];
-        std::io::Read::read_exact(&mut &file, &mut header).map_err(|e| Error::io(path, e))?;
+        std::io::Read::read_exact(&mut &file, &mut header).map_err(|e| Error::io(&path, e))?;
         if header[..8] != MAGIC {
             return Err(corrupt("not an shmq routing segment (bad magic)".into()));
         }
         let version = u32::from_le_bytes(header[8..12].try_into().unwrap_or_default());
         if version != LAYOUT_VERSION {
-            return Err(Error::IncompatibleVersion { path: path.to_owned(), found: version, supported: LAYOUT_VERSION });
+            return Err(Error::IncompatibleVersion { path, found: version, supported: LAYOUT_VERSION });
         }
         if u32::from_le_bytes(header[12..16].try_into().unwrap_or_default()) != KIND_ROUTING {
             return Err(corrupt("segment is not a routing table".into()));
@@ -208,12 +202,38 @@ impl RoutingSegment {
         if limits.table_bytes > 1 << 30 || total_bytes(&limits) != len {
             return Err(corrupt(format!("file is {len} bytes, its header implies {}", total_bytes(&limits))));
         }
-        let segment = Self::map(file, path, limits, lock_path)?;
+        let segment = Self::map(file, path.clone(), limits, dir.clone())?;
         // SYNC POINT SEGMENT-READY: pairs with the Release store in `create`.
         if segment.ready_word().load(Ordering::Acquire) != READY_VALUE {
             return Err(corrupt("the creator never finished initialising it (ready word unset)".into()));
         }
         Ok(segment)
+    }
+
+    /// Takes the writers' lock, waiting at most [`LOCK_WAIT`], and records
+    /// this process's pid in the lock file for the next waiter's error.
+    fn lock_writers(&self) -> Result<File, Error> {
+        let lock = self.dir.open_or_create_file(Sub::Root, ROUTING_LOCK)?;
+        let path = self.dir.path_of(Sub::Root, ROUTING_LOCK);
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(Error::io(&path, e.into())),
+            }
+            let waited = start.elapsed();
+            if waited >= LOCK_WAIT {
+                return Err(Error::LockTimeout { path, waited, holder: lock_holder(&lock) });
+            }
+            std::thread::sleep(pause.min(LOCK_WAIT - waited));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+        let pid = format!("{}\n", std::process::id());
+        let _ = rustix::fs::ftruncate(&lock, 0);
+        let _ = rustix::io::pwrite(&lock, pid.as_bytes(), 0);
+        Ok(lock)
     }
 
     /// The generation counter's current value (one atomic load).
@@ -288,8 +308,7 @@ impl RoutingSegment {
     /// Runs `change` on the current table under the writers' lock and
     /// publishes the result if it changed.
     pub(crate) fn update<R>(&self, change: impl FnOnce(&mut Table) -> Result<R, Error>) -> Result<R, Error> {
-        let lock = File::open(&self.lock_path).map_err(|e| Error::io(&self.lock_path, e))?;
-        flock(&lock, FlockOperation::LockExclusive).map_err(|e| Error::io(&self.lock_path, e.into()))?;
+        let lock = self.lock_writers()?;
         let (_, mut table) = self.read()?;
         let before = table.clone();
         let result = change(&mut table)?;
@@ -338,6 +357,18 @@ impl Out {
         self.0.extend_from_slice(&(len as u16).to_le_bytes());
         self.0.extend_from_slice(&s.as_bytes()[..len]);
     }
+}
+
+/// Who holds the writers' lock: the kernel's lock table names the process;
+/// else the pid the last holder wrote into the file (read bounded).
+fn lock_holder(lock: &File) -> Option<u32> {
+    let stat = rustix::fs::fstat(lock).ok()?;
+    if let Some(holder) = crate::liveness::flock_holder(stat.st_dev, stat.st_ino) {
+        return holder;
+    }
+    let mut bytes = [0u8; 32];
+    let n = rustix::io::pread(lock, &mut bytes, 0).ok()?;
+    std::str::from_utf8(&bytes[..n]).ok()?.trim().parse().ok()
 }
 
 pub(crate) fn encode(table: &Table) -> Vec<u64> {

@@ -2,6 +2,9 @@
 //! words are words, the empty key is zero words, `*` is exactly one word,
 //! `#` is zero or more words, and wildcards count only as whole words.
 
+use std::collections::HashMap as StdHashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use super::HashMap;
 
 /// Splits a key into words; the empty key has none.
@@ -59,36 +62,65 @@ pub fn topic_matches(binding_key: &str, routing_key: &str) -> bool {
     reach[key.len()]
 }
 
-/// No such node.
+/// No such node (or word).
 const NONE: u32 = u32::MAX;
+/// `Node::word`: more than one literal child, look them up in `edges`.
+const MANY: u32 = u32::MAX - 1;
 
 /// A trie of topic binding keys, compiled once per routing-table generation
 /// and matched as an NFA (see [`TopicTrie::matches`]).
 #[derive(Debug)]
 pub(crate) struct TopicTrie<T> {
-    nodes: Vec<Node<T>>,
-    /// Literal edges: `(node << 32) | word id` to the child node.
-    edges: HashMap<u64, u32>,
+    nodes: Vec<Node>,
+    /// Per node: the values of the binding keys that end there.
+    values: Vec<Vec<T>>,
+    /// Literal edges of nodes with several: `(node << 32) | word id` to the
+    /// child node.
+    edges: StdHashMap<u64, u32, BuildHasherDefault<EdgeHasher>>,
     /// Every literal word of every binding key, numbered.
     vocabulary: HashMap<Box<str>, u32>,
 }
 
-#[derive(Debug)]
-struct Node<T> {
+/// A trie node, kept small: the walk touches every active node per word.
+#[derive(Clone, Copy, Debug)]
+struct Node {
     /// Child through a `*` word, or `NONE`.
     star: u32,
     /// Child through a `#` word, or `NONE`.
     hash: u32,
+    /// The word id of the only literal child, `NONE` or `MANY`.
+    word: u32,
+    /// The only literal child (when `word` is an id).
+    word_child: u32,
     /// Reached through a `#` word: stays active on any further word.
     is_hash: bool,
-    /// Has at least one literal child (saves a lookup when it has none).
-    has_words: bool,
-    values: Vec<T>,
 }
 
-impl<T> Node<T> {
+impl Node {
     fn new(is_hash: bool) -> Self {
-        Self { star: NONE, hash: NONE, is_hash, has_words: false, values: Vec::new() }
+        Self { star: NONE, hash: NONE, word: NONE, word_child: NONE, is_hash }
+    }
+}
+
+/// splitmix64's finaliser for the `u64` edge keys (FNV would hash them a
+/// byte at a time).
+#[derive(Default)]
+pub(crate) struct EdgeHasher(u64);
+
+impl Hasher for EdgeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        let mut z = (self.0 ^ v).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        self.0 = z ^ (z >> 31);
     }
 }
 
@@ -123,7 +155,18 @@ impl TopicScratch {
 
 impl<T: Copy> TopicTrie<T> {
     pub(crate) fn new() -> Self {
-        Self { nodes: vec![Node::new(false)], edges: HashMap::default(), vocabulary: HashMap::default() }
+        Self { nodes: vec![Node::new(false)], values: vec![Vec::new()], edges: Default::default(), vocabulary: HashMap::default() }
+    }
+
+    /// The literal child of `at` for word id `id`, or `NONE`.
+    #[inline]
+    fn literal_child(&self, at: usize, id: u32) -> u32 {
+        match self.nodes[at].word {
+            NONE => NONE,
+            MANY => self.edges.get(&edge(at, id)).copied().unwrap_or(NONE),
+            only if only == id => self.nodes[at].word_child,
+            _ => NONE,
+        }
     }
 
     /// Adds a binding key, with consecutive `#` words collapsed to one
@@ -136,34 +179,45 @@ impl<T: Copy> TopicTrie<T> {
                 continue;
             }
             after_hash = word == "#";
+            let id = match word {
+                "*" | "#" => NONE,
+                w => {
+                    let next_id = u32::try_from(self.vocabulary.len()).ok().filter(|&n| n < MANY).expect("fewer than 2^32 - 2 words");
+                    *self.vocabulary.entry(w.into()).or_insert(next_id)
+                }
+            };
             let existing = match word {
                 "*" => self.nodes[at].star,
                 "#" => self.nodes[at].hash,
-                w => match self.vocabulary.get(w) {
-                    Some(&id) => self.edges.get(&edge(at, id)).copied().unwrap_or(NONE),
-                    None => NONE,
-                },
+                _ => self.literal_child(at, id),
             };
             if existing != NONE {
                 at = existing as usize;
                 continue;
             }
-            let child = self.nodes.len();
-            let child32 = u32::try_from(child).expect("fewer than 2^32 trie nodes");
+            let child = u32::try_from(self.nodes.len()).ok().filter(|&n| n < MANY).expect("fewer than 2^32 - 2 trie nodes");
             self.nodes.push(Node::new(word == "#"));
+            self.values.push(Vec::new());
+            let node = &mut self.nodes[at];
             match word {
-                "*" => self.nodes[at].star = child32,
-                "#" => self.nodes[at].hash = child32,
-                w => {
-                    let next_id = u32::try_from(self.vocabulary.len()).expect("fewer than 2^32 words");
-                    let id = *self.vocabulary.entry(w.into()).or_insert(next_id);
-                    self.edges.insert(edge(at, id), child32);
-                    self.nodes[at].has_words = true;
-                }
+                "*" => node.star = child,
+                "#" => node.hash = child,
+                _ => match node.word {
+                    NONE => (node.word, node.word_child) = (id, child),
+                    MANY => {
+                        self.edges.insert(edge(at, id), child);
+                    }
+                    only => {
+                        let only_child = node.word_child;
+                        node.word = MANY;
+                        self.edges.insert(edge(at, only), only_child);
+                        self.edges.insert(edge(at, id), child);
+                    }
+                },
             }
-            at = child;
+            at = child as usize;
         }
-        self.nodes[at].values.push(value);
+        self.values[at].push(value);
     }
 
     /// Appends every value whose binding key matches `routing_key`, each
@@ -184,20 +238,23 @@ impl<T: Copy> TopicTrie<T> {
         for word in words(routing_key) {
             scratch.begin(self.nodes.len());
             // Looked up once per word, and only if some node has literal edges.
-            let mut word_id: Option<Option<u32>> = None;
+            let mut word_id = None;
             for i in 0..scratch.active.len() {
                 let at = scratch.active[i] as usize;
-                let node = &self.nodes[at];
+                let node = self.nodes[at];
                 if node.is_hash {
                     self.enter(at, scratch);
                 }
                 if node.star != NONE {
                     self.enter(node.star as usize, scratch);
                 }
-                if node.has_words {
-                    let id = *word_id.get_or_insert_with(|| self.vocabulary.get(word).copied());
-                    if let Some(&child) = id.and_then(|id| self.edges.get(&edge(at, id))) {
-                        self.enter(child as usize, scratch);
+                if node.word != NONE {
+                    let id = *word_id.get_or_insert_with(|| self.vocabulary.get(word).copied().unwrap_or(NONE));
+                    if id != NONE {
+                        let child = self.literal_child(at, id);
+                        if child != NONE {
+                            self.enter(child as usize, scratch);
+                        }
                     }
                 }
             }
@@ -207,12 +264,13 @@ impl<T: Copy> TopicTrie<T> {
             }
         }
         for &at in &scratch.active {
-            out.extend_from_slice(&self.nodes[at as usize].values);
+            out.extend_from_slice(&self.values[at as usize]);
         }
     }
 
     /// Adds `at` to the set being built, with the `#` children it reaches
     /// without consuming a word.
+    #[inline]
     fn enter(&self, mut at: usize, scratch: &mut TopicScratch) {
         loop {
             if scratch.marks[at] == scratch.epoch {

@@ -85,3 +85,27 @@ pub use routing::topic::topic_matches;
 pub use routing::{ArgValue, Binding, Destination, ExchangeInfo, ExchangeKind, ExchangeOptions};
 #[cfg(not(shmq_loom))]
 pub use segment::layout::LAYOUT_VERSION;
+
+/// Entry points for the cargo-fuzz targets in fuzz/ (the crate-private
+/// decoders of shared-memory bytes); not part of the API.
+#[doc(hidden)]
+#[cfg(not(shmq_loom))]
+pub mod fuzzing {
+    /// Decodes routing-table words as readers do and re-encodes the table;
+    /// `None` if they do not decode.
+    pub fn routing_table_reencode(words: &[u64]) -> Option<Vec<u64>> {
+        crate::routing::table::decode(words).map(|table| crate::routing::table::encode(&table))
+    }
+
+    /// Parses encoded message properties as a consumer does.
+    pub fn parse_properties(bytes: &[u8]) -> Option<crate::PropertiesRef<'_>> {
+        crate::PropertiesRef::parse(bytes)
+    }
+
+    /// Encodes properties as a publisher does; `None` if they are invalid.
+    pub fn encode_properties(properties: &crate::Properties<'_>) -> Option<Vec<u8>> {
+        let mut out = vec![0; properties.encoded_len().ok()?];
+        properties.encode(&mut out);
+        Some(out)
+    }
+}

@@ -4,13 +4,60 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{finish, TempNs};
 use shmq::{
     ArgValue, ConsumerOptions, Error, ExchangeKind, ExchangeOptions, HeaderValue, Overflow, Properties, PublishError, QueueOptions,
 };
+
+/// Counts the bytes this test thread allocates while watched, so a test can
+/// show that hostile sizes read from a segment are never allocated.
+struct Counting;
+
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: defers to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if WATCHING.with(Cell::get) {
+            BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if WATCHING.with(Cell::get) {
+            BYTES.fetch_add(new_size, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// What `f` returns and the bytes this thread allocated meanwhile (freed or
+/// not).
+fn bytes_allocated_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let before = BYTES.load(Ordering::Relaxed);
+    WATCHING.with(|w| w.set(true));
+    let result = f();
+    WATCHING.with(|w| w.set(false));
+    (result, BYTES.load(Ordering::Relaxed) - before)
+}
 
 fn drain(ns: &shmq::Namespace, queue: &str) -> Vec<String> {
     let consumer = ns.consumer(queue, ConsumerOptions::default()).unwrap();
@@ -318,4 +365,30 @@ fn per_exchange_counters_sum_over_publisher_processes() {
     let listed: serde_json::Value = serde_json::from_str(&t.run(&["list-exchanges", "--json"])).unwrap();
     let direct = listed.as_array().unwrap().iter().find(|e| e["name"] == "amq.direct").unwrap();
     assert_eq!((direct["published"].as_u64(), direct["unroutable"].as_u64()), (Some(107), Some(7)));
+}
+
+/// A routing header claiming a 1 GiB table, with a sparse file of the size
+/// it implies and both regions claiming to be full: opening is a typed error
+/// and nothing near the claimed size is allocated (before: ~3 GiB).
+#[test]
+fn a_routing_header_claiming_a_huge_table_is_corrupt_and_never_allocated() {
+    use std::os::unix::fs::FileExt;
+    let t = TempNs::new("r-huge");
+    let path = t.dir.join("routing");
+    let claimed: u64 = 1 << 30;
+    let words = claimed / 8;
+    let total = 768 + 2 * 8 * (1 + words) + 1024 * 32;
+    {
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(total).unwrap(); // sparse: costs no memory
+        file.write_all_at(&claimed.to_le_bytes(), 24).unwrap();
+        file.write_all_at(&words.to_le_bytes(), 768).unwrap();
+        file.write_all_at(&words.to_le_bytes(), 768 + 8 * (1 + words)).unwrap();
+    }
+    let (opened, bytes) = bytes_allocated_during(|| shmq::Namespace::open_dir(&t.dir).map(drop));
+    match opened {
+        Err(Error::Corrupt { reason, .. }) => assert!(reason.contains("table_bytes"), "{reason}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(bytes < 1 << 20, "allocated {bytes} bytes for a hostile header");
 }

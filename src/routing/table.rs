@@ -52,6 +52,38 @@ impl Default for RoutingLimits {
     }
 }
 
+/// The largest [`RoutingLimits`] shmq accepts, when creating a namespace and
+/// when opening one (its header is read from shared memory, untrusted):
+/// every allocation a reader makes for the table is bounded by these.
+pub(crate) const MAX_LIMITS: RoutingLimits =
+    RoutingLimits { max_exchanges: 1 << 16, max_queues: 1 << 20, max_bindings: 1 << 22, table_bytes: 64 << 20 };
+
+impl RoutingLimits {
+    /// Checks these limits are usable and within [`MAX_LIMITS`]: room for
+    /// the built-in exchanges and their encoding, nothing beyond the maxima.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let builtins = super::BUILTIN_EXCHANGES.len() as u32;
+        let m = &MAX_LIMITS;
+        let bad = |what: &str, value: u64, low: u64, high: u64| format!("routing limit {what} = {value} is outside {low}..={high}");
+        if !(builtins..=m.max_exchanges).contains(&self.max_exchanges) {
+            return Err(bad("max_exchanges", self.max_exchanges.into(), builtins.into(), m.max_exchanges.into()));
+        }
+        if self.max_queues > m.max_queues {
+            return Err(bad("max_queues", self.max_queues.into(), 0, m.max_queues.into()));
+        }
+        if self.max_bindings > m.max_bindings {
+            return Err(bad("max_bindings", self.max_bindings.into(), 0, m.max_bindings.into()));
+        }
+        if !(MIN_TABLE_BYTES..=m.table_bytes).contains(&self.table_bytes) {
+            return Err(bad("table_bytes", self.table_bytes, MIN_TABLE_BYTES, m.table_bytes));
+        }
+        Ok(())
+    }
+}
+
+/// Enough bytes for the built-in exchanges' encoding.
+const MIN_TABLE_BYTES: u64 = 4096;
+
 /// The mapped routing segment.
 pub(crate) struct RoutingSegment {
     _map: MmapRaw,
@@ -130,6 +162,7 @@ impl RoutingSegment {
     }
 
     fn create(dir: &Arc<NamespaceDir>, tmp_name: &str, limits: RoutingLimits) -> Result<(), Error> {
+        limits.check().map_err(Error::InvalidOptions)?;
         let tmp = dir.path_of(Sub::Tmp, tmp_name);
         let file = dir.create_file(Sub::Tmp, tmp_name)?;
         let _cleanup = crate::segment::TmpGuard(dir, tmp_name);
@@ -199,7 +232,9 @@ impl RoutingSegment {
             max_queues: u32::from_le_bytes(header[36..40].try_into().unwrap_or_default()),
             max_bindings: u32::from_le_bytes(header[40..44].try_into().unwrap_or_default()),
         };
-        if limits.table_bytes > 1 << 30 || total_bytes(&limits) != len {
+        // Untrusted: out-of-range limits would size the reader's buffers.
+        limits.check().map_err(&corrupt)?;
+        if total_bytes(&limits) != len {
             return Err(corrupt(format!("file is {len} bytes, its header implies {}", total_bytes(&limits))));
         }
         let segment = Self::map(file, path.clone(), limits, dir.clone())?;
@@ -300,8 +335,8 @@ impl RoutingSegment {
             SeqError::Corrupt => Error::Corrupt { path: self.path.clone(), reason: "routing table length is impossible".into() },
             SeqError::Busy => Error::Corrupt { path: self.path.clone(), reason: "routing table changed on every read attempt".into() },
         })?;
-        let table =
-            decode(&words).ok_or_else(|| Error::Corrupt { path: self.path.clone(), reason: "routing table does not decode".into() })?;
+        let table = decode_within(&words, &self.limits)
+            .ok_or_else(|| Error::Corrupt { path: self.path.clone(), reason: "routing table does not decode".into() })?;
         Ok((generation, table))
     }
 
@@ -470,16 +505,43 @@ impl In<'_> {
     }
 }
 
+/// The encoded table's bytes, in place where the words' memory order is
+/// the encoding's byte order (little-endian), else copied.
+fn word_bytes(words: &[u64]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        // SAFETY: `words` is one live allocation of `size_of_val(words)`
+        // initialised bytes (u64 has no padding); u8 needs no alignment; the
+        // borrow keeps `words` alive and unmodified for the slice's lifetime.
+        std::borrow::Cow::Borrowed(unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), std::mem::size_of_val(words)) })
+    } else {
+        std::borrow::Cow::Owned(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+    }
+}
+
+/// Decodes a table within shmq's largest limits ([`MAX_LIMITS`]), for
+/// callers without a segment (the fuzz entry points in `crate::fuzzing`).
+#[allow(dead_code)]
 pub(crate) fn decode(words: &[u64]) -> Option<Table> {
+    decode_within(words, &MAX_LIMITS)
+}
+
+/// Decodes a table read from shared memory, so untrusted: `None` unless it
+/// is well formed and within `limits`. Allocates nothing beyond what the
+/// items actually present need (every count is checked against the bytes
+/// left and the limit before anything is reserved), so never more than a
+/// small multiple of `words`' own size.
+pub(crate) fn decode_within(words: &[u64], limits: &RoutingLimits) -> Option<Table> {
     let (&len, rest) = words.split_first()?;
     let len = usize::try_from(len).ok()?;
-    if len > rest.len() * 8 {
+    if len > rest.len().checked_mul(8)? {
         return None;
     }
-    let bytes: Vec<u8> = rest.iter().flat_map(|w| w.to_le_bytes()).take(len).collect();
-    let mut r = In { bytes: &bytes, at: 0 };
+    let all = word_bytes(rest);
+    let bytes = &all[..len];
+    let mut r = In { bytes, at: 0 };
     let mut table = Table::default();
-    for _ in 0..r.count(5)? {
+    let within = |n: usize, limit: u32| (n <= limit as usize).then_some(n);
+    for _ in 0..within(r.count(5)?, limits.max_exchanges)? {
         let name = r.str()?;
         let kind = ExchangeKind::from_code(r.u8()?)?;
         let flags = r.u8()?;
@@ -493,13 +555,13 @@ pub(crate) fn decode(words: &[u64]) -> Option<Table> {
             builtin: flags & 4 != 0,
         });
     }
-    for _ in 0..r.count(11)? {
+    for _ in 0..within(r.count(11)?, limits.max_queues)? {
         let name = r.str()?;
         let exclusive_owner = r.u64()?;
         let auto_delete = r.u8()? != 0;
         table.queues.push(QueueMeta { name, exclusive_owner, auto_delete });
     }
-    for _ in 0..r.count(11)? {
+    for _ in 0..within(r.count(11)?, limits.max_bindings)? {
         let source = r.str()?;
         let destination = match r.u8()? {
             1 => Destination::Queue(r.str()?),
@@ -549,6 +611,57 @@ mod tests {
             ],
         });
         assert_eq!(decode(&encode(&t)), Some(t));
+    }
+
+    /// A hostile count in a few bytes is refused before anything is
+    /// reserved for it: counts are bounded by the bytes left.
+    #[test]
+    fn huge_claimed_counts_in_a_small_buffer_are_refused() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes()); // exchanges
+        bytes.extend_from_slice(&[0; 12]);
+        let mut words = vec![bytes.len() as u64];
+        words.extend(bytes.chunks(8).map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_le_bytes(w)
+        }));
+        assert_eq!(decode(&words), None);
+        // A byte length beyond the words, or one that overflows.
+        assert_eq!(decode(&[u64::MAX, 0, 0]), None);
+        assert_eq!(decode(&[17, 0, 0]), None);
+        assert_eq!(decode(&[]), None);
+    }
+
+    #[test]
+    fn tables_beyond_the_segments_limits_do_not_decode() {
+        let mut t = Table::with_builtins();
+        for name in ["a", "b", "c"] {
+            t.queues.push(QueueMeta { name: name.into(), exclusive_owner: 0, auto_delete: false });
+        }
+        let words = encode(&t);
+        let roomy = RoutingLimits { max_queues: 3, ..RoutingLimits::default() };
+        let tight = RoutingLimits { max_queues: 2, ..RoutingLimits::default() };
+        assert_eq!(decode_within(&words, &roomy), Some(t));
+        assert_eq!(decode_within(&words, &tight), None);
+    }
+
+    #[test]
+    fn limits_outside_the_maxima_are_refused() {
+        assert_eq!(RoutingLimits::default().check(), Ok(()));
+        assert_eq!(MAX_LIMITS.check(), Ok(()));
+        let huge_table = RoutingLimits { table_bytes: 1 << 30, ..RoutingLimits::default() };
+        assert!(huge_table.check().unwrap_err().contains("table_bytes = 1073741824"));
+        for bad in [
+            RoutingLimits { max_exchanges: 4, ..RoutingLimits::default() },
+            RoutingLimits { max_exchanges: u32::MAX, ..RoutingLimits::default() },
+            RoutingLimits { max_queues: u32::MAX, ..RoutingLimits::default() },
+            RoutingLimits { max_bindings: u32::MAX, ..RoutingLimits::default() },
+            RoutingLimits { table_bytes: 0, ..RoutingLimits::default() },
+            RoutingLimits { table_bytes: u64::MAX, ..RoutingLimits::default() },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -181,7 +181,11 @@ pub type CliResult = Result<(), Box<dyn std::error::Error>>;
 /// something (a queue, an exchange, a binding, imported definitions) may
 /// create it; every other command needs it to exist and creates nothing.
 pub fn namespace(cli: &Cli) -> Result<shmq::Namespace, shmq::Error> {
-    let creates = matches!(cli.command, Command::DeclareQueue(_) | Command::DeclareExchange(_) | Command::Bind(_) | Command::Import { .. });
+    let creates = match &cli.command {
+        Command::DeclareQueue(_) | Command::DeclareExchange(_) | Command::Bind(_) | Command::Import { .. } => true,
+        Command::Consume(args) => args.declare || args.queue.is_empty(),
+        _ => false,
+    };
     if creates {
         shmq::Namespace::open(&cli.namespace)
     } else {

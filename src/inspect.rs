@@ -88,9 +88,12 @@ impl Namespace {
             let Some((word, record)) = ring.ready_snapshot(pos) else { continue };
             let segment = ring.memory();
             let offset = ring.data_offset(record.data_start);
+            // Lengths come from shared memory: checked arithmetic, and
+            // `copy_racy` bounds both copies by the mapping.
+            let body_offset = offset.checked_add(record.props_len as usize);
             let (Some(props), Some(body)) = (
                 segment.copy_racy(offset, record.props_len as usize),
-                segment.copy_racy(offset + record.props_len as usize, record.body_len as usize),
+                body_offset.and_then(|at| segment.copy_racy(at, record.body_len as usize)),
             ) else {
                 continue;
             };

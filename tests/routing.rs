@@ -392,3 +392,47 @@ fn a_routing_header_claiming_a_huge_table_is_corrupt_and_never_allocated() {
     }
     assert!(bytes < 1 << 20, "allocated {bytes} bytes for a hostile header");
 }
+
+/// Per-exchange counters (and the namespace's unroutable total) are shared
+/// memory: whatever value another process left there, adding saturates
+/// instead of panicking (debug) or wrapping to garbage (release).
+#[test]
+fn exchange_counters_near_u64_max_saturate_without_panicking() {
+    use std::os::unix::fs::FileExt;
+    let t = TempNs::new("r-counters");
+    let mut publisher = t.ns.publisher();
+    publisher.publish("amq.direct", "nobody", &Properties::new(), b"x").unwrap();
+    drop(publisher);
+    assert_eq!(t.ns.exchange_stats("amq.direct"), (1, 1));
+
+    // The counter rows follow the two table regions (docs/LAYOUT.md).
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(t.dir.join("routing")).unwrap();
+    let rows = 768 + 2 * 8 * (1 + shmq::RoutingLimits::default().table_bytes / 8);
+    let near = u64::MAX - 1;
+    let mut claimed = 0;
+    for row in 0..1024u64 {
+        let at = rows + row * 32;
+        let mut key = [0u8; 8];
+        file.read_exact_at(&mut key, at).unwrap();
+        if u64::from_le_bytes(key) != 0 {
+            file.write_all_at(&near.to_le_bytes(), at + 8).unwrap();
+            file.write_all_at(&near.to_le_bytes(), at + 16).unwrap();
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 1, "one exchange has counted");
+    file.write_all_at(&near.to_le_bytes(), 640).unwrap();
+    assert_eq!(t.ns.exchange_stats("amq.direct"), (near, near));
+    assert_eq!(t.ns.unroutable_count(), near);
+
+    let mut publisher = t.ns.publisher();
+    for _ in 0..3 {
+        publisher.publish("amq.direct", "nobody", &Properties::new(), b"x").unwrap();
+    }
+    drop(publisher);
+    assert_eq!(t.ns.exchange_stats("amq.direct"), (u64::MAX, u64::MAX));
+    assert_eq!(t.ns.unroutable_count(), u64::MAX);
+    let listed = t.run(&["list-exchanges"]);
+    let line = listed.lines().find(|l| l.starts_with("amq.direct")).unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(line.matches(&u64::MAX.to_string()).count(), 2, "{line}");
+}

@@ -121,6 +121,38 @@ fn total_bytes(limits: &RoutingLimits) -> u64 {
     (stats_offset(limits) + EXCHANGE_STAT_ROWS * EXCHANGE_STAT_BYTES) as u64
 }
 
+/// Adds `n` to a counter in shared memory, stopping at `u64::MAX` instead
+/// of wrapping (another process may have stored anything there); returns
+/// the previous value.
+fn saturating_add(counter: &AtomicU64, n: u64) -> u64 {
+    // Relaxed: a statistic; nothing is published through it.
+    let mut current = counter.load(Ordering::Relaxed);
+    while current != u64::MAX && n != 0 {
+        match counter.compare_exchange_weak(current, current.saturating_add(n), Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(actual) => current = actual,
+        }
+    }
+    current
+}
+
+/// A statistics counter in the routing segment: adds saturate at
+/// `u64::MAX`, since the stored value is untrusted and may be anything.
+pub(crate) struct Counter<'s>(&'s AtomicU64);
+
+impl Counter<'_> {
+    /// Adds `n`, saturating; returns the previous value. Always Relaxed (a
+    /// statistic publishes nothing); `_order` keeps `AtomicU64`'s signature.
+    pub(crate) fn fetch_add(&self, n: u64, _order: Ordering) -> u64 {
+        saturating_add(self.0, n)
+    }
+
+    /// The current value.
+    pub(crate) fn load(&self, order: Ordering) -> u64 {
+        self.0.load(order)
+    }
+}
+
 /// The 64-bit FNV-1a hash of an exchange name, never 0 (0 marks a free row).
 pub(crate) fn exchange_hash(name: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -279,10 +311,11 @@ impl RoutingSegment {
         self.generation().load(Ordering::Acquire)
     }
 
-    /// Unroutable messages dropped in this namespace, ever.
-    pub(crate) fn unroutable(&self) -> &AtomicU64 {
+    /// Unroutable messages dropped in this namespace, ever (a counter that
+    /// saturates: see [`Counter`]).
+    pub(crate) fn unroutable(&self) -> Counter<'_> {
         // SAFETY: 8-aligned offset inside the mapping.
-        unsafe { &*(self.base.as_ptr().add(UNROUTABLE_OFFSET) as *const AtomicU64) }
+        Counter(unsafe { &*(self.base.as_ptr().add(UNROUTABLE_OFFSET) as *const AtomicU64) })
     }
 
     /// Counter row `i`: `(name hash, published, unroutable)`.
@@ -293,12 +326,13 @@ impl RoutingSegment {
         unsafe { [0, 8, 16].map(|off| &*(self.base.as_ptr().add(at + off) as *const AtomicU64)) }
     }
 
-    /// Adds to an exchange's counters (claiming a row on first use). Counts
-    /// for a name that finds no free row are dropped from the per-exchange
-    /// view only; the namespace total still counts unroutable ones.
+    /// Adds to an exchange's counters (claiming a row on first use),
+    /// saturating at `u64::MAX` whatever the rows hold. Counts for a name
+    /// that finds no free row are dropped from the per-exchange view only;
+    /// the namespace total still counts unroutable ones.
     pub(crate) fn add_exchange_counts(&self, hash: u64, published: u64, unroutable: u64) {
         for probe in 0..EXCHANGE_STAT_ROWS {
-            let [key, p, u] = self.stat_row(hash as usize + probe);
+            let [key, p, u] = self.stat_row((hash as usize).wrapping_add(probe));
             let current = key.load(Ordering::Relaxed);
             let mine = current == hash
                 || (current == 0
@@ -307,8 +341,8 @@ impl RoutingSegment {
                         Err(actual) => actual == hash,
                     });
             if mine {
-                p.fetch_add(published, Ordering::Relaxed);
-                u.fetch_add(unroutable, Ordering::Relaxed);
+                saturating_add(p, published);
+                saturating_add(u, unroutable);
                 return;
             }
         }
@@ -318,7 +352,7 @@ impl RoutingSegment {
     pub(crate) fn exchange_counts(&self, name: &str) -> (u64, u64) {
         let hash = exchange_hash(name);
         for probe in 0..EXCHANGE_STAT_ROWS {
-            let [key, p, u] = self.stat_row(hash as usize + probe);
+            let [key, p, u] = self.stat_row((hash as usize).wrapping_add(probe));
             match key.load(Ordering::Relaxed) {
                 0 => return (0, 0),
                 k if k == hash => return (p.load(Ordering::Relaxed), u.load(Ordering::Relaxed)),

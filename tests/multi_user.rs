@@ -138,9 +138,7 @@ fn two_users_each_get_their_own_default_root_and_neither_locks_out_the_other() {
 
 #[test]
 fn dangling_symlinks_in_a_namespace_are_never_followed() {
-    if !can_switch_users() {
-        return;
-    }
+    // One user is enough here: no uid switch needed.
     let base = Scratch(PathBuf::from(format!("/dev/shm/shmq-mu-links-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&base.0);
     std::fs::create_dir(&base.0).unwrap();
@@ -165,15 +163,17 @@ fn dangling_symlinks_in_a_namespace_are_never_followed() {
 
 #[test]
 fn fifos_and_devices_in_a_namespace_never_block_or_read_unbounded() {
-    if !can_switch_users() {
-        return;
-    }
+    // One user is enough; the device node needs root and is skipped without.
     let t = TempNs::in_shm("mu-fifo");
     t.ns.declare_queue("q", &QueueOptions::default()).unwrap();
     let mkfifo = |path: &Path| assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
     mkfifo(&t.path().join("peers/00000000000000aa"));
     std::os::unix::fs::symlink("/dev/zero", t.path().join("peers/00000000000000bb")).unwrap();
-    assert!(Command::new("mknod").arg(t.path().join("peers/00000000000000cc")).args(["c", "1", "5"]).status().unwrap().success());
+    if rustix::process::geteuid().as_raw() == 0 {
+        assert!(Command::new("mknod").arg(t.path().join("peers/00000000000000cc")).args(["c", "1", "5"]).status().unwrap().success());
+    } else {
+        eprintln!("not root: skipping the device-node case");
+    }
     let shmq = |args: &[&str]| {
         let mut cmd = t.shmq();
         cmd.args(args);
@@ -196,9 +196,7 @@ fn fifos_and_devices_in_a_namespace_never_block_or_read_unbounded() {
 
 #[test]
 fn a_hostile_queue_name_in_the_routing_segment_never_touches_a_file_outside_the_namespace() {
-    if !can_switch_users() {
-        return;
-    }
+    // One user is enough here: no uid switch needed.
     let victim = PathBuf::from(format!("/tmp/shmq-victim-{}", std::process::id()));
     std::fs::write(&victim, b"precious").unwrap();
     let hostile = format!("../../../../..{}", victim.display());
@@ -229,6 +227,10 @@ fn a_hostile_queue_name_in_the_routing_segment_never_touches_a_file_outside_the_
         eprintln!("shmq {args:?}: {:?} {}", out.status.code(), stderr(&out));
     }
     assert_eq!(std::fs::read(&victim).unwrap(), b"precious", "the file outside the namespace survives");
+    // The orphan was collected (from the table: both of its regions were
+    // rewritten since), so the path above really was exercised.
+    let after = std::fs::read(&routing).unwrap();
+    assert!(!after.windows(hostile.len()).any(|w| w == hostile.as_bytes()), "the hostile entry was collected");
     std::fs::remove_file(&victim).unwrap();
 }
 

@@ -1,5 +1,6 @@
 //! criterion benchmarks of routing: publishing through each exchange type,
-//! the topic routing decision with 10 and 1000 bindings, and fanout to 1, 4
+//! the topic routing decision with 10 and 1000 bindings (and 1000 including
+//! adversarial `#` patterns), and fanout to 1, 4
 //! and 16 queues, next to publishing straight to a queue.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -58,22 +59,24 @@ fn exchange_types(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// The routing decision alone (`route_count`), topic exchange.
+/// The routing decision alone (`route_count`), topic exchange: 10 and 1000
+/// ordinary bindings, then 1000 bindings of which 40 are adversarial (long
+/// runs of `#`, `#.x.#.x.…`, `#.a.#.a.…`, `#.*.#.*.…`), decided for an
+/// ordinary key and for keys that keep every adversarial binding alive.
 fn topic_decision(c: &mut Criterion) {
     let mut group = c.benchmark_group("routing/topic_decision");
-    for bindings in [10usize, 1000] {
+    let ordinary = |i: u32| match i % 3 {
+        // A spread of literal, `*` and `#` patterns; one matches below.
+        0 => format!("stock.{i}.nyse"),
+        1 => format!("stock.*.exchange{i}"),
+        _ => format!("region{i}.#"),
+    };
+    for bindings in [10u32, 1000] {
         let (dir, ns) = namespace(&format!("topic{bindings}"));
-        let limits = bindings as u32;
         ns.declare_exchange("t", &ExchangeOptions::new(ExchangeKind::Topic)).unwrap();
         ns.declare_queue("q", &small_queue()).unwrap();
-        for i in 0..limits {
-            // A spread of literal, `*` and `#` patterns; one matches below.
-            let key = match i % 3 {
-                0 => format!("stock.{i}.nyse"),
-                1 => format!("stock.*.exchange{i}"),
-                _ => format!("region{i}.#"),
-            };
-            ns.bind_queue("q", "t", &key, &[]).unwrap();
+        for i in 0..bindings {
+            ns.bind_queue("q", "t", &ordinary(i), &[]).unwrap();
         }
         let mut publisher = ns.publisher();
         assert_eq!(publisher.route_count("t", "stock.3.nyse", &Properties::new()).unwrap(), 1);
@@ -83,6 +86,37 @@ fn topic_decision(c: &mut Criterion) {
         drop(publisher);
         let _ = std::fs::remove_dir_all(dir);
     }
+
+    let (dir, ns) = namespace("topicadv");
+    ns.declare_exchange("t", &ExchangeOptions::new(ExchangeKind::Topic)).unwrap();
+    ns.declare_queue("q", &small_queue()).unwrap();
+    ns.declare_queue("adversarial", &small_queue()).unwrap();
+    let repeat = |word: &str, n: usize| vec![word; n].join(".");
+    let mut adversarial = Vec::new();
+    for n in 0..10 {
+        adversarial.push(repeat("#", 18 + n)); // `#.#.#.…`: one `#` once collapsed
+        adversarial.push(format!("#.{}.#.z", repeat("x.#", 2 + n))); // `#.x.#.x.….z`
+        adversarial.push(format!("#.{}.b", repeat("a.#", 2 + n))); // `#.a.#.a.….b`
+        adversarial.push(format!("#.{}", repeat("*.#", 2 + n))); // `#.*.#.*.…`
+    }
+    for key in &adversarial {
+        ns.bind_queue("adversarial", "t", key, &[]).unwrap();
+    }
+    for i in 0..(1000 - adversarial.len() as u32) {
+        ns.bind_queue("q", "t", &ordinary(i), &[]).unwrap();
+    }
+    let mut publisher = ns.publisher();
+    let a_then_b = format!("{}.b", repeat("a", 19));
+    let many_x = repeat("x", 20);
+    for (name, key, queues) in [("ordinary_key", "stock.3.nyse", 2), ("a_x19_then_b", a_then_b.as_str(), 1), ("x_x20", many_x.as_str(), 1)]
+    {
+        assert_eq!(publisher.route_count("t", key, &Properties::new()).unwrap(), queues, "{name}");
+        group.bench_function(BenchmarkId::new("1000_adversarial", name), |b| {
+            b.iter(|| publisher.route_count("t", key, &Properties::new()).unwrap())
+        });
+    }
+    drop(publisher);
+    let _ = std::fs::remove_dir_all(dir);
     group.finish();
 }
 

@@ -3,8 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q --examples
-export SHMQ_NAMESPACE="/dev/shm/shmq-examples-$$"
-trap 'rm -rf "$SHMQ_NAMESPACE"' EXIT
+# A name: the namespace lives in this user's own root, /dev/shm/shmq-<uid>/.
+export SHMQ_NAMESPACE="examples-$$"
+trap 'rm -rf "/dev/shm/shmq-$(id -u)/$SHMQ_NAMESPACE"' EXIT
 bin=target/debug/examples
 
 echo "== tutorial 1: send / receive"

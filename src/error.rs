@@ -28,7 +28,7 @@ pub enum Error {
         /// The name as given.
         name: String,
         /// What is wrong with it.
-        reason: &'static str,
+        reason: std::borrow::Cow<'static, str>,
     },
     /// The queue does not exist.
     #[error("no such queue '{queue}' in namespace '{namespace}'{}", did_you_mean.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
@@ -74,12 +74,47 @@ pub enum Error {
         supported: u32,
     },
     /// The file system (usually /dev/shm) has no room for a new segment.
-    #[error("no space to create {path} ({needed} bytes): free space on that file system (for /dev/shm: delete queues or raise its size), or declare a smaller capacity")]
+    #[error("no space to create {path} ({needed} bytes{}): free space on that file system (for /dev/shm: delete queues or raise its size), or declare a smaller capacity", available.map(|a| format!(", {a} bytes available")).unwrap_or_default())]
     NoSpace {
         /// The file that could not be created.
         path: PathBuf,
-        /// How many bytes it needed.
+        /// How many bytes it needed (0 if unknown).
         needed: u64,
+        /// Bytes free on that file system when it failed, if known.
+        available: Option<u64>,
+    },
+    /// A file or directory in the namespace's path failed a safety check:
+    /// another user owns it, it is writable by others, or it is a symbolic
+    /// link, FIFO or device where shmq expects a directory or a regular file.
+    /// shmq touched nothing through it.
+    #[error("refusing {path} (owner uid {owner}, mode {mode:04o}): {why}")]
+    UnsafePath {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+        /// What is wrong and what to do about it.
+        why: String,
+    },
+    /// The namespace does not exist (and this open was not allowed to create it).
+    #[error("no such namespace '{name}'{}: check the name, or declare a queue in it to create it", did_you_mean.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
+    NoSuchNamespace {
+        /// The namespace asked for (a name or a path).
+        name: String,
+        /// The closest existing namespace name, if one is close.
+        did_you_mean: Option<String>,
+    },
+    /// Another process held the routing table's writer lock for the whole wait.
+    #[error("timed out after {waited:?} waiting for the routing table lock {path}{}: that process may be stuck; stop it, or retry", holder.map(|pid| format!(", held by pid {pid}")).unwrap_or_else(|| ", held by an unknown process".to_string()))]
+    LockTimeout {
+        /// The lock file.
+        path: PathBuf,
+        /// How long this call waited.
+        waited: std::time::Duration,
+        /// The holder's pid, when it is known.
+        holder: Option<u32>,
     },
     /// The caller may not open or create a file.
     #[error("permission denied on {path}: {}; run as that user, or create the namespace with group sharing (NamespaceOptions::group_shared)", owner.map_or("its owner is unknown".to_string(), |uid| format!("it is owned by uid {uid}")))]
@@ -171,7 +206,7 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         let path = path.into();
         match source.raw_os_error() {
-            Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() => Error::NoSpace { path, needed: 0 },
+            Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() => Error::NoSpace { path, needed: 0, available: None },
             Some(code) if code == rustix::io::Errno::ACCESS.raw_os_error() || code == rustix::io::Errno::PERM.raw_os_error() => {
                 let owner = owner_of(&path);
                 Error::PermissionDenied { path, owner }

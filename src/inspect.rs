@@ -88,9 +88,12 @@ impl Namespace {
             let Some((word, record)) = ring.ready_snapshot(pos) else { continue };
             let segment = ring.memory();
             let offset = ring.data_offset(record.data_start);
+            // Lengths come from shared memory: checked arithmetic, and
+            // `copy_racy` bounds both copies by the mapping.
+            let body_offset = offset.checked_add(record.props_len as usize);
             let (Some(props), Some(body)) = (
                 segment.copy_racy(offset, record.props_len as usize),
-                segment.copy_racy(offset + record.props_len as usize, record.body_len as usize),
+                body_offset.and_then(|at| segment.copy_racy(at, record.body_len as usize)),
             ) else {
                 continue;
             };
@@ -119,7 +122,7 @@ impl Namespace {
     /// # }
     /// ```
     pub fn list_consumers(&self) -> Result<Vec<HandleInfo>, Error> {
-        let peers = self.shared.peers_dir();
+        let dir = &self.shared.dir;
         let mut out = Vec::new();
         for queue in self.list_queues()? {
             let Ok(segment) = self.open_segment(&queue) else { continue };
@@ -139,7 +142,7 @@ impl Namespace {
                     queue: queue.clone(),
                     role,
                     pid: agent.pid.load(Ordering::Relaxed),
-                    alive: crate::liveness::is_alive(&peers, token),
+                    alive: crate::liveness::is_alive(dir, token),
                     prefetch: agent.prefetch.load(Ordering::Relaxed),
                     unacked: agent.unacked.load(Ordering::Relaxed),
                     published: agent.counters.published.load(Ordering::Relaxed),

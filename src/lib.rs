@@ -12,7 +12,7 @@
 //!
 //! # let dir = std::env::temp_dir().join(format!("shmq-doc-lib-{}", std::process::id()));
 //! // A namespace is a directory of segments; `Namespace::open("app")` uses
-//! // /dev/shm/shmq/app.
+//! // /dev/shm/shmq-<uid>/app.
 //! let ns = Namespace::open_dir(&dir)?;
 //! ns.declare_queue("hello", &QueueOptions::default())?;
 //!
@@ -48,6 +48,8 @@ mod message;
 #[cfg(not(shmq_loom))]
 mod namespace;
 #[cfg(not(shmq_loom))]
+mod nsdir;
+#[cfg(not(shmq_loom))]
 mod queue;
 #[cfg(not(shmq_loom))]
 mod routing;
@@ -63,7 +65,9 @@ pub use inspect::{HandleInfo, PeekedMessage};
 #[cfg(not(shmq_loom))]
 pub use message::{HeaderValue, Headers, HeadersIter, Properties, PropertiesRef};
 #[cfg(not(shmq_loom))]
-pub use namespace::{validate_name, Namespace, NamespaceOptions, QueueStats, DEFAULT_ROOT, NAMESPACE_ENV};
+pub use namespace::{Namespace, NamespaceOptions, QueueStats, NAMESPACE_ENV};
+#[cfg(not(shmq_loom))]
+pub use nsdir::{default_root, validate_name, DEFAULT_ROOT_PREFIX};
 #[cfg(not(shmq_loom))]
 pub use queue::consumer::{Consumer, Delivery, DeliveryTag};
 #[cfg(not(shmq_loom))]
@@ -83,3 +87,27 @@ pub use routing::{ArgValue, Binding, Destination, ExchangeInfo, ExchangeKind, Ex
 pub use segment::layout::LAYOUT_VERSION;
 #[doc(hidden)]
 pub use sync::crash;
+
+/// Entry points for the cargo-fuzz targets in fuzz/ (the crate-private
+/// decoders of shared-memory bytes); not part of the API.
+#[doc(hidden)]
+#[cfg(not(shmq_loom))]
+pub mod fuzzing {
+    /// Decodes routing-table words as readers do and re-encodes the table;
+    /// `None` if they do not decode.
+    pub fn routing_table_reencode(words: &[u64]) -> Option<Vec<u64>> {
+        crate::routing::table::decode(words).map(|table| crate::routing::table::encode(&table))
+    }
+
+    /// Parses encoded message properties as a consumer does.
+    pub fn parse_properties(bytes: &[u8]) -> Option<crate::PropertiesRef<'_>> {
+        crate::PropertiesRef::parse(bytes)
+    }
+
+    /// Encodes properties as a publisher does; `None` if they are invalid.
+    pub fn encode_properties(properties: &crate::Properties<'_>) -> Option<Vec<u8>> {
+        let mut out = vec![0; properties.encoded_len().ok()?];
+        properties.encode(&mut out);
+        Some(out)
+    }
+}

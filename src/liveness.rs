@@ -3,20 +3,25 @@
 //! dies, however it dies, so "can I take a shared lock on it?" tells a dead
 //! peer from a slow one, and a reused PID cannot fool it (the token is a
 //! random 64-bit number, not a PID).
+//!
+//! A peer file that cannot be opened (a member's file it made unreadable)
+//! is judged by the kernel's lock table (`/proc/locks`) instead; if even
+//! that cannot tell, the peer counts as dead: "cannot tell" never means
+//! "alive for ever" (docs/SECURITY.md).
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::sync::Arc;
 
 use rustix::fs::{flock, FlockOperation};
 
 use crate::error::Error;
+use crate::nsdir::{NamespaceDir, Sub};
 
 /// This process's liveness token in one namespace.
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) token: u64,
-    path: PathBuf,
+    dir: Arc<NamespaceDir>,
     _lock: File,
 }
 
@@ -37,67 +42,136 @@ pub(crate) fn random_token() -> u64 {
     }
 }
 
-pub(crate) fn peer_path(peers_dir: &Path, token: u64) -> PathBuf {
-    peers_dir.join(format!("{token:016x}"))
+/// The file name of a token in `peers/`.
+pub(crate) fn peer_name(token: u64) -> String {
+    format!("{token:016x}")
 }
+
+/// Longest pid line a peer file holds; reads stop there.
+const PID_BYTES: usize = 64;
 
 impl Peer {
     /// Creates and locks this process's peer file. The file is locked under a
     /// temporary name and renamed into place, so no checker ever sees it
-    /// unlocked.
-    pub(crate) fn register(peers_dir: &Path, tmp_dir: &Path, file_mode: u32) -> Result<Peer, Error> {
+    /// unlocked. Its mode is set explicitly (0600, or 0660 in a shared
+    /// namespace), whatever this process's umask.
+    pub(crate) fn register(dir: &Arc<NamespaceDir>) -> Result<Peer, Error> {
         let token = random_token();
-        let tmp = tmp_dir.join(format!("peer-{token:016x}"));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(file_mode).open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| Error::io(&tmp, e.into()))?;
+        let tmp = format!("peer-{token:016x}");
+        let file = dir.create_file(Sub::Tmp, &tmp)?;
+        let guard = crate::segment::TmpGuard(dir, &tmp);
+        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| Error::io(dir.path_of(Sub::Tmp, &tmp), e.into()))?;
         let _ = std::io::Write::write_all(&mut &file, format!("{}\n", std::process::id()).as_bytes());
-        let path = peer_path(peers_dir, token);
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        Ok(Peer { token, path, _lock: file })
+        dir.rename(Sub::Tmp, &tmp, Sub::Peers, &peer_name(token))?;
+        drop(guard);
+        Ok(Peer { token, dir: dir.clone(), _lock: file })
     }
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
         // A clean exit leaves no file behind.
-        let _ = std::fs::remove_file(&self.path);
+        self.dir.unlink(Sub::Peers, &peer_name(self.token));
     }
 }
 
 /// Liveness of a peer token: true while its process holds its lock.
-pub(crate) fn is_alive(peers_dir: &Path, token: u64) -> bool {
-    let path = peer_path(peers_dir, token);
-    let file = match File::open(&path) {
-        Ok(file) => file,
+pub(crate) fn is_alive(dir: &NamespaceDir, token: u64) -> bool {
+    let name = peer_name(token);
+    match dir.open_file(Sub::Peers, &name, false) {
+        Ok((file, _)) => match flock(&file, FlockOperation::NonBlockingLockShared) {
+            Ok(()) => {
+                // We got the lock: nobody holds it, so the peer is dead. Remove
+                // the stale file while we hold the lock (in a shared
+                // namespace's sticky peers/ only its owner can; gc skips it).
+                dir.unlink(Sub::Peers, &name);
+                false
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => true,
+            Err(_) => held_by_anyone(dir, &name),
+        },
         // No file: the peer exited (cleanly, or its file was collected).
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
-        // Can't tell (e.g. permissions): assume alive, never recover wrongly.
-        Err(_) => return true,
-    };
-    match flock(&file, FlockOperation::NonBlockingLockShared) {
-        Ok(()) => {
-            // We got the lock: nobody holds it, so the peer is dead. Remove the
-            // stale file while we hold the lock.
-            let _ = std::fs::remove_file(&path);
-            false
-        }
-        Err(_) => true,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => false,
+        // A symbolic link, FIFO, device or a file of an untrusted user is
+        // nobody's liveness file.
+        Err(Error::UnsafePath { .. }) => false,
+        // Cannot open it (e.g. a member made it unreadable): ask the kernel.
+        Err(_) => held_by_anyone(dir, &name),
     }
 }
 
-/// Tokens of every peer file in `peers_dir`, with liveness.
-pub(crate) fn list_peers(peers_dir: &Path) -> Vec<(u64, bool, Option<u32>)> {
-    let Ok(entries) = std::fs::read_dir(peers_dir) else {
+/// Whether the kernel's lock table shows a `flock` on `peers/<name>`. False
+/// when that cannot be read either: a peer we cannot check is recovered
+/// rather than trusted for ever.
+fn held_by_anyone(dir: &NamespaceDir, name: &str) -> bool {
+    let Some(stat) = dir.stat(Sub::Peers, name) else { return false };
+    matches!(flock_holder(stat.st_dev, stat.st_ino), Some(Some(_)))
+}
+
+/// The pid holding a `flock` on the file `(dev, ino)` according to
+/// `/proc/locks`: `None` if that table cannot be read, `Some(None)` if no
+/// process holds one. Reads at most 4 MiB.
+pub(crate) fn flock_holder(dev: u64, ino: u64) -> Option<Option<u32>> {
+    let file = File::open("/proc/locks").ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, 4 << 20), &mut text).ok()?;
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    for line in text.lines() {
+        // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; waiters have "->".
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 6 || fields[1] != "FLOCK" {
+            continue;
+        }
+        let mut id = fields[5].split(':');
+        let (Some(ma), Some(mi), Some(i)) = (id.next(), id.next(), id.next()) else { continue };
+        let same = u32::from_str_radix(ma, 16).ok() == Some(major)
+            && u32::from_str_radix(mi, 16).ok() == Some(minor)
+            && i.parse::<u64>().ok() == Some(ino);
+        if same {
+            return Some(fields[4].parse().ok());
+        }
+    }
+    Some(None)
+}
+
+/// Tokens of every peer file in `peers/`, with liveness and pid. Entries
+/// that are not regular files are skipped; pid reads are bounded.
+pub(crate) fn list_peers(dir: &NamespaceDir) -> Vec<(u64, bool, Option<u32>)> {
+    let Ok(names) = dir.list(Sub::Peers) else {
         return Vec::new();
     };
     let mut peers = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(token) = name.to_str().and_then(|n| u64::from_str_radix(n, 16).ok()) else {
+    for name in names {
+        let Ok(token) = u64::from_str_radix(&name, 16) else { continue };
+        if dir.stat(Sub::Peers, &name).is_none_or(|s| s.st_mode & 0o170_000 != 0o100_000) {
             continue;
-        };
-        let pid = std::fs::read_to_string(entry.path()).ok().and_then(|s| s.trim().parse().ok());
-        peers.push((token, is_alive(peers_dir, token), pid));
+        }
+        let pid = dir
+            .read_bounded(Sub::Peers, &name, PID_BYTES)
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|s| s.trim().parse().ok());
+        peers.push((token, is_alive(dir, token), pid));
     }
     peers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flock_holder_finds_this_process_lock() {
+        let path = std::env::temp_dir().join(format!("shmq-flock-holder-{}", std::process::id()));
+        let file = File::create(&path).unwrap();
+        let stat = rustix::fs::fstat(&file).unwrap();
+        if flock_holder(stat.st_dev, stat.st_ino).is_none() {
+            eprintln!("skipping: /proc/locks is not readable here");
+            return;
+        }
+        assert_eq!(flock_holder(stat.st_dev, stat.st_ino), Some(None));
+        flock(&file, FlockOperation::LockExclusive).unwrap();
+        assert_eq!(flock_holder(stat.st_dev, stat.st_ino), Some(Some(std::process::id())));
+        std::fs::remove_file(&path).unwrap();
+    }
 }

@@ -268,3 +268,38 @@ fn top_runs_interactively_in_a_terminal_and_quits_on_q() {
     }
     assert!(gone, "q quits top");
 }
+
+#[test]
+fn read_only_commands_on_a_missing_namespace_fail_create_nothing_and_suggest_a_close_name() {
+    let near = format!("cli-near-{}", std::process::id());
+    let typo = format!("cli-naer-{}", std::process::id());
+    let existing = shmq::Namespace::open(&near).unwrap();
+    let root = shmq::default_root();
+    for args in [&["list-queues"][..], &["status"], &["peek", "q"], &["consume", "q", "--count", "1"], &["gc"], &["export"]] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shmq")).args(["-n", &typo]).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("no such namespace '{typo}'")), "{stderr}");
+        assert!(stderr.contains(&format!("did you mean '{near}'?")), "{stderr}");
+        assert!(!root.join(&typo).exists(), "{args:?} created the namespace");
+    }
+    // A namespace given by path: same, and nothing is created there either.
+    let path = std::env::temp_dir().join(format!("shmq-cli-missing-{}", std::process::id()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shmq")).arg("-n").arg(&path).arg("list-queues").output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!path.exists());
+    let _ = std::fs::remove_dir_all(existing.path());
+}
+
+#[test]
+fn names_with_control_characters_are_refused_saying_which_and_where() {
+    let t = TempNs::new("cli-ctl");
+    for (name, code, at) in [("a\nb", "U+000A", 1), ("tab\there", "U+0009", 3), ("\u{1b}[2Jspoof", "U+001B", 0), ("del\u{7f}", "U+007F", 3)]
+    {
+        let out = t.shmq().args(["declare-queue", name]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {stderr}");
+        assert!(stderr.contains(&format!("{code} at byte {at}")), "{stderr}");
+    }
+    assert!(t.ns.list_queues().unwrap().is_empty());
+}

@@ -34,11 +34,11 @@ impl Drop for TinyTmpfs {
 #[test]
 fn a_full_shm_is_a_no_space_error_at_declare_time_naming_the_path() {
     let fs = TinyTmpfs::mount();
-    let ns = shmq::Namespace::open_dir(fs.0.join("ns")).unwrap();
+    let ns = shmq::Namespace::open_dir_with(&fs.0.join("ns"), small_routing()).unwrap();
     let small = QueueOptions::default().capacity_bytes(64 * 1024).max_message_bytes(1024);
     ns.declare_queue("fits", &small).unwrap();
     match ns.declare_queue("too_big", &QueueOptions::default()).unwrap_err() {
-        Error::NoSpace { path, needed } => {
+        Error::NoSpace { path, needed, .. } => {
             assert!(path.ends_with("queues/too_big"), "{}", path.display());
             assert!(needed > 8 << 20);
         }
@@ -51,6 +51,78 @@ fn a_full_shm_is_a_no_space_error_at_declare_time_naming_the_path() {
     producer.publish(b"still fine").unwrap();
     let consumer = ns.consumer("fits", ConsumerOptions::default()).unwrap();
     assert_eq!(consumer.try_recv().unwrap().body(), b"still fine");
+}
+
+/// Routing-table capacities small enough for the 1 MiB tmpfs.
+fn small_routing() -> shmq::NamespaceOptions {
+    let limits = shmq::RoutingLimits { table_bytes: 16 << 10, ..Default::default() };
+    shmq::NamespaceOptions::default().routing_limits(limits)
+}
+
+#[test]
+fn a_routing_segment_that_does_not_fit_is_no_space_naming_the_path_and_the_free_space() {
+    let fs = TinyTmpfs::mount();
+    // The default routing table (8 MiB) cannot be backed by 1 MiB: opening
+    // the namespace fails now, instead of a later publish or bind dying of
+    // SIGBUS on an unbacked page.
+    match shmq::Namespace::open_dir(fs.0.join("ns")).unwrap_err() {
+        Error::NoSpace { path, needed, available } => {
+            assert!(path.ends_with("ns/routing"), "{}", path.display());
+            assert!(needed > 1 << 20, "{needed}");
+            assert!(available.is_some_and(|a| a <= 1 << 20), "{available:?}");
+        }
+        other => panic!("expected NoSpace, got {other}"),
+    }
+    assert!(std::fs::read_dir(fs.0.join("ns/tmp")).unwrap().next().is_none(), "nothing half-made is left");
+    let message = shmq::Namespace::open_dir(fs.0.join("ns")).unwrap_err().to_string();
+    assert!(message.contains("bytes available"), "{message}");
+}
+
+#[test]
+fn truncated_routing_and_queue_segments_are_typed_errors_not_sigbus() {
+    let t = TempNs::in_shm("env-trunc");
+    t.ns.declare_queue("q", &QueueOptions::default()).unwrap();
+    for file in ["routing", "queues/q"] {
+        let path = t.path().join(file);
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2).unwrap();
+    }
+    match shmq::Namespace::open_dir(t.path()).unwrap_err() {
+        Error::Corrupt { path, reason } => {
+            assert!(path.ends_with("routing"), "{}", path.display());
+            assert!(reason.contains("bytes"), "{reason}");
+        }
+        other => panic!("expected Corrupt, got {other}"),
+    }
+    let out = t.shmq().args(["peek", "q"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_process_holding_the_routing_lock_makes_declare_fail_within_the_bound_naming_its_pid() {
+    let t = TempNs::in_shm("env-lock");
+    // `-o`: only flock itself holds the lock, not the sleep it runs.
+    let mut holder = Command::new("flock").arg("-o").arg(t.path().join("routing.lock")).args(["sleep", "60"]).spawn().unwrap();
+    // Wait until the kernel shows the lock held.
+    let lock_text = || std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    let start = std::time::Instant::now();
+    while !lock_text().lines().any(|l| l.contains("FLOCK") && l.split_whitespace().nth(4) == Some(&holder.id().to_string())) {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "flock never took the lock");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let start = std::time::Instant::now();
+    let err = t.ns.declare_queue("blocked", &QueueOptions::default()).unwrap_err();
+    let waited = start.elapsed();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    match &err {
+        Error::LockTimeout { holder: Some(pid), .. } => assert_eq!(*pid, holder.id()),
+        other => panic!("expected LockTimeout naming the holder, got {other}"),
+    }
+    assert!(err.to_string().contains(&format!("held by pid {}", holder.id())), "{err}");
+    assert!(waited >= std::time::Duration::from_secs(4) && waited < std::time::Duration::from_secs(8), "{waited:?}");
+    // With the holder gone, the same declare goes through.
+    t.ns.declare_queue("blocked", &QueueOptions::default()).unwrap();
 }
 
 fn as_nobody(t: &TempNs, group: u32, args: &[&str]) -> std::process::Output {

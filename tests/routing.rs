@@ -4,13 +4,60 @@
 
 mod common;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{finish, TempNs};
 use shmq::{
     ArgValue, ConsumerOptions, Error, ExchangeKind, ExchangeOptions, HeaderValue, Overflow, Properties, PublishError, QueueOptions,
 };
+
+/// Counts the bytes this test thread allocates while watched, so a test can
+/// show that hostile sizes read from a segment are never allocated.
+struct Counting;
+
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+// SAFETY: defers to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if WATCHING.with(Cell::get) {
+            BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if WATCHING.with(Cell::get) {
+            BYTES.fetch_add(new_size, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// What `f` returns and the bytes this thread allocated meanwhile (freed or
+/// not).
+fn bytes_allocated_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
+    let before = BYTES.load(Ordering::Relaxed);
+    WATCHING.with(|w| w.set(true));
+    let result = f();
+    WATCHING.with(|w| w.set(false));
+    (result, BYTES.load(Ordering::Relaxed) - before)
+}
 
 fn drain(ns: &shmq::Namespace, queue: &str) -> Vec<String> {
     let consumer = ns.consumer(queue, ConsumerOptions::default()).unwrap();
@@ -318,4 +365,74 @@ fn per_exchange_counters_sum_over_publisher_processes() {
     let listed: serde_json::Value = serde_json::from_str(&t.run(&["list-exchanges", "--json"])).unwrap();
     let direct = listed.as_array().unwrap().iter().find(|e| e["name"] == "amq.direct").unwrap();
     assert_eq!((direct["published"].as_u64(), direct["unroutable"].as_u64()), (Some(107), Some(7)));
+}
+
+/// A routing header claiming a 1 GiB table, with a sparse file of the size
+/// it implies and both regions claiming to be full: opening is a typed error
+/// and nothing near the claimed size is allocated (before: ~3 GiB).
+#[test]
+fn a_routing_header_claiming_a_huge_table_is_corrupt_and_never_allocated() {
+    use std::os::unix::fs::FileExt;
+    let t = TempNs::new("r-huge");
+    let path = t.dir.join("routing");
+    let claimed: u64 = 1 << 30;
+    let words = claimed / 8;
+    let total = 768 + 2 * 8 * (1 + words) + 1024 * 32;
+    {
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(total).unwrap(); // sparse: costs no memory
+        file.write_all_at(&claimed.to_le_bytes(), 24).unwrap();
+        file.write_all_at(&words.to_le_bytes(), 768).unwrap();
+        file.write_all_at(&words.to_le_bytes(), 768 + 8 * (1 + words)).unwrap();
+    }
+    let (opened, bytes) = bytes_allocated_during(|| shmq::Namespace::open_dir(&t.dir).map(drop));
+    match opened {
+        Err(Error::Corrupt { reason, .. }) => assert!(reason.contains("table_bytes"), "{reason}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(bytes < 1 << 20, "allocated {bytes} bytes for a hostile header");
+}
+
+/// Per-exchange counters (and the namespace's unroutable total) are shared
+/// memory: whatever value another process left there, adding saturates
+/// instead of panicking (debug) or wrapping to garbage (release).
+#[test]
+fn exchange_counters_near_u64_max_saturate_without_panicking() {
+    use std::os::unix::fs::FileExt;
+    let t = TempNs::new("r-counters");
+    let mut publisher = t.ns.publisher();
+    publisher.publish("amq.direct", "nobody", &Properties::new(), b"x").unwrap();
+    drop(publisher);
+    assert_eq!(t.ns.exchange_stats("amq.direct"), (1, 1));
+
+    // The counter rows follow the two table regions (docs/LAYOUT.md).
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(t.dir.join("routing")).unwrap();
+    let rows = 768 + 2 * 8 * (1 + shmq::RoutingLimits::default().table_bytes / 8);
+    let near = u64::MAX - 1;
+    let mut claimed = 0;
+    for row in 0..1024u64 {
+        let at = rows + row * 32;
+        let mut key = [0u8; 8];
+        file.read_exact_at(&mut key, at).unwrap();
+        if u64::from_le_bytes(key) != 0 {
+            file.write_all_at(&near.to_le_bytes(), at + 8).unwrap();
+            file.write_all_at(&near.to_le_bytes(), at + 16).unwrap();
+            claimed += 1;
+        }
+    }
+    assert_eq!(claimed, 1, "one exchange has counted");
+    file.write_all_at(&near.to_le_bytes(), 640).unwrap();
+    assert_eq!(t.ns.exchange_stats("amq.direct"), (near, near));
+    assert_eq!(t.ns.unroutable_count(), near);
+
+    let mut publisher = t.ns.publisher();
+    for _ in 0..3 {
+        publisher.publish("amq.direct", "nobody", &Properties::new(), b"x").unwrap();
+    }
+    drop(publisher);
+    assert_eq!(t.ns.exchange_stats("amq.direct"), (u64::MAX, u64::MAX));
+    assert_eq!(t.ns.unroutable_count(), u64::MAX);
+    let listed = t.run(&["list-exchanges"]);
+    let line = listed.lines().find(|l| l.starts_with("amq.direct")).unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(line.matches(&u64::MAX.to_string()).count(), 2, "{line}");
 }

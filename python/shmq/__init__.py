@@ -145,7 +145,7 @@ class Consumer:
 
 
 class Namespace:
-    """A namespace: a name under /dev/shm/shmq, a directory path, or
+    """A namespace: a name under /dev/shm/shmq-<uid>, a directory path, or
     ``None`` for ``$SHMQ_NAMESPACE`` (else ``default``)."""
 
     def __init__(self, name: Optional[str] = None) -> None:

@@ -71,7 +71,7 @@ fn arguments(args: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, shmq::Ar
 
 #[pymethods]
 impl Namespace {
-    /// Opens (creating) a namespace: a name under /dev/shm/shmq, or a path;
+    /// Opens (creating) a namespace: a name under /dev/shm/shmq-<uid>, or a path;
     /// None means $SHMQ_NAMESPACE, else "default".
     #[new]
     #[pyo3(signature = (name=None))]

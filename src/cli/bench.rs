@@ -88,8 +88,10 @@ struct Row {
 }
 
 pub fn run(cli: &Cli, args: &BenchArgs) -> CliResult {
-    let dir = std::path::PathBuf::from(format!("/dev/shm/shmq-bench-{}", std::process::id()));
-    let ns = shmq::Namespace::open_dir(&dir)?;
+    // A fresh namespace in this user's own root (checked: never another
+    // user's directory), removed afterwards.
+    let ns = shmq::Namespace::open(&format!("bench-{}", std::process::id()))?;
+    let dir = ns.path().to_path_buf();
     let result = run_all(cli, args, &ns);
     let _ = std::fs::remove_dir_all(&dir);
     result

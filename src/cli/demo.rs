@@ -71,7 +71,11 @@ fn finish(child: Child) -> Result<String, Box<dyn std::error::Error>> {
 }
 
 pub fn run(_cli: &Cli, args: &DemoArgs) -> CliResult {
-    let dir = std::path::PathBuf::from(format!("/dev/shm/shmq-demo-{}", std::process::id()));
+    // A fresh namespace in this user's own root (checked: never another
+    // user's directory), removed afterwards.
+    let ns = shmq::Namespace::open(&format!("demo-{}", std::process::id()))?;
+    let dir = ns.path().to_path_buf();
+    drop(ns);
     let demo = Demo { exe: std::env::current_exe()?, ns_path: dir.display().to_string() };
     let result = run_patterns(&demo, args);
     let _ = std::fs::remove_dir_all(&dir);

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "shmq", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Namespace: a name under /dev/shm/shmq, or a directory path.
+    /// Namespace: a name under /dev/shm/shmq-<uid> (your own root), or a directory path.
     #[arg(long, short = 'n', global = true, env = "SHMQ_NAMESPACE", default_value = "default")]
     pub namespace: String,
     /// Machine-readable JSON output.
@@ -157,7 +157,9 @@ pub fn run() -> i32 {
 /// 7 timeout or empty.
 fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
     match e.downcast_ref::<shmq::Error>() {
-        Some(shmq::Error::QueueNotFound { .. }) | Some(shmq::Error::ExchangeNotFound { .. }) => 3,
+        Some(shmq::Error::QueueNotFound { .. })
+        | Some(shmq::Error::ExchangeNotFound { .. })
+        | Some(shmq::Error::NoSuchNamespace { .. }) => 3,
         Some(shmq::Error::PreconditionFailed { .. })
         | Some(shmq::Error::ExchangeConflict { .. })
         | Some(shmq::Error::ExchangeInUse { .. })
@@ -165,7 +167,8 @@ fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
         Some(shmq::Error::AccessRefused { .. }) => 2,
         Some(shmq::Error::TableFull { .. }) => 6,
         Some(shmq::Error::Corrupt { .. }) | Some(shmq::Error::IncompatibleVersion { .. }) => 5,
-        Some(shmq::Error::NoSpace { .. }) | Some(shmq::Error::PermissionDenied { .. }) => 6,
+        Some(shmq::Error::NoSpace { .. }) | Some(shmq::Error::PermissionDenied { .. }) | Some(shmq::Error::UnsafePath { .. }) => 6,
+        Some(shmq::Error::LockTimeout { .. }) => 7,
         Some(shmq::Error::InvalidName { .. }) | Some(shmq::Error::InvalidOptions(_)) => 2,
         _ if e.downcast_ref::<shmq::RecvError>().is_some() => 7,
         _ => 1,
@@ -174,9 +177,20 @@ fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
 
 pub type CliResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Opens the namespace the command line names.
+/// Opens the namespace the command line names. Only commands that declare
+/// something (a queue, an exchange, a binding, imported definitions) may
+/// create it; every other command needs it to exist and creates nothing.
 pub fn namespace(cli: &Cli) -> Result<shmq::Namespace, shmq::Error> {
-    shmq::Namespace::open(&cli.namespace)
+    let creates = match &cli.command {
+        Command::DeclareQueue(_) | Command::DeclareExchange(_) | Command::Bind(_) | Command::Import { .. } => true,
+        Command::Consume(args) => args.declare || args.queue.is_empty(),
+        _ => false,
+    };
+    if creates {
+        shmq::Namespace::open(&cli.namespace)
+    } else {
+        shmq::Namespace::open_existing(&cli.namespace)
+    }
 }
 
 /// Formats a table: a header row and aligned columns.

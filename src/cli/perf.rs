@@ -370,8 +370,10 @@ pub fn run(cli: &Cli, args: &PerfArgs) -> CliResult {
     if args.consumers < args.queues {
         return Err(format!("{} queues need at least as many consumers (one queue each): raise --consumers", args.queues).into());
     }
-    let dir = std::path::PathBuf::from(format!("/dev/shm/shmq-perf-{}", std::process::id()));
-    let ns = shmq::Namespace::open_dir(&dir)?;
+    // A fresh namespace in this user's own root (checked: never another
+    // user's directory), removed afterwards.
+    let ns = shmq::Namespace::open(&format!("perf-{}", std::process::id()))?;
+    let dir = ns.path().to_path_buf();
     let result = run_in(cli, args, &ns);
     drop(ns);
     let _ = std::fs::remove_dir_all(&dir);

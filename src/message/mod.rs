@@ -595,6 +595,28 @@ mod tests {
         assert!(Properties::new().headers(&headers).encoded_len().is_err());
     }
 
+    /// Every length in the encoding is read from shared memory: one claiming
+    /// more than the bytes hold is refused (the parser borrows, so nothing
+    /// is ever allocated for a claimed length).
+    #[test]
+    fn lengths_beyond_the_bytes_are_refused() {
+        let max = u32::MAX.to_le_bytes();
+        let mut headers_claim_4gib = vec![TAG_HEADERS];
+        headers_claim_4gib.extend_from_slice(&max);
+        headers_claim_4gib.extend_from_slice(&[0; 16]);
+        assert!(PropertiesRef::parse(&headers_claim_4gib).is_none());
+        for value in [VALUE_STR, VALUE_BYTES] {
+            let mut entry = vec![1, b'k', value];
+            entry.extend_from_slice(&max);
+            entry.extend_from_slice(b"short");
+            let mut bytes = vec![TAG_HEADERS];
+            bytes.extend_from_slice(&(entry.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&entry);
+            assert!(PropertiesRef::parse(&bytes).is_none(), "value type {value}");
+        }
+        assert!(PropertiesRef::parse(&[TAG_MESSAGE_ID, 255, b'x']).is_none());
+    }
+
     #[test]
     fn truncated_or_garbage_bytes_do_not_parse() {
         let props = Properties::new().content_type("text/plain").timestamp(5);

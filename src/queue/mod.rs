@@ -74,8 +74,7 @@ impl QueueHandle {
 
     /// Recovers what dead processes left in this queue.
     pub(crate) fn recover(&self, my_token: u64) -> Recovered {
-        let peers = self.ns.peers_dir();
-        self.ring.recover(my_token, &mut |token| liveness::is_alive(&peers, token))
+        self.ring.recover(my_token, &mut |token| liveness::is_alive(&self.ns.dir, token))
     }
 }
 

@@ -3,11 +3,12 @@
 
 use super::{ArgValue, Binding, Destination, ExchangeInfo, ExchangeOptions, Table};
 use crate::error::Error;
-use crate::namespace::{validate_name, Namespace};
+use crate::namespace::Namespace;
+use crate::nsdir::validate_name;
 
 fn validate_key(what: &'static str, key: &str) -> Result<(), Error> {
     if key.len() > 255 {
-        return Err(Error::InvalidName { what, name: key.to_owned(), reason: "keys are at most 255 bytes" });
+        return Err(Error::InvalidName { what, name: key.to_owned(), reason: "keys are at most 255 bytes".into() });
     }
     Ok(())
 }
@@ -31,7 +32,7 @@ impl Namespace {
         let did_you_mean = table
             .exchanges
             .iter()
-            .map(|e| (crate::namespace::edit_distance(&e.name, name), e.name.clone()))
+            .map(|e| (crate::nsdir::edit_distance(&e.name, name), e.name.clone()))
             .filter(|(d, n)| *d <= 2.max(n.len() / 4))
             .min()
             .map(|(_, n)| n);

@@ -14,7 +14,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::message::HeaderValue;
 use crate::queue::publisher::HeaderSource;
-use topic::TopicTrie;
+use topic::{TopicScratch, TopicTrie};
 
 /// FNV-1a: routing keys and names are short, and SipHash's DoS resistance
 /// buys nothing against processes that can write the segment anyway.
@@ -358,7 +358,7 @@ pub(crate) struct Router {
 /// allocates nothing in the steady state.
 #[derive(Debug, Default)]
 pub(crate) struct RouteScratch {
-    spans: Vec<(usize, usize)>,
+    topic: TopicScratch,
     dests: Vec<Dest>,
     pending: Vec<usize>,
     visited: Vec<usize>,
@@ -470,7 +470,7 @@ impl Router {
                     }
                 }
                 ExchangeKind::Fanout => scratch.dests.extend_from_slice(&compiled.fanout),
-                ExchangeKind::Topic => compiled.topic.matches(routing_key, &mut scratch.spans, &mut scratch.dests),
+                ExchangeKind::Topic => compiled.topic.matches(routing_key, &mut scratch.topic, &mut scratch.dests),
                 ExchangeKind::Headers => {
                     for b in &compiled.headers {
                         if headers_match(b, headers) {

@@ -4,16 +4,18 @@
 //! cannot wedge (the kernel drops its lock); a writer that dies mid-update
 //! leaves only the unpublished region half-written.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::PathBuf;
 use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use memmap2::MmapRaw;
 use rustix::fs::{flock, FlockOperation};
 
 use super::{ArgValue, Binding, Destination, ExchangeInfo, ExchangeKind, ExchangeOptions, QueueMeta, Table};
 use crate::error::Error;
+use crate::nsdir::{NamespaceDir, Sub};
 use crate::segment::layout::{LAYOUT_VERSION, MAGIC, READY_VALUE};
 use crate::seqtable::{self, SeqError, SeqStorage};
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
@@ -50,6 +52,38 @@ impl Default for RoutingLimits {
     }
 }
 
+/// The largest [`RoutingLimits`] shmq accepts, when creating a namespace and
+/// when opening one (its header is read from shared memory, untrusted):
+/// every allocation a reader makes for the table is bounded by these.
+pub(crate) const MAX_LIMITS: RoutingLimits =
+    RoutingLimits { max_exchanges: 1 << 16, max_queues: 1 << 20, max_bindings: 1 << 22, table_bytes: 64 << 20 };
+
+impl RoutingLimits {
+    /// Checks these limits are usable and within [`MAX_LIMITS`]: room for
+    /// the built-in exchanges and their encoding, nothing beyond the maxima.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let builtins = super::BUILTIN_EXCHANGES.len() as u32;
+        let m = &MAX_LIMITS;
+        let bad = |what: &str, value: u64, low: u64, high: u64| format!("routing limit {what} = {value} is outside {low}..={high}");
+        if !(builtins..=m.max_exchanges).contains(&self.max_exchanges) {
+            return Err(bad("max_exchanges", self.max_exchanges.into(), builtins.into(), m.max_exchanges.into()));
+        }
+        if self.max_queues > m.max_queues {
+            return Err(bad("max_queues", self.max_queues.into(), 0, m.max_queues.into()));
+        }
+        if self.max_bindings > m.max_bindings {
+            return Err(bad("max_bindings", self.max_bindings.into(), 0, m.max_bindings.into()));
+        }
+        if !(MIN_TABLE_BYTES..=m.table_bytes).contains(&self.table_bytes) {
+            return Err(bad("table_bytes", self.table_bytes, MIN_TABLE_BYTES, m.table_bytes));
+        }
+        Ok(())
+    }
+}
+
+/// Enough bytes for the built-in exchanges' encoding.
+const MIN_TABLE_BYTES: u64 = 4096;
+
 /// The mapped routing segment.
 pub(crate) struct RoutingSegment {
     _map: MmapRaw,
@@ -57,8 +91,14 @@ pub(crate) struct RoutingSegment {
     region_words: usize,
     pub(crate) limits: RoutingLimits,
     pub(crate) path: PathBuf,
-    lock_path: PathBuf,
+    dir: Arc<NamespaceDir>,
 }
+
+/// The routing segment's and its writers' lock's names in the namespace.
+const ROUTING: &str = "routing";
+const ROUTING_LOCK: &str = "routing.lock";
+/// How long a table writer waits for the writers' lock.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(5);
 
 // SAFETY: everything reached through `base` after the header is atomics.
 unsafe impl Send for RoutingSegment {}
@@ -79,6 +119,38 @@ fn stats_offset(limits: &RoutingLimits) -> usize {
 
 fn total_bytes(limits: &RoutingLimits) -> u64 {
     (stats_offset(limits) + EXCHANGE_STAT_ROWS * EXCHANGE_STAT_BYTES) as u64
+}
+
+/// Adds `n` to a counter in shared memory, stopping at `u64::MAX` instead
+/// of wrapping (another process may have stored anything there); returns
+/// the previous value.
+fn saturating_add(counter: &AtomicU64, n: u64) -> u64 {
+    // Relaxed: a statistic; nothing is published through it.
+    let mut current = counter.load(Ordering::Relaxed);
+    while current != u64::MAX && n != 0 {
+        match counter.compare_exchange_weak(current, current.saturating_add(n), Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(actual) => current = actual,
+        }
+    }
+    current
+}
+
+/// A statistics counter in the routing segment: adds saturate at
+/// `u64::MAX`, since the stored value is untrusted and may be anything.
+pub(crate) struct Counter<'s>(&'s AtomicU64);
+
+impl Counter<'_> {
+    /// Adds `n`, saturating; returns the previous value. Always Relaxed (a
+    /// statistic publishes nothing); `_order` keeps `AtomicU64`'s signature.
+    pub(crate) fn fetch_add(&self, n: u64, _order: Ordering) -> u64 {
+        saturating_add(self.0, n)
+    }
+
+    /// The current value.
+    pub(crate) fn load(&self, order: Ordering) -> u64 {
+        self.0.load(order)
+    }
 }
 
 /// The 64-bit FNV-1a hash of an exchange name, never 0 (0 marks a free row).
@@ -110,39 +182,25 @@ impl SeqStorage for RoutingSegment {
 }
 
 impl RoutingSegment {
-    /// Opens the namespace's routing segment, creating it if missing.
-    pub(crate) fn open_or_create(root: &Path, tmp: &Path, file_mode: u32, limits: RoutingLimits) -> Result<Self, Error> {
-        let path = root.join("routing");
-        let lock_path = root.join("routing.lock");
-        if !path.exists() {
-            Self::create(&path, tmp, file_mode, limits)?;
+    /// Opens the namespace's routing segment, creating it (under the name
+    /// `tmp/<tmp_name>` first) if missing.
+    pub(crate) fn open_or_create(dir: &Arc<NamespaceDir>, tmp_name: &str, limits: RoutingLimits) -> Result<Self, Error> {
+        if !dir.exists(Sub::Root, ROUTING) {
+            Self::create(dir, tmp_name, limits)?;
         }
-        if !lock_path.exists() {
-            let f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(file_mode)
-                .open(&lock_path)
-                .map_err(|e| Error::io(&lock_path, e))?;
-            let _ = f.set_permissions(std::fs::Permissions::from_mode(file_mode));
-        }
-        Self::open(&path, lock_path)
+        // Created now so that a reader-only process never has to.
+        drop(dir.open_or_create_file(Sub::Root, ROUTING_LOCK)?);
+        Self::open(dir)
     }
 
-    fn create(path: &Path, tmp: &Path, file_mode: u32, limits: RoutingLimits) -> Result<(), Error> {
-        let file = OpenOptions::new().read(true).write(true).create_new(true).mode(file_mode).open(tmp).map_err(|e| Error::io(tmp, e))?;
-        struct Cleanup<'p>(&'p Path);
-        impl Drop for Cleanup<'_> {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_file(self.0);
-            }
-        }
-        let _cleanup = Cleanup(tmp);
-        file.set_permissions(std::fs::Permissions::from_mode(file_mode)).map_err(|e| Error::io(tmp, e))?;
+    fn create(dir: &Arc<NamespaceDir>, tmp_name: &str, limits: RoutingLimits) -> Result<(), Error> {
+        limits.check().map_err(Error::InvalidOptions)?;
+        let tmp = dir.path_of(Sub::Tmp, tmp_name);
+        let file = dir.create_file(Sub::Tmp, tmp_name)?;
+        let _cleanup = crate::segment::TmpGuard(dir, tmp_name);
         let total = total_bytes(&limits);
-        file.set_len(total).map_err(|e| Error::io(tmp, e))?;
-        let _ = rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, total);
+        // Every page is backed now, or this is NoSpace: never SIGBUS later.
+        crate::segment::reserve(dir, &file, total, &dir.path_of(Sub::Root, ROUTING))?;
         let mut header = [0u8; HEADER_BYTES];
         header[..8].copy_from_slice(&MAGIC);
         header[8..12].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
@@ -151,8 +209,8 @@ impl RoutingSegment {
         header[32..36].copy_from_slice(&limits.max_exchanges.to_le_bytes());
         header[36..40].copy_from_slice(&limits.max_queues.to_le_bytes());
         header[40..44].copy_from_slice(&limits.max_bindings.to_le_bytes());
-        std::io::Write::write_all(&mut &file, &header).map_err(|e| Error::io(tmp, e))?;
-        let segment = Self::map(file, tmp, limits, PathBuf::new())?;
+        std::io::Write::write_all(&mut &file, &header).map_err(|e| Error::io(&tmp, e))?;
+        let segment = Self::map(file, tmp.clone(), limits, dir.clone())?;
         let words = encode(&Table::with_builtins());
         if !seqtable::write(&segment, &words) {
             return Err(Error::TableFull { what: "table bytes", limit: limits.table_bytes });
@@ -161,18 +219,16 @@ impl RoutingSegment {
         // `open`.
         segment.ready_word().store(READY_VALUE, Ordering::Release);
         drop(segment);
-        match std::fs::hard_link(tmp, path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            Err(e) => Err(Error::io(path, e)),
-        }
+        // Another process may have linked its table first: fine, use it.
+        dir.link(Sub::Tmp, tmp_name, Sub::Root, ROUTING)?;
+        Ok(())
     }
 
-    fn map(file: File, path: &Path, limits: RoutingLimits, lock_path: PathBuf) -> Result<Self, Error> {
-        let map = MmapRaw::map_raw(&file).map_err(|e| Error::io(path, e))?;
+    fn map(file: File, path: PathBuf, limits: RoutingLimits, dir: Arc<NamespaceDir>) -> Result<Self, Error> {
+        let map = MmapRaw::map_raw(&file).map_err(|e| Error::io(&path, e))?;
         let base =
-            NonNull::new(map.as_mut_ptr()).ok_or_else(|| Error::Corrupt { path: path.to_owned(), reason: "mmap returned null".into() })?;
-        Ok(Self { _map: map, base, region_words: region_words(&limits), limits, path: path.to_owned(), lock_path })
+            NonNull::new(map.as_mut_ptr()).ok_or_else(|| Error::Corrupt { path: path.clone(), reason: "mmap returned null".into() })?;
+        Ok(Self { _map: map, base, region_words: region_words(&limits), limits, path, dir })
     }
 
     fn ready_word(&self) -> &AtomicU32 {
@@ -180,21 +236,24 @@ impl RoutingSegment {
         unsafe { &*(self.base.as_ptr().add(16) as *const AtomicU32) }
     }
 
-    fn open(path: &Path, lock_path: PathBuf) -> Result<Self, Error> {
-        let corrupt = |reason: String| Error::Corrupt { path: path.to_owned(), reason };
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io(path, e))?;
-        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    /// Maps the routing segment: a regular file of a trusted owner (checked
+    /// by [`NamespaceDir::open_file`]) exactly as long as its header implies.
+    fn open(dir: &Arc<NamespaceDir>) -> Result<Self, Error> {
+        let path = dir.path_of(Sub::Root, ROUTING);
+        let corrupt = |reason: String| Error::Corrupt { path: path.clone(), reason };
+        let (file, stat) = dir.open_file(Sub::Root, ROUTING, true)?;
+        let len = u64::try_from(stat.st_size).unwrap_or(0);
         if len < (REGIONS_OFFSET + 16) as u64 {
             return Err(corrupt(format!("truncated routing segment: {len} bytes")));
         }
         let mut header = [0u8; 48];
-        std::io::Read::read_exact(&mut &file, &mut header).map_err(|e| Error::io(path, e))?;
+        std::io::Read::read_exact(&mut &file, &mut header).map_err(|e| Error::io(&path, e))?;
         if header[..8] != MAGIC {
             return Err(corrupt("not an shmq routing segment (bad magic)".into()));
         }
         let version = u32::from_le_bytes(header[8..12].try_into().unwrap_or_default());
         if version != LAYOUT_VERSION {
-            return Err(Error::IncompatibleVersion { path: path.to_owned(), found: version, supported: LAYOUT_VERSION });
+            return Err(Error::IncompatibleVersion { path, found: version, supported: LAYOUT_VERSION });
         }
         if u32::from_le_bytes(header[12..16].try_into().unwrap_or_default()) != KIND_ROUTING {
             return Err(corrupt("segment is not a routing table".into()));
@@ -205,15 +264,43 @@ impl RoutingSegment {
             max_queues: u32::from_le_bytes(header[36..40].try_into().unwrap_or_default()),
             max_bindings: u32::from_le_bytes(header[40..44].try_into().unwrap_or_default()),
         };
-        if limits.table_bytes > 1 << 30 || total_bytes(&limits) != len {
+        // Untrusted: out-of-range limits would size the reader's buffers.
+        limits.check().map_err(&corrupt)?;
+        if total_bytes(&limits) != len {
             return Err(corrupt(format!("file is {len} bytes, its header implies {}", total_bytes(&limits))));
         }
-        let segment = Self::map(file, path, limits, lock_path)?;
+        let segment = Self::map(file, path.clone(), limits, dir.clone())?;
         // SYNC POINT SEGMENT-READY: pairs with the Release store in `create`.
         if segment.ready_word().load(Ordering::Acquire) != READY_VALUE {
             return Err(corrupt("the creator never finished initialising it (ready word unset)".into()));
         }
         Ok(segment)
+    }
+
+    /// Takes the writers' lock, waiting at most [`LOCK_WAIT`], and records
+    /// this process's pid in the lock file for the next waiter's error.
+    fn lock_writers(&self) -> Result<File, Error> {
+        let lock = self.dir.open_or_create_file(Sub::Root, ROUTING_LOCK)?;
+        let path = self.dir.path_of(Sub::Root, ROUTING_LOCK);
+        let start = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::WOULDBLOCK) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(Error::io(&path, e.into())),
+            }
+            let waited = start.elapsed();
+            if waited >= LOCK_WAIT {
+                return Err(Error::LockTimeout { path, waited, holder: lock_holder(&lock) });
+            }
+            std::thread::sleep(pause.min(LOCK_WAIT - waited));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+        let pid = format!("{}\n", std::process::id());
+        let _ = rustix::fs::ftruncate(&lock, 0);
+        let _ = rustix::io::pwrite(&lock, pid.as_bytes(), 0);
+        Ok(lock)
     }
 
     /// The generation counter's current value (one atomic load).
@@ -224,10 +311,11 @@ impl RoutingSegment {
         self.generation().load(Ordering::Acquire)
     }
 
-    /// Unroutable messages dropped in this namespace, ever.
-    pub(crate) fn unroutable(&self) -> &AtomicU64 {
+    /// Unroutable messages dropped in this namespace, ever (a counter that
+    /// saturates: see [`Counter`]).
+    pub(crate) fn unroutable(&self) -> Counter<'_> {
         // SAFETY: 8-aligned offset inside the mapping.
-        unsafe { &*(self.base.as_ptr().add(UNROUTABLE_OFFSET) as *const AtomicU64) }
+        Counter(unsafe { &*(self.base.as_ptr().add(UNROUTABLE_OFFSET) as *const AtomicU64) })
     }
 
     /// Counter row `i`: `(name hash, published, unroutable)`.
@@ -238,12 +326,13 @@ impl RoutingSegment {
         unsafe { [0, 8, 16].map(|off| &*(self.base.as_ptr().add(at + off) as *const AtomicU64)) }
     }
 
-    /// Adds to an exchange's counters (claiming a row on first use). Counts
-    /// for a name that finds no free row are dropped from the per-exchange
-    /// view only; the namespace total still counts unroutable ones.
+    /// Adds to an exchange's counters (claiming a row on first use),
+    /// saturating at `u64::MAX` whatever the rows hold. Counts for a name
+    /// that finds no free row are dropped from the per-exchange view only;
+    /// the namespace total still counts unroutable ones.
     pub(crate) fn add_exchange_counts(&self, hash: u64, published: u64, unroutable: u64) {
         for probe in 0..EXCHANGE_STAT_ROWS {
-            let [key, p, u] = self.stat_row(hash as usize + probe);
+            let [key, p, u] = self.stat_row((hash as usize).wrapping_add(probe));
             let current = key.load(Ordering::Relaxed);
             let mine = current == hash
                 || (current == 0
@@ -252,8 +341,8 @@ impl RoutingSegment {
                         Err(actual) => actual == hash,
                     });
             if mine {
-                p.fetch_add(published, Ordering::Relaxed);
-                u.fetch_add(unroutable, Ordering::Relaxed);
+                saturating_add(p, published);
+                saturating_add(u, unroutable);
                 return;
             }
         }
@@ -263,7 +352,7 @@ impl RoutingSegment {
     pub(crate) fn exchange_counts(&self, name: &str) -> (u64, u64) {
         let hash = exchange_hash(name);
         for probe in 0..EXCHANGE_STAT_ROWS {
-            let [key, p, u] = self.stat_row(hash as usize + probe);
+            let [key, p, u] = self.stat_row((hash as usize).wrapping_add(probe));
             match key.load(Ordering::Relaxed) {
                 0 => return (0, 0),
                 k if k == hash => return (p.load(Ordering::Relaxed), u.load(Ordering::Relaxed)),
@@ -280,16 +369,15 @@ impl RoutingSegment {
             SeqError::Corrupt => Error::Corrupt { path: self.path.clone(), reason: "routing table length is impossible".into() },
             SeqError::Busy => Error::Corrupt { path: self.path.clone(), reason: "routing table changed on every read attempt".into() },
         })?;
-        let table =
-            decode(&words).ok_or_else(|| Error::Corrupt { path: self.path.clone(), reason: "routing table does not decode".into() })?;
+        let table = decode_within(&words, &self.limits)
+            .ok_or_else(|| Error::Corrupt { path: self.path.clone(), reason: "routing table does not decode".into() })?;
         Ok((generation, table))
     }
 
     /// Runs `change` on the current table under the writers' lock and
     /// publishes the result if it changed.
     pub(crate) fn update<R>(&self, change: impl FnOnce(&mut Table) -> Result<R, Error>) -> Result<R, Error> {
-        let lock = File::open(&self.lock_path).map_err(|e| Error::io(&self.lock_path, e))?;
-        flock(&lock, FlockOperation::LockExclusive).map_err(|e| Error::io(&self.lock_path, e.into()))?;
+        let lock = self.lock_writers()?;
         let (_, mut table) = self.read()?;
         let before = table.clone();
         let result = change(&mut table)?;
@@ -338,6 +426,18 @@ impl Out {
         self.0.extend_from_slice(&(len as u16).to_le_bytes());
         self.0.extend_from_slice(&s.as_bytes()[..len]);
     }
+}
+
+/// Who holds the writers' lock: the kernel's lock table names the process;
+/// else the pid the last holder wrote into the file (read bounded).
+fn lock_holder(lock: &File) -> Option<u32> {
+    let stat = rustix::fs::fstat(lock).ok()?;
+    if let Some(holder) = crate::liveness::flock_holder(stat.st_dev, stat.st_ino) {
+        return holder;
+    }
+    let mut bytes = [0u8; 32];
+    let n = rustix::io::pread(lock, &mut bytes, 0).ok()?;
+    std::str::from_utf8(&bytes[..n]).ok()?.trim().parse().ok()
 }
 
 pub(crate) fn encode(table: &Table) -> Vec<u64> {
@@ -439,16 +539,43 @@ impl In<'_> {
     }
 }
 
+/// The encoded table's bytes, in place where the words' memory order is
+/// the encoding's byte order (little-endian), else copied.
+fn word_bytes(words: &[u64]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        // SAFETY: `words` is one live allocation of `size_of_val(words)`
+        // initialised bytes (u64 has no padding); u8 needs no alignment; the
+        // borrow keeps `words` alive and unmodified for the slice's lifetime.
+        std::borrow::Cow::Borrowed(unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), std::mem::size_of_val(words)) })
+    } else {
+        std::borrow::Cow::Owned(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+    }
+}
+
+/// Decodes a table within shmq's largest limits ([`MAX_LIMITS`]), for
+/// callers without a segment (the fuzz entry points in `crate::fuzzing`).
+#[allow(dead_code)]
 pub(crate) fn decode(words: &[u64]) -> Option<Table> {
+    decode_within(words, &MAX_LIMITS)
+}
+
+/// Decodes a table read from shared memory, so untrusted: `None` unless it
+/// is well formed and within `limits`. Allocates nothing beyond what the
+/// items actually present need (every count is checked against the bytes
+/// left and the limit before anything is reserved), so never more than a
+/// small multiple of `words`' own size.
+pub(crate) fn decode_within(words: &[u64], limits: &RoutingLimits) -> Option<Table> {
     let (&len, rest) = words.split_first()?;
     let len = usize::try_from(len).ok()?;
-    if len > rest.len() * 8 {
+    if len > rest.len().checked_mul(8)? {
         return None;
     }
-    let bytes: Vec<u8> = rest.iter().flat_map(|w| w.to_le_bytes()).take(len).collect();
-    let mut r = In { bytes: &bytes, at: 0 };
+    let all = word_bytes(rest);
+    let bytes = &all[..len];
+    let mut r = In { bytes, at: 0 };
     let mut table = Table::default();
-    for _ in 0..r.count(5)? {
+    let within = |n: usize, limit: u32| (n <= limit as usize).then_some(n);
+    for _ in 0..within(r.count(5)?, limits.max_exchanges)? {
         let name = r.str()?;
         let kind = ExchangeKind::from_code(r.u8()?)?;
         let flags = r.u8()?;
@@ -462,13 +589,13 @@ pub(crate) fn decode(words: &[u64]) -> Option<Table> {
             builtin: flags & 4 != 0,
         });
     }
-    for _ in 0..r.count(11)? {
+    for _ in 0..within(r.count(11)?, limits.max_queues)? {
         let name = r.str()?;
         let exclusive_owner = r.u64()?;
         let auto_delete = r.u8()? != 0;
         table.queues.push(QueueMeta { name, exclusive_owner, auto_delete });
     }
-    for _ in 0..r.count(11)? {
+    for _ in 0..within(r.count(11)?, limits.max_bindings)? {
         let source = r.str()?;
         let destination = match r.u8()? {
             1 => Destination::Queue(r.str()?),
@@ -518,6 +645,57 @@ mod tests {
             ],
         });
         assert_eq!(decode(&encode(&t)), Some(t));
+    }
+
+    /// A hostile count in a few bytes is refused before anything is
+    /// reserved for it: counts are bounded by the bytes left.
+    #[test]
+    fn huge_claimed_counts_in_a_small_buffer_are_refused() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&u32::MAX.to_le_bytes()); // exchanges
+        bytes.extend_from_slice(&[0; 12]);
+        let mut words = vec![bytes.len() as u64];
+        words.extend(bytes.chunks(8).map(|c| {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            u64::from_le_bytes(w)
+        }));
+        assert_eq!(decode(&words), None);
+        // A byte length beyond the words, or one that overflows.
+        assert_eq!(decode(&[u64::MAX, 0, 0]), None);
+        assert_eq!(decode(&[17, 0, 0]), None);
+        assert_eq!(decode(&[]), None);
+    }
+
+    #[test]
+    fn tables_beyond_the_segments_limits_do_not_decode() {
+        let mut t = Table::with_builtins();
+        for name in ["a", "b", "c"] {
+            t.queues.push(QueueMeta { name: name.into(), exclusive_owner: 0, auto_delete: false });
+        }
+        let words = encode(&t);
+        let roomy = RoutingLimits { max_queues: 3, ..RoutingLimits::default() };
+        let tight = RoutingLimits { max_queues: 2, ..RoutingLimits::default() };
+        assert_eq!(decode_within(&words, &roomy), Some(t));
+        assert_eq!(decode_within(&words, &tight), None);
+    }
+
+    #[test]
+    fn limits_outside_the_maxima_are_refused() {
+        assert_eq!(RoutingLimits::default().check(), Ok(()));
+        assert_eq!(MAX_LIMITS.check(), Ok(()));
+        let huge_table = RoutingLimits { table_bytes: 1 << 30, ..RoutingLimits::default() };
+        assert!(huge_table.check().unwrap_err().contains("table_bytes = 1073741824"));
+        for bad in [
+            RoutingLimits { max_exchanges: 4, ..RoutingLimits::default() },
+            RoutingLimits { max_exchanges: u32::MAX, ..RoutingLimits::default() },
+            RoutingLimits { max_queues: u32::MAX, ..RoutingLimits::default() },
+            RoutingLimits { max_bindings: u32::MAX, ..RoutingLimits::default() },
+            RoutingLimits { table_bytes: 0, ..RoutingLimits::default() },
+            RoutingLimits { table_bytes: u64::MAX, ..RoutingLimits::default() },
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

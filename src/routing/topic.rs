@@ -2,6 +2,9 @@
 //! words are words, the empty key is zero words, `*` is exactly one word,
 //! `#` is zero or more words, and wildcards count only as whole words.
 
+use std::collections::HashMap as StdHashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use super::HashMap;
 
 /// Splits a key into words; the empty key has none.
@@ -13,6 +16,10 @@ fn words(key: &str) -> impl Iterator<Item = &str> + Clone {
 
 /// True if `routing_key` matches the topic `binding_key`.
 ///
+/// Runs in time proportional to (binding-key words × routing-key words)
+/// whatever the input: consecutive `#` words count as one, and the match is
+/// a single dynamic-programming pass, never a backtracking search.
+///
 /// # Examples
 /// ```
 /// use shmq::topic_matches;
@@ -23,110 +30,264 @@ fn words(key: &str) -> impl Iterator<Item = &str> + Clone {
 /// assert!(!topic_matches("*", ""));
 /// assert!(topic_matches("a.*.c", "a..c")); // the empty word is a word
 /// assert!(!topic_matches("a#b", "a.x.b")); // `#` only counts as a whole word
+/// assert!(topic_matches("#.#.#", "x")); // `#.#` is `#`
 /// ```
 pub fn topic_matches(binding_key: &str, routing_key: &str) -> bool {
-    let pattern: Vec<&str> = words(binding_key).collect();
     let key: Vec<&str> = words(routing_key).collect();
-    match_words(&pattern, &key)
+    // reach[j]: the binding-key words seen so far match the first j words
+    // of the routing key.
+    let mut reach = vec![false; key.len() + 1];
+    reach[0] = true;
+    let mut after_hash = false;
+    for pattern in words(binding_key) {
+        if pattern == "#" {
+            if !after_hash {
+                // Zero or more words: every j at or after a reachable one.
+                for j in 1..reach.len() {
+                    reach[j] |= reach[j - 1];
+                }
+            }
+            after_hash = true;
+            continue;
+        }
+        after_hash = false;
+        for j in (1..reach.len()).rev() {
+            reach[j] = reach[j - 1] && (pattern == "*" || pattern == key[j - 1]);
+        }
+        reach[0] = false;
+        if !reach.contains(&true) {
+            return false;
+        }
+    }
+    reach[key.len()]
 }
 
-fn match_words(pattern: &[&str], key: &[&str]) -> bool {
-    match pattern.split_first() {
-        None => key.is_empty(),
-        Some((&"#", rest)) => (0..=key.len()).any(|skip| match_words(rest, &key[skip..])),
-        Some((&"*", rest)) => !key.is_empty() && match_words(rest, &key[1..]),
-        Some((word, rest)) => key.first() == Some(word) && match_words(rest, &key[1..]),
+/// No such node (or word).
+const NONE: u32 = u32::MAX;
+/// `Node::word`: more than one literal child, look them up in `edges`.
+const MANY: u32 = u32::MAX - 1;
+
+/// A trie of topic binding keys, compiled once per routing-table generation
+/// and matched as an NFA (see [`TopicTrie::matches`]).
+#[derive(Debug)]
+pub(crate) struct TopicTrie<T> {
+    nodes: Vec<Node>,
+    /// Per node: the values of the binding keys that end there.
+    values: Vec<Vec<T>>,
+    /// Literal edges of nodes with several: `(node << 32) | word id` to the
+    /// child node.
+    edges: StdHashMap<u64, u32, BuildHasherDefault<EdgeHasher>>,
+    /// Every literal word of every binding key, numbered.
+    vocabulary: HashMap<Box<str>, u32>,
+}
+
+/// A trie node, kept small: the walk touches every active node per word.
+#[derive(Clone, Copy, Debug)]
+struct Node {
+    /// Child through a `*` word, or `NONE`.
+    star: u32,
+    /// Child through a `#` word, or `NONE`.
+    hash: u32,
+    /// The word id of the only literal child, `NONE` or `MANY`.
+    word: u32,
+    /// The only literal child (when `word` is an id).
+    word_child: u32,
+    /// Reached through a `#` word: stays active on any further word.
+    is_hash: bool,
+}
+
+impl Node {
+    fn new(is_hash: bool) -> Self {
+        Self { star: NONE, hash: NONE, word: NONE, word_child: NONE, is_hash }
     }
 }
 
-/// A trie of topic binding keys, compiled once per routing-table generation.
+/// splitmix64's finaliser for the `u64` edge keys (FNV would hash them a
+/// byte at a time).
+#[derive(Default)]
+pub(crate) struct EdgeHasher(u64);
+
+impl Hasher for EdgeHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        let mut z = (self.0 ^ v).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        self.0 = z ^ (z >> 31);
+    }
+}
+
+/// Per-caller scratch space for [`TopicTrie::matches`]: the active node sets
+/// and a mark per node, reused across calls so matching allocates only when
+/// it first meets a larger trie.
 #[derive(Debug, Default)]
-pub(crate) struct TopicTrie<T> {
-    nodes: Vec<Node<T>>,
+pub(crate) struct TopicScratch {
+    active: Vec<u32>,
+    next: Vec<u32>,
+    /// `marks[node] == epoch`: already in the set being built.
+    marks: Vec<u32>,
+    epoch: u32,
 }
 
-#[derive(Debug)]
-struct Node<T> {
-    words: HashMap<String, usize>,
-    star: Option<usize>,
-    hash: Option<usize>,
-    values: Vec<T>,
-}
-
-impl<T> Default for Node<T> {
-    fn default() -> Self {
-        Self { words: HashMap::default(), star: None, hash: None, values: Vec::new() }
+impl TopicScratch {
+    /// Starts a new node set (a new epoch), sized for `nodes` nodes.
+    fn begin(&mut self, nodes: usize) {
+        if self.marks.len() < nodes {
+            self.marks.resize(nodes, 0);
+            self.active.reserve(nodes.saturating_sub(self.active.len()));
+            self.next.reserve(nodes.saturating_sub(self.next.len()));
+        }
+        if self.epoch == u32::MAX {
+            self.marks.fill(0);
+            self.epoch = 0;
+        }
+        self.epoch += 1;
+        self.next.clear();
     }
 }
 
 impl<T: Copy> TopicTrie<T> {
     pub(crate) fn new() -> Self {
-        Self { nodes: vec![Node::default()] }
+        Self { nodes: vec![Node::new(false)], values: vec![Vec::new()], edges: Default::default(), vocabulary: HashMap::default() }
     }
 
+    /// The literal child of `at` for word id `id`, or `NONE`.
+    #[inline]
+    fn literal_child(&self, at: usize, id: u32) -> u32 {
+        match self.nodes[at].word {
+            NONE => NONE,
+            MANY => self.edges.get(&edge(at, id)).copied().unwrap_or(NONE),
+            only if only == id => self.nodes[at].word_child,
+            _ => NONE,
+        }
+    }
+
+    /// Adds a binding key, with consecutive `#` words collapsed to one
+    /// (`#.#` matches exactly what `#` matches).
     pub(crate) fn insert(&mut self, binding_key: &str, value: T) {
-        let mut at = 0;
+        let mut at = 0usize;
+        let mut after_hash = false;
         for word in words(binding_key) {
-            let next = match word {
+            if word == "#" && after_hash {
+                continue;
+            }
+            after_hash = word == "#";
+            let id = match word {
+                "*" | "#" => NONE,
+                w => {
+                    let next_id = u32::try_from(self.vocabulary.len()).ok().filter(|&n| n < MANY).expect("fewer than 2^32 - 2 words");
+                    *self.vocabulary.entry(w.into()).or_insert(next_id)
+                }
+            };
+            let existing = match word {
                 "*" => self.nodes[at].star,
                 "#" => self.nodes[at].hash,
-                w => self.nodes[at].words.get(w).copied(),
+                _ => self.literal_child(at, id),
             };
-            at = match next {
-                Some(n) => n,
-                None => {
-                    let n = self.nodes.len();
-                    self.nodes.push(Node::default());
-                    match word {
-                        "*" => self.nodes[at].star = Some(n),
-                        "#" => self.nodes[at].hash = Some(n),
-                        w => {
-                            self.nodes[at].words.insert(w.to_owned(), n);
+            if existing != NONE {
+                at = existing as usize;
+                continue;
+            }
+            let child = u32::try_from(self.nodes.len()).ok().filter(|&n| n < MANY).expect("fewer than 2^32 - 2 trie nodes");
+            self.nodes.push(Node::new(word == "#"));
+            self.values.push(Vec::new());
+            let node = &mut self.nodes[at];
+            match word {
+                "*" => node.star = child,
+                "#" => node.hash = child,
+                _ => match node.word {
+                    NONE => (node.word, node.word_child) = (id, child),
+                    MANY => {
+                        self.edges.insert(edge(at, id), child);
+                    }
+                    only => {
+                        let only_child = node.word_child;
+                        node.word = MANY;
+                        self.edges.insert(edge(at, only), only_child);
+                        self.edges.insert(edge(at, id), child);
+                    }
+                },
+            }
+            at = child as usize;
+        }
+        self.values[at].push(value);
+    }
+
+    /// Appends every value whose binding key matches `routing_key`, each
+    /// matching binding key once (values shared by several keys may repeat;
+    /// the caller dedups).
+    ///
+    /// The trie is walked as an NFA: after each routing-key word, the set of
+    /// trie nodes the words so far can reach, each node at most once (marked
+    /// with the word's epoch). A `#` node stays in the set on every word and
+    /// is entered without consuming one. So each (word, node) pair costs one
+    /// step and the walk is O(routing-key words × trie nodes) at worst,
+    /// whatever the wildcards; allocation-free once `scratch` has grown to
+    /// this trie's size.
+    pub(crate) fn matches(&self, routing_key: &str, scratch: &mut TopicScratch, out: &mut Vec<T>) {
+        scratch.begin(self.nodes.len());
+        self.enter(0, scratch);
+        std::mem::swap(&mut scratch.active, &mut scratch.next);
+        for word in words(routing_key) {
+            scratch.begin(self.nodes.len());
+            // Looked up once per word, and only if some node has literal edges.
+            let mut word_id = None;
+            for i in 0..scratch.active.len() {
+                let at = scratch.active[i] as usize;
+                let node = self.nodes[at];
+                if node.is_hash {
+                    self.enter(at, scratch);
+                }
+                if node.star != NONE {
+                    self.enter(node.star as usize, scratch);
+                }
+                if node.word != NONE {
+                    let id = *word_id.get_or_insert_with(|| self.vocabulary.get(word).copied().unwrap_or(NONE));
+                    if id != NONE {
+                        let child = self.literal_child(at, id);
+                        if child != NONE {
+                            self.enter(child as usize, scratch);
                         }
                     }
-                    n
-                }
-            };
-        }
-        self.nodes[at].values.push(value);
-    }
-
-    /// Appends every value whose binding key matches; duplicates possible
-    /// (the caller dedups). `spans` is scratch space for the key's words.
-    pub(crate) fn matches(&self, routing_key: &str, spans: &mut Vec<(usize, usize)>, out: &mut Vec<T>) {
-        spans.clear();
-        if !routing_key.is_empty() {
-            let mut start = 0;
-            for (i, b) in routing_key.bytes().enumerate() {
-                if b == b'.' {
-                    spans.push((start, i));
-                    start = i + 1;
                 }
             }
-            spans.push((start, routing_key.len()));
+            std::mem::swap(&mut scratch.active, &mut scratch.next);
+            if scratch.active.is_empty() {
+                return;
+            }
         }
-        self.walk(0, routing_key, spans, out);
+        for &at in &scratch.active {
+            out.extend_from_slice(&self.values[at as usize]);
+        }
     }
 
-    fn walk(&self, node: usize, key: &str, spans: &[(usize, usize)], out: &mut Vec<T>) {
-        let n = &self.nodes[node];
-        if spans.is_empty() {
-            out.extend_from_slice(&n.values);
-        }
-        if let Some(hash) = n.hash {
-            for skip in 0..=spans.len() {
-                self.walk(hash, key, &spans[skip..], out);
+    /// Adds `at` to the set being built, with the `#` children it reaches
+    /// without consuming a word.
+    #[inline]
+    fn enter(&self, mut at: usize, scratch: &mut TopicScratch) {
+        loop {
+            if scratch.marks[at] == scratch.epoch {
+                return;
             }
-        }
-        if let Some((&(start, end), rest)) = spans.split_first() {
-            if let Some(star) = n.star {
-                self.walk(star, key, rest, out);
-            }
-            if let Some(&next) = n.words.get(&key[start..end]) {
-                self.walk(next, key, rest, out);
+            scratch.marks[at] = scratch.epoch;
+            scratch.next.push(at as u32);
+            match self.nodes[at].hash {
+                NONE => return,
+                hash => at = hash as usize,
             }
         }
     }
+}
+
+fn edge(node: usize, word: u32) -> u64 {
+    (node as u64) << 32 | u64::from(word)
 }
 
 #[cfg(test)]
@@ -206,7 +367,7 @@ mod tests {
             let mut by_fn: Vec<&str> = bindings.iter().filter(|(b, _)| topic_matches(b, key)).map(|(_, q)| *q).collect();
             by_fn.sort_unstable();
             by_fn.dedup();
-            let mut scratch = Vec::new();
+            let mut scratch = TopicScratch::default();
             let mut hits = Vec::new();
             trie.matches(key, &mut scratch, &mut hits);
             let mut by_trie: Vec<&str> = hits.iter().map(|&i| bindings[i].1).collect();
@@ -230,6 +391,82 @@ mod tests {
         check(&kept, EXPECTED_AFTER_REMOVAL);
     }
 
+    /// The trie's answer for one routing key: the sorted distinct values.
+    fn trie_hits(trie: &TopicTrie<usize>, key: &str, scratch: &mut TopicScratch) -> Vec<usize> {
+        let mut hits = Vec::new();
+        trie.matches(key, scratch, &mut hits);
+        hits.sort_unstable();
+        hits.dedup();
+        hits
+    }
+
+    fn repeat(word: &str, n: usize) -> String {
+        vec![word; n].join(".")
+    }
+
+    /// Before the NFA walk, 18 `#` words took over a minute for one key.
+    #[test]
+    fn many_hash_words_match_without_backtracking() {
+        let all_hashes = repeat("#", 40);
+        let hashes_then_z = format!("{}.z", repeat("#", 40));
+        let key = repeat("a", 60);
+        assert!(topic_matches(&all_hashes, &key));
+        assert!(!topic_matches(&hashes_then_z, &key));
+        assert!(topic_matches(&hashes_then_z, &format!("{key}.z")));
+        let mut trie = TopicTrie::new();
+        trie.insert(&all_hashes, 0);
+        trie.insert(&hashes_then_z, 1);
+        let mut scratch = TopicScratch::default();
+        assert_eq!(trie_hits(&trie, &key, &mut scratch), vec![0]);
+        assert_eq!(trie_hits(&trie, &format!("{key}.z"), &mut scratch), vec![0, 1]);
+        assert_eq!(trie_hits(&trie, "", &mut scratch), vec![0]);
+    }
+
+    /// `#.a.#.a.…` against `a.a.….b`: every split of the `a`s is a candidate,
+    /// which a backtracking matcher tries one by one.
+    #[test]
+    fn alternating_hash_and_word_patterns_match_without_backtracking() {
+        let pattern = format!("#.{}.#", repeat("a.#", 20));
+        let many_a = repeat("a", 60);
+        let then_b = format!("{many_a}.b");
+        assert!(topic_matches(&pattern, &many_a));
+        assert!(!topic_matches(&pattern, &repeat("a", 19)));
+        assert!(topic_matches(&pattern, &then_b));
+        let strict = format!("#.{}", repeat("a.#", 20)) + ".c";
+        assert!(!topic_matches(&strict, &then_b));
+        let mut trie = TopicTrie::new();
+        trie.insert(&pattern, 0);
+        trie.insert(&strict, 1);
+        for i in 0..1000 {
+            trie.insert(&format!("#.x{i}.#.a.#"), 2 + i);
+        }
+        let mut scratch = TopicScratch::default();
+        assert_eq!(trie_hits(&trie, &then_b, &mut scratch), vec![0]);
+        assert_eq!(trie_hits(&trie, &format!("{many_a}.c"), &mut scratch), vec![0, 1]);
+        assert_eq!(trie_hits(&trie, "q.x7.a", &mut scratch), vec![9]);
+    }
+
+    #[test]
+    fn consecutive_hash_words_are_one() {
+        for (a, b) in [("#.#", "#"), ("a.#.#.b", "a.#.b"), ("#.#.*.#.#", "#.*.#")] {
+            for key in ["", "a", "a.b", "a..b", "x.a.y.b", "b"] {
+                assert_eq!(topic_matches(a, key), topic_matches(b, key), "{a} vs {b} on {key:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn scratch_survives_epoch_wrap() {
+        let mut trie = TopicTrie::new();
+        trie.insert("a.#", 0);
+        trie.insert("*.b", 1);
+        let mut scratch = TopicScratch { epoch: u32::MAX - 3, ..TopicScratch::default() };
+        for _ in 0..4 {
+            assert_eq!(trie_hits(&trie, "a.b", &mut scratch), vec![0, 1]);
+            assert_eq!(trie_hits(&trie, "c.b", &mut scratch), vec![1]);
+        }
+    }
+
     #[test]
     fn edge_cases_of_words_and_wildcards() {
         assert!(topic_matches("a.#.b", "a.b"));
@@ -243,5 +480,63 @@ mod tests {
         assert!(topic_matches("", ""));
         assert!(topic_matches("#.#.#", ""));
         assert!(topic_matches("*.*", "."));
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The textbook definition, exponential but obviously right.
+    fn reference(pattern: &[&str], key: &[&str]) -> bool {
+        match pattern.split_first() {
+            None => key.is_empty(),
+            Some((&"#", rest)) => (0..=key.len()).any(|skip| reference(rest, &key[skip..])),
+            Some((&"*", rest)) => !key.is_empty() && reference(rest, &key[1..]),
+            Some((word, rest)) => key.first() == Some(word) && reference(rest, &key[1..]),
+        }
+    }
+
+    fn reference_matches(binding_key: &str, routing_key: &str) -> bool {
+        let pattern: Vec<&str> = words(binding_key).collect();
+        let key: Vec<&str> = words(routing_key).collect();
+        reference(&pattern, &key)
+    }
+
+    fn pattern() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(vec!["a", "b", "", "*", "#", "#", "a#"]), 0..7).prop_map(|w| w.join("."))
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(vec!["a", "b", "", "*", "#"]), 0..7).prop_map(|w| w.join("."))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, failure_persistence: None, ..Default::default() })]
+
+        /// `topic_matches` and the trie (several bindings at once) agree with
+        /// the reference on random keys with `*`, `#` and empty words.
+        #[test]
+        fn trie_and_topic_matches_agree_with_the_reference(
+            patterns in prop::collection::vec(pattern(), 1..8),
+            keys in prop::collection::vec(key(), 1..6),
+        ) {
+            let mut trie = TopicTrie::new();
+            for (i, p) in patterns.iter().enumerate() {
+                trie.insert(p, i);
+            }
+            let mut scratch = TopicScratch::default();
+            for k in &keys {
+                let want: Vec<usize> = (0..patterns.len()).filter(|&i| reference_matches(&patterns[i], k)).collect();
+                let by_fn: Vec<usize> = (0..patterns.len()).filter(|&i| topic_matches(&patterns[i], k)).collect();
+                let mut by_trie = Vec::new();
+                trie.matches(k, &mut scratch, &mut by_trie);
+                by_trie.sort_unstable();
+                by_trie.dedup();
+                prop_assert_eq!(&by_fn, &want, "topic_matches, key {:?}, patterns {:?}", k, patterns);
+                prop_assert_eq!(&by_trie, &want, "trie, key {:?}, patterns {:?}", k, patterns);
+            }
+        }
     }
 }

@@ -8,14 +8,14 @@
 
 pub(crate) mod layout;
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
 use memmap2::MmapRaw;
 
 use crate::error::Error;
+use crate::nsdir::{NamespaceDir, Sub};
 use crate::queue::options::{Overflow, QueueOptions};
 use crate::ring::layout::{AgentSlot, RingHeader, Slot, UNIT};
 use crate::ring::{Geometry, RingMemory};
@@ -83,23 +83,19 @@ pub(crate) enum Created {
     Existing(QueueSegment),
 }
 
-/// Creates `dir/name` as a queue segment unless it exists; `tmp_dir` holds
-/// the segment while it is being built.
-pub(crate) fn create_queue(dir: &Path, tmp_dir: &Path, tmp_name: &str, config: &QueueConfig, file_mode: u32) -> Result<Created, Error> {
-    let path = dir.join(&config.name);
-    if path.exists() {
-        return open_queue(&path).map(Created::Existing);
+/// Creates `queues/<config.name>` as a queue segment unless it exists;
+/// `tmp/<tmp_name>` holds the segment while it is being built.
+pub(crate) fn create_queue(dir: &NamespaceDir, tmp_name: &str, config: &QueueConfig) -> Result<Created, Error> {
+    let path = dir.path_of(Sub::Queues, &config.name);
+    if dir.exists(Sub::Queues, &config.name) {
+        return open_queue(dir, &config.name).map(Created::Existing);
     }
     let offsets = QueueOffsets::for_geometry(config.geometry);
-    let tmp = tmp_dir.join(tmp_name);
-    let file = OpenOptions::new().read(true).write(true).create_new(true).mode(file_mode).open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    let cleanup = TmpGuard(&tmp);
-    // Ignore the umask: the namespace chose the mode.
-    file.set_permissions(std::fs::Permissions::from_mode(file_mode)).map_err(|e| Error::io(&tmp, e))?;
-    reserve(&file, offsets.total).map_err(|e| match Error::io(&path, e) {
-        Error::NoSpace { path, .. } => Error::NoSpace { path, needed: offsets.total },
-        other => other,
-    })?;
+    let tmp = dir.path_of(Sub::Tmp, tmp_name);
+    // Created with the namespace's mode, set explicitly (the umask is not ours).
+    let file = dir.create_file(Sub::Tmp, tmp_name)?;
+    let cleanup = TmpGuard(dir, tmp_name);
+    reserve(dir, &file, offsets.total, &path)?;
     let map = MmapRaw::map_raw(&file).map_err(|e| Error::io(&tmp, e))?;
     let base = NonNull::new(map.as_mut_ptr()).ok_or_else(|| Error::Corrupt { path: tmp.clone(), reason: "mmap returned null".into() })?;
     let header = encode_queue_header(config, &offsets);
@@ -112,42 +108,50 @@ pub(crate) fn create_queue(dir: &Path, tmp_dir: &Path, tmp_name: &str, config: &
     // `open_queue`: the header and ring initialisation are visible to any
     // process that sees READY.
     segment.ready_word().store(READY_VALUE, Ordering::Release);
-    match std::fs::hard_link(&tmp, &path) {
-        Ok(()) => {
-            drop(cleanup);
-            Ok(Created::New(segment))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            drop(cleanup);
-            drop(segment);
-            open_queue(&path).map(Created::Existing)
-        }
-        Err(e) => Err(Error::io(&path, e)),
+    let linked = dir.link(Sub::Tmp, tmp_name, Sub::Queues, &config.name)?;
+    drop(cleanup);
+    if linked {
+        Ok(Created::New(segment))
+    } else {
+        drop(segment);
+        open_queue(dir, &config.name).map(Created::Existing)
     }
 }
 
-struct TmpGuard<'p>(&'p Path);
+/// Removes a file under construction when its builder gives up (or is done:
+/// the real name is a hard link).
+pub(crate) struct TmpGuard<'d>(pub(crate) &'d NamespaceDir, pub(crate) &'d str);
 
 impl Drop for TmpGuard<'_> {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.0);
+        self.0.unlink(Sub::Tmp, self.1);
     }
 }
 
 /// Reserves `len` bytes so that a full file system fails here, not with
-/// SIGBUS on first touch.
-fn reserve(file: &File, len: u64) -> std::io::Result<()> {
-    match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
+/// SIGBUS on first touch. A failure is `NoSpace` naming `path` (the file's
+/// real name) and the space left.
+pub(crate) fn reserve(dir: &NamespaceDir, file: &File, len: u64, path: &Path) -> Result<(), Error> {
+    let result = match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
         Ok(()) => Ok(()),
         Err(rustix::io::Errno::OPNOTSUPP) | Err(rustix::io::Errno::NOSYS) => file.set_len(len),
         Err(e) => Err(e.into()),
-    }
+    };
+    result.map_err(|e| match Error::io(path, e) {
+        Error::NoSpace { path, .. } => Error::NoSpace { path, needed: len, available: dir.available_bytes() },
+        other => other,
+    })
 }
 
-/// Maps and validates an existing queue segment.
-pub(crate) fn open_queue(path: &Path) -> Result<QueueSegment, Error> {
-    let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+/// Maps and validates the existing queue segment `queues/<name>`: a regular
+/// file of a trusted owner (checked by [`NamespaceDir::open_file`]) whose
+/// size is exactly what its header implies, so that no access through the
+/// mapping can fall beyond the end of the file.
+pub(crate) fn open_queue(dir: &NamespaceDir, name: &str) -> Result<QueueSegment, Error> {
+    let (file, stat) = dir.open_file(Sub::Queues, name, true)?;
+    let path = dir.path_of(Sub::Queues, name);
+    let path = path.as_path();
+    let len = u64::try_from(stat.st_size).unwrap_or(0);
     let corrupt = |reason: String| Error::Corrupt { path: path.to_owned(), reason };
     if len < HEADER_BYTES as u64 {
         return Err(corrupt(format!("truncated: {len} bytes, smaller than the {HEADER_BYTES}-byte header")));
@@ -263,29 +267,33 @@ impl RingMemory for QueueSegment {
     }
 }
 
+/// The namespace marker's name in the namespace directory.
+pub(crate) const MARKER: &str = "shmq.ns";
+
+/// Whether the namespace marker (`shmq.ns`) exists, as anything.
+pub(crate) fn has_namespace_marker(dir: &NamespaceDir) -> bool {
+    dir.exists(Sub::Root, MARKER)
+}
+
 /// A namespace's marker segment: magic, version, ready. Guards against
-/// mixing layout versions in one directory.
-pub(crate) fn ensure_namespace_marker(path: &Path, tmp: &Path, file_mode: u32) -> Result<(), Error> {
-    if !path.exists() {
+/// mixing layout versions in one directory. Creates it if missing; reads at
+/// most 64 bytes of it, and only if it is a regular file.
+pub(crate) fn ensure_namespace_marker(dir: &NamespaceDir, tmp_name: &str) -> Result<(), Error> {
+    let path = dir.path_of(Sub::Root, MARKER);
+    if !has_namespace_marker(dir) {
         let mut bytes = [0u8; NAMESPACE_MARKER_BYTES];
         bytes[..8].copy_from_slice(&MAGIC);
         bytes[8..12].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
         bytes[12..16].copy_from_slice(&KIND_NAMESPACE.to_le_bytes());
         bytes[16..20].copy_from_slice(&READY_VALUE.to_le_bytes());
-        {
-            let mut file = OpenOptions::new().write(true).create_new(true).mode(file_mode).open(tmp).map_err(|e| Error::io(tmp, e))?;
-            let _guard = TmpGuard(tmp);
-            file.set_permissions(std::fs::Permissions::from_mode(file_mode)).map_err(|e| Error::io(tmp, e))?;
-            std::io::Write::write_all(&mut file, &bytes).map_err(|e| Error::io(tmp, e))?;
-            match std::fs::hard_link(tmp, path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(Error::io(path, e)),
-            }
-        }
+        let mut file = dir.create_file(Sub::Tmp, tmp_name)?;
+        let _guard = TmpGuard(dir, tmp_name);
+        std::io::Write::write_all(&mut file, &bytes).map_err(|e| Error::io(dir.path_of(Sub::Tmp, tmp_name), e))?;
+        // Another process may have linked its marker first: fine.
+        dir.link(Sub::Tmp, tmp_name, Sub::Root, MARKER)?;
     }
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let corrupt = |reason: &str| Error::Corrupt { path: path.to_owned(), reason: reason.to_owned() };
+    let bytes = dir.read_bounded(Sub::Root, MARKER, 64)?;
+    let corrupt = |reason: &str| Error::Corrupt { path: path.clone(), reason: reason.to_owned() };
     if bytes.len() < 20 {
         return Err(corrupt("truncated namespace marker"));
     }
@@ -294,7 +302,7 @@ pub(crate) fn ensure_namespace_marker(path: &Path, tmp: &Path, file_mode: u32) -
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != LAYOUT_VERSION {
-        return Err(Error::IncompatibleVersion { path: path.to_owned(), found: version, supported: LAYOUT_VERSION });
+        return Err(Error::IncompatibleVersion { path, found: version, supported: LAYOUT_VERSION });
     }
     Ok(())
 }

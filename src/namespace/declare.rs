@@ -1,0 +1,240 @@
+//! Declaring, deleting, purging and flushing queues, and every change of
+//! the routing table (which first collects the queues of dead owners).
+
+use super::{Namespace, QueueStats};
+use crate::error::Error;
+use crate::liveness;
+use crate::nsdir::validate_name;
+use crate::queue::options::QueueOptions;
+use crate::ring::layout::ROLE_CONSUMER;
+use crate::ring::Ring;
+use crate::routing::QueueMeta;
+use crate::segment::{self, Created, QueueConfig};
+
+impl Namespace {
+    /// Declares a queue: creates it, or checks that the existing one has the
+    /// same options (RabbitMQ's `queue.declare`). Safe to race with other
+    /// processes declaring the same queue. Returns the queue's stats.
+    ///
+    /// # Errors
+    /// `InvalidName`, `InvalidOptions`, `PreconditionFailed` if it exists
+    /// with other options, `NoSpace` if the file system cannot hold it,
+    /// `PermissionDenied`, `Corrupt`, `IncompatibleVersion`.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-declare-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// let options = shmq::QueueOptions::default();
+    /// ns.declare_queue("q", &options).unwrap();
+    /// ns.declare_queue("q", &options).unwrap(); // idempotent
+    /// let other = options.clone().overflow(shmq::Overflow::Reject);
+    /// assert!(matches!(ns.declare_queue("q", &other), Err(shmq::Error::PreconditionFailed { .. })));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn declare_queue(&self, name: &str, options: &QueueOptions) -> Result<QueueStats, Error> {
+        let generated;
+        let name = if name.is_empty() && options.exclusive {
+            generated = format!("amq.gen-{:016x}{:08x}", liveness::random_token(), liveness::random_token() as u32);
+            generated.as_str()
+        } else {
+            validate_name("queue", name)?;
+            name
+        };
+        let config = QueueConfig::from_options(name, options)?;
+        let owner = if options.exclusive { self.shared.peer()?.token } else { 0 };
+        let meta = QueueMeta { name: name.to_owned(), exclusive_owner: owner, auto_delete: options.auto_delete };
+        // Register first (under the table lock), so that no publisher routes
+        // to a file that is not in the registry, and conflicts fail early.
+        let registered = self.update_table(|table| match table.queue(name) {
+            Some(existing) if existing.exclusive_owner != 0 && existing.exclusive_owner != owner => {
+                Err(Error::ExclusiveQueue { queue: name.to_owned() })
+            }
+            Some(existing) if existing.auto_delete != meta.auto_delete || (existing.exclusive_owner != 0) != options.exclusive => {
+                let describe = |m: &QueueMeta| format!("exclusive={}, auto_delete={}", m.exclusive_owner != 0, m.auto_delete);
+                Err(Error::PreconditionFailed {
+                    queue: name.to_owned(),
+                    field: "flags",
+                    existing: describe(existing),
+                    requested: describe(&meta),
+                })
+            }
+            Some(_) => Ok(false),
+            None => {
+                table.queues.push(meta.clone());
+                Ok(true)
+            }
+        })?;
+        let tmp_name = format!("q-{:016x}", liveness::random_token());
+        let created = segment::create_queue(&self.shared.dir, &tmp_name, &config);
+        let segment = match created {
+            Ok(Created::New(segment)) => segment,
+            Ok(Created::Existing(segment)) => {
+                check_same(&segment.config, &config)?;
+                segment
+            }
+            Err(e) => {
+                if registered {
+                    let _ = self.update_table(|table| {
+                        table.remove_queue(name);
+                        Ok(())
+                    });
+                }
+                return Err(e);
+            }
+        };
+        if registered && options.exclusive {
+            self.shared.exclusive.lock().unwrap_or_else(|e| e.into_inner()).push(name.to_owned());
+        }
+        Ok(self.stats_of(&Ring::new(segment)))
+    }
+
+    /// An auto-delete queue whose consumers all died (after it had one):
+    /// recover it first, then check that no consumer is left.
+    fn auto_delete_is_abandoned(&self, name: &str) -> bool {
+        let Ok(segment) = segment::open_queue(&self.shared.dir, name) else { return false };
+        let ring = Ring::new(segment);
+        if !ring.had_consumer() {
+            return false;
+        }
+        let Ok(me) = self.shared.peer() else { return false };
+        let dir = &self.shared.dir;
+        ring.recover(me.token, &mut |token| liveness::is_alive(dir, token));
+        !ring.has_consumers(None)
+    }
+
+    /// Runs a routing-table change under the writers' lock, first removing
+    /// exclusive queues whose owning process died (and their files).
+    pub(crate) fn update_table<R>(&self, change: impl FnOnce(&mut crate::routing::Table) -> Result<R, Error>) -> Result<R, Error> {
+        let dir = &self.shared.dir;
+        let my_token = self.shared.peer.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.token);
+        let mut orphans = Vec::new();
+        let result = self.shared.routing.update(|table| {
+            orphans = table
+                .queues
+                .iter()
+                .filter(|q| {
+                    let dead_owner = q.exclusive_owner != 0 && q.exclusive_owner != my_token && !liveness::is_alive(dir, q.exclusive_owner);
+                    dead_owner || (q.auto_delete && self.auto_delete_is_abandoned(&q.name))
+                })
+                .map(|q| q.name.clone())
+                .collect();
+            for name in &orphans {
+                table.remove_queue(name);
+            }
+            change(table)
+        });
+        for name in orphans {
+            self.shared.remove_queue_file(&name);
+        }
+        result
+    }
+
+    /// Deletes a queue. Attached handles see it deleted and fail their next
+    /// operation; its file goes away when the last one unmaps it.
+    ///
+    /// # Errors
+    /// `QueueNotFound`, `PermissionDenied`, `Io`.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-delete-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// ns.delete_queue("q").unwrap();
+    /// assert!(ns.list_queues().unwrap().is_empty());
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn delete_queue(&self, name: &str) -> Result<(), Error> {
+        validate_name("queue", name)?;
+        let registered = self.update_table(|table| {
+            let found = table.queue(name).is_some();
+            table.remove_queue(name);
+            Ok(found)
+        })?;
+        let existed = self.shared.remove_queue_file(name);
+        if !registered && !existed {
+            return Err(Error::QueueNotFound {
+                queue: name.to_owned(),
+                namespace: self.shared.name.clone(),
+                did_you_mean: self.closest_queue(name),
+            });
+        }
+        Ok(())
+    }
+
+    /// Discards every ready message of a queue (unacked ones stay) and
+    /// returns how many.
+    ///
+    /// # Errors
+    /// `QueueNotFound`, `TooManyHandles`, ...
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-purge-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// ns.producer("q").unwrap().publish_batch(&[b"a", b"b"]).unwrap();
+    /// assert_eq!(ns.purge_queue("q").unwrap(), 2);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn purge_queue(&self, name: &str) -> Result<u64, Error> {
+        let agent = self.attach(name, ROLE_CONSUMER, 0)?;
+        let mut purged = 0;
+        while agent.queue.ring.discard_oldest(agent.owner) {
+            purged += 1;
+        }
+        agent.queue.ring.notify_producers();
+        Ok(purged)
+    }
+
+    /// Flushes a queue's pages to its file: with an on-disk namespace, what
+    /// was published before this returns survives power loss.
+    ///
+    /// # Errors
+    /// `QueueNotFound`, `Io`.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-flush-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// ns.flush_queue("q").unwrap();
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn flush_queue(&self, name: &str) -> Result<(), Error> {
+        let segment = self.open_segment(name)?;
+        segment.flush().map_err(|e| Error::io(&segment.path, e))
+    }
+}
+
+fn check_same(existing: &QueueConfig, requested: &QueueConfig) -> Result<(), Error> {
+    let queue = requested.name.clone();
+    let fail =
+        |field: &'static str, existing: String, requested: String| Err(Error::PreconditionFailed { queue, field, existing, requested });
+    let (e, r) = (existing.options(), requested.options());
+    if e.capacity_bytes != r.capacity_bytes {
+        return fail("capacity_bytes", e.capacity_bytes.to_string(), r.capacity_bytes.to_string());
+    }
+    if e.max_messages != r.max_messages {
+        return fail("max_messages", e.max_messages.to_string(), r.max_messages.to_string());
+    }
+    if e.max_message_bytes != r.max_message_bytes {
+        return fail("max_message_bytes", e.max_message_bytes.to_string(), r.max_message_bytes.to_string());
+    }
+    if e.overflow != r.overflow {
+        return fail("overflow", e.overflow.to_string(), r.overflow.to_string());
+    }
+    if e.message_ttl != r.message_ttl {
+        return fail("message_ttl", format!("{:?}", e.message_ttl), format!("{:?}", r.message_ttl));
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Garbage collection for tools (`shmq gc`): recovering what dead
+//! processes left, and listing the processes attached.
+
+use super::Namespace;
+use crate::error::Error;
+use crate::liveness;
+use crate::nsdir::Sub;
+use crate::ring::Ring;
+
+impl Namespace {
+    /// Recovers what dead processes left in every queue: requeues their
+    /// unacked messages, skips their half-written ones, frees their handles
+    /// and removes their liveness files. Attached handles do this on their
+    /// own; this is for tools (`shmq gc`).
+    ///
+    /// # Errors
+    /// `Io` if the namespace cannot be listed.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-gc-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// assert_eq!(ns.collect_garbage().unwrap().requeued, 0);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn collect_garbage(&self) -> Result<crate::ring::Recovered, Error> {
+        let mut total = crate::ring::Recovered::default();
+        let dir = &self.shared.dir;
+        // Sweepers lock the rows they free with their own liveness token.
+        let me = self.shared.peer()?;
+        for name in self.list_queues()? {
+            let Ok(segment) = self.open_segment(&name) else { continue };
+            let ring = Ring::new(segment);
+            let report = ring.recover(me.token, &mut |token| liveness::is_alive(dir, token));
+            ring.reclaim();
+            total.requeued += report.requeued;
+            total.abandoned += report.abandoned;
+            total.agents_freed += report.agents_freed;
+        }
+        // Exclusive and auto-delete queues of dead processes go with the
+        // next table change; make one that changes nothing else.
+        self.update_table(|_| Ok(()))?;
+        // Segments a creator was building when it died stay in tmp/; nothing
+        // builds one for a minute.
+        for name in dir.list(Sub::Tmp).unwrap_or_default() {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            let stale = dir.stat(Sub::Tmp, &name).is_some_and(|s| u64::try_from(s.st_mtime).is_ok_and(|t| now.saturating_sub(t) > 60));
+            if stale {
+                dir.unlink(Sub::Tmp, &name);
+            }
+        }
+        // Dead peers' files are removed by the liveness check itself.
+        let _ = liveness::list_peers(dir);
+        Ok(total)
+    }
+
+    /// `(token, alive, pid)` of every process attached to the namespace.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-peers-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// assert!(ns.peers().is_empty());
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn peers(&self) -> Vec<(u64, bool, Option<u32>)> {
+        liveness::list_peers(&self.shared.dir)
+    }
+}

@@ -1,0 +1,404 @@
+//! Namespaces: a directory of segment files shared by cooperating processes.
+//!
+//! ```text
+//! <root>/shmq.ns          namespace marker: magic + layout version
+//! <root>/queues/<name>    one segment per queue
+//! <root>/peers/<token>    one flock-held liveness file per attached process
+//! <root>/tmp/             segments under construction
+//! ```
+//!
+//! This file holds the handle and opening; [`declare`] the queue and table
+//! changes, [`stats`] the figures, [`gc`] recovery for tools. Every file
+//! operation goes through [`NamespaceDir`](crate::nsdir::NamespaceDir).
+
+mod declare;
+mod gc;
+mod stats;
+
+pub use stats::QueueStats;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crate::error::Error;
+use crate::liveness::{self, Peer};
+use crate::nsdir::{validate_name, Create, NamespaceDir, Sub};
+use crate::queue::consumer::Consumer;
+use crate::queue::options::ConsumerOptions;
+use crate::queue::producer::Producer;
+use crate::queue::{Agent, QueueHandle};
+use crate::ring::layout::{ROLE_CONSUMER, ROLE_PRODUCER};
+use crate::ring::Ring;
+use crate::routing::table::{RoutingLimits, RoutingSegment};
+use crate::routing::Router;
+use crate::segment;
+use crate::sync::Ordering;
+
+/// The environment variable naming the namespace for programs that take
+/// none: a name (under [`default_root`](crate::default_root)) or a path (if
+/// it contains `/`).
+pub const NAMESPACE_ENV: &str = "SHMQ_NAMESPACE";
+
+/// Options for opening a namespace.
+///
+/// # Examples
+/// ```
+/// let options = shmq::NamespaceOptions::default().group_shared(true);
+/// assert!(options.group_shared);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NamespaceOptions {
+    /// Create files 0660 and directories 2770 (instead of 0600/0700), so
+    /// processes of the owner's group can attach (docs/SECURITY.md).
+    pub group_shared: bool,
+    /// Routing-table capacities, used when this open creates the namespace.
+    pub routing_limits: RoutingLimits,
+}
+
+impl NamespaceOptions {
+    /// Sets group sharing.
+    ///
+    /// # Examples
+    /// See [`NamespaceOptions`].
+    #[must_use]
+    pub fn group_shared(mut self, on: bool) -> Self {
+        self.group_shared = on;
+        self
+    }
+
+    /// Sets the routing-table capacities for a new namespace.
+    ///
+    /// # Examples
+    /// ```
+    /// let limits = shmq::RoutingLimits { max_bindings: 100, ..Default::default() };
+    /// let options = shmq::NamespaceOptions::default().routing_limits(limits);
+    /// assert_eq!(options.routing_limits.max_bindings, 100);
+    /// ```
+    #[must_use]
+    pub fn routing_limits(mut self, limits: RoutingLimits) -> Self {
+        self.routing_limits = limits;
+        self
+    }
+}
+
+/// State shared by a namespace and every handle opened from it.
+pub(crate) struct NsShared {
+    /// The namespace directory: every file operation goes through it.
+    pub(crate) dir: Arc<NamespaceDir>,
+    pub(crate) name: String,
+    /// This process's liveness token in this namespace: registered on first
+    /// use, held as long as the namespace handle or any of its handles live.
+    peer: Mutex<Option<Arc<Peer>>>,
+    pub(crate) routing: RoutingSegment,
+    /// The latest compiled routing snapshot, shared by this process's publishers.
+    pub(crate) router: Mutex<Option<Arc<Router>>>,
+    /// Exclusive queues this namespace handle declared; deleted when it closes.
+    pub(crate) exclusive: Mutex<Vec<String>>,
+}
+
+impl NsShared {
+    /// Marks a queue's segment deleted, wakes its waiters and unlinks it.
+    /// Returns false if there was no such file. `name` may come from shared
+    /// memory: the directory handle validates it, and the unlink is relative
+    /// to `queues/`, so no name reaches a file outside it.
+    pub(crate) fn remove_queue_file(&self, name: &str) -> bool {
+        if crate::nsdir::validate_name("queue", name).is_err() {
+            return false;
+        }
+        let Ok(segment) = segment::open_queue(&self.dir, name) else {
+            return self.dir.unlink(Sub::Queues, name);
+        };
+        // SYNC POINT DELETED: Release pairs with the loads in handles; they
+        // only need to see the flag eventually, waiters are woken below.
+        segment.deleted_word().store(1, Ordering::Release);
+        let ring = Ring::new(segment);
+        ring.notify_consumers();
+        ring.notify_producers();
+        self.dir.unlink(Sub::Queues, name)
+    }
+
+    /// The compiled routing snapshot for the table's current generation.
+    pub(crate) fn router(&self) -> Result<Arc<Router>, Error> {
+        let generation = self.routing.current_generation();
+        let mut cached = self.router.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(router) = cached.as_ref().filter(|r| r.generation == generation) {
+            return Ok(router.clone());
+        }
+        let (generation, table) = self.routing.read()?;
+        let router = Arc::new(Router::compile(&table, generation));
+        *cached = Some(router.clone());
+        Ok(router)
+    }
+
+    /// This process's liveness token, registered on first use.
+    pub(crate) fn peer(&self) -> Result<Arc<Peer>, Error> {
+        let mut guard = self.peer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(peer) = guard.as_ref() {
+            return Ok(peer.clone());
+        }
+        let peer = Arc::new(Peer::register(&self.dir)?);
+        *guard = Some(peer.clone());
+        Ok(peer)
+    }
+}
+
+impl Drop for NsShared {
+    fn drop(&mut self) {
+        // Exclusive queues end with the namespace handle that declared them,
+        // as RabbitMQ's end with their connection.
+        let names = std::mem::take(&mut *self.exclusive.lock().unwrap_or_else(|e| e.into_inner()));
+        if names.is_empty() {
+            return;
+        }
+        let _ = self.routing.update(|table| {
+            for name in &names {
+                table.remove_queue(name);
+            }
+            Ok(())
+        });
+        for name in &names {
+            self.remove_queue_file(name);
+        }
+    }
+}
+
+/// A namespace: the directory of segments that cooperating processes share.
+/// Cheap to clone; clones share this process's liveness token.
+///
+/// # Examples
+/// ```
+/// # #[cfg(not(shmq_loom))] {
+/// let dir = std::env::temp_dir().join(format!("shmq-doc-ns-{}", std::process::id()));
+/// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+/// ns.declare_queue("hello", &shmq::QueueOptions::default()).unwrap();
+/// assert_eq!(ns.list_queues().unwrap(), vec!["hello".to_string()]);
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Namespace {
+    pub(crate) shared: Arc<NsShared>,
+}
+
+impl Namespace {
+    /// Opens (creating if needed) the namespace named by `$SHMQ_NAMESPACE`,
+    /// else `default`.
+    ///
+    /// # Errors
+    /// As [`open`](Namespace::open).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let ns = shmq::Namespace::open_default().unwrap();
+    /// ```
+    pub fn open_default() -> Result<Namespace, Error> {
+        let name = std::env::var(NAMESPACE_ENV).unwrap_or_else(|_| "default".to_owned());
+        Self::open(&name)
+    }
+
+    /// Opens (creating if needed) a namespace: a name means
+    /// `<default_root()>/<name>` (`/dev/shm/shmq-<uid>/<name>`), a string
+    /// with `/` is a directory path.
+    ///
+    /// # Errors
+    /// `InvalidName`, `PermissionDenied`, `UnsafePath` (the directory, or the
+    /// per-user root, belongs to another user or is writable by others, or a
+    /// file in it is a link, FIFO or device), `NoSpace`, `Io`, or
+    /// `IncompatibleVersion` for a namespace of another layout version.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let ns = shmq::Namespace::open("myapp").unwrap();
+    /// ```
+    pub fn open(name_or_path: &str) -> Result<Namespace, Error> {
+        Self::open_with(name_or_path, NamespaceOptions::default())
+    }
+
+    /// As [`open`](Namespace::open), with options.
+    ///
+    /// # Errors
+    /// As [`open`](Namespace::open).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let ns = shmq::Namespace::open_with("team", shmq::NamespaceOptions::default().group_shared(true)).unwrap();
+    /// ```
+    pub fn open_with(name_or_path: &str, options: NamespaceOptions) -> Result<Namespace, Error> {
+        Self::resolve(name_or_path, options, Create::Yes)
+    }
+
+    /// Opens a namespace that must already exist: never creates anything.
+    /// For read-only tools and passive opens.
+    ///
+    /// # Errors
+    /// `NoSuchNamespace` (with a did-you-mean among the caller's namespaces)
+    /// if it does not exist; otherwise as [`open`](Namespace::open).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-existing-{}", std::process::id()));
+    /// let missing = shmq::Namespace::open_existing(dir.to_str().unwrap()).unwrap_err();
+    /// assert!(matches!(missing, shmq::Error::NoSuchNamespace { .. }));
+    /// assert!(!dir.exists());
+    /// shmq::Namespace::open_dir(&dir).unwrap();
+    /// assert!(shmq::Namespace::open_existing(dir.to_str().unwrap()).is_ok());
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn open_existing(name_or_path: &str) -> Result<Namespace, Error> {
+        Self::resolve(name_or_path, NamespaceOptions::default(), Create::No)
+    }
+
+    fn resolve(name_or_path: &str, options: NamespaceOptions, create: Create) -> Result<Namespace, Error> {
+        let dir = if name_or_path.contains('/') {
+            NamespaceDir::open_path(Path::new(name_or_path), create, options.group_shared)?
+        } else {
+            NamespaceDir::open_named(name_or_path, create, options.group_shared)?
+        };
+        Self::from_dir(dir, options)
+    }
+
+    /// Opens (creating if needed) a namespace in any directory, for example
+    /// one on disk so that queues survive a reboot.
+    ///
+    /// # Errors
+    /// As [`open`](Namespace::open).
+    ///
+    /// # Examples
+    /// See [`Namespace`].
+    pub fn open_dir(dir: impl AsRef<Path>) -> Result<Namespace, Error> {
+        Self::open_dir_with(dir.as_ref(), NamespaceOptions::default())
+    }
+
+    /// As [`open_dir`](Namespace::open_dir), with options.
+    ///
+    /// # Errors
+    /// As [`open`](Namespace::open).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let dir = std::path::Path::new("/var/lib/app/queues");
+    /// let ns = shmq::Namespace::open_dir_with(dir, shmq::NamespaceOptions::default()).unwrap();
+    /// ```
+    pub fn open_dir_with(dir: &Path, options: NamespaceOptions) -> Result<Namespace, Error> {
+        Self::from_dir(NamespaceDir::open_path(dir, Create::Yes, options.group_shared)?, options)
+    }
+
+    fn from_dir(dir: NamespaceDir, options: NamespaceOptions) -> Result<Namespace, Error> {
+        let dir = Arc::new(dir);
+        let path = dir.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+        segment::ensure_namespace_marker(&dir, &format!("ns-{:016x}", liveness::random_token()))?;
+        let routing_tmp = format!("routing-{:016x}", liveness::random_token());
+        let routing = RoutingSegment::open_or_create(&dir, &routing_tmp, options.routing_limits)?;
+        Ok(Namespace {
+            shared: Arc::new(NsShared {
+                dir,
+                name,
+                peer: Mutex::new(None),
+                routing,
+                router: Mutex::new(None),
+                exclusive: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The namespace's directory.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// let ns = shmq::Namespace::open("app").unwrap();
+    /// assert_eq!(ns.path(), shmq::default_root().join("app"));
+    /// ```
+    pub fn path(&self) -> &Path {
+        self.shared.dir.path()
+    }
+
+    /// The namespace's name (its directory's last component).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// assert_eq!(shmq::Namespace::open("app").unwrap().name(), "app");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Names of every queue, sorted.
+    ///
+    /// # Errors
+    /// `Io` if the directory cannot be read.
+    ///
+    /// # Examples
+    /// See [`Namespace`].
+    pub fn list_queues(&self) -> Result<Vec<String>, Error> {
+        let mut names = self.shared.dir.list(Sub::Queues)?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// A producer on queue `name`.
+    ///
+    /// # Errors
+    /// `QueueNotFound`, `TooManyHandles`, `Corrupt`, ...
+    ///
+    /// # Examples
+    /// See [`Producer`].
+    pub fn producer(&self, name: &str) -> Result<Producer, Error> {
+        Ok(Producer::new(self.attach(name, ROLE_PRODUCER, 0)?))
+    }
+
+    /// A consumer on queue `name`.
+    ///
+    /// # Errors
+    /// As [`producer`](Namespace::producer).
+    ///
+    /// # Examples
+    /// See [`Consumer`].
+    pub fn consumer(&self, name: &str, options: ConsumerOptions) -> Result<Consumer, Error> {
+        let (owner, auto_delete) = self.shared.router()?.queue_meta(name).unwrap_or((0, false));
+        if owner != 0 && owner != self.shared.peer()?.token {
+            return Err(Error::ExclusiveQueue { queue: name.to_owned() });
+        }
+        let agent = self.attach(name, ROLE_CONSUMER, options.prefetch)?;
+        Ok(Consumer::new(agent, options, auto_delete.then(|| self.clone())))
+    }
+
+    /// A publisher that routes through exchanges.
+    ///
+    /// # Examples
+    /// See [`Publisher`](crate::Publisher).
+    pub fn publisher(&self) -> crate::Publisher {
+        crate::Publisher::new(self.clone())
+    }
+
+    pub(crate) fn open_segment(&self, name: &str) -> Result<segment::QueueSegment, Error> {
+        validate_name("queue", name)?;
+        match segment::open_queue(&self.shared.dir, name) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Err(Error::QueueNotFound {
+                queue: name.to_owned(),
+                namespace: self.shared.name.clone(),
+                did_you_mean: self.closest_queue(name),
+            }),
+            other => other,
+        }
+    }
+
+    pub(crate) fn attach(&self, name: &str, role: u32, prefetch: u32) -> Result<Agent, Error> {
+        let segment = self.open_segment(name)?;
+        let peer = self.shared.peer()?;
+        let queue = Arc::new(QueueHandle { ring: Ring::new(segment), ns: self.shared.clone() });
+        Agent::attach(queue, peer, role, prefetch)
+    }
+
+    pub(crate) fn closest_queue(&self, name: &str) -> Option<String> {
+        crate::nsdir::closest(name, &self.list_queues().ok()?)
+    }
+}
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace").field("name", &self.shared.name).field("path", &self.path()).finish()
+    }
+}

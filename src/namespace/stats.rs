@@ -1,0 +1,132 @@
+//! Queue statistics, read from a queue's segment. Counters come from shared
+//! memory and are summed with saturating arithmetic: a damaged or hostile
+//! segment shows large numbers, never a panic or a wrapped total.
+
+use super::Namespace;
+use crate::error::Error;
+use crate::queue::options::QueueOptions;
+use crate::ring::layout::{ROLE_CONSUMER, ROLE_PRODUCER};
+use crate::ring::{Ring, RingMemory};
+use crate::segment;
+use crate::sync::Ordering;
+
+/// Counts and figures of one queue. Stale as soon as it is returned when
+/// other processes are active.
+///
+/// # Examples
+/// See [`Namespace::queue_stats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// The queue's name.
+    pub name: String,
+    /// Messages waiting for a consumer (including in-flight publishes).
+    pub ready: u64,
+    /// Messages delivered and not yet acked.
+    pub unacked: u64,
+    /// Attached consumers.
+    pub consumers: u32,
+    /// Attached producers.
+    pub producers: u32,
+    /// Data bytes in use (ready, unacked, and not yet reclaimed).
+    pub bytes_used: u64,
+    /// Data capacity in bytes.
+    pub capacity_bytes: u64,
+    /// The most messages held at once.
+    pub max_messages: u32,
+    /// The options the queue was declared with.
+    pub options: QueueOptions,
+    /// Messages published, ever.
+    pub published: u64,
+    /// Deliveries, ever (redeliveries included).
+    pub delivered: u64,
+    /// Acks, ever.
+    pub acked: u64,
+    /// Redeliveries, ever.
+    pub redelivered: u64,
+    /// Messages dropped by the drop-oldest policy, ever.
+    pub dropped: u64,
+    /// Messages discarded on expiry, ever.
+    pub expired: u64,
+}
+
+impl Namespace {
+    /// Checks that a queue exists (RabbitMQ's passive declare) and returns
+    /// its stats.
+    ///
+    /// # Errors
+    /// `QueueNotFound` (with a did-you-mean), `Corrupt`, ...
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-passive-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// assert!(ns.declare_queue_passive("missing").is_err());
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn declare_queue_passive(&self, name: &str) -> Result<QueueStats, Error> {
+        self.queue_stats(name)
+    }
+
+    /// Stats of a queue.
+    ///
+    /// # Errors
+    /// As [`declare_queue_passive`](Namespace::declare_queue_passive).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-stats-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// let stats = ns.queue_stats("q").unwrap();
+    /// assert_eq!((stats.ready, stats.unacked, stats.consumers), (0, 0, 0));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn queue_stats(&self, name: &str) -> Result<QueueStats, Error> {
+        let ring = Ring::new(self.open_segment(name)?);
+        Ok(self.stats_of(&ring))
+    }
+
+    pub(super) fn stats_of(&self, ring: &Ring<segment::QueueSegment>) -> QueueStats {
+        let segment = ring.memory();
+        let (ready, bytes_used) = ring.depth();
+        let mut stats = QueueStats {
+            name: segment.config.name.clone(),
+            ready: u64::from(ready),
+            bytes_used,
+            capacity_bytes: u64::from(segment.config.geometry.data_units) * crate::ring::layout::UNIT as u64,
+            max_messages: segment.config.geometry.slot_count,
+            options: segment.config.options(),
+            ..QueueStats::default()
+        };
+        let add = |stats: &mut QueueStats, c: &crate::ring::layout::Counters| {
+            stats.published = stats.published.saturating_add(c.published.load(Ordering::Relaxed));
+            stats.delivered = stats.delivered.saturating_add(c.delivered.load(Ordering::Relaxed));
+            stats.acked = stats.acked.saturating_add(c.acked.load(Ordering::Relaxed));
+            stats.redelivered = stats.redelivered.saturating_add(c.redelivered.load(Ordering::Relaxed));
+            stats.dropped = stats.dropped.saturating_add(c.dropped.load(Ordering::Relaxed));
+            stats.expired = stats.expired.saturating_add(c.expired.load(Ordering::Relaxed));
+        };
+        add(&mut stats, segment.retired());
+        for index in 0..crate::ring::layout::AGENT_SLOTS {
+            let agent = segment.agent(index);
+            // SYNC POINT AGENT: pairs with `register_agent`/`release_agent`.
+            if agent.token.load(Ordering::Acquire) == 0 {
+                continue;
+            }
+            add(&mut stats, &agent.counters);
+            match agent.role.load(Ordering::Relaxed) {
+                ROLE_CONSUMER => {
+                    stats.consumers = stats.consumers.saturating_add(1);
+                    stats.unacked = stats.unacked.saturating_add(u64::from(agent.unacked.load(Ordering::Relaxed)));
+                }
+                ROLE_PRODUCER => stats.producers = stats.producers.saturating_add(1),
+                _ => {}
+            }
+        }
+        stats
+    }
+}

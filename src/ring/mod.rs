@@ -734,9 +734,10 @@ impl<M: RingMemory> Ring<M> {
         }
     }
 
-    /// True if a live-or-dead consumer agent other than `except` is attached.
+    /// True if a live-or-dead consumer agent other than the owner id
+    /// `except` is attached.
     pub fn has_consumers(&self, except: Option<u16>) -> bool {
-        (0..AGENT_SLOTS).filter(|&i| except != Some(i as u16)).any(|i| {
+        (0..AGENT_SLOTS).filter(|&i| except.map(owner_index) != Some(i)).any(|i| {
             let agent = self.mem.agent(i);
             agent.token.load(Ordering::Acquire) != 0 && agent.role.load(Ordering::Relaxed) == ROLE_CONSUMER
         })

@@ -108,7 +108,7 @@ pub struct ConsumeArgs {
 pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
     let ns = namespace(cli)?;
     let mut sink = match &args.exchange {
-        Some(exchange) => Sink::Exchange(ns.publisher(), exchange.clone()),
+        Some(exchange) => Sink::Exchange(Box::new(ns.publisher()), exchange.clone()),
         None => Sink::Queue(ns.producer(&args.queue)?),
     };
     match &mut sink {
@@ -221,7 +221,8 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
 
 enum Sink {
     Queue(shmq::Producer),
-    Exchange(shmq::Publisher, String),
+    // Boxed: a publisher carries its routing scratch, far larger than a producer.
+    Exchange(Box<shmq::Publisher>, String),
 }
 
 pub fn consume(cli: &Cli, args: &ConsumeArgs) -> CliResult {

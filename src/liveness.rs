@@ -135,7 +135,8 @@ pub(crate) fn flock_holder(dev: u64, ino: u64) -> Option<Option<u32>> {
 }
 
 /// Tokens of every peer file in `peers/`, with liveness and pid. Entries
-/// that are not regular files are skipped; pid reads are bounded.
+/// that are not regular files are skipped (by [`NamespaceDir::list`]); pid
+/// reads are bounded.
 pub(crate) fn list_peers(dir: &NamespaceDir) -> Vec<(u64, bool, Option<u32>)> {
     let Ok(names) = dir.list(Sub::Peers) else {
         return Vec::new();
@@ -143,9 +144,6 @@ pub(crate) fn list_peers(dir: &NamespaceDir) -> Vec<(u64, bool, Option<u32>)> {
     let mut peers = Vec::new();
     for name in names {
         let Ok(token) = u64::from_str_radix(&name, 16) else { continue };
-        if dir.stat(Sub::Peers, &name).is_none_or(|s| s.st_mode & 0o170_000 != 0o100_000) {
-            continue;
-        }
         let pid = dir
             .read_bounded(Sub::Peers, &name, PID_BYTES)
             .ok()

@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, Mode, OFlags, Stat, CWD};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, CWD};
 use rustix::io::Errno;
 
 use crate::error::Error;
@@ -38,6 +38,12 @@ pub fn default_root() -> PathBuf {
 /// The system directory holding every user's default root.
 const SHM_DIR: &str = "/dev/shm";
 /// [`default_root`] is this followed by the effective uid.
+///
+/// # Examples
+/// ```
+/// let uid = shmq::default_root().to_string_lossy().strip_prefix(shmq::DEFAULT_ROOT_PREFIX).map(str::to_owned);
+/// assert!(uid.is_some_and(|uid| uid.parse::<u32>().is_ok()));
+/// ```
 pub const DEFAULT_ROOT_PREFIX: &str = "/dev/shm/shmq-";
 
 /// Checks a queue, namespace or file name: 1–255 bytes, no `/`, NUL or
@@ -266,14 +272,25 @@ fn mkdir_new(dir: impl AsFd, name: &str, mode: u32, path: &Path) -> Result<bool,
     }
 }
 
-/// Names of the entries of a directory handle that pass [`validate_name`].
-fn list_fd(fd: &OwnedFd, path: &Path) -> Result<Vec<String>, Error> {
+/// Names of the entries of a directory handle that pass [`validate_name`]
+/// and are of the kind asked for (regular files, or directories).
+fn list_fd(fd: &OwnedFd, path: &Path, want: FileType) -> Result<Vec<String>, Error> {
     let dir = rustix::fs::Dir::read_from(fd).map_err(|e| Error::io(path, e.into()))?;
     let mut names = Vec::new();
     for entry in dir {
         let entry = entry.map_err(|e| Error::io(path, e.into()))?;
         let Ok(name) = entry.file_name().to_str() else { continue };
-        if validate_name("file", name).is_ok() {
+        if validate_name("file", name).is_err() {
+            continue;
+        }
+        let kind = match entry.file_type() {
+            FileType::Unknown => match rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(stat) => FileType::from_raw_mode(stat.st_mode),
+                Err(_) => continue,
+            },
+            kind => kind,
+        };
+        if kind == want {
             names.push(name.to_owned());
         }
     }
@@ -297,7 +314,7 @@ impl NamespaceDir {
         }
         match Self::open_in(&root, &root_path.join(name), name, create, group_shared) {
             Err(Error::NoSuchNamespace { .. }) => {
-                let did_you_mean = list_fd(&root, &root_path).ok().and_then(|names| closest(name, &names));
+                let did_you_mean = list_fd(&root, &root_path, FileType::Directory).ok().and_then(|names| closest(name, &names));
                 Err(Error::NoSuchNamespace { name: name.to_owned(), did_you_mean })
             }
             other => other,
@@ -513,9 +530,11 @@ impl NamespaceDir {
         self.stat(sub, name).is_some()
     }
 
-    /// Names in one of the namespace's directories (invalid names skipped).
+    /// Names of the regular files in one of the namespace's directories:
+    /// links, FIFOs, devices, sockets, directories and invalid names are
+    /// skipped.
     pub(crate) fn list(&self, sub: Sub) -> Result<Vec<String>, Error> {
-        list_fd(self.fd(sub), &self.path_of(sub, "."))
+        list_fd(self.fd(sub), &self.path_of(sub, "."), FileType::RegularFile)
     }
 
     /// Bytes free for an unprivileged user on the namespace's file system.

@@ -149,3 +149,20 @@ fn gc_removes_what_a_creator_that_died_mid_build_left_in_tmp() {
     assert!(!leftover.exists(), "a minute-old half-built segment is removed");
     assert!(fresh.exists(), "one being built now is left alone");
 }
+
+#[test]
+fn counters_near_overflow_are_summed_saturating_never_a_panic() {
+    let t = TempNs::new("counters");
+    t.ns.declare_queue("q", &options()).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    producer.publish(b"one").unwrap();
+    // docs/LAYOUT.md: the retired counters follow `deleted` and
+    // `had_consumer` on RingHeader line 6. With the retired `published` at
+    // u64::MAX, adding the live producer's 1 would overflow.
+    let retired_published = 512 + 128 * 6 + 8;
+    patch(&queue_file(&t), retired_published, &u64::MAX.to_le_bytes());
+    let stats = t.ns.queue_stats("q").unwrap();
+    assert_eq!(stats.published, u64::MAX, "{stats:?}");
+    let out = t.run(&["list-queues", "--json"]);
+    assert!(out.contains(&u64::MAX.to_string()), "{out}");
+}

@@ -265,7 +265,16 @@ fn a_group_member_with_umask_077_stays_checkable_and_its_unacked_messages_come_b
     // Member B (another uid of the group) sees it alive...
     let list = run_bounded(shmq_as(65530, 0, "077", &["-n", path, "list-peers"]), Duration::from_secs(10));
     assert!(String::from_utf8_lossy(&list.stdout).contains("alive"), "{}", String::from_utf8_lossy(&list.stdout));
-    // ...and, once A is killed, recovers its unacked message.
+    // ...even once A's file is unreadable to it (as an older build's umask
+    // left it): the kernel's lock table still tells.
+    let member_file =
+        std::fs::read_dir(dir.join("peers")).unwrap().flatten().find(|e| e.metadata().is_ok_and(|m| m.uid() == 65534)).unwrap().path();
+    std::fs::set_permissions(&member_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let list = run_bounded(shmq_as(65530, 0, "077", &["-n", path, "list-peers"]), Duration::from_secs(10));
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.lines().filter(|l| l.contains("alive")).count() == 2, "A and the test process are alive: {listed}");
+    // Once A is killed, B recovers its unacked message: "cannot open" is
+    // never "alive for ever".
     member.kill().unwrap();
     member.wait().unwrap();
     let gc = run_bounded(shmq_as(65530, 0, "077", &["-n", path, "gc"]), Duration::from_secs(10));

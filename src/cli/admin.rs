@@ -403,7 +403,8 @@ fn status(cli: &Cli) -> CliResult {
     let stats = all_stats(&ns)?;
     let peers = ns.peers();
     let live = peers.iter().filter(|p| p.1).count();
-    let used: u64 = stats.iter().map(|s| s.bytes_used).sum();
+    // Figures from shared memory: saturate, never overflow.
+    let used = stats.iter().fold(0u64, |sum, s| sum.saturating_add(s.bytes_used));
     let reserved: u64 = dir_bytes(&ns.path().join("queues"));
     if cli.json {
         println!(
@@ -422,7 +423,8 @@ fn status(cli: &Cli) -> CliResult {
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir).map_or(0, |entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
+    std::fs::read_dir(dir)
+        .map_or(0, |entries| entries.flatten().filter_map(|e| e.metadata().ok()).fold(0u64, |sum, m| sum.saturating_add(m.len())))
 }
 
 fn reset(cli: &Cli, force: bool) -> CliResult {

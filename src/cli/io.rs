@@ -221,6 +221,7 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
 
 enum Sink {
     Queue(shmq::Producer),
+    // Boxed: a publisher carries its routing scratch, far larger than a producer.
     Exchange(Box<shmq::Publisher>, String),
 }
 

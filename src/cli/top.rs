@@ -88,7 +88,7 @@ impl Dashboard {
         self.peers_dead = peers.len() - self.peers_alive;
         self.unroutable = ns.unroutable_count();
         if elapsed.is_some() {
-            self.history.push(rows.iter().map(|r| r.publish_rate as u64).sum());
+            self.history.push(rows.iter().fold(0u64, |sum, r| sum.saturating_add(r.publish_rate as u64)));
             if self.history.len() > HISTORY {
                 self.history.remove(0);
             }

@@ -71,6 +71,9 @@ const MANY: u32 = u32::MAX - 1;
 /// and matched as an NFA (see [`TopicTrie::matches`]).
 #[derive(Debug)]
 pub(crate) struct TopicTrie<T> {
+    /// Random, set by the first insert (0: no bindings): names this trie in
+    /// a caller's [`TopicScratch`] cache, which outlives any one trie.
+    id: u64,
     nodes: Vec<Node>,
     /// Per node: the values of the binding keys that end there.
     values: Vec<Vec<T>>,
@@ -124,9 +127,10 @@ impl Hasher for EdgeHasher {
     }
 }
 
-/// Per-caller scratch space for [`TopicTrie::matches`]: the active node sets
-/// and a mark per node, reused across calls so matching allocates only when
-/// it first meets a larger trie.
+/// Per-caller scratch space for [`TopicTrie::matches`]: the NFA's active
+/// node sets, a mark per node, and a cache of the DFA states met so far,
+/// reused across calls so matching allocates only when it first meets a
+/// topic exchange or a larger trie.
 #[derive(Debug, Default)]
 pub(crate) struct TopicScratch {
     active: Vec<u32>,
@@ -134,6 +138,7 @@ pub(crate) struct TopicScratch {
     /// `marks[node] == epoch`: already in the set being built.
     marks: Vec<u32>,
     epoch: u32,
+    dfa: DfaCache,
 }
 
 impl TopicScratch {
@@ -153,9 +158,107 @@ impl TopicScratch {
     }
 }
 
+/// Capacity of a [`DfaCache`]: states, node-set words, transitions. Reserved
+/// once; when full the cache is emptied (never grown).
+#[derive(Clone, Copy, Debug)]
+struct DfaLimits {
+    states: usize,
+    set_words: usize,
+    transitions: usize,
+}
+
+const DFA_LIMITS: DfaLimits = DfaLimits { states: 1024, set_words: 1 << 13, transitions: 2048 };
+
+/// A lazily built DFA over the trie's NFA, as a bounded cache: each state is
+/// a (sorted) set of active trie nodes; each transition, (state, word id) to
+/// state. A routing key seen before costs one lookup per word; a new one
+/// costs the NFA step once per new (state, word) and fills the cache.
+#[derive(Debug)]
+struct DfaCache {
+    limits: DfaLimits,
+    states: Vec<DfaState>,
+    /// The states' node sets, back to back.
+    sets: Vec<u32>,
+    /// Hash of (trie id, node set) to a state with that set (checked).
+    by_set: StdHashMap<u64, u32, BuildHasherDefault<EdgeHasher>>,
+    /// `(state << 32) | word id` (`NONE`: a word with no literal edge) to
+    /// the next state.
+    transitions: StdHashMap<u64, u32, BuildHasherDefault<EdgeHasher>>,
+    /// Times emptied: a state id held across an `intern` is stale if this
+    /// moved.
+    clears: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct DfaState {
+    trie: u64,
+    start: u32,
+    len: u32,
+    /// Some node has literal edges (else the word itself does not matter).
+    literal: bool,
+}
+
+impl Default for DfaCache {
+    fn default() -> Self {
+        Self::with_limits(DFA_LIMITS)
+    }
+}
+
+impl DfaCache {
+    fn with_limits(limits: DfaLimits) -> Self {
+        Self { limits, states: Vec::new(), sets: Vec::new(), by_set: Default::default(), transitions: Default::default(), clears: 0 }
+    }
+
+    fn clear(&mut self) {
+        self.states.clear();
+        self.sets.clear();
+        self.by_set.clear();
+        self.transitions.clear();
+        self.clears += 1;
+    }
+
+    fn set(&self, state: u32) -> &[u32] {
+        let s = self.states[state as usize];
+        &self.sets[s.start as usize..(s.start + s.len) as usize]
+    }
+
+    /// The state of trie `trie` whose node set is `set` (sorted), created if
+    /// new (emptying a full cache first); `None` if the set is too large to
+    /// be worth caching.
+    fn intern(&mut self, trie: u64, set: &[u32], literal: bool) -> Option<u32> {
+        if self.states.capacity() == 0 {
+            self.states.reserve_exact(self.limits.states);
+            self.sets.reserve_exact(self.limits.set_words);
+            self.by_set.reserve(self.limits.states);
+            self.transitions.reserve(self.limits.transitions);
+        }
+        if set.len() > self.limits.set_words / 8 {
+            return None;
+        }
+        let mut hasher = EdgeHasher(trie);
+        for &node in set {
+            hasher.write_u64(u64::from(node));
+        }
+        let hash = hasher.finish();
+        if let Some(&state) = self.by_set.get(&hash) {
+            if self.states[state as usize].trie == trie && self.set(state) == set {
+                return Some(state);
+            }
+        }
+        if self.states.len() == self.limits.states || self.sets.len() + set.len() > self.limits.set_words {
+            self.clear();
+        }
+        let state = self.states.len() as u32;
+        self.states.push(DfaState { trie, start: self.sets.len() as u32, len: set.len() as u32, literal });
+        self.sets.extend_from_slice(set);
+        self.by_set.insert(hash, state);
+        Some(state)
+    }
+}
+
 impl<T: Copy> TopicTrie<T> {
     pub(crate) fn new() -> Self {
-        Self { nodes: vec![Node::new(false)], values: vec![Vec::new()], edges: Default::default(), vocabulary: HashMap::default() }
+        Self { id: 0, nodes: vec![Node::new(false)], values: vec![Vec::new()], edges: Default::default(), vocabulary: HashMap::default() }
     }
 
     /// The literal child of `at` for word id `id`, or `NONE`.
@@ -172,6 +275,9 @@ impl<T: Copy> TopicTrie<T> {
     /// Adds a binding key, with consecutive `#` words collapsed to one
     /// (`#.#` matches exactly what `#` matches).
     pub(crate) fn insert(&mut self, binding_key: &str, value: T) {
+        if self.id == 0 {
+            self.id = crate::liveness::random_token();
+        }
         let mut at = 0usize;
         let mut after_hash = false;
         for word in words(binding_key) {
@@ -224,41 +330,68 @@ impl<T: Copy> TopicTrie<T> {
     /// matching binding key once (values shared by several keys may repeat;
     /// the caller dedups).
     ///
-    /// The trie is walked as an NFA: after each routing-key word, the set of
-    /// trie nodes the words so far can reach, each node at most once (marked
-    /// with the word's epoch). A `#` node stays in the set on every word and
-    /// is entered without consuming one. So each (word, node) pair costs one
-    /// step and the walk is O(routing-key words × trie nodes) at worst,
-    /// whatever the wildcards; allocation-free once `scratch` has grown to
-    /// this trie's size.
+    /// The trie is an NFA: after each routing-key word, the set of trie
+    /// nodes the words so far can reach, each node at most once (marked with
+    /// the word's epoch). A `#` node stays in the set on every word and is
+    /// entered without consuming one. So a step costs at most one visit per
+    /// trie node and the walk is O(routing-key words × trie nodes) whatever
+    /// the wildcards. Steps are cached as DFA transitions in `scratch`, so a
+    /// key whose words lead through states met before costs one lookup per
+    /// word. Allocation-free once `scratch` has met this trie.
     pub(crate) fn matches(&self, routing_key: &str, scratch: &mut TopicScratch, out: &mut Vec<T>) {
+        if self.id == 0 {
+            return; // no bindings
+        }
         scratch.begin(self.nodes.len());
         self.enter(0, scratch);
         std::mem::swap(&mut scratch.active, &mut scratch.next);
-        for word in words(routing_key) {
-            scratch.begin(self.nodes.len());
-            // Looked up once per word, and only if some node has literal edges.
-            let mut word_id = None;
-            for i in 0..scratch.active.len() {
-                let at = scratch.active[i] as usize;
-                let node = self.nodes[at];
-                if node.is_hash {
-                    self.enter(at, scratch);
+        scratch.active.sort_unstable();
+        let mut state = scratch.dfa.intern(self.id, &scratch.active, self.any_literal(&scratch.active));
+        let mut rest = words(routing_key);
+        while let Some(s) = state {
+            let Some(word) = rest.next() else {
+                for &at in scratch.dfa.set(s) {
+                    out.extend_from_slice(&self.values[at as usize]);
                 }
-                if node.star != NONE {
-                    self.enter(node.star as usize, scratch);
-                }
-                if node.word != NONE {
-                    let id = *word_id.get_or_insert_with(|| self.vocabulary.get(word).copied().unwrap_or(NONE));
-                    if id != NONE {
-                        let child = self.literal_child(at, id);
-                        if child != NONE {
-                            self.enter(child as usize, scratch);
-                        }
+                return;
+            };
+            let current = scratch.dfa.states[s as usize];
+            let id = if current.literal { self.vocabulary.get(word).copied().unwrap_or(NONE) } else { NONE };
+            let key = u64::from(s) << 32 | u64::from(id);
+            let next = match scratch.dfa.transitions.get(&key) {
+                Some(&next) => Some(next),
+                None => {
+                    // Not cached: one NFA step from this state's set.
+                    scratch.active.clear();
+                    let TopicScratch { active, dfa, .. } = &mut *scratch;
+                    active.extend_from_slice(dfa.set(s));
+                    self.step(word, Some(id), scratch);
+                    scratch.active.sort_unstable();
+                    let dfa = &mut scratch.dfa;
+                    // If the cache empties from here on, `s` is stale: the
+                    // transition from it is not recorded.
+                    let clears = dfa.clears;
+                    if dfa.transitions.len() >= dfa.limits.transitions {
+                        dfa.clear();
                     }
+                    let next = dfa.intern(self.id, &scratch.active, self.any_literal(&scratch.active));
+                    if let (Some(next), true) = (next, dfa.clears == clears) {
+                        dfa.transitions.insert(key, next);
+                    }
+                    next
+                }
+            };
+            if let Some(next) = next {
+                if scratch.dfa.states[next as usize].len == 0 {
+                    return; // dead: nothing can match any more
                 }
             }
-            std::mem::swap(&mut scratch.active, &mut scratch.next);
+            state = next;
+        }
+        // A set too large to cache: plain NFA steps for the rest of the key
+        // (`scratch.active` holds the current set).
+        for word in rest {
+            self.step(word, None, scratch);
             if scratch.active.is_empty() {
                 return;
             }
@@ -266,6 +399,38 @@ impl<T: Copy> TopicTrie<T> {
         for &at in &scratch.active {
             out.extend_from_slice(&self.values[at as usize]);
         }
+    }
+
+    /// True if some node of `set` has literal edges.
+    fn any_literal(&self, set: &[u32]) -> bool {
+        set.iter().any(|&at| self.nodes[at as usize].word != NONE)
+    }
+
+    /// One NFA step over `word` (its id if known) from `scratch.active`,
+    /// leaving the next set in `scratch.active`.
+    fn step(&self, word: &str, mut word_id: Option<u32>, scratch: &mut TopicScratch) {
+        scratch.begin(self.nodes.len());
+        for i in 0..scratch.active.len() {
+            let at = scratch.active[i] as usize;
+            let node = self.nodes[at];
+            if node.is_hash {
+                self.enter(at, scratch);
+            }
+            if node.star != NONE {
+                self.enter(node.star as usize, scratch);
+            }
+            if node.word != NONE {
+                // Looked up once per word, and only if some node has literal edges.
+                let id = *word_id.get_or_insert_with(|| self.vocabulary.get(word).copied().unwrap_or(NONE));
+                if id != NONE {
+                    let child = self.literal_child(at, id);
+                    if child != NONE {
+                        self.enter(child as usize, scratch);
+                    }
+                }
+            }
+        }
+        std::mem::swap(&mut scratch.active, &mut scratch.next);
     }
 
     /// Adds `at` to the set being built, with the `#` children it reaches
@@ -455,6 +620,24 @@ mod tests {
         }
     }
 
+    /// One publisher's scratch serves every topic exchange (and every
+    /// recompiled trie): cached states never leak between tries.
+    #[test]
+    fn one_scratch_serves_several_tries() {
+        let mut first = TopicTrie::new();
+        first.insert("a.*", 0);
+        let mut second = TopicTrie::new();
+        second.insert("a.b.#", 1);
+        let mut scratch = TopicScratch::default();
+        for _ in 0..3 {
+            assert_eq!(trie_hits(&first, "a.b", &mut scratch), vec![0]);
+            assert_eq!(trie_hits(&second, "a.b", &mut scratch), vec![1]);
+            assert_eq!(trie_hits(&first, "a.b.c", &mut scratch), Vec::<usize>::new());
+            assert_eq!(trie_hits(&second, "a.b.c", &mut scratch), vec![1]);
+        }
+        assert_eq!(trie_hits(&TopicTrie::new(), "a", &mut scratch), Vec::<usize>::new());
+    }
+
     #[test]
     fn scratch_survives_epoch_wrap() {
         let mut trie = TopicTrie::new();
@@ -527,15 +710,22 @@ mod proptests {
                 trie.insert(p, i);
             }
             let mut scratch = TopicScratch::default();
-            for k in &keys {
+            // A cache so small that it empties all the time and most sets
+            // are too large for it (plain NFA steps).
+            let tiny = DfaLimits { states: 3, set_words: 16, transitions: 4 };
+            let mut tiny_scratch = TopicScratch { dfa: DfaCache::with_limits(tiny), ..TopicScratch::default() };
+            // Twice over: the second round answers from the cached DFA.
+            for k in keys.iter().chain(&keys) {
                 let want: Vec<usize> = (0..patterns.len()).filter(|&i| reference_matches(&patterns[i], k)).collect();
                 let by_fn: Vec<usize> = (0..patterns.len()).filter(|&i| topic_matches(&patterns[i], k)).collect();
-                let mut by_trie = Vec::new();
-                trie.matches(k, &mut scratch, &mut by_trie);
-                by_trie.sort_unstable();
-                by_trie.dedup();
                 prop_assert_eq!(&by_fn, &want, "topic_matches, key {:?}, patterns {:?}", k, patterns);
-                prop_assert_eq!(&by_trie, &want, "trie, key {:?}, patterns {:?}", k, patterns);
+                for scratch in [&mut scratch, &mut tiny_scratch] {
+                    let mut by_trie = Vec::new();
+                    trie.matches(k, scratch, &mut by_trie);
+                    by_trie.sort_unstable();
+                    by_trie.dedup();
+                    prop_assert_eq!(&by_trie, &want, "trie, key {:?}, patterns {:?}", k, patterns);
+                }
             }
         }
     }

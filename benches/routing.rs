@@ -62,7 +62,8 @@ fn exchange_types(c: &mut Criterion) {
 /// The routing decision alone (`route_count`), topic exchange: 10 and 1000
 /// ordinary bindings, then 1000 bindings of which 40 are adversarial (long
 /// runs of `#`, `#.x.#.x.…`, `#.a.#.a.…`, `#.*.#.*.…`), decided for an
-/// ordinary key and for keys that keep every adversarial binding alive.
+/// ordinary key, for keys that keep every adversarial binding alive, and for
+/// keys that rotate too fast for the publisher's DFA cache.
 fn topic_decision(c: &mut Criterion) {
     let mut group = c.benchmark_group("routing/topic_decision");
     let ordinary = |i: u32| match i % 3 {
@@ -115,6 +116,17 @@ fn topic_decision(c: &mut Criterion) {
             b.iter(|| publisher.route_count("t", key, &Properties::new()).unwrap())
         });
     }
+    // Keys the DFA cache cannot hold (each makes ~20 new states, and 333 of
+    // them rotate through a 1024-state cache): close to the uncached cost.
+    let cold: Vec<String> = (0..1000).filter(|i| i % 3 == 2).map(|i| format!("region{i}.{}", repeat("x", 19))).collect();
+    assert_eq!(publisher.route_count("t", &cold[0], &Properties::new()).unwrap(), 2);
+    let mut next = 0;
+    group.bench_function(BenchmarkId::new("1000_adversarial", "rotating_uncached_keys"), |b| {
+        b.iter(|| {
+            next = (next + 1) % cold.len();
+            publisher.route_count("t", &cold[next], &Properties::new()).unwrap()
+        })
+    });
     drop(publisher);
     let _ = std::fs::remove_dir_all(dir);
     group.finish();

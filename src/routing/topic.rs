@@ -97,11 +97,20 @@ struct Node {
     word_child: u32,
     /// Reached through a `#` word: stays active on any further word.
     is_hash: bool,
+    /// Some binding key ends here.
+    has_values: bool,
 }
 
 impl Node {
     fn new(is_hash: bool) -> Self {
-        Self { star: NONE, hash: NONE, word: NONE, word_child: NONE, is_hash }
+        Self { star: NONE, hash: NONE, word: NONE, word_child: NONE, is_hash, has_values: false }
+    }
+
+    /// Whether the node does anything in a set: consumes a word or ends a
+    /// binding key. A node whose only edge is `#` (the `x` in `#.x.#`) only
+    /// passes on to its `#` child, which `enter` adds anyway.
+    fn in_sets(&self) -> bool {
+        self.is_hash || self.star != NONE || self.word != NONE || self.has_values
     }
 }
 
@@ -138,6 +147,10 @@ pub(crate) struct TopicScratch {
     /// `marks[node] == epoch`: already in the set being built.
     marks: Vec<u32>,
     epoch: u32,
+    /// Of the set being built: an order-independent hash of its nodes, and
+    /// whether some node has literal edges.
+    set_hash: u64,
+    set_literal: bool,
     dfa: DfaCache,
 }
 
@@ -155,6 +168,15 @@ impl TopicScratch {
         }
         self.epoch += 1;
         self.next.clear();
+        self.set_hash = 0;
+        self.set_literal = false;
+    }
+
+    /// The set just built (now `active`, marked with `epoch`) as a cached
+    /// DFA state of `trie`; see [`DfaCache::intern`].
+    fn intern_active(&mut self, trie: u64) -> Option<u32> {
+        let Self { active, marks, epoch, set_hash, set_literal, dfa, .. } = self;
+        dfa.intern(trie, active, *set_hash, *set_literal, |node| marks[node as usize] == *epoch)
     }
 }
 
@@ -170,7 +192,7 @@ struct DfaLimits {
 const DFA_LIMITS: DfaLimits = DfaLimits { states: 1024, set_words: 1 << 13, transitions: 2048 };
 
 /// A lazily built DFA over the trie's NFA, as a bounded cache: each state is
-/// a (sorted) set of active trie nodes; each transition, (state, word id) to
+/// a set of active trie nodes; each transition, (state, word id) to
 /// state. A routing key seen before costs one lookup per word; a new one
 /// costs the NFA step once per new (state, word) and fills the cache.
 #[derive(Debug)]
@@ -222,10 +244,11 @@ impl DfaCache {
         &self.sets[s.start as usize..(s.start + s.len) as usize]
     }
 
-    /// The state of trie `trie` whose node set is `set` (sorted), created if
-    /// new (emptying a full cache first); `None` if the set is too large to
-    /// be worth caching.
-    fn intern(&mut self, trie: u64, set: &[u32], literal: bool) -> Option<u32> {
+    /// The state of trie `trie` whose node set is `set`, created if new
+    /// (emptying a full cache first); `None` if the set is too large to be
+    /// worth caching. `hash` is an order-independent hash of `set`, and
+    /// `in_set` tells membership (so sets compare without sorting).
+    fn intern(&mut self, trie: u64, set: &[u32], hash: u64, literal: bool, in_set: impl Fn(u32) -> bool) -> Option<u32> {
         if self.states.capacity() == 0 {
             self.states.reserve_exact(self.limits.states);
             self.sets.reserve_exact(self.limits.set_words);
@@ -235,13 +258,14 @@ impl DfaCache {
         if set.len() > self.limits.set_words / 8 {
             return None;
         }
-        let mut hasher = EdgeHasher(trie);
-        for &node in set {
-            hasher.write_u64(u64::from(node));
-        }
+        let mut hasher = EdgeHasher(hash);
+        hasher.write_u64(trie);
         let hash = hasher.finish();
         if let Some(&state) = self.by_set.get(&hash) {
-            if self.states[state as usize].trie == trie && self.set(state) == set {
+            let candidate = self.states[state as usize];
+            // Same trie, same size, and every node of the candidate is in
+            // `set`: the same set.
+            if candidate.trie == trie && candidate.len as usize == set.len() && self.set(state).iter().all(|&n| in_set(n)) {
                 return Some(state);
             }
         }
@@ -324,6 +348,7 @@ impl<T: Copy> TopicTrie<T> {
             at = child as usize;
         }
         self.values[at].push(value);
+        self.nodes[at].has_values = true;
     }
 
     /// Appends every value whose binding key matches `routing_key`, each
@@ -345,8 +370,7 @@ impl<T: Copy> TopicTrie<T> {
         scratch.begin(self.nodes.len());
         self.enter(0, scratch);
         std::mem::swap(&mut scratch.active, &mut scratch.next);
-        scratch.active.sort_unstable();
-        let mut state = scratch.dfa.intern(self.id, &scratch.active, self.any_literal(&scratch.active));
+        let mut state = scratch.intern_active(self.id);
         let mut rest = words(routing_key);
         while let Some(s) = state {
             let Some(word) = rest.next() else {
@@ -366,17 +390,15 @@ impl<T: Copy> TopicTrie<T> {
                     let TopicScratch { active, dfa, .. } = &mut *scratch;
                     active.extend_from_slice(dfa.set(s));
                     self.step(word, Some(id), scratch);
-                    scratch.active.sort_unstable();
-                    let dfa = &mut scratch.dfa;
                     // If the cache empties from here on, `s` is stale: the
                     // transition from it is not recorded.
-                    let clears = dfa.clears;
-                    if dfa.transitions.len() >= dfa.limits.transitions {
-                        dfa.clear();
+                    let clears = scratch.dfa.clears;
+                    if scratch.dfa.transitions.len() >= scratch.dfa.limits.transitions {
+                        scratch.dfa.clear();
                     }
-                    let next = dfa.intern(self.id, &scratch.active, self.any_literal(&scratch.active));
-                    if let (Some(next), true) = (next, dfa.clears == clears) {
-                        dfa.transitions.insert(key, next);
+                    let next = scratch.intern_active(self.id);
+                    if let (Some(next), true) = (next, scratch.dfa.clears == clears) {
+                        scratch.dfa.transitions.insert(key, next);
                     }
                     next
                 }
@@ -399,11 +421,6 @@ impl<T: Copy> TopicTrie<T> {
         for &at in &scratch.active {
             out.extend_from_slice(&self.values[at as usize]);
         }
-    }
-
-    /// True if some node of `set` has literal edges.
-    fn any_literal(&self, set: &[u32]) -> bool {
-        set.iter().any(|&at| self.nodes[at as usize].word != NONE)
     }
 
     /// One NFA step over `word` (its id if known) from `scratch.active`,
@@ -433,8 +450,8 @@ impl<T: Copy> TopicTrie<T> {
         std::mem::swap(&mut scratch.active, &mut scratch.next);
     }
 
-    /// Adds `at` to the set being built, with the `#` children it reaches
-    /// without consuming a word.
+    /// Adds `at` to the set being built (unless it could do nothing there),
+    /// with the `#` children it reaches without consuming a word.
     #[inline]
     fn enter(&self, mut at: usize, scratch: &mut TopicScratch) {
         loop {
@@ -442,8 +459,15 @@ impl<T: Copy> TopicTrie<T> {
                 return;
             }
             scratch.marks[at] = scratch.epoch;
-            scratch.next.push(at as u32);
-            match self.nodes[at].hash {
+            let node = self.nodes[at];
+            if node.in_sets() {
+                scratch.next.push(at as u32);
+                // Fibonacci hashing, summed: order-independent, and cheap
+                // (collisions only cost a failed comparison in `intern`).
+                scratch.set_hash = scratch.set_hash.wrapping_add((at as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                scratch.set_literal |= node.word != NONE;
+            }
+            match node.hash {
                 NONE => return,
                 hash => at = hash as usize,
             }

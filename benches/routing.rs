@@ -62,7 +62,9 @@ fn exchange_types(c: &mut Criterion) {
 /// The routing decision alone (`route_count`), topic exchange: 10 and 1000
 /// ordinary bindings, then 1000 bindings of which 40 are adversarial (long
 /// runs of `#`, `#.x.#.x.…`, `#.a.#.a.…`, `#.*.#.*.…`), decided for an
-/// ordinary key and for keys that keep every adversarial binding alive.
+/// ordinary key, for keys that keep every adversarial binding alive, and for
+/// keys that rotate (333 whose first word changes; 4096 random mixes of `x`
+/// and `a`).
 fn topic_decision(c: &mut Criterion) {
     let mut group = c.benchmark_group("routing/topic_decision");
     let ordinary = |i: u32| match i % 3 {
@@ -113,6 +115,30 @@ fn topic_decision(c: &mut Criterion) {
         assert_eq!(publisher.route_count("t", key, &Properties::new()).unwrap(), queues, "{name}");
         group.bench_function(BenchmarkId::new("1000_adversarial", name), |b| {
             b.iter(|| publisher.route_count("t", key, &Properties::new()).unwrap())
+        });
+    }
+    // 333 keys `region<i>.x.….x` in rotation: the first word differs every
+    // time (a new small DFA thread per key), the rest is cached.
+    let rotating: Vec<String> = (0..1000).filter(|i| i % 3 == 2).map(|i| format!("region{i}.{}", repeat("x", 19))).collect();
+    assert_eq!(publisher.route_count("t", &rotating[0], &Properties::new()).unwrap(), 2);
+    // 4096 keys of 20 words, each word `x` or `a` by the bits of a random
+    // number: every key a different walk through the adversarial chains.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mixed: Vec<String> = (0..4096)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (0..20).map(|bit| if seed >> bit & 1 == 1 { "x" } else { "a" }).collect::<Vec<_>>().join(".")
+        })
+        .collect();
+    for (name, keys) in [("rotating_first_word", &rotating), ("random_x_a_mixes", &mixed)] {
+        let mut next = 0;
+        group.bench_function(BenchmarkId::new("1000_adversarial", name), |b| {
+            b.iter(|| {
+                next = (next + 1) % keys.len();
+                publisher.route_count("t", &keys[next], &Properties::new()).unwrap()
+            })
         });
     }
     drop(publisher);

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds the cargo-fuzz targets in fuzz/ and runs each for SECONDS_PER_TARGET
-# (default 15), starting from the committed corpus (fuzz/corpus/<target>).
+# (default 10), starting from the committed corpus (fuzz/corpus/<target>).
 # Fails (non-zero) if any target crashes, panics, hangs (-timeout=5) or uses
 # more than 512 MB (-rss_limit_mb); the input is left in
 # fuzz/artifacts/<target>/ and every target is run even after a failure.
 #
-#   bash scripts/fuzz.sh          # CI: about 1 minute of fuzzing plus the build
+#   bash scripts/fuzz.sh          # CI: 4 × 10 s of fuzzing plus the build
 #   bash scripts/fuzz.sh 600      # a longer run: 10 minutes per target
 #
 # Built without a sanitizer and with debug assertions (so overflow checks):
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-seconds=${1:-15}
+seconds=${1:-10}
 case $seconds in '' | *[!0-9]*) echo "usage: $0 [SECONDS_PER_TARGET]" >&2; exit 2 ;; esac
 
 if ! rustup run nightly rustc --version >/dev/null 2>&1; then

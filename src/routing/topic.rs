@@ -97,11 +97,20 @@ struct Node {
     word_child: u32,
     /// Reached through a `#` word: stays active on any further word.
     is_hash: bool,
+    /// Some binding key ends here.
+    has_values: bool,
 }
 
 impl Node {
     fn new(is_hash: bool) -> Self {
-        Self { star: NONE, hash: NONE, word: NONE, word_child: NONE, is_hash }
+        Self { star: NONE, hash: NONE, word: NONE, word_child: NONE, is_hash, has_values: false }
+    }
+
+    /// Whether the node does anything in a set: consumes a word or ends a
+    /// binding key. A node whose only edge is `#` (the `x` in `#.x.#`) only
+    /// passes on to its `#` child, which `enter` adds anyway.
+    fn in_sets(&self) -> bool {
+        self.is_hash || self.star != NONE || self.word != NONE || self.has_values
     }
 }
 
@@ -138,8 +147,18 @@ pub(crate) struct TopicScratch {
     /// `marks[node] == epoch`: already in the set being built.
     marks: Vec<u32>,
     epoch: u32,
+    /// Of the set being built: an order-independent hash of its nodes, and
+    /// the distinct word ids of its literal edges (`set_any_word`: too many
+    /// to list, or a node with several).
+    set_hash: u64,
+    set_words: [u32; STATE_WORDS],
+    set_word_count: usize,
+    set_any_word: bool,
     dfa: DfaCache,
 }
+
+/// Most literal word ids a DFA state lists (see `DfaState::words`).
+const STATE_WORDS: usize = 8;
 
 impl TopicScratch {
     /// Starts a new node set (a new epoch), sized for `nodes` nodes.
@@ -155,6 +174,34 @@ impl TopicScratch {
         }
         self.epoch += 1;
         self.next.clear();
+        self.set_hash = 0;
+        self.set_word_count = 0;
+        self.set_any_word = false;
+    }
+
+    /// Notes that the set being built has a node whose literal edge is
+    /// `word` (an id, `MANY` or `NONE`).
+    #[inline]
+    fn note_word(&mut self, word: u32) {
+        match word {
+            NONE => {}
+            _ if self.set_any_word => {}
+            MANY => self.set_any_word = true,
+            id if self.set_words[..self.set_word_count].contains(&id) => {}
+            _ if self.set_word_count == STATE_WORDS => self.set_any_word = true,
+            id => {
+                self.set_words[self.set_word_count] = id;
+                self.set_word_count += 1;
+            }
+        }
+    }
+
+    /// The set just built (now `active`, marked with `epoch`) as a cached
+    /// DFA state of `trie`; see [`DfaCache::intern`].
+    fn intern_active(&mut self, trie: u64) -> Option<u32> {
+        let Self { active, marks, epoch, set_hash, set_words, set_word_count, set_any_word, dfa, .. } = self;
+        let words = (!*set_any_word).then_some(&set_words[..*set_word_count]);
+        dfa.intern(trie, active, *set_hash, words, |node| marks[node as usize] == *epoch)
     }
 }
 
@@ -170,7 +217,7 @@ struct DfaLimits {
 const DFA_LIMITS: DfaLimits = DfaLimits { states: 1024, set_words: 1 << 13, transitions: 2048 };
 
 /// A lazily built DFA over the trie's NFA, as a bounded cache: each state is
-/// a (sorted) set of active trie nodes; each transition, (state, word id) to
+/// a set of active trie nodes; each transition, (state, word id) to
 /// state. A routing key seen before costs one lookup per word; a new one
 /// costs the NFA step once per new (state, word) and fills the cache.
 #[derive(Debug)]
@@ -179,10 +226,12 @@ struct DfaCache {
     states: Vec<DfaState>,
     /// The states' node sets, back to back.
     sets: Vec<u32>,
+    /// The states' literal word ids, back to back.
+    words: Vec<u32>,
     /// Hash of (trie id, node set) to a state with that set (checked).
     by_set: StdHashMap<u64, u32, BuildHasherDefault<EdgeHasher>>,
-    /// `(state << 32) | word id` (`NONE`: a word with no literal edge) to
-    /// the next state.
+    /// `(state << 32) | word class` to the next state; the class is the word
+    /// id if some node of the state has a literal edge for it, else `NONE`.
     transitions: StdHashMap<u64, u32, BuildHasherDefault<EdgeHasher>>,
     /// Times emptied: a state id held across an `intern` is stale if this
     /// moved.
@@ -192,11 +241,17 @@ struct DfaCache {
 #[derive(Clone, Copy, Debug)]
 struct DfaState {
     trie: u64,
+    /// Its node set: `sets[start..start + len]`.
     start: u32,
     len: u32,
-    /// Some node has literal edges (else the word itself does not matter).
-    literal: bool,
+    /// The word ids of its nodes' literal edges: `words[words_start..][..
+    /// word_count]`, or every word if `word_count` is `ANY_WORD`. Words not
+    /// listed all step alike, so they share one transition.
+    words_start: u32,
+    word_count: u32,
 }
+
+const ANY_WORD: u32 = u32::MAX;
 
 impl Default for DfaCache {
     fn default() -> Self {
@@ -206,12 +261,21 @@ impl Default for DfaCache {
 
 impl DfaCache {
     fn with_limits(limits: DfaLimits) -> Self {
-        Self { limits, states: Vec::new(), sets: Vec::new(), by_set: Default::default(), transitions: Default::default(), clears: 0 }
+        Self {
+            limits,
+            states: Vec::new(),
+            sets: Vec::new(),
+            words: Vec::new(),
+            by_set: Default::default(),
+            transitions: Default::default(),
+            clears: 0,
+        }
     }
 
     fn clear(&mut self) {
         self.states.clear();
         self.sets.clear();
+        self.words.clear();
         self.by_set.clear();
         self.transitions.clear();
         self.clears += 1;
@@ -222,26 +286,50 @@ impl DfaCache {
         &self.sets[s.start as usize..(s.start + s.len) as usize]
     }
 
-    /// The state of trie `trie` whose node set is `set` (sorted), created if
-    /// new (emptying a full cache first); `None` if the set is too large to
-    /// be worth caching.
-    fn intern(&mut self, trie: u64, set: &[u32], literal: bool) -> Option<u32> {
+    /// The class of a word in `state`: its id (looked up by `id` only if
+    /// needed) if the state has a literal edge for it, else `NONE`.
+    #[inline]
+    fn class(&self, state: u32, id: impl FnOnce() -> u32) -> u32 {
+        let s = self.states[state as usize];
+        match s.word_count {
+            0 => NONE,
+            ANY_WORD => id(),
+            n => {
+                let id = id();
+                let listed = &self.words[s.words_start as usize..(s.words_start + n) as usize];
+                if listed.contains(&id) {
+                    id
+                } else {
+                    NONE
+                }
+            }
+        }
+    }
+
+    /// The state of trie `trie` whose node set is `set`, created if new
+    /// (emptying a full cache first); `None` if the set is too large to be
+    /// worth caching. `hash` is an order-independent hash of `set`, `in_set`
+    /// tells membership (so sets compare without sorting), and `words` lists
+    /// its literal word ids (`None`: any word).
+    fn intern(&mut self, trie: u64, set: &[u32], hash: u64, words: Option<&[u32]>, in_set: impl Fn(u32) -> bool) -> Option<u32> {
         if self.states.capacity() == 0 {
             self.states.reserve_exact(self.limits.states);
             self.sets.reserve_exact(self.limits.set_words);
+            self.words.reserve_exact(self.limits.states * STATE_WORDS);
             self.by_set.reserve(self.limits.states);
             self.transitions.reserve(self.limits.transitions);
         }
         if set.len() > self.limits.set_words / 8 {
             return None;
         }
-        let mut hasher = EdgeHasher(trie);
-        for &node in set {
-            hasher.write_u64(u64::from(node));
-        }
+        let mut hasher = EdgeHasher(hash);
+        hasher.write_u64(trie);
         let hash = hasher.finish();
         if let Some(&state) = self.by_set.get(&hash) {
-            if self.states[state as usize].trie == trie && self.set(state) == set {
+            let candidate = self.states[state as usize];
+            // Same trie, same size, and every node of the candidate is in
+            // `set`: the same set.
+            if candidate.trie == trie && candidate.len as usize == set.len() && self.set(state).iter().all(|&n| in_set(n)) {
                 return Some(state);
             }
         }
@@ -249,8 +337,13 @@ impl DfaCache {
             self.clear();
         }
         let state = self.states.len() as u32;
-        self.states.push(DfaState { trie, start: self.sets.len() as u32, len: set.len() as u32, literal });
+        let (words_start, word_count) = match words {
+            Some(words) => (self.words.len() as u32, words.len() as u32),
+            None => (0, ANY_WORD),
+        };
+        self.states.push(DfaState { trie, start: self.sets.len() as u32, len: set.len() as u32, words_start, word_count });
         self.sets.extend_from_slice(set);
+        self.words.extend_from_slice(words.unwrap_or_default());
         self.by_set.insert(hash, state);
         Some(state)
     }
@@ -324,6 +417,7 @@ impl<T: Copy> TopicTrie<T> {
             at = child as usize;
         }
         self.values[at].push(value);
+        self.nodes[at].has_values = true;
     }
 
     /// Appends every value whose binding key matches `routing_key`, each
@@ -335,75 +429,152 @@ impl<T: Copy> TopicTrie<T> {
     /// the word's epoch). A `#` node stays in the set on every word and is
     /// entered without consuming one. So a step costs at most one visit per
     /// trie node and the walk is O(routing-key words × trie nodes) whatever
-    /// the wildcards. Steps are cached as DFA transitions in `scratch`, so a
-    /// key whose words lead through states met before costs one lookup per
-    /// word. Allocation-free once `scratch` has met this trie.
+    /// the wildcards.
+    ///
+    /// Steps are cached in `scratch` as DFA transitions, so a key whose
+    /// words lead through states met before costs a lookup per word. The
+    /// root's `#`, `*` and literal subtries never share a node, so each is
+    /// run as its own DFA thread: a first word that varies from key to key
+    /// (`region17.x.x…`) then only makes new states in its own small
+    /// thread, not new copies of the `#` thread's states. Allocation-free
+    /// once `scratch` has met this trie.
     pub(crate) fn matches(&self, routing_key: &str, scratch: &mut TopicScratch, out: &mut Vec<T>) {
         if self.id == 0 {
             return; // no bindings
         }
+        if !self.match_cached(routing_key, scratch, out) {
+            self.match_uncached(routing_key, scratch, out);
+        }
+    }
+
+    /// `matches` through the DFA cache; false (having added nothing) if a
+    /// set was too large to cache or the cache emptied meanwhile.
+    fn match_cached(&self, routing_key: &str, scratch: &mut TopicScratch, out: &mut Vec<T>) -> bool {
+        let root = self.nodes[0];
+        // Live threads: DFA states (up to three: the root's `#`, `*` and
+        // literal subtries).
+        let mut threads = [0u32; 3];
+        let mut live = 0;
+        if root.hash != NONE {
+            let Some(state) = self.start_state(root.hash as usize, scratch) else { return false };
+            threads[0] = state;
+            live = 1;
+        }
+        let mut rest = words(routing_key);
+        let Some(first) = rest.next() else {
+            // The empty key: the root's own values (binding key "") and the
+            // `#` subtrie's start.
+            out.extend_from_slice(&self.values[0]);
+            for &state in &threads[..live] {
+                self.collect(scratch.dfa.set(state), out);
+            }
+            return true;
+        };
+        let mut first_id = None;
+        if live == 1 {
+            match self.advance(threads[0], first, &mut first_id, scratch) {
+                Some(next) if scratch.dfa.states[next as usize].len == 0 => live = 0,
+                Some(next) => threads[0] = next,
+                None => return false,
+            }
+        }
+        let literal = match root.word {
+            NONE => NONE,
+            _ => {
+                let id = *first_id.get_or_insert_with(|| self.vocabulary.get(first).copied().unwrap_or(NONE));
+                if id == NONE {
+                    NONE
+                } else {
+                    self.literal_child(0, id)
+                }
+            }
+        };
+        for child in [root.star, literal] {
+            if child != NONE {
+                let Some(state) = self.start_state(child as usize, scratch) else { return false };
+                threads[live] = state;
+                live += 1;
+            }
+        }
+        for word in rest {
+            let mut id = None;
+            let mut kept = 0;
+            for i in 0..live {
+                match self.advance(threads[i], word, &mut id, scratch) {
+                    Some(next) if scratch.dfa.states[next as usize].len == 0 => {} // dead
+                    Some(next) => {
+                        threads[kept] = next;
+                        kept += 1;
+                    }
+                    None => return false,
+                }
+            }
+            live = kept;
+            if live == 0 {
+                return true;
+            }
+        }
+        for &state in &threads[..live] {
+            self.collect(scratch.dfa.set(state), out);
+        }
+        true
+    }
+
+    /// The cached state for the set `{at}` and what it reaches through `#`;
+    /// `None` if the set is too large to cache or the cache had to be
+    /// emptied (the caller's other state ids are stale then).
+    fn start_state(&self, at: usize, scratch: &mut TopicScratch) -> Option<u32> {
+        scratch.begin(self.nodes.len());
+        self.enter(at, scratch);
+        std::mem::swap(&mut scratch.active, &mut scratch.next);
+        let clears = scratch.dfa.clears;
+        scratch.intern_active(self.id).filter(|_| scratch.dfa.clears == clears)
+    }
+
+    /// The state after `word` from `state` (`id`: the word's id, looked up
+    /// once per word if needed), from the cache or by one NFA step; `None`
+    /// if the next set is too large to cache or the cache had to be emptied
+    /// (the caller's other state ids are stale then).
+    fn advance(&self, state: u32, word: &str, id: &mut Option<u32>, scratch: &mut TopicScratch) -> Option<u32> {
+        let class = scratch.dfa.class(state, || *id.get_or_insert_with(|| self.vocabulary.get(word).copied().unwrap_or(NONE)));
+        let key = u64::from(state) << 32 | u64::from(class);
+        if let Some(&next) = scratch.dfa.transitions.get(&key) {
+            return Some(next);
+        }
+        scratch.active.clear();
+        let TopicScratch { active, dfa, .. } = &mut *scratch;
+        active.extend_from_slice(dfa.set(state));
+        self.step(word, Some(class), scratch);
+        let clears = scratch.dfa.clears;
+        if scratch.dfa.transitions.len() >= scratch.dfa.limits.transitions {
+            scratch.dfa.clear();
+        }
+        let next = scratch.intern_active(self.id)?;
+        if scratch.dfa.clears != clears {
+            return None;
+        }
+        scratch.dfa.transitions.insert(key, next);
+        Some(next)
+    }
+
+    /// `matches` by plain NFA steps, for sets too large to cache.
+    fn match_uncached(&self, routing_key: &str, scratch: &mut TopicScratch, out: &mut Vec<T>) {
         scratch.begin(self.nodes.len());
         self.enter(0, scratch);
         std::mem::swap(&mut scratch.active, &mut scratch.next);
-        scratch.active.sort_unstable();
-        let mut state = scratch.dfa.intern(self.id, &scratch.active, self.any_literal(&scratch.active));
-        let mut rest = words(routing_key);
-        while let Some(s) = state {
-            let Some(word) = rest.next() else {
-                for &at in scratch.dfa.set(s) {
-                    out.extend_from_slice(&self.values[at as usize]);
-                }
-                return;
-            };
-            let current = scratch.dfa.states[s as usize];
-            let id = if current.literal { self.vocabulary.get(word).copied().unwrap_or(NONE) } else { NONE };
-            let key = u64::from(s) << 32 | u64::from(id);
-            let next = match scratch.dfa.transitions.get(&key) {
-                Some(&next) => Some(next),
-                None => {
-                    // Not cached: one NFA step from this state's set.
-                    scratch.active.clear();
-                    let TopicScratch { active, dfa, .. } = &mut *scratch;
-                    active.extend_from_slice(dfa.set(s));
-                    self.step(word, Some(id), scratch);
-                    scratch.active.sort_unstable();
-                    let dfa = &mut scratch.dfa;
-                    // If the cache empties from here on, `s` is stale: the
-                    // transition from it is not recorded.
-                    let clears = dfa.clears;
-                    if dfa.transitions.len() >= dfa.limits.transitions {
-                        dfa.clear();
-                    }
-                    let next = dfa.intern(self.id, &scratch.active, self.any_literal(&scratch.active));
-                    if let (Some(next), true) = (next, dfa.clears == clears) {
-                        dfa.transitions.insert(key, next);
-                    }
-                    next
-                }
-            };
-            if let Some(next) = next {
-                if scratch.dfa.states[next as usize].len == 0 {
-                    return; // dead: nothing can match any more
-                }
-            }
-            state = next;
-        }
-        // A set too large to cache: plain NFA steps for the rest of the key
-        // (`scratch.active` holds the current set).
-        for word in rest {
+        for word in words(routing_key) {
             self.step(word, None, scratch);
             if scratch.active.is_empty() {
                 return;
             }
         }
-        for &at in &scratch.active {
-            out.extend_from_slice(&self.values[at as usize]);
-        }
+        self.collect(&scratch.active, out);
     }
 
-    /// True if some node of `set` has literal edges.
-    fn any_literal(&self, set: &[u32]) -> bool {
-        set.iter().any(|&at| self.nodes[at as usize].word != NONE)
+    fn collect(&self, set: &[u32], out: &mut Vec<T>) {
+        for &at in set {
+            out.extend_from_slice(&self.values[at as usize]);
+        }
     }
 
     /// One NFA step over `word` (its id if known) from `scratch.active`,
@@ -433,8 +604,8 @@ impl<T: Copy> TopicTrie<T> {
         std::mem::swap(&mut scratch.active, &mut scratch.next);
     }
 
-    /// Adds `at` to the set being built, with the `#` children it reaches
-    /// without consuming a word.
+    /// Adds `at` to the set being built (unless it could do nothing there),
+    /// with the `#` children it reaches without consuming a word.
     #[inline]
     fn enter(&self, mut at: usize, scratch: &mut TopicScratch) {
         loop {
@@ -442,8 +613,15 @@ impl<T: Copy> TopicTrie<T> {
                 return;
             }
             scratch.marks[at] = scratch.epoch;
-            scratch.next.push(at as u32);
-            match self.nodes[at].hash {
+            let node = self.nodes[at];
+            if node.in_sets() {
+                scratch.next.push(at as u32);
+                // Fibonacci hashing, summed: order-independent, and cheap
+                // (collisions only cost a failed comparison in `intern`).
+                scratch.set_hash = scratch.set_hash.wrapping_add((at as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                scratch.note_word(node.word);
+            }
+            match node.hash {
                 NONE => return,
                 hash => at = hash as usize,
             }

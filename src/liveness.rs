@@ -75,8 +75,36 @@ impl Drop for Peer {
     }
 }
 
-/// Liveness of a peer token: true while its process holds its lock.
+/// What a liveness check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// Its lock is held: the process lives.
+    Alive,
+    /// No file, not a liveness file, or its lock is free: the process died.
+    Dead,
+    /// This process could not look just now (out of file descriptors or
+    /// memory): ask again at the next sweep, never act on it.
+    Unknown,
+}
+
+/// True unless the peer is known dead: recovery acts only on the dead.
 pub(crate) fn is_alive(dir: &NamespaceDir, token: u64) -> bool {
+    liveness(dir, token) != Liveness::Dead
+}
+
+/// Errors that say something about this process (its descriptors, memory
+/// or lock table), not about the peer.
+fn is_local_shortage(errno: Option<i32>) -> bool {
+    use rustix::io::Errno;
+    errno.is_some_and(|e| {
+        [Errno::MFILE, Errno::NFILE, Errno::NOMEM, Errno::NOLCK, Errno::INTR, Errno::AGAIN, Errno::NOBUFS]
+            .iter()
+            .any(|known| known.raw_os_error() == e)
+    })
+}
+
+/// Liveness of a peer token.
+pub(crate) fn liveness(dir: &NamespaceDir, token: u64) -> Liveness {
     let name = peer_name(token);
     match dir.open_file(Sub::Peers, &name, false) {
         Ok((file, _)) => match flock(&file, FlockOperation::NonBlockingLockShared) {
@@ -85,36 +113,44 @@ pub(crate) fn is_alive(dir: &NamespaceDir, token: u64) -> bool {
                 // the stale file while we hold the lock (in a shared
                 // namespace's sticky peers/ only its owner can; gc skips it).
                 dir.unlink(Sub::Peers, &name);
-                false
+                Liveness::Dead
             }
-            Err(rustix::io::Errno::WOULDBLOCK) => true,
+            Err(rustix::io::Errno::WOULDBLOCK) => Liveness::Alive,
+            Err(e) if is_local_shortage(Some(e.raw_os_error())) => Liveness::Unknown,
             Err(_) => held_by_anyone(dir, &name),
         },
         // No file: the peer exited (cleanly, or its file was collected).
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => false,
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Liveness::Dead,
+        Err(Error::Io { source, .. }) if is_local_shortage(source.raw_os_error()) => Liveness::Unknown,
         // A symbolic link, FIFO, device or a file of an untrusted user is
         // nobody's liveness file.
-        Err(Error::UnsafePath { .. }) => false,
+        Err(Error::UnsafePath { .. }) => Liveness::Dead,
         // Cannot open it (e.g. a member made it unreadable): ask the kernel.
         Err(_) => held_by_anyone(dir, &name),
     }
 }
 
-/// Whether the kernel's lock table shows a `flock` on `peers/<name>`. False
-/// when that cannot be read either: a peer we cannot check is recovered
-/// rather than trusted for ever.
-fn held_by_anyone(dir: &NamespaceDir, name: &str) -> bool {
-    let Some(stat) = dir.stat(Sub::Peers, name) else { return false };
-    matches!(flock_holder(stat.st_dev, stat.st_ino), Some(Some(_)))
+/// Whether the kernel's lock table shows a `flock` on `peers/<name>`. Dead
+/// when the table cannot be read for good (no /proc): a peer we can never
+/// check is recovered rather than trusted for ever; Unknown when this
+/// process just lacks the descriptors or memory to read it.
+fn held_by_anyone(dir: &NamespaceDir, name: &str) -> Liveness {
+    let Some(stat) = dir.stat(Sub::Peers, name) else { return Liveness::Dead };
+    match flock_holder(stat.st_dev, stat.st_ino) {
+        Ok(Some(_)) => Liveness::Alive,
+        Ok(None) => Liveness::Dead,
+        Err(e) if is_local_shortage(e.raw_os_error()) => Liveness::Unknown,
+        Err(_) => Liveness::Dead,
+    }
 }
 
 /// The pid holding a `flock` on the file `(dev, ino)` according to
-/// `/proc/locks`: `None` if that table cannot be read, `Some(None)` if no
-/// process holds one. Reads at most 4 MiB.
-pub(crate) fn flock_holder(dev: u64, ino: u64) -> Option<Option<u32>> {
-    let file = File::open("/proc/locks").ok()?;
+/// `/proc/locks`: `Ok(None)` if no process holds one; `Err` if that table
+/// cannot be read. Reads at most 4 MiB.
+pub(crate) fn flock_holder(dev: u64, ino: u64) -> std::io::Result<Option<u32>> {
+    let file = File::open("/proc/locks")?;
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(file, 4 << 20), &mut text).ok()?;
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, 4 << 20), &mut text)?;
     let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
     for line in text.lines() {
         // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; waiters have "->".
@@ -128,10 +164,10 @@ pub(crate) fn flock_holder(dev: u64, ino: u64) -> Option<Option<u32>> {
             && u32::from_str_radix(mi, 16).ok() == Some(minor)
             && i.parse::<u64>().ok() == Some(ino);
         if same {
-            return Some(fields[4].parse().ok());
+            return Ok(fields[4].parse().ok());
         }
     }
-    Some(None)
+    Ok(None)
 }
 
 /// Tokens of every peer file in `peers/`, with liveness and pid. Entries

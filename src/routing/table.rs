@@ -432,7 +432,7 @@ impl Out {
 /// else the pid the last holder wrote into the file (read bounded).
 fn lock_holder(lock: &File) -> Option<u32> {
     let stat = rustix::fs::fstat(lock).ok()?;
-    if let Some(holder) = crate::liveness::flock_holder(stat.st_dev, stat.st_ino) {
+    if let Ok(holder) = crate::liveness::flock_holder(stat.st_dev, stat.st_ino) {
         return holder;
     }
     let mut bytes = [0u8; 32];

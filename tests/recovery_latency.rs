@@ -1,7 +1,9 @@
 //! A consumer killed with -9 while holding unacked messages gets them
-//! redelivered within the sweep interval even when the surviving consumer
-//! never waits: it works through a backlog of 100 000 messages and looks at
-//! the clock every 256 messages.
+//! redelivered within the sweep interval even when no surviving handle ever
+//! waits: a consumer working through a backlog of 100 000 messages, or
+//! handles that only poll (`try_recv` finding nothing, a `reject` queue's
+//! publisher finding it full). Busy and polling handles look at the clock
+//! every 256 operations.
 
 mod common;
 
@@ -10,16 +12,16 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TempNs;
-use shmq::{ConsumerOptions, QueueOptions};
+use shmq::{ConsumerOptions, Overflow, PublishError, QueueOptions, RecvError};
 
 const HELD: u32 = 100;
 const BACKLOG: u32 = 100_000;
 
-/// In the child: take `HELD` messages unacked, say so, and wait to be killed.
-fn hold_messages(dir: &str) {
+/// In the child: take `count` messages unacked, say so, and wait to be killed.
+fn hold_messages(dir: &str, count: u32) {
     let ns = shmq::Namespace::open_dir(dir).unwrap();
-    let consumer = ns.consumer("q", ConsumerOptions::default().manual_ack().prefetch(HELD)).unwrap();
-    for _ in 0..HELD {
+    let consumer = ns.consumer("q", ConsumerOptions::default().manual_ack().prefetch(count)).unwrap();
+    for _ in 0..count {
         let delivery = consumer.recv().unwrap();
         std::mem::forget(delivery); // unacked, and stays so
     }
@@ -27,10 +29,35 @@ fn hold_messages(dir: &str) {
     std::thread::sleep(Duration::from_secs(600));
 }
 
+/// True in the child that `hold_then_kill` runs, after holding its
+/// messages until it is killed: each test returns at once then.
+fn is_holder_child() -> bool {
+    let Ok(spec) = std::env::var("SHMQ_TEST_HOLDER") else { return false };
+    let (dir, count) = spec.split_once('|').unwrap();
+    hold_messages(dir, count.parse().unwrap());
+    true
+}
+
+/// Runs this test binary's test `test` as a child that holds `count`
+/// messages of queue "q" in namespace `dir`, and kills it with -9 once it
+/// holds them.
+fn hold_then_kill(test: &str, dir: &std::path::Path, count: u32) {
+    let mut holder = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture"])
+        .env("SHMQ_TEST_HOLDER", format!("{}|{count}", dir.display()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
+    assert!(lines.any(|l| l.unwrap() == "held"), "the holder did not take its messages");
+    holder.kill().unwrap(); // SIGKILL
+    holder.wait().unwrap();
+}
+
 #[test]
 fn dead_consumers_messages_come_back_while_a_busy_consumer_works_a_100k_backlog() {
-    if let Ok(dir) = std::env::var("SHMQ_TEST_HOLDER") {
-        return hold_messages(&dir);
+    if is_holder_child() {
+        return;
     }
     let t = TempNs::in_shm("recovery-latency");
     let options = QueueOptions::default().capacity_bytes(32 << 20).max_messages(1 << 18);
@@ -39,17 +66,8 @@ fn dead_consumers_messages_come_back_while_a_busy_consumer_works_a_100k_backlog(
     for i in 0..HELD + BACKLOG {
         producer.publish(&i.to_le_bytes()).unwrap();
     }
-    let mut holder = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "dead_consumers_messages_come_back_while_a_busy_consumer_works_a_100k_backlog", "--nocapture"])
-        .env("SHMQ_TEST_HOLDER", &t.dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(holder.stdout.take().unwrap()).lines();
-    assert!(lines.any(|l| l.unwrap() == "held"), "the holder did not take its messages");
     let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack().prefetch(64)).unwrap();
-    holder.kill().unwrap(); // SIGKILL
-    holder.wait().unwrap();
+    hold_then_kill("dead_consumers_messages_come_back_while_a_busy_consumer_works_a_100k_backlog", &t.dir, HELD);
     let killed_at = Instant::now();
     let mut redelivered = 0;
     let mut consumed = 0;
@@ -78,4 +96,47 @@ fn dead_consumers_messages_come_back_while_a_busy_consumer_works_a_100k_backlog(
     let left = t.ns.queue_stats("q").unwrap().ready;
     assert!(left > 0, "the backlog was empty when they came back: the busy path did not sweep");
     eprintln!("recovery under load: all {HELD} messages of the killed consumer redelivered {latency:?} after the kill, {consumed} consumed by then, {left} still queued");
+}
+
+#[test]
+fn dead_consumers_messages_come_back_to_handles_that_only_poll() {
+    if is_holder_child() {
+        return;
+    }
+    let t = TempNs::in_shm("recovery-polling");
+    t.ns.declare_queue("q", &QueueOptions::default().max_messages(4).overflow(Overflow::Reject)).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    for i in 0..4u8 {
+        producer.publish(&[i]).unwrap();
+    }
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+    // The dead consumer holds the whole (reject) queue.
+    hold_then_kill("dead_consumers_messages_come_back_to_handles_that_only_poll", &t.dir, 4);
+    let killed_at = Instant::now();
+    let mut received = Vec::new();
+    let mut full = 0;
+    while received.len() < 4 {
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(30),
+            "nothing came back: no polling handle sweeps ({full} publishes found the queue full)"
+        );
+        match producer.publish(b"new") {
+            Ok(()) | Err(PublishError::QueueFull) => full += 1,
+            Err(e) => panic!("{e}"),
+        }
+        match consumer.try_recv() {
+            Ok(delivery) => {
+                if delivery.redelivered() {
+                    received.push(delivery.body()[0]);
+                }
+                delivery.ack().unwrap();
+            }
+            Err(RecvError::Empty) => {}
+            Err(e) => panic!("{e}"),
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    received.sort();
+    assert_eq!(received, vec![0, 1, 2, 3]);
+    eprintln!("polling handles: the dead consumer's 4 messages came back {:?} after the kill", killed_at.elapsed());
 }

@@ -502,7 +502,9 @@ fn consumer_killed_after_each_step_of_a_batch_take_loses_nothing() {
 
 #[test]
 fn producer_killed_after_each_step_of_a_publish_leaves_a_flowing_queue() {
-    for step in 1..=4 {
+    // Writes of a publish: intent, cursor CAS, four slot fields, expiry,
+    // READY, intent clear (and one more to run past the end).
+    for step in 1..=10 {
         loom::model(move || {
             const DEAD: u64 = 0xDEAD;
             let ring = ring(2, 16);
@@ -645,4 +647,71 @@ fn blocked_producer_is_woken_when_a_dead_consumers_message_is_requeued_and_acked
         blocked.join().unwrap();
         assert_eq!(consume_spinning(&ring, live), vec![2; 8]);
     });
+}
+
+#[test]
+fn a_process_that_reopens_its_consumer_in_the_same_row_and_dies_gets_its_delivery_requeued() {
+    loom::model(|| {
+        use loom::sync::atomic::{AtomicBool, Ordering};
+        const T: u64 = 0xDEAD;
+        let ring = ring(4, 32);
+        let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+        let first = ring.register_agent(T, 2, 2, 0).unwrap();
+        let spare = ring.register_agent(0x7777, 1, 3, 0).unwrap();
+        ring.register_agent(0x8888, 1, 4, 0).unwrap();
+        assert!(publish(&ring, producer, &[1; 8]));
+        let died = Arc::new(AtomicBool::new(false));
+        // Process T closes its consumer, opens another (the only free row is
+        // the one it just left), takes the message, and dies holding it.
+        let process = {
+            let (ring, died) = (ring.clone(), died.clone());
+            thread::spawn(move || {
+                ring.release_agent(first, T);
+                let second = ring.register_agent(T, 2, 2, 0).unwrap();
+                assert!(take(&ring, second).is_some());
+                died.store(true, Ordering::SeqCst);
+            })
+        };
+        let sweeper = {
+            let (ring, died) = (ring.clone(), died.clone());
+            thread::spawn(move || {
+                ring.recover(SWEEPER, &mut |token| token != T || !died.load(Ordering::SeqCst));
+            })
+        };
+        process.join().unwrap();
+        sweeper.join().unwrap();
+        ring.recover(SWEEPER, &mut |token| token != T);
+        ring.release_agent(spare, 0x7777);
+        let live = ring.register_agent(0xA11E, 2, 5, 0).unwrap();
+        assert_eq!(drain_all(&ring, live), vec![1], "the dead process's delivery was never requeued");
+    });
+}
+
+#[test]
+fn consumer_killed_after_each_step_of_taking_a_requeued_message_leaves_no_phantom() {
+    for step in 1..=CONSUMER_STEPS {
+        loom::model(move || {
+            const DEAD: u64 = 0xDEAD;
+            let ring = ring(2, 16);
+            let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+            let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
+            let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
+            assert!(publish(&ring, producer, &[1; 8]));
+            // Taken and requeued: READY below `read`, flagged redelivered.
+            let (pos, _, _) = take(&ring, live).unwrap();
+            assert!(ring.settle(live, pos, Settle::Requeue));
+            let dying = {
+                let ring = ring.clone();
+                thread::spawn(move || die_after(step, || take(&ring, victim).map(|(pos, _, _)| pos)))
+            };
+            dying.join().unwrap();
+            ring.recover(SWEEPER, &mut |token| token != DEAD);
+            assert_eq!(drain_all(&ring, live), vec![1], "the requeued message is delivered (victim died after write {step})");
+            assert_eq!(ring.depth().0, 0, "a drained queue shows no ready message (victim died after write {step})");
+            // And batches take from the read cursor again.
+            assert!(publish(&ring, producer, &[2; 8]));
+            let mut records = [shmq::ring::Record::default(); 2];
+            assert_eq!(ring.take_batch(live, true, &mut || 0, &mut records).got, 1);
+        });
+    }
 }

@@ -73,6 +73,43 @@ pub struct Consumer {
     /// For auto-delete queues: the namespace, to delete the queue when the
     /// last consumer goes.
     auto_delete: Option<crate::Namespace>,
+    tags: DeliveryTags,
+}
+
+/// Delivery tags: slot positions extended to 64 bits relative to the newest
+/// tag, so that after the ring's `u32` positions wrap, the tag of a delivery
+/// settled 2^32 positions ago does not settle a later delivery at the same
+/// position.
+#[derive(Default)]
+struct DeliveryTags {
+    /// The newest tag; 0 before the first delivery.
+    newest: Cell<u64>,
+}
+
+/// Tags this far or further from the newest one are refused: deliveries a
+/// consumer holds are live ring positions, never that far apart (a ring
+/// holds at most 2^31 slots).
+const TAG_WINDOW: u64 = 1 << 31;
+
+impl DeliveryTags {
+    /// The tag of a new delivery at slot position `pos`.
+    fn tag_for(&self, pos: u32) -> u64 {
+        let newest = self.newest.get();
+        let tag = if newest == 0 {
+            // Start one lap up, so tags never go below zero.
+            (1u64 << 32) | u64::from(pos)
+        } else {
+            newest.wrapping_add(i64::from(pos.wrapping_sub(newest as u32) as i32) as u64)
+        };
+        self.newest.set(tag);
+        tag
+    }
+
+    /// The slot position of `tag`, if it can be one of ours.
+    fn position_of(&self, tag: u64) -> Option<u32> {
+        let newest = self.newest.get();
+        (newest != 0 && tag.abs_diff(newest) < TAG_WINDOW).then_some(tag as u32)
+    }
 }
 
 /// One received message. Its body and properties are read in place, in
@@ -89,6 +126,7 @@ pub struct Consumer {
 pub struct Delivery<'c> {
     consumer: &'c Consumer,
     record: Record,
+    tag: u64,
     settled: bool,
 }
 
@@ -102,6 +140,7 @@ impl Consumer {
             defer_reclaim: Cell::new(false),
             empty_polls: Cell::new(0),
             auto_delete,
+            tags: DeliveryTags::default(),
         }
     }
 
@@ -252,6 +291,9 @@ impl Consumer {
             }
         };
         self.defer_reclaim.set(false);
+        if handled == 0 {
+            self.agent.tick(1);
+        }
         if handled > 0 && ring.reclaim() {
             ring.notify_producers();
         }
@@ -307,7 +349,7 @@ impl Consumer {
     }
 
     fn settle(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<(), AckError> {
-        let pos = u32::try_from(tag.0).map_err(|_| AckError::UnknownDeliveryTag(tag.0))?;
+        let pos = self.tags.position_of(tag.0).ok_or(AckError::UnknownDeliveryTag(tag.0))?;
         if !self.agent.queue.ring.settle_with(self.agent.owner, pos, how, !self.defer_reclaim.get()) {
             return Err(AckError::UnknownDeliveryTag(tag.0));
         }
@@ -321,7 +363,8 @@ impl Consumer {
     }
 
     fn delivery(&self, record: Record) -> Delivery<'_> {
-        Delivery { consumer: self, record, settled: false }
+        let tag = self.tags.tag_for(record.pos);
+        Delivery { consumer: self, record, tag, settled: false }
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Delivery<'_>, RecvError> {
@@ -384,6 +427,8 @@ impl Consumer {
     fn poll(&self) -> Result<Option<Record>, RecvError> {
         let manual = self.options.ack_mode == AckMode::Manual;
         if manual && self.options.prefetch != 0 && self.unacked.get() >= self.options.prefetch {
+            // A poller that only ever hears "full" or "empty" still sweeps.
+            self.agent.tick(1);
             return Err(RecvError::PrefetchFull(self.options.prefetch));
         }
         let ring = &self.agent.queue.ring;
@@ -401,6 +446,7 @@ impl Consumer {
                         self.stalled_since.set(None);
                     }
                     self.empty_polls.set(self.empty_polls.get().wrapping_add(1));
+                    self.agent.tick(1);
                     return Ok(None);
                 }
                 Take::Stalled(pos) => {
@@ -499,7 +545,7 @@ impl<'c> Delivery<'c> {
     /// # Examples
     /// See [`Consumer::ack`].
     pub fn tag(&self) -> DeliveryTag {
-        DeliveryTag(u64::from(self.record.pos))
+        DeliveryTag(self.tag)
     }
 
     /// Acknowledges the delivery.
@@ -571,5 +617,45 @@ impl std::fmt::Debug for Consumer {
             .field("options", &self.options)
             .field("unacked", &self.unacked.get())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(shmq_loom)))]
+mod tests {
+    use super::DeliveryTags;
+
+    #[test]
+    fn tags_keep_growing_across_the_2_pow_32_wrap_of_positions() {
+        let tags = DeliveryTags::default();
+        let before = tags.tag_for(u32::MAX - 1);
+        let after = tags.tag_for(3);
+        assert_eq!(after - before, 5);
+        assert_eq!(tags.position_of(before), Some(u32::MAX - 1));
+        assert_eq!(tags.position_of(after), Some(3));
+    }
+
+    #[test]
+    fn a_tag_from_2_pow_32_positions_ago_is_refused() {
+        let tags = DeliveryTags::default();
+        let old = tags.tag_for(7);
+        // The consumer keeps taking; 2^32 positions later position 7 is
+        // delivered again, with a new tag.
+        for step in 1..=8u64 {
+            tags.tag_for((7 + step * (1 << 29)) as u32);
+        }
+        let again = tags.tag_for(7);
+        assert_eq!(again - old, 1 << 32);
+        assert_eq!(tags.position_of(old), None, "the stale tag must not settle the new delivery");
+        assert_eq!(tags.position_of(again), Some(7));
+    }
+
+    #[test]
+    fn redeliveries_below_the_newest_position_keep_their_own_tags() {
+        let tags = DeliveryTags::default();
+        let ten = tags.tag_for(10);
+        let five = tags.tag_for(5); // a requeued message, behind the newest
+        assert_eq!(ten - five, 5);
+        assert_eq!(tags.position_of(ten), Some(10));
+        assert_eq!(tags.position_of(five), Some(5));
     }
 }

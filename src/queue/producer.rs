@@ -309,7 +309,12 @@ impl Producer {
             Err(ClaimError::Full) => {}
         }
         match self.agent.queue.segment().config.overflow {
-            Overflow::Reject => Err(PublishError::QueueFull),
+            Overflow::Reject => {
+                // Space may be held by a dead consumer: a publisher that
+                // only ever hears "full" still sweeps.
+                self.agent.tick(1);
+                Err(PublishError::QueueFull)
+            }
             Overflow::DropOldest => loop {
                 if !self.agent.queue.ring.discard_oldest(self.agent.owner) {
                     self.agent.maybe_recover(false);

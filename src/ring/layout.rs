@@ -80,7 +80,9 @@ pub struct RingHeader {
     pub(crate) read: Line<AtomicU32>,
     /// `(first unreclaimed slot, first unreclaimed data unit)`.
     pub(crate) reclaim: Line<AtomicU64>,
-    /// Upper bound on READY (requeued) slots below `read`.
+    /// Non-zero while a requeued READY slot may lie below `read`: consumers
+    /// scan `[reclaim, read)` only then. A flag, not a count, so that a
+    /// process killed mid-update cannot leave it wrong for ever.
     pub(crate) requeued: Line<AtomicU32>,
     /// Bumped when messages become deliverable; consumers sleep on it.
     pub(crate) not_empty: Line<EventCount>,

@@ -406,8 +406,8 @@ impl<M: RingMemory> Ring<M> {
     pub fn try_take_checked(&self, agent: u16, auto_ack: bool, check_stall: bool, now_ms: &mut impl FnMut() -> u64) -> Take {
         let auto = if auto_ack { FLAG_AUTO_ACK } else { 0 };
         let header = self.mem.header();
-        // SYNC POINT REQUEUE: pairs with the Release fetch_add in `settle`.
-        if header.requeued.load(Ordering::Acquire) > 0 {
+        // SYNC POINT REQUEUE: pairs with the Release store in `requeue`.
+        if header.requeued.load(Ordering::Acquire) != 0 {
             if let Some(take) = self.take_requeued(agent, auto, now_ms) {
                 return take;
             }
@@ -426,11 +426,6 @@ impl<M: RingMemory> Ring<M> {
                 // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release.
                 if slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).is_ok() {
                     self.advance_read(read);
-                    if ctl.flags & FLAG_REDELIVERED != 0 {
-                        // Requeued before `read` moved past it: it was
-                        // counted in `requeued`, so uncount it here.
-                        header.requeued.fetch_sub(1, Ordering::Relaxed);
-                    }
                     return self.deliver(read, agent, ctl.flags, now_ms);
                 }
                 continue;
@@ -469,7 +464,8 @@ impl<M: RingMemory> Ring<M> {
         if out.is_empty() {
             return batch;
         }
-        if header.requeued.load(Ordering::Acquire) > 0 {
+        // SYNC POINT REQUEUE: as in `try_take_checked`.
+        if header.requeued.load(Ordering::Acquire) != 0 {
             batch.last = self.try_take(agent, auto_ack, now_ms);
             if let Take::Got(record) = batch.last {
                 out[0] = record;
@@ -491,9 +487,6 @@ impl<M: RingMemory> Ring<M> {
             // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release.
             if slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).is_err() {
                 break;
-            }
-            if ctl.flags & FLAG_REDELIVERED != 0 {
-                header.requeued.fetch_sub(1, Ordering::Relaxed);
             }
             pos = pos.wrapping_add(1);
             match self.deliver(pos.wrapping_sub(1), agent, ctl.flags, now_ms) {
@@ -580,9 +573,14 @@ impl<M: RingMemory> Ring<M> {
         Take::Got(Record { pos, flags, data_start, props_len, body_len, expires_at_ms })
     }
 
-    /// Scans below the read cursor for requeued READY slots.
+    /// Scans below the read cursor for requeued READY slots. Clears the
+    /// `requeued` flag first and sets it again after a find (there may be
+    /// more): a requeue that lands during the scan sets it itself, and a
+    /// scanner killed in between is covered by the next sweep, which sets it.
     fn take_requeued(&self, agent: u16, auto: u8, now_ms: &mut impl FnMut() -> u64) -> Option<Take> {
         let header = self.mem.header();
+        // SYNC POINT REQUEUE: AcqRel; the Acquire half pairs with `requeue`.
+        header.requeued.swap(0, Ordering::AcqRel);
         let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
         let read = header.read.load(Ordering::Acquire);
         let span = read.wrapping_sub(free_slot).min(self.geo.slot_count);
@@ -596,11 +594,9 @@ impl<M: RingMemory> Ring<M> {
                 // SYNC POINT PUBLISH: Acquire pairs with the Release in
                 // `settle(Requeue)`/`requeue_dead`, as with `commit`.
                 if slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                    // Every READY+REDELIVERED state was counted once by
-                    // `requeue`; whoever claims it uncounts it.
-                    if ctl.flags & FLAG_REDELIVERED != 0 {
-                        header.requeued.fetch_sub(1, Ordering::Relaxed);
-                    }
+                    // SYNC POINT REQUEUE (no data to publish; the slots
+                    // carry their own ordering).
+                    header.requeued.store(1, Ordering::Release);
                     return Some(self.deliver(pos, agent, ctl.flags, now_ms));
                 }
             }
@@ -642,16 +638,16 @@ impl<M: RingMemory> Ring<M> {
 
     /// DELIVERED `word` at `pos` → READY, flagged redelivered.
     fn requeue(&self, pos: u32, word: u64, flags: u8) -> bool {
-        let header = self.mem.header();
-        // Count first, so `requeued` never undercounts READY slots below read.
-        // SYNC POINT REQUEUE: pairs with the Acquire load in `try_take`.
-        header.requeued.fetch_add(1, Ordering::Release);
         let ready = Control::new(pos, 0, (flags & !FLAG_AUTO_ACK) | FLAG_REDELIVERED, READY).pack();
         // SYNC POINT PUBLISH: Release, as in `commit`.
         if self.slot(pos).control.compare_exchange(word, ready, Ordering::Release, Ordering::Relaxed).is_err() {
-            header.requeued.fetch_sub(1, Ordering::Relaxed);
             return false;
         }
+        // After the CAS: a scanner that cleared the flag before this store
+        // finds it set again. (Set first, a scan could clear it before the
+        // slot was READY and strand the slot.)
+        // SYNC POINT REQUEUE: Release pairs with the Acquire in `try_take`.
+        self.mem.header().requeued.store(1, Ordering::Release);
         self.notify_consumers();
         true
     }
@@ -841,11 +837,7 @@ impl<M: RingMemory> Ring<M> {
             let agent = self.mem.agent(index);
             // SYNC POINT AGENT / AGENT-GEN: pairs with `register_agent`.
             let token = agent.token.load(Ordering::Acquire);
-            if token == 0 || token == me {
-                continue;
-            }
-            let generation = agent.generation.load(Ordering::Acquire);
-            if agent.token.load(Ordering::Acquire) != token || is_alive(token) {
+            if token == 0 || token == me || is_alive(token) {
                 continue;
             }
             // SYNC POINT RELEASING: AcqRel pairs with the Release unlock in
@@ -863,6 +855,12 @@ impl<M: RingMemory> Ring<M> {
                 let _ = agent.releasing.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
                 continue;
             }
+            // Read only now: the holder is dead and the row locked, so this
+            // is the generation of its last registration. (Read before the
+            // liveness check, it could predate the same process closing
+            // and reopening a consumer in this row.)
+            // SYNC POINT AGENT-GEN: pairs with `register_agent`.
+            let generation = agent.generation.load(Ordering::Acquire);
             *found = DeadAgent { token, owner: owner_id(index, generation) };
         }
         dead
@@ -877,6 +875,10 @@ impl<M: RingMemory> Ring<M> {
             report.requeued += self.requeue_all_of(found.owner);
         }
         report.abandoned = self.abandon_stalled(&dead);
+        // A consumer killed between clearing the requeued flag and setting
+        // it again may have left requeued slots unflagged: look once more.
+        // SYNC POINT REQUEUE.
+        self.mem.header().requeued.store(1, Ordering::Release);
         for (index, found) in dead.iter().enumerate().filter(|(_, d)| d.token != 0) {
             let agent = self.mem.agent(index);
             self.reset_agent(agent, found.token);
@@ -1000,10 +1002,21 @@ impl<M: RingMemory> Ring<M> {
     /// Stale by the time it returns when other processes are active.
     pub fn depth(&self) -> (u32, u64) {
         let header = self.mem.header();
-        let (produced, produced_data) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
-        let read = header.read.load(Ordering::Acquire);
+        // Oldest cursor first: each later load is at or past the earlier
+        // ones, so no difference below can go negative and wrap.
         let (_, free_data) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
-        let requeued = header.requeued.load(Ordering::Relaxed);
+        let read = header.read.load(Ordering::Acquire);
+        let (produced, produced_data) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
+        let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+        // Requeued messages below `read`: counted, not kept in a counter a
+        // killed process could leave wrong.
+        let requeued = (0..read.wrapping_sub(free_slot).min(self.geo.slot_count))
+            .map(|i| free_slot.wrapping_add(i))
+            .filter(|&pos| {
+                let ctl = Control::unpack(self.slot(pos).control.load(Ordering::Relaxed));
+                ctl.stamp == pos && ctl.state == READY
+            })
+            .count() as u32;
         let ready = produced.wrapping_sub(read).min(self.geo.slot_count).saturating_add(requeued);
         let bytes = u64::from(produced_data.wrapping_sub(free_data).min(self.geo.data_units)) * UNIT as u64;
         (ready.min(self.geo.slot_count), bytes)

@@ -16,6 +16,9 @@ if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${n
 echo "== cargo test (unit, integration, doc)"
 cargo test --workspace
 
+echo "== 2^32 slot positions past an idle producer (release build, about a minute)"
+cargo test --release --test wrap_slots
+
 echo "== loom models (LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-3})"
 RUSTFLAGS="--cfg shmq_loom" CARGO_TARGET_DIR=target/loom \
   LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \

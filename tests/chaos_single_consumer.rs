@@ -1,9 +1,11 @@
 //! kill -9 chaos with a single consumer, the case a second consumer hides:
 //! nobody else moves the read cursor past what a killed consumer left, so
 //! a delivery stranded between its claim and the cursor move is lost unless
-//! recovery finds it. Recovery here comes only from `shmq gc` or from the
-//! blocked publisher's own sweep, never from a consumer. Both consumer
-//! paths run: one `recv` at a time, and `drain` batches.
+//! recovery finds it. After each kill, the first recovery comes from `shmq
+//! gc` or from the blocked publisher's own sweep, before a new consumer
+//! starts (which would otherwise help the read cursor past the stranded
+//! slot and hide the loss). Both consumer paths run: one `recv` at a time,
+//! and `drain` batches.
 //!
 //! Accounting: every message whose publish returned is consumed; a message
 //! is delivered again only with the redelivered flag; nothing unpublished

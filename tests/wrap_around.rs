@@ -1,8 +1,8 @@
 //! Positions are wrapping `u32` counters. These tests push more than 2^32
-//! data units through real queues, and run several producers through the
-//! 2^32 wrap of both slot and data positions on a ring opened just before
-//! it, with one producer idle across the wrap holding an old cached reclaim
-//! position.
+//! data units through a real queue past an idle producer's cached reclaim
+//! position, and run several producers and a consumer through the 2^32
+//! wrap of both slot and data positions on a ring opened just before it.
+//! (tests/wrap_slots.rs pushes 2^32 slots, in a release build.)
 
 mod common;
 
@@ -116,8 +116,8 @@ fn producers_and_a_consumer_cross_the_2_pow_32_wrap_of_slots_and_data() {
     let mut idle_second_sent = false;
     while received < total {
         if !idle_second_sent && next_seq.iter().all(|&s| s == PER_PRODUCER) {
-            // Every other producer is done: the idle one's cache is from
-            // before the wrap.
+            // Every other producer is done and both cursors have wrapped;
+            // the idle one publishes again.
             assert!(publish(&ring, idle_owner, &mut idle_hint, &[0xFF; 8]));
             idle_second_sent = true;
         }

@@ -605,8 +605,10 @@ impl<T: Copy> TopicTrie<T> {
     }
 
     /// Adds `at` to the set being built (unless it could do nothing there),
-    /// with the `#` children it reaches without consuming a word.
-    #[inline]
+    /// with the `#` children it reaches without consuming a word. Inlined:
+    /// the NFA step calls it up to three times per active node (-25 % on
+    /// an uncached adversarial key).
+    #[inline(always)]
     fn enter(&self, mut at: usize, scratch: &mut TopicScratch) {
         loop {
             if scratch.marks[at] == scratch.epoch {

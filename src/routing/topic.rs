@@ -157,7 +157,7 @@ pub(crate) struct TopicScratch {
     dfa: DfaCache,
 }
 
-/// Most literal word ids a DFA state lists (see `DfaState::words`).
+/// Most literal word ids a DFA state lists (see `DfaState::word_count`).
 const STATE_WORDS: usize = 8;
 
 impl TopicScratch {

@@ -5,7 +5,7 @@
 # more than 512 MB (-rss_limit_mb); the input is left in
 # fuzz/artifacts/<target>/ and every target is run even after a failure.
 #
-#   bash scripts/fuzz.sh          # CI: 4 × 10 s of fuzzing plus the build
+#   bash scripts/fuzz.sh          # CI: 5 × 10 s of fuzzing plus the build
 #   bash scripts/fuzz.sh 600      # a longer run: 10 minutes per target
 #
 # Built without a sanitizer and with debug assertions (so overflow checks):

@@ -9,13 +9,16 @@ mod properties;
 mod routing_table;
 #[path = "../fuzz/harness/segment_open.rs"]
 mod segment_open;
-#[path = "../fuzz/harness/topic_match.rs"]
-mod topic_match;
+#[path = "../fuzz/harness/topic_route.rs"]
+mod topic_route;
 
 fn kept(target: &str, name: &str) -> Vec<u8> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/artifacts-kept").join(target).join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
+
+/// topic_route's harness includes topic_match's (its reference matcher).
+use topic_route::topic_match;
 
 /// Every kept input of a target: all must pass once their bugs are fixed.
 fn replay_all(target: &str, run: fn(&[u8])) {
@@ -40,6 +43,11 @@ fn every_kept_routing_table_input() {
 #[test]
 fn every_kept_topic_match_input() {
     replay_all("topic_match", topic_match::run);
+}
+
+#[test]
+fn every_kept_topic_route_input() {
+    replay_all("topic_route", topic_route::run);
 }
 
 /// A routing segment whose header claims `table_bytes` = 0xc4c4c4c400c40000-ish:

@@ -436,3 +436,32 @@ fn exchange_counters_near_u64_max_saturate_without_panicking() {
     let line = listed.lines().find(|l| l.starts_with("amq.direct")).unwrap_or_else(|| panic!("{listed}"));
     assert_eq!(line.matches(&u64::MAX.to_string()).count(), 2, "{line}");
 }
+
+/// Topic routing keeps its DFA cache in the publisher, reserved once: even
+/// with adversarial bindings and keys that keep filling and emptying the
+/// cache, routing allocates nothing after the first use.
+#[test]
+fn topic_routing_allocates_nothing_while_its_cache_churns() {
+    let t = TempNs::new("r-topic-alloc");
+    t.ns.declare_exchange("t", &ExchangeOptions::new(ExchangeKind::Topic)).unwrap();
+    queues(&t.ns, &["q", "adversarial"]);
+    let repeat = |word: &str, n: usize| vec![word; n].join(".");
+    for n in 0..6 {
+        t.ns.bind_queue("adversarial", "t", &repeat("#", 18 + n), &[]).unwrap();
+        t.ns.bind_queue("adversarial", "t", &format!("#.{}.#.z", repeat("x.#", 2 + n)), &[]).unwrap();
+        t.ns.bind_queue("adversarial", "t", &format!("#.{}", repeat("*.#", 2 + n)), &[]).unwrap();
+    }
+    // Each `region<i>` key starts its own DFA thread: 1200 of them overflow
+    // the publisher's 1024-state cache again and again.
+    for i in 0..1200 {
+        t.ns.bind_queue("q", "t", &format!("region{i}.#"), &[]).unwrap();
+    }
+    let keys: Vec<String> = (0..1200).map(|i| format!("region{i}.{}", repeat("x", 12))).collect();
+    let mut publisher = t.ns.publisher();
+    let route_all =
+        |publisher: &mut shmq::Publisher| keys.iter().map(|k| publisher.route_count("t", k, &Properties::new()).unwrap()).sum::<usize>();
+    assert_eq!(route_all(&mut publisher), 2 * keys.len()); // warm-up: the router and the cache
+    let (routed, bytes) = bytes_allocated_during(|| route_all(&mut publisher) + route_all(&mut publisher));
+    assert_eq!(routed, 4 * keys.len());
+    assert_eq!(bytes, 0, "bytes allocated routing {} keys", 2 * keys.len());
+}

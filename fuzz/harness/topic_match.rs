@@ -18,7 +18,7 @@ fn words(key: &str) -> Vec<&str> {
 }
 
 /// `m[i][j]`: the first `i` pattern words match the first `j` key words.
-fn reference(binding_key: &str, routing_key: &str) -> bool {
+pub fn reference(binding_key: &str, routing_key: &str) -> bool {
     let p = words(binding_key);
     let k = words(routing_key);
     let mut m = vec![vec![false; k.len() + 1]; p.len() + 1];

@@ -157,7 +157,7 @@ pub(crate) struct TopicScratch {
     dfa: DfaCache,
 }
 
-/// Most literal word ids a DFA state lists (see `DfaState::words`).
+/// Most literal word ids a DFA state lists (see `DfaState::word_count`).
 const STATE_WORDS: usize = 8;
 
 impl TopicScratch {
@@ -605,8 +605,10 @@ impl<T: Copy> TopicTrie<T> {
     }
 
     /// Adds `at` to the set being built (unless it could do nothing there),
-    /// with the `#` children it reaches without consuming a word.
-    #[inline]
+    /// with the `#` children it reaches without consuming a word. Inlined:
+    /// the NFA step calls it up to three times per active node (-25 % on
+    /// an uncached adversarial key).
+    #[inline(always)]
     fn enter(&self, mut at: usize, scratch: &mut TopicScratch) {
         loop {
             if scratch.marks[at] == scratch.epoch {

@@ -171,6 +171,15 @@ fn main() {
         write(&out, "topic_match", &format!("pair-{i}"), format!("{pattern}\n{key}").as_bytes());
     }
 
+    // ---- topic_route: `binding keys \0 routing keys`, each split on `\n`
+    for (name, bindings, keys) in [
+        ("tutorial", "*.orange.*\nlazy.#\n#.rabbit\n#\n", "quick.orange.rabbit\nlazy\nlazy.brown.fox\n"),
+        ("wildcards", "a.#.b\na.*.c\n#.x.#.y\n", "a.b\na..c\nx.q.y\n\n"),
+        ("hashes", "#.#.#.a.#.#\n*.#.*\n#.*.#\n", "a\nq.a.b\nb.c.a\na.a.a.a.a.a\n"),
+    ] {
+        write(&out, "topic_route", name, format!("{bindings}\0{keys}").as_bytes());
+    }
+
     drop(ns);
     std::fs::remove_dir_all(&root).unwrap();
 }

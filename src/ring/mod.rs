@@ -155,7 +155,7 @@ pub struct Recovered {
 /// A producer's cached copy of the reclaim cursor (Agrona's cached head):
 /// it keeps the consumers' line out of the publish path until space looks
 /// short. Valid only under the produce epoch it was taken in, which bounds
-/// how far positions can have moved since (see [`layout::ProduceLine`]).
+/// how far positions can have moved since (see `ProduceLine` in the layout).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReclaimHint {
     cursor: u64,

@@ -40,15 +40,17 @@ mod sync;
 pub mod ring;
 
 #[cfg(not(shmq_loom))]
-mod inspect;
-#[cfg(not(shmq_loom))]
 mod liveness;
 #[cfg(not(shmq_loom))]
 mod message;
 #[cfg(not(shmq_loom))]
 mod namespace;
 #[cfg(not(shmq_loom))]
+mod namespace_state;
+#[cfg(not(shmq_loom))]
 mod nsdir;
+#[cfg(not(shmq_loom))]
+mod options;
 #[cfg(not(shmq_loom))]
 mod queue;
 #[cfg(not(shmq_loom))]
@@ -61,21 +63,21 @@ pub mod seqtable;
 
 pub use error::{AckError, Error, PublishError, RecvError};
 #[cfg(not(shmq_loom))]
-pub use inspect::{HandleInfo, PeekedMessage};
-#[cfg(not(shmq_loom))]
 pub use message::{HeaderValue, Headers, HeadersIter, Properties, PropertiesRef};
+#[cfg(not(shmq_loom))]
+pub use namespace::inspect::{HandleInfo, PeekedMessage};
+#[cfg(not(shmq_loom))]
+pub use namespace::publisher::{Publisher, Routed};
 #[cfg(not(shmq_loom))]
 pub use namespace::{Namespace, NamespaceOptions, QueueStats, NAMESPACE_ENV};
 #[cfg(not(shmq_loom))]
 pub use nsdir::{default_root, validate_name, DEFAULT_ROOT_PREFIX};
 #[cfg(not(shmq_loom))]
+pub use options::{AckMode, ConsumerOptions, Overflow, QueueOptions};
+#[cfg(not(shmq_loom))]
 pub use queue::consumer::{Consumer, Delivery, DeliveryTag};
 #[cfg(not(shmq_loom))]
-pub use queue::options::{AckMode, ConsumerOptions, Overflow, QueueOptions};
-#[cfg(not(shmq_loom))]
 pub use queue::producer::{Producer, Reservation, MAX_BATCH};
-#[cfg(not(shmq_loom))]
-pub use queue::publisher::{Publisher, Routed};
 pub use ring::layout::AGENT_SLOTS;
 #[cfg(not(shmq_loom))]
 pub use routing::table::RoutingLimits;

@@ -5,7 +5,7 @@ use super::{Namespace, QueueStats};
 use crate::error::Error;
 use crate::liveness;
 use crate::nsdir::validate_name;
-use crate::queue::options::QueueOptions;
+use crate::options::QueueOptions;
 use crate::ring::layout::ROLE_CONSUMER;
 use crate::ring::Ring;
 use crate::routing::QueueMeta;
@@ -109,7 +109,7 @@ impl Namespace {
     /// exclusive queues whose owning process died (and their files).
     pub(crate) fn update_table<R>(&self, change: impl FnOnce(&mut crate::routing::Table) -> Result<R, Error>) -> Result<R, Error> {
         let dir = &self.shared.dir;
-        let my_token = self.shared.peer.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.token);
+        let my_token = self.shared.registered_token();
         let mut orphans = Vec::new();
         let result = self.shared.routing.update(|table| {
             orphans = table

@@ -12,27 +12,29 @@
 //! operation goes through [`NamespaceDir`](crate::nsdir::NamespaceDir).
 
 mod declare;
+mod exchanges;
 mod gc;
+pub(crate) mod inspect;
+pub(crate) mod publisher;
 mod stats;
 
 pub use stats::QueueStats;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::error::Error;
-use crate::liveness::{self, Peer};
+use crate::liveness;
+use crate::namespace_state::NamespaceState;
 use crate::nsdir::{validate_name, Create, NamespaceDir, Sub};
+use crate::options::ConsumerOptions;
 use crate::queue::consumer::Consumer;
-use crate::queue::options::ConsumerOptions;
 use crate::queue::producer::Producer;
 use crate::queue::{Agent, QueueHandle};
 use crate::ring::layout::{ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::ring::Ring;
 use crate::routing::table::{RoutingLimits, RoutingSegment};
-use crate::routing::Router;
 use crate::segment;
-use crate::sync::Ordering;
 
 /// The environment variable naming the namespace for programs that take
 /// none: a name (under [`default_root`](crate::default_root)) or a path (if
@@ -81,87 +83,6 @@ impl NamespaceOptions {
     }
 }
 
-/// State shared by a namespace and every handle opened from it.
-pub(crate) struct NsShared {
-    /// The namespace directory: every file operation goes through it.
-    pub(crate) dir: Arc<NamespaceDir>,
-    pub(crate) name: String,
-    /// This process's liveness token in this namespace: registered on first
-    /// use, held as long as the namespace handle or any of its handles live.
-    peer: Mutex<Option<Arc<Peer>>>,
-    pub(crate) routing: RoutingSegment,
-    /// The latest compiled routing snapshot, shared by this process's publishers.
-    pub(crate) router: Mutex<Option<Arc<Router>>>,
-    /// Exclusive queues this namespace handle declared; deleted when it closes.
-    pub(crate) exclusive: Mutex<Vec<String>>,
-}
-
-impl NsShared {
-    /// Marks a queue's segment deleted, wakes its waiters and unlinks it.
-    /// Returns false if there was no such file. `name` may come from shared
-    /// memory: the directory handle validates it, and the unlink is relative
-    /// to `queues/`, so no name reaches a file outside it.
-    pub(crate) fn remove_queue_file(&self, name: &str) -> bool {
-        if crate::nsdir::validate_name("queue", name).is_err() {
-            return false;
-        }
-        let Ok(segment) = segment::open_queue(&self.dir, name) else {
-            return self.dir.unlink(Sub::Queues, name);
-        };
-        // SYNC POINT DELETED: Release pairs with the loads in handles; they
-        // only need to see the flag eventually, waiters are woken below.
-        segment.deleted_word().store(1, Ordering::Release);
-        let ring = Ring::new(segment);
-        ring.notify_consumers();
-        ring.notify_producers();
-        self.dir.unlink(Sub::Queues, name)
-    }
-
-    /// The compiled routing snapshot for the table's current generation.
-    pub(crate) fn router(&self) -> Result<Arc<Router>, Error> {
-        let generation = self.routing.current_generation();
-        let mut cached = self.router.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(router) = cached.as_ref().filter(|r| r.generation == generation) {
-            return Ok(router.clone());
-        }
-        let (generation, table) = self.routing.read()?;
-        let router = Arc::new(Router::compile(&table, generation));
-        *cached = Some(router.clone());
-        Ok(router)
-    }
-
-    /// This process's liveness token, registered on first use.
-    pub(crate) fn peer(&self) -> Result<Arc<Peer>, Error> {
-        let mut guard = self.peer.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(peer) = guard.as_ref() {
-            return Ok(peer.clone());
-        }
-        let peer = Arc::new(Peer::register(&self.dir)?);
-        *guard = Some(peer.clone());
-        Ok(peer)
-    }
-}
-
-impl Drop for NsShared {
-    fn drop(&mut self) {
-        // Exclusive queues end with the namespace handle that declared them,
-        // as RabbitMQ's end with their connection.
-        let names = std::mem::take(&mut *self.exclusive.lock().unwrap_or_else(|e| e.into_inner()));
-        if names.is_empty() {
-            return;
-        }
-        let _ = self.routing.update(|table| {
-            for name in &names {
-                table.remove_queue(name);
-            }
-            Ok(())
-        });
-        for name in &names {
-            self.remove_queue_file(name);
-        }
-    }
-}
-
 /// A namespace: the directory of segments that cooperating processes share.
 /// Cheap to clone; clones share this process's liveness token.
 ///
@@ -177,7 +98,7 @@ impl Drop for NsShared {
 /// ```
 #[derive(Clone)]
 pub struct Namespace {
-    pub(crate) shared: Arc<NsShared>,
+    pub(crate) shared: Arc<NamespaceState>,
 }
 
 impl Namespace {
@@ -292,16 +213,7 @@ impl Namespace {
         segment::ensure_namespace_marker(&dir, &format!("ns-{:016x}", liveness::random_token()))?;
         let routing_tmp = format!("routing-{:016x}", liveness::random_token());
         let routing = RoutingSegment::open_or_create(&dir, &routing_tmp, options.routing_limits)?;
-        Ok(Namespace {
-            shared: Arc::new(NsShared {
-                dir,
-                name,
-                peer: Mutex::new(None),
-                routing,
-                router: Mutex::new(None),
-                exclusive: Mutex::new(Vec::new()),
-            }),
-        })
+        Ok(Namespace { shared: Arc::new(NamespaceState::new(dir, name, routing)) })
     }
 
     /// The namespace's directory.

@@ -4,7 +4,7 @@
 
 use super::Namespace;
 use crate::error::Error;
-use crate::queue::options::QueueOptions;
+use crate::options::QueueOptions;
 use crate::ring::layout::{ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::ring::{Ring, RingMemory};
 use crate::segment;

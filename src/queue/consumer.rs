@@ -3,10 +3,10 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use super::options::{AckMode, ConsumerOptions};
 use super::{bump, now_ms, spin_until, Agent, STALL_BEFORE_RECOVERY, WAIT_SLICE};
 use crate::error::{AckError, RecvError};
 use crate::message::PropertiesRef;
+use crate::options::{AckMode, ConsumerOptions};
 use crate::ring::{Record, Settle, Take};
 use crate::sync::Ordering;
 

@@ -2,15 +2,13 @@
 //! queue segment.
 
 pub(crate) mod consumer;
-pub(crate) mod options;
 pub(crate) mod producer;
-pub(crate) mod publisher;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::liveness::{self, Peer};
-use crate::namespace::NsShared;
+use crate::namespace_state::NamespaceState;
 use crate::ring::layout::{AgentSlot, Counters};
 use crate::ring::{Recovered, Ring, RingMemory};
 use crate::segment::QueueSegment;
@@ -55,7 +53,7 @@ pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_millis(200);
 /// One mapped queue, shared by the handles that use it.
 pub(crate) struct QueueHandle {
     pub(crate) ring: Ring<QueueSegment>,
-    pub(crate) ns: Arc<NsShared>,
+    pub(crate) ns: Arc<NamespaceState>,
 }
 
 impl QueueHandle {

@@ -2,10 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::options::Overflow;
 use super::{bump, now_ms, spin_until, Agent, WAIT_SLICE};
 use crate::error::PublishError;
 use crate::message::Properties;
+use crate::options::Overflow;
 use crate::ring::layout::UNIT;
 use crate::ring::{Claim, ClaimError, ReclaimHint, RingMemory};
 

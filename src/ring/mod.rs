@@ -17,6 +17,18 @@ use control::*;
 pub(crate) use layout::owner_index;
 use layout::*;
 
+/// Limits on a ring's sizes that keep every offset computation far from
+/// overflow, and every data position difference of one ring below 2^31 (the
+/// produce epoch's argument needs that).
+#[cfg_attr(shmq_loom, allow(dead_code))]
+pub(crate) const MAX_SLOTS: u32 = 1 << 24;
+/// See [`MAX_SLOTS`].
+#[cfg_attr(shmq_loom, allow(dead_code))]
+pub(crate) const MIN_DATA_UNITS: u32 = 16;
+/// See [`MAX_SLOTS`].
+#[cfg_attr(shmq_loom, allow(dead_code))]
+pub(crate) const MAX_DATA_UNITS: u32 = 1 << 30;
+
 /// Sizes of one ring, validated when the segment was opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Geometry {

@@ -5,7 +5,6 @@
 //! own compiled snapshot ([`Router`]) and refreshes it when the segment's
 //! generation counter moves.
 
-pub(crate) mod admin;
 pub(crate) mod table;
 pub(crate) mod topic;
 
@@ -13,7 +12,6 @@ use std::collections::HashMap as StdHashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::message::HeaderValue;
-use crate::queue::publisher::HeaderSource;
 use topic::{TopicScratch, TopicTrie};
 
 /// FNV-1a: routing keys and names are short, and SipHash's DoS resistance
@@ -494,6 +492,23 @@ impl Router {
         out.sort_unstable();
         out.dedup();
         Ok(())
+    }
+}
+
+/// Where a headers exchange looks message headers up.
+pub(crate) trait HeaderSource {
+    fn header(&self, key: &str) -> Option<HeaderValue<'_>>;
+}
+
+impl HeaderSource for &[(&str, HeaderValue<'_>)] {
+    fn header(&self, key: &str) -> Option<HeaderValue<'_>> {
+        self.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
+    }
+}
+
+impl HeaderSource for crate::message::Headers<'_> {
+    fn header(&self, key: &str) -> Option<HeaderValue<'_>> {
+        self.get(key)
     }
 }
 

@@ -11,7 +11,7 @@
 //! ```
 
 use super::QueueConfig;
-use crate::queue::options::Overflow;
+use crate::options::Overflow;
 use crate::ring::layout::{AgentSlot, RingHeader, Slot, AGENT_SLOTS, UNIT};
 use crate::ring::Geometry;
 
@@ -39,10 +39,7 @@ pub(crate) const SLOTS_OFFSET: usize = AGENTS_OFFSET + AGENT_SLOTS * AGENT_BYTES
 pub(crate) const SLOT_BYTES: usize = core::mem::size_of::<Slot>();
 const PAGE: usize = 4096;
 
-/// Limits that keep every offset computation far from overflow.
-pub(crate) const MAX_SLOTS: u32 = 1 << 24;
-pub(crate) const MIN_DATA_UNITS: u32 = 16;
-pub(crate) const MAX_DATA_UNITS: u32 = 1 << 30;
+pub(crate) use crate::ring::{MAX_DATA_UNITS, MAX_SLOTS, MIN_DATA_UNITS};
 
 const _: () = {
     assert!(AGENTS_OFFSET == 1408);

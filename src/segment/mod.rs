@@ -16,7 +16,7 @@ use memmap2::MmapRaw;
 
 use crate::error::Error;
 use crate::nsdir::{NamespaceDir, Sub};
-use crate::queue::options::{Overflow, QueueOptions};
+use crate::options::{Overflow, QueueOptions};
 use crate::ring::layout::{AgentSlot, RingHeader, Slot, UNIT};
 use crate::ring::{Geometry, RingMemory};
 use crate::sync::{AtomicU32, Ordering};

@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::producer::Producer;
 use crate::error::{Error, PublishError};
-use crate::message::{HeaderValue, Properties};
+use crate::message::Properties;
 use crate::namespace::Namespace;
+use crate::queue::producer::Producer;
 use crate::routing::{RouteError, RouteScratch, Router};
 use crate::sync::Ordering;
 
@@ -77,23 +77,6 @@ pub struct Publisher {
 
 /// Publishes between flushes of the per-exchange counters.
 const FLUSH_EVERY: u32 = 64;
-
-/// Where a headers exchange looks message headers up.
-pub(crate) trait HeaderSource {
-    fn header(&self, key: &str) -> Option<HeaderValue<'_>>;
-}
-
-impl HeaderSource for &[(&str, HeaderValue<'_>)] {
-    fn header(&self, key: &str) -> Option<HeaderValue<'_>> {
-        self.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)
-    }
-}
-
-impl HeaderSource for crate::message::Headers<'_> {
-    fn header(&self, key: &str) -> Option<HeaderValue<'_>> {
-        self.get(key)
-    }
-}
 
 impl Publisher {
     pub(crate) fn new(ns: Namespace) -> Self {

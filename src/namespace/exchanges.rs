@@ -1,10 +1,10 @@
 //! Declaring, deleting, binding and listing exchanges: the routing-table
 //! side of [`Namespace`].
 
-use super::{ArgValue, Binding, Destination, ExchangeInfo, ExchangeOptions, Table};
 use crate::error::Error;
 use crate::namespace::Namespace;
 use crate::nsdir::validate_name;
+use crate::routing::{ArgValue, Binding, Destination, ExchangeInfo, ExchangeOptions, Table};
 
 fn validate_key(what: &'static str, key: &str) -> Result<(), Error> {
     if key.len() > 255 {

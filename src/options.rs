@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::ring::layout::UNIT;
-use crate::ring::Geometry;
-use crate::segment::layout::{MAX_DATA_UNITS, MAX_SLOTS, MIN_DATA_UNITS};
+use crate::ring::{Geometry, MAX_DATA_UNITS, MAX_SLOTS, MIN_DATA_UNITS};
 
 /// What a publish does when the queue is full.
 ///

@@ -1,0 +1,107 @@
+//! What a namespace handle and every producer, consumer and publisher opened
+//! from it share: the directory handle, the routing segment and its compiled
+//! snapshot, this process's liveness token, and the exclusive queues to
+//! delete on close. Below both the queue handles and the `Namespace` API, so
+//! neither reaches up into the other.
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::Error;
+use crate::liveness::Peer;
+use crate::nsdir::{NamespaceDir, Sub};
+use crate::ring::Ring;
+use crate::routing::table::RoutingSegment;
+use crate::routing::Router;
+use crate::segment;
+use crate::sync::Ordering;
+
+/// State shared by a namespace and every handle opened from it.
+pub(crate) struct NamespaceState {
+    /// The namespace directory: every file operation goes through it.
+    pub(crate) dir: Arc<NamespaceDir>,
+    pub(crate) name: String,
+    /// This process's liveness token in this namespace: registered on first
+    /// use, held as long as the namespace handle or any of its handles live.
+    peer: Mutex<Option<Arc<Peer>>>,
+    pub(crate) routing: RoutingSegment,
+    /// The latest compiled routing snapshot, shared by this process's publishers.
+    pub(crate) router: Mutex<Option<Arc<Router>>>,
+    /// Exclusive queues this namespace handle declared; deleted when it closes.
+    pub(crate) exclusive: Mutex<Vec<String>>,
+}
+
+impl NamespaceState {
+    /// Marks a queue's segment deleted, wakes its waiters and unlinks it.
+    /// Returns false if there was no such file. `name` may come from shared
+    /// memory: the directory handle validates it, and the unlink is relative
+    /// to `queues/`, so no name reaches a file outside it.
+    pub(crate) fn remove_queue_file(&self, name: &str) -> bool {
+        if crate::nsdir::validate_name("queue", name).is_err() {
+            return false;
+        }
+        let Ok(segment) = segment::open_queue(&self.dir, name) else {
+            return self.dir.unlink(Sub::Queues, name);
+        };
+        // SYNC POINT DELETED: Release pairs with the loads in handles; they
+        // only need to see the flag eventually, waiters are woken below.
+        segment.deleted_word().store(1, Ordering::Release);
+        let ring = Ring::new(segment);
+        ring.notify_consumers();
+        ring.notify_producers();
+        self.dir.unlink(Sub::Queues, name)
+    }
+
+    /// State for a namespace just opened.
+    pub(crate) fn new(dir: Arc<NamespaceDir>, name: String, routing: RoutingSegment) -> Self {
+        Self { dir, name, peer: Mutex::new(None), routing, router: Mutex::new(None), exclusive: Mutex::new(Vec::new()) }
+    }
+
+    /// The compiled routing snapshot for the table's current generation.
+    pub(crate) fn router(&self) -> Result<Arc<Router>, Error> {
+        let generation = self.routing.current_generation();
+        let mut cached = self.router.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(router) = cached.as_ref().filter(|r| r.generation == generation) {
+            return Ok(router.clone());
+        }
+        let (generation, table) = self.routing.read()?;
+        let router = Arc::new(Router::compile(&table, generation));
+        *cached = Some(router.clone());
+        Ok(router)
+    }
+
+    /// This process's liveness token if it registered one yet, else 0.
+    pub(crate) fn registered_token(&self) -> u64 {
+        self.peer.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.token)
+    }
+
+    /// This process's liveness token, registered on first use.
+    pub(crate) fn peer(&self) -> Result<Arc<Peer>, Error> {
+        let mut guard = self.peer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(peer) = guard.as_ref() {
+            return Ok(peer.clone());
+        }
+        let peer = Arc::new(Peer::register(&self.dir)?);
+        *guard = Some(peer.clone());
+        Ok(peer)
+    }
+}
+
+impl Drop for NamespaceState {
+    fn drop(&mut self) {
+        // Exclusive queues end with the namespace handle that declared them,
+        // as RabbitMQ's end with their connection.
+        let names = std::mem::take(&mut *self.exclusive.lock().unwrap_or_else(|e| e.into_inner()));
+        if names.is_empty() {
+            return;
+        }
+        let _ = self.routing.update(|table| {
+            for name in &names {
+                table.remove_queue(name);
+            }
+            Ok(())
+        });
+        for name in &names {
+            self.remove_queue_file(name);
+        }
+    }
+}

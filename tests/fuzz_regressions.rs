@@ -50,10 +50,11 @@ fn every_kept_topic_route_input() {
     replay_all("topic_route", topic_route::run);
 }
 
-/// A routing segment whose header claims `table_bytes` = 0xc4c4c4c400c40000-ish:
-/// `open` rejects it, but computes `total_bytes` for the error message
-/// without the `> 1 << 30` guard, and `stats_offset` overflows (a panic in
-/// builds with overflow checks, a garbage size in the message otherwise).
+/// A routing segment (41744 bytes, mostly zeros) whose header claims
+/// `table_bytes` = 0xc4c4_c400_c400_0000: `RoutingSegment::open` rejects it
+/// (`> 1 << 30`) but computes `total_bytes` for the error message anyway,
+/// and `stats_offset` overflows: a panic where overflow checks are on (debug
+/// builds), a garbage size in the message otherwise.
 #[test]
 #[ignore = "open bug: src/routing/table.rs stats_offset overflows on a huge table_bytes (found by fuzz/segment_open)"]
 fn routing_segment_with_huge_table_bytes_is_corrupt() {

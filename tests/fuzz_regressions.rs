@@ -51,12 +51,11 @@ fn every_kept_topic_route_input() {
 }
 
 /// A routing segment (41744 bytes, mostly zeros) whose header claims
-/// `table_bytes` = 0xc4c4_c400_c400_0000: `RoutingSegment::open` rejects it
-/// (`> 1 << 30`) but computes `total_bytes` for the error message anyway,
-/// and `stats_offset` overflows: a panic where overflow checks are on (debug
-/// builds), a garbage size in the message otherwise.
+/// `table_bytes` = 0xc4c4_c400_c400_0000. `RoutingSegment::open` once
+/// computed the segment size from it for its error message and overflowed
+/// (a panic where overflow checks are on); now the limits check refuses it
+/// before any size is computed.
 #[test]
-#[ignore = "open bug: src/routing/table.rs stats_offset overflows on a huge table_bytes (found by fuzz/segment_open)"]
 fn routing_segment_with_huge_table_bytes_is_corrupt() {
     segment_open::run(&kept("segment_open", "routing-table-bytes-overflow"));
 }

@@ -3,8 +3,8 @@
 //! An idle producer's cached reclaim position is then 2^32 − ε slots stale;
 //! trusted in wrapping arithmetic it would look ε slots *ahead* of the real
 //! one and let a claim overwrite unconsumed messages. Runs in a release
-//! build (scripts/test.sh), about 4 × 10^9 claims on a heap ring; a debug
-//! build skips it.
+//! build (scripts/test.sh), about 4 × 10^9 claims on a heap ring; ignored in
+//! a debug build.
 
 use shmq::ring::heap::HeapMemory;
 use shmq::ring::{ClaimError, Geometry, ReclaimHint, Ring, Take};

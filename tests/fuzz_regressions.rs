@@ -59,3 +59,26 @@ fn every_kept_topic_route_input() {
 fn routing_segment_with_huge_table_bytes_is_corrupt() {
     segment_open::run(&kept("segment_open", "routing-table-bytes-overflow"));
 }
+
+/// Segment inputs in the committed corpus carry the current layout version:
+/// after a version bump, stale ones would stop at the version check and
+/// fuzz nothing behind it (and a kept crash would pass without replaying).
+#[test]
+fn committed_segment_inputs_carry_the_current_layout_version() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut checked = 0;
+    for dir in [root.join("corpus/segment_open"), root.join("artifacts-kept/segment_open")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            for at in (0..bytes.len().saturating_sub(11)).filter(|&i| bytes[i..].starts_with(b"SHMQSEG\0")) {
+                let version = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap());
+                // Fuzzed versions are fine; the untouched seeds' are the current one.
+                if version == shmq::LAYOUT_VERSION - 1 {
+                    panic!("a {dir:?} input carries layout version {version}: regenerate the corpus (fuzz/README.md)");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} segment headers found in the corpus");
+}

@@ -588,7 +588,8 @@ impl<M: RingMemory> Ring<M> {
     /// Scans below the read cursor for requeued READY slots. Clears the
     /// `requeued` flag first and sets it again after a find (there may be
     /// more): a requeue that lands during the scan sets it itself, and a
-    /// scanner killed in between is covered by the next sweep, which sets it.
+    /// scanner killed in between is covered by the next sweep, which sets it
+    /// if it finds a requeued slot.
     fn take_requeued(&self, agent: u16, auto: u8, now_ms: &mut impl FnMut() -> u64) -> Option<Take> {
         let header = self.mem.header();
         // SYNC POINT REQUEUE: AcqRel; the Acquire half pairs with `requeue`.
@@ -887,10 +888,13 @@ impl<M: RingMemory> Ring<M> {
             report.requeued += self.requeue_all_of(found.owner);
         }
         report.abandoned = self.abandon_stalled(&dead);
-        // A consumer killed between clearing the requeued flag and setting
-        // it again may have left requeued slots unflagged: look once more.
-        // SYNC POINT REQUEUE.
-        self.mem.header().requeued.store(1, Ordering::Release);
+        // A consumer killed between clearing the requeued flag and claiming
+        // may have left a requeued slot unflagged: flag it again if one is
+        // there (the scan runs here, in the sweep, not on every take).
+        if self.requeued_below_read() > 0 {
+            // SYNC POINT REQUEUE.
+            self.mem.header().requeued.store(1, Ordering::Release);
+        }
         for (index, found) in dead.iter().enumerate().filter(|(_, d)| d.token != 0) {
             let agent = self.mem.agent(index);
             self.reset_agent(agent, found.token);
@@ -1009,6 +1013,21 @@ impl<M: RingMemory> Ring<M> {
         (0..span).map(move |i| free_slot.wrapping_add(i))
     }
 
+    /// READY (requeued) slots in `[reclaim, read)`: a scan of at most one
+    /// ring, for stats and sweeps.
+    fn requeued_below_read(&self) -> u32 {
+        let header = self.mem.header();
+        let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+        let read = header.read.load(Ordering::Acquire);
+        (0..read.wrapping_sub(free_slot).min(self.geo.slot_count))
+            .map(|i| free_slot.wrapping_add(i))
+            .filter(|&pos| {
+                let ctl = Control::unpack(self.slot(pos).control.load(Ordering::Relaxed));
+                ctl.stamp == pos && ctl.state == READY
+            })
+            .count() as u32
+    }
+
     /// Approximate counts: `(ready messages, data bytes in use)`; ready
     /// includes claims not yet committed.
     /// Stale by the time it returns when other processes are active.
@@ -1019,16 +1038,9 @@ impl<M: RingMemory> Ring<M> {
         let (_, free_data) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
         let read = header.read.load(Ordering::Acquire);
         let (produced, produced_data) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
-        let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
         // Requeued messages below `read`: counted, not kept in a counter a
         // killed process could leave wrong.
-        let requeued = (0..read.wrapping_sub(free_slot).min(self.geo.slot_count))
-            .map(|i| free_slot.wrapping_add(i))
-            .filter(|&pos| {
-                let ctl = Control::unpack(self.slot(pos).control.load(Ordering::Relaxed));
-                ctl.stamp == pos && ctl.state == READY
-            })
-            .count() as u32;
+        let requeued = self.requeued_below_read();
         let ready = produced.wrapping_sub(read).min(self.geo.slot_count).saturating_add(requeued);
         let bytes = u64::from(produced_data.wrapping_sub(free_data).min(self.geo.data_units)) * UNIT as u64;
         (ready.min(self.geo.slot_count), bytes)

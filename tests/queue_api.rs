@@ -374,3 +374,21 @@ fn publish_batch_publishes_what_precedes_a_bad_message_then_reports_it() {
     assert_eq!(consumer.recv_timeout(Duration::from_secs(1)).unwrap().body(), b"b");
     assert!(matches!(consumer.try_recv(), Err(RecvError::Empty)));
 }
+
+#[test]
+fn the_tag_of_a_requeued_delivery_does_not_settle_its_redelivery() {
+    let t = TempNs::new("tag-redelivery");
+    t.ns.declare_queue("q", &QueueOptions::default()).unwrap();
+    t.ns.producer("q").unwrap().publish(b"once").unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+    let old = consumer.try_recv().unwrap().tag();
+    consumer.nack(old, true).unwrap();
+    let again = consumer.try_recv().unwrap();
+    assert!(again.redelivered());
+    assert_ne!(again.tag(), old);
+    // A late duplicate settle of the old tag is refused, as RabbitMQ would
+    // refuse it (PRECONDITION_FAILED - unknown delivery tag).
+    assert_eq!(consumer.ack(old), Err(shmq::AckError::UnknownDeliveryTag(old.0)));
+    assert_eq!(consumer.unacked(), 1);
+    again.ack().unwrap();
+}

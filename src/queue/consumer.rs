@@ -76,39 +76,44 @@ pub struct Consumer {
     tags: DeliveryTags,
 }
 
-/// Delivery tags: slot positions extended to 64 bits relative to the newest
-/// tag, so that after the ring's `u32` positions wrap, the tag of a delivery
-/// settled 2^32 positions ago does not settle a later delivery at the same
-/// position.
+/// Delivery tags as AMQP channels give them: a counter that only grows,
+/// from 1, and (manual ack) a map from each held delivery's tag to its slot
+/// position. A settled tag is gone from the map, so a stale tag never
+/// settles a later delivery, not even a redelivery of the same message to
+/// the same consumer, nor one at the same position 2^32 positions on.
 #[derive(Default)]
 struct DeliveryTags {
-    /// The newest tag; 0 before the first delivery.
-    newest: Cell<u64>,
+    last: Cell<u64>,
+    held: std::cell::RefCell<std::collections::HashMap<u64, u32>>,
 }
 
-/// Tags this far or further from the newest one are refused: deliveries a
-/// consumer holds are live ring positions, never that far apart (a ring
-/// holds at most 2^31 slots).
-const TAG_WINDOW: u64 = 1 << 31;
-
 impl DeliveryTags {
-    /// The tag of a new delivery at slot position `pos`.
-    fn tag_for(&self, pos: u32) -> u64 {
-        let newest = self.newest.get();
-        let tag = if newest == 0 {
-            // Start one lap up, so tags never go below zero.
-            (1u64 << 32) | u64::from(pos)
-        } else {
-            newest.wrapping_add(i64::from(pos.wrapping_sub(newest as u32) as i32) as u64)
-        };
-        self.newest.set(tag);
+    /// Room for `prefetch` held deliveries up front, so that taking and
+    /// acking allocate nothing in the steady state.
+    fn with_capacity(prefetch: u32) -> Self {
+        let room = if prefetch == 0 { 64 } else { prefetch.min(4096) as usize };
+        Self { last: Cell::new(0), held: std::cell::RefCell::new(std::collections::HashMap::with_capacity(room)) }
+    }
+
+    /// The tag of a new delivery at slot position `pos`; `hold` records it
+    /// for settling by tag (manual ack).
+    fn tag_for(&self, pos: u32, hold: bool) -> u64 {
+        let tag = self.last.get() + 1;
+        self.last.set(tag);
+        if hold {
+            self.held.borrow_mut().insert(tag, pos);
+        }
         tag
     }
 
-    /// The slot position of `tag`, if it can be one of ours.
-    fn position_of(&self, tag: u64) -> Option<u32> {
-        let newest = self.newest.get();
-        (newest != 0 && tag.abs_diff(newest) < TAG_WINDOW).then_some(tag as u32)
+    /// The slot position of held delivery `tag`, forgetting it.
+    fn take(&self, tag: u64) -> Option<u32> {
+        self.held.borrow_mut().remove(&tag)
+    }
+
+    /// Puts back a tag whose settle failed.
+    fn restore(&self, tag: u64, pos: u32) {
+        self.held.borrow_mut().insert(tag, pos);
     }
 }
 
@@ -140,7 +145,7 @@ impl Consumer {
             defer_reclaim: Cell::new(false),
             empty_polls: Cell::new(0),
             auto_delete,
-            tags: DeliveryTags::default(),
+            tags: DeliveryTags::with_capacity(options.prefetch),
         }
     }
 
@@ -349,8 +354,11 @@ impl Consumer {
     }
 
     fn settle(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<(), AckError> {
-        let pos = self.tags.position_of(tag.0).ok_or(AckError::UnknownDeliveryTag(tag.0))?;
+        let pos = self.tags.take(tag.0).ok_or(AckError::UnknownDeliveryTag(tag.0))?;
         if !self.agent.queue.ring.settle_with(self.agent.owner, pos, how, !self.defer_reclaim.get()) {
+            // Not ours any more (recovered under us after a false verdict
+            // would be the only way); keep the tag refusing consistently.
+            self.tags.restore(tag.0, pos);
             return Err(AckError::UnknownDeliveryTag(tag.0));
         }
         self.unacked.set(self.unacked.get().saturating_sub(1));
@@ -363,7 +371,7 @@ impl Consumer {
     }
 
     fn delivery(&self, record: Record) -> Delivery<'_> {
-        let tag = self.tags.tag_for(record.pos);
+        let tag = self.tags.tag_for(record.pos, self.options.ack_mode == AckMode::Manual);
         Delivery { consumer: self, record, tag, settled: false }
     }
 
@@ -625,37 +633,25 @@ mod tests {
     use super::DeliveryTags;
 
     #[test]
-    fn tags_keep_growing_across_the_2_pow_32_wrap_of_positions() {
-        let tags = DeliveryTags::default();
-        let before = tags.tag_for(u32::MAX - 1);
-        let after = tags.tag_for(3);
-        assert_eq!(after - before, 5);
-        assert_eq!(tags.position_of(before), Some(u32::MAX - 1));
-        assert_eq!(tags.position_of(after), Some(3));
+    fn every_delivery_gets_a_new_tag_even_at_the_same_position() {
+        let tags = DeliveryTags::with_capacity(4);
+        let first = tags.tag_for(10, true);
+        assert_eq!(tags.take(first), Some(10));
+        // Requeued and delivered again (or 2^32 positions on): position 10.
+        let again = tags.tag_for(10, true);
+        assert!(again > first);
+        assert_eq!(tags.take(first), None, "a settled tag never settles a later delivery");
+        assert_eq!(tags.take(again), Some(10));
     }
 
     #[test]
-    fn a_tag_from_2_pow_32_positions_ago_is_refused() {
-        let tags = DeliveryTags::default();
-        let old = tags.tag_for(7);
-        // The consumer keeps taking; 2^32 positions later position 7 is
-        // delivered again, with a new tag.
-        for step in 1..=8u64 {
-            tags.tag_for((7 + step * (1 << 29)) as u32);
+    fn tags_only_grow_whatever_the_positions_do() {
+        let tags = DeliveryTags::with_capacity(4);
+        let mut last = 0;
+        for pos in [u32::MAX - 1, u32::MAX, 0, 3, 1, 7] {
+            let tag = tags.tag_for(pos, true);
+            assert!(tag > last);
+            last = tag;
         }
-        let again = tags.tag_for(7);
-        assert_eq!(again - old, 1 << 32);
-        assert_eq!(tags.position_of(old), None, "the stale tag must not settle the new delivery");
-        assert_eq!(tags.position_of(again), Some(7));
-    }
-
-    #[test]
-    fn redeliveries_below_the_newest_position_keep_their_own_tags() {
-        let tags = DeliveryTags::default();
-        let ten = tags.tag_for(10);
-        let five = tags.tag_for(5); // a requeued message, behind the newest
-        assert_eq!(ten - five, 5);
-        assert_eq!(tags.position_of(ten), Some(10));
-        assert_eq!(tags.position_of(five), Some(5));
     }
 }

@@ -715,3 +715,45 @@ fn consumer_killed_after_each_step_of_taking_a_requeued_message_leaves_no_phanto
         });
     }
 }
+
+#[test]
+fn a_requeue_racing_a_helper_that_moves_read_past_the_slot_is_still_found() {
+    // A dead consumer claimed the head slot and never moved `read`. A sweep
+    // requeues it while one live consumer helps `read` past the slot (it saw
+    // it DELIVERED) and another clears the requeued flag and scans below the
+    // old `read`. The slot ends READY below `read`; the flag must say so.
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        const DEAD: u64 = 0xDEAD;
+        let ring = ring(4, 32);
+        let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+        let dead = ring.register_agent(DEAD, 2, 2, 0).unwrap();
+        let helper = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
+        assert!(publish(&ring, producer, &[1; 8]));
+        // The claim CAS only: died before moving `read`.
+        assert_eq!(die_after(1, || take(&ring, dead)), None);
+        let threads: Vec<_> = [0, 1, 2]
+            .into_iter()
+            .map(|role| {
+                let ring = ring.clone();
+                thread::spawn(move || match role {
+                    0 => drop(ring.recover(SWEEPER, &mut |token| token != DEAD)),
+                    1 => drop(take(&ring, helper)),
+                    _ => drop(take(&ring, helper)),
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Whatever the two takes got they held; settle them, then drain
+        // without another sweep.
+        for pos in ring.live_positions().collect::<Vec<_>>() {
+            ring.settle(helper, pos, Settle::Done).then(|| got.push(1u8));
+        }
+        got.extend(drain_all(&ring, helper));
+        assert_eq!(got, vec![1], "the requeued message was stranded below read with the flag clear");
+    });
+}

@@ -460,7 +460,7 @@ impl<M: RingMemory> Ring<M> {
             match ctl.state {
                 FREE => return Take::Stalled(read),
                 READY => continue,
-                _ => self.advance_read(read),
+                _ => self.help_past(read),
             }
         }
     }
@@ -557,6 +557,24 @@ impl<M: RingMemory> Ring<M> {
         }
     }
 
+    /// Moves `read` past the head slot `pos`, which was seen neither READY
+    /// nor FREE (delivered, done, abandoned). If it was requeued meanwhile
+    /// (a dead consumer's claim that never moved `read`), it is now READY
+    /// below `read`: flag it for the scanners.
+    fn help_past(&self, pos: u32) {
+        self.advance_read(pos);
+        // SYNC POINT REQUEUE-HELP: pairs with the fences in `requeue` and
+        // `take_requeued`. Either this reload sees the requeue's READY, or
+        // our fence precedes the requeuer's, and a scanner that takes its
+        // flag (and fences) sees `read` past the slot and scans it.
+        crate::sync::fence(Ordering::SeqCst);
+        let ctl = Control::unpack(self.slot(pos).control.load(Ordering::Relaxed));
+        if ctl.stamp == pos && ctl.state == READY {
+            // SYNC POINT REQUEUE.
+            self.mem.header().requeued.store(1, Ordering::Release);
+        }
+    }
+
     #[inline]
     fn advance_read(&self, from: u32) {
         // Positions only; each slot's control word carries the ordering.
@@ -594,6 +612,11 @@ impl<M: RingMemory> Ring<M> {
         let header = self.mem.header();
         // SYNC POINT REQUEUE: AcqRel; the Acquire half pairs with `requeue`.
         header.requeued.swap(0, Ordering::AcqRel);
+        // SYNC POINT REQUEUE-HELP: the third fence of that protocol. A
+        // helper whose fence came before the requeuer's did not see the
+        // slot READY; the requeuer's fence comes before ours (we took its
+        // flag), so our load of `read` sees the helper's move past the slot.
+        crate::sync::fence(Ordering::SeqCst);
         let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
         let read = header.read.load(Ordering::Acquire);
         let span = read.wrapping_sub(free_slot).min(self.geo.slot_count);
@@ -656,6 +679,8 @@ impl<M: RingMemory> Ring<M> {
         if self.slot(pos).control.compare_exchange(word, ready, Ordering::Release, Ordering::Relaxed).is_err() {
             return false;
         }
+        // SYNC POINT REQUEUE-HELP: see `help_past`.
+        crate::sync::fence(Ordering::SeqCst);
         // After the CAS: a scanner that cleared the flag before this store
         // finds it set again. (Set first, a scan could clear it before the
         // slot was READY and strand the slot.)
@@ -884,17 +909,20 @@ impl<M: RingMemory> Ring<M> {
     pub fn recover(&self, me: u64, is_alive: &mut impl FnMut(u64) -> bool) -> Recovered {
         let dead = self.lock_dead_agents(me, is_alive);
         let mut report = Recovered::default();
+        if dead.iter().all(|d| d.token == 0) {
+            // Nobody died: nothing to requeue or abandon, and no scan of the
+            // backlog (sweeps run every 200 ms on every handle).
+            return report;
+        }
         for found in dead.iter().filter(|d| d.token != 0) {
             report.requeued += self.requeue_all_of(found.owner);
         }
         report.abandoned = self.abandon_stalled(&dead);
         // A consumer killed between clearing the requeued flag and claiming
-        // may have left a requeued slot unflagged: flag it again if one is
-        // there (the scan runs here, in the sweep, not on every take).
-        if self.requeued_below_read() > 0 {
-            // SYNC POINT REQUEUE.
-            self.mem.header().requeued.store(1, Ordering::Release);
-        }
+        // may have left a requeued slot unflagged; it is among the dead
+        // just found, so flag it again.
+        // SYNC POINT REQUEUE.
+        self.mem.header().requeued.store(1, Ordering::Release);
         for (index, found) in dead.iter().enumerate().filter(|(_, d)| d.token != 0) {
             let agent = self.mem.agent(index);
             self.reset_agent(agent, found.token);
@@ -941,7 +969,7 @@ impl<M: RingMemory> Ring<M> {
             if ctl.stamp != read || ctl.state == READY || ctl.state == FREE {
                 break;
             }
-            self.advance_read(read);
+            self.help_past(read);
         }
         abandoned
     }

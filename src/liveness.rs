@@ -131,26 +131,45 @@ pub(crate) fn liveness(dir: &NamespaceDir, token: u64) -> Liveness {
 }
 
 /// Whether the kernel's lock table shows a `flock` on `peers/<name>`. Dead
-/// when the table cannot be read for good (no /proc): a peer we can never
-/// check is recovered rather than trusted for ever; Unknown when this
-/// process just lacks the descriptors or memory to read it.
+/// when there is no table to read (no /proc): a peer we can never check is
+/// recovered rather than trusted for ever; Unknown when this process cannot
+/// read it just now or it is too long to read whole.
 fn held_by_anyone(dir: &NamespaceDir, name: &str) -> Liveness {
     let Some(stat) = dir.stat(Sub::Peers, name) else { return Liveness::Dead };
     match flock_holder(stat.st_dev, stat.st_ino) {
         Ok(Some(_)) => Liveness::Alive,
         Ok(None) => Liveness::Dead,
-        Err(e) if is_local_shortage(e.raw_os_error()) => Liveness::Unknown,
-        Err(_) => Liveness::Dead,
+        // No procfs at all: a peer we can never check is recovered rather
+        // than trusted for ever.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Liveness::Dead,
+        // Out of descriptors, a table too long to read, ...: ask again.
+        Err(_) => Liveness::Unknown,
     }
 }
 
 /// The pid holding a `flock` on the file `(dev, ino)` according to
-/// `/proc/locks`: `Ok(None)` if no process holds one; `Err` if that table
-/// cannot be read. Reads at most 4 MiB.
+/// `/proc/locks`: `Ok(Some(pid))`, or `Ok(None)` if no process holds one;
+/// `Err` if the table cannot be read whole. A lock line whose pid does not
+/// parse counts as held (pid 0). "Not held" needs two whole reads that
+/// agree: the kernel walks its table between `read` calls, so one read can
+/// skip a line when other locks go away meanwhile.
 pub(crate) fn flock_holder(dev: u64, ino: u64) -> std::io::Result<Option<u32>> {
+    match flock_holder_once(dev, ino)? {
+        Some(pid) => Ok(Some(pid)),
+        None => flock_holder_once(dev, ino),
+    }
+}
+
+/// Most bytes of `/proc/locks` read; a longer table is "cannot tell".
+const PROC_LOCKS_LIMIT: u64 = 64 << 20;
+
+fn flock_holder_once(dev: u64, ino: u64) -> std::io::Result<Option<u32>> {
     let file = File::open("/proc/locks")?;
     let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(file, 4 << 20), &mut text)?;
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, PROC_LOCKS_LIMIT + 1), &mut text)?;
+    if text.len() as u64 > PROC_LOCKS_LIMIT {
+        return Err(std::io::Error::other("/proc/locks is longer than shmq reads"));
+    }
     let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
     for line in text.lines() {
         // "1: FLOCK  ADVISORY  WRITE 1234 00:1a:5678 0 EOF"; waiters have "->".
@@ -164,7 +183,7 @@ pub(crate) fn flock_holder(dev: u64, ino: u64) -> std::io::Result<Option<u32>> {
             && u32::from_str_radix(mi, 16).ok() == Some(minor)
             && i.parse::<u64>().ok() == Some(ino);
         if same {
-            return Ok(fields[4].parse().ok());
+            return Ok(Some(fields[4].parse().unwrap_or(0)));
         }
     }
     Ok(None)

@@ -98,45 +98,108 @@ fn dead_consumers_messages_come_back_while_a_busy_consumer_works_a_100k_backlog(
     eprintln!("recovery under load: all {HELD} messages of the killed consumer redelivered {latency:?} after the kill, {consumed} consumed by then, {left} still queued");
 }
 
-#[test]
-fn dead_consumers_messages_come_back_to_handles_that_only_poll() {
-    if is_holder_child() {
-        return;
-    }
-    let t = TempNs::in_shm("recovery-polling");
+/// A reject queue of 4 whose every message a consumer killed with -9
+/// holds; then `poll` is called until the 4 come back redelivered, with no
+/// other handle of this process doing anything.
+fn held_messages_come_back_through(test: &str, poll: impl Fn(&shmq::Namespace) -> Vec<u8>) {
+    let t = TempNs::in_shm(&test[..20]);
     t.ns.declare_queue("q", &QueueOptions::default().max_messages(4).overflow(Overflow::Reject)).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
     for i in 0..4u8 {
         producer.publish(&[i]).unwrap();
     }
-    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
-    // The dead consumer holds the whole (reject) queue.
-    hold_then_kill("dead_consumers_messages_come_back_to_handles_that_only_poll", &t.dir, 4);
+    drop(producer);
+    hold_then_kill(test, &t.dir, 4);
     let killed_at = Instant::now();
-    let mut received = Vec::new();
-    let mut full = 0;
-    while received.len() < 4 {
-        assert!(
-            killed_at.elapsed() < Duration::from_secs(30),
-            "nothing came back: no polling handle sweeps ({full} publishes found the queue full)"
-        );
-        match producer.publish(b"new") {
-            Ok(()) | Err(PublishError::QueueFull) => full += 1,
-            Err(e) => panic!("{e}"),
-        }
-        match consumer.try_recv() {
-            Ok(delivery) => {
-                if delivery.redelivered() {
-                    received.push(delivery.body()[0]);
-                }
-                delivery.ack().unwrap();
-            }
-            Err(RecvError::Empty) => {}
-            Err(e) => panic!("{e}"),
-        }
+    let mut redelivered = poll(&t.ns);
+    redelivered.sort();
+    assert_eq!(redelivered, vec![0, 1, 2, 3]);
+    eprintln!("{test}: the dead consumer's 4 messages came back {:?} after the kill", killed_at.elapsed());
+}
+
+/// Calls `step` every millisecond until it returns true; panics after 30 s.
+fn poll_until(what: &str, mut step: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !step() {
+        assert!(start.elapsed() < Duration::from_secs(30), "{what}: nothing came back in 30 s");
         std::thread::sleep(Duration::from_millis(1));
     }
-    received.sort();
-    assert_eq!(received, vec![0, 1, 2, 3]);
-    eprintln!("polling handles: the dead consumer's 4 messages came back {:?} after the kill", killed_at.elapsed());
+}
+
+/// Takes every ready message, acking; the redelivered ones' first bytes.
+fn take_redelivered(consumer: &shmq::Consumer) -> Vec<u8> {
+    let mut got = Vec::new();
+    while let Ok(delivery) = consumer.try_recv() {
+        if delivery.redelivered() {
+            got.push(delivery.body()[0]);
+        }
+        delivery.ack().unwrap();
+    }
+    got
+}
+
+#[test]
+fn a_consumer_that_only_polls_an_empty_queue_recovers_a_dead_consumers_messages() {
+    if is_holder_child() {
+        return;
+    }
+    let test = "a_consumer_that_only_polls_an_empty_queue_recovers_a_dead_consumers_messages";
+    held_messages_come_back_through(test, |ns| {
+        let consumer = ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+        let mut got = Vec::new();
+        poll_until("try_recv on an empty queue", || {
+            got.extend(take_redelivered(&consumer));
+            got.len() == 4
+        });
+        got
+    });
+}
+
+#[test]
+fn a_publisher_that_only_finds_the_queue_full_recovers_a_dead_consumers_messages() {
+    if is_holder_child() {
+        return;
+    }
+    let test = "a_publisher_that_only_finds_the_queue_full_recovers_a_dead_consumers_messages";
+    held_messages_come_back_through(test, |ns| {
+        let mut producer = ns.producer("q").unwrap();
+        // Nothing else runs: only this publisher's QueueFull path can sweep.
+        poll_until("publish to a full reject queue", || match producer.publish(b"new") {
+            Err(PublishError::QueueFull) => ns.queue_stats("q").unwrap().ready == 4,
+            other => panic!("expected QueueFull while the dead consumer holds the queue, got {other:?}"),
+        });
+        let consumer = ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+        take_redelivered(&consumer)
+    });
+}
+
+#[test]
+fn a_consumer_at_its_prefetch_limit_recovers_a_dead_consumers_messages() {
+    if is_holder_child() {
+        return;
+    }
+    let t = TempNs::in_shm("recovery-prefetch");
+    t.ns.declare_queue("q", &QueueOptions::default().max_messages(8)).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    for i in 0..5u8 {
+        producer.publish(&[i]).unwrap();
+    }
+    drop(producer);
+    // This consumer holds message 0 unacked, so every poll of it is
+    // PrefetchFull; the dead one holds 1..=4.
+    let full = t.ns.consumer("q", ConsumerOptions::default().manual_ack().prefetch(1)).unwrap();
+    let held = full.try_recv().unwrap();
+    assert_eq!(held.body(), [0]);
+    hold_then_kill("a_consumer_at_its_prefetch_limit_recovers_a_dead_consumers_messages", &t.dir, 4);
+    let killed_at = Instant::now();
+    poll_until("try_recv at the prefetch limit", || {
+        assert_eq!(full.try_recv().err(), Some(RecvError::PrefetchFull(1)));
+        t.ns.queue_stats("q").unwrap().ready == 4
+    });
+    eprintln!("prefetch-full polls: the dead consumer's 4 messages came back {:?} after the kill", killed_at.elapsed());
+    held.ack().unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+    let mut got = take_redelivered(&consumer);
+    got.sort();
+    assert_eq!(got, vec![1, 2, 3, 4]);
 }

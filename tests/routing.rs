@@ -4,59 +4,25 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{finish, TempNs};
 use shmq::{
     ArgValue, ConsumerOptions, Error, ExchangeKind, ExchangeOptions, HeaderValue, Overflow, Properties, PublishError, QueueOptions,
 };
 
-/// Counts the bytes this test thread allocates while watched, so a test can
-/// show that hostile sizes read from a segment are never allocated.
-struct Counting;
-
-static BYTES: AtomicUsize = AtomicUsize::new(0);
-thread_local! {
-    static WATCHING: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: defers to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if WATCHING.with(Cell::get) {
-            BYTES.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as ours.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if WATCHING.with(Cell::get) {
-            BYTES.fetch_add(new_size, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as ours.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: counting_alloc::Counting = counting_alloc::Counting;
 
 /// What `f` returns and the bytes this thread allocated meanwhile (freed or
 /// not).
 fn bytes_allocated_during<R>(f: impl FnOnce() -> R) -> (R, usize) {
-    let before = BYTES.load(Ordering::Relaxed);
-    WATCHING.with(|w| w.set(true));
-    let result = f();
-    WATCHING.with(|w| w.set(false));
-    (result, BYTES.load(Ordering::Relaxed) - before)
+    let (result, _, bytes) = counting_alloc::allocated_during(f);
+    (result, bytes)
 }
 
 fn drain(ns: &shmq::Namespace, queue: &str) -> Vec<String> {

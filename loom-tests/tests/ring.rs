@@ -16,6 +16,9 @@ type HeapRing = Ring<HeapMemory>;
 /// The liveness token sweepers run under.
 const SWEEPER: u64 = 0x5EE9;
 
+/// The liveness token of the process a model kills (or finds dead).
+const DEAD: u64 = 0xDEAD;
+
 fn ring(slots: u32, units: u32) -> Arc<HeapRing> {
     Arc::new(Ring::new(HeapMemory::new(Geometry { slot_count: slots, data_units: units })))
 }
@@ -251,7 +254,6 @@ fn two_sleeping_consumers_are_both_woken() {
 fn dead_consumers_deliveries_are_requeued_while_another_consumes() {
     loom::model(|| {
         let ring = ring(2, 16);
-        const DEAD: u64 = 0xDEAD;
         const LIVE: u64 = 0xA11E;
         let dead_agent = ring.register_agent(DEAD, 2, 1, 0).unwrap();
         let live_agent = ring.register_agent(LIVE, 2, 2, 0).unwrap();
@@ -280,7 +282,6 @@ fn dead_consumers_deliveries_are_requeued_while_another_consumes() {
 fn dead_producers_claim_is_abandoned_and_the_queue_flows() {
     loom::model(|| {
         let ring = ring(4, 16);
-        const DEAD: u64 = 0xDEAD;
         const LIVE: u64 = 0xA11E;
         let dead_agent = ring.register_agent(DEAD, 1, 1, 0).unwrap();
         let live_agent = ring.register_agent(LIVE, 1, 2, 0).unwrap();
@@ -373,7 +374,6 @@ fn producer_registering_during_a_sweep_is_not_mistaken_for_dead() {
         // registers, claims and commits: its claim must never be abandoned,
         // or its message would be stranded below the read cursor.
         let ring = ring(4, 16);
-        const DEAD: u64 = 0xDEAD;
         const NEW: u64 = 0x0E11;
         ring.register_agent(DEAD, 1, 1, 0).unwrap();
         let producer = {
@@ -416,16 +416,31 @@ fn assert_ring_flows(ring: &HeapRing, producer: u16, consumer: u16) {
     }
 }
 
+/// A two-slot ring holding message 1, with a producer, the consumer that
+/// will die, and a live consumer: `(ring, producer, victim, live)`.
+fn ring_with_a_victim() -> (Arc<HeapRing>, u16, u16, u16) {
+    let ring = ring(2, 16);
+    let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+    let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
+    let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
+    assert!(publish(&ring, producer, &[1; 8]));
+    (ring, producer, victim, live)
+}
+
+/// After the victim's death: one sweep, then everything the live consumer
+/// can take, sorted.
+fn recover_and_drain(ring: &HeapRing, live: u16) -> Vec<u8> {
+    ring.recover(SWEEPER, &mut |token| token != DEAD);
+    let mut got = drain_all(ring, live);
+    got.sort();
+    got
+}
+
 #[test]
 fn consumer_killed_after_each_step_of_take_and_ack_loses_nothing() {
     for step in 1..=CONSUMER_STEPS {
         loom::model(move || {
-            const DEAD: u64 = 0xDEAD;
-            let ring = ring(2, 16);
-            let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
-            let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
-            let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
-            assert!(publish(&ring, producer, &[1; 8]));
+            let (ring, producer, victim, live) = ring_with_a_victim();
             let publishing = {
                 let ring = ring.clone();
                 thread::spawn(move || assert!(publish(&ring, producer, &[2; 8])))
@@ -453,9 +468,7 @@ fn consumer_killed_after_each_step_of_take_and_ack_loses_nothing() {
             // would hide a slot stranded at the read cursor).
             dying.join().unwrap();
             publishing.join().unwrap();
-            let mut got = Vec::new();
-            ring.recover(SWEEPER, &mut |token| token != DEAD);
-            got.extend(drain_all(&ring, live));
+            let mut got = recover_and_drain(&ring, live);
             got.extend(taken.lock().unwrap().take());
             got.sort();
             got.dedup();
@@ -469,12 +482,7 @@ fn consumer_killed_after_each_step_of_take_and_ack_loses_nothing() {
 fn consumer_killed_after_each_step_of_a_batch_take_loses_nothing() {
     for step in 1..=CONSUMER_STEPS {
         loom::model(move || {
-            const DEAD: u64 = 0xDEAD;
-            let ring = ring(2, 16);
-            let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
-            let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
-            let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
-            assert!(publish(&ring, producer, &[1; 8]));
+            let (ring, producer, victim, live) = ring_with_a_victim();
             assert!(publish(&ring, producer, &[2; 8]));
             let dying = {
                 let ring = ring.clone();
@@ -490,10 +498,7 @@ fn consumer_killed_after_each_step_of_a_batch_take_loses_nothing() {
             // Single consumer: see above. If the victim finished, it holds
             // its batch unacked and its death comes now.
             dying.join().unwrap();
-            let mut got = Vec::new();
-            ring.recover(SWEEPER, &mut |token| token != DEAD);
-            got.extend(drain_all(&ring, live));
-            got.sort();
+            let got = recover_and_drain(&ring, live);
             assert_eq!(got, vec![1, 2], "lost or duplicated (victim died after write {step})");
             assert_ring_flows(&ring, producer, live);
         });
@@ -506,7 +511,6 @@ fn producer_killed_after_each_step_of_a_publish_leaves_a_flowing_queue() {
     // READY, intent clear (and one more to run past the end).
     for step in 1..=10 {
         loom::model(move || {
-            const DEAD: u64 = 0xDEAD;
             let ring = ring(2, 16);
             let victim = ring.register_agent(DEAD, 1, 1, 0).unwrap();
             let producer = ring.register_agent(0x9000, 1, 2, 0).unwrap();
@@ -535,7 +539,6 @@ fn producer_killed_after_each_step_of_a_publish_leaves_a_flowing_queue() {
 #[test]
 fn recovery_races_a_batch_take() {
     loom::model(|| {
-        const DEAD: u64 = 0xDEAD;
         let ring = ring(4, 32);
         let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
         let dead = ring.register_agent(DEAD, 2, 2, 0).unwrap();
@@ -571,7 +574,6 @@ fn two_sweepers_and_a_reuse_of_the_dead_row_never_requeue_the_new_holders_delive
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(2);
     builder.check(|| {
-        const DEAD: u64 = 0xDEAD;
         const NEW: u64 = 0x0E11;
         let ring = ring(4, 32);
         // Fill every row but the dead one's, so a new consumer can only
@@ -616,7 +618,6 @@ fn two_sweepers_and_a_reuse_of_the_dead_row_never_requeue_the_new_holders_delive
 #[test]
 fn blocked_producer_is_woken_when_a_dead_consumers_message_is_requeued_and_acked() {
     loom::model(|| {
-        const DEAD: u64 = 0xDEAD;
         let ring = ring(1, 16);
         let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
         let dead = ring.register_agent(DEAD, 2, 2, 0).unwrap();
@@ -691,7 +692,6 @@ fn a_process_that_reopens_its_consumer_in_the_same_row_and_dies_gets_its_deliver
 fn consumer_killed_after_each_step_of_taking_a_requeued_message_leaves_no_phantom() {
     for step in 1..=CONSUMER_STEPS {
         loom::model(move || {
-            const DEAD: u64 = 0xDEAD;
             let ring = ring(2, 16);
             let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
             let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
@@ -725,7 +725,6 @@ fn a_requeue_racing_a_helper_that_moves_read_past_the_slot_is_still_found() {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(2);
     builder.check(|| {
-        const DEAD: u64 = 0xDEAD;
         let ring = ring(4, 32);
         let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
         let dead = ring.register_agent(DEAD, 2, 2, 0).unwrap();

@@ -20,9 +20,9 @@ pub struct StressArgs {
     /// Message id prefix (unique per process incarnation).
     #[arg(long, default_value = "m")]
     pub prefix: String,
-    /// Pause between publishes, in microseconds.
-    #[arg(long, default_value_t = 200)]
-    pub interval_us: u64,
+    /// Producers: pause between publishes, in microseconds (default 200).
+    #[arg(long)]
+    pub interval_us: Option<u64>,
     /// Consumers: how long to hold each message (or batch) before acking,
     /// in microseconds.
     #[arg(long, default_value_t = 0)]
@@ -42,6 +42,9 @@ pub fn run(cli: &Cli, args: &StressArgs) -> CliResult {
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&args.log)?;
     match args.role.as_str() {
         "producer-queue" | "producer-exchange" => {
+            if args.batch || args.hold_us != 0 {
+                return Err("--batch and --hold-us are for the consumer role".into());
+            }
             let mut producer = if args.role == "producer-queue" { Some(ns.producer(&args.target)?) } else { None };
             let mut publisher = ns.publisher();
             for seq in 0u64.. {
@@ -57,11 +60,14 @@ pub fn run(cli: &Cli, args: &StressArgs) -> CliResult {
                     }
                 }
                 line(&mut log, &format!("ok {id}\n"))?;
-                std::thread::sleep(Duration::from_micros(args.interval_us));
+                std::thread::sleep(Duration::from_micros(args.interval_us.unwrap_or(200)));
             }
             Ok(())
         }
         "consumer" => {
+            if args.interval_us.is_some() {
+                return Err("--interval-us is for the producer roles".into());
+            }
             let consumer = ns.consumer(&args.target, shmq::ConsumerOptions::default().manual_ack().prefetch(16))?;
             if args.batch {
                 let mut tags = Vec::with_capacity(32);

@@ -110,11 +110,6 @@ impl DeliveryTags {
     fn take(&self, tag: u64) -> Option<u32> {
         self.held.borrow_mut().remove(&tag)
     }
-
-    /// Puts back a tag whose settle failed.
-    fn restore(&self, tag: u64, pos: u32) {
-        self.held.borrow_mut().insert(tag, pos);
-    }
 }
 
 /// One received message. Its body and properties are read in place, in
@@ -356,9 +351,6 @@ impl Consumer {
     fn settle(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<(), AckError> {
         let pos = self.tags.take(tag.0).ok_or(AckError::UnknownDeliveryTag(tag.0))?;
         if !self.agent.queue.ring.settle_with(self.agent.owner, pos, how, !self.defer_reclaim.get()) {
-            // Not ours any more (recovered under us after a false verdict
-            // would be the only way); keep the tag refusing consistently.
-            self.tags.restore(tag.0, pos);
             return Err(AckError::UnknownDeliveryTag(tag.0));
         }
         self.unacked.set(self.unacked.get().saturating_sub(1));

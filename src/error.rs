@@ -221,7 +221,8 @@ fn owner_of(path: &std::path::Path) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     let mut probe = Some(path);
     while let Some(p) = probe {
-        if let Ok(meta) = std::fs::metadata(p) {
+        // lstat: naming the owner for a message must not follow a link.
+        if let Ok(meta) = std::fs::symlink_metadata(p) {
             return Some(meta.uid());
         }
         probe = p.parent();

@@ -135,7 +135,12 @@ pub(crate) fn liveness(dir: &NamespaceDir, token: u64) -> Liveness {
 /// recovered rather than trusted for ever; Unknown when this process cannot
 /// read it just now or it is too long to read whole.
 fn held_by_anyone(dir: &NamespaceDir, name: &str) -> Liveness {
-    let Some(stat) = dir.stat(Sub::Peers, name) else { return Liveness::Dead };
+    let stat = match dir.stat_errno(Sub::Peers, name) {
+        Ok(stat) => stat,
+        // Gone since we tried to open it: the peer exited.
+        Err(rustix::io::Errno::NOENT) => return Liveness::Dead,
+        Err(_) => return Liveness::Unknown,
+    };
     match flock_holder(stat.st_dev, stat.st_ino) {
         Ok(Some(_)) => Liveness::Alive,
         Ok(None) => Liveness::Dead,
@@ -212,6 +217,21 @@ pub(crate) fn list_peers(dir: &NamespaceDir) -> Vec<(u64, bool, Option<u32>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_entry_that_is_not_a_regular_file_counts_as_dead() {
+        let path = std::env::temp_dir().join(format!("shmq-liveness-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        let dir = NamespaceDir::open_path(&path, crate::nsdir::Create::Yes, false).unwrap();
+        let fifo = path.join("peers").join(peer_name(0xF1F0));
+        rustix::fs::mknodat(rustix::fs::CWD, &fifo, rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", path.join("peers").join(peer_name(0x5E1F))).unwrap();
+        // A held-open FIFO would block an opener; a link would be followed.
+        assert_eq!(liveness(&dir, 0xF1F0), Liveness::Dead);
+        assert_eq!(liveness(&dir, 0x5E1F), Liveness::Dead);
+        assert_eq!(liveness(&dir, 0xAB5E), Liveness::Dead, "no file at all");
+        std::fs::remove_dir_all(&path).unwrap();
+    }
 
     #[test]
     fn flock_holder_finds_this_process_lock() {

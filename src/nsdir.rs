@@ -521,8 +521,14 @@ impl NamespaceDir {
 
     /// `stat` of a name without following it.
     pub(crate) fn stat(&self, sub: Sub, name: &str) -> Option<Stat> {
-        validate_name("file", name).ok()?;
-        rustix::fs::statat(self.fd(sub), name, AtFlags::SYMLINK_NOFOLLOW).ok()
+        self.stat_errno(sub, name).ok()
+    }
+
+    /// As [`stat`](NamespaceDir::stat), saying why it failed (an invalid
+    /// name is `EINVAL`).
+    pub(crate) fn stat_errno(&self, sub: Sub, name: &str) -> Result<Stat, rustix::io::Errno> {
+        validate_name("file", name).map_err(|_| rustix::io::Errno::INVAL)?;
+        rustix::fs::statat(self.fd(sub), name, AtFlags::SYMLINK_NOFOLLOW)
     }
 
     /// Whether `name` exists in `sub` (as anything).

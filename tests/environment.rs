@@ -152,6 +152,12 @@ fn group_shared_namespace_admits_the_group() {
     let ns = shmq::Namespace::open_dir_with(&dir, shmq::NamespaceOptions::default().group_shared(true)).unwrap();
     ns.declare_queue("shared", &QueueOptions::default()).unwrap();
     ns.producer("shared").unwrap().publish(b"for the group").unwrap();
+    // docs/SECURITY.md: the directory is group-shared (setgid) and `peers/`
+    // is sticky, so a member can remove or rename only its own peer file.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: PathBuf| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(dir.clone()), 0o2770);
+    assert_eq!(mode(dir.join("peers")), 0o3770);
     let t = TempNs { dir: dir.clone(), ns };
     // Another user in the owner's group (gid 0) may consume.
     let out = as_nobody(&t, 0, &["consume", "shared", "--count", "1"]);

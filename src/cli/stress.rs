@@ -82,7 +82,9 @@ pub fn run(cli: &Cli, args: &StressArgs) -> CliResult {
                         tags.push(delivery.tag());
                     })?;
                     logged?;
-                    std::thread::sleep(Duration::from_micros(args.hold_us));
+                    if args.hold_us > 0 {
+                        std::thread::sleep(Duration::from_micros(args.hold_us));
+                    }
                     for &tag in &tags {
                         consumer.ack(tag)?;
                     }
@@ -95,7 +97,9 @@ pub fn run(cli: &Cli, args: &StressArgs) -> CliResult {
                 let delivery = consumer.recv()?;
                 let id = String::from_utf8_lossy(delivery.body()).into_owned();
                 line(&mut log, &format!("got {} {id} {}\n", args.target, u8::from(delivery.redelivered())))?;
-                std::thread::sleep(Duration::from_micros(args.hold_us));
+                if args.hold_us > 0 {
+                    std::thread::sleep(Duration::from_micros(args.hold_us));
+                }
                 delivery.ack()?;
             }
         }

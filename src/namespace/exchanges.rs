@@ -29,13 +29,8 @@ fn describe(options: &ExchangeOptions) -> String {
 
 impl Namespace {
     fn no_exchange(&self, table: &Table, name: &str) -> Error {
-        let did_you_mean = table
-            .exchanges
-            .iter()
-            .map(|e| (crate::nsdir::edit_distance(&e.name, name), e.name.clone()))
-            .filter(|(d, n)| *d <= 2.max(n.len() / 4))
-            .min()
-            .map(|(_, n)| n);
+        let names: Vec<String> = table.exchanges.iter().map(|e| e.name.clone()).collect();
+        let did_you_mean = crate::nsdir::closest(name, &names);
         Error::ExchangeNotFound { exchange: name.to_owned(), namespace: self.name().to_owned(), did_you_mean }
     }
 

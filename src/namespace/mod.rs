@@ -148,7 +148,10 @@ impl Namespace {
         Self::resolve(name_or_path, options, Create::Yes)
     }
 
-    /// Opens a namespace that must already exist: never creates anything.
+    /// Opens a namespace that must already exist: never creates one. (An
+    /// existing namespace missing a subdirectory or its routing segment,
+    /// say after a partial manual clean-up, is completed as by
+    /// [`open`](Namespace::open).)
     /// For read-only tools and passive opens.
     ///
     /// # Errors

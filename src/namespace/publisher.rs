@@ -157,7 +157,8 @@ impl Publisher {
     /// run of the routing decision).
     ///
     /// # Errors
-    /// `ExchangeNotFound`, `InternalExchange`, `Routing`.
+    /// `ExchangeNotFound`, `InternalExchange`, `Routing`, and
+    /// `InvalidProperty` for a routing key over 255 bytes, as `publish`.
     ///
     /// # Examples
     /// ```
@@ -172,6 +173,9 @@ impl Publisher {
     /// # }
     /// ```
     pub fn route_count(&mut self, exchange: &str, routing_key: &str, properties: &Properties<'_>) -> Result<usize, PublishError> {
+        if routing_key.len() > 255 {
+            return Err(PublishError::InvalidProperty("the routing key is over 255 bytes"));
+        }
         self.refresh()?;
         let Some(router) = self.router.as_ref() else { return Err(PublishError::Routing("no routing snapshot".into())) };
         let headers = properties.headers;

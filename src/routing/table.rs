@@ -647,8 +647,10 @@ mod tests {
         assert_eq!(decode(&encode(&t)), Some(t));
     }
 
-    /// A hostile count in a few bytes is refused before anything is
-    /// reserved for it: counts are bounded by the bytes left.
+    /// Hostile counts and lengths in a few bytes decode to nothing (the
+    /// decoder pushes item by item, so a huge count cannot reserve memory;
+    /// `routing::a_routing_header_claiming_a_huge_table_is_corrupt_and_never_allocated`
+    /// measures the allocation bound).
     #[test]
     fn huge_claimed_counts_in_a_small_buffer_are_refused() {
         let mut bytes = Vec::new();

@@ -495,7 +495,10 @@ class BlockingChannel:
         for t in tags:
             entry = self._tags_out.pop(t, None)
             if entry is None:
-                raise UnknownDeliveryTag(f"unknown delivery tag {t}: already acked or rejected, or never delivered on this channel")
+                # As RabbitMQ: the broker closes the channel (its unacked
+                # deliveries go back to their queues) with 406.
+                self.close()
+                raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - unknown delivery tag {t}")
             how(entry[0], entry[1])
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:

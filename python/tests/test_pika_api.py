@@ -159,7 +159,7 @@ def test_nack_requeue_sets_redelivered_and_multiple_ack(namespace):
     assert (body, m.redelivered) == (b"0", True)
     m2, _, _ = ch.basic_get("q")
     ch.basic_ack(delivery_tag=m2.delivery_tag, multiple=True)
-    # Acking a settled tag: RabbitMQ 3.10.8 (Debian) + pika 1.3 raise
+    # Acking a settled tag: RabbitMQ 3.10.8 (Debian) + pika 1.4.4 raise
     # ChannelClosedByBroker(406, 'PRECONDITION_FAILED - unknown delivery tag 1')
     # and close the channel; the same script against shmq must agree.
     with pytest.raises(shmq.ChannelClosedByBroker) as closed:

@@ -20,7 +20,7 @@ fn namespace(tag: &str) -> (std::path::PathBuf, Namespace) {
 }
 
 fn options(size: usize) -> QueueOptions {
-    QueueOptions::default().capacity_bytes(((size as u64 + 64) * 1024).max(1 << 20)).max_messages(1024).max_message_bytes(size as u32 + 64)
+    QueueOptions::default().capacity_bytes(((size as u64 + 64) * 1024).max(1 << 20)).max_message_bytes(size as u32 + 64)
 }
 
 fn single_thread(c: &mut Criterion) {

@@ -13,7 +13,7 @@ fn namespace(tag: &str) -> (std::path::PathBuf, Namespace) {
 }
 
 fn small_queue() -> QueueOptions {
-    QueueOptions::default().capacity_bytes(1 << 20).max_messages(4096).max_message_bytes(1024)
+    QueueOptions::default().capacity_bytes(1 << 20).max_message_bytes(1024)
 }
 
 /// Publish one 64-byte message through `exchange`, then drain every queue.

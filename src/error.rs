@@ -249,13 +249,19 @@ pub enum PublishError {
         /// The queue's limit.
         limit: usize,
     },
-    /// The queue is full and its overflow policy is `reject` (or
-    /// `drop-oldest` found nothing it could drop).
-    #[error("queue is full: the message was not published; consume faster, or use a larger capacity or another overflow policy")]
+    /// The queue is at its `max_length`/`max_length_bytes` and its overflow
+    /// policy is `reject-publish`.
+    #[error("queue is at its max_length or max_length_bytes (overflow reject-publish): the message was not published; consume faster, or raise the limit")]
     QueueFull,
-    /// A blocking publish waited its whole timeout for space.
-    #[error("timed out waiting for space in a full queue: the message was not published")]
+    /// A blocking publish waited its whole timeout for room: the queue was
+    /// at its limit with overflow `block`, or the namespace at its memory
+    /// budget (flow control).
+    #[error("timed out waiting for room (a queue at its limit with overflow block, or the namespace at its memory budget): the message was not published; consume faster or raise the limit or budget")]
     Timeout,
+    /// The wait hook asked a waiting publish to stop (see
+    /// [`WaitHook`](crate::WaitHook)).
+    #[error("the publish was interrupted while waiting for room: the message was not published")]
+    Interrupted,
     /// The queue was deleted.
     #[error("the queue was deleted: declare it again")]
     QueueDeleted,

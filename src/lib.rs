@@ -73,11 +73,11 @@ pub use namespace::{Namespace, NamespaceOptions, QueueStats, NAMESPACE_ENV};
 #[cfg(not(shmq_loom))]
 pub use nsdir::{default_root, validate_name, DEFAULT_ROOT_PREFIX};
 #[cfg(not(shmq_loom))]
-pub use options::{AckMode, ConsumerOptions, Overflow, QueueOptions};
+pub use options::{AckMode, ConsumerOptions, Overflow, QueueOptions, DEFAULT_MAX_MESSAGE_BYTES};
 #[cfg(not(shmq_loom))]
 pub use queue::consumer::{Consumer, Delivery, DeliveryTag};
 #[cfg(not(shmq_loom))]
-pub use queue::producer::{Producer, Reservation, MAX_BATCH};
+pub use queue::producer::{Producer, Reservation, WaitHook, WaitReason, MAX_BATCH};
 pub use ring::layout::AGENT_SLOTS;
 #[cfg(not(shmq_loom))]
 pub use routing::table::RoutingLimits;

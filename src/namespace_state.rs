@@ -28,6 +28,8 @@ pub(crate) struct NamespaceState {
     pub(crate) router: Mutex<Option<Arc<Router>>>,
     /// Exclusive queues this namespace handle declared; deleted when it closes.
     pub(crate) exclusive: Mutex<Vec<String>>,
+    /// Bytes all queue segments may take (fixed at creation, in `shmq.ns`).
+    pub(crate) memory_budget: u64,
 }
 
 impl NamespaceState {
@@ -45,15 +47,30 @@ impl NamespaceState {
         // SYNC POINT DELETED: Release pairs with the loads in handles; they
         // only need to see the flag eventually, waiters are woken below.
         segment.deleted_word().store(1, Ordering::Release);
+        let prefix = format!("{:016x}.", segment.config.queue_id);
+        let first = segment.config.clone();
         let ring = Ring::new(segment);
         ring.notify_consumers();
         ring.notify_producers();
-        self.dir.unlink(Sub::Queues, name)
+        let removed = self.dir.unlink(Sub::Queues, name);
+        // Its later rings: flag them too (handles there check their own
+        // ring), wake their waiters, and remove them.
+        for extent in self.dir.list(Sub::Extents).unwrap_or_default() {
+            let Some(seq) = extent.strip_prefix(&prefix).and_then(|s| s.parse::<u64>().ok()) else { continue };
+            if let Ok(later) = segment::open_extent(&self.dir, &first, seq) {
+                later.deleted_word().store(1, Ordering::Release);
+                let ring = Ring::new(later);
+                ring.notify_consumers();
+                ring.notify_producers();
+            }
+            self.dir.unlink(Sub::Extents, &extent);
+        }
+        removed
     }
 
     /// State for a namespace just opened.
-    pub(crate) fn new(dir: Arc<NamespaceDir>, name: String, routing: RoutingSegment) -> Self {
-        Self { dir, name, peer: Mutex::new(None), routing, router: Mutex::new(None), exclusive: Mutex::new(Vec::new()) }
+    pub(crate) fn new(dir: Arc<NamespaceDir>, name: String, routing: RoutingSegment, memory_budget: u64) -> Self {
+        Self { dir, name, peer: Mutex::new(None), routing, router: Mutex::new(None), exclusive: Mutex::new(Vec::new()), memory_budget }
     }
 
     /// The compiled routing snapshot for the table's current generation.

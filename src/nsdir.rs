@@ -94,6 +94,8 @@ pub(crate) enum Sub {
     Peers,
     /// `tmp/`: files under construction.
     Tmp,
+    /// `extents/`: the later rings of growing queues, `<queue id>.<seq>`.
+    Extents,
 }
 
 impl Sub {
@@ -103,6 +105,7 @@ impl Sub {
             Sub::Queues => Some("queues"),
             Sub::Peers => Some("peers"),
             Sub::Tmp => Some("tmp"),
+            Sub::Extents => Some("extents"),
         }
     }
 }
@@ -134,6 +137,7 @@ pub(crate) struct NamespaceDir {
     queues: OwnedFd,
     peers: OwnedFd,
     tmp: OwnedFd,
+    extents: OwnedFd,
     trust: Trust,
     file_mode: u32,
 }
@@ -401,7 +405,8 @@ impl NamespaceDir {
         let queues = open_sub(Sub::Queues)?;
         let peers = open_sub(Sub::Peers)?;
         let tmp = open_sub(Sub::Tmp)?;
-        Ok(NamespaceDir { path: path.to_owned(), root, queues, peers, tmp, trust, file_mode })
+        let extents = open_sub(Sub::Extents)?;
+        Ok(NamespaceDir { path: path.to_owned(), root, queues, peers, tmp, extents, trust, file_mode })
     }
 
     /// The namespace directory's path, for messages and tools.
@@ -415,6 +420,7 @@ impl NamespaceDir {
             Sub::Queues => &self.queues,
             Sub::Peers => &self.peers,
             Sub::Tmp => &self.tmp,
+            Sub::Extents => &self.extents,
         }
     }
 

@@ -6,24 +6,29 @@ use crate::error::Error;
 use crate::ring::layout::UNIT;
 use crate::ring::{Geometry, MAX_DATA_UNITS, MAX_SLOTS, MIN_DATA_UNITS};
 
-/// What a publish does when the queue is full.
+/// What a publish does when a queue is at its `max_length` or
+/// `max_length_bytes` (RabbitMQ's `x-overflow`). A queue without limits
+/// never overflows: it grows within the namespace's memory budget, and at
+/// the budget every publish that needs room blocks (flow control).
 ///
 /// # Examples
 /// ```
-/// assert_eq!("drop-oldest".parse::<shmq::Overflow>(), Ok(shmq::Overflow::DropOldest));
-/// assert_eq!(shmq::Overflow::Reject.to_string(), "reject");
+/// assert_eq!("drop-head".parse::<shmq::Overflow>(), Ok(shmq::Overflow::DropOldest));
+/// assert_eq!(shmq::Overflow::Reject.to_string(), "reject-publish");
+/// assert_eq!(shmq::Overflow::default(), shmq::Overflow::DropOldest);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum Overflow {
-    /// Wait for space (up to the publish timeout). Nothing is lost.
-    #[default]
+    /// Wait for a consumer to make room (up to the publish timeout). Nothing
+    /// is lost. (Not a RabbitMQ policy: shmq's own.)
     Block = 1,
-    /// Fail at once with [`PublishError::QueueFull`](crate::PublishError::QueueFull)
-    /// (RabbitMQ's `reject-publish`).
+    /// Refuse the message with [`PublishError::QueueFull`](crate::PublishError::QueueFull)
+    /// (RabbitMQ's `reject-publish`; with publisher confirms, a nack).
     Reject = 2,
     /// Discard the oldest ready messages to make room (RabbitMQ's
-    /// `drop-head`). Unacked messages are never dropped.
+    /// `drop-head`, its default). Unacked messages are never dropped.
+    #[default]
     DropOldest = 3,
 }
 
@@ -42,8 +47,8 @@ impl std::fmt::Display for Overflow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Block => "block",
-            Self::Reject => "reject",
-            Self::DropOldest => "drop-oldest",
+            Self::Reject => "reject-publish",
+            Self::DropOldest => "drop-head",
         })
     }
 }
@@ -55,34 +60,47 @@ impl std::str::FromStr for Overflow {
             "block" => Ok(Self::Block),
             "reject" | "reject-publish" => Ok(Self::Reject),
             "drop-oldest" | "drop-head" => Ok(Self::DropOldest),
-            other => Err(format!("unknown overflow policy '{other}': use block, reject or drop-oldest")),
+            other => Err(format!("unknown overflow policy '{other}': use drop-head, reject-publish or block")),
         }
     }
 }
+
+/// RabbitMQ's default `max_message_size` (4.x): the largest message a
+/// default queue takes.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 16 << 20;
 
 /// Options of a queue, fixed when it is declared. Declaring an existing
 /// queue with different options fails with
 /// [`Error::PreconditionFailed`](crate::Error::PreconditionFailed).
 ///
+/// A queue has no length limit of its own, as in RabbitMQ: it starts as one
+/// ring of `capacity_bytes` and grows by adding larger rings while a backlog
+/// builds, and gives the memory back once the backlog is consumed, within
+/// the namespace's memory budget ([`NamespaceOptions::memory_budget`](crate::NamespaceOptions::memory_budget)).
+///
 /// # Examples
 /// ```
 /// use shmq::{Overflow, QueueOptions};
 /// let options = QueueOptions::default()
-///     .capacity_bytes(1 << 20)
-///     .max_message_bytes(64 * 1024)
+///     .max_length(1000)
 ///     .overflow(Overflow::Reject);
-/// assert_eq!(options.max_messages, 1 << 14);
+/// assert_eq!(options.max_length, Some(1000));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueOptions {
-    /// Bytes for message bodies and properties; rounded up to a power of two.
+    /// Bytes of message data in the queue's first ring (rounded up to a
+    /// power of two); later rings are larger. Small queues stay within it.
     pub capacity_bytes: u64,
-    /// The most messages the queue holds at once; rounded up to a power of
-    /// two. Each takes a 32-byte slot.
-    pub max_messages: u32,
-    /// The largest body plus encoded properties, at most half the capacity.
+    /// The most ready messages (RabbitMQ's `x-max-length`); unacked ones do
+    /// not count. `None`: no limit.
+    pub max_length: Option<u64>,
+    /// The most body bytes of ready messages (RabbitMQ's
+    /// `x-max-length-bytes`). `None`: no limit.
+    pub max_length_bytes: Option<u64>,
+    /// The largest body plus encoded properties (default 16 MiB, RabbitMQ's
+    /// `max_message_size`).
     pub max_message_bytes: u32,
-    /// What a publish does when the queue is full.
+    /// What a publish does at `max_length`/`max_length_bytes`.
     pub overflow: Overflow,
     /// Messages older than this are discarded at delivery (RabbitMQ's
     /// `x-message-ttl`).
@@ -99,9 +117,10 @@ impl Default for QueueOptions {
     fn default() -> Self {
         Self {
             capacity_bytes: 8 << 20,
-            max_messages: 1 << 16,
-            max_message_bytes: 1 << 20,
-            overflow: Overflow::Block,
+            max_length: None,
+            max_length_bytes: None,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            overflow: Overflow::DropOldest,
             message_ttl: None,
             exclusive: false,
             auto_delete: false,
@@ -109,36 +128,52 @@ impl Default for QueueOptions {
     }
 }
 
+/// Bytes of data per slot in a ring: a ring of `capacity_bytes` has one
+/// slot per this many bytes.
+pub(crate) const BYTES_PER_SLOT: u64 = 128;
+
 impl QueueOptions {
-    /// Sets the capacity; `max_messages` follows at one slot per 64 bytes,
-    /// and `max_message_bytes` is capped at half the capacity.
+    /// Sets the size of the queue's first ring.
+    ///
+    /// # Examples
+    /// ```
+    /// let o = shmq::QueueOptions::default().capacity_bytes(1 << 20);
+    /// assert_eq!(o.capacity_bytes, 1 << 20);
+    /// ```
+    #[must_use]
+    pub fn capacity_bytes(mut self, bytes: u64) -> Self {
+        self.capacity_bytes = bytes;
+        self
+    }
+
+    /// Sets the most ready messages (`x-max-length`).
     ///
     /// # Examples
     /// See [`QueueOptions`].
     #[must_use]
-    pub fn capacity_bytes(mut self, bytes: u64) -> Self {
-        self.capacity_bytes = bytes;
-        self.max_messages = (bytes / 64).clamp(2, u64::from(MAX_SLOTS)) as u32;
-        self.max_message_bytes = self.max_message_bytes.min((bytes / 2).min(u64::from(u32::MAX)) as u32);
+    pub fn max_length(mut self, count: u64) -> Self {
+        self.max_length = Some(count);
         self
     }
 
-    /// Sets the most messages held at once.
+    /// Sets the most body bytes of ready messages (`x-max-length-bytes`).
     ///
     /// # Examples
     /// ```
-    /// assert_eq!(shmq::QueueOptions::default().max_messages(100).max_messages, 100);
+    /// assert_eq!(shmq::QueueOptions::default().max_length_bytes(10).max_length_bytes, Some(10));
     /// ```
     #[must_use]
-    pub fn max_messages(mut self, count: u32) -> Self {
-        self.max_messages = count;
+    pub fn max_length_bytes(mut self, bytes: u64) -> Self {
+        self.max_length_bytes = Some(bytes);
         self
     }
 
     /// Sets the largest message.
     ///
     /// # Examples
-    /// See [`QueueOptions`].
+    /// ```
+    /// assert_eq!(shmq::QueueOptions::default().max_message_bytes(100).max_message_bytes, 100);
+    /// ```
     #[must_use]
     pub fn max_message_bytes(mut self, bytes: u32) -> Self {
         self.max_message_bytes = bytes;
@@ -193,27 +228,28 @@ impl QueueOptions {
         self
     }
 
-    /// The normalised options a declare will store: capacities rounded up to
-    /// powers of two. Two option sets conflict iff their normal forms differ.
+    /// The normalised options a declare will store: the first ring's size
+    /// rounded up to a power of two. Two option sets conflict iff their
+    /// normal forms differ.
     ///
     /// # Errors
-    /// `InvalidOptions` if the sizes are out of range.
+    /// `InvalidOptions` if a size is out of range.
     ///
     /// # Examples
     /// ```
-    /// let o = shmq::QueueOptions::default().capacity_bytes(1000).max_messages(3).max_message_bytes(100);
+    /// let o = shmq::QueueOptions::default().capacity_bytes(1000);
     /// assert_eq!(o.normalized().unwrap().capacity_bytes, 1024);
     /// ```
     pub fn normalized(&self) -> Result<QueueOptions, Error> {
         let geometry = self.geometry()?;
         Ok(QueueOptions {
             capacity_bytes: u64::from(geometry.data_units) * UNIT as u64,
-            max_messages: geometry.slot_count,
             message_ttl: self.message_ttl.map(|d| Duration::from_millis(d.as_millis().min(u128::from(u64::MAX)) as u64)),
             ..self.clone()
         })
     }
 
+    /// The first ring's geometry.
     pub(crate) fn geometry(&self) -> Result<Geometry, Error> {
         let max_bytes = u64::from(MAX_DATA_UNITS) * UNIT as u64;
         let min_bytes = u64::from(MIN_DATA_UNITS) * UNIT as u64;
@@ -223,21 +259,26 @@ impl QueueOptions {
                 self.capacity_bytes
             )));
         }
-        if self.max_messages == 0 || self.max_messages > MAX_SLOTS {
-            return Err(Error::InvalidOptions(format!("max_messages {} is out of range: use 1..={MAX_SLOTS}", self.max_messages)));
-        }
-        let data_units = (self.capacity_bytes.div_ceil(UNIT as u64)).next_power_of_two() as u32;
-        let slot_count = self.max_messages.next_power_of_two().max(2);
-        let geometry = Geometry { slot_count, data_units };
-        let limit = u64::from(geometry.max_record_units()) * UNIT as u64;
-        if u64::from(self.max_message_bytes) > limit {
+        if u64::from(self.max_message_bytes) > MAX_MESSAGE_BYTES {
             return Err(Error::InvalidOptions(format!(
-                "max_message_bytes {} is over half the capacity ({limit} bytes): raise capacity_bytes or lower max_message_bytes",
+                "max_message_bytes {} is over {MAX_MESSAGE_BYTES} (512 MiB), the most one ring holds",
                 self.max_message_bytes
             )));
         }
-        Ok(geometry)
+        if self.max_length.is_some_and(|n| n > u64::from(u32::MAX)) {
+            return Err(Error::InvalidOptions(format!("max_length {} is over {}", self.max_length.unwrap_or(0), u32::MAX)));
+        }
+        let data_units = (self.capacity_bytes.div_ceil(UNIT as u64)).next_power_of_two() as u32;
+        Ok(Geometry { slot_count: slots_for(data_units), data_units })
     }
+}
+
+/// The largest `max_message_bytes`: half the largest ring.
+pub(crate) const MAX_MESSAGE_BYTES: u64 = MAX_DATA_UNITS as u64 * UNIT as u64 / 2;
+
+/// Slots for a ring of `data_units`: one per [`BYTES_PER_SLOT`].
+pub(crate) fn slots_for(data_units: u32) -> u32 {
+    ((u64::from(data_units) * UNIT as u64 / BYTES_PER_SLOT) as u32).clamp(2, MAX_SLOTS)
 }
 
 /// How a consumer acknowledges.

@@ -18,7 +18,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::TempNs;
-use shmq::QueueOptions;
+use shmq::{Overflow, QueueOptions};
 
 fn spawn_agent(t: &TempNs, role: &str, log: &std::path::Path, prefix: &str, extra: &[&str]) -> Child {
     t.shmq()
@@ -42,7 +42,7 @@ fn run_chaos(batch: bool) {
     let t = TempNs::in_shm(if batch { "chaos1-batch" } else { "chaos1-recv" });
     // A small ring, so a dead consumer's held slot blocks the publisher soon
     // and the wrap is reached many times.
-    let options = QueueOptions::default().capacity_bytes(16 << 10).max_messages(64).max_message_bytes(64);
+    let options = QueueOptions::default().capacity_bytes(16 << 10).max_length(64).max_message_bytes(64).overflow(Overflow::Block);
     t.ns.declare_queue("work", &options).unwrap();
     let producer_log = t.path().join("producer.log");
     let consumer_log = t.path().join("consumer.log");

@@ -46,7 +46,7 @@ fn a_sweeper_out_of_descriptors_never_takes_live_peers_for_dead() {
 
     // A live producer's open reservation is not abandoned.
     let t = TempNs::in_shm("emfile-producer");
-    t.ns.declare_queue("q", &QueueOptions::default().max_messages(4).overflow(Overflow::Reject)).unwrap();
+    t.ns.declare_queue("q", &QueueOptions::default().max_length(4).overflow(Overflow::Reject)).unwrap();
     let a_ns = Namespace::open_dir(t.path()).unwrap();
     let mut a = a_ns.producer("q").unwrap();
     let mut reservation = a.reserve(&Properties::new(), 8).unwrap();

@@ -10,7 +10,7 @@ use common::TempNs;
 use shmq::{ConsumerOptions, Error, QueueOptions};
 
 fn options() -> QueueOptions {
-    QueueOptions::default().capacity_bytes(4096).max_messages(16).max_message_bytes(512)
+    QueueOptions::default().capacity_bytes(4096).max_length(16).max_message_bytes(512)
 }
 
 fn queue_file(t: &TempNs) -> std::path::PathBuf {

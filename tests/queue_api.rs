@@ -100,7 +100,7 @@ fn messages_from_zero_bytes_to_the_limit_round_trip() {
 #[test]
 fn small_messages_take_small_records() {
     let t = TempNs::new("packing");
-    let options = QueueOptions::default().capacity_bytes(64 * 1024).max_messages(4096).max_message_bytes(16 * 1024);
+    let options = QueueOptions::default().capacity_bytes(64 * 1024).max_length(4096).max_message_bytes(16 * 1024);
     t.ns.declare_queue("q", &options.clone().overflow(Overflow::Reject)).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
     let mut published = 0;
@@ -173,7 +173,7 @@ fn prefetch_limits_unacked_deliveries() {
 #[test]
 fn reject_policy_returns_queue_full_and_loses_nothing() {
     let t = TempNs::new("reject");
-    let options = QueueOptions::default().capacity_bytes(4096).max_messages(8).max_message_bytes(256).overflow(Overflow::Reject);
+    let options = QueueOptions::default().capacity_bytes(4096).max_length(8).max_message_bytes(256).overflow(Overflow::Reject);
     t.ns.declare_queue("q", &options).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
     for i in 0..8u8 {
@@ -189,7 +189,7 @@ fn reject_policy_returns_queue_full_and_loses_nothing() {
 #[test]
 fn drop_oldest_policy_keeps_the_newest() {
     let t = TempNs::new("dropoldest");
-    let options = QueueOptions::default().capacity_bytes(4096).max_messages(4).max_message_bytes(256).overflow(Overflow::DropOldest);
+    let options = QueueOptions::default().capacity_bytes(4096).max_length(4).max_message_bytes(256).overflow(Overflow::DropOldest);
     t.ns.declare_queue("q", &options).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
     for i in 0..10u8 {
@@ -204,7 +204,7 @@ fn drop_oldest_policy_keeps_the_newest() {
 #[test]
 fn drop_oldest_never_drops_unacked_messages() {
     let t = TempNs::new("dropunacked");
-    let options = QueueOptions::default().capacity_bytes(4096).max_messages(2).max_message_bytes(256).overflow(Overflow::DropOldest);
+    let options = QueueOptions::default().capacity_bytes(4096).max_length(2).max_message_bytes(256).overflow(Overflow::DropOldest);
     t.ns.declare_queue("q", &options).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
     producer.publish_batch(&[b"a", b"b"]).unwrap();
@@ -220,7 +220,7 @@ fn drop_oldest_never_drops_unacked_messages() {
 #[test]
 fn block_policy_times_out_then_resumes_when_space_frees() {
     let t = TempNs::new("block");
-    let options = QueueOptions::default().capacity_bytes(4096).max_messages(2).max_message_bytes(256);
+    let options = QueueOptions::default().capacity_bytes(4096).max_length(2).max_message_bytes(256);
     t.ns.declare_queue("q", &options).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
     producer.set_publish_timeout(Some(Duration::from_millis(30)));
@@ -340,7 +340,7 @@ fn publish_batch_larger_than_the_ring_is_split_and_never_stuck() {
     // claim could take them all. The batch must go through in ring-sized
     // chunks while a consumer drains, in order, none lost.
     let t = TempNs::new("bigbatch");
-    t.ns.declare_queue("q", &small().max_messages(16)).unwrap();
+    t.ns.declare_queue("q", &small().max_length(16)).unwrap();
     let consumer_ns = t.ns.clone();
     let drained = std::thread::spawn(move || {
         let consumer = consumer_ns.consumer("q", ConsumerOptions::default()).unwrap();

@@ -60,7 +60,7 @@ fn dead_consumers_messages_come_back_while_a_busy_consumer_works_a_100k_backlog(
         return;
     }
     let t = TempNs::in_shm("recovery-latency");
-    let options = QueueOptions::default().capacity_bytes(32 << 20).max_messages(1 << 18);
+    let options = QueueOptions::default().capacity_bytes(32 << 20).max_length(1 << 18);
     t.ns.declare_queue("q", &options).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
     for i in 0..HELD + BACKLOG {
@@ -103,7 +103,7 @@ fn dead_consumers_messages_come_back_while_a_busy_consumer_works_a_100k_backlog(
 /// other handle of this process doing anything.
 fn held_messages_come_back_through(test: &str, poll: impl Fn(&shmq::Namespace) -> Vec<u8>) {
     let t = TempNs::in_shm(&test[..20]);
-    t.ns.declare_queue("q", &QueueOptions::default().max_messages(4).overflow(Overflow::Reject)).unwrap();
+    t.ns.declare_queue("q", &QueueOptions::default().max_length(4).overflow(Overflow::Reject)).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
     for i in 0..4u8 {
         producer.publish(&[i]).unwrap();
@@ -179,7 +179,7 @@ fn a_consumer_at_its_prefetch_limit_recovers_a_dead_consumers_messages() {
         return;
     }
     let t = TempNs::in_shm("recovery-prefetch");
-    t.ns.declare_queue("q", &QueueOptions::default().max_messages(8)).unwrap();
+    t.ns.declare_queue("q", &QueueOptions::default().max_length(8)).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
     for i in 0..5u8 {
         producer.publish(&[i]).unwrap();

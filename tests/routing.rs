@@ -195,7 +195,7 @@ fn auto_delete_exchange_goes_with_its_last_binding() {
 #[test]
 fn fanout_to_a_full_drop_oldest_queue_does_not_hold_back_the_others() {
     let t = TempNs::new("r-fanout-full");
-    let tiny = QueueOptions::default().capacity_bytes(4096).max_messages(4).max_message_bytes(256).overflow(Overflow::DropOldest);
+    let tiny = QueueOptions::default().capacity_bytes(4096).max_length(4).max_message_bytes(256).overflow(Overflow::DropOldest);
     t.ns.declare_queue("slow", &tiny).unwrap();
     let rejecting = tiny.clone().overflow(Overflow::Reject);
     t.ns.declare_queue("strict", &rejecting).unwrap();

@@ -28,7 +28,7 @@ fn idle_producers_cached_reclaim_position_stays_exact_past_2_pow_32_data_units()
     let t = TempNs::in_shm("wrap-data");
     let options = QueueOptions::default()
         .capacity_bytes(UNITS * 8)
-        .max_messages(4096)
+        .max_length(4096)
         .max_message_bytes(HALF_BYTES as u32)
         .overflow(Overflow::Reject);
     t.ns.declare_queue("q", &options).unwrap();
@@ -69,7 +69,7 @@ fn idle_producers_cached_reclaim_position_stays_exact_past_2_pow_32_data_units()
 /// Claims, writes and commits one message; false if the ring was full.
 fn publish(ring: &Ring<HeapMemory>, owner: u16, hint: &mut ReclaimHint, body: &[u8]) -> bool {
     let units = body.len().div_ceil(8) as u32;
-    let Ok(claim) = ring.try_claim(owner, &[units], hint) else { return false };
+    let Ok(claim) = ring.try_claim(owner, &[units], hint, u32::MAX) else { return false };
     let (start, end) = ring.place(claim.data, units);
     // SAFETY: the claim gave us [start, end).
     assert!(unsafe { ring.memory().write_data(ring.data_offset(start), body) });

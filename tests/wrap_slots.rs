@@ -22,7 +22,7 @@ fn idle_producers_cached_reclaim_position_stays_exact_past_2_pow_32_slots() {
     let mut busy_hint = ReclaimHint::default();
     let empty = [0u32; BATCH];
     let publish = |owner: u16, hint: &mut ReclaimHint, count: usize| -> Result<u32, ClaimError> {
-        let claim = ring.try_claim(owner, &empty[..count], hint)?;
+        let claim = ring.try_claim(owner, &empty[..count], hint, u32::MAX)?;
         for i in 0..count as u32 {
             ring.commit(claim.first.wrapping_add(i), claim.data, claim.data, 0, 0, 0);
         }

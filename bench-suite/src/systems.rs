@@ -537,7 +537,7 @@ fn ring_bytes(size: usize) -> u64 {
 }
 
 fn queue_options(size: usize) -> shmq::QueueOptions {
-    shmq::QueueOptions::default().capacity_bytes(ring_bytes(size)).max_messages(4096).max_message_bytes(size as u32 + 64)
+    shmq::QueueOptions::default().capacity_bytes(ring_bytes(size)).max_message_bytes(size as u32 + 64)
 }
 
 type IceService = iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>;

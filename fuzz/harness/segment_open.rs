@@ -37,7 +37,7 @@ fn options() -> NamespaceOptions {
 }
 
 fn queue_options() -> QueueOptions {
-    QueueOptions::default().capacity_bytes(4096).max_messages(16).max_message_bytes(512)
+    QueueOptions::default().capacity_bytes(4096).max_message_bytes(512)
 }
 
 struct Fixture {

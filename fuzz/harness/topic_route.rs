@@ -45,7 +45,7 @@ fn fixture() -> Fixture {
     let _ = std::fs::remove_dir_all(&root);
     let limits = RoutingLimits { max_exchanges: 64, max_queues: 64, max_bindings: 256, table_bytes: 64 << 10 };
     let ns = Namespace::open_dir_with(&root, NamespaceOptions::default().routing_limits(limits)).expect("open the fuzzing namespace");
-    let small = QueueOptions::default().capacity_bytes(4096).max_messages(16).max_message_bytes(512);
+    let small = QueueOptions::default().capacity_bytes(4096).max_message_bytes(512);
     for i in 0..MAX_BINDINGS {
         ns.declare_queue(&format!("q{i}"), &small).expect("declare a queue");
     }

@@ -52,7 +52,7 @@ fn queue_removal_races_with_a_publish() {
                 if ring.memory().is_deleted() {
                     return false;
                 }
-                let claim = ring.try_claim(0, &[1], &mut ReclaimHint::default()).unwrap();
+                let claim = ring.try_claim(0, &[1], &mut ReclaimHint::default(), u32::MAX).unwrap();
                 let (start, end) = ring.place(claim.data, 1);
                 // SAFETY: the claim gave us [start, end).
                 assert!(unsafe { ring.memory().write_data(ring.data_offset(start), &[9; 8]) });

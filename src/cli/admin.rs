@@ -11,17 +11,21 @@ use super::{namespace, table, Cli, CliResult, Command};
 pub struct DeclareArgs {
     /// Queue name.
     pub name: String,
-    /// Data capacity in bytes (default 8 MiB, as `QueueOptions::default()`).
+    /// Bytes of the queue's first ring (default 8 MiB); it grows beyond.
     #[arg(long)]
     pub capacity: Option<u64>,
-    /// Most messages held at once.
+    /// Most ready messages (RabbitMQ's x-max-length).
     #[arg(long)]
-    pub max_messages: Option<u32>,
+    pub max_length: Option<u64>,
+    /// Most body bytes of ready messages (RabbitMQ's x-max-length-bytes).
+    #[arg(long)]
+    pub max_length_bytes: Option<u64>,
     /// Largest message (body plus properties) in bytes.
     #[arg(long)]
     pub max_message: Option<u32>,
-    /// block, reject or drop-oldest.
-    #[arg(long, default_value = "block")]
+    /// At max-length/max-length-bytes: drop-head (RabbitMQ's default),
+    /// reject-publish or block.
+    #[arg(long, default_value = "drop-head")]
     pub overflow: shmq::Overflow,
     /// Message TTL in milliseconds.
     #[arg(long)]
@@ -37,8 +41,11 @@ impl DeclareArgs {
         if let Some(bytes) = self.capacity {
             options = options.capacity_bytes(bytes);
         }
-        if let Some(n) = self.max_messages {
-            options = options.max_messages(n);
+        if let Some(n) = self.max_length {
+            options = options.max_length(n);
+        }
+        if let Some(n) = self.max_length_bytes {
+            options = options.max_length_bytes(n);
         }
         if let Some(n) = self.max_message {
             options = options.max_message_bytes(n);
@@ -294,7 +301,8 @@ fn stats_json(s: &shmq::QueueStats) -> serde_json::Value {
     json!({
         "name": s.name, "messages_ready": s.ready, "messages_unacked": s.unacked,
         "consumers": s.consumers, "producers": s.producers, "bytes_used": s.bytes_used,
-        "capacity_bytes": s.capacity_bytes, "max_messages": s.max_messages,
+        "capacity_bytes": s.capacity_bytes, "rings": s.rings,
+        "max_length": s.options.max_length, "max_length_bytes": s.options.max_length_bytes,
         "max_message_bytes": s.options.max_message_bytes, "overflow": s.options.overflow.to_string(),
         "message_ttl_ms": s.options.message_ttl.map(|d| d.as_millis() as u64),
         "published": s.published, "delivered": s.delivered, "acked": s.acked,

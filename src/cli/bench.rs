@@ -256,7 +256,7 @@ fn throughput(ns: &shmq::Namespace, system: System, size: usize, messages: u64, 
 
 fn queue_options(size: usize) -> shmq::QueueOptions {
     let capacity = ((size as u64 + 64) * 4096).next_power_of_two().max(1 << 20);
-    shmq::QueueOptions::default().capacity_bytes(capacity).max_messages(4096).max_message_bytes(size as u32 + 64)
+    shmq::QueueOptions::default().capacity_bytes(capacity).max_message_bytes(size as u32 + 64)
 }
 
 fn latency(ns: &shmq::Namespace, system: System, size: usize, round_trips: u64) -> Result<[f64; 4], Box<dyn std::error::Error>> {

@@ -10,6 +10,8 @@ use super::{namespace, Cli, CliResult};
 /// export imports back exactly (RabbitMQ has no queue-level `block`).
 const SHMQ_OVERFLOW: &str = "x-shmq-overflow";
 const SHMQ_MAX_MESSAGE: &str = "x-shmq-max-message-bytes";
+/// shmq's first-ring size, kept across export and import.
+const SHMQ_CAPACITY: &str = "x-shmq-capacity-bytes";
 
 fn arg_json(v: &shmq::ArgValue) -> Value {
     match v {
@@ -45,13 +47,18 @@ pub fn export_value(ns: &shmq::Namespace) -> Result<Value, Box<dyn std::error::E
         }
         let o = &stats.options;
         let mut args = Map::new();
-        args.insert("x-max-length-bytes".into(), json!(o.capacity_bytes));
-        args.insert("x-max-length".into(), json!(o.max_messages));
+        if let Some(n) = o.max_length {
+            args.insert("x-max-length".into(), json!(n));
+        }
+        if let Some(n) = o.max_length_bytes {
+            args.insert("x-max-length-bytes".into(), json!(n));
+        }
         let rabbit_overflow = match o.overflow {
             shmq::Overflow::DropOldest => "drop-head",
             shmq::Overflow::Reject | shmq::Overflow::Block => "reject-publish",
         };
         args.insert("x-overflow".into(), json!(rabbit_overflow));
+        args.insert(SHMQ_CAPACITY.into(), json!(o.capacity_bytes));
         args.insert(SHMQ_OVERFLOW.into(), json!(o.overflow.to_string()));
         args.insert(SHMQ_MAX_MESSAGE.into(), json!(o.max_message_bytes));
         if let Some(ttl) = o.message_ttl {
@@ -105,10 +112,13 @@ pub fn import_value(ns: &shmq::Namespace, defs: &Value) -> Result<(usize, usize,
         let num = |k: &str| args.get(k).and_then(Value::as_u64);
         let mut options = shmq::QueueOptions::default();
         if let Some(bytes) = num("x-max-length-bytes") {
-            options = options.capacity_bytes(bytes);
+            options = options.max_length_bytes(bytes);
         }
         if let Some(n) = num("x-max-length") {
-            options = options.max_messages(n.min(u64::from(u32::MAX)) as u32);
+            options = options.max_length(n);
+        }
+        if let Some(bytes) = num(SHMQ_CAPACITY) {
+            options = options.capacity_bytes(bytes);
         }
         if let Some(n) = num(SHMQ_MAX_MESSAGE) {
             options = options.max_message_bytes(n.min(u64::from(u32::MAX)) as u32);

@@ -6,7 +6,11 @@ use crate::error::Error;
 use crate::liveness;
 use crate::nsdir::validate_name;
 use crate::options::QueueOptions;
-use crate::ring::layout::ROLE_CONSUMER;
+use std::sync::Arc;
+
+use crate::queue::chain::Chain;
+use crate::queue::{Agent, QueueHandle};
+use crate::ring::layout::ROLE_PRODUCER;
 use crate::ring::Ring;
 use crate::routing::QueueMeta;
 use crate::segment::{self, Created, QueueConfig};
@@ -88,7 +92,7 @@ impl Namespace {
         if registered && options.exclusive {
             self.shared.exclusive.lock().unwrap_or_else(|e| e.into_inner()).push(name.to_owned());
         }
-        Ok(self.stats_of(&Ring::new(segment)))
+        Ok(self.stats_of(&Chain::new(Arc::new(QueueHandle { ring: Ring::new(segment), ns: self.shared.clone() }))))
     }
 
     /// An auto-delete queue whose consumers all died (after it had one):
@@ -185,12 +189,18 @@ impl Namespace {
     /// # }
     /// ```
     pub fn purge_queue(&self, name: &str) -> Result<u64, Error> {
-        let agent = self.attach(name, ROLE_CONSUMER, 0)?;
+        let chain = self.chain(name)?;
+        let peer = self.shared.peer()?;
         let mut purged = 0;
-        while agent.queue.ring.discard_oldest(agent.owner) {
-            purged += 1;
+        for handle in chain.segments() {
+            let agent = Agent::attach(handle, peer.clone(), ROLE_PRODUCER, 0)?;
+            while agent.queue.ring.discard_oldest(agent.owner) {
+                purged += 1;
+            }
+            agent.queue.ring.reclaim();
+            agent.queue.ring.notify_producers();
         }
-        agent.queue.ring.notify_producers();
+        chain.retire();
         Ok(purged)
     }
 
@@ -224,8 +234,11 @@ fn check_same(existing: &QueueConfig, requested: &QueueConfig) -> Result<(), Err
     if e.capacity_bytes != r.capacity_bytes {
         return fail("capacity_bytes", e.capacity_bytes.to_string(), r.capacity_bytes.to_string());
     }
-    if e.max_messages != r.max_messages {
-        return fail("max_messages", e.max_messages.to_string(), r.max_messages.to_string());
+    if e.max_length != r.max_length {
+        return fail("max_length", format!("{:?}", e.max_length), format!("{:?}", r.max_length));
+    }
+    if e.max_length_bytes != r.max_length_bytes {
+        return fail("max_length_bytes", format!("{:?}", e.max_length_bytes), format!("{:?}", r.max_length_bytes));
     }
     if e.max_message_bytes != r.max_message_bytes {
         return fail("max_message_bytes", e.max_message_bytes.to_string(), r.max_message_bytes.to_string());

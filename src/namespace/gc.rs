@@ -5,7 +5,6 @@ use super::Namespace;
 use crate::error::Error;
 use crate::liveness;
 use crate::nsdir::Sub;
-use crate::ring::Ring;
 
 impl Namespace {
     /// Recovers what dead processes left in every queue: requeues their
@@ -30,14 +29,28 @@ impl Namespace {
         let dir = &self.shared.dir;
         // Sweepers lock the rows they free with their own liveness token.
         let me = self.shared.peer()?;
+        let mut live_ids = std::collections::HashSet::new();
         for name in self.list_queues()? {
-            let Ok(segment) = self.open_segment(&name) else { continue };
-            let ring = Ring::new(segment);
-            let report = ring.recover(me.token, &mut |token| liveness::is_alive(dir, token));
-            ring.reclaim();
-            total.requeued += report.requeued;
-            total.abandoned += report.abandoned;
-            total.agents_freed += report.agents_freed;
+            let Ok(chain) = self.chain(&name) else { continue };
+            live_ids.insert(format!("{:016x}.", chain.first.segment().config.queue_id));
+            for handle in chain.segments() {
+                let ring = &handle.ring;
+                let report = ring.recover(me.token, &mut |token| liveness::is_alive(dir, token));
+                ring.reclaim();
+                total.requeued += report.requeued;
+                total.abandoned += report.abandoned;
+                total.agents_freed += report.agents_freed;
+            }
+            chain.retire();
+        }
+        // Later rings of queues that are gone (a deleter that died midway);
+        // a minute old at least, so not those of a queue declared since.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let stale = |sub: Sub, name: &str| dir.stat(sub, name).is_some_and(|s| u64::try_from(s.st_mtime).is_ok_and(|t| now.saturating_sub(t) > 60));
+        for extent in dir.list(Sub::Extents).unwrap_or_default() {
+            if !live_ids.iter().any(|prefix| extent.starts_with(prefix.as_str())) && stale(Sub::Extents, &extent) {
+                dir.unlink(Sub::Extents, &extent);
+            }
         }
         // Exclusive and auto-delete queues of dead processes go with the
         // next table change; make one that changes nothing else.
@@ -45,9 +58,7 @@ impl Namespace {
         // Segments a creator was building when it died stay in tmp/; nothing
         // builds one for a minute.
         for name in dir.list(Sub::Tmp).unwrap_or_default() {
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            let stale = dir.stat(Sub::Tmp, &name).is_some_and(|s| u64::try_from(s.st_mtime).is_ok_and(|t| now.saturating_sub(t) > 60));
-            if stale {
+            if stale(Sub::Tmp, &name) {
                 dir.unlink(Sub::Tmp, &name);
             }
         }

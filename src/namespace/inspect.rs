@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::message::PropertiesRef;
 use crate::namespace::Namespace;
 use crate::ring::layout::{AGENT_SLOTS, ROLE_CONSUMER, ROLE_PRODUCER};
-use crate::ring::{Ring, RingMemory};
+use crate::ring::RingMemory;
 use crate::sync::Ordering;
 
 /// A copy of a ready message, taken without consuming it.
@@ -79,26 +79,29 @@ impl Namespace {
     /// # }
     /// ```
     pub fn peek(&self, queue: &str, max: usize) -> Result<Vec<PeekedMessage>, Error> {
-        let ring = Ring::new(self.open_segment(queue)?);
+        let chain = self.chain(queue)?;
         let mut out = Vec::new();
-        for pos in ring.live_positions() {
-            if out.len() >= max {
-                break;
-            }
-            let Some((word, record)) = ring.ready_snapshot(pos) else { continue };
-            let segment = ring.memory();
-            let offset = ring.data_offset(record.data_start);
-            // Lengths come from shared memory: checked arithmetic, and
-            // `copy_racy` bounds both copies by the mapping.
-            let body_offset = offset.checked_add(record.props_len as usize);
-            let (Some(props), Some(body)) = (
-                segment.copy_racy(offset, record.props_len as usize),
-                body_offset.and_then(|at| segment.copy_racy(at, record.body_len as usize)),
-            ) else {
-                continue;
-            };
-            if ring.control_unchanged(pos, word) {
-                out.push(PeekedMessage { props, body, redelivered: record.redelivered() });
+        for handle in chain.segments() {
+            let ring = &handle.ring;
+            for pos in ring.live_positions() {
+                if out.len() >= max {
+                    break;
+                }
+                let Some((word, record)) = ring.ready_snapshot(pos) else { continue };
+                let segment = ring.memory();
+                let offset = ring.data_offset(record.data_start);
+                // Lengths come from shared memory: checked arithmetic, and
+                // `copy_racy` bounds both copies by the mapping.
+                let body_offset = offset.checked_add(record.props_len as usize);
+                let (Some(props), Some(body)) = (
+                    segment.copy_racy(offset, record.props_len as usize),
+                    body_offset.and_then(|at| segment.copy_racy(at, record.body_len as usize)),
+                ) else {
+                    continue;
+                };
+                if ring.control_unchanged(pos, word) {
+                    out.push(PeekedMessage { props, body, redelivered: record.redelivered() });
+                }
             }
         }
         Ok(out)

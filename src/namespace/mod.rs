@@ -30,6 +30,7 @@ use crate::nsdir::{validate_name, Create, NamespaceDir, Sub};
 use crate::options::ConsumerOptions;
 use crate::queue::consumer::Consumer;
 use crate::queue::producer::Producer;
+use crate::queue::chain::Chain;
 use crate::queue::{Agent, QueueHandle};
 use crate::ring::layout::{ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::ring::Ring;
@@ -55,6 +56,12 @@ pub struct NamespaceOptions {
     pub group_shared: bool,
     /// Routing-table capacities, used when this open creates the namespace.
     pub routing_limits: RoutingLimits,
+    /// Bytes the namespace's queues may take in all, used when this open
+    /// creates the namespace (RabbitMQ's memory high watermark, in spirit):
+    /// queues grow until it is reached, then publishers that need room block
+    /// until consumers make some. `None`: 40 % of the file system's free
+    /// space at creation.
+    pub memory_budget: Option<u64>,
 }
 
 impl NamespaceOptions {
@@ -79,6 +86,19 @@ impl NamespaceOptions {
     #[must_use]
     pub fn routing_limits(mut self, limits: RoutingLimits) -> Self {
         self.routing_limits = limits;
+        self
+    }
+
+    /// Sets the memory budget for a new namespace.
+    ///
+    /// # Examples
+    /// ```
+    /// let options = shmq::NamespaceOptions::default().memory_budget(64 << 20);
+    /// assert_eq!(options.memory_budget, Some(64 << 20));
+    /// ```
+    #[must_use]
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
         self
     }
 }
@@ -213,10 +233,10 @@ impl Namespace {
         let dir = Arc::new(dir);
         let path = dir.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
-        segment::ensure_namespace_marker(&dir, &format!("ns-{:016x}", liveness::random_token()))?;
+        let budget = segment::ensure_namespace_marker(&dir, &format!("ns-{:016x}", liveness::random_token()), options.memory_budget)?;
         let routing_tmp = format!("routing-{:016x}", liveness::random_token());
         let routing = RoutingSegment::open_or_create(&dir, &routing_tmp, options.routing_limits)?;
-        Ok(Namespace { shared: Arc::new(NamespaceState::new(dir, name, routing)) })
+        Ok(Namespace { shared: Arc::new(NamespaceState::new(dir, name, routing, budget)) })
     }
 
     /// The namespace's directory.
@@ -305,6 +325,12 @@ impl Namespace {
         let peer = self.shared.peer()?;
         let queue = Arc::new(QueueHandle { ring: Ring::new(segment), ns: self.shared.clone() });
         Agent::attach(queue, peer, role, prefetch)
+    }
+
+    /// A queue's chain of rings, mapped for reading.
+    pub(crate) fn chain(&self, name: &str) -> Result<Chain, Error> {
+        let segment = self.open_segment(name)?;
+        Ok(Chain::new(Arc::new(QueueHandle { ring: Ring::new(segment), ns: self.shared.clone() })))
     }
 
     pub(crate) fn closest_queue(&self, name: &str) -> Option<String> {

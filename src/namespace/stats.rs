@@ -6,8 +6,8 @@ use super::Namespace;
 use crate::error::Error;
 use crate::options::QueueOptions;
 use crate::ring::layout::{ROLE_CONSUMER, ROLE_PRODUCER};
-use crate::ring::{Ring, RingMemory};
-use crate::segment;
+use crate::queue::chain::Chain;
+use crate::ring::RingMemory;
 use crate::sync::Ordering;
 
 /// Counts and figures of one queue. Stale as soon as it is returned when
@@ -29,10 +29,11 @@ pub struct QueueStats {
     pub producers: u32,
     /// Data bytes in use (ready, unacked, and not yet reclaimed).
     pub bytes_used: u64,
-    /// Data capacity in bytes.
+    /// Data bytes of the queue's rings now (it grows and shrinks with its
+    /// backlog).
     pub capacity_bytes: u64,
-    /// The most messages held at once.
-    pub max_messages: u32,
+    /// Rings the queue has now (1 unless it grew for a backlog).
+    pub rings: u32,
     /// The options the queue was declared with.
     pub options: QueueOptions,
     /// Messages published, ever.
@@ -86,19 +87,21 @@ impl Namespace {
     /// # }
     /// ```
     pub fn queue_stats(&self, name: &str) -> Result<QueueStats, Error> {
-        let ring = Ring::new(self.open_segment(name)?);
-        Ok(self.stats_of(&ring))
+        Ok(self.stats_of(&self.chain(name)?))
     }
 
-    pub(super) fn stats_of(&self, ring: &Ring<segment::QueueSegment>) -> QueueStats {
-        let segment = ring.memory();
-        let (ready, bytes_used) = ring.depth();
+    /// Stats of a queue's chain: sizes summed over its rings; counters and
+    /// handles from its first segment, where every handle keeps its row.
+    pub(super) fn stats_of(&self, chain: &Chain) -> QueueStats {
+        let segment = chain.first.segment();
+        let (ready, bytes_used) = chain.depth();
+        let rings = chain.segments();
         let mut stats = QueueStats {
             name: segment.config.name.clone(),
-            ready: u64::from(ready),
+            ready,
             bytes_used,
-            capacity_bytes: u64::from(segment.config.geometry.data_units) * crate::ring::layout::UNIT as u64,
-            max_messages: segment.config.geometry.slot_count,
+            capacity_bytes: rings.iter().map(|r| u64::from(r.ring.geometry().data_units) * crate::ring::layout::UNIT as u64).sum(),
+            rings: rings.len() as u32,
             options: segment.config.options(),
             ..QueueStats::default()
         };

@@ -1,12 +1,14 @@
 //! Consuming, acking and waiting.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
+use super::chain::Chain;
 use super::{bump, now_ms, spin_until, Agent, STALL_BEFORE_RECOVERY, WAIT_SLICE};
 use crate::error::{AckError, RecvError};
 use crate::message::PropertiesRef;
 use crate::options::{AckMode, ConsumerOptions};
+use crate::ring::layout::{Counters, ROLE_CONSUMER};
 use crate::ring::{Record, Settle, Take};
 use crate::sync::Ordering;
 
@@ -61,7 +63,16 @@ pub struct DeliveryTag(pub u64);
 /// # }
 /// ```
 pub struct Consumer {
-    agent: Agent,
+    chain: Chain,
+    /// This consumer's row in the queue's first segment: its counters,
+    /// unacked count and prefetch, for stats and `list-consumers`.
+    home: Agent,
+    /// The rings this consumer is attached to, by slot; `None` in a slot
+    /// means the first segment (through `home`). A slot stays put while a
+    /// delivery from it lives, so deliveries name their ring by slot.
+    rings: RefCell<Vec<Option<RingEntry>>>,
+    /// The slot of the ring consumed now (the oldest with messages).
+    current: Cell<usize>,
     options: ConsumerOptions,
     unacked: Cell<u32>,
     stalled_since: Cell<Option<(u32, Instant)>>,
@@ -76,6 +87,16 @@ pub struct Consumer {
     tags: DeliveryTags,
 }
 
+/// One ring this consumer is attached to.
+struct RingEntry {
+    /// `None` for the first segment: `home` is the agent there.
+    agent: Option<Agent>,
+    seq: u64,
+    /// Deliveries from this ring that are alive or unacked: the ring stays
+    /// mapped (and its slot unchanged) while any is.
+    held: Cell<u32>,
+}
+
 /// Delivery tags as AMQP channels give them: a counter that only grows,
 /// from 1, and (manual ack) a map from each held delivery's tag to its slot
 /// position. A settled tag is gone from the map, so a stale tag never
@@ -84,7 +105,7 @@ pub struct Consumer {
 #[derive(Default)]
 struct DeliveryTags {
     last: Cell<u64>,
-    held: std::cell::RefCell<std::collections::HashMap<u64, u32>>,
+    held: RefCell<std::collections::HashMap<u64, (usize, u32)>>,
 }
 
 impl DeliveryTags {
@@ -92,22 +113,22 @@ impl DeliveryTags {
     /// acking allocate nothing in the steady state.
     fn with_capacity(prefetch: u32) -> Self {
         let room = if prefetch == 0 { 64 } else { prefetch.min(4096) as usize };
-        Self { last: Cell::new(0), held: std::cell::RefCell::new(std::collections::HashMap::with_capacity(room)) }
+        Self { last: Cell::new(0), held: RefCell::new(std::collections::HashMap::with_capacity(room)) }
     }
 
-    /// The tag of a new delivery at slot position `pos`; `hold` records it
-    /// for settling by tag (manual ack).
-    fn tag_for(&self, pos: u32, hold: bool) -> u64 {
+    /// The tag of a new delivery at slot position `pos` of ring slot
+    /// `ring`; `hold` records it for settling by tag (manual ack).
+    fn tag_for(&self, ring: usize, pos: u32, hold: bool) -> u64 {
         let tag = self.last.get() + 1;
         self.last.set(tag);
         if hold {
-            self.held.borrow_mut().insert(tag, pos);
+            self.held.borrow_mut().insert(tag, (ring, pos));
         }
         tag
     }
 
-    /// The slot position of held delivery `tag`, forgetting it.
-    fn take(&self, tag: u64) -> Option<u32> {
+    /// The ring slot and position of held delivery `tag`, forgetting it.
+    fn take(&self, tag: u64) -> Option<(usize, u32)> {
         self.held.borrow_mut().remove(&tag)
     }
 }
@@ -125,6 +146,8 @@ impl DeliveryTags {
 /// See [`Consumer`].
 pub struct Delivery<'c> {
     consumer: &'c Consumer,
+    /// The consumer's ring slot this came from.
+    ring: usize,
     record: Record,
     tag: u64,
     settled: bool,
@@ -132,8 +155,12 @@ pub struct Delivery<'c> {
 
 impl Consumer {
     pub(crate) fn new(agent: Agent, options: ConsumerOptions, auto_delete: Option<crate::Namespace>) -> Self {
+        let chain = Chain::new(agent.queue.clone());
         Self {
-            agent,
+            chain,
+            home: agent,
+            rings: RefCell::new(vec![Some(RingEntry { agent: None, seq: 0, held: Cell::new(0) })]),
+            current: Cell::new(0),
             options,
             unacked: Cell::new(0),
             stalled_since: Cell::new(None),
@@ -158,7 +185,7 @@ impl Consumer {
     /// # }
     /// ```
     pub fn queue_name(&self) -> &str {
-        self.agent.queue.name()
+        self.home.queue.name()
     }
 
     /// Deliveries this consumer holds unacked (always 0 in auto mode once
@@ -191,8 +218,8 @@ impl Consumer {
     /// ```
     pub fn try_recv(&self) -> Result<Delivery<'_>, RecvError> {
         match self.poll()? {
-            Some(record) => Ok(self.delivery(record)),
-            None => Err(if self.agent.queue.is_deleted() { RecvError::QueueDeleted } else { RecvError::Empty }),
+            Some((ring, record)) => Ok(self.delivery(ring, record)),
+            None => Err(if self.chain.is_deleted() { RecvError::QueueDeleted } else { RecvError::Empty }),
         }
     }
 
@@ -254,7 +281,6 @@ impl Consumer {
     pub fn drain(&self, max: usize, mut handle: impl FnMut(Delivery<'_>)) -> Result<usize, RecvError> {
         const CHUNK: usize = 32;
         let manual = self.options.ack_mode == AckMode::Manual;
-        let ring = &self.agent.queue.ring;
         let mut handled = 0;
         let mut records = [Record::default(); CHUNK];
         self.defer_reclaim.set(true);
@@ -270,15 +296,16 @@ impl Consumer {
             if want == 0 {
                 break Ok(handled);
             }
-            let batch = ring.take_batch(self.agent.owner, !manual, &mut now_ms, &mut records[..want]);
+            let current = self.current.get();
+            let batch = self.with_agent(current, |agent| agent.queue.ring.take_batch(agent.owner, !manual, &mut now_ms, &mut records[..want]));
             if batch.expired > 0 {
-                bump(&self.agent.counters().expired, u64::from(batch.expired));
+                bump(&self.counters().expired, u64::from(batch.expired));
             }
             for record in &records[..batch.got] {
-                self.on_delivered(record);
+                self.on_delivered(current, record);
             }
             for record in &records[..batch.got] {
-                handle(self.delivery(*record));
+                handle(self.delivery(current, *record));
             }
             handled += batch.got;
             match batch.last {
@@ -287,15 +314,25 @@ impl Consumer {
                 _ => {}
             }
             if batch.got == 0 && batch.expired == 0 {
-                break Ok(handled);
+                // The batch path reads one ring; the single path also finds
+                // requeued messages in older rings and moves to the next.
+                match self.poll() {
+                    Ok(Some((ring, record))) => {
+                        handle(self.delivery(ring, record));
+                        handled += 1;
+                    }
+                    Ok(None) => break Ok(handled),
+                    Err(e) => break if handled > 0 { Ok(handled) } else { Err(e) },
+                }
             }
         };
         self.defer_reclaim.set(false);
-        if handled == 0 {
-            self.agent.tick(1);
-        }
-        if handled > 0 && ring.reclaim() {
-            ring.notify_producers();
+        if handled > 0 {
+            self.with_agent(self.current.get(), |agent| {
+                if agent.queue.ring.reclaim() {
+                    agent.queue.ring.notify_producers();
+                }
+            });
         }
         result
     }
@@ -349,12 +386,21 @@ impl Consumer {
     }
 
     fn settle(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<(), AckError> {
-        let pos = self.tags.take(tag.0).ok_or(AckError::UnknownDeliveryTag(tag.0))?;
-        if !self.agent.queue.ring.settle_with(self.agent.owner, pos, how, !self.defer_reclaim.get()) {
+        let (ring, pos) = self.tags.take(tag.0).ok_or(AckError::UnknownDeliveryTag(tag.0))?;
+        let settled = self.with_agent(ring, |agent| {
+            let settled = agent.queue.ring.settle_with(agent.owner, pos, how, !self.defer_reclaim.get());
+            if settled && how == Settle::Requeue {
+                // A requeue into an older ring: consumers look there first.
+                agent.queue.ring.notify_consumers();
+            }
+            settled
+        });
+        if !settled {
             return Err(AckError::UnknownDeliveryTag(tag.0));
         }
+        self.release_hold(ring);
         self.unacked.set(self.unacked.get().saturating_sub(1));
-        let slot = self.agent.slot();
+        let slot = self.home.slot();
         slot.unacked.store(self.unacked.get(), Ordering::Relaxed);
         if ack {
             bump(&slot.counters.acked, 1);
@@ -362,19 +408,44 @@ impl Consumer {
         Ok(())
     }
 
-    fn delivery(&self, record: Record) -> Delivery<'_> {
-        let tag = self.tags.tag_for(record.pos, self.options.ack_mode == AckMode::Manual);
-        Delivery { consumer: self, record, tag, settled: false }
+    /// This consumer's counters (in the queue's first segment).
+    #[inline]
+    fn counters(&self) -> &Counters {
+        self.home.counters()
+    }
+
+    /// Runs `f` on the agent of ring slot `ring`.
+    #[inline]
+    fn with_agent<R>(&self, ring: usize, f: impl FnOnce(&Agent) -> R) -> R {
+        let rings = self.rings.borrow();
+        match rings.get(ring).and_then(Option::as_ref).and_then(|entry| entry.agent.as_ref()) {
+            Some(agent) => f(agent),
+            None => f(&self.home),
+        }
+    }
+
+    /// One delivery from ring slot `ring` is gone (settled, or dropped in
+    /// auto mode).
+    #[inline]
+    fn release_hold(&self, ring: usize) {
+        if let Some(Some(entry)) = self.rings.borrow().get(ring) {
+            entry.held.set(entry.held.get().saturating_sub(1));
+        }
+    }
+
+    fn delivery(&self, ring: usize, record: Record) -> Delivery<'_> {
+        let tag = self.tags.tag_for(ring, record.pos, self.options.ack_mode == AckMode::Manual);
+        Delivery { consumer: self, ring, record, tag, settled: false }
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Delivery<'_>, RecvError> {
         let mut spins: u32 = 0;
         let mut spun = false;
         loop {
-            if let Some(record) = self.poll()? {
-                return Ok(self.delivery(record));
+            if let Some((ring, record)) = self.poll()? {
+                return Ok(self.delivery(ring, record));
             }
-            if self.agent.queue.is_deleted() {
+            if self.chain.is_deleted() {
                 return Err(RecvError::QueueDeleted);
             }
             if self.options.busy_poll {
@@ -383,7 +454,7 @@ impl Consumer {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(RecvError::Timeout);
                     }
-                    self.agent.maybe_recover(false);
+                    self.sweep(false);
                 }
                 core::hint::spin_loop();
                 continue;
@@ -397,15 +468,16 @@ impl Consumer {
                     outcome = self.poll();
                     !matches!(outcome, Ok(None))
                 });
-                if let Some(record) = outcome? {
-                    return Ok(self.delivery(record));
+                if let Some((ring, record)) = outcome? {
+                    return Ok(self.delivery(ring, record));
                 }
                 continue;
             }
-            let not_empty = self.agent.queue.ring.not_empty();
+            let queue = self.with_agent(self.current.get(), |agent| agent.queue.clone());
+            let not_empty = queue.ring.not_empty();
             let ticket = not_empty.prepare_wait();
-            if let Some(record) = self.poll()? {
-                return Ok(self.delivery(record));
+            if let Some((ring, record)) = self.poll()? {
+                return Ok(self.delivery(ring, record));
             }
             let slice = match deadline {
                 Some(d) => {
@@ -419,39 +491,51 @@ impl Consumer {
             };
             not_empty.wait(ticket, Some(slice));
             spun = false;
-            self.agent.maybe_recover(false);
+            self.sweep(false);
         }
     }
 
     /// One attempt to take a message; `None` if nothing is deliverable.
-    fn poll(&self) -> Result<Option<Record>, RecvError> {
+    /// Requeued messages in older rings come first, then the current ring;
+    /// a closed ring that dispatched everything hands over to the next.
+    fn poll(&self) -> Result<Option<(usize, Record)>, RecvError> {
         let manual = self.options.ack_mode == AckMode::Manual;
         if manual && self.options.prefetch != 0 && self.unacked.get() >= self.options.prefetch {
             // A poller that only ever hears "full" or "empty" still sweeps.
-            self.agent.tick(1);
+            self.tick(1);
             return Err(RecvError::PrefetchFull(self.options.prefetch));
         }
-        let ring = &self.agent.queue.ring;
         loop {
+            let current = self.current.get();
+            let seq = self.seq_of(current);
+            if self.chain.head() < seq {
+                if let Some(found) = self.take_older_requeued(seq)? {
+                    return Ok(Some(found));
+                }
+            }
             let check_stall = self.empty_polls.get().is_multiple_of(64);
-            match ring.try_take_checked(self.agent.owner, !manual, check_stall, &mut now_ms) {
+            let take = self.with_agent(current, |agent| agent.queue.ring.try_take_checked(agent.owner, !manual, check_stall, &mut now_ms));
+            match take {
                 Take::Got(record) => {
                     self.empty_polls.set(0);
-                    self.on_delivered(&record);
-                    return Ok(Some(record));
+                    self.on_delivered(current, &record);
+                    return Ok(Some((current, record)));
                 }
-                Take::Expired => bump(&self.agent.counters().expired, 1),
-                Take::Empty => {
-                    if check_stall {
-                        self.stalled_since.set(None);
+                Take::Expired => bump(&self.counters().expired, 1),
+                Take::Empty | Take::Stalled(_) => {
+                    if self.advance(current) {
+                        continue;
                     }
                     self.empty_polls.set(self.empty_polls.get().wrapping_add(1));
-                    self.agent.tick(1);
-                    return Ok(None);
-                }
-                Take::Stalled(pos) => {
-                    self.empty_polls.set(self.empty_polls.get().wrapping_add(1));
-                    self.on_stall(pos);
+                    match take {
+                        Take::Stalled(pos) => self.on_stall(pos),
+                        _ => {
+                            if check_stall {
+                                self.stalled_since.set(None);
+                            }
+                            self.tick(1);
+                        }
+                    }
                     return Ok(None);
                 }
                 Take::Corrupt(pos) => return Err(RecvError::Corrupt(pos)),
@@ -459,11 +543,132 @@ impl Consumer {
         }
     }
 
-    fn on_delivered(&self, record: &Record) {
-        self.agent.tick(1);
+    /// The chain sequence number of ring slot `ring`.
+    #[inline]
+    fn seq_of(&self, ring: usize) -> u64 {
+        self.rings.borrow().get(ring).and_then(Option::as_ref).map_or(0, |entry| entry.seq)
+    }
+
+    /// Takes a requeued message from a ring older than `seq`, if any waits.
+    fn take_older_requeued(&self, seq: u64) -> Result<Option<(usize, Record)>, RecvError> {
+        let manual = self.options.ack_mode == AckMode::Manual;
+        for older in self.chain.head()..seq {
+            let Ok(Some(queue)) = self.chain.segment(older) else { continue };
+            if !queue.ring.may_have_requeued() {
+                continue;
+            }
+            let Some(ring) = self.attach_ring(older) else { continue };
+            let take = self.with_agent(ring, |agent| agent.queue.ring.try_take(agent.owner, !manual, &mut now_ms));
+            match take {
+                Take::Got(record) => {
+                    self.on_delivered(ring, &record);
+                    return Ok(Some((ring, record)));
+                }
+                Take::Expired => bump(&self.counters().expired, 1),
+                Take::Corrupt(pos) => return Err(RecvError::Corrupt(pos)),
+                Take::Empty | Take::Stalled(_) => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// The ring slot attached to chain segment `seq`, attaching if needed.
+    fn attach_ring(&self, seq: u64) -> Option<usize> {
+        if let Some(found) = self.rings.borrow().iter().position(|e| e.as_ref().is_some_and(|e| e.seq == seq)) {
+            return Some(found);
+        }
+        let queue = self.chain.segment(seq).ok().flatten()?;
+        let agent = Agent::attach(queue, self.home.peer.clone(), ROLE_CONSUMER, self.options.prefetch).ok()?;
+        let entry = RingEntry { agent: Some(agent), seq, held: Cell::new(0) };
+        let mut rings = self.rings.borrow_mut();
+        match rings.iter().position(Option::is_none) {
+            Some(free) => {
+                rings[free] = Some(entry);
+                Some(free)
+            }
+            None => {
+                rings.push(Some(entry));
+                Some(rings.len() - 1)
+            }
+        }
+    }
+
+    /// If the current ring is closed and dispatched everything, makes the
+    /// next one current; true if it moved.
+    fn advance(&self, current: usize) -> bool {
+        let done = self.with_agent(current, |agent| agent.queue.ring.is_closed() && agent.queue.ring.is_dispatched());
+        if !done {
+            return false;
+        }
+        let next = (self.seq_of(current) + 1).max(self.chain.head());
+        if next > self.chain.tail() {
+            return false;
+        }
+        let Some(ring) = self.attach_ring(next) else { return false };
+        self.current.set(ring);
+        self.stalled_since.set(None);
+        self.prune();
+        true
+    }
+
+    /// Detaches from rings behind the current one that hold none of this
+    /// consumer's deliveries, unmapping them.
+    fn prune(&self) {
+        let current = self.current.get();
+        let mut rings = self.rings.borrow_mut();
+        for (index, slot) in rings.iter_mut().enumerate() {
+            if index != current && index != 0 && slot.as_ref().is_some_and(|e| e.held.get() == 0) {
+                *slot = None;
+            }
+        }
+        drop(rings);
+        self.chain.forget_retired();
+    }
+
+    /// Counts `n` operations; sweeps the queue's rings now and then.
+    #[inline]
+    fn tick(&self, n: u32) {
+        if self.with_agent(self.current.get(), |agent| agent.tick(n)) {
+            self.maintain();
+        }
+    }
+
+    /// Sweeps for dead peers (if due, or `force`) and looks after the chain.
+    fn sweep(&self, force: bool) {
+        if self.with_agent(self.current.get(), |agent| agent.maybe_recover(force)).is_some() {
+            self.maintain();
+        }
+    }
+
+    /// Chain upkeep, every sweep: recover older rings (their dead
+    /// consumers' messages come back), retire drained ones, shrink an idle
+    /// large tail, and detach from what is no longer needed.
+    fn maintain(&self) {
+        let seq = self.seq_of(self.current.get());
+        for older in self.chain.head()..seq {
+            if let Ok(Some(queue)) = self.chain.segment(older) {
+                queue.recover(self.home.peer.token);
+            }
+        }
+        if seq > 0 {
+            self.home.maybe_recover(true);
+        }
+        self.chain.retire();
+        if seq == self.chain.tail() {
+            let queue = self.with_agent(self.current.get(), |agent| agent.queue.clone());
+            self.chain.shrink_if_idle(&queue);
+        }
+        self.prune();
+    }
+
+    fn on_delivered(&self, ring: usize, record: &Record) {
+        self.tick(1);
         self.stalled_since.set(None);
         self.unacked.set(self.unacked.get() + 1);
-        let slot = self.agent.slot();
+        if let Some(Some(entry)) = self.rings.borrow().get(ring) {
+            entry.held.set(entry.held.get() + 1);
+        }
+        let slot = self.home.slot();
         slot.unacked.store(self.unacked.get(), Ordering::Relaxed);
         bump(&slot.counters.delivered, 1);
         if record.redelivered() {
@@ -478,7 +683,7 @@ impl Consumer {
         match self.stalled_since.get() {
             Some((p, since)) if p == pos => {
                 if now.duration_since(since) >= STALL_BEFORE_RECOVERY {
-                    self.agent.maybe_recover(true);
+                    self.sweep(true);
                     self.stalled_since.set(Some((pos, now)));
                 }
             }
@@ -490,10 +695,12 @@ impl Consumer {
 impl Drop for Consumer {
     fn drop(&mut self) {
         if self.unacked.get() > 0 {
-            self.agent.queue.ring.requeue_all_of(self.agent.owner);
+            for ring in 0..self.rings.borrow().len() {
+                self.with_agent(ring, |agent| agent.queue.ring.requeue_all_of(agent.owner));
+            }
         }
         if let Some(ns) = &self.auto_delete {
-            if !self.agent.queue.ring.has_consumers(Some(self.agent.owner)) {
+            if !self.home.queue.ring.has_consumers(Some(self.home.owner)) {
                 let _ = ns.delete_queue(self.queue_name());
             }
         }
@@ -502,13 +709,17 @@ impl Drop for Consumer {
 
 impl<'c> Delivery<'c> {
     fn bytes(&self, skip: usize, len: usize) -> &[u8] {
-        let queue = &self.consumer.agent.queue;
-        let offset = queue.ring.data_offset(self.record.data_start) + skip;
-        match queue.segment().data_ptr(offset, len) {
+        let ptr = self.consumer.with_agent(self.ring, |agent| {
+            let queue = &agent.queue;
+            let offset = queue.ring.data_offset(self.record.data_start) + skip;
+            queue.segment().data_ptr(offset, len)
+        });
+        match ptr {
             // SAFETY: the record is DELIVERED to us until settled, which takes
             // `self` (or happens on drop), so no one writes these bytes while
             // the borrow lives; `deliver` validated the range and data_ptr
-            // bounds-checked it.
+            // bounds-checked it. The ring stays mapped while this delivery
+            // lives: its slot's `held` count includes it (see `prune`).
             Some(ptr) => unsafe { std::slice::from_raw_parts(ptr, len) },
             None => &[],
         }
@@ -590,9 +801,11 @@ impl Drop for Delivery<'_> {
             // Ours alone (auto-ack deliveries have no tag to settle by), so
             // skip the checked settle path.
             let consumer = self.consumer;
-            consumer.agent.queue.ring.finish_owned(self.record.pos, self.record.flags, !consumer.defer_reclaim.get());
+            let reclaim = !consumer.defer_reclaim.get();
+            consumer.with_agent(self.ring, |agent| agent.queue.ring.finish_owned(self.record.pos, self.record.flags, reclaim));
+            consumer.release_hold(self.ring);
             consumer.unacked.set(consumer.unacked.get().saturating_sub(1));
-            let slot = consumer.agent.slot();
+            let slot = consumer.home.slot();
             slot.unacked.store(consumer.unacked.get(), Ordering::Relaxed);
             bump(&slot.counters.acked, 1);
         }
@@ -613,7 +826,7 @@ impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
             .field("queue", &self.queue_name())
-            .field("agent", &self.agent.owner)
+            .field("agent", &self.home.owner)
             .field("options", &self.options)
             .field("unacked", &self.unacked.get())
             .finish()
@@ -627,13 +840,13 @@ mod tests {
     #[test]
     fn every_delivery_gets_a_new_tag_even_at_the_same_position() {
         let tags = DeliveryTags::with_capacity(4);
-        let first = tags.tag_for(10, true);
-        assert_eq!(tags.take(first), Some(10));
+        let first = tags.tag_for(0, 10, true);
+        assert_eq!(tags.take(first), Some((0, 10)));
         // Requeued and delivered again (or 2^32 positions on): position 10.
-        let again = tags.tag_for(10, true);
+        let again = tags.tag_for(0, 10, true);
         assert!(again > first);
         assert_eq!(tags.take(first), None, "a settled tag never settles a later delivery");
-        assert_eq!(tags.take(again), Some(10));
+        assert_eq!(tags.take(again), Some((0, 10)));
     }
 
     #[test]
@@ -641,7 +854,7 @@ mod tests {
         let tags = DeliveryTags::with_capacity(4);
         let mut last = 0;
         for pos in [u32::MAX - 1, u32::MAX, 0, 3, 1, 7] {
-            let tag = tags.tag_for(pos, true);
+            let tag = tags.tag_for(0, pos, true);
             assert!(tag > last);
             last = tag;
         }

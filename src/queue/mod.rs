@@ -1,6 +1,7 @@
 //! The public queue API: producers, consumers and deliveries over a mapped
 //! queue segment.
 
+pub(crate) mod chain;
 pub(crate) mod consumer;
 pub(crate) mod producer;
 
@@ -65,6 +66,12 @@ impl QueueHandle {
         &self.segment().config.name
     }
 
+    /// This segment's place in its queue's chain: 0 for the first.
+    #[inline]
+    pub(crate) fn seq(&self) -> u64 {
+        self.segment().config.seq
+    }
+
     #[inline]
     pub(crate) fn is_deleted(&self) -> bool {
         self.segment().deleted_word().load(Ordering::Relaxed) != 0
@@ -122,24 +129,28 @@ impl Agent {
     /// Counts `n` messages handled; every [`OPS_PER_CLOCK_CHECK`] of them,
     /// sweeps if the last sweep is old enough. Keeps recovery of a dead
     /// peer's messages within a second on handles that never wait.
+    /// Returns true if it swept (the caller may then look after its queue's
+    /// other segments too).
     #[inline]
-    pub(crate) fn tick(&self, n: u32) {
+    pub(crate) fn tick(&self, n: u32) -> bool {
         let ops = self.ops.get().wrapping_add(n);
         self.ops.set(ops);
         if ops >= OPS_PER_CLOCK_CHECK {
             self.ops.set(0);
-            self.maybe_recover(false);
+            return self.maybe_recover(false).is_some();
         }
+        false
     }
 
-    /// Sweeps for dead peers if the last sweep is old enough (or `force`).
-    pub(crate) fn maybe_recover(&self, force: bool) -> Recovered {
+    /// Sweeps for dead peers if the last sweep is old enough (or `force`);
+    /// `None` if it did not sweep.
+    pub(crate) fn maybe_recover(&self, force: bool) -> Option<Recovered> {
         let now = Instant::now();
         if !force && now.duration_since(self.last_sweep.get()) < SWEEP_INTERVAL {
-            return Recovered::default();
+            return None;
         }
         self.last_sweep.set(now);
-        self.queue.recover(self.peer.token)
+        Some(self.queue.recover(self.peer.token))
     }
 }
 

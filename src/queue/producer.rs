@@ -2,12 +2,39 @@
 
 use std::time::{Duration, Instant};
 
+use super::chain::{Chain, Grown};
 use super::{bump, now_ms, spin_until, Agent, WAIT_SLICE};
 use crate::error::PublishError;
 use crate::message::Properties;
 use crate::options::Overflow;
-use crate::ring::layout::UNIT;
+use crate::ring::layout::{ROLE_PRODUCER, UNIT};
 use crate::ring::{Claim, ClaimError, ReclaimHint, RingMemory};
+
+/// Why a publish is waiting.
+///
+/// # Examples
+/// ```
+/// assert_ne!(shmq::WaitReason::MemoryBudget, shmq::WaitReason::QueueFull);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WaitReason {
+    /// The namespace's memory budget is reached and the queue must grow:
+    /// flow control, RabbitMQ's `connection.blocked` at its memory alarm.
+    MemoryBudget,
+    /// The queue is at its `max_length`/`max_length_bytes` and its overflow
+    /// policy is `block`.
+    QueueFull,
+}
+
+/// Called about every 50 ms while a publish waits, with why; returning
+/// false abandons the publish with [`PublishError::Interrupted`]. Lets a
+/// caller report flow control (pika's `connection.blocked` callbacks) and
+/// stop waiting (Python's Ctrl-C).
+pub type WaitHook = std::sync::Arc<dyn Fn(WaitReason) -> bool + Send + Sync>;
+
+/// How long a publish blocked by the memory budget sleeps between looks:
+/// room comes back when a consumer retires a ring, which wakes nobody here.
+const BUDGET_WAIT_SLICE: Duration = Duration::from_millis(10);
 
 /// Most messages one `publish_batch` call claims at once.
 pub const MAX_BATCH: usize = 64;
@@ -35,10 +62,20 @@ pub const MAX_BATCH: usize = 64;
 /// # }
 /// ```
 pub struct Producer {
+    chain: Chain,
+    /// Attached to the ring this producer claims in (the tail, or the one
+    /// it claimed in last).
     agent: Agent,
+    /// Its row in the queue's first segment, once `agent` is in a later
+    /// one: every handle keeps its counters there, for stats.
+    home: Option<Agent>,
     timeout: Option<Duration>,
     /// Last seen reclaim cursor; see `Ring::try_claim`.
     reclaim_hint: ReclaimHint,
+    wait_hook: Option<WaitHook>,
+    /// The last publish waited for the memory budget and has not got room
+    /// since.
+    blocked: bool,
 }
 
 /// A message being written in place: fill [`body_mut`](Reservation::body_mut),
@@ -77,7 +114,53 @@ struct Encoded {
 
 impl Producer {
     pub(crate) fn new(agent: Agent) -> Self {
-        Self { agent, timeout: None, reclaim_hint: ReclaimHint::default() }
+        let chain = Chain::new(agent.queue.clone());
+        Self { chain, agent, home: None, timeout: None, reclaim_hint: ReclaimHint::default(), wait_hook: None, blocked: false }
+    }
+
+    /// Sets the hook called while a publish waits (see [`WaitHook`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-hook-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// let mut producer = ns.producer("q").unwrap();
+    /// producer.set_wait_hook(Some(std::sync::Arc::new(|reason| {
+    ///     eprintln!("publish waiting: {reason:?}");
+    ///     true
+    /// })));
+    /// # drop(producer); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn set_wait_hook(&mut self, hook: Option<WaitHook>) {
+        self.wait_hook = hook;
+    }
+
+    /// True if this producer's last publish had to wait for the namespace's
+    /// memory budget and has not had room since: flow control is on
+    /// (RabbitMQ's `connection.blocked`).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-blocked-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// let producer = ns.producer("q").unwrap();
+    /// assert!(!producer.is_blocked());
+    /// # drop(producer); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn is_blocked(&self) -> bool {
+        self.blocked
+    }
+
+    /// This handle's counters (in the queue's first segment).
+    #[inline]
+    fn counters(&self) -> &crate::ring::layout::Counters {
+        self.home.as_ref().unwrap_or(&self.agent).counters()
     }
 
     /// The queue this producer publishes to.
@@ -153,7 +236,7 @@ impl Producer {
         let ring = &self.agent.queue.ring;
         ring.commit(claim.first, start, end, encoded.props_len as u32, body.len() as u32, encoded.expires_at_ms);
         ring.claim_done(self.agent.owner);
-        bump(&self.agent.counters().published, 1);
+        bump(&self.counters().published, 1);
         ring.notify_consumers();
         self.agent.tick(1);
         Ok(())
@@ -222,7 +305,7 @@ impl Producer {
                 data = end;
             }
             ring.claim_done(self.agent.owner);
-            bump(&self.agent.counters().published, chunk.len() as u64);
+            bump(&self.counters().published, chunk.len() as u64);
             ring.notify_consumers();
             self.agent.tick(chunk.len() as u32);
             done += chunk.len();
@@ -295,87 +378,178 @@ impl Producer {
 
     #[inline]
     fn try_claim(&mut self, units: &[u32]) -> Result<Claim, ClaimError> {
-        self.agent.queue.ring.try_claim(self.agent.owner, units, &mut self.reclaim_hint)
+        let max_ready = self.max_ready();
+        self.agent.queue.ring.try_claim(self.agent.owner, units, &mut self.reclaim_hint, max_ready)
     }
 
-    /// Claims slots and data, applying the overflow policy when full.
+    /// The bound on this ring's ready messages that keeps the queue within
+    /// `max_length`: the limit less what older rings still hold ready.
+    #[inline]
+    fn max_ready(&self) -> u32 {
+        let Some(limit) = self.agent.queue.segment().config.max_length else { return u32::MAX };
+        let seq = self.agent.queue.seq();
+        let older: u64 = if self.chain.head() < seq {
+            (self.chain.head()..seq).filter_map(|s| self.chain.segment(s).ok().flatten()).map(|h| u64::from(h.ring.depth().0)).sum()
+        } else {
+            0
+        };
+        limit.saturating_sub(older).min(u64::from(u32::MAX - 1)) as u32
+    }
+
+    /// Claims slots and data: grows the queue when its ring is full, applies
+    /// the overflow policy at its limits, and waits when the memory budget
+    /// is reached.
     fn claim(&mut self, units: &[u32]) -> Result<Claim, PublishError> {
-        if self.agent.queue.is_deleted() {
-            return Err(PublishError::QueueDeleted);
+        let mut deadline = None;
+        loop {
+            if self.chain.is_deleted() {
+                return Err(PublishError::QueueDeleted);
+            }
+            let got = match self.try_claim(units) {
+                Ok(claim) => Some(claim),
+                Err(ClaimError::Corrupt) => return Err(PublishError::Corrupt),
+                Err(ClaimError::Closed) => self.move_on(units, &mut deadline)?,
+                Err(ClaimError::Full) => self.grow(units, &mut deadline)?,
+                Err(ClaimError::Limit) => self.overflow(units, &mut deadline)?,
+            };
+            if let Some(claim) = got {
+                self.blocked = false;
+                return Ok(claim);
+            }
         }
-        match self.try_claim(units) {
-            Ok(claim) => return Ok(claim),
-            Err(ClaimError::Corrupt) => return Err(PublishError::Corrupt),
-            Err(ClaimError::Full) => {}
+    }
+
+    /// Our ring is closed: move to the tail, or finish a growth step whose
+    /// grower died after closing it.
+    fn move_on(&mut self, units: &[u32], deadline: &mut Option<Option<Instant>>) -> Result<Option<Claim>, PublishError> {
+        if self.chain.tail() > self.agent.queue.seq() {
+            return self.switch_to_tail().map(|()| None);
         }
+        self.grow(units, deadline)
+    }
+
+    /// Our ring has no room: link a larger one, or wait for the budget.
+    fn grow(&mut self, units: &[u32], deadline: &mut Option<Option<Instant>>) -> Result<Option<Claim>, PublishError> {
+        // Room may be held by a dead consumer: sweep before growing.
+        if self.agent.maybe_recover(false).is_some_and(|r| r.requeued > 0 || r.abandoned > 0) {
+            return Ok(None);
+        }
+        let ring = &self.agent.queue.ring;
+        let mut need = 0;
+        for &u in units {
+            need = ring.place(need, u).1;
+        }
+        match self.chain.grow(&self.agent.queue, need) {
+            Ok(Grown::Moved) => self.switch_to_tail().map(|()| None),
+            Ok(Grown::BudgetReached) => {
+                self.blocked = true;
+                self.chain.retire();
+                self.wait(WaitReason::MemoryBudget, units, deadline)
+            }
+            Err(e) => Err(PublishError::Routing(e.to_string())),
+        }
+    }
+
+    /// Attaches to the tail ring and leaves the old one.
+    fn switch_to_tail(&mut self) -> Result<(), PublishError> {
+        let tail = self.chain.tail();
+        let Ok(Some(queue)) = self.chain.segment(tail) else { return Ok(()) };
+        let agent = Agent::attach(queue, self.agent.peer.clone(), ROLE_PRODUCER, 0).map_err(|e| PublishError::Routing(e.to_string()))?;
+        let old = std::mem::replace(&mut self.agent, agent);
+        if old.queue.seq() == 0 {
+            self.home = Some(old);
+        }
+        self.reclaim_hint = ReclaimHint::default();
+        self.chain.forget_retired();
+        Ok(())
+    }
+
+    /// The queue is at its `max_length`: apply the overflow policy.
+    fn overflow(&mut self, units: &[u32], deadline: &mut Option<Option<Instant>>) -> Result<Option<Claim>, PublishError> {
         match self.agent.queue.segment().config.overflow {
             Overflow::Reject => {
-                // Space may be held by a dead consumer: a publisher that
-                // only ever hears "full" still sweeps.
+                // Room may be held by a dead consumer: a publisher that only
+                // ever hears "full" still sweeps.
                 self.agent.tick(1);
                 Err(PublishError::QueueFull)
             }
-            Overflow::DropOldest => loop {
-                if !self.agent.queue.ring.discard_oldest(self.agent.owner) {
-                    self.agent.maybe_recover(false);
-                    return self.try_claim(units).map_err(claim_error);
+            Overflow::DropOldest => {
+                if self.discard_oldest() {
+                    bump(&self.counters().dropped, 1);
+                    return Ok(None);
                 }
-                bump(&self.agent.counters().dropped, 1);
-                match self.try_claim(units) {
-                    Err(ClaimError::Full) => {}
-                    other => return other.map_err(claim_error),
-                }
-            },
-            Overflow::Block => self.claim_blocking(units),
+                // Nothing ready to drop (claims in flight count as ready).
+                self.agent.maybe_recover(false);
+                std::thread::yield_now();
+                Ok(None)
+            }
+            Overflow::Block => self.wait(WaitReason::QueueFull, units, deadline),
         }
     }
 
-    fn claim_blocking(&mut self, units: &[u32]) -> Result<Claim, PublishError> {
-        let deadline = self.timeout.map(|t| Instant::now() + t);
-        loop {
-            let mut outcome = Err(ClaimError::Full);
-            spin_until(|| {
-                outcome = self.try_claim(units);
-                outcome != Err(ClaimError::Full)
-            });
-            match outcome {
-                Err(ClaimError::Full) => {}
-                other => return other.map_err(claim_error),
+    /// Discards the queue's oldest ready message, oldest ring first.
+    fn discard_oldest(&mut self) -> bool {
+        let seq = self.agent.queue.seq();
+        for older in self.chain.head()..seq {
+            let Ok(Some(queue)) = self.chain.segment(older) else { continue };
+            let Ok(agent) = Agent::attach(queue, self.agent.peer.clone(), ROLE_PRODUCER, 0) else { continue };
+            if agent.queue.ring.discard_oldest(agent.owner) {
+                agent.queue.ring.notify_producers();
+                return true;
             }
-            if self.agent.queue.is_deleted() {
-                return Err(PublishError::QueueDeleted);
-            }
-            let queue = self.agent.queue.clone();
-            let not_full = queue.ring.not_full();
-            let ticket = not_full.prepare_wait();
-            match self.try_claim(units) {
-                Err(ClaimError::Full) => {}
-                other => {
-                    return other.map_err(claim_error);
-                }
-            }
-            let slice = match deadline {
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(PublishError::Timeout);
-                    }
-                    (d - now).min(WAIT_SLICE)
-                }
-                None => WAIT_SLICE,
-            };
-            not_full.wait(ticket, Some(slice));
-            // Space may be held by dead consumers' unacked messages.
-            self.agent.maybe_recover(false);
         }
+        let discarded = self.agent.queue.ring.discard_oldest(self.agent.owner);
+        if discarded {
+            self.agent.queue.ring.reclaim();
+        }
+        discarded
     }
-}
 
-fn claim_error(e: ClaimError) -> PublishError {
-    match e {
-        ClaimError::Full => PublishError::QueueFull,
-        ClaimError::Corrupt => PublishError::Corrupt,
+    /// Waits for room once (a wake-up, or a slice of at most 50 ms), after
+    /// spinning briefly; the caller claims again. `Timeout` once the publish
+    /// timeout passed; `Interrupted` if the wait hook says so.
+    fn wait(&mut self, reason: WaitReason, units: &[u32], deadline: &mut Option<Option<Instant>>) -> Result<Option<Claim>, PublishError> {
+        let deadline = *deadline.get_or_insert_with(|| self.timeout.map(|t| Instant::now() + t));
+        if let Some(hook) = &self.wait_hook {
+            if !hook(reason) {
+                return Err(PublishError::Interrupted);
+            }
+        }
+        let waiting = |outcome: &Result<Claim, ClaimError>| matches!(outcome, Err(ClaimError::Full) | Err(ClaimError::Limit));
+        let mut outcome = Err(ClaimError::Full);
+        if spin_until(|| {
+            outcome = self.try_claim(units);
+            !waiting(&outcome)
+        }) {
+            return Ok(outcome.ok());
+        }
+        if self.chain.is_deleted() {
+            return Err(PublishError::QueueDeleted);
+        }
+        let queue = self.agent.queue.clone();
+        let not_full = queue.ring.not_full();
+        let ticket = not_full.prepare_wait();
+        let outcome = self.try_claim(units);
+        if !waiting(&outcome) {
+            return Ok(outcome.ok());
+        }
+        let most = if reason == WaitReason::MemoryBudget { BUDGET_WAIT_SLICE } else { WAIT_SLICE };
+        let slice = match deadline {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(PublishError::Timeout);
+                }
+                (d - now).min(most)
+            }
+            None => most,
+        };
+        not_full.wait(ticket, Some(slice));
+        // Room may be held by dead consumers' unacked messages.
+        self.agent.maybe_recover(false);
+        Ok(None)
     }
+
 }
 
 impl Reservation<'_> {
@@ -404,7 +578,7 @@ impl Reservation<'_> {
         let ring = &agent.queue.ring;
         ring.commit(self.pos, self.start, self.end, self.props_len, self.body_len, self.expires_at_ms);
         ring.claim_done(agent.owner);
-        bump(&agent.counters().published, 1);
+        bump(&self.producer.counters().published, 1);
         ring.notify_consumers();
         agent.tick(1);
     }

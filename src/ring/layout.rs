@@ -89,6 +89,26 @@ pub struct RingHeader {
     /// Bumped when space is reclaimed; blocked publishers sleep on it.
     pub(crate) not_full: Line<EventCount>,
     pub(crate) state: Line<QueueState>,
+    /// Growth: whether this ring still takes claims, and (in a queue's
+    /// first segment) which segments form the queue.
+    pub(crate) chain: Line<ChainState>,
+}
+
+/// A ring's place in its queue's chain of segments (docs/ARCHITECTURE.md,
+/// "Elastic queues"). Producers read `closed` on every claim; the rest is
+/// written once per growth step, so the line stays shared in every cache.
+#[repr(C)]
+pub struct ChainState {
+    /// Non-zero once this ring takes no more claims: producers moved to a
+    /// later segment. Never cleared.
+    pub(crate) closed: AtomicU32,
+    pub(crate) reserved: AtomicU32,
+    /// First segment only: the sequence number of the oldest segment that
+    /// may still hold messages.
+    pub(crate) head: AtomicU64,
+    /// First segment only: the sequence number of the segment producers
+    /// claim in.
+    pub(crate) tail: AtomicU64,
 }
 
 /// One message's slot. The control word is the only thing CASed; the rest
@@ -177,7 +197,7 @@ const _: () = {
     assert!(offset_of!(AgentSlot, releasing) == 88);
     assert!(offset_of!(ProduceLine, epoch) == 8);
     assert!(size_of::<Counters>() == 48);
-    assert!(size_of::<RingHeader>() == 7 * LINE);
+    assert!(size_of::<RingHeader>() == 8 * LINE);
     assert!(offset_of!(RingHeader, produce) == 0);
     assert!(offset_of!(RingHeader, read) == LINE);
     assert!(offset_of!(RingHeader, reclaim) == 2 * LINE);
@@ -185,4 +205,7 @@ const _: () = {
     assert!(offset_of!(RingHeader, not_empty) == 4 * LINE);
     assert!(offset_of!(RingHeader, not_full) == 5 * LINE);
     assert!(offset_of!(RingHeader, state) == 6 * LINE);
+    assert!(offset_of!(RingHeader, chain) == 7 * LINE);
+    assert!(offset_of!(ChainState, head) == 8);
+    assert!(offset_of!(ChainState, tail) == 16);
 };

@@ -83,6 +83,10 @@ pub struct Claim {
 pub enum ClaimError {
     /// Not enough free slots or data.
     Full,
+    /// The claim would take the ready messages past the caller's limit.
+    Limit,
+    /// The ring is closed: claim in the queue's next segment.
+    Closed,
     /// The cursors are impossible; the segment is damaged.
     Corrupt,
 }
@@ -265,7 +269,16 @@ impl<M: RingMemory> Ring<M> {
     /// bytes even after reclaiming, or `Corrupt` if the cursors are
     /// impossible. Call [`claim_done`](Ring::claim_done) once the claimed
     /// slots are committed or abandoned.
-    pub fn try_claim(&self, owner: u16, units: &[u32], reclaim_hint: &mut ReclaimHint) -> Result<Claim, ClaimError> {
+    ///
+    /// `max_ready` bounds the messages between the read cursor and the end
+    /// of the claim (the queue's ready messages, requeued ones aside):
+    /// `Limit` if the claim would pass it; `u32::MAX` for no bound. The
+    /// bound is exact: `read` only grows, so the count checked is at least
+    /// the count at the claim.
+    ///
+    /// `Closed` once [`close`](Ring::close) ran: a claim that raced the
+    /// close is given up (its slots abandoned) unless the closer can see it.
+    pub fn try_claim(&self, owner: u16, units: &[u32], reclaim_hint: &mut ReclaimHint, max_ready: u32) -> Result<Claim, ClaimError> {
         let header = self.mem.header();
         let count = units.len() as u32;
         debug_assert!(count >= 1 && count <= self.geo.slot_count);
@@ -278,6 +291,10 @@ impl<M: RingMemory> Ring<M> {
             Err(e)
         };
         loop {
+            // Cheap early out; the check that counts is after the CAS.
+            if header.chain.closed.load(Ordering::Relaxed) != 0 {
+                return fail(ClaimError::Closed);
+            }
             // SYNC POINT PRODUCE: pairs with the AcqRel CAS below in other
             // producers: their epoch bumps (SYNC POINT EPOCH) are visible.
             let current = header.produce.cursor.load(Ordering::Acquire);
@@ -288,6 +305,13 @@ impl<M: RingMemory> Ring<M> {
             let mut end = data;
             for &u in units {
                 end = self.place(end, u).1;
+            }
+            if max_ready != u32::MAX {
+                // SYNC POINT READ (a bound only: orders nothing).
+                let read = header.read.load(Ordering::Acquire);
+                if slot.wrapping_add(count).wrapping_sub(read) > max_ready {
+                    return fail(ClaimError::Limit);
+                }
             }
             let fits = |hint: u64| {
                 let (free_slot, free_data) = unpack_cursor(hint);
@@ -336,12 +360,25 @@ impl<M: RingMemory> Ring<M> {
                 // holders one reload.
                 header.produce.epoch.fetch_add(1, Ordering::Relaxed);
             }
+            // SYNC POINT CLOSE: SeqCst, with the SeqCst load of `closed`
+            // after it, pairs with `close`/`is_drained`: either this claim
+            // sees the ring closed, or whoever closed it (and any consumer
+            // that then finds it drained) sees this claim.
             if header
                 .produce
                 .cursor
-                .compare_exchange_weak(current, pack_cursor(next_slot, end), Ordering::AcqRel, Ordering::Relaxed)
+                .compare_exchange_weak(current, pack_cursor(next_slot, end), Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
             {
+                crate::sync::dekker_fence();
+                if header.chain.closed.load(Ordering::SeqCst) != 0 {
+                    for i in 0..count {
+                        self.abandon(slot.wrapping_add(i));
+                    }
+                    self.claim_done(owner);
+                    self.notify_consumers();
+                    return Err(ClaimError::Closed);
+                }
                 return Ok(Claim { first: slot, data });
             }
             spin_hint();
@@ -377,6 +414,88 @@ impl<M: RingMemory> Ring<M> {
     pub fn abandon(&self, pos: u32) {
         // SYNC POINT PUBLISH (no data to publish, but the same pairing).
         self.slot(pos).control.store(Control::new(pos, 0, 0, ABANDONED).pack(), Ordering::Release);
+    }
+
+    /// Closes the ring to new claims: producers go on in the queue's next
+    /// segment. Claims that raced the close either completed before it (and
+    /// are delivered from here) or give up their slots.
+    pub fn close(&self) {
+        // SYNC POINT CLOSE: pairs with the claim CAS in `try_claim`.
+        self.mem.header().chain.closed.store(1, Ordering::SeqCst);
+        crate::sync::dekker_fence();
+        self.notify_consumers();
+        self.notify_producers();
+    }
+
+    /// True once [`close`](Ring::close) ran.
+    #[inline]
+    pub fn is_closed(&self) -> bool {
+        self.mem.header().chain.closed.load(Ordering::Relaxed) != 0
+    }
+
+    /// True if the ring is closed and every message claimed in it was
+    /// dispatched (`read` reached `produce`): consumers move to the next
+    /// segment, and no message will ever be committed here again.
+    /// Requeued messages may still come back below `read`.
+    pub fn is_dispatched(&self) -> bool {
+        let header = self.mem.header();
+        // SYNC POINT CLOSE: the SeqCst load of `closed`, then of `produce`,
+        // pairs with a claim's CAS and its load of `closed`.
+        if header.chain.closed.load(Ordering::SeqCst) == 0 {
+            return false;
+        }
+        crate::sync::dekker_fence();
+        let read = header.read.load(Ordering::Acquire);
+        let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::SeqCst));
+        read == produced
+    }
+
+    /// True if the ring is closed and every message in it is settled and
+    /// reclaimed: nothing in it will ever be read or written again, but for
+    /// racing claims marking their own slots abandoned.
+    pub fn is_drained(&self) -> bool {
+        if !self.is_dispatched() {
+            return false;
+        }
+        let header = self.mem.header();
+        let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+        let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::SeqCst));
+        free_slot == produced
+    }
+
+    /// True if nothing is in the ring: every claimed slot is settled and
+    /// reclaimed (nothing ready, unacked or being written).
+    pub fn is_empty(&self) -> bool {
+        self.reclaim();
+        let header = self.mem.header();
+        let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+        let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
+        free_slot == produced
+    }
+
+    /// True if a requeued message may wait below `read`.
+    #[inline]
+    pub fn may_have_requeued(&self) -> bool {
+        // SYNC POINT REQUEUE: pairs with the Release store in `requeue`.
+        self.mem.header().requeued.load(Ordering::Acquire) != 0
+    }
+
+    /// Moves `read` past head slots that can never be delivered (abandoned,
+    /// delivered, done), up to the first READY or FREE one.
+    pub fn skip_dead_head(&self) {
+        let header = self.mem.header();
+        let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
+        for _ in 0..self.geo.slot_count {
+            let read = header.read.load(Ordering::Acquire);
+            if read == produced {
+                break;
+            }
+            let ctl = Control::unpack(self.slot(read).control.load(Ordering::Acquire));
+            if ctl.stamp != read || ctl.state == READY || ctl.state == FREE {
+                break;
+            }
+            self.help_past(read);
+        }
     }
 
     /// The eventcount consumers sleep on while the ring is empty.
@@ -960,17 +1079,7 @@ impl<M: RingMemory> Ring<M> {
                 abandoned += 1;
             }
         }
-        for _ in 0..self.geo.slot_count {
-            let read = header.read.load(Ordering::Acquire);
-            if read == produced {
-                break;
-            }
-            let ctl = Control::unpack(self.slot(read).control.load(Ordering::Acquire));
-            if ctl.stamp != read || ctl.state == READY || ctl.state == FREE {
-                break;
-            }
-            self.help_past(read);
-        }
+        self.skip_dead_head();
         abandoned
     }
 

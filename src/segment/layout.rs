@@ -1,12 +1,12 @@
-//! Byte offsets of a queue segment, layout version 2 (docs/LAYOUT.md).
+//! Byte offsets of a queue segment, layout version 4 (docs/LAYOUT.md).
 //!
 //! ```text
 //! 0      segment header (48 B) + queue config (to 128)
 //! 128    queue name, 256 B (length in the config)
 //! 384    reserved, zero
-//! 512    RingHeader, 7 × 128 B
-//! 1408   agent table, 64 × 128 B
-//! 9600   slot array, slot_count × 32 B
+//! 512    RingHeader, 8 × 128 B
+//! 1536   agent table, 64 × 128 B
+//! 9728   slot array, slot_count × 32 B
 //! data   data area, data_units × 8 B, at the next 4096-byte boundary
 //! ```
 
@@ -18,11 +18,15 @@ use crate::ring::Geometry;
 /// First bytes of every shmq segment.
 pub(crate) const MAGIC: [u8; 8] = *b"SHMQSEG\0";
 /// The layout version this build reads and writes.
-pub const LAYOUT_VERSION: u32 = 3;
+pub const LAYOUT_VERSION: u32 = 4;
 /// Segment kind: a queue.
 pub(crate) const KIND_QUEUE: u32 = 1;
 /// Segment kind: a namespace marker.
 pub(crate) const KIND_NAMESPACE: u32 = 2;
+/// Segment kind: a later ring of a queue (`extents/<queue id>.<seq>`).
+pub(crate) const KIND_EXTENT: u32 = 3;
+/// Stored for "no limit" in the limit fields.
+const NO_LIMIT: u64 = u64::MAX;
 /// The ready word's value once the creator finished initialising ("RDY!").
 pub(crate) const READY_VALUE: u32 = u32::from_le_bytes(*b"RDY!");
 
@@ -42,8 +46,8 @@ const PAGE: usize = 4096;
 pub(crate) use crate::ring::{MAX_DATA_UNITS, MAX_SLOTS, MIN_DATA_UNITS};
 
 const _: () = {
-    assert!(AGENTS_OFFSET == 1408);
-    assert!(SLOTS_OFFSET == 9600);
+    assert!(AGENTS_OFFSET == 1536);
+    assert!(SLOTS_OFFSET == 9728);
     assert!(AGENTS_OFFSET.is_multiple_of(128) && SLOTS_OFFSET.is_multiple_of(128));
     assert!(NAME_OFFSET + 256 <= HEADER_BYTES);
 };
@@ -86,7 +90,7 @@ pub(crate) fn encode_queue_header(config: &QueueConfig, offsets: &QueueOffsets) 
     let mut b = [0u8; HEADER_BYTES];
     b[0..8].copy_from_slice(&MAGIC);
     put_u32(&mut b, 8, LAYOUT_VERSION);
-    put_u32(&mut b, 12, KIND_QUEUE);
+    put_u32(&mut b, 12, if config.seq == 0 { KIND_QUEUE } else { KIND_EXTENT });
     // 16: ready word, stored last by the creator.
     put_u32(&mut b, 20, RING_OFFSET as u32);
     put_u64(&mut b, 24, offsets.total);
@@ -101,6 +105,10 @@ pub(crate) fn encode_queue_header(config: &QueueConfig, offsets: &QueueOffsets) 
     put_u32(&mut b, 72, AGENT_SLOTS as u32);
     put_u32(&mut b, 76, config.name.len() as u32);
     b[80..88].copy_from_slice(&(offsets.data as u64).to_le_bytes());
+    put_u64(&mut b, 88, config.queue_id);
+    put_u64(&mut b, 96, config.seq);
+    put_u64(&mut b, 104, config.max_length.unwrap_or(NO_LIMIT));
+    put_u64(&mut b, 112, config.max_length_bytes.unwrap_or(NO_LIMIT));
     b[NAME_OFFSET..NAME_OFFSET + config.name.len()].copy_from_slice(config.name.as_bytes());
     b
 }
@@ -111,8 +119,10 @@ pub(crate) enum HeaderProblem {
     Corrupt(String),
 }
 
-/// Validates a copied-out header against the ready word and the file size.
-pub(crate) fn decode_queue_header(b: &[u8; HEADER_BYTES], ready: u32, file_len: u64) -> Result<QueueConfig, HeaderProblem> {
+/// Validates a copied-out header against the ready word and the file size:
+/// a queue's first segment if `kind` is [`KIND_QUEUE`], a later one if
+/// [`KIND_EXTENT`].
+pub(crate) fn decode_queue_header(b: &[u8; HEADER_BYTES], ready: u32, file_len: u64, expected_kind: u32) -> Result<QueueConfig, HeaderProblem> {
     use HeaderProblem::Corrupt;
     if b[0..8] != MAGIC {
         return Err(Corrupt("not an shmq segment (bad magic)".into()));
@@ -122,8 +132,8 @@ pub(crate) fn decode_queue_header(b: &[u8; HEADER_BYTES], ready: u32, file_len: 
         return Err(HeaderProblem::Version(version));
     }
     let kind = get_u32(b, 12);
-    if kind != KIND_QUEUE {
-        return Err(Corrupt(format!("segment kind {kind} is not a queue")));
+    if kind != expected_kind {
+        return Err(Corrupt(format!("segment kind {kind} is not {}", if expected_kind == KIND_QUEUE { "a queue" } else { "a queue extent" })));
     }
     if ready != READY_VALUE {
         return Err(Corrupt("the creator never finished initialising it (ready word unset)".into()));
@@ -149,8 +159,16 @@ pub(crate) fn decode_queue_header(b: &[u8; HEADER_BYTES], ready: u32, file_len: 
         return Err(Corrupt(format!("file is {file_len} bytes but its header says {}", offsets.total)));
     }
     let max_message_bytes = get_u32(b, 56);
-    if u64::from(max_message_bytes) > u64::from(geometry.max_record_units()) * UNIT as u64 {
-        return Err(Corrupt(format!("largest message {max_message_bytes} is over half the data area")));
+    if u64::from(max_message_bytes) > crate::options::MAX_MESSAGE_BYTES {
+        return Err(Corrupt(format!("largest message {max_message_bytes} is over half the largest ring")));
+    }
+    let seq = get_u64(b, 96);
+    if (seq == 0) != (kind == KIND_QUEUE) {
+        return Err(Corrupt(format!("sequence number {seq} does not fit segment kind {kind}")));
+    }
+    let max_length = Some(get_u64(b, 104)).filter(|&n| n != NO_LIMIT);
+    if max_length.is_some_and(|n| n > u64::from(u32::MAX)) {
+        return Err(Corrupt("max length is over 2^32 - 1".into()));
     }
     let overflow = Overflow::from_u32(get_u32(b, 60)).ok_or_else(|| Corrupt(format!("unknown overflow policy {}", get_u32(b, 60))))?;
     if get_u32(b, 72) as usize != AGENT_SLOTS {
@@ -161,5 +179,15 @@ pub(crate) fn decode_queue_header(b: &[u8; HEADER_BYTES], ready: u32, file_len: 
         return Err(Corrupt(format!("queue name length {name_len} is not in 1..=255")));
     }
     let name = std::str::from_utf8(&b[NAME_OFFSET..NAME_OFFSET + name_len]).map_err(|_| Corrupt("queue name is not UTF-8".into()))?;
-    Ok(QueueConfig { geometry, max_message_bytes, overflow, message_ttl_ms: get_u64(b, 64), name: name.to_owned() })
+    Ok(QueueConfig {
+        geometry,
+        max_message_bytes,
+        overflow,
+        message_ttl_ms: get_u64(b, 64),
+        max_length,
+        max_length_bytes: Some(get_u64(b, 112)).filter(|&n| n != NO_LIMIT),
+        name: name.to_owned(),
+        queue_id: get_u64(b, 88),
+        seq,
+    })
 }

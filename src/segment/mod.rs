@@ -25,11 +25,18 @@ use layout::*;
 /// A validated queue configuration, as stored in the segment header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct QueueConfig {
+    /// This segment's ring sizes (the first segment's are the declared ones).
     pub(crate) geometry: Geometry,
     pub(crate) max_message_bytes: u32,
     pub(crate) overflow: Overflow,
     pub(crate) message_ttl_ms: u64,
+    pub(crate) max_length: Option<u64>,
+    pub(crate) max_length_bytes: Option<u64>,
     pub(crate) name: String,
+    /// Random, fixed at declare: names the queue's later segments.
+    pub(crate) queue_id: u64,
+    /// 0 for the first segment, then 1, 2, ... for each later ring.
+    pub(crate) seq: u64,
 }
 
 impl QueueConfig {
@@ -40,15 +47,21 @@ impl QueueConfig {
             max_message_bytes: options.max_message_bytes,
             overflow: options.overflow,
             message_ttl_ms: options.message_ttl.map_or(0, |d| d.as_millis().min(u128::from(u64::MAX)) as u64),
+            max_length: options.max_length,
+            max_length_bytes: options.max_length_bytes,
             name: name.to_owned(),
+            queue_id: crate::liveness::random_token(),
+            seq: 0,
         })
     }
 
-    /// The options this configuration was declared with.
+    /// The options this configuration was declared with (of the first
+    /// segment's config).
     pub(crate) fn options(&self) -> QueueOptions {
         QueueOptions {
             capacity_bytes: u64::from(self.geometry.data_units) * UNIT as u64,
-            max_messages: self.geometry.slot_count,
+            max_length: self.max_length,
+            max_length_bytes: self.max_length_bytes,
             max_message_bytes: self.max_message_bytes,
             overflow: self.overflow,
             message_ttl: (self.message_ttl_ms != 0).then(|| std::time::Duration::from_millis(self.message_ttl_ms)),
@@ -56,6 +69,17 @@ impl QueueConfig {
             auto_delete: false,
         }
     }
+
+    /// The config of this queue's segment `seq` with ring sizes `geometry`.
+    pub(crate) fn extent(&self, seq: u64, geometry: Geometry) -> Self {
+        Self { geometry, seq, ..self.clone() }
+    }
+}
+
+/// The file name of a queue's later segment: numbers only, so a name read
+/// from shared memory never reaches a path.
+pub(crate) fn extent_name(queue_id: u64, seq: u64) -> String {
+    format!("{queue_id:016x}.{seq}")
 }
 
 /// A mapped queue segment. Implements [`RingMemory`] over the mapping.
@@ -86,9 +110,20 @@ pub(crate) enum Created {
 /// Creates `queues/<config.name>` as a queue segment unless it exists;
 /// `tmp/<tmp_name>` holds the segment while it is being built.
 pub(crate) fn create_queue(dir: &NamespaceDir, tmp_name: &str, config: &QueueConfig) -> Result<Created, Error> {
-    let path = dir.path_of(Sub::Queues, &config.name);
-    if dir.exists(Sub::Queues, &config.name) {
-        return open_queue(dir, &config.name).map(Created::Existing);
+    create_segment(dir, tmp_name, config, Sub::Queues, &config.name)
+}
+
+/// Creates the queue's later segment `config.seq` (`extents/<id>.<seq>`)
+/// unless it exists.
+pub(crate) fn create_extent(dir: &NamespaceDir, tmp_name: &str, config: &QueueConfig) -> Result<Created, Error> {
+    create_segment(dir, tmp_name, config, Sub::Extents, &extent_name(config.queue_id, config.seq))
+}
+
+fn create_segment(dir: &NamespaceDir, tmp_name: &str, config: &QueueConfig, sub: Sub, name: &str) -> Result<Created, Error> {
+    let path = dir.path_of(sub, name);
+    let open_existing = || if sub == Sub::Queues { open_queue(dir, name) } else { open_extent(dir, config, config.seq) };
+    if dir.exists(sub, name) {
+        return open_existing().map(Created::Existing);
     }
     let offsets = QueueOffsets::for_geometry(config.geometry);
     let tmp = dir.path_of(Sub::Tmp, tmp_name);
@@ -97,6 +132,7 @@ pub(crate) fn create_queue(dir: &NamespaceDir, tmp_name: &str, config: &QueueCon
     let cleanup = TmpGuard(dir, tmp_name);
     reserve(dir, &file, offsets.total, &path)?;
     let map = MmapRaw::map_raw(&file).map_err(|e| Error::io(&tmp, e))?;
+    prefault(&file, &map);
     let base = NonNull::new(map.as_mut_ptr()).ok_or_else(|| Error::Corrupt { path: tmp.clone(), reason: "mmap returned null".into() })?;
     let header = encode_queue_header(config, &offsets);
     // SAFETY: the mapping is `offsets.total >= HEADER_BYTES` bytes long and
@@ -105,16 +141,16 @@ pub(crate) fn create_queue(dir: &NamespaceDir, tmp_name: &str, config: &QueueCon
     let segment = QueueSegment { map, base, path: path.clone(), config: config.clone(), offsets, _file: file };
     segment.init_ring();
     // SYNC POINT SEGMENT-READY: Release pairs with the Acquire load in
-    // `open_queue`: the header and ring initialisation are visible to any
+    // `map_segment`: the header and ring initialisation are visible to any
     // process that sees READY.
     segment.ready_word().store(READY_VALUE, Ordering::Release);
-    let linked = dir.link(Sub::Tmp, tmp_name, Sub::Queues, &config.name)?;
+    let linked = dir.link(Sub::Tmp, tmp_name, sub, name)?;
     drop(cleanup);
     if linked {
         Ok(Created::New(segment))
     } else {
         drop(segment);
-        open_queue(dir, &config.name).map(Created::Existing)
+        open_existing().map(Created::Existing)
     }
 }
 
@@ -148,8 +184,27 @@ pub(crate) fn reserve(dir: &NamespaceDir, file: &File, len: u64, path: &Path) ->
 /// size is exactly what its header implies, so that no access through the
 /// mapping can fall beyond the end of the file.
 pub(crate) fn open_queue(dir: &NamespaceDir, name: &str) -> Result<QueueSegment, Error> {
-    let (file, stat) = dir.open_file(Sub::Queues, name, true)?;
-    let path = dir.path_of(Sub::Queues, name);
+    map_segment(dir, Sub::Queues, name, KIND_QUEUE)
+}
+
+/// Maps and validates segment `seq` of the queue whose first segment has
+/// config `first`: it must name the same queue, id and sequence number.
+pub(crate) fn open_extent(dir: &NamespaceDir, first: &QueueConfig, seq: u64) -> Result<QueueSegment, Error> {
+    let name = extent_name(first.queue_id, seq);
+    let segment = map_segment(dir, Sub::Extents, &name, KIND_EXTENT)?;
+    let c = &segment.config;
+    if c.name != first.name || c.queue_id != first.queue_id || c.seq != seq {
+        return Err(Error::Corrupt {
+            path: segment.path.clone(),
+            reason: format!("it claims to be segment {} of queue '{}' (id {:016x}), not segment {seq} of '{}'", c.seq, c.name, c.queue_id, first.name),
+        });
+    }
+    Ok(segment)
+}
+
+fn map_segment(dir: &NamespaceDir, sub: Sub, name: &str, kind: u32) -> Result<QueueSegment, Error> {
+    let (file, stat) = dir.open_file(sub, name, true)?;
+    let path = dir.path_of(sub, name);
     let path = path.as_path();
     let len = u64::try_from(stat.st_size).unwrap_or(0);
     let corrupt = |reason: String| Error::Corrupt { path: path.to_owned(), reason };
@@ -157,7 +212,6 @@ pub(crate) fn open_queue(dir: &NamespaceDir, name: &str) -> Result<QueueSegment,
         return Err(corrupt(format!("truncated: {len} bytes, smaller than the {HEADER_BYTES}-byte header")));
     }
     let map = MmapRaw::map_raw(&file).map_err(|e| Error::io(path, e))?;
-    prefault(&file, &map);
     let base = NonNull::new(map.as_mut_ptr()).ok_or_else(|| corrupt("mmap returned null".into()))?;
     let mut header = [0u8; HEADER_BYTES];
     // SAFETY: the mapping is at least HEADER_BYTES long (checked above). Other
@@ -167,12 +221,14 @@ pub(crate) fn open_queue(dir: &NamespaceDir, name: &str) -> Result<QueueSegment,
     // SAFETY: offset READY_OFFSET is 4-aligned inside the mapping (page-aligned
     // base); only atomics touch that word.
     let ready = unsafe { &*(base.as_ptr().add(READY_OFFSET) as *const AtomicU32) };
-    // SYNC POINT SEGMENT-READY: pairs with the Release store in `create_queue`.
+    // SYNC POINT SEGMENT-READY: pairs with the Release store in `create_segment`.
     let ready = ready.load(Ordering::Acquire);
-    let config = decode_queue_header(&header, ready, len).map_err(|problem| match problem {
+    let config = decode_queue_header(&header, ready, len, kind).map_err(|problem| match problem {
         HeaderProblem::Version(found) => Error::IncompatibleVersion { path: path.to_owned(), found, supported: LAYOUT_VERSION },
         HeaderProblem::Corrupt(reason) => corrupt(reason),
     })?;
+    // Only a valid segment's pages are faulted in: its size was checked.
+    prefault(&file, &map);
     let offsets = QueueOffsets::for_geometry(config.geometry);
     Ok(QueueSegment { map, base, path: path.to_owned(), config, offsets, _file: file })
 }
@@ -210,6 +266,15 @@ impl QueueSegment {
         // never fault, and the caller discards the copy unless the slot's
         // control word shows nobody wrote these bytes meanwhile.
         Some((0..len).map(|i| unsafe { std::ptr::read_volatile(ptr.add(i)) }).collect())
+    }
+
+    /// Gives a retired ring's data pages back to the system: punches them
+    /// out of the file (the size stays). Nothing reads or writes a retired
+    /// ring's data again (claims racing its close give up before writing),
+    /// so no access can fault a page back in. Best effort.
+    pub(crate) fn release_data(&self) {
+        let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+        let _ = rustix::fs::fallocate(&self._file, flags, self.offsets.data as u64, self.offsets.data_len as u64);
     }
 
     /// Flushes the mapping to its file (meaningful for on-disk namespaces).
@@ -275,10 +340,12 @@ pub(crate) fn has_namespace_marker(dir: &NamespaceDir) -> bool {
     dir.exists(Sub::Root, MARKER)
 }
 
-/// A namespace's marker segment: magic, version, ready. Guards against
-/// mixing layout versions in one directory. Creates it if missing; reads at
-/// most 64 bytes of it, and only if it is a regular file.
-pub(crate) fn ensure_namespace_marker(dir: &NamespaceDir, tmp_name: &str) -> Result<(), Error> {
+/// A namespace's marker segment: magic, version, ready, and the memory
+/// budget (bytes 24..32) fixed when the namespace was created. Guards
+/// against mixing layout versions in one directory. Creates it if missing
+/// with `budget` (the caller's choice, else [`default_budget`]); reads at
+/// most 64 bytes of it, and only if it is a regular file. Returns the budget.
+pub(crate) fn ensure_namespace_marker(dir: &NamespaceDir, tmp_name: &str, budget: Option<u64>) -> Result<u64, Error> {
     let path = dir.path_of(Sub::Root, MARKER);
     if !has_namespace_marker(dir) {
         let mut bytes = [0u8; NAMESPACE_MARKER_BYTES];
@@ -286,6 +353,7 @@ pub(crate) fn ensure_namespace_marker(dir: &NamespaceDir, tmp_name: &str) -> Res
         bytes[8..12].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
         bytes[12..16].copy_from_slice(&KIND_NAMESPACE.to_le_bytes());
         bytes[16..20].copy_from_slice(&READY_VALUE.to_le_bytes());
+        bytes[24..32].copy_from_slice(&budget.unwrap_or_else(|| default_budget(dir)).to_le_bytes());
         let mut file = dir.create_file(Sub::Tmp, tmp_name)?;
         let _guard = TmpGuard(dir, tmp_name);
         std::io::Write::write_all(&mut file, &bytes).map_err(|e| Error::io(dir.path_of(Sub::Tmp, tmp_name), e))?;
@@ -304,7 +372,32 @@ pub(crate) fn ensure_namespace_marker(dir: &NamespaceDir, tmp_name: &str) -> Res
     if version != LAYOUT_VERSION {
         return Err(Error::IncompatibleVersion { path, found: version, supported: LAYOUT_VERSION });
     }
-    Ok(())
+    if bytes.len() < 32 {
+        return Err(corrupt("truncated namespace marker (no memory budget)"));
+    }
+    let mut budget = [0u8; 8];
+    budget.copy_from_slice(&bytes[24..32]);
+    Ok(u64::from_le_bytes(budget))
+}
+
+/// The share of the file system's free space a new namespace may use.
+pub(crate) const DEFAULT_BUDGET_PERCENT: u64 = 40;
+
+/// The default memory budget: [`DEFAULT_BUDGET_PERCENT`] of the space free
+/// in the namespace's file system now (1 GiB if it cannot be read).
+pub(crate) fn default_budget(dir: &NamespaceDir) -> u64 {
+    dir.available_bytes().map_or(1 << 30, |free| free / 100 * DEFAULT_BUDGET_PERCENT)
+}
+
+/// Bytes of queue segments in the namespace now (first segments and later
+/// rings): what counts against the memory budget.
+pub(crate) fn bytes_in_use(dir: &NamespaceDir) -> u64 {
+    [Sub::Queues, Sub::Extents]
+        .into_iter()
+        .flat_map(|sub| dir.list(sub).unwrap_or_default().into_iter().map(move |name| (sub, name)))
+        .filter_map(|(sub, name)| dir.stat(sub, &name))
+        .map(|stat| u64::try_from(stat.st_size).unwrap_or(0))
+        .fold(0u64, u64::saturating_add)
 }
 
 /// Atomic-word views used by the namespace to mark deletion.

@@ -12,6 +12,17 @@ pub(crate) use std::sync::atomic::{fence, Ordering};
 #[cfg(shmq_loom)]
 pub(crate) use loom::sync::atomic::{fence, Ordering};
 
+/// Orders a SeqCst store or read-modify-write before a later SeqCst load
+/// of another location (store buffering, Dekker's pattern). SeqCst accesses
+/// alone do that in the C++ model, and on x86-64 they cost nothing extra
+/// (the locked RMW or `xchg` is already a full barrier); loom models SeqCst
+/// accesses as AcqRel, so under loom this is a SeqCst fence.
+#[inline]
+pub(crate) fn dekker_fence() {
+    #[cfg(shmq_loom)]
+    fence(Ordering::SeqCst);
+}
+
 #[cfg(not(shmq_loom))]
 use std::sync::atomic as imp;
 

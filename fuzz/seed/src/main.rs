@@ -22,7 +22,7 @@ fn limits() -> RoutingLimits {
 }
 
 fn small() -> QueueOptions {
-    QueueOptions::default().capacity_bytes(4096).max_messages(16).max_message_bytes(512)
+    QueueOptions::default().capacity_bytes(4096).max_message_bytes(512)
 }
 
 fn write(out: &Path, target: &str, name: &str, bytes: &[u8]) {

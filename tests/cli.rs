@@ -27,7 +27,7 @@ fn management_commands_show_what_processes_did() {
         if q[0]["messages_unacked"] == 1 {
             assert_eq!(q[0]["messages_ready"], 2);
             assert_eq!(q[0]["consumers"], 1);
-            assert_eq!(q[0]["overflow"], "reject");
+            assert_eq!(q[0]["overflow"], "reject-publish");
             break;
         }
         assert!(std::time::Instant::now() < deadline, "consumer never took a message");
@@ -117,7 +117,8 @@ fn export_import_round_trips_in_rabbitmq_definitions_format() {
     assert_eq!(orders["vhost"], "/");
     assert_eq!(orders["durable"], true);
     assert_eq!(orders["arguments"]["x-overflow"], "drop-head");
-    assert_eq!(orders["arguments"]["x-max-length-bytes"], 1048576);
+    assert_eq!(orders["arguments"]["x-shmq-capacity-bytes"], 1048576);
+    assert!(orders["arguments"].get("x-max-length-bytes").is_none(), "no limit was declared");
     assert_eq!(orders["arguments"]["x-message-ttl"], 60000);
     let shop = exported["exchanges"].as_array().unwrap().iter().find(|x| x["name"] == "shop").unwrap().clone();
     assert_eq!((shop["type"].as_str(), shop["arguments"]["alternate-exchange"].as_str()), (Some("topic"), Some("unrouted")));
@@ -158,8 +159,8 @@ fn importing_a_rabbitmq_export_maps_its_arguments() {
     t.run(&["import", file.to_str().unwrap()]);
     let q = json(&t.run(&["list-queues", "--json"]));
     assert_eq!(
-        (q[0]["name"].as_str(), q[0]["capacity_bytes"].as_u64(), q[0]["overflow"].as_str()),
-        (Some("hello"), Some(262144), Some("reject"))
+        (q[0]["name"].as_str(), q[0]["max_length_bytes"].as_u64(), q[0]["overflow"].as_str()),
+        (Some("hello"), Some(262144), Some("reject-publish"))
     );
     t.run(&["publish", "--exchange", "logs", "", "via the imported binding"]);
     assert_eq!(finish(t.spawn(&["consume", "hello", "--count", "1"])), "via the imported binding\t0\n");

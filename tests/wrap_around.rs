@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use common::TempNs;
 use shmq::ring::heap::HeapMemory;
-use shmq::ring::{Geometry, ReclaimHint, Ring, RingMemory, Settle, Take};
+use shmq::ring::{ClaimLimits, Geometry, ReclaimHint, Ring, RingMemory, Settle, Take};
 use shmq::{ConsumerOptions, Overflow, Properties, PublishError, QueueOptions};
 
 /// Reserves and commits a message of `len` body bytes without writing it:
@@ -69,7 +69,7 @@ fn idle_producers_cached_reclaim_position_stays_exact_past_2_pow_32_data_units()
 /// Claims, writes and commits one message; false if the ring was full.
 fn publish(ring: &Ring<HeapMemory>, owner: u16, hint: &mut ReclaimHint, body: &[u8]) -> bool {
     let units = body.len().div_ceil(8) as u32;
-    let Ok(claim) = ring.try_claim(owner, &[units], hint, u32::MAX) else { return false };
+    let Ok(claim) = ring.try_claim(owner, &[units], hint, ClaimLimits::NONE) else { return false };
     let (start, end) = ring.place(claim.data, units);
     // SAFETY: the claim gave us [start, end).
     assert!(unsafe { ring.memory().write_data(ring.data_offset(start), body) });

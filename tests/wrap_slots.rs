@@ -7,7 +7,7 @@
 //! a debug build.
 
 use shmq::ring::heap::HeapMemory;
-use shmq::ring::{ClaimError, Geometry, ReclaimHint, Ring, Take};
+use shmq::ring::{ClaimError, ClaimLimits, Geometry, ReclaimHint, Ring, Take};
 
 #[test]
 #[cfg_attr(debug_assertions, ignore = "4 * 10^9 claims: run `cargo test --release --test wrap_slots`")]
@@ -22,7 +22,7 @@ fn idle_producers_cached_reclaim_position_stays_exact_past_2_pow_32_slots() {
     let mut busy_hint = ReclaimHint::default();
     let empty = [0u32; BATCH];
     let publish = |owner: u16, hint: &mut ReclaimHint, count: usize| -> Result<u32, ClaimError> {
-        let claim = ring.try_claim(owner, &empty[..count], hint, u32::MAX)?;
+        let claim = ring.try_claim(owner, &empty[..count], hint, ClaimLimits::NONE)?;
         for i in 0..count as u32 {
             ring.commit(claim.first.wrapping_add(i), claim.data, claim.data, 0, 0, 0);
         }

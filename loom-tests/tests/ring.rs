@@ -9,7 +9,7 @@ use loom::sync::Arc;
 use loom::thread;
 use shmq::crash::die_after;
 use shmq::ring::heap::HeapMemory;
-use shmq::ring::{Geometry, ReclaimHint, Ring, RingMemory, Settle, Take};
+use shmq::ring::{ClaimLimits, Geometry, ReclaimHint, Ring, RingMemory, Settle, Take};
 
 type HeapRing = Ring<HeapMemory>;
 
@@ -26,7 +26,7 @@ fn ring(slots: u32, units: u32) -> Arc<HeapRing> {
 /// Claims, writes and commits one message; false if the ring was full.
 fn publish(ring: &HeapRing, agent: u16, body: &[u8]) -> bool {
     let units = body.len().div_ceil(8) as u32;
-    let Ok(claim) = ring.try_claim(agent, &[units], &mut ReclaimHint::default(), u32::MAX) else { return false };
+    let Ok(claim) = ring.try_claim(agent, &[units], &mut ReclaimHint::default(), ClaimLimits::NONE) else { return false };
     let (start, end) = ring.place(claim.data, units);
     // SAFETY: the claim gave us [start, end).
     assert!(unsafe { ring.memory().write_data(ring.data_offset(start), body) });
@@ -286,7 +286,7 @@ fn dead_producers_claim_is_abandoned_and_the_queue_flows() {
         let dead_agent = ring.register_agent(DEAD, 1, 1, 0).unwrap();
         let live_agent = ring.register_agent(LIVE, 1, 2, 0).unwrap();
         // The dead producer claimed a slot and died before committing.
-        ring.try_claim(dead_agent, &[1], &mut ReclaimHint::default(), u32::MAX).unwrap();
+        ring.try_claim(dead_agent, &[1], &mut ReclaimHint::default(), ClaimLimits::NONE).unwrap();
         let producer = {
             let ring = ring.clone();
             thread::spawn(move || publish_spinning(&ring, live_agent, &[6; 8]))

@@ -6,7 +6,7 @@
 use loom::sync::Arc;
 use loom::thread;
 use shmq::ring::heap::HeapMemory;
-use shmq::ring::{Geometry, ReclaimHint, Ring, RingMemory, Take};
+use shmq::ring::{ClaimLimits, Geometry, ReclaimHint, Ring, RingMemory, Take};
 use shmq::seqtable::{self, HeapSeqStorage};
 
 #[test]
@@ -52,7 +52,7 @@ fn queue_removal_races_with_a_publish() {
                 if ring.memory().is_deleted() {
                     return false;
                 }
-                let claim = ring.try_claim(0, &[1], &mut ReclaimHint::default(), u32::MAX).unwrap();
+                let claim = ring.try_claim(0, &[1], &mut ReclaimHint::default(), ClaimLimits::NONE).unwrap();
                 let (start, end) = ring.place(claim.data, 1);
                 // SAFETY: the claim gave us [start, end).
                 assert!(unsafe { ring.memory().write_data(ring.data_offset(start), &[9; 8]) });

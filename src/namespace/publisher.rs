@@ -67,6 +67,7 @@ pub struct Publisher {
     scratch: RouteScratch,
     targets: Vec<usize>,
     timeout: Option<Duration>,
+    wait_hook: Option<crate::WaitHook>,
     /// Per-exchange counts not yet added to the shared counters:
     /// `(exchange, hash, published, unroutable)`. Flushed every
     /// `FLUSH_EVERY` publishes and on drop, so the shared counters cost one
@@ -87,6 +88,7 @@ impl Publisher {
             scratch: RouteScratch::default(),
             targets: Vec::new(),
             timeout: None,
+            wait_hook: None,
             pending: Vec::new(),
             since_flush: 0,
         }
@@ -110,6 +112,43 @@ impl Publisher {
         for producer in self.producers.iter_mut().flatten() {
             producer.set_publish_timeout(timeout);
         }
+    }
+
+    /// Sets the hook called while a publish waits for room (flow control at
+    /// the memory budget, or a `block` queue at its limit); see
+    /// [`WaitHook`](crate::WaitHook).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-pubhook-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// let mut publisher = ns.publisher();
+    /// publisher.set_wait_hook(Some(std::sync::Arc::new(|_reason| true)));
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn set_wait_hook(&mut self, hook: Option<crate::WaitHook>) {
+        for producer in self.producers.iter_mut().flatten() {
+            producer.set_wait_hook(hook.clone());
+        }
+        self.wait_hook = hook;
+    }
+
+    /// True if a queue this publisher published to is blocked by flow
+    /// control (its last publish there waited for the memory budget).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-pubblocked-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// assert!(!ns.publisher().is_blocked());
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn is_blocked(&self) -> bool {
+        self.producers.iter().flatten().any(crate::Producer::is_blocked)
     }
 
     /// Publishes `body` to `exchange` (`""` is the default exchange, which
@@ -287,6 +326,7 @@ impl Publisher {
                 match self.ns.producer(&router.queue_names[target]) {
                     Ok(mut p) => {
                         p.set_publish_timeout(self.timeout);
+                        p.set_wait_hook(self.wait_hook.clone());
                         *slot = Some(p);
                     }
                     // Deleted between the snapshot and now: as if unbound.

@@ -44,6 +44,11 @@ const GROWTH_FACTOR: u32 = 4;
 /// rings, so that a retired ring gives back at most this much at a time.
 const MAX_RING_DATA_BYTES: u64 = 256 << 20;
 
+/// The most rings one queue has at once: with rings of up to 256 MiB,
+/// 64 GiB of backlog. A chain read from shared memory that claims more is
+/// damaged, and is walked no further than this.
+pub(crate) const MAX_RINGS: u64 = 256;
+
 /// What [`Chain::grow`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Grown {
@@ -77,12 +82,15 @@ impl Chain {
         self.first.segment().header().chain.head.load(Ordering::Acquire)
     }
 
-    /// The segment producers claim in.
+    /// The segment producers claim in. Read from shared memory, so bounded:
+    /// never more than [`MAX_RINGS`] past the head, never before it.
     #[inline]
     pub(crate) fn tail(&self) -> u64 {
         // SYNC POINT CHAIN: Acquire pairs with the Release store in
         // `link_next`: the new segment's file is complete and linked.
-        self.first.segment().header().chain.tail.load(Ordering::Acquire)
+        let tail = self.first.segment().header().chain.tail.load(Ordering::Acquire);
+        let head = self.head();
+        tail.clamp(head, head.saturating_add(MAX_RINGS - 1))
     }
 
     /// True once the queue was deleted (flagged in its first segment).
@@ -138,6 +146,9 @@ impl Chain {
         if self.tail() != from.seq() {
             return Ok(Grown::Moved);
         }
+        if from.seq() + 1 >= self.head().saturating_add(MAX_RINGS) {
+            return Ok(Grown::BudgetReached);
+        }
         let geometry = next_geometry(from.ring.geometry(), min_units);
         self.link_next(from, geometry)
     }
@@ -163,7 +174,7 @@ impl Chain {
     /// after: a later grower finds the file and the closed ring and
     /// finishes the job.
     fn link_next(&self, from: &QueueHandle, geometry: Geometry) -> Result<Grown, Error> {
-        let next = from.seq() + 1;
+        let next = from.seq().saturating_add(1);
         let dir = &self.ns().dir;
         let config = self.first.segment().config.extent(next, geometry);
         let exists = dir.exists(Sub::Extents, &segment::extent_name(config.queue_id, next));
@@ -192,7 +203,7 @@ impl Chain {
     /// removes its file. Returns how many it retired.
     pub(crate) fn retire(&self) -> u32 {
         let mut retired = 0;
-        loop {
+        for _ in 0..MAX_RINGS {
             let head = self.head();
             if head >= self.tail() {
                 return retired;
@@ -221,9 +232,13 @@ impl Chain {
                 retired += 1;
             }
         }
+        retired
     }
 
     fn advance_head(&self, head: u64) -> bool {
+        if head == u64::MAX {
+            return false;
+        }
         // SYNC POINT CHAIN: Release pairs with the Acquire loads in `head`.
         let chain = &self.first.segment().header().chain;
         chain.head.compare_exchange(head, head + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok()

@@ -600,7 +600,7 @@ impl Consumer {
         if !done {
             return false;
         }
-        let next = (self.seq_of(current) + 1).max(self.chain.head());
+        let next = self.seq_of(current).saturating_add(1).max(self.chain.head());
         if next > self.chain.tail() {
             return false;
         }

@@ -8,7 +8,7 @@ use crate::error::PublishError;
 use crate::message::Properties;
 use crate::options::Overflow;
 use crate::ring::layout::{ROLE_PRODUCER, UNIT};
-use crate::ring::{Claim, ClaimError, ReclaimHint, RingMemory};
+use crate::ring::{Claim, ClaimError, ClaimLimits, ReclaimHint, RingMemory};
 
 /// Why a publish is waiting.
 ///
@@ -76,6 +76,8 @@ pub struct Producer {
     /// The last publish waited for the memory budget and has not got room
     /// since.
     blocked: bool,
+    /// Body bytes of the claim being made (for `max_length_bytes`).
+    claim_bytes: u64,
 }
 
 /// A message being written in place: fill [`body_mut`](Reservation::body_mut),
@@ -115,7 +117,7 @@ struct Encoded {
 impl Producer {
     pub(crate) fn new(agent: Agent) -> Self {
         let chain = Chain::new(agent.queue.clone());
-        Self { chain, agent, home: None, timeout: None, reclaim_hint: ReclaimHint::default(), wait_hook: None, blocked: false }
+        Self { chain, agent, home: None, timeout: None, reclaim_hint: ReclaimHint::default(), wait_hook: None, blocked: false, claim_bytes: 0 }
     }
 
     /// Sets the hook called while a publish waits (see [`WaitHook`]).
@@ -230,7 +232,11 @@ impl Producer {
     /// ```
     pub fn publish_with(&mut self, properties: &Properties<'_>, body: &[u8]) -> Result<(), PublishError> {
         let encoded = self.encode_size(properties, body.len())?;
-        let claim = self.claim(&[encoded.units])?;
+        let Some(claim) = self.claim(&[encoded.units], body.len() as u64)? else {
+            // Dropped at once by drop-head: it alone is over the limit.
+            bump(&self.counters().dropped, 1);
+            return Ok(());
+        };
         let (start, end) = self.agent.queue.ring.place(claim.data, encoded.units);
         self.write_record(start, properties, encoded.props_len, body);
         let ring = &self.agent.queue.ring;
@@ -295,7 +301,12 @@ impl Producer {
             }
             let chunk = &bodies[done..done + count];
             let units = &units[..count];
-            let claim = self.claim(units)?;
+            let bytes = chunk.iter().map(|b| b.len() as u64).sum();
+            let Some(claim) = self.claim(units, bytes)? else {
+                bump(&self.counters().dropped, chunk.len() as u64);
+                done += chunk.len();
+                continue;
+            };
             let ring = &self.agent.queue.ring;
             let mut data = claim.data;
             for (i, (body, &u)) in chunk.iter().zip(units).enumerate() {
@@ -323,7 +334,8 @@ impl Producer {
     /// See [`Reservation`].
     pub fn reserve(&mut self, properties: &Properties<'_>, body_len: usize) -> Result<Reservation<'_>, PublishError> {
         let encoded = self.encode_size(properties, body_len)?;
-        let claim = self.claim(&[encoded.units])?;
+        // A reservation cannot be dropped on the spot: refuse it instead.
+        let claim = self.claim(&[encoded.units], body_len as u64)?.ok_or(PublishError::QueueFull)?;
         let (start, end) = self.agent.queue.ring.place(claim.data, encoded.units);
         self.write_record(start, properties, encoded.props_len, &[]);
         Ok(Reservation {
@@ -378,8 +390,29 @@ impl Producer {
 
     #[inline]
     fn try_claim(&mut self, units: &[u32]) -> Result<Claim, ClaimError> {
-        let max_ready = self.max_ready();
-        self.agent.queue.ring.try_claim(self.agent.owner, units, &mut self.reclaim_hint, max_ready)
+        let config = &self.agent.queue.segment().config;
+        let limits = if config.max_length.is_none() && config.max_length_bytes.is_none() {
+            ClaimLimits::NONE
+        } else {
+            ClaimLimits { max_ready: self.max_ready(), max_ready_bytes: self.max_ready_bytes(), bytes: self.claim_bytes }
+        };
+        self.agent.queue.ring.try_claim(self.agent.owner, units, &mut self.reclaim_hint, limits)
+    }
+
+    /// The bound on this ring's ready body bytes that keeps the queue
+    /// within `max_length_bytes`: the limit less older rings' ready bytes.
+    fn max_ready_bytes(&self) -> u64 {
+        let Some(limit) = self.agent.queue.segment().config.max_length_bytes else { return u64::MAX };
+        let seq = self.agent.queue.seq();
+        let older: u64 = (self.chain.head()..seq).filter_map(|s| self.chain.segment(s).ok().flatten()).map(|h| h.ring.ready_bytes()).sum();
+        limit.saturating_sub(older)
+    }
+
+    /// True if a message of `bytes` can never fit the queue's limits, so
+    /// drop-head drops it at once (as RabbitMQ does).
+    fn never_fits(&self, bytes: u64) -> bool {
+        let config = &self.agent.queue.segment().config;
+        config.max_length == Some(0) || config.max_length_bytes.is_some_and(|limit| bytes > limit)
     }
 
     /// The bound on this ring's ready messages that keeps the queue within
@@ -399,8 +432,11 @@ impl Producer {
     /// Claims slots and data: grows the queue when its ring is full, applies
     /// the overflow policy at its limits, and waits when the memory budget
     /// is reached.
-    fn claim(&mut self, units: &[u32]) -> Result<Claim, PublishError> {
+    /// `None`: the message was dropped by the drop-head policy (it alone is
+    /// over the queue's limits).
+    fn claim(&mut self, units: &[u32], bytes: u64) -> Result<Option<Claim>, PublishError> {
         let mut deadline = None;
+        self.claim_bytes = bytes;
         loop {
             if self.chain.is_deleted() {
                 return Err(PublishError::QueueDeleted);
@@ -414,7 +450,14 @@ impl Producer {
             };
             if let Some(claim) = got {
                 self.blocked = false;
-                return Ok(claim);
+                return Ok(Some(claim));
+            }
+            if self.agent.queue.segment().config.overflow == Overflow::DropOldest && self.never_fits(bytes) {
+                if !self.discard_oldest() {
+                    // Everything older is gone, and it still does not fit.
+                    return Ok(None);
+                }
+                bump(&self.counters().dropped, 1);
             }
         }
     }
@@ -589,6 +632,7 @@ impl Drop for Reservation<'_> {
         if !self.committed {
             let ring = &self.producer.agent.queue.ring;
             ring.abandon(self.pos);
+            ring.release_bytes(u64::from(self.body_len));
             ring.claim_done(self.producer.agent.owner);
             ring.notify_consumers();
         }

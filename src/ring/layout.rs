@@ -109,6 +109,9 @@ pub struct ChainState {
     /// First segment only: the sequence number of the segment producers
     /// claim in.
     pub(crate) tail: AtomicU64,
+    /// Body bytes of the messages claimed in this ring and not yet taken
+    /// (kept only for queues with `max_length_bytes`).
+    pub(crate) ready_bytes: AtomicU64,
 }
 
 /// One message's slot. The control word is the only thing CASed; the rest
@@ -208,4 +211,5 @@ const _: () = {
     assert!(offset_of!(RingHeader, chain) == 7 * LINE);
     assert!(offset_of!(ChainState, head) == 8);
     assert!(offset_of!(ChainState, tail) == 16);
+    assert!(offset_of!(ChainState, ready_bytes) == 24);
 };

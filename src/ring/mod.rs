@@ -50,6 +50,10 @@ impl Geometry {
 pub trait RingMemory {
     /// The ring's sizes.
     fn geometry(&self) -> Geometry;
+    /// True if the ring keeps a count of its ready messages' body bytes.
+    fn counts_ready_bytes(&self) -> bool {
+        false
+    }
     /// The cursors.
     fn header(&self) -> &RingHeader;
     /// The slot at `index` (already masked: `index < slot_count`).
@@ -190,6 +194,25 @@ struct DeadAgent {
 pub struct Ring<M> {
     mem: M,
     geo: Geometry,
+    /// Keep `ready_bytes` (queues with a byte limit only: it costs an atomic
+    /// add on every take).
+    count_bytes: bool,
+}
+
+/// Bounds a claim must respect (see [`Ring::try_claim`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClaimLimits {
+    /// Most messages between `read` and the end of the claim.
+    pub max_ready: u32,
+    /// Most body bytes of ready messages in this ring after the claim.
+    pub max_ready_bytes: u64,
+    /// Body bytes of the messages claimed.
+    pub bytes: u64,
+}
+
+impl ClaimLimits {
+    /// No limits.
+    pub const NONE: ClaimLimits = ClaimLimits { max_ready: u32::MAX, max_ready_bytes: u64::MAX, bytes: 0 };
 }
 
 /// True if going from `from` to `to` passes a multiple of the epoch stride.
@@ -231,7 +254,52 @@ impl<M: RingMemory> Ring<M> {
     pub fn new(mem: M) -> Self {
         let geo = mem.geometry();
         debug_assert!(geo.slot_count.is_power_of_two() && geo.data_units.is_power_of_two());
-        Self { mem, geo }
+        let count_bytes = mem.counts_ready_bytes();
+        Self { mem, geo, count_bytes }
+    }
+
+    /// Body bytes of the messages claimed in this ring and not yet taken
+    /// (0 unless the ring counts them).
+    pub fn ready_bytes(&self) -> u64 {
+        self.mem.header().chain.ready_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Takes `bytes` off `ready_bytes`, stopping at zero.
+    fn sub_ready_bytes(&self, bytes: u64) {
+        if !self.count_bytes || bytes == 0 {
+            return;
+        }
+        let counter = &self.mem.header().chain.ready_bytes;
+        let mut current = counter.load(Ordering::Relaxed);
+        // A count only: orders nothing.
+        while let Err(actual) = counter.compare_exchange_weak(current, current.saturating_sub(bytes), Ordering::Relaxed, Ordering::Relaxed) {
+            current = actual;
+        }
+    }
+
+    /// Gives back the bytes of a reservation dropped uncommitted.
+    pub fn release_bytes(&self, bytes: u64) {
+        self.sub_ready_bytes(bytes);
+    }
+
+    /// Adds `bytes` to `ready_bytes` if that stays within `max`; false if
+    /// it would not.
+    fn reserve_ready_bytes(&self, bytes: u64, max: u64) -> bool {
+        if !self.count_bytes {
+            return true;
+        }
+        let counter = &self.mem.header().chain.ready_bytes;
+        let mut current = counter.load(Ordering::Relaxed);
+        loop {
+            if current.saturating_add(bytes) > max {
+                return false;
+            }
+            // A count only: orders nothing.
+            match counter.compare_exchange_weak(current, current + bytes, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => current = actual,
+            }
+        }
     }
 
     /// The memory behind this ring.
@@ -278,16 +346,23 @@ impl<M: RingMemory> Ring<M> {
     ///
     /// `Closed` once [`close`](Ring::close) ran: a claim that raced the
     /// close is given up (its slots abandoned) unless the closer can see it.
-    pub fn try_claim(&self, owner: u16, units: &[u32], reclaim_hint: &mut ReclaimHint, max_ready: u32) -> Result<Claim, ClaimError> {
+    pub fn try_claim(&self, owner: u16, units: &[u32], reclaim_hint: &mut ReclaimHint, limits: ClaimLimits) -> Result<Claim, ClaimError> {
         let header = self.mem.header();
         let count = units.len() as u32;
+        let max_ready = limits.max_ready;
         debug_assert!(count >= 1 && count <= self.geo.slot_count);
         let intent = &self.mem.agent(owner_index(owner)).intent;
+        // The claim's bytes count as ready from here; any failure gives
+        // them back.
+        if !self.reserve_ready_bytes(limits.bytes, limits.max_ready_bytes) {
+            return Err(ClaimError::Limit);
+        }
         // An intent stored by a round whose CAS failed must not outlive a
         // failed claim: it would cover another producer's slots.
         let fail = |e: ClaimError| {
             // SYNC POINT INTENT (no commits to order; same pairing).
             intent.store(0, Ordering::Release);
+            self.sub_ready_bytes(limits.bytes);
             Err(e)
         };
         loop {
@@ -376,6 +451,7 @@ impl<M: RingMemory> Ring<M> {
                         self.abandon(slot.wrapping_add(i));
                     }
                     self.claim_done(owner);
+                    self.sub_ready_bytes(limits.bytes);
                     self.notify_consumers();
                     return Err(ClaimError::Closed);
                 }
@@ -708,6 +784,7 @@ impl<M: RingMemory> Ring<M> {
         let props_len = slot.props_len.load(Ordering::Relaxed);
         let body_len = slot.body_len.load(Ordering::Relaxed);
         let expires_at_ms = slot.expires_at_ms.load(Ordering::Relaxed);
+        self.sub_ready_bytes(u64::from(body_len));
         let units = data_end.wrapping_sub(data_start);
         let fits_ring = units <= self.geo.max_record_units() && mask(data_start, self.geo.data_units) + units <= self.geo.data_units;
         let fits_record = u64::from(props_len) + u64::from(body_len) <= u64::from(units) * UNIT as u64;
@@ -795,7 +872,16 @@ impl<M: RingMemory> Ring<M> {
     fn requeue(&self, pos: u32, word: u64, flags: u8) -> bool {
         let ready = Control::new(pos, 0, (flags & !FLAG_AUTO_ACK) | FLAG_REDELIVERED, READY).pack();
         // SYNC POINT PUBLISH: Release, as in `commit`.
-        if self.slot(pos).control.compare_exchange(word, ready, Ordering::Release, Ordering::Relaxed).is_err() {
+        if self.count_bytes {
+            // Before the CAS: once READY, a consumer may take (and subtract)
+            // it at once.
+            let bytes = u64::from(self.slot(pos).body_len.load(Ordering::Relaxed));
+            self.mem.header().chain.ready_bytes.fetch_add(bytes, Ordering::Relaxed);
+            if self.slot(pos).control.compare_exchange(word, ready, Ordering::Release, Ordering::Relaxed).is_err() {
+                self.sub_ready_bytes(bytes);
+                return false;
+            }
+        } else if self.slot(pos).control.compare_exchange(word, ready, Ordering::Release, Ordering::Relaxed).is_err() {
             return false;
         }
         // SYNC POINT REQUEUE-HELP: see `help_past`.

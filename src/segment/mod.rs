@@ -288,6 +288,10 @@ impl RingMemory for QueueSegment {
         self.config.geometry
     }
 
+    fn counts_ready_bytes(&self) -> bool {
+        self.config.max_length_bytes.is_some()
+    }
+
     fn header(&self) -> &RingHeader {
         // SAFETY: RING_OFFSET is 128-aligned within the mapping, the header
         // is all atomics, and the mapping outlives `&self`.

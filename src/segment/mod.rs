@@ -227,10 +227,15 @@ fn map_segment(dir: &NamespaceDir, sub: Sub, name: &str, kind: u32) -> Result<Qu
         HeaderProblem::Version(found) => Error::IncompatibleVersion { path: path.to_owned(), found, supported: LAYOUT_VERSION },
         HeaderProblem::Corrupt(reason) => corrupt(reason),
     })?;
-    // Only a valid segment's pages are faulted in: its size was checked.
-    prefault(&file, &map);
     let offsets = QueueOffsets::for_geometry(config.geometry);
-    Ok(QueueSegment { map, base, path: path.to_owned(), config, offsets, _file: file })
+    let segment = QueueSegment { map, base, path: path.to_owned(), config, offsets, _file: file };
+    // Only a valid segment's pages are faulted in (its size was checked),
+    // and only an open ring's: a closed one takes no more writes, and a
+    // retired one's data pages were given back, not to be faulted in again.
+    if segment.header().chain.closed.load(Ordering::Relaxed) == 0 {
+        prefault(&segment._file, &segment.map);
+    }
+    Ok(segment)
 }
 
 impl QueueSegment {

@@ -11,6 +11,10 @@ cd "$(dirname "$0")/.."
 need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v clang >/dev/null || need+=(libclang-dev clang)
+# The differential tests start their own private RabbitMQ node (own node
+# name, ports and data directory), so a system broker the package may start
+# on 5672 does not get in their way.
+command -v rabbitmq-server >/dev/null || test -x /usr/sbin/rabbitmq-server || need+=(rabbitmq-server)
 if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"; fi
 
 echo "== cargo test (unit, integration, doc)"
@@ -19,12 +23,15 @@ cargo test --workspace
 echo "== 2^32 slot positions past an idle producer (release build, about a minute)"
 cargo test --release --test wrap_slots
 
+echo "== a 1 GiB burst into a default queue across processes, drained, memory given back (release build)"
+SHMQ_BURST_BYTES=$((1 << 30)) cargo test --release --test elastic a_burst
+
 echo "== loom models (LOOM_MAX_PREEMPTIONS=${LOOM_MAX_PREEMPTIONS:-3})"
 RUSTFLAGS="--cfg shmq_loom" CARGO_TARGET_DIR=target/loom \
   LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
   cargo test -p shmq-loom-tests --release
 
 echo "== python bindings (pip install ./python, then pytest)"
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore maturin pytest
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore maturin pytest 'pika==1.4.4'
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore ./python
 python3 -m pytest -q python/tests

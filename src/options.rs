@@ -273,8 +273,9 @@ impl QueueOptions {
     }
 }
 
-/// The largest `max_message_bytes`: half the largest ring.
-pub(crate) const MAX_MESSAGE_BYTES: u64 = MAX_DATA_UNITS as u64 * UNIT as u64 / 2;
+/// The largest `max_message_bytes` (512 MiB; a ring of twice that holds it).
+pub(crate) const MAX_MESSAGE_BYTES: u64 = 512 << 20;
+const _: () = assert!(MAX_MESSAGE_BYTES * 2 <= MAX_DATA_UNITS as u64 * UNIT as u64);
 
 /// Slots for a ring of `data_units`: one per [`BYTES_PER_SLOT`].
 pub(crate) fn slots_for(data_units: u32) -> u32 {

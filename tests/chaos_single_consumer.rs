@@ -37,12 +37,19 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn run_chaos(batch: bool) {
+fn run_chaos(batch: bool, growing: bool) {
     let secs: u64 = std::env::var("SHMQ_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
     let t = TempNs::in_shm(if batch { "chaos1-batch" } else { "chaos1-recv" });
     // A small ring, so a dead consumer's held slot blocks the publisher soon
     // and the wrap is reached many times.
-    let options = QueueOptions::default().capacity_bytes(16 << 10).max_length(64).max_message_bytes(64).overflow(Overflow::Block);
+    // Growing: no limit, so the queue grows past its 16 KiB first ring
+    // while the producer outpaces the consumer, and shrinks as it drains;
+    // the producer is killed too.
+    let options = if growing {
+        QueueOptions::default().capacity_bytes(16 << 10).max_message_bytes(64)
+    } else {
+        QueueOptions::default().capacity_bytes(16 << 10).max_length(64).max_message_bytes(64).overflow(Overflow::Block)
+    };
     t.ns.declare_queue("work", &options).unwrap();
     let producer_log = t.path().join("producer.log");
     let consumer_log = t.path().join("consumer.log");
@@ -75,6 +82,10 @@ fn run_chaos(batch: bool) {
             by_publisher += 1;
         }
         consumer = spawn_agent(&t, "consumer", &consumer_log, &format!("c{kills}"), consumer_args);
+        if growing && kills % 3 == 0 {
+            kill(&mut producer);
+            producer = spawn_agent(&t, "producer-queue", &producer_log, &format!("p{kills}"), &["--interval-us", "10"]);
+        }
     }
     kill(&mut producer);
     let drain_deadline = Instant::now() + Duration::from_secs(30);
@@ -130,10 +141,18 @@ fn run_chaos(batch: bool) {
 
 #[test]
 fn single_recv_consumer_killed_repeatedly_loses_nothing() {
-    run_chaos(false);
+    run_chaos(false, false);
 }
 
 #[test]
 fn single_batched_consumer_killed_repeatedly_loses_nothing() {
-    run_chaos(true);
+    run_chaos(true, false);
+}
+
+/// kill -9 of the consumer, and of the producer every third round, while
+/// the queue grows past its first ring and shrinks again: every message
+/// published is consumed.
+#[test]
+fn consumer_and_producer_killed_while_the_queue_grows_and_shrinks_lose_nothing() {
+    run_chaos(false, true);
 }

@@ -74,10 +74,10 @@ fn prefetch_one_gives_the_fast_worker_more() {
 #[test]
 fn reject_policy_across_processes() {
     let t = TempNs::in_shm("p-reject");
-    t.run(&["declare-queue", "q", "--capacity", "4096", "--max-messages", "8", "--max-message", "256", "--overflow", "reject"]);
+    t.run(&["declare-queue", "q", "--capacity", "4096", "--max-length", "8", "--max-message", "256", "--overflow", "reject-publish"]);
     let out = t.shmq().args(["publish", "q", "m{i}", "--count", "20"]).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("queue is full"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("max_length"), "{}", String::from_utf8_lossy(&out.stderr));
     let got = lines(&finish(t.spawn(&["consume", "q", "--idle-exit-ms", "200"])));
     assert_eq!(got, (0..8).map(|i| format!("m{i}\t0")).collect::<Vec<_>>());
 }
@@ -85,7 +85,7 @@ fn reject_policy_across_processes() {
 #[test]
 fn drop_oldest_policy_across_processes() {
     let t = TempNs::in_shm("p-drop");
-    t.run(&["declare-queue", "q", "--capacity", "4096", "--max-messages", "4", "--max-message", "256", "--overflow", "drop-oldest"]);
+    t.run(&["declare-queue", "q", "--capacity", "4096", "--max-length", "4", "--max-message", "256", "--overflow", "drop-head"]);
     t.run(&["publish", "q", "m{i}", "--count", "10"]);
     let got = lines(&finish(t.spawn(&["consume", "q", "--idle-exit-ms", "200"])));
     assert_eq!(got, (6..10).map(|i| format!("m{i}\t0")).collect::<Vec<_>>());
@@ -94,7 +94,7 @@ fn drop_oldest_policy_across_processes() {
 #[test]
 fn block_policy_waits_for_a_consumer_process() {
     let t = TempNs::in_shm("p-block");
-    t.run(&["declare-queue", "q", "--capacity", "4096", "--max-messages", "4", "--max-message", "256"]);
+    t.run(&["declare-queue", "q", "--capacity", "4096", "--max-length", "4", "--max-message", "256", "--overflow", "block"]);
     let publisher = t.spawn(&["publish", "q", "m{i}", "--count", "50"]);
     std::thread::sleep(Duration::from_millis(200));
     let got = lines(&finish(t.spawn(&["consume", "q", "--count", "50"])));

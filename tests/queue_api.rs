@@ -36,10 +36,10 @@ fn declare_is_idempotent_and_conflicts_are_precondition_errors() {
     t.ns.declare_queue("q", &options).unwrap();
     t.ns.declare_queue("q", &options).unwrap();
     // Equal after normalisation (1000 rounds to 1024 like 1024 does).
-    let err = t.ns.declare_queue("q", &options.clone().overflow(Overflow::DropOldest)).unwrap_err();
+    let err = t.ns.declare_queue("q", &options.clone().overflow(Overflow::Reject)).unwrap_err();
     match err {
         Error::PreconditionFailed { field, existing, requested, .. } => {
-            assert_eq!((field, existing.as_str(), requested.as_str()), ("overflow", "block", "drop-oldest"));
+            assert_eq!((field, existing.as_str(), requested.as_str()), ("overflow", "drop-head", "reject-publish"));
         }
         other => panic!("expected PreconditionFailed, got {other}"),
     }
@@ -64,10 +64,13 @@ fn bad_names_get_typed_errors() {
 #[test]
 fn bad_options_get_typed_errors() {
     let t = TempNs::new("options");
-    let too_big_message = QueueOptions::default().capacity_bytes(4096).max_message_bytes(4096);
+    // A message larger than the first ring is fine (a larger ring is added
+    // for it); one larger than the largest ring can hold is not.
+    t.ns.declare_queue("fits", &QueueOptions::default().capacity_bytes(4096).max_message_bytes(4096)).unwrap();
+    let too_big_message = QueueOptions::default().max_message_bytes(u32::MAX);
     let err = t.ns.declare_queue("q", &too_big_message).unwrap_err();
     assert!(matches!(err, Error::InvalidOptions(_)), "{err}");
-    assert!(err.to_string().contains("over half the capacity"));
+    assert!(err.to_string().contains("the most one ring holds"), "{err}");
     let tiny = QueueOptions { capacity_bytes: 8, ..QueueOptions::default() };
     assert!(matches!(t.ns.declare_queue("q", &tiny), Err(Error::InvalidOptions(_))));
 }
@@ -100,17 +103,20 @@ fn messages_from_zero_bytes_to_the_limit_round_trip() {
 #[test]
 fn small_messages_take_small_records() {
     let t = TempNs::new("packing");
-    let options = QueueOptions::default().capacity_bytes(64 * 1024).max_length(4096).max_message_bytes(16 * 1024);
-    t.ns.declare_queue("q", &options.clone().overflow(Overflow::Reject)).unwrap();
+    let options = QueueOptions::default().capacity_bytes(64 * 1024).max_message_bytes(16 * 1024);
+    t.ns.declare_queue("q", &options).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
-    let mut published = 0;
-    while producer.publish(&[7u8; 64]).is_ok() {
-        published += 1;
+    // 64 KiB of 64-byte records is 1024 (and 64 KiB has 512 slots of 128
+    // bytes each: half as many); a fixed large-slot design would hold 4 of
+    // 16 KiB.
+    for _ in 0..512 {
+        producer.publish(&[7u8; 64]).unwrap();
     }
-    // 64 KiB of 64-byte records is 1024; a fixed large-slot design would
-    // hold 4 of 16 KiB.
-    assert_eq!(published, 1024);
-    assert_eq!(t.ns.queue_stats("q").unwrap().bytes_used, 64 * 1024);
+    let stats = t.ns.queue_stats("q").unwrap();
+    assert_eq!((stats.rings, stats.bytes_used), (1, 32 * 1024));
+    // One more does not fit the first ring: the queue grows.
+    producer.publish(&[7u8; 64]).unwrap();
+    assert_eq!(t.ns.queue_stats("q").unwrap().rings, 2);
 }
 
 #[test]
@@ -211,16 +217,20 @@ fn drop_oldest_never_drops_unacked_messages() {
     let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
     let a = consumer.try_recv().unwrap().tag();
     let b = consumer.try_recv().unwrap().tag();
-    assert_eq!(producer.publish(b"c"), Err(PublishError::QueueFull));
+    // Unacked messages do not count: c and d fit, e drops c.
+    producer.publish_batch(&[b"c", b"d", b"e"]).unwrap();
+    let stats = t.ns.queue_stats("q").unwrap();
+    assert_eq!((stats.ready, stats.unacked, stats.dropped), (2, 2, 1));
     consumer.ack(a).unwrap();
     consumer.ack(b).unwrap();
-    producer.publish(b"c").unwrap();
+    let rest: Vec<Vec<u8>> = std::iter::from_fn(|| consumer.try_recv().ok().map(|d| d.body().to_vec())).collect();
+    assert_eq!(rest, vec![b"d".to_vec(), b"e".to_vec()]);
 }
 
 #[test]
 fn block_policy_times_out_then_resumes_when_space_frees() {
     let t = TempNs::new("block");
-    let options = QueueOptions::default().capacity_bytes(4096).max_length(2).max_message_bytes(256);
+    let options = QueueOptions::default().capacity_bytes(4096).max_length(2).max_message_bytes(256).overflow(Overflow::Block);
     t.ns.declare_queue("q", &options).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
     producer.set_publish_timeout(Some(Duration::from_millis(30)));
@@ -336,11 +346,11 @@ fn competing_threads_each_message_exactly_once() {
 
 #[test]
 fn publish_batch_larger_than_the_ring_is_split_and_never_stuck() {
-    // 64 messages of 16 KiB into a 64 KiB ring with 16 slots: no single
-    // claim could take them all. The batch must go through in ring-sized
-    // chunks while a consumer drains, in order, none lost.
+    // 64 messages of 16 KiB into a 64 KiB first ring: no single claim
+    // could take them all there. The batch goes through in chunks (the
+    // queue grows) while a consumer drains, in order, none lost.
     let t = TempNs::new("bigbatch");
-    t.ns.declare_queue("q", &small().max_length(16)).unwrap();
+    t.ns.declare_queue("q", &small()).unwrap();
     let consumer_ns = t.ns.clone();
     let drained = std::thread::spawn(move || {
         let consumer = consumer_ns.consumer("q", ConsumerOptions::default()).unwrap();

@@ -163,10 +163,16 @@ fn a_publisher_that_only_finds_the_queue_full_recovers_a_dead_consumers_messages
     let test = "a_publisher_that_only_finds_the_queue_full_recovers_a_dead_consumers_messages";
     held_messages_come_back_through(test, |ns| {
         let mut producer = ns.producer("q").unwrap();
+        // Unacked messages do not count against max_length: four more fit.
+        for i in 10..14u8 {
+            producer.publish(&[i]).unwrap();
+        }
         // Nothing else runs: only this publisher's QueueFull path can sweep.
+        // The dead consumer's four come back on top of the four ready ones
+        // (a requeue is never refused).
         poll_until("publish to a full reject queue", || match producer.publish(b"new") {
-            Err(PublishError::QueueFull) => ns.queue_stats("q").unwrap().ready == 4,
-            other => panic!("expected QueueFull while the dead consumer holds the queue, got {other:?}"),
+            Err(PublishError::QueueFull) => ns.queue_stats("q").unwrap().ready == 8,
+            other => panic!("expected QueueFull while the queue is at max_length, got {other:?}"),
         });
         let consumer = ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
         take_redelivered(&consumer)

@@ -277,7 +277,11 @@ impl Producer {
         // A chunk must fit an empty ring, or its claim could never succeed:
         // at most half the data (so wrap padding fits too) and the slots.
         let max_units = u64::from(geometry.data_units / 2);
-        let max_count = MAX_BATCH.min(geometry.slot_count as usize);
+        // With a length limit, one message per claim: the limit and its
+        // overflow policy apply to each message, as in RabbitMQ.
+        let config = &self.agent.queue.segment().config;
+        let limited = config.max_length.is_some() || config.max_length_bytes.is_some();
+        let max_count = if limited { 1 } else { MAX_BATCH.min(geometry.slot_count as usize) };
         while done < bodies.len() {
             let mut units = [0u32; MAX_BATCH];
             let mut expires = 0;
@@ -496,7 +500,14 @@ impl Producer {
     /// Attaches to the tail ring and leaves the old one.
     fn switch_to_tail(&mut self) -> Result<(), PublishError> {
         let tail = self.chain.tail();
-        let Ok(Some(queue)) = self.chain.segment(tail) else { return Ok(()) };
+        let queue = match self.chain.segment(tail) {
+            Ok(Some(queue)) => queue,
+            // The tail's file is gone or damaged: the queue was deleted
+            // (checked by the caller next) or its chain is corrupt.
+            Ok(None) if self.chain.is_deleted() => return Ok(()),
+            Ok(None) => return Err(PublishError::Corrupt),
+            Err(e) => return Err(PublishError::Routing(e.to_string())),
+        };
         let agent = Agent::attach(queue, self.agent.peer.clone(), ROLE_PRODUCER, 0).map_err(|e| PublishError::Routing(e.to_string()))?;
         let old = std::mem::replace(&mut self.agent, agent);
         if old.queue.seq() == 0 {
@@ -521,10 +532,18 @@ impl Producer {
                     bump(&self.counters().dropped, 1);
                     return Ok(None);
                 }
-                // Nothing ready to drop (claims in flight count as ready).
+                // Nothing ready to drop: claims in flight count as ready
+                // until committed, so wait for them, as long as the publish
+                // timeout allows (a second if none is set: longer means a
+                // damaged ring, not a slow producer).
                 self.agent.maybe_recover(false);
-                std::thread::yield_now();
-                Ok(None)
+                if deadline.is_none() && self.timeout.is_none() {
+                    *deadline = Some(Some(Instant::now() + Duration::from_secs(1)));
+                }
+                match self.wait(WaitReason::QueueFull, units, deadline) {
+                    Err(PublishError::Timeout) => Err(PublishError::QueueFull),
+                    other => other,
+                }
             }
             Overflow::Block => self.wait(WaitReason::QueueFull, units, deadline),
         }

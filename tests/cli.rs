@@ -304,3 +304,25 @@ fn names_with_control_characters_are_refused_saying_which_and_where() {
     }
     assert!(t.ns.list_queues().unwrap().is_empty());
 }
+
+#[test]
+fn status_and_list_queues_show_memory_in_use_against_the_budget_set_at_creation() {
+    let t = TempNs::in_shm("cli-budget");
+    // TempNs created the namespace already: use a fresh directory beside it.
+    let dir = t.path().join("budgeted");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_shmq")).arg("--namespace").arg(&dir).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["--memory-budget", "33554432", "declare-queue", "q", "--capacity", "65536"]);
+    let status = json(&run(&["status", "--json"]));
+    assert_eq!(status["memory_budget"], 33554432);
+    let in_use = status["memory_in_use"].as_u64().unwrap();
+    assert!(in_use > 65536 && in_use < 1 << 20, "{in_use}");
+    // Fixed at creation: a later --memory-budget does not change it.
+    run(&["--memory-budget", "1", "declare-queue", "other"]);
+    assert_eq!(json(&run(&["status", "--json"]))["memory_budget"], 33554432);
+    let table = run(&["list-queues"]);
+    assert!(table.contains("of a 33554432-byte budget"), "{table}");
+}

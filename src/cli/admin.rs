@@ -360,7 +360,7 @@ fn list_queues(cli: &Cli, with_rates: bool) -> CliResult {
         return Ok(());
     }
     println!("Listing queues for namespace '{}' ...", ns.name());
-    let mut headers = vec!["name", "messages_ready", "messages_unacked", "consumers", "bytes", "overflow", "published", "acked"];
+    let mut headers = vec!["name", "messages_ready", "messages_unacked", "consumers", "bytes", "rings", "overflow", "published", "acked"];
     if with_rates {
         headers.extend(["publish/s", "deliver/s", "ack/s"]);
     }
@@ -374,6 +374,7 @@ fn list_queues(cli: &Cli, with_rates: bool) -> CliResult {
                 s.unacked.to_string(),
                 s.consumers.to_string(),
                 format!("{}/{}", s.bytes_used, s.capacity_bytes),
+                s.rings.to_string(),
                 s.options.overflow.to_string(),
                 s.published.to_string(),
                 s.acked.to_string(),
@@ -385,6 +386,8 @@ fn list_queues(cli: &Cli, with_rates: bool) -> CliResult {
         })
         .collect();
     print!("{}", table(&headers, &rows));
+    let (in_use, budget) = (ns.memory_in_use(), ns.memory_budget());
+    println!("Memory: {in_use} of a {budget}-byte budget in queue rings ({})", percent(in_use, budget));
     Ok(())
 }
 
@@ -413,12 +416,13 @@ fn status(cli: &Cli) -> CliResult {
     let live = peers.iter().filter(|p| p.1).count();
     // Figures from shared memory: saturate, never overflow.
     let used = stats.iter().fold(0u64, |sum, s| sum.saturating_add(s.bytes_used));
-    let reserved: u64 = dir_bytes(&ns.path().join("queues"));
+    let (in_use, budget) = (ns.memory_in_use(), ns.memory_budget());
     if cli.json {
         println!(
             "{}",
             json!({"namespace": ns.name(), "path": ns.path(), "layout_version": shmq::LAYOUT_VERSION, "queues": stats.len(),
-                   "live_peers": live, "dead_peers": peers.len() - live, "bytes_used": used, "bytes_reserved": reserved})
+                   "live_peers": live, "dead_peers": peers.len() - live, "bytes_used": used,
+                   "memory_in_use": in_use, "memory_budget": budget})
         );
         return Ok(());
     }
@@ -426,13 +430,17 @@ fn status(cli: &Cli) -> CliResult {
     println!("  layout version: {}", shmq::LAYOUT_VERSION);
     println!("  queues:         {}", stats.len());
     println!("  peers:          {live} alive, {} dead", peers.len() - live);
-    println!("  message bytes:  {used} in use, {reserved} reserved in segments");
+    println!("  message bytes:  {used} in use");
+    println!("  memory:         {in_use} of a {budget}-byte budget in queue rings ({})", percent(in_use, budget));
     Ok(())
 }
 
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map_or(0, |entries| entries.flatten().filter_map(|e| e.metadata().ok()).fold(0u64, |sum, m| sum.saturating_add(m.len())))
+/// `part` as a percentage of `whole`, for display.
+fn percent(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".into();
+    }
+    format!("{:.1} %", part as f64 * 100.0 / whole as f64)
 }
 
 fn reset(cli: &Cli, force: bool) -> CliResult {

@@ -22,6 +22,10 @@ pub struct Cli {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Memory budget in bytes for a namespace this command creates (default:
+    /// 40 % of the file system's free space). Fixed at creation.
+    #[arg(long, global = true, env = "SHMQ_MEMORY_BUDGET")]
+    pub memory_budget: Option<u64>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -187,7 +191,9 @@ pub fn namespace(cli: &Cli) -> Result<shmq::Namespace, shmq::Error> {
         _ => false,
     };
     if creates {
-        shmq::Namespace::open(&cli.namespace)
+        let mut options = shmq::NamespaceOptions::default();
+        options.memory_budget = cli.memory_budget;
+        shmq::Namespace::open_with(&cli.namespace, options)
     } else {
         shmq::Namespace::open_existing(&cli.namespace)
     }

@@ -239,6 +239,41 @@ impl Namespace {
         Ok(Namespace { shared: Arc::new(NamespaceState::new(dir, name, routing, budget)) })
     }
 
+    /// The memory budget fixed when the namespace was created: bytes all its
+    /// queues' rings may take (see [`NamespaceOptions::memory_budget`]).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-budget-{}", std::process::id()));
+    /// let options = shmq::NamespaceOptions::default().memory_budget(64 << 20);
+    /// let ns = shmq::Namespace::open_dir_with(&dir, options).unwrap();
+    /// assert_eq!(ns.memory_budget(), 64 << 20);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn memory_budget(&self) -> u64 {
+        self.shared.memory_budget
+    }
+
+    /// Bytes the namespace's queue files take now, what counts against the
+    /// memory budget.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-inuse-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// assert_eq!(ns.memory_in_use(), 0);
+    /// ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// assert!(ns.memory_in_use() > 8 << 20);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn memory_in_use(&self) -> u64 {
+        segment::bytes_in_use(&self.shared.dir)
+    }
+
     /// The namespace's directory.
     ///
     /// # Examples

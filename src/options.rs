@@ -84,7 +84,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 16 << 20;
 /// let options = QueueOptions::default()
 ///     .max_length(1000)
 ///     .overflow(Overflow::Reject);
-/// assert_eq!(options.max_length, Some(1000));
+/// assert_eq!((options.max_length, options.overflow), (Some(1000), Some(Overflow::Reject)));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct QueueOptions {
@@ -100,8 +100,11 @@ pub struct QueueOptions {
     /// The largest body plus encoded properties (default 16 MiB, RabbitMQ's
     /// `max_message_size`).
     pub max_message_bytes: u32,
-    /// What a publish does at `max_length`/`max_length_bytes`.
-    pub overflow: Overflow,
+    /// What a publish does at `max_length`/`max_length_bytes`
+    /// (`x-overflow`); `None`, not given, means drop-head, as in RabbitMQ.
+    /// Given or not counts for declare equivalence, as RabbitMQ compares
+    /// the arguments given.
+    pub overflow: Option<Overflow>,
     /// Messages older than this are discarded at delivery (RabbitMQ's
     /// `x-message-ttl`).
     pub message_ttl: Option<Duration>,
@@ -120,7 +123,7 @@ impl Default for QueueOptions {
             max_length: None,
             max_length_bytes: None,
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
-            overflow: Overflow::DropOldest,
+            overflow: None,
             message_ttl: None,
             exclusive: false,
             auto_delete: false,
@@ -186,8 +189,18 @@ impl QueueOptions {
     /// See [`QueueOptions`].
     #[must_use]
     pub fn overflow(mut self, overflow: Overflow) -> Self {
-        self.overflow = overflow;
+        self.overflow = Some(overflow);
         self
+    }
+
+    /// The overflow policy in force: the one given, else drop-head.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmq::QueueOptions::default().overflow_policy(), shmq::Overflow::DropOldest);
+    /// ```
+    pub fn overflow_policy(&self) -> Overflow {
+        self.overflow.unwrap_or_default()
     }
 
     /// Sets the message TTL.

@@ -292,3 +292,19 @@ fn max_length_bytes_is_exact_on_body_bytes_as_in_rabbitmq() {
         assert_eq!(t.ns.queue_stats("q").unwrap().ready, 0);
     }
 }
+
+#[test]
+fn a_default_queue_takes_a_message_as_large_as_rabbitmqs_default_max_message_size() {
+    let t = TempNs::in_shm("elastic-16mib");
+    t.ns.declare_queue("big", &QueueOptions::default()).unwrap();
+    let mut producer = t.ns.producer("big").unwrap();
+    let body: Vec<u8> = (0..shmq::DEFAULT_MAX_MESSAGE_BYTES as usize).map(|i| (i % 251) as u8).collect();
+    // Body plus (empty) properties is exactly the limit; one byte more is not.
+    producer.publish(&body).unwrap();
+    producer.publish(b"small after").unwrap();
+    let consumer = t.ns.consumer("big", ConsumerOptions::default()).unwrap();
+    assert!(consumer.try_recv().unwrap().body() == &body[..]);
+    assert_eq!(consumer.try_recv().unwrap().body(), b"small after");
+    let over = vec![0u8; body.len() + 1];
+    assert!(matches!(producer.publish(&over), Err(PublishError::TooLarge { .. })));
+}

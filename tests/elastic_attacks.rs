@@ -223,3 +223,69 @@ fn a_chain_at_the_last_sequence_number_is_a_typed_error_not_a_panic_or_a_hang() 
         Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("the publish hung"),
     }
 }
+
+const SPREAD: u32 = 3_000;
+
+/// Child: takes every message of the `spread` queue and acks all but the
+/// first (in ring 0) and the last (in the tail), then hangs until killed.
+#[test]
+#[ignore = "run as a child process by the two-ring kill test"]
+fn child_holds_deliveries_in_two_rings() {
+    let Some(ns) = child_ns() else { return };
+    let consumer = ns.consumer("spread", ConsumerOptions::default().manual_ack()).unwrap();
+    for i in 0..SPREAD {
+        let d = consumer.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(u32::from_le_bytes(d.body()[..4].try_into().unwrap()), i);
+        if i == 0 || i == SPREAD - 1 {
+            drop(d); // held unacked
+        } else {
+            d.ack().unwrap();
+        }
+    }
+    println!("holding");
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// A consumer killed -9 holding unacked deliveries in the oldest ring and
+/// in the tail: both come back, once each, flagged redelivered, although
+/// every live consumer is past the oldest ring; then every ring but the
+/// tail retires.
+#[test]
+fn a_consumer_killed_holding_deliveries_in_two_rings_gets_both_redelivered_once() {
+    let t = TempNs::in_shm("attack-tworings");
+    t.ns.declare_queue("spread", &QueueOptions::default().capacity_bytes(64 << 10)).unwrap();
+    let mut producer = t.ns.producer("spread").unwrap();
+    for i in 0..SPREAD {
+        let mut body = [0u8; 64];
+        body[..4].copy_from_slice(&i.to_le_bytes());
+        producer.publish(&body).unwrap();
+    }
+    drop(producer);
+    assert!(t.ns.queue_stats("spread").unwrap().rings >= 2);
+    let mut holder = child("child_holds_deliveries_in_two_rings", t.path());
+    wait_for_line(&mut holder, "holding");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+
+    let consumer = t.ns.consumer("spread", ConsumerOptions::default().manual_ack()).unwrap();
+    let mut back = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while back.len() < 2 && Instant::now() < deadline {
+        if let Ok(d) = consumer.recv_timeout(Duration::from_millis(100)) {
+            assert!(d.redelivered(), "a redelivery is flagged");
+            back.push(u32::from_le_bytes(d.body()[..4].try_into().unwrap()));
+            d.ack().unwrap();
+        }
+    }
+    back.sort();
+    assert_eq!(back, vec![0, SPREAD - 1], "both held messages come back");
+    // Nothing else comes, and the drained rings retire.
+    let until = Instant::now() + Duration::from_millis(600);
+    while Instant::now() < until {
+        if let Ok(d) = consumer.recv_timeout(Duration::from_millis(50)) {
+            panic!("delivered again: {:?}", &d.body()[..4]);
+        }
+    }
+    let stats = t.ns.queue_stats("spread").unwrap();
+    assert_eq!((stats.ready, stats.unacked, stats.rings), (0, 0, 1), "{stats:?}");
+}

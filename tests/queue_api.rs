@@ -39,7 +39,7 @@ fn declare_is_idempotent_and_conflicts_are_precondition_errors() {
     let err = t.ns.declare_queue("q", &options.clone().overflow(Overflow::Reject)).unwrap_err();
     match err {
         Error::PreconditionFailed { field, existing, requested, .. } => {
-            assert_eq!((field, existing.as_str(), requested.as_str()), ("overflow", "drop-head", "reject-publish"));
+            assert_eq!((field, existing.as_str(), requested.as_str()), ("overflow", "none (drop-head)", "reject-publish"));
         }
         other => panic!("expected PreconditionFailed, got {other}"),
     }

@@ -25,8 +25,8 @@ pub struct DeclareArgs {
     pub max_message: Option<u32>,
     /// At max-length/max-length-bytes: drop-head (RabbitMQ's default),
     /// reject-publish or block.
-    #[arg(long, default_value = "drop-head")]
-    pub overflow: shmq::Overflow,
+    #[arg(long)]
+    pub overflow: Option<shmq::Overflow>,
     /// Message TTL in milliseconds.
     #[arg(long)]
     pub ttl_ms: Option<u64>,
@@ -37,7 +37,7 @@ pub struct DeclareArgs {
 
 impl DeclareArgs {
     pub fn options(&self) -> shmq::QueueOptions {
-        let mut options = shmq::QueueOptions::default().overflow(self.overflow);
+        let mut options = shmq::QueueOptions { overflow: self.overflow, ..Default::default() };
         if let Some(bytes) = self.capacity {
             options = options.capacity_bytes(bytes);
         }
@@ -303,7 +303,7 @@ fn stats_json(s: &shmq::QueueStats) -> serde_json::Value {
         "consumers": s.consumers, "producers": s.producers, "bytes_used": s.bytes_used,
         "capacity_bytes": s.capacity_bytes, "rings": s.rings,
         "max_length": s.options.max_length, "max_length_bytes": s.options.max_length_bytes,
-        "max_message_bytes": s.options.max_message_bytes, "overflow": s.options.overflow.to_string(),
+        "max_message_bytes": s.options.max_message_bytes, "overflow": s.options.overflow_policy().to_string(),
         "message_ttl_ms": s.options.message_ttl.map(|d| d.as_millis() as u64),
         "published": s.published, "delivered": s.delivered, "acked": s.acked,
         "redelivered": s.redelivered, "dropped": s.dropped, "expired": s.expired,
@@ -375,7 +375,7 @@ fn list_queues(cli: &Cli, with_rates: bool) -> CliResult {
                 s.consumers.to_string(),
                 format!("{}/{}", s.bytes_used, s.capacity_bytes),
                 s.rings.to_string(),
-                s.options.overflow.to_string(),
+                s.options.overflow_policy().to_string(),
                 s.published.to_string(),
                 s.acked.to_string(),
             ];

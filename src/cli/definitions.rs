@@ -53,13 +53,15 @@ pub fn export_value(ns: &shmq::Namespace) -> Result<Value, Box<dyn std::error::E
         if let Some(n) = o.max_length_bytes {
             args.insert("x-max-length-bytes".into(), json!(n));
         }
-        let rabbit_overflow = match o.overflow {
-            shmq::Overflow::DropOldest => "drop-head",
-            shmq::Overflow::Reject | shmq::Overflow::Block => "reject-publish",
-        };
-        args.insert("x-overflow".into(), json!(rabbit_overflow));
+        if let Some(overflow) = o.overflow {
+            let rabbit_overflow = match overflow {
+                shmq::Overflow::DropOldest => "drop-head",
+                shmq::Overflow::Reject | shmq::Overflow::Block => "reject-publish",
+            };
+            args.insert("x-overflow".into(), json!(rabbit_overflow));
+            args.insert(SHMQ_OVERFLOW.into(), json!(overflow.to_string()));
+        }
         args.insert(SHMQ_CAPACITY.into(), json!(o.capacity_bytes));
-        args.insert(SHMQ_OVERFLOW.into(), json!(o.overflow.to_string()));
         args.insert(SHMQ_MAX_MESSAGE.into(), json!(o.max_message_bytes));
         if let Some(ttl) = o.message_ttl {
             args.insert("x-message-ttl".into(), json!(ttl.as_millis() as u64));
@@ -126,12 +128,12 @@ pub fn import_value(ns: &shmq::Namespace, defs: &Value) -> Result<(usize, usize,
         if let Some(ms) = num("x-message-ttl") {
             options = options.message_ttl(std::time::Duration::from_millis(ms));
         }
-        let overflow = match (args.get(SHMQ_OVERFLOW).and_then(Value::as_str), args.get("x-overflow").and_then(Value::as_str)) {
-            (Some(ours), _) => ours.parse()?,
-            (None, Some("drop-head")) | (None, None) => shmq::Overflow::DropOldest,
-            (None, Some(_)) => shmq::Overflow::Reject,
+        options.overflow = match (args.get(SHMQ_OVERFLOW).and_then(Value::as_str), args.get("x-overflow").and_then(Value::as_str)) {
+            (Some(ours), _) => Some(ours.parse()?),
+            (None, Some(theirs)) => Some(theirs.parse()?),
+            (None, None) => None,
         };
-        options = options.overflow(overflow).auto_delete(q.get("auto_delete").and_then(Value::as_bool).unwrap_or(false));
+        options = options.auto_delete(q.get("auto_delete").and_then(Value::as_bool).unwrap_or(false));
         ns.declare_queue(&name, &options).map_err(|e| format!("queue '{name}': {e}"))?;
         counts.0 += 1;
     }

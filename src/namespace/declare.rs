@@ -244,7 +244,8 @@ fn check_same(existing: &QueueConfig, requested: &QueueConfig) -> Result<(), Err
         return fail("max_message_bytes", e.max_message_bytes.to_string(), r.max_message_bytes.to_string());
     }
     if e.overflow != r.overflow {
-        return fail("overflow", e.overflow.to_string(), r.overflow.to_string());
+        let shown = |o: Option<crate::Overflow>| o.map_or_else(|| "none (drop-head)".to_owned(), |o| o.to_string());
+        return fail("overflow", shown(e.overflow), shown(r.overflow));
     }
     if e.message_ttl != r.message_ttl {
         return fail("message_ttl", format!("{:?}", e.message_ttl), format!("{:?}", r.message_ttl));

@@ -30,9 +30,10 @@ impl Namespace {
         // Sweepers lock the rows they free with their own liveness token.
         let me = self.shared.peer()?;
         let mut live_ids = std::collections::HashSet::new();
+        let extents = dir.list(Sub::Extents).unwrap_or_default();
         for name in self.list_queues()? {
             let Ok(chain) = self.chain(&name) else { continue };
-            live_ids.insert(format!("{:016x}.", chain.first.segment().config.queue_id));
+            let prefix = format!("{:016x}.", chain.first.segment().config.queue_id);
             for handle in chain.segments() {
                 let ring = &handle.ring;
                 let report = ring.recover(me.token, &mut |token| liveness::is_alive(dir, token));
@@ -42,6 +43,20 @@ impl Namespace {
                 total.agents_freed += report.agents_freed;
             }
             chain.retire();
+            // Rings behind the head are retired: a retirer killed between
+            // its `head` CAS and its unlink left the file (data and all)
+            // where no retirer looks again. Remove it; give ring 0's data
+            // pages back (its file stays: it is the queue's).
+            let head = chain.head();
+            for extent in &extents {
+                if extent.strip_prefix(prefix.as_str()).and_then(|s| s.parse::<u64>().ok()).is_some_and(|seq| seq < head) {
+                    dir.unlink(Sub::Extents, extent);
+                }
+            }
+            if head > 0 {
+                chain.first.segment().release_data();
+            }
+            live_ids.insert(prefix);
         }
         // Later rings of queues that are gone (a deleter that died midway);
         // a minute old at least, so not those of a queue declared since.

@@ -146,7 +146,8 @@ impl Chain {
         if self.tail() != from.seq() {
             return Ok(Grown::Moved);
         }
-        if from.seq() + 1 >= self.head().saturating_add(MAX_RINGS) {
+        // `from` may be a hostile chain's last sequence number: no overflow.
+        if from.seq().saturating_add(1) >= self.head().saturating_add(MAX_RINGS) {
             return Ok(Grown::BudgetReached);
         }
         let geometry = next_geometry(from.ring.geometry(), min_units);
@@ -174,7 +175,11 @@ impl Chain {
     /// after: a later grower finds the file and the closed ring and
     /// finishes the job.
     fn link_next(&self, from: &QueueHandle, geometry: Geometry) -> Result<Grown, Error> {
-        let next = from.seq().saturating_add(1);
+        // A ring at u64::MAX (a hostile chain) has no successor: saturating
+        // here "linked" `from` again and its producers spun for ever.
+        let Some(next) = from.seq().checked_add(1) else {
+            return Err(Error::Corrupt { path: from.segment().path.clone(), reason: "the queue's chain is at its last sequence number".into() });
+        };
         let dir = &self.ns().dir;
         let config = self.first.segment().config.extent(next, geometry);
         let exists = dir.exists(Sub::Extents, &segment::extent_name(config.queue_id, next));

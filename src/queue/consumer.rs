@@ -398,6 +398,9 @@ impl Consumer {
         if !settled {
             return Err(AckError::UnknownDeliveryTag(tag.0));
         }
+        if how == Settle::Requeue {
+            super::trim::trim_to_limits(&self.chain, &self.home.peer, self.counters());
+        }
         self.release_hold(ring);
         self.unacked.set(self.unacked.get().saturating_sub(1));
         let slot = self.home.slot();
@@ -697,6 +700,18 @@ impl Drop for Consumer {
         if self.unacked.get() > 0 {
             for ring in 0..self.rings.borrow().len() {
                 self.with_agent(ring, |agent| agent.queue.ring.requeue_all_of(agent.owner));
+            }
+            super::trim::trim_to_limits(&self.chain, &self.home.peer, self.counters());
+        }
+        // The chain upkeep of a sweep: a consumer that drained a grown queue
+        // and closes before its first sweep (200 ms) left the drained rings
+        // and a large idle tail in memory until another consumer came.
+        self.chain.retire();
+        let current = self.current.get();
+        if self.seq_of(current) == self.chain.tail() {
+            let queue = self.with_agent(current, |agent| agent.queue.clone());
+            if self.chain.shrink_if_idle(&queue) {
+                self.chain.retire();
             }
         }
         if let Some(ns) = &self.auto_delete {

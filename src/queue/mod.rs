@@ -4,6 +4,7 @@
 pub(crate) mod chain;
 pub(crate) mod consumer;
 pub(crate) mod producer;
+pub(crate) mod trim;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -456,7 +456,7 @@ impl Producer {
                 self.blocked = false;
                 return Ok(Some(claim));
             }
-            if self.agent.queue.segment().config.overflow == Overflow::DropOldest && self.never_fits(bytes) {
+            if self.agent.queue.segment().config.overflow.unwrap_or_default() == Overflow::DropOldest && self.never_fits(bytes) {
                 if !self.discard_oldest() {
                     // Everything older is gone, and it still does not fit.
                     return Ok(None);
@@ -520,7 +520,7 @@ impl Producer {
 
     /// The queue is at its `max_length`: apply the overflow policy.
     fn overflow(&mut self, units: &[u32], deadline: &mut Option<Option<Instant>>) -> Result<Option<Claim>, PublishError> {
-        match self.agent.queue.segment().config.overflow {
+        match self.agent.queue.segment().config.overflow.unwrap_or_default() {
             Overflow::Reject => {
                 // Room may be held by a dead consumer: a publisher that only
                 // ever hears "full" still sweeps.

@@ -455,6 +455,12 @@ impl<M: RingMemory> Ring<M> {
                     self.notify_consumers();
                     return Err(ClaimError::Closed);
                 }
+                if self.count_bytes {
+                    // The claim's ready bytes, where recovery finds them if
+                    // we die before committing (`abandon_stalled`); the
+                    // commit stores the same value. Our slot: a count only.
+                    self.slot(slot).body_len.store(limits.bytes.min(u64::from(u32::MAX)) as u32, Ordering::Relaxed);
+                }
                 return Ok(Claim { first: slot, data });
             }
             spin_hint();
@@ -1162,6 +1168,13 @@ impl<M: RingMemory> Ring<M> {
             }
             let gone = Control::new(pos, 0, 0, ABANDONED).pack();
             if slot.control.compare_exchange(word, gone, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                // Its claim counted its bytes as ready (`try_claim` stored
+                // them in `body_len`); without this every producer killed
+                // mid-publish lowered `max_length_bytes` for good. A death
+                // before that store leaves a stale (older) length: an
+                // undercount, which heals when the ring empties (the count
+                // stops at zero), unlike an overcount.
+                self.sub_ready_bytes(u64::from(slot.body_len.load(Ordering::Relaxed)));
                 abandoned += 1;
             }
         }

@@ -100,7 +100,7 @@ pub(crate) fn encode_queue_header(config: &QueueConfig, offsets: &QueueOffsets) 
     put_u32(&mut b, 48, config.geometry.slot_count);
     put_u32(&mut b, 52, config.geometry.data_units);
     put_u32(&mut b, 56, config.max_message_bytes);
-    put_u32(&mut b, 60, config.overflow as u32);
+    put_u32(&mut b, 60, config.overflow.map_or(0, |o| o as u32));
     put_u64(&mut b, 64, config.message_ttl_ms);
     put_u32(&mut b, 72, AGENT_SLOTS as u32);
     put_u32(&mut b, 76, config.name.len() as u32);
@@ -170,7 +170,10 @@ pub(crate) fn decode_queue_header(b: &[u8; HEADER_BYTES], ready: u32, file_len: 
     if max_length.is_some_and(|n| n > u64::from(u32::MAX)) {
         return Err(Corrupt("max length is over 2^32 - 1".into()));
     }
-    let overflow = Overflow::from_u32(get_u32(b, 60)).ok_or_else(|| Corrupt(format!("unknown overflow policy {}", get_u32(b, 60))))?;
+    let overflow = match get_u32(b, 60) {
+        0 => None,
+        v => Some(Overflow::from_u32(v).ok_or_else(|| Corrupt(format!("unknown overflow policy {v}")))?),
+    };
     if get_u32(b, 72) as usize != AGENT_SLOTS {
         return Err(Corrupt("agent table size does not match this layout".into()));
     }

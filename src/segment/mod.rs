@@ -28,7 +28,8 @@ pub(crate) struct QueueConfig {
     /// This segment's ring sizes (the first segment's are the declared ones).
     pub(crate) geometry: Geometry,
     pub(crate) max_message_bytes: u32,
-    pub(crate) overflow: Overflow,
+    /// As given at declare; `None` means drop-head.
+    pub(crate) overflow: Option<Overflow>,
     pub(crate) message_ttl_ms: u64,
     pub(crate) max_length: Option<u64>,
     pub(crate) max_length_bytes: Option<u64>,

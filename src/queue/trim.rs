@@ -1,0 +1,43 @@
+//! drop-head after a requeue. A requeue is never refused, so it can take a
+//! queue past its `max_length`/`max_length_bytes`; RabbitMQ then drops from
+//! the head (where requeued messages go) until the queue is within its
+//! limits again, and so does this (python/tests/test_limits_vs_rabbitmq.py
+//! compares the two).
+
+use std::sync::Arc;
+
+use super::chain::Chain;
+use super::{bump, Agent};
+use crate::liveness::Peer;
+use crate::options::Overflow;
+use crate::ring::layout::{Counters, ROLE_PRODUCER};
+
+/// Drops the oldest ready messages (requeued ones first) while the queue is
+/// over its limits, if its policy is drop-head; counts them in `counters`.
+pub(crate) fn trim_to_limits(chain: &Chain, peer: &Arc<Peer>, counters: &Counters) {
+    let config = &chain.first.segment().config;
+    if config.overflow.unwrap_or_default() != Overflow::DropOldest || (config.max_length.is_none() && config.max_length_bytes.is_none()) {
+        return;
+    }
+    let over = || {
+        let rings = chain.segments();
+        let ready: u64 = rings.iter().map(|r| u64::from(r.ring.depth().0)).sum();
+        let bytes: u64 = rings.iter().map(|r| r.ring.ready_bytes()).sum();
+        config.max_length.is_some_and(|n| ready > n) || config.max_length_bytes.is_some_and(|n| bytes > n)
+    };
+    while over() {
+        let dropped = chain.segments().into_iter().any(|ring| {
+            Agent::attach(ring, peer.clone(), ROLE_PRODUCER, 0).is_ok_and(|agent| {
+                let dropped = agent.queue.ring.discard_oldest(agent.owner);
+                if dropped {
+                    agent.queue.ring.reclaim();
+                }
+                dropped
+            })
+        });
+        if !dropped {
+            return;
+        }
+        bump(&counters.dropped, 1);
+    }
+}

@@ -20,6 +20,8 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
@@ -36,21 +38,35 @@ from ._native import (
 )
 
 __all__ = [
+    "AMQPChannelError",
+    "AMQPConnectionError",
+    "AMQPError",
     "BasicProperties",
     "BlockingChannel",
     "BlockingConnection",
+    "ConnectionBlocked",
+    "ConnectionBlockedTimeout",
     "ConnectionParameters",
+    "ConnectionUnblocked",
+    "ConnectionWrongStateError",
+    "ChannelClosed",
     "ChannelClosedByBroker",
+    "ChannelWrongStateError",
     "Consumer",
     "ExchangeNotFound",
     "Message",
+    "MethodFrame",
+    "NackError",
     "Namespace",
     "PreconditionFailed",
     "QueueFull",
     "QueueNotFound",
     "ShmqError",
+    "ReturnedMessage",
     "Unroutable",
+    "UnroutableError",
     "UnknownDeliveryTag",
+    "exceptions",
     "topic_matches",
 ]
 
@@ -146,10 +162,15 @@ class Consumer:
 
 class Namespace:
     """A namespace: a name under /dev/shm/shmq-<uid>, a directory path, or
-    ``None`` for ``$SHMQ_NAMESPACE`` (else ``default``)."""
+    ``None`` for ``$SHMQ_NAMESPACE`` (else ``default``).
 
-    def __init__(self, name: Optional[str] = None) -> None:
-        self._native = _native.Namespace(name)
+    ``memory_budget`` (bytes) caps what the namespace's queues may take in
+    all; at the budget a publish that needs room waits (flow control) until
+    consumers make some. It is fixed when the namespace is created (``None``:
+    40 % of the free space then) and ignored when it exists already."""
+
+    def __init__(self, name: Optional[str] = None, memory_budget: Optional[int] = None) -> None:
+        self._native = _native.Namespace(name, memory_budget)
         self._local = threading.local()
 
     @property
@@ -159,8 +180,9 @@ class Namespace:
     def declare_queue(self, name: str = "", **options: Any) -> str:
         """Declare a queue; returns its name (generated for ``name=''`` with
         ``exclusive=True``). Options: passive, exclusive, auto_delete,
-        capacity_bytes, max_messages, max_message_bytes, overflow
-        ('block'|'reject'|'drop-oldest'), message_ttl_ms."""
+        capacity_bytes (the first ring's size), max_length, max_length_bytes,
+        max_message_bytes, overflow ('drop-head' (the default),
+        'reject-publish' or 'block'), message_ttl_ms."""
         return self._native.declare_queue(name, **options)[0]
 
     def declare_exchange(self, name: str, kind: str = "direct", **options: Any) -> None:
@@ -171,7 +193,10 @@ class Namespace:
 
     def publish(self, exchange: str, routing_key: str, body: Any, properties: Optional["BasicProperties"] = None, mandatory: bool = False) -> int:
         """Publish through an exchange ('' = the default exchange, by queue
-        name); returns how many queues it reached."""
+        name); returns how many queues it reached (a queue at its limit with
+        overflow 'reject-publish' refuses the message and is not counted).
+        At the memory budget it waits for room with the GIL released; Ctrl-C
+        interrupts the wait with KeyboardInterrupt."""
         publisher = getattr(self._local, "publisher", None)
         if publisher is None:  # one native publisher per thread
             publisher = self._local.publisher = self._native.publisher()
@@ -231,16 +256,65 @@ class BasicProperties:
 @dataclass
 class ConnectionParameters:
     """Where to connect: a namespace instead of a host. ``host`` and
-    ``port`` are accepted (and ignored) so pika call sites keep working."""
+    ``port`` are accepted (and ignored) so pika call sites keep working.
+
+    ``blocked_connection_timeout`` (seconds, as pika's): a publish held back
+    by flow control longer than this raises ``ConnectionBlockedTimeout`` and
+    closes the connection. ``memory_budget`` (bytes): the namespace's memory
+    budget, used if this connection creates the namespace (see
+    ``Namespace``)."""
 
     namespace: Optional[str] = None
     host: Optional[str] = None
     port: Optional[int] = None
     virtual_host: Optional[str] = None
     credentials: Any = None
+    blocked_connection_timeout: Optional[float] = None
+    memory_budget: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        timeout = self.blocked_connection_timeout
+        if timeout is not None:  # pika's checks and messages
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise TypeError(f"blocked_connection_timeout must be a Real number, but got {timeout!r}")
+            if timeout < 0:
+                raise ValueError(f"blocked_connection_timeout must be >= 0, but got {timeout!r}")
 
 
-class ChannelClosedByBroker(ShmqError):
+class AMQPError(ShmqError):
+    """Base of the exceptions named after ``pika.exceptions`` (all of them
+    are also ``ShmqError``s); see ``shmq.exceptions``."""
+
+
+class AMQPConnectionError(AMQPError):
+    """A connection-level error, as ``pika.exceptions.AMQPConnectionError``."""
+
+
+class ConnectionWrongStateError(AMQPConnectionError):
+    """The connection is closed, as ``pika.exceptions.ConnectionWrongStateError``."""
+
+
+class ConnectionBlockedTimeout(AMQPConnectionError):
+    """A publish was held back by flow control (the namespace at its memory
+    budget) for longer than ``ConnectionParameters.blocked_connection_timeout``;
+    the connection is closed, as pika closes it when RabbitMQ does not send
+    ``connection.unblocked`` in time."""
+
+
+class AMQPChannelError(AMQPError):
+    """A channel-level error, as ``pika.exceptions.AMQPChannelError``."""
+
+
+class ChannelWrongStateError(AMQPChannelError):
+    """The channel (or its connection) is closed, as
+    ``pika.exceptions.ChannelWrongStateError``."""
+
+
+class ChannelClosed(AMQPChannelError):
+    """The channel was closed, as ``pika.exceptions.ChannelClosed``."""
+
+
+class ChannelClosedByBroker(ChannelClosed):
     """Raised where pika raises ChannelClosedByBroker (e.g. a passive declare
     of a missing queue); ``reply_code`` and ``reply_text`` as in pika."""
 
@@ -248,6 +322,108 @@ class ChannelClosedByBroker(ShmqError):
         super().__init__(f"({reply_code}, {reply_text!r})")
         self.reply_code = reply_code
         self.reply_text = reply_text
+
+
+def _queue_arg_int(queue: str, arg: str, value: Any) -> int:
+    """A non-negative integer queue argument, refused as RabbitMQ does."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{queue}': "
+                                         f"expected integer, got {type(value).__name__}")
+    if value < 0:
+        raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{queue}': "
+                                         f"{{value_negative,{value}}}")
+    return value
+
+
+class NackError(AMQPChannelError):
+    """Raised by ``basic_publish`` on a channel in confirm mode
+    (``confirm_delivery()``) when the message was refused, as
+    ``pika.exceptions.NackError``: RabbitMQ nacks a publish to a full
+    ``x-overflow: reject-publish`` queue. ``messages`` holds the returned
+    messages, empty here as in pika (only mandatory publishes return)."""
+
+    def __init__(self, messages: Optional[List[Any]] = None) -> None:
+        self.messages = list(messages or [])
+        super().__init__(f"{len(self.messages)} message(s) NACKed")
+
+    def __repr__(self) -> str:
+        return f"NackError: {len(self.messages)} unroutable messages returned by broker"
+
+
+class ReturnedMessage:
+    """A message handed back to its publisher (``UnroutableError.messages``),
+    as pika's ``ReturnedMessage``: ``method`` (``Return``), ``properties``,
+    ``body``."""
+
+    __slots__ = ("method", "properties", "body")
+
+    def __init__(self, method: "Return", properties: Optional[BasicProperties], body: bytes) -> None:
+        self.method = method
+        self.properties = properties
+        self.body = body
+
+
+@dataclass
+class Return:
+    """``ReturnedMessage.method``, as ``pika.spec.Basic.Return``."""
+
+    reply_code: int
+    reply_text: str
+    exchange: str
+    routing_key: str
+
+
+class UnroutableError(AMQPChannelError, Unroutable):
+    """Raised by ``basic_publish(..., mandatory=True)`` on a channel in
+    confirm mode when no queue took the message, as
+    ``pika.exceptions.UnroutableError``; ``messages`` holds it as a
+    ``ReturnedMessage`` (reply 312 NO_ROUTE). Also an ``Unroutable``, which
+    a channel without confirms raises in the same case."""
+
+    def __init__(self, messages: List[ReturnedMessage]) -> None:
+        self.messages = list(messages)
+        super().__init__(f"{len(self.messages)} unroutable message(s) returned")
+
+    def __repr__(self) -> str:
+        return f"UnroutableError: {len(self.messages)} unroutable messages returned by broker"
+
+
+class ConnectionBlocked:
+    """``method_frame.method`` given to connection-blocked callbacks, as
+    ``pika.spec.Connection.Blocked``: ``reason`` says why (RabbitMQ's text
+    for its memory alarm, "low on memory")."""
+
+    NAME = "Connection.Blocked"
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"<{self.NAME}(['reason={self.reason}'])>"
+
+
+class ConnectionUnblocked:
+    """``method_frame.method`` given to connection-unblocked callbacks, as
+    ``pika.spec.Connection.Unblocked``."""
+
+    NAME = "Connection.Unblocked"
+
+    def __repr__(self) -> str:
+        return f"<{self.NAME}>"
+
+
+class MethodFrame:
+    """The frame given to connection callbacks, as ``pika.frame.Method``:
+    ``channel_number`` (0: the connection) and ``method``."""
+
+    __slots__ = ("channel_number", "method")
+
+    def __init__(self, channel_number: int, method: Any) -> None:
+        self.channel_number = channel_number
+        self.method = method
+
+    def __repr__(self) -> str:
+        return f"<METHOD(['channel_number={self.channel_number}', 'method={self.method!r}'])>"
 
 
 @dataclass
@@ -336,6 +512,11 @@ class BlockingChannel:
         self.connection = connection
         self._ns = connection._ns
         self._publisher = self._ns.publisher()
+        # A waiting publish reports to the connection (flow-control
+        # callbacks, blocked_connection_timeout); a weak reference, as the
+        # native publisher does not take part in garbage collection.
+        self._publisher.set_wait_callback(_wait_callback(weakref.ref(connection)))
+        self._confirm = False
         self._prefetch = 0
         self._subs: Dict[str, _Subscription] = {}
         self._consuming = False
@@ -351,15 +532,16 @@ class BlockingChannel:
                       auto_delete: bool = False, arguments: Optional[Dict[str, Any]] = None) -> _Frame:
         args = arguments or {}
         options: Dict[str, Any] = {"passive": passive, "exclusive": exclusive or queue == "", "auto_delete": auto_delete}
-        if "x-max-length-bytes" in args:
-            options["capacity_bytes"] = int(args["x-max-length-bytes"])
-        if "x-max-length" in args:
-            options["max_messages"] = int(args["x-max-length"])
-        if "x-message-ttl" in args:
-            options["message_ttl_ms"] = int(args["x-message-ttl"])
+        for arg, option in (("x-max-length", "max_length"), ("x-max-length-bytes", "max_length_bytes"),
+                            ("x-message-ttl", "message_ttl_ms")):
+            if arg in args:
+                options[option] = _queue_arg_int(queue, arg, args[arg])
         if "x-overflow" in args:
-            options["overflow"] = {"drop-head": "drop-oldest", "reject-publish": "reject", "reject-publish-dlx": "reject"}.get(
-                args["x-overflow"], args["x-overflow"])
+            # RabbitMQ's names; "block" is shmq's own (wait for room).
+            overflow = {"reject-publish-dlx": "reject-publish"}.get(args["x-overflow"], args["x-overflow"])
+            if overflow not in ("drop-head", "reject-publish", "block"):
+                raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '{queue}': invalid_overflow")
+            options["overflow"] = overflow
         try:
             name, ready, consumers = self._ns.declare_queue(queue, **options)
         except ShmqError as e:
@@ -396,10 +578,47 @@ class BlockingChannel:
 
     # -- publishing
 
+    def confirm_delivery(self) -> None:
+        """Turn on publisher confirms, as pika's: from now on
+        ``basic_publish`` raises ``NackError`` when a queue refuses the
+        message (at its limit with ``x-overflow: reject-publish``) and
+        ``UnroutableError`` when a ``mandatory`` message reaches no queue."""
+        self._confirm = True
+
     def basic_publish(self, exchange: str, routing_key: str, body: Any, properties: Optional[BasicProperties] = None,
                       mandatory: bool = False) -> None:
+        """Publish, as pika's ``BlockingChannel.basic_publish``. Returns None.
+
+        Without confirms a message a queue refuses (``x-overflow:
+        reject-publish`` at its limit) is dropped silently, as with RabbitMQ;
+        with ``confirm_delivery()`` that raises ``NackError``, and an
+        unroutable ``mandatory`` message raises ``UnroutableError`` (without
+        confirms: ``Unroutable``). At the namespace's memory budget the call
+        waits for room (flow control: the connection's blocked and unblocked
+        callbacks run), at most ``blocked_connection_timeout`` seconds if set
+        (then ``ConnectionBlockedTimeout``, and the connection closes). The
+        GIL is released while it waits; Ctrl-C raises KeyboardInterrupt."""
+        if not self.is_open:
+            raise ChannelWrongStateError("Channel is closed.")
+        data = _body_bytes(body)
         props = properties.as_dict() if properties is not None else None
-        self._publisher.publish(exchange, routing_key, _body_bytes(body), props, mandatory)
+        connection = self.connection
+        try:
+            _queues, refused = self._publisher.publish_routed(exchange, routing_key, data, props, mandatory)
+        except Unroutable:
+            connection._publish_done()
+            if not self._confirm:
+                raise
+            returned = ReturnedMessage(Return(312, "NO_ROUTE", exchange, routing_key), properties, data)
+            raise UnroutableError([returned]) from None
+        except ConnectionBlockedTimeout:
+            connection._blocked_timed_out()
+            raise
+        # (Interrupted otherwise, e.g. by Ctrl-C: the connection stays
+        # blocked until a publish gets through, and its timeout runs on.)
+        connection._publish_done()
+        if refused and self._confirm:
+            raise NackError([])
 
     # -- consuming
 
@@ -517,17 +736,99 @@ class BlockingChannel:
         self._tags_out.clear()
         self.is_open = False
 
+    @property
+    def is_closed(self) -> bool:
+        """True once the channel is closed, as pika's."""
+        return not self.is_open
+
+
+def _wait_callback(connection: "weakref.ReferenceType[BlockingConnection]") -> Callable[[str], None]:
+    """The native publisher's wait callback for a channel of `connection`."""
+
+    def on_wait(reason: str) -> None:
+        c = connection()
+        if c is not None:
+            c._publish_waiting(reason)
+
+    return on_wait
+
 
 class BlockingConnection:
-    """As ``pika.BlockingConnection``, over a namespace."""
+    """As ``pika.BlockingConnection``, over a namespace.
+
+    Flow control: when the namespace reaches its memory budget, a publish
+    that needs room waits until consumers make some. As with RabbitMQ's
+    memory alarm, the connection then counts as blocked: the callbacks of
+    ``add_on_connection_blocked_callback`` run when a publish starts waiting,
+    those of ``add_on_connection_unblocked_callback`` when it is over, and
+    ``ConnectionParameters.blocked_connection_timeout`` bounds the wait."""
 
     def __init__(self, parameters: Optional[ConnectionParameters] = None) -> None:
         params = parameters or ConnectionParameters()
-        self._ns = _native.Namespace(params.namespace)
+        self._params = params
+        self._ns = _native.Namespace(params.namespace, params.memory_budget)
         self._channels: List[BlockingChannel] = []
+        self._on_blocked: List[Callable[..., Any]] = []
+        self._on_unblocked: List[Callable[..., Any]] = []
+        self._blocked_since: Optional[float] = None
         self.is_open = True
 
+    @property
+    def is_closed(self) -> bool:
+        """True once the connection is closed, as pika's."""
+        return not self.is_open
+
+    def add_on_connection_blocked_callback(self, callback: Callable[["BlockingConnection", MethodFrame], Any]) -> None:
+        """Call ``callback(connection, method_frame)`` when a publish starts
+        waiting for the namespace's memory budget (flow control), as pika
+        does on RabbitMQ's ``connection.blocked``; ``method_frame.method`` is
+        a ``ConnectionBlocked`` (``reason``: "low on memory"). It runs on the
+        publishing thread, inside ``basic_publish``."""
+        self._on_blocked.append(callback)
+
+    def add_on_connection_unblocked_callback(self, callback: Callable[["BlockingConnection", MethodFrame], Any]) -> None:
+        """Call ``callback(connection, method_frame)`` when a publish gets
+        through after flow control blocked the connection, as pika does on
+        ``connection.unblocked``; ``method_frame.method`` is a
+        ``ConnectionUnblocked``. (A publish interrupted while blocked, say by
+        Ctrl-C, leaves the connection blocked.)"""
+        self._on_unblocked.append(callback)
+
+    def _publish_waiting(self, reason: str) -> None:
+        """A publish on one of our channels is waiting (called by the
+        native publisher every 10-50 ms, on the publishing thread)."""
+        if reason != "memory":
+            return  # a full `block` queue: shmq's own policy, not flow control
+        now = time.monotonic()
+        if self._blocked_since is None:
+            self._blocked_since = now
+            frame = MethodFrame(0, ConnectionBlocked(reason="low on memory"))
+            for callback in list(self._on_blocked):
+                callback(self, frame)
+        timeout = self._params.blocked_connection_timeout
+        if timeout is not None and now - self._blocked_since >= timeout:
+            raise ConnectionBlockedTimeout("Blocked connection timeout expired.")
+
+    def _publish_done(self) -> None:
+        """A publish got through: if the connection was blocked, it is
+        unblocked now."""
+        if self._blocked_since is None:
+            return
+        self._blocked_since = None
+        if self.is_open:
+            frame = MethodFrame(0, ConnectionUnblocked())
+            for callback in list(self._on_unblocked):
+                callback(self, frame)
+
+    def _blocked_timed_out(self) -> None:
+        """As pika: the connection is torn down when it stays blocked too long."""
+        self._blocked_since = None
+        self.close()
+
     def channel(self, channel_number: Optional[int] = None) -> BlockingChannel:
+        """A new channel (raises ``ConnectionWrongStateError`` once closed)."""
+        if not self.is_open:
+            raise ConnectionWrongStateError("Channel allocation requires an open connection: " + repr(self))
         ch = BlockingChannel(self)
         self._channels.append(ch)
         return ch
@@ -547,3 +848,6 @@ class BlockingConnection:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+from . import exceptions  # noqa: E402 - pika.exceptions' names, defined above

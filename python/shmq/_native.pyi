@@ -1,6 +1,6 @@
 """Type stubs of the Rust extension module `shmq._native`."""
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 class ShmqError(Exception): ...
 class QueueNotFound(ShmqError): ...
@@ -33,13 +33,25 @@ class Consumer:
 class Publisher:
     def publish(self, exchange: str, routing_key: str, body: bytes, props: Optional[Dict[str, Any]] = None,
                 mandatory: bool = False) -> int:
-        """Publish; returns how many queues the message reached."""
+        """Publish; returns how many queues the message reached. Waits for
+        room with the GIL released; Ctrl-C raises KeyboardInterrupt."""
+    def publish_routed(self, exchange: str, routing_key: str, body: bytes, props: Optional[Dict[str, Any]] = None,
+                       mandatory: bool = False) -> Tuple[int, int]:
+        """Publish; returns (queues reached, queues that refused it)."""
+    def set_wait_callback(self, callback: Optional[Callable[[str], Any]] = None) -> None:
+        """`callback("memory" | "queue-full")` every 10-50 ms while a publish
+        waits; an exception it raises stops the publish and is raised by it."""
+    def set_publish_timeout(self, timeout: Optional[float] = None) -> None:
+        """Most seconds a publish waits for room (None: no limit)."""
+    def is_blocked(self) -> bool:
+        """True while flow control (the memory budget) holds this publisher back."""
 
 class Namespace:
     path: str
-    def __init__(self, name: Optional[str] = None) -> None: ...
+    def __init__(self, name: Optional[str] = None, memory_budget: Optional[int] = None) -> None: ...
     def declare_queue(self, name: str, passive: bool = False, exclusive: bool = False, auto_delete: bool = False,
-                      capacity_bytes: Optional[int] = None, max_messages: Optional[int] = None,
+                      capacity_bytes: Optional[int] = None, max_length: Optional[int] = None,
+                      max_length_bytes: Optional[int] = None,
                       max_message_bytes: Optional[int] = None, overflow: Optional[str] = None,
                       message_ttl_ms: Optional[int] = None) -> Tuple[str, int, int]: ...
     def delete_queue(self, name: str) -> None: ...

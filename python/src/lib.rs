@@ -2,7 +2,11 @@
 //! (`shmq.BlockingConnection`) and the Pythonic one are written in Python on
 //! top of these few classes. Blocking calls release the GIL and wake every
 //! 100 ms to let Python handle signals, so Ctrl-C interrupts them promptly.
+//! A publish that waits for room (flow control at the namespace's memory
+//! budget, or a `block` queue at its limit) releases the GIL too, and looks
+//! at signals and its wait callback every 10-50 ms while it waits.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use pyo3::create_exception;
@@ -72,15 +76,22 @@ fn arguments(args: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, shmq::Ar
 #[pymethods]
 impl Namespace {
     /// Opens (creating) a namespace: a name under /dev/shm/shmq-<uid>, or a path;
-    /// None means $SHMQ_NAMESPACE, else "default".
+    /// None means $SHMQ_NAMESPACE, else "default". `memory_budget` (bytes)
+    /// caps what its queues may take in all, beyond which publishes wait
+    /// (flow control); it is fixed when the namespace is created and ignored
+    /// when it exists already. None: 40 % of the file system's free space.
     #[new]
-    #[pyo3(signature = (name=None))]
-    fn new(name: Option<&str>) -> PyResult<Self> {
-        let inner = match name {
-            Some(n) => shmq::Namespace::open(n),
-            None => shmq::Namespace::open_default(),
+    #[pyo3(signature = (name=None, memory_budget=None))]
+    fn new(name: Option<&str>, memory_budget: Option<u64>) -> PyResult<Self> {
+        let mut options = shmq::NamespaceOptions::default();
+        if let Some(bytes) = memory_budget {
+            options = options.memory_budget(bytes);
         }
-        .map_err(err)?;
+        let name = match name {
+            Some(n) => n.to_owned(),
+            None => std::env::var(shmq::NAMESPACE_ENV).unwrap_or_else(|_| "default".to_owned()),
+        };
+        let inner = shmq::Namespace::open_with(&name, options).map_err(err)?;
         Ok(Self { inner })
     }
 
@@ -91,8 +102,11 @@ impl Namespace {
     }
 
     /// Declares a queue; returns (name, ready messages, consumers). An empty
-    /// name with exclusive=True generates one.
-    #[pyo3(signature = (name, passive=false, exclusive=false, auto_delete=false, capacity_bytes=None, max_messages=None, max_message_bytes=None, overflow=None, message_ttl_ms=None))]
+    /// name with exclusive=True generates one. `max_length` and
+    /// `max_length_bytes` are RabbitMQ's x-max-length and x-max-length-bytes
+    /// (ready messages only); `overflow` is "drop-head" (the default),
+    /// "reject-publish" or "block" (shmq's own: wait for room).
+    #[pyo3(signature = (name, passive=false, exclusive=false, auto_delete=false, capacity_bytes=None, max_length=None, max_length_bytes=None, max_message_bytes=None, overflow=None, message_ttl_ms=None))]
     #[allow(clippy::too_many_arguments)]
     fn declare_queue(
         &self,
@@ -101,7 +115,8 @@ impl Namespace {
         exclusive: bool,
         auto_delete: bool,
         capacity_bytes: Option<u64>,
-        max_messages: Option<u32>,
+        max_length: Option<u64>,
+        max_length_bytes: Option<u64>,
         max_message_bytes: Option<u32>,
         overflow: Option<&str>,
         message_ttl_ms: Option<u64>,
@@ -113,8 +128,11 @@ impl Namespace {
             if let Some(c) = capacity_bytes {
                 o = o.capacity_bytes(c);
             }
-            if let Some(m) = max_messages {
-                o = o.max_messages(m);
+            if let Some(n) = max_length {
+                o = o.max_length(n);
+            }
+            if let Some(b) = max_length_bytes {
+                o = o.max_length_bytes(b);
             }
             if let Some(m) = max_message_bytes {
                 o = o.max_message_bytes(m);
@@ -201,7 +219,7 @@ impl Namespace {
 
     /// A publisher (one per thread).
     fn publisher(&self) -> Publisher {
-        Publisher { inner: self.inner.publisher() }
+        Publisher::new(self.inner.publisher())
     }
 
     /// A consumer of `queue` (one per thread).
@@ -219,6 +237,56 @@ impl Namespace {
 #[pyclass(module = "shmq._native", unsendable)]
 struct Publisher {
     inner: shmq::Publisher,
+    wait: Arc<WaitState>,
+}
+
+/// What a waiting publish's hook shares with [`Publisher::publish_routed`].
+#[derive(Default)]
+struct WaitState {
+    /// Called with the wait's reason ("memory" or "queue-full") on every
+    /// look while a publish waits; an exception it raises stops the publish.
+    callback: Mutex<Option<Py<PyAny>>>,
+    /// The Python exception (Ctrl-C's KeyboardInterrupt, or the callback's)
+    /// that stopped the current publish, to be raised by it.
+    error: Mutex<Option<PyErr>>,
+}
+
+/// The name a wait callback is given for `reason`.
+fn reason_name(reason: shmq::WaitReason) -> &'static str {
+    match reason {
+        shmq::WaitReason::MemoryBudget => "memory",
+        shmq::WaitReason::QueueFull => "queue-full",
+    }
+}
+
+impl Publisher {
+    fn new(mut inner: shmq::Publisher) -> Self {
+        let wait = Arc::new(WaitState::default());
+        let state = Arc::clone(&wait);
+        // Runs on the publishing thread, with the GIL released by `publish`:
+        // take it for a moment to run signal handlers (Ctrl-C) and the wait
+        // callback; an exception from either ends the wait.
+        let hook: shmq::WaitHook = Arc::new(move |reason| {
+            Python::with_gil(|py| {
+                let outcome = py.check_signals().and_then(|()| {
+                    let callback = state.callback.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|c| c.clone_ref(py));
+                    match callback {
+                        Some(c) => c.call1(py, (reason_name(reason),)).map(drop),
+                        None => Ok(()),
+                    }
+                });
+                match outcome {
+                    Ok(()) => true,
+                    Err(e) => {
+                        *state.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(e);
+                        false
+                    }
+                }
+            })
+        });
+        inner.set_wait_hook(Some(hook));
+        Self { inner, wait }
+    }
 }
 
 /// A scalar header value (strings and bytes are handled by the caller).
@@ -238,17 +306,39 @@ fn header_scalar(v: &Bound<'_, PyAny>) -> PyResult<shmq::HeaderValue<'static>> {
 
 #[pymethods]
 impl Publisher {
-    /// Publishes; returns the number of queues reached. `props` is a dict of
-    /// AMQP basic properties (content_type, correlation_id, reply_to, headers, ...).
+    /// Publishes; returns the number of queues reached (queues that refused
+    /// the message, at their limit with overflow reject-publish, are not
+    /// counted). `props` is a dict of AMQP basic properties (content_type,
+    /// correlation_id, reply_to, headers, ...). A publish that must wait for
+    /// room waits with the GIL released; Ctrl-C (or an exception from the
+    /// wait callback) stops it and is raised here.
     #[pyo3(signature = (exchange, routing_key, body, props=None, mandatory=false))]
     fn publish(
         &mut self,
+        py: Python<'_>,
         exchange: &str,
         routing_key: &str,
         body: &[u8],
         props: Option<&Bound<'_, PyDict>>,
         mandatory: bool,
     ) -> PyResult<usize> {
+        Ok(self.publish_routed(py, exchange, routing_key, body, props, mandatory)?.0)
+    }
+
+    /// As `publish`, but returns `(queues reached, queues that refused it)`:
+    /// a queue at its limit with overflow reject-publish refuses (RabbitMQ
+    /// nacks such a publish under publisher confirms), as does a `block`
+    /// queue or the memory budget when the publish timeout expires.
+    #[pyo3(signature = (exchange, routing_key, body, props=None, mandatory=false))]
+    fn publish_routed(
+        &mut self,
+        py: Python<'_>,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: Option<&Bound<'_, PyDict>>,
+        mandatory: bool,
+    ) -> PyResult<(usize, usize)> {
         let get = |k: &str| -> PyResult<Option<String>> {
             match props.map(|p| p.get_item(k)).transpose()?.flatten() {
                 Some(v) if !v.is_none() => Ok(Some(v.str()?.to_string())),
@@ -319,13 +409,50 @@ impl Publisher {
             headers: &headers,
             ..shmq::Properties::new()
         };
-        let routed = if mandatory {
-            self.inner.publish_mandatory(exchange, routing_key, &properties, body)
-        } else {
-            self.inner.publish(exchange, routing_key, &properties, body)
+        self.wait.error.lock().unwrap_or_else(PoisonError::into_inner).take();
+        let publisher = &mut self.inner;
+        // Publishing copies into shared memory and may wait for room (flow
+        // control): both without the GIL. The wait hook takes it back briefly.
+        let routed = py.allow_threads(move || {
+            if mandatory {
+                publisher.publish_mandatory(exchange, routing_key, &properties, body)
+            } else {
+                publisher.publish(exchange, routing_key, &properties, body)
+            }
+        });
+        match routed {
+            Ok(routed) => Ok((routed.queues, routed.full)),
+            Err(shmq::PublishError::Interrupted) => match self.wait.error.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                Some(e) => Err(e),
+                None => Err(publish_err(shmq::PublishError::Interrupted)),
+            },
+            Err(e) => Err(publish_err(e)),
         }
-        .map_err(publish_err)?;
-        Ok(routed.queues)
+    }
+
+    /// Sets the callable called with the reason ("memory": the namespace is
+    /// at its memory budget; "queue-full": a `block` queue is at its limit)
+    /// about every 10-50 ms while a publish waits for room, on the
+    /// publishing thread; an exception it raises stops the publish, which
+    /// raises it. None removes it.
+    #[pyo3(signature = (callback=None))]
+    fn set_wait_callback(&self, callback: Option<Py<PyAny>>) {
+        *self.wait.callback.lock().unwrap_or_else(PoisonError::into_inner) = callback;
+    }
+
+    /// How long a publish may wait for room, in seconds (None: as long as it
+    /// takes). A publish that times out is refused by the queues it waited
+    /// for (counted in `publish_routed`'s second figure).
+    #[pyo3(signature = (timeout=None))]
+    fn set_publish_timeout(&mut self, timeout: Option<f64>) {
+        self.inner.set_publish_timeout(timeout.map(|t| Duration::from_secs_f64(t.max(0.0))));
+    }
+
+    /// True while flow control holds this publisher back: its last publish
+    /// to some queue waited for the namespace's memory budget and has not
+    /// had room since.
+    fn is_blocked(&self) -> bool {
+        self.inner.is_blocked()
     }
 }
 

@@ -19,6 +19,29 @@ def namespace():
 
 
 @pytest.fixture(scope="session")
+def rabbitmq():
+    """A private RabbitMQ broker (Debian's rabbitmq-server) for differential
+    tests, on free ports with its own node name and data directory. Yields a
+    `rabbitmq.Broker`: `.connection_parameters()` is a
+    `pika.ConnectionParameters`, `.connect()` a `pika.BlockingConnection`.
+    Fails, never skips, when rabbitmq-server or pika is missing."""
+    try:
+        import pika  # noqa: F401
+    except ImportError:
+        pytest.fail("pika is not installed: the RabbitMQ differential tests need it (pip install pika)", pytrace=False)
+    from rabbitmq import Broker, BrokerError
+
+    try:
+        broker = Broker().start()
+    except BrokerError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
 def shmq_bin():
     """The Rust `shmq` binary, for interop tests (built by `cargo build`)."""
     for candidate in [os.environ.get("SHMQ_BIN"), REPO / "target/debug/shmq", REPO / "target/release/shmq"]:

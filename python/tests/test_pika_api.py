@@ -236,3 +236,28 @@ def test_stop_consuming_mid_batch_loses_nothing_with_auto_ack(namespace):
         rest.append(body)
     assert got == [b"0", b"1", b"2"]
     assert sorted(rest, key=int) == [str(i).encode() for i in range(3, 10)]
+
+
+def test_publisher_confirms_report_refused_and_unroutable_publishes_as_pika_does(namespace):
+    ch = connect(namespace).channel()
+    ch.queue_declare(queue="q", arguments={"x-max-length": 1, "x-overflow": "reject-publish"})
+    ch.exchange_declare(exchange="x", exchange_type="direct")
+    # Without confirms (as RabbitMQ + pika): a refused publish is silent.
+    assert ch.basic_publish(exchange="", routing_key="q", body="1") is None
+    assert ch.basic_publish(exchange="", routing_key="q", body="2") is None
+    assert ch.confirm_delivery() is None
+    with pytest.raises(shmq.exceptions.NackError) as nacked:
+        ch.basic_publish(exchange="", routing_key="q", body="3")
+    assert (str(nacked.value), nacked.value.messages) == ("0 message(s) NACKed", [])
+    props = shmq.BasicProperties(correlation_id="c")
+    with pytest.raises(shmq.exceptions.UnroutableError) as returned:
+        ch.basic_publish(exchange="x", routing_key="nobody", body=b"lost", properties=props, mandatory=True)
+    assert str(returned.value) == "1 unroutable message(s) returned"
+    (message,) = returned.value.messages
+    assert (message.method.reply_code, message.method.reply_text, message.method.exchange, message.method.routing_key) == (
+        312, "NO_ROUTE", "x", "nobody")
+    assert (message.properties, message.body) == (props, b"lost")
+    # A non-mandatory unroutable publish is confirmed (dropped), as RabbitMQ does.
+    assert ch.basic_publish(exchange="x", routing_key="nobody", body=b"dropped") is None
+    assert ch.queue_declare(queue="q", passive=True).method.message_count == 1
+    assert isinstance(returned.value, shmq.Unroutable) and isinstance(nacked.value, shmq.ShmqError)

@@ -9,8 +9,7 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::TempNs;
@@ -131,11 +130,11 @@ fn at_the_memory_budget_publishers_block_are_told_time_out_and_resume() {
     ns.declare_queue("q", &QueueOptions::default().capacity_bytes(1 << 20)).unwrap();
     let mut producer = ns.producer("q").unwrap();
     producer.set_publish_timeout(Some(Duration::from_millis(300)));
-    let told = Arc::new(AtomicU32::new(0));
+    let told = Arc::new(Mutex::new(0u32));
     let seen = told.clone();
     producer.set_wait_hook(Some(Arc::new(move |reason| {
         assert_eq!(reason, WaitReason::MemoryBudget);
-        seen.fetch_add(1, Ordering::Relaxed);
+        *seen.lock().unwrap() += 1;
         true
     })));
     let body = [7u8; 1000];
@@ -150,7 +149,7 @@ fn at_the_memory_budget_publishers_block_are_told_time_out_and_resume() {
     };
     assert_eq!(err, PublishError::Timeout);
     assert!(producer.is_blocked());
-    assert!(told.load(Ordering::Relaxed) > 0, "the wait hook was never told");
+    assert!(*told.lock().unwrap() > 0, "the wait hook was never told");
     let stats = ns.queue_stats("q").unwrap();
     assert_eq!(stats.ready, published, "nothing lost at the budget");
     let in_use: u64 = du(&dir);

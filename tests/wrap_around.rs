@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::TempNs;
 use shmq::ring::heap::HeapMemory;
 use shmq::ring::{ClaimLimits, Geometry, ReclaimHint, Ring, RingMemory, Settle, Take};
-use shmq::{ConsumerOptions, Overflow, Properties, PublishError, QueueOptions};
+use shmq::{ConsumerOptions, Properties, QueueOptions};
 
 /// Reserves and commits a message of `len` body bytes without writing it:
 /// moving 2^32 data units then costs a few thousand claims, not 32 GiB of

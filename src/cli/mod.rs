@@ -191,8 +191,7 @@ pub fn namespace(cli: &Cli) -> Result<shmq::Namespace, shmq::Error> {
         _ => false,
     };
     if creates {
-        let mut options = shmq::NamespaceOptions::default();
-        options.memory_budget = cli.memory_budget;
+        let options = shmq::NamespaceOptions { memory_budget: cli.memory_budget, ..Default::default() };
         shmq::Namespace::open_with(&cli.namespace, options)
     } else {
         shmq::Namespace::open_existing(&cli.namespace)

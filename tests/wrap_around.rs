@@ -26,9 +26,7 @@ fn idle_producers_cached_reclaim_position_stays_exact_past_2_pow_32_data_units()
     const UNITS: u64 = 1 << 23;
     const HALF_BYTES: usize = (UNITS as usize / 2) * 8;
     let t = TempNs::in_shm("wrap-data");
-    let options = QueueOptions::default()
-        .capacity_bytes(UNITS * 8)
-        .max_message_bytes(HALF_BYTES as u32);
+    let options = QueueOptions::default().capacity_bytes(UNITS * 8).max_message_bytes(HALF_BYTES as u32);
     t.ns.declare_queue("q", &options).unwrap();
     let mut idle = t.ns.producer("q").unwrap();
     let mut busy = t.ns.producer("q").unwrap();

@@ -61,7 +61,8 @@ impl Namespace {
         // Later rings of queues that are gone (a deleter that died midway);
         // a minute old at least, so not those of a queue declared since.
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let stale = |sub: Sub, name: &str| dir.stat(sub, name).is_some_and(|s| u64::try_from(s.st_mtime).is_ok_and(|t| now.saturating_sub(t) > 60));
+        let stale =
+            |sub: Sub, name: &str| dir.stat(sub, name).is_some_and(|s| u64::try_from(s.st_mtime).is_ok_and(|t| now.saturating_sub(t) > 60));
         for extent in dir.list(Sub::Extents).unwrap_or_default() {
             if !live_ids.iter().any(|prefix| extent.starts_with(prefix.as_str())) && stale(Sub::Extents, &extent) {
                 dir.unlink(Sub::Extents, &extent);

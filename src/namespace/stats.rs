@@ -5,8 +5,8 @@
 use super::Namespace;
 use crate::error::Error;
 use crate::options::QueueOptions;
-use crate::ring::layout::{ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::queue::chain::Chain;
+use crate::ring::layout::{ROLE_CONSUMER, ROLE_PRODUCER};
 use crate::ring::RingMemory;
 use crate::sync::Ordering;
 

@@ -151,7 +151,7 @@ impl Chain {
             return Ok(Grown::BudgetReached);
         }
         let geometry = next_geometry(from.ring.geometry(), min_units);
-        self.link_next(from, geometry)
+        self.link_next(from, geometry, true)
     }
 
     /// Replaces an idle tail larger than the first ring with a first-size
@@ -167,25 +167,31 @@ impl Chain {
         if self.tail() != tail.seq() || tail.ring.is_closed() || !tail.ring.is_empty() {
             return false;
         }
-        matches!(self.link_next(tail, first), Ok(Grown::Moved))
+        // No budget check: the step gives back more than it takes, and is
+        // most needed when the budget is nearly spent.
+        matches!(self.link_next(tail, first, false), Ok(Grown::Moved))
     }
 
     /// Under the growth lock: creates (or finds) segment `from + 1`, closes
     /// `from`, links the new one as the tail. Each step is safe to die
     /// after: a later grower finds the file and the closed ring and
-    /// finishes the job.
-    fn link_next(&self, from: &QueueHandle, geometry: Geometry) -> Result<Grown, Error> {
+    /// finishes the job. `check_budget`: refuse (`BudgetReached`) if the
+    /// new ring would take the namespace past its memory budget.
+    fn link_next(&self, from: &QueueHandle, geometry: Geometry, check_budget: bool) -> Result<Grown, Error> {
         // A ring at u64::MAX (a hostile chain) has no successor: saturating
         // here "linked" `from` again and its producers spun for ever.
         let Some(next) = from.seq().checked_add(1) else {
-            return Err(Error::Corrupt { path: from.segment().path.clone(), reason: "the queue's chain is at its last sequence number".into() });
+            return Err(Error::Corrupt {
+                path: from.segment().path.clone(),
+                reason: "the queue's chain is at its last sequence number".into(),
+            });
         };
         let dir = &self.ns().dir;
         let config = self.first.segment().config.extent(next, geometry);
         let exists = dir.exists(Sub::Extents, &segment::extent_name(config.queue_id, next));
         if !exists {
             let size = crate::segment::layout::QueueOffsets::for_geometry(geometry).total;
-            if segment::bytes_in_use(dir).saturating_add(size) > self.ns().memory_budget {
+            if check_budget && segment::bytes_in_use(dir).saturating_add(size) > self.ns().memory_budget {
                 return Ok(Grown::BudgetReached);
             }
             let tmp = format!("extent-{:016x}", crate::liveness::random_token());

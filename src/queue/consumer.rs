@@ -297,7 +297,8 @@ impl Consumer {
                 break Ok(handled);
             }
             let current = self.current.get();
-            let batch = self.with_agent(current, |agent| agent.queue.ring.take_batch(agent.owner, !manual, &mut now_ms, &mut records[..want]));
+            let batch =
+                self.with_agent(current, |agent| agent.queue.ring.take_batch(agent.owner, !manual, &mut now_ms, &mut records[..want]));
             if batch.expired > 0 {
                 bump(&self.counters().expired, u64::from(batch.expired));
             }
@@ -656,6 +657,9 @@ impl Consumer {
         if seq > 0 {
             self.home.maybe_recover(true);
         }
+        // A dead consumer's messages, requeued by a sweep, may have taken
+        // the queue past its limits: drop-head trims, as after a nack.
+        super::trim::trim_to_limits(&self.chain, &self.home.peer, self.counters());
         self.chain.retire();
         if seq == self.chain.tail() {
             let queue = self.with_agent(self.current.get(), |agent| agent.queue.clone());

@@ -117,7 +117,16 @@ struct Encoded {
 impl Producer {
     pub(crate) fn new(agent: Agent) -> Self {
         let chain = Chain::new(agent.queue.clone());
-        Self { chain, agent, home: None, timeout: None, reclaim_hint: ReclaimHint::default(), wait_hook: None, blocked: false, claim_bytes: 0 }
+        Self {
+            chain,
+            agent,
+            home: None,
+            timeout: None,
+            reclaim_hint: ReclaimHint::default(),
+            wait_hook: None,
+            blocked: false,
+            claim_bytes: 0,
+        }
     }
 
     /// Sets the hook called while a publish waits (see [`WaitHook`]).
@@ -611,7 +620,6 @@ impl Producer {
         self.agent.maybe_recover(false);
         Ok(None)
     }
-
 }
 
 impl Reservation<'_> {

@@ -69,7 +69,13 @@ impl HeapMemory {
             not_empty: Line(EventCount::new()),
             not_full: Line(EventCount::new()),
             state: Line(QueueState { deleted: AtomicU32::new(0), had_consumer: AtomicU32::new(0), retired: counters() }),
-            chain: Line(ChainState { closed: AtomicU32::new(0), reserved: AtomicU32::new(0), head: AtomicU64::new(0), tail: AtomicU64::new(0), ready_bytes: AtomicU64::new(0) }),
+            chain: Line(ChainState {
+                closed: AtomicU32::new(0),
+                reserved: AtomicU32::new(0),
+                head: AtomicU64::new(0),
+                tail: AtomicU64::new(0),
+                ready_bytes: AtomicU64::new(0),
+            }),
         });
         let slots = (0..geometry.slot_count)
             .map(|_| Slot {

@@ -272,7 +272,8 @@ impl<M: RingMemory> Ring<M> {
         let counter = &self.mem.header().chain.ready_bytes;
         let mut current = counter.load(Ordering::Relaxed);
         // A count only: orders nothing.
-        while let Err(actual) = counter.compare_exchange_weak(current, current.saturating_sub(bytes), Ordering::Relaxed, Ordering::Relaxed) {
+        while let Err(actual) = counter.compare_exchange_weak(current, current.saturating_sub(bytes), Ordering::Relaxed, Ordering::Relaxed)
+        {
             current = actual;
         }
     }

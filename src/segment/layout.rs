@@ -122,7 +122,12 @@ pub(crate) enum HeaderProblem {
 /// Validates a copied-out header against the ready word and the file size:
 /// a queue's first segment if `kind` is [`KIND_QUEUE`], a later one if
 /// [`KIND_EXTENT`].
-pub(crate) fn decode_queue_header(b: &[u8; HEADER_BYTES], ready: u32, file_len: u64, expected_kind: u32) -> Result<QueueConfig, HeaderProblem> {
+pub(crate) fn decode_queue_header(
+    b: &[u8; HEADER_BYTES],
+    ready: u32,
+    file_len: u64,
+    expected_kind: u32,
+) -> Result<QueueConfig, HeaderProblem> {
     use HeaderProblem::Corrupt;
     if b[0..8] != MAGIC {
         return Err(Corrupt("not an shmq segment (bad magic)".into()));
@@ -133,7 +138,10 @@ pub(crate) fn decode_queue_header(b: &[u8; HEADER_BYTES], ready: u32, file_len: 
     }
     let kind = get_u32(b, 12);
     if kind != expected_kind {
-        return Err(Corrupt(format!("segment kind {kind} is not {}", if expected_kind == KIND_QUEUE { "a queue" } else { "a queue extent" })));
+        return Err(Corrupt(format!(
+            "segment kind {kind} is not {}",
+            if expected_kind == KIND_QUEUE { "a queue" } else { "a queue extent" }
+        )));
     }
     if ready != READY_VALUE {
         return Err(Corrupt("the creator never finished initialising it (ready word unset)".into()));

@@ -197,7 +197,10 @@ pub(crate) fn open_extent(dir: &NamespaceDir, first: &QueueConfig, seq: u64) -> 
     if c.name != first.name || c.queue_id != first.queue_id || c.seq != seq {
         return Err(Error::Corrupt {
             path: segment.path.clone(),
-            reason: format!("it claims to be segment {} of queue '{}' (id {:016x}), not segment {seq} of '{}'", c.seq, c.name, c.queue_id, first.name),
+            reason: format!(
+                "it claims to be segment {} of queue '{}' (id {:016x}), not segment {seq} of '{}'",
+                c.seq, c.name, c.queue_id, first.name
+            ),
         });
     }
     Ok(segment)
@@ -400,13 +403,15 @@ pub(crate) fn default_budget(dir: &NamespaceDir) -> u64 {
 }
 
 /// Bytes of queue segments in the namespace now (first segments and later
-/// rings): what counts against the memory budget.
+/// rings): what counts against the memory budget. Allocated blocks, not
+/// sizes: a retired first ring's punched data pages no longer count, and a
+/// sparse file planted in `extents/` cannot use the budget up.
 pub(crate) fn bytes_in_use(dir: &NamespaceDir) -> u64 {
     [Sub::Queues, Sub::Extents]
         .into_iter()
         .flat_map(|sub| dir.list(sub).unwrap_or_default().into_iter().map(move |name| (sub, name)))
         .filter_map(|(sub, name)| dir.stat(sub, &name))
-        .map(|stat| u64::try_from(stat.st_size).unwrap_or(0))
+        .map(|stat| u64::try_from(stat.st_blocks).unwrap_or(0).saturating_mul(512))
         .fold(0u64, u64::saturating_add)
 }
 

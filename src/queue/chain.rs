@@ -24,9 +24,9 @@ use super::QueueHandle;
 use crate::error::Error;
 use crate::namespace_state::NamespaceState;
 use crate::nsdir::Sub;
-use crate::options::slots_for;
+use crate::options::{slots_for, BYTES_PER_SLOT};
 use crate::ring::layout::UNIT;
-use crate::ring::{Geometry, Ring, RingMemory, MAX_DATA_UNITS};
+use crate::ring::{Geometry, Ring, RingMemory, MAX_DATA_UNITS, MAX_SLOTS};
 use crate::segment::{self, Created};
 use crate::sync::Ordering;
 
@@ -150,7 +150,7 @@ impl Chain {
         if from.seq().saturating_add(1) >= self.head().saturating_add(MAX_RINGS) {
             return Ok(Grown::BudgetReached);
         }
-        let geometry = next_geometry(from.ring.geometry(), min_units);
+        let geometry = next_geometry(from.ring.geometry(), min_units, from.ring.average_record_bytes());
         self.link_next(from, geometry, true)
     }
 
@@ -297,13 +297,19 @@ impl Chain {
 
 /// The geometry of the ring after one of `geometry`: [`GROWTH_FACTOR`]
 /// times larger, at most [`MAX_RING_DATA_BYTES`], and always large enough
-/// for a record of `min_units` (at most half a ring).
-pub(crate) fn next_geometry(geometry: Geometry, min_units: u32) -> Geometry {
+/// for a record of `min_units` (at most half a ring). Its slots follow the
+/// records seen in the full ring (`average_bytes`): one per record of that
+/// size, so small messages do not run out of slots with most of the data
+/// area unused; never fewer than one per 128 bytes (the first ring's
+/// ratio), nor more than one per 16.
+pub(crate) fn next_geometry(geometry: Geometry, min_units: u32, average_bytes: Option<u64>) -> Geometry {
     let cap = (MAX_RING_DATA_BYTES / UNIT as u64) as u32;
     let grown = geometry.data_units.saturating_mul(GROWTH_FACTOR).min(cap).max(geometry.data_units);
     let needed = min_units.saturating_mul(2).next_power_of_two().min(MAX_DATA_UNITS);
     let data_units = grown.max(needed);
-    Geometry { slot_count: slots_for(data_units), data_units }
+    let bytes_per_slot = average_bytes.map_or(BYTES_PER_SLOT, |b| b.clamp(16, BYTES_PER_SLOT).next_power_of_two());
+    let slot_count = (u64::from(data_units) * UNIT as u64 / bytes_per_slot).clamp(2, u64::from(MAX_SLOTS)) as u32;
+    Geometry { slot_count: slot_count.max(slots_for(data_units)), data_units }
 }
 
 #[cfg(all(test, not(shmq_loom)))]
@@ -313,12 +319,23 @@ mod tests {
     #[test]
     fn rings_grow_by_the_factor_up_to_the_cap_and_always_fit_the_record() {
         let first = Geometry { slot_count: 1 << 16, data_units: 1 << 20 };
-        let next = next_geometry(first, 1);
+        let next = next_geometry(first, 1, None);
         assert_eq!(next.data_units, 1 << 22);
-        let capped = next_geometry(Geometry { slot_count: 1 << 22, data_units: 1 << 25 }, 1);
+        let capped = next_geometry(Geometry { slot_count: 1 << 22, data_units: 1 << 25 }, 1, None);
         assert_eq!(u64::from(capped.data_units) * UNIT as u64, MAX_RING_DATA_BYTES);
         // A 16 MiB record needs a ring of at least 32 MiB.
-        let big = next_geometry(Geometry { slot_count: 2, data_units: 16 }, (16 << 20) / UNIT as u32);
+        let big = next_geometry(Geometry { slot_count: 2, data_units: 16 }, (16 << 20) / UNIT as u32, None);
         assert!(u64::from(big.data_units) * UNIT as u64 >= 32 << 20);
+    }
+
+    #[test]
+    fn small_records_get_more_slots_in_the_next_ring_large_ones_no_fewer() {
+        let first = Geometry { slot_count: 1 << 16, data_units: 1 << 20 };
+        // 64-byte records: one slot per 64 bytes instead of per 128.
+        assert_eq!(next_geometry(first, 1, Some(64)).slot_count, 1 << 19);
+        // 24-byte records round up to 32.
+        assert_eq!(next_geometry(first, 1, Some(24)).slot_count, 1 << 20);
+        // Large records keep the first ring's ratio.
+        assert_eq!(next_geometry(first, 1, Some(4096)).slot_count, 1 << 18);
     }
 }

@@ -556,6 +556,17 @@ impl<M: RingMemory> Ring<M> {
         free_slot == produced
     }
 
+    /// Average bytes of data (record and wrap padding) per message in use,
+    /// from the cursors: `None` if the ring holds nothing.
+    pub fn average_record_bytes(&self) -> Option<u64> {
+        let header = self.mem.header();
+        let (free_slot, free_data) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+        let (produced, produced_data) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
+        let messages = produced.wrapping_sub(free_slot).min(self.geo.slot_count);
+        let units = produced_data.wrapping_sub(free_data).min(self.geo.data_units);
+        (messages > 0).then(|| u64::from(units) * UNIT as u64 / u64::from(messages))
+    }
+
     /// True if a requeued message may wait below `read`.
     #[inline]
     pub fn may_have_requeued(&self) -> bool {

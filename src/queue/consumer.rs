@@ -87,6 +87,9 @@ pub struct Consumer {
     tags: DeliveryTags,
 }
 
+/// The ring slot of the queue's first segment (its agent is `home`).
+const FIRST: usize = 0;
+
 /// One ring this consumer is attached to.
 struct RingEntry {
     /// `None` for the first segment: `home` is the agent there.
@@ -419,8 +422,13 @@ impl Consumer {
     }
 
     /// Runs `f` on the agent of ring slot `ring`.
-    #[inline]
+    #[inline(always)]
     fn with_agent<R>(&self, ring: usize, f: impl FnOnce(&Agent) -> R) -> R {
+        // Slot 0 is always the first segment, through `home`: the whole
+        // path of a queue that never grew.
+        if ring == FIRST {
+            return f(&self.home);
+        }
         let rings = self.rings.borrow();
         match rings.get(ring).and_then(Option::as_ref).and_then(|entry| entry.agent.as_ref()) {
             Some(agent) => f(agent),
@@ -432,11 +440,16 @@ impl Consumer {
     /// auto mode).
     #[inline]
     fn release_hold(&self, ring: usize) {
+        // Slot 0 is never detached: nothing to count.
+        if ring == FIRST {
+            return;
+        }
         if let Some(Some(entry)) = self.rings.borrow().get(ring) {
             entry.held.set(entry.held.get().saturating_sub(1));
         }
     }
 
+    #[inline]
     fn delivery(&self, ring: usize, record: Record) -> Delivery<'_> {
         let tag = self.tags.tag_for(ring, record.pos, self.options.ack_mode == AckMode::Manual);
         Delivery { consumer: self, ring, record, tag, settled: false }
@@ -512,7 +525,7 @@ impl Consumer {
         loop {
             let current = self.current.get();
             let seq = self.seq_of(current);
-            if self.chain.head() < seq {
+            if seq > 0 && self.chain.head() < seq {
                 if let Some(found) = self.take_older_requeued(seq)? {
                     return Ok(Some(found));
                 }
@@ -550,6 +563,9 @@ impl Consumer {
     /// The chain sequence number of ring slot `ring`.
     #[inline]
     fn seq_of(&self, ring: usize) -> u64 {
+        if ring == FIRST {
+            return 0;
+        }
         self.rings.borrow().get(ring).and_then(Option::as_ref).map_or(0, |entry| entry.seq)
     }
 
@@ -630,9 +646,11 @@ impl Consumer {
     }
 
     /// Counts `n` operations; sweeps the queue's rings now and then.
-    #[inline]
+    #[inline(always)]
     fn tick(&self, n: u32) {
-        if self.with_agent(self.current.get(), |agent| agent.tick(n)) {
+        let current = self.current.get();
+        let swept = if current == FIRST { self.home.tick(n) } else { self.with_agent(current, |agent| agent.tick(n)) };
+        if swept {
             self.maintain();
         }
     }
@@ -647,6 +665,8 @@ impl Consumer {
     /// Chain upkeep, every sweep: recover older rings (their dead
     /// consumers' messages come back), retire drained ones, shrink an idle
     /// large tail, and detach from what is no longer needed.
+    #[cold]
+    #[inline(never)]
     fn maintain(&self) {
         let seq = self.seq_of(self.current.get());
         for older in self.chain.head()..seq {
@@ -668,12 +688,15 @@ impl Consumer {
         self.prune();
     }
 
+    #[inline]
     fn on_delivered(&self, ring: usize, record: &Record) {
         self.tick(1);
         self.stalled_since.set(None);
         self.unacked.set(self.unacked.get() + 1);
-        if let Some(Some(entry)) = self.rings.borrow().get(ring) {
-            entry.held.set(entry.held.get() + 1);
+        if ring != FIRST {
+            if let Some(Some(entry)) = self.rings.borrow().get(ring) {
+                entry.held.set(entry.held.get() + 1);
+            }
         }
         let slot = self.home.slot();
         slot.unacked.store(self.unacked.get(), Ordering::Relaxed);

@@ -291,25 +291,25 @@ impl Producer {
         let config = &self.agent.queue.segment().config;
         let limited = config.max_length.is_some() || config.max_length_bytes.is_some();
         let max_count = if limited { 1 } else { MAX_BATCH.min(geometry.slot_count as usize) };
+        // The same (empty) properties for every message: encoded once.
+        let (props_len, expires) = self.encode_properties(&props)?;
         while done < bodies.len() {
             let mut units = [0u32; MAX_BATCH];
-            let mut expires = 0;
             let mut count = 0;
             let mut total = 0u64;
             for body in &bodies[done..bodies.len().min(done + max_count)] {
-                let encoded = match self.encode_size(&props, body.len()) {
-                    Ok(encoded) => encoded,
+                let record_units = match self.units_for(props_len, body.len()) {
+                    Ok(record_units) => record_units,
                     // Publish what precedes the bad message; the next round
                     // starts at it and returns the error.
                     Err(_) if count > 0 => break,
                     Err(e) => return Err(e),
                 };
-                if count > 0 && total + u64::from(encoded.units) > max_units {
+                if count > 0 && total + u64::from(record_units) > max_units {
                     break;
                 }
-                total += u64::from(encoded.units);
-                units[count] = encoded.units;
-                expires = encoded.expires_at_ms;
+                total += u64::from(record_units);
+                units[count] = record_units;
                 count += 1;
             }
             let chunk = &bodies[done..done + count];
@@ -365,20 +365,37 @@ impl Producer {
 
     fn encode_size(&self, properties: &Properties<'_>, body_len: usize) -> Result<Encoded, PublishError> {
         let props_len = properties.encoded_len()?;
+        let units = self.units_for(props_len, body_len)?;
+        let (_, expires_at_ms) = self.encode_properties_len(properties, props_len)?;
+        Ok(Encoded { props_len, units, expires_at_ms })
+    }
+
+    /// Data units of a record of `props_len` + `body_len` bytes, if the
+    /// queue takes a message that large.
+    #[inline]
+    fn units_for(&self, props_len: usize, body_len: usize) -> Result<u32, PublishError> {
         let total = props_len.saturating_add(body_len);
-        let config = &self.agent.queue.segment().config;
-        let limit = config.max_message_bytes as usize;
+        let limit = self.agent.queue.segment().config.max_message_bytes as usize;
         if total > limit {
             return Err(PublishError::TooLarge { size: total, limit });
         }
+        Ok(total.div_ceil(UNIT) as u32)
+    }
+
+    /// `(encoded length, expiry)` of a message's properties.
+    fn encode_properties(&self, properties: &Properties<'_>) -> Result<(usize, u64), PublishError> {
+        self.encode_properties_len(properties, properties.encoded_len()?)
+    }
+
+    fn encode_properties_len(&self, properties: &Properties<'_>, props_len: usize) -> Result<(usize, u64), PublishError> {
+        let config = &self.agent.queue.segment().config;
         let ttl = match (properties.ttl_ms()?, config.message_ttl_ms) {
             (Some(a), 0) => Some(a),
             (Some(a), b) => Some(a.min(b)),
             (None, 0) => None,
             (None, b) => Some(b),
         };
-        let expires_at_ms = ttl.map_or(0, |ttl| now_ms().saturating_add(ttl).max(1));
-        Ok(Encoded { props_len, units: total.div_ceil(UNIT) as u32, expires_at_ms })
+        Ok((props_len, ttl.map_or(0, |ttl| now_ms().saturating_add(ttl).max(1))))
     }
 
     /// Writes properties and (possibly empty) body at data unit `start`.

@@ -802,7 +802,9 @@ impl<M: RingMemory> Ring<M> {
         let props_len = slot.props_len.load(Ordering::Relaxed);
         let body_len = slot.body_len.load(Ordering::Relaxed);
         let expires_at_ms = slot.expires_at_ms.load(Ordering::Relaxed);
-        self.sub_ready_bytes(u64::from(body_len));
+        if self.count_bytes {
+            self.sub_ready_bytes(u64::from(body_len));
+        }
         let units = data_end.wrapping_sub(data_start);
         let fits_ring = units <= self.geo.max_record_units() && mask(data_start, self.geo.data_units) + units <= self.geo.data_units;
         let fits_record = u64::from(props_len) + u64::from(body_len) <= u64::from(units) * UNIT as u64;

@@ -537,7 +537,13 @@ fn ring_bytes(size: usize) -> u64 {
 }
 
 fn queue_options(size: usize) -> shmq::QueueOptions {
-    shmq::QueueOptions::default().capacity_bytes(ring_bytes(size)).max_message_bytes(size as u32 + 64)
+    // Bounded like the other systems' rings: at 4096 messages the publisher
+    // waits (an unbounded queue would grow instead).
+    shmq::QueueOptions::default()
+        .capacity_bytes(ring_bytes(size))
+        .max_message_bytes(size as u32 + 64)
+        .max_length(4096)
+        .overflow(shmq::Overflow::Block)
 }
 
 type IceService = iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>;

@@ -286,11 +286,17 @@ impl Producer {
         // A chunk must fit an empty ring, or its claim could never succeed:
         // at most half the data (so wrap padding fits too) and the slots.
         let max_units = u64::from(geometry.data_units / 2);
-        // With a length limit, one message per claim: the limit and its
-        // overflow policy apply to each message, as in RabbitMQ.
+        // With a length limit and a policy that refuses or drops, one
+        // message per claim: the policy applies to each message, as in
+        // RabbitMQ. `block` waits for room for a whole chunk, no larger than
+        // the limit.
         let config = &self.agent.queue.segment().config;
-        let limited = config.max_length.is_some() || config.max_length_bytes.is_some();
-        let max_count = if limited { 1 } else { MAX_BATCH.min(geometry.slot_count as usize) };
+        let max_count = match (config.max_length, config.max_length_bytes, config.overflow.unwrap_or_default()) {
+            (None, None, _) => MAX_BATCH,
+            (Some(n), None, Overflow::Block) => MAX_BATCH.min(n.max(1) as usize),
+            _ => 1,
+        }
+        .min(geometry.slot_count as usize);
         // The same (empty) properties for every message: encoded once.
         let (props_len, expires) = self.encode_properties(&props)?;
         while done < bodies.len() {

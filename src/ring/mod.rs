@@ -181,6 +181,13 @@ pub struct ReclaimHint {
     cursor: u64,
     epoch: u32,
     valid: bool,
+    /// A cached `read` cursor for the `max_ready` check, valid under
+    /// `read_epoch` (as `cursor` under `epoch`): `read` only grows, so a
+    /// claim within the limit under the cached value is within it under
+    /// the real one, and the consumers' line stays out of the publish path.
+    read: u32,
+    read_epoch: u32,
+    read_valid: bool,
 }
 
 /// A row found dead and locked by a sweeper; `token` 0 = none.
@@ -383,10 +390,17 @@ impl<M: RingMemory> Ring<M> {
                 end = self.place(end, u).1;
             }
             if max_ready != u32::MAX {
-                // SYNC POINT READ (a bound only: orders nothing).
-                let read = header.read.load(Ordering::Acquire);
-                if slot.wrapping_add(count).wrapping_sub(read) > max_ready {
-                    return fail(ClaimError::Limit);
+                let within = |read: u32| slot.wrapping_add(count).wrapping_sub(read) <= max_ready;
+                let hint = &*reclaim_hint;
+                if !(hint.read_valid && hint.read_epoch == epoch && within(hint.read)) {
+                    // A position only: the bound orders nothing.
+                    let read = header.read.load(Ordering::Relaxed);
+                    reclaim_hint.read = read;
+                    reclaim_hint.read_epoch = epoch;
+                    reclaim_hint.read_valid = true;
+                    if !within(read) {
+                        return fail(ClaimError::Limit);
+                    }
                 }
             }
             let fits = |hint: u64| {
@@ -404,7 +418,7 @@ impl<M: RingMemory> Ring<M> {
                 // `reclaim`: consumers' reads of the old records happen-before
                 // our writes.
                 let free = header.reclaim.load(Ordering::Acquire);
-                *reclaim_hint = ReclaimHint { cursor: free, epoch, valid: true };
+                *reclaim_hint = ReclaimHint { cursor: free, epoch, valid: true, ..*reclaim_hint };
                 let (free_slot, free_data) = unpack_cursor(free);
                 if slot.wrapping_sub(free_slot) > self.geo.slot_count || data.wrapping_sub(free_data) > self.geo.data_units {
                     // Either our `current` is stale (consumers reclaimed past

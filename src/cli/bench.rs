@@ -258,7 +258,11 @@ fn queue_options(size: usize) -> shmq::QueueOptions {
     let capacity = ((size as u64 + 64) * 4096).next_power_of_two().max(1 << 20);
     // A bounded queue, as the other systems' rings are: at 4096 messages the
     // publisher waits (an unbounded queue would grow instead).
-    shmq::QueueOptions::default().capacity_bytes(capacity).max_message_bytes(size as u32 + 64).max_length(4096).overflow(shmq::Overflow::Block)
+    shmq::QueueOptions::default()
+        .capacity_bytes(capacity)
+        .max_message_bytes(size as u32 + 64)
+        .max_length(4096)
+        .overflow(shmq::Overflow::Block)
 }
 
 fn latency(ns: &shmq::Namespace, system: System, size: usize, round_trips: u64) -> Result<[f64; 4], Box<dyn std::error::Error>> {

@@ -55,7 +55,9 @@ fn run_chaos(batch: bool, growing: bool) {
     let consumer_log = t.path().join("consumer.log");
     // The consumer holds each message (or batch) 50 µs before acking, so
     // kills land while it holds deliveries; the producer outpaces it.
-    let consumer_args: &[&str] = if batch { &["--batch", "--hold-us", "50"] } else { &["--hold-us", "50"] };
+    // Growing: the batched consumer, so the backlog a dead consumer leaves
+    // is worked off between kills and the drain at the end stays short.
+    let consumer_args: &[&str] = if batch || growing { &["--batch", "--hold-us", "50"] } else { &["--hold-us", "50"] };
     let mut producer = spawn_agent(&t, "producer-queue", &producer_log, "p", &["--interval-us", "10"]);
     let mut consumer = spawn_agent(&t, "consumer", &consumer_log, "c", consumer_args);
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
@@ -88,7 +90,8 @@ fn run_chaos(batch: bool, growing: bool) {
         }
     }
     kill(&mut producer);
-    let drain_deadline = Instant::now() + Duration::from_secs(30);
+    // A soak's backlog takes longer to drain than the default run's.
+    let drain_deadline = Instant::now() + Duration::from_secs(30 + secs);
     loop {
         let stats = t.ns.queue_stats("work").unwrap();
         if stats.ready + stats.unacked == 0 {

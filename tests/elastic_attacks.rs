@@ -290,3 +290,260 @@ fn a_consumer_killed_holding_deliveries_in_two_rings_gets_both_redelivered_once(
     let stats = t.ns.queue_stats("spread").unwrap();
     assert_eq!((stats.ready, stats.unacked, stats.rings), (0, 0, 1), "{stats:?}");
 }
+
+/// A requeued message waits below `read`, outside the count a claim checks
+/// against `max_length`: a queue of one with one requeued message took a
+/// publish (two ready; RabbitMQ refuses it under reject-publish and drops
+/// the head under drop-head).
+#[test]
+fn a_publish_into_a_queue_at_its_length_with_a_requeued_message_is_refused_or_drops_the_head() {
+    let t = TempNs::new("attack-requeue-limit");
+    for (queue, overflow) in [("reject", Overflow::Reject), ("drop", Overflow::DropOldest)] {
+        t.ns.declare_queue(queue, &QueueOptions::default().max_length(1).overflow(overflow)).unwrap();
+        let mut producer = t.ns.producer(queue).unwrap();
+        producer.publish(b"a").unwrap();
+        let consumer = t.ns.consumer(queue, ConsumerOptions::default().manual_ack()).unwrap();
+        consumer.try_recv().unwrap().nack(true).unwrap();
+        assert_eq!(t.ns.queue_stats(queue).unwrap().ready, 1);
+        let published = producer.publish(b"c");
+        assert_eq!(t.ns.queue_stats(queue).unwrap().ready, 1, "{queue}: over max_length");
+        match overflow {
+            Overflow::Reject => {
+                assert_eq!(published, Err(shmq::PublishError::QueueFull));
+                assert_eq!(consumer.try_recv().unwrap().body(), b"a");
+            }
+            _ => {
+                assert_eq!(published, Ok(()));
+                assert_eq!(consumer.try_recv().unwrap().body(), b"c");
+            }
+        }
+    }
+}
+
+/// `publish_batch` took its messages' expiry once per call: a chunk that
+/// waited for room (a `block` queue) entered the queue with a TTL already
+/// partly or wholly spent. A TTL counts from the enqueue.
+#[test]
+fn a_batch_chunk_that_waited_for_room_gets_its_whole_ttl() {
+    let t = TempNs::new("attack-batch-ttl");
+    let options = QueueOptions::default().max_length(1).overflow(Overflow::Block).message_ttl(Duration::from_millis(1000));
+    t.ns.declare_queue("q", &options).unwrap();
+    let ns = t.ns.clone();
+    let publishing = std::thread::spawn(move || {
+        let mut producer = ns.producer("q").unwrap();
+        producer.set_publish_timeout(Some(Duration::from_secs(10)));
+        let bodies: [&[u8]; 2] = [b"a", b"b"];
+        producer.publish_batch(&bodies).unwrap()
+    });
+    let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(consumer.recv_timeout(Duration::from_secs(1)).unwrap().body(), b"a");
+    assert_eq!(publishing.join().unwrap(), 2);
+    // "b" entered the queue just now: 1 s to live, not 400 ms.
+    std::thread::sleep(Duration::from_millis(600));
+    let b = consumer.recv_timeout(Duration::from_millis(200)).expect("b expired before its TTL had passed in the queue");
+    assert_eq!(b.body(), b"b");
+}
+
+/// A ring grown after one of small records has fewer slots per byte: a
+/// batch chunk sized for the full ring (its slot count) could not be
+/// claimed in the new one (a debug assertion; in release one more ring).
+#[test]
+fn a_batch_chunk_fits_the_ring_grown_for_it() {
+    let t = TempNs::new("attack-chunk-slots");
+    t.ns.declare_queue("q", &QueueOptions::default().capacity_bytes(128)).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    // Ring 0 (2 slots) of empty records: ring 1 gets a slot per 16 bytes
+    // (32 for 512 bytes), then fills with 128-byte records.
+    producer.publish(b"").unwrap();
+    producer.publish(b"").unwrap();
+    for _ in 0..4 {
+        producer.publish(&[7u8; 128]).unwrap();
+    }
+    assert_eq!(t.ns.queue_stats("q").unwrap().rings, 2);
+    // A chunk of 32 (ring 1's slots); ring 2 follows 128-byte records.
+    let empty: [&[u8]; 32] = [b""; 32];
+    assert_eq!(producer.publish_batch(&empty).unwrap(), 32);
+    assert_eq!(t.ns.queue_stats("q").unwrap().rings, 3, "one ring for the chunk");
+    assert_eq!(t.ns.queue_stats("q").unwrap().ready, 38);
+}
+
+/// A consumer took a requeued message from an older ring, and the tick of
+/// that delivery swept before the delivery was counted in the ring's
+/// `held`: the sweep's prune detached the ring, and the delivery was read
+/// (and settled) through the first ring instead.
+#[test]
+fn a_requeued_message_taken_from_an_older_ring_on_a_sweeping_tick_is_read_from_its_ring() {
+    let t = TempNs::new("attack-prune");
+    t.ns.declare_queue("q", &QueueOptions::default().capacity_bytes(128)).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    // 8-byte records: ring 0 takes 2 (its slots), ring 1 (32 slots) the
+    // next 32, ring 2 the rest.
+    for i in 0..40u64 {
+        producer.publish(&i.to_le_bytes()).unwrap();
+    }
+    assert_eq!(t.ns.queue_stats("q").unwrap().rings, 3);
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack().prefetch(2)).unwrap();
+    for i in 0..33u64 {
+        let d = consumer.try_recv().unwrap();
+        assert_eq!(d.body(), i.to_le_bytes());
+        d.ack().unwrap();
+    }
+    // The last of ring 1, held; the first of ring 2 makes ring 2 current,
+    // through a fresh agent whose tick count is now 1.
+    let held = consumer.try_recv().unwrap();
+    assert_eq!(held.body(), 33u64.to_le_bytes());
+    let held = held.tag();
+    let second = consumer.try_recv().unwrap();
+    assert_eq!(second.body(), 34u64.to_le_bytes());
+    drop(second);
+    // 254 ticks (prefetch full); the 256th sweeps, 200 ms after the attach.
+    for _ in 0..254 {
+        assert_eq!(consumer.try_recv().err(), Some(shmq::RecvError::PrefetchFull(2)));
+    }
+    std::thread::sleep(Duration::from_millis(250));
+    consumer.nack(held, true).unwrap();
+    let again = consumer.try_recv().unwrap();
+    assert!(again.redelivered());
+    assert_eq!(again.body(), 33u64.to_le_bytes(), "read through another ring");
+    again.ack().unwrap();
+    assert_eq!(t.ns.queue_stats("q").unwrap().unacked, 1);
+}
+
+/// Under `block`, a message the limits can never take (max_length 0, or
+/// alone over max_length_bytes) waited for room for ever (or until the
+/// publish timeout), alone or in a batch.
+#[test]
+fn a_block_queue_refuses_a_message_its_limits_can_never_take() {
+    let t = TempNs::new("attack-block-never");
+    t.ns.declare_queue("zero", &QueueOptions::default().max_length(0).overflow(Overflow::Block)).unwrap();
+    t.ns.declare_queue("bytes", &QueueOptions::default().max_length_bytes(4).overflow(Overflow::Block)).unwrap();
+    for (queue, body) in [("zero", &b"x"[..]), ("bytes", &b"hello"[..])] {
+        let mut producer = t.ns.producer(queue).unwrap();
+        producer.set_publish_timeout(Some(Duration::from_secs(2)));
+        let started = Instant::now();
+        assert_eq!(producer.publish(body), Err(shmq::PublishError::QueueFull), "{queue}");
+        assert_eq!(producer.publish_batch(&[body]), Err(shmq::PublishError::QueueFull), "{queue}");
+        assert!(started.elapsed() < Duration::from_secs(1), "{queue}: waited for room that never comes");
+        assert_eq!(t.ns.queue_stats(queue).unwrap().ready, 0);
+    }
+}
+
+/// The `max_length` check loads `read` after the produce cursor: a
+/// producer preempted between the two while others published and took past
+/// its slot saw `read` ahead of its stale slot, and the wrapped count
+/// refused the claim (`Limit`: a nack under reject-publish, a needless drop
+/// under drop-head) in a queue that never held more than the bound. Each
+/// thread here has at most one message out at a time, so `THREADS` ready
+/// ones always fit.
+#[test]
+fn a_claim_with_a_stale_cursor_is_not_refused_by_the_length_limit() {
+    use shmq::ring::heap::HeapMemory;
+    use shmq::ring::{ClaimError, ClaimLimits, Geometry, ReclaimHint, Ring, Settle, Take};
+    const THREADS: u32 = 4;
+    let ring = std::sync::Arc::new(Ring::new(HeapMemory::new(Geometry { slot_count: 64, data_units: 1024 })));
+    let stop = Instant::now() + Duration::from_millis(1500);
+    let threads: Vec<_> = (0..THREADS)
+        .map(|i| {
+            let ring = ring.clone();
+            std::thread::spawn(move || {
+                let agent = ring.register_agent(0x9000 + u64::from(i), 1, i + 1, 0).unwrap();
+                let mut hint = ReclaimHint::default();
+                let limits = ClaimLimits { max_ready: THREADS, max_ready_bytes: u64::MAX, bytes: 0 };
+                let mut refused = 0u64;
+                for round in 0u64.. {
+                    if round % 1024 == 0 && Instant::now() >= stop {
+                        break;
+                    }
+                    match ring.try_claim(agent, &[1], &mut hint, limits) {
+                        Ok(claim) => {
+                            let (start, end) = ring.place(claim.data, 1);
+                            ring.commit(claim.first, start, end, 0, 0, 0);
+                            ring.claim_done(agent);
+                        }
+                        Err(ClaimError::Limit) => {
+                            refused += 1;
+                            continue;
+                        }
+                        Err(ClaimError::Full) => continue,
+                        Err(other) => panic!("{other:?}"),
+                    }
+                    // Take one (ours or another's) before publishing again.
+                    loop {
+                        match ring.try_take(agent, false, &mut || 0) {
+                            Take::Got(record) => {
+                                assert!(ring.settle(agent, record.pos, Settle::Done));
+                                break;
+                            }
+                            Take::Empty | Take::Stalled(_) => std::thread::yield_now(),
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                }
+                refused
+            })
+        })
+        .collect();
+    let refused: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(refused, 0, "claims refused by a limit the queue never reached");
+}
+
+/// An abandoned claim (a dropped reservation) between ready messages is
+/// not a message, but `depth` counts it until a consumer passes it: the
+/// trim after a requeue dropped the requeued message though the queue, as
+/// RabbitMQ counts it, was within its `max_length`.
+#[test]
+fn a_requeue_trim_does_not_count_an_abandoned_reservation() {
+    let t = TempNs::new("attack-trim-abandoned");
+    t.ns.declare_queue("q", &QueueOptions::default().max_length(2)).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    producer.publish(b"x").unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+    let x = consumer.try_recv().unwrap().tag();
+    producer.publish(b"m").unwrap();
+    drop(producer.reserve(&shmq::Properties::new(), 1).unwrap());
+    consumer.nack(x, true).unwrap();
+    // RabbitMQ: [x, m], two of two.
+    assert_eq!(consumer.try_recv().unwrap().body(), b"x");
+    assert_eq!(consumer.try_recv().unwrap().body(), b"m");
+}
+
+/// The `max_length` check trusts a cached `read` only under the produce
+/// epoch it was loaded in: across the 2^32 wrap of both cursors (an epoch
+/// bump) it lets exactly `max_ready` messages be ready, never more, and
+/// never refuses one once a take made room.
+#[test]
+fn the_cached_read_keeps_the_length_limit_exact_across_the_wrap() {
+    use shmq::ring::heap::HeapMemory;
+    use shmq::ring::{init_positions, ClaimError, ClaimLimits, Geometry, ReclaimHint, Ring, Settle, Take};
+    let ring = Ring::new(HeapMemory::new(Geometry { slot_count: 8, data_units: 64 }));
+    init_positions(ring.memory(), u32::MAX - 4, u32::MAX - 20);
+    let producer = ring.register_agent(1, 1, 1, 0).unwrap();
+    let consumer = ring.register_agent(2, 2, 2, 0).unwrap();
+    let mut hint = ReclaimHint::default();
+    let limits = ClaimLimits { max_ready: 3, max_ready_bytes: u64::MAX, bytes: 0 };
+    let mut ready = 0;
+    for _ in 0..64 {
+        loop {
+            match ring.try_claim(producer, &[1], &mut hint, limits) {
+                Ok(claim) => {
+                    let (start, end) = ring.place(claim.data, 1);
+                    ring.commit(claim.first, start, end, 0, 0, 0);
+                    ring.claim_done(producer);
+                    ready += 1;
+                    assert!(ready <= 3, "over the limit");
+                }
+                Err(ClaimError::Limit) => {
+                    assert_eq!(ready, 3, "refused with room");
+                    break;
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        match ring.try_take(consumer, false, &mut || 0) {
+            Take::Got(record) => assert!(ring.settle(consumer, record.pos, Settle::Done)),
+            other => panic!("{other:?}"),
+        }
+        ready -= 1;
+    }
+}

@@ -136,12 +136,13 @@ impl Chain {
 
     /// Makes a ring after `from` the tail: `from` is the tail and full (or
     /// closed by a grower that died before linking). `min_units` is the
-    /// record that must fit. Creates the next ring, larger, unless the
+    /// record that must fit, `min_slots` the messages claimed at once (a
+    /// batch's chunk). Creates the next ring, larger, unless the
     /// budget has no room; a ring a dead grower created is used as it is.
     ///
     /// # Errors
     /// `LockTimeout` if the growth lock stays held; file errors.
-    pub(crate) fn grow(&self, from: &QueueHandle, min_units: u32) -> Result<Grown, Error> {
+    pub(crate) fn grow(&self, from: &QueueHandle, min_units: u32, min_slots: u32) -> Result<Grown, Error> {
         let _lock = self.lock_growth()?;
         if self.tail() != from.seq() {
             return Ok(Grown::Moved);
@@ -150,7 +151,7 @@ impl Chain {
         if from.seq().saturating_add(1) >= self.head().saturating_add(MAX_RINGS) {
             return Ok(Grown::BudgetReached);
         }
-        let geometry = next_geometry(from.ring.geometry(), min_units, from.ring.average_record_bytes());
+        let geometry = next_geometry(from.ring.geometry(), min_units, min_slots, from.ring.average_record_bytes());
         self.link_next(from, geometry, true)
     }
 
@@ -301,15 +302,18 @@ impl Chain {
 /// records seen in the full ring (`average_bytes`): one per record of that
 /// size, so small messages do not run out of slots with most of the data
 /// area unused; never fewer than one per 128 bytes (the first ring's
-/// ratio), nor more than one per 16.
-pub(crate) fn next_geometry(geometry: Geometry, min_units: u32, average_bytes: Option<u64>) -> Geometry {
+/// ratio), nor more than one per 16, nor fewer than `min_slots` (the chunk
+/// that must fit: a ring after one of small records may have fewer slots).
+pub(crate) fn next_geometry(geometry: Geometry, min_units: u32, min_slots: u32, average_bytes: Option<u64>) -> Geometry {
     let cap = (MAX_RING_DATA_BYTES / UNIT as u64) as u32;
     let grown = geometry.data_units.saturating_mul(GROWTH_FACTOR).min(cap).max(geometry.data_units);
-    let needed = min_units.saturating_mul(2).next_power_of_two().min(MAX_DATA_UNITS);
+    // `checked_`: past 2^31 `next_power_of_two` panics (debug) or gives 0.
+    let needed = min_units.saturating_mul(2).checked_next_power_of_two().map_or(MAX_DATA_UNITS, |n| n.min(MAX_DATA_UNITS));
     let data_units = grown.max(needed);
     let bytes_per_slot = average_bytes.map_or(BYTES_PER_SLOT, |b| b.clamp(16, BYTES_PER_SLOT).next_power_of_two());
     let slot_count = (u64::from(data_units) * UNIT as u64 / bytes_per_slot).clamp(2, u64::from(MAX_SLOTS)) as u32;
-    Geometry { slot_count: slot_count.max(slots_for(data_units)), data_units }
+    let min_slots = min_slots.clamp(2, MAX_SLOTS).next_power_of_two();
+    Geometry { slot_count: slot_count.max(slots_for(data_units)).max(min_slots), data_units }
 }
 
 #[cfg(all(test, not(shmq_loom)))]
@@ -319,12 +323,12 @@ mod tests {
     #[test]
     fn rings_grow_by_the_factor_up_to_the_cap_and_always_fit_the_record() {
         let first = Geometry { slot_count: 1 << 16, data_units: 1 << 20 };
-        let next = next_geometry(first, 1, None);
+        let next = next_geometry(first, 1, 1, None);
         assert_eq!(next.data_units, 1 << 22);
-        let capped = next_geometry(Geometry { slot_count: 1 << 22, data_units: 1 << 25 }, 1, None);
+        let capped = next_geometry(Geometry { slot_count: 1 << 22, data_units: 1 << 25 }, 1, 1, None);
         assert_eq!(u64::from(capped.data_units) * UNIT as u64, MAX_RING_DATA_BYTES);
         // A 16 MiB record needs a ring of at least 32 MiB.
-        let big = next_geometry(Geometry { slot_count: 2, data_units: 16 }, (16 << 20) / UNIT as u32, None);
+        let big = next_geometry(Geometry { slot_count: 2, data_units: 16 }, (16 << 20) / UNIT as u32, 1, None);
         assert!(u64::from(big.data_units) * UNIT as u64 >= 32 << 20);
     }
 
@@ -332,10 +336,38 @@ mod tests {
     fn small_records_get_more_slots_in_the_next_ring_large_ones_no_fewer() {
         let first = Geometry { slot_count: 1 << 16, data_units: 1 << 20 };
         // 64-byte records: one slot per 64 bytes instead of per 128.
-        assert_eq!(next_geometry(first, 1, Some(64)).slot_count, 1 << 19);
+        assert_eq!(next_geometry(first, 1, 1, Some(64)).slot_count, 1 << 19);
         // 24-byte records round up to 32.
-        assert_eq!(next_geometry(first, 1, Some(24)).slot_count, 1 << 20);
+        assert_eq!(next_geometry(first, 1, 1, Some(24)).slot_count, 1 << 20);
         // Large records keep the first ring's ratio.
-        assert_eq!(next_geometry(first, 1, Some(4096)).slot_count, 1 << 18);
+        assert_eq!(next_geometry(first, 1, 1, Some(4096)).slot_count, 1 << 18);
+    }
+
+    #[test]
+    fn degenerate_inputs_give_a_valid_geometry_with_room_for_the_record_and_the_chunk() {
+        let shapes = [
+            Geometry { slot_count: 2, data_units: 16 },
+            Geometry { slot_count: 32, data_units: 64 },
+            Geometry { slot_count: MAX_SLOTS, data_units: MAX_DATA_UNITS },
+        ];
+        let largest = (crate::options::MAX_MESSAGE_BYTES / UNIT as u64) as u32;
+        for geometry in shapes {
+            for units in [0, 1, largest, u32::MAX] {
+                for slots in [0, 1, 32, 64] {
+                    // A ring of empty records, one of huge ones, none at all.
+                    for average in [None, Some(0), Some(1), Some(u64::MAX)] {
+                        let next = next_geometry(geometry, units, slots, average);
+                        assert!(next.slot_count.is_power_of_two() && (2..=MAX_SLOTS).contains(&next.slot_count), "{next:?}");
+                        assert!(next.data_units.is_power_of_two() && (geometry.data_units..=MAX_DATA_UNITS).contains(&next.data_units));
+                        let room = (2 * u64::from(units)).min(u64::from(MAX_DATA_UNITS));
+                        assert!(next.slot_count >= slots && u64::from(next.data_units) >= room, "{next:?}");
+                    }
+                }
+            }
+        }
+        // After a ring of 16-byte records (one slot per 16 bytes), one of
+        // 128-byte records had half its slots: a batch chunk sized for the
+        // full ring could never be claimed in the new one.
+        assert_eq!(next_geometry(Geometry { slot_count: 32, data_units: 64 }, 0, 32, Some(128)).slot_count, 32);
     }
 }

@@ -690,7 +690,6 @@ impl Consumer {
 
     #[inline]
     fn on_delivered(&self, ring: usize, record: &Record) {
-        self.tick(1);
         self.stalled_since.set(None);
         self.unacked.set(self.unacked.get() + 1);
         if ring != FIRST {
@@ -698,6 +697,10 @@ impl Consumer {
                 entry.held.set(entry.held.get() + 1);
             }
         }
+        // After counting the hold: a tick may sweep, and the sweep's `prune`
+        // detaches rings holding none of our deliveries (this one, taken
+        // from an older ring, would have been read through the wrong one).
+        self.tick(1);
         let slot = self.home.slot();
         slot.unacked.store(self.unacked.get(), Ordering::Relaxed);
         bump(&slot.counters.delivered, 1);

@@ -219,7 +219,8 @@ impl Producer {
     /// - [`PublishError::TooLarge`] if body plus properties exceed the queue's
     ///   `max_message_bytes`;
     /// - [`PublishError::QueueFull`] on a full `reject` queue (or a full
-    ///   `drop-oldest` queue whose messages are all unacked);
+    ///   `drop-oldest` queue whose messages are all unacked, or a `block`
+    ///   queue whose limits can never take the message);
     /// - [`PublishError::Timeout`] if a `block` queue stayed full for the
     ///   publish timeout;
     /// - [`PublishError::QueueDeleted`], [`PublishError::InvalidProperty`].
@@ -297,8 +298,11 @@ impl Producer {
             _ => 1,
         }
         .min(geometry.slot_count as usize);
-        // The same (empty) properties for every message: encoded once.
-        let (props_len, expires) = self.encode_properties(&props)?;
+        // The same (empty) properties for every message: encoded once. The
+        // expiry is taken per chunk once claimed: a chunk may wait (block,
+        // memory budget), and a TTL counts from the enqueue.
+        let props_len = props.encoded_len()?;
+        let ttl = self.ttl_for(&props)?;
         while done < bodies.len() {
             let mut units = [0u32; MAX_BATCH];
             let mut count = 0;
@@ -326,6 +330,7 @@ impl Producer {
                 done += chunk.len();
                 continue;
             };
+            let expires = expiry(ttl);
             let ring = &self.agent.queue.ring;
             let mut data = claim.data;
             for (i, (body, &u)) in chunk.iter().zip(units).enumerate() {
@@ -372,7 +377,7 @@ impl Producer {
     fn encode_size(&self, properties: &Properties<'_>, body_len: usize) -> Result<Encoded, PublishError> {
         let props_len = properties.encoded_len()?;
         let units = self.units_for(props_len, body_len)?;
-        let (_, expires_at_ms) = self.encode_properties_len(properties, props_len)?;
+        let expires_at_ms = expiry(self.ttl_for(properties)?);
         Ok(Encoded { props_len, units, expires_at_ms })
     }
 
@@ -388,20 +393,15 @@ impl Producer {
         Ok(total.div_ceil(UNIT) as u32)
     }
 
-    /// `(encoded length, expiry)` of a message's properties.
-    fn encode_properties(&self, properties: &Properties<'_>) -> Result<(usize, u64), PublishError> {
-        self.encode_properties_len(properties, properties.encoded_len()?)
-    }
-
-    fn encode_properties_len(&self, properties: &Properties<'_>, props_len: usize) -> Result<(usize, u64), PublishError> {
+    /// A message's TTL in ms: its own or the queue's, whichever is shorter.
+    fn ttl_for(&self, properties: &Properties<'_>) -> Result<Option<u64>, PublishError> {
         let config = &self.agent.queue.segment().config;
-        let ttl = match (properties.ttl_ms()?, config.message_ttl_ms) {
+        Ok(match (properties.ttl_ms()?, config.message_ttl_ms) {
             (Some(a), 0) => Some(a),
             (Some(a), b) => Some(a.min(b)),
             (None, 0) => None,
             (None, b) => Some(b),
-        };
-        Ok((props_len, ttl.map_or(0, |ttl| now_ms().saturating_add(ttl).max(1))))
+        })
     }
 
     /// Writes properties and (possibly empty) body at data unit `start`.
@@ -452,7 +452,9 @@ impl Producer {
     }
 
     /// The bound on this ring's ready messages that keeps the queue within
-    /// `max_length`: the limit less what older rings still hold ready.
+    /// `max_length`: the limit less what older rings still hold ready, and
+    /// less the requeued messages waiting below this ring's `read` (ready
+    /// too, but outside the claim's count).
     #[inline]
     fn max_ready(&self) -> u32 {
         let Some(limit) = self.agent.queue.segment().config.max_length else { return u32::MAX };
@@ -462,7 +464,9 @@ impl Producer {
         } else {
             0
         };
-        limit.saturating_sub(older).min(u64::from(u32::MAX - 1)) as u32
+        let ring = &self.agent.queue.ring;
+        let requeued = if ring.may_have_requeued() { u64::from(ring.requeued_below_read()) } else { 0 };
+        limit.saturating_sub(older + requeued).min(u64::from(u32::MAX - 1)) as u32
     }
 
     /// Claims slots and data: grows the queue when its ring is full, applies
@@ -518,7 +522,7 @@ impl Producer {
         for &u in units {
             need = ring.place(need, u).1;
         }
-        match self.chain.grow(&self.agent.queue, need) {
+        match self.chain.grow(&self.agent.queue, need, units.len() as u32) {
             Ok(Grown::Moved) => self.switch_to_tail().map(|()| None),
             Ok(Grown::BudgetReached) => {
                 self.blocked = true;
@@ -577,6 +581,9 @@ impl Producer {
                     other => other,
                 }
             }
+            // A message the limits can never take (max_length 0, or alone
+            // over max_length_bytes) would wait for ever: refuse it.
+            Overflow::Block if self.never_fits(self.claim_bytes) => Err(PublishError::QueueFull),
             Overflow::Block => self.wait(WaitReason::QueueFull, units, deadline),
         }
     }
@@ -643,6 +650,12 @@ impl Producer {
         self.agent.maybe_recover(false);
         Ok(None)
     }
+}
+
+/// The expiry stamp of a message enqueued now with `ttl` (0: none).
+#[inline]
+fn expiry(ttl: Option<u64>) -> u64 {
+    ttl.map_or(0, |ttl| now_ms().saturating_add(ttl).max(1))
 }
 
 impl Reservation<'_> {

@@ -21,7 +21,8 @@ pub(crate) fn trim_to_limits(chain: &Chain, peer: &Arc<Peer>, counters: &Counter
     }
     let over = || {
         let rings = chain.segments();
-        let ready: u64 = rings.iter().map(|r| u64::from(r.ring.depth().0)).sum();
+        // Not `depth`: an abandoned claim past `read` is no message.
+        let ready: u64 = rings.iter().map(|r| u64::from(r.ring.ready_count())).sum();
         let bytes: u64 = rings.iter().map(|r| r.ring.ready_bytes()).sum();
         config.max_length.is_some_and(|n| ready > n) || config.max_length_bytes.is_some_and(|n| bytes > n)
     };

@@ -347,7 +347,8 @@ impl<M: RingMemory> Ring<M> {
     /// slots are committed or abandoned.
     ///
     /// `max_ready` bounds the messages between the read cursor and the end
-    /// of the claim (the queue's ready messages, requeued ones aside):
+    /// of the claim (the queue's ready messages, requeued ones aside: the
+    /// caller takes those off `max_ready`, see `requeued_below_read`):
     /// `Limit` if the claim would pass it; `u32::MAX` for no bound. The
     /// bound is exact: `read` only grows, so the count checked is at least
     /// the count at the claim.
@@ -358,7 +359,12 @@ impl<M: RingMemory> Ring<M> {
         let header = self.mem.header();
         let count = units.len() as u32;
         let max_ready = limits.max_ready;
-        debug_assert!(count >= 1 && count <= self.geo.slot_count);
+        debug_assert!(count >= 1);
+        if count > self.geo.slot_count {
+            // A chunk sized for another ring (the producer switched to a
+            // smaller one meanwhile): the caller grows a ring with room.
+            return Err(ClaimError::Full);
+        }
         let intent = &self.mem.agent(owner_index(owner)).intent;
         // The claim's bytes count as ready from here; any failure gives
         // them back.
@@ -398,7 +404,12 @@ impl<M: RingMemory> Ring<M> {
                     reclaim_hint.read = read;
                     reclaim_hint.read_epoch = epoch;
                     reclaim_hint.read_valid = true;
-                    if !within(read) {
+                    // `read` past our `slot` (never more than the ring's
+                    // slots behind it) means `current` is stale: others
+                    // claimed and consumers took meanwhile. Not a full queue:
+                    // the CAS below fails (the cursor moved) and we look again.
+                    let stale = slot.wrapping_sub(read) > self.geo.slot_count;
+                    if !within(read) && !stale {
                         return fail(ClaimError::Limit);
                     }
                 }
@@ -1278,8 +1289,8 @@ impl<M: RingMemory> Ring<M> {
     }
 
     /// READY (requeued) slots in `[reclaim, read)`: a scan of at most one
-    /// ring, for stats and sweeps.
-    fn requeued_below_read(&self) -> u32 {
+    /// ring, for stats, sweeps and the `max_length` bound of a claim.
+    pub fn requeued_below_read(&self) -> u32 {
         let header = self.mem.header();
         let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
         let read = header.read.load(Ordering::Acquire);
@@ -1290,6 +1301,29 @@ impl<M: RingMemory> Ring<M> {
                 ctl.stamp == pos && ctl.state == READY
             })
             .count() as u32
+    }
+
+    /// Ready messages, claims in flight included, as `depth` counts them
+    /// but for the slots past `read` that are no message (abandoned claims,
+    /// takes not yet past `read`): a scan of the ring, for cold paths (the
+    /// trim after a requeue). `depth` counts those until a consumer passes
+    /// them, and a trim then dropped a message RabbitMQ keeps.
+    pub fn ready_count(&self) -> u32 {
+        let header = self.mem.header();
+        // Positions only: a count that orders nothing.
+        let read = header.read.load(Ordering::Relaxed);
+        let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::Relaxed));
+        // A `read` seen past `produce` (loads unordered) spans nothing, not
+        // a whole ring of stale slots.
+        let span = produced.wrapping_sub(read);
+        let live = (0..if span > self.geo.slot_count { 0 } else { span })
+            .map(|i| read.wrapping_add(i))
+            .filter(|&pos| {
+                let ctl = Control::unpack(self.slot(pos).control.load(Ordering::Relaxed));
+                !(ctl.stamp == pos && matches!(ctl.state, ABANDONED | DELIVERED | DONE))
+            })
+            .count() as u32;
+        live.saturating_add(self.requeued_below_read()).min(self.geo.slot_count)
     }
 
     /// Approximate counts: `(ready messages, data bytes in use)`; ready

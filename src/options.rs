@@ -65,6 +65,18 @@ impl std::str::FromStr for Overflow {
     }
 }
 
+/// The RabbitMQ queue arguments shmq implements; a declare (Python's
+/// `queue_declare`, `shmq import`) refuses any other rather than ignore it.
+/// `x-queue-type` is accepted as `classic` only: shmq's queues give at
+/// least a classic queue's guarantees.
+///
+/// # Examples
+/// ```
+/// assert!(shmq::QUEUE_ARGUMENTS.contains(&"x-max-length"));
+/// assert!(!shmq::QUEUE_ARGUMENTS.contains(&"x-dead-letter-exchange"));
+/// ```
+pub const QUEUE_ARGUMENTS: &[&str] = &["x-max-length", "x-max-length-bytes", "x-overflow", "x-message-ttl", "x-queue-type"];
+
 /// RabbitMQ's default `max_message_size` (4.x): the largest message a
 /// default queue takes.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 16 << 20;

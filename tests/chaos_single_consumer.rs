@@ -135,9 +135,15 @@ fn run_chaos(batch: bool, growing: bool) {
     }
     assert!(kills >= 10 && published.len() > 1000, "too little happened: {kills} kills, {} published", published.len());
     eprintln!(
-        "chaos, single {} consumer: {secs} s, {kills} kills ({by_gc} recovered by gc, {by_publisher} by the blocked publisher), \
+        "chaos, single {} consumer: {secs} s, {kills} kills ({by_gc} recovered by gc, {by_publisher} by a publisher's sweep), \
          {} published, all consumed, {total} deliveries, {duplicates} duplicates (all flagged), seed {seed}",
-        if batch { "batched" } else { "recv" },
+        if growing {
+            "batched, growing queue,"
+        } else if batch {
+            "batched"
+        } else {
+            "recv"
+        },
         published.len()
     );
 }

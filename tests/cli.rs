@@ -326,3 +326,17 @@ fn status_and_list_queues_show_memory_in_use_against_the_budget_set_at_creation(
     let table = run(&["list-queues"]);
     assert!(table.contains("of a 33554432-byte budget"), "{table}");
 }
+
+#[test]
+fn import_refuses_queue_arguments_shmq_does_not_implement_and_declares_nothing() {
+    let defs = r#"{"queues": [{"name": "work", "vhost": "/", "durable": true, "auto_delete": false,
+                  "arguments": {"x-queue-type": "classic", "x-dead-letter-exchange": "dlx"}}]}"#;
+    let t = TempNs::in_shm("cli-import-refuse");
+    let file = t.path().join("defs.json");
+    std::fs::write(&file, defs).unwrap();
+    let out = t.shmq().args(["import", file.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success(), "an argument shmq would ignore must fail the import");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("'x-dead-letter-exchange' is not supported"), "{stderr}");
+    assert!(t.ns.declare_queue_passive("work").is_err(), "nothing was declared");
+}

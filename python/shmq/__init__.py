@@ -531,6 +531,12 @@ class BlockingChannel:
     def queue_declare(self, queue: str = "", passive: bool = False, durable: bool = False, exclusive: bool = False,
                       auto_delete: bool = False, arguments: Optional[Dict[str, Any]] = None) -> _Frame:
         args = arguments or {}
+        # Refused, not ignored: an argument shmq does not implement.
+        for arg, value in ({} if passive else args).items():
+            if arg not in _native.QUEUE_ARGUMENTS or (arg == "x-queue-type" and value != "classic"):
+                raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{queue}' in vhost '/': "
+                                                 f"not supported by shmq (supported: {', '.join(_native.QUEUE_ARGUMENTS)}; "
+                                                 f"x-queue-type classic only)")
         options: Dict[str, Any] = {"passive": passive, "exclusive": exclusive or queue == "", "auto_delete": auto_delete}
         for arg, option in (("x-max-length", "max_length"), ("x-max-length-bytes", "max_length_bytes"),
                             ("x-message-ttl", "message_ttl_ms")):
@@ -538,7 +544,11 @@ class BlockingChannel:
                 options[option] = _queue_arg_int(queue, arg, args[arg])
         if "x-overflow" in args:
             # RabbitMQ's names; "block" is shmq's own (wait for room).
-            overflow = {"reject-publish-dlx": "reject-publish"}.get(args["x-overflow"], args["x-overflow"])
+            overflow = args["x-overflow"]
+            if overflow == "reject-publish-dlx":
+                # Needs dead-lettering: refused, not half-honoured.
+                raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '{queue}' in vhost '/': "
+                                                 "reject-publish-dlx is not supported by shmq (no dead-lettering yet)")
             if overflow not in ("drop-head", "reject-publish", "block"):
                 raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '{queue}': invalid_overflow")
             options["overflow"] = overflow

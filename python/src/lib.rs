@@ -721,6 +721,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Consumer>()?;
     m.add_class::<Message>()?;
     m.add_function(wrap_pyfunction!(topic_matches, m)?)?;
+    m.add("QUEUE_ARGUMENTS", shmq::QUEUE_ARGUMENTS.to_vec())?;
     let py = m.py();
     for (name, ty) in [
         ("ShmqError", py.get_type::<ShmqError>()),

@@ -261,3 +261,17 @@ def test_publisher_confirms_report_refused_and_unroutable_publishes_as_pika_does
     assert ch.basic_publish(exchange="x", routing_key="nobody", body=b"dropped") is None
     assert ch.queue_declare(queue="q", passive=True).method.message_count == 1
     assert isinstance(returned.value, shmq.Unroutable) and isinstance(nacked.value, shmq.ShmqError)
+
+
+def test_queue_arguments_shmq_does_not_implement_are_refused_not_ignored(namespace):
+    ch = connect(namespace).channel()
+    for arguments in ({"x-dead-letter-exchange": "dlx"}, {"x-overflow": "reject-publish-dlx"}, {"x-queue-type": "quorum"},
+                      {"x-expires": 1000}):
+        with pytest.raises(shmq.ChannelClosedByBroker) as refused:
+            connect(namespace).channel().queue_declare(queue="q", arguments=arguments)
+        assert refused.value.reply_code == 406, arguments
+        assert next(iter(arguments)) in refused.value.reply_text, refused.value.reply_text
+    # What it implements is accepted, classic queue type included.
+    ch.queue_declare(queue="q", arguments={"x-queue-type": "classic", "x-max-length": 10, "x-overflow": "reject-publish"})
+    # A passive declare ignores arguments, as RabbitMQ's does.
+    ch.queue_declare(queue="q", passive=True, arguments={"x-dead-letter-exchange": "dlx"})

@@ -111,6 +111,20 @@ pub fn import_value(ns: &shmq::Namespace, defs: &Value) -> Result<(usize, usize,
     for q in list("queues") {
         let name = str_of(&q, "name");
         let args = q.get("arguments").cloned().unwrap_or(Value::Null);
+        // Refuse what shmq does not implement rather than drop it silently.
+        for (key, value) in args.as_object().into_iter().flatten() {
+            let ours = [SHMQ_OVERFLOW, SHMQ_MAX_MESSAGE, SHMQ_CAPACITY].contains(&key.as_str());
+            if !ours && !shmq::QUEUE_ARGUMENTS.contains(&key.as_str()) {
+                return Err(format!(
+                    "queue '{name}': argument '{key}' is not supported by shmq (supported: {}); remove it",
+                    shmq::QUEUE_ARGUMENTS.join(", ")
+                )
+                .into());
+            }
+            if key == "x-queue-type" && value.as_str() != Some("classic") {
+                return Err(format!("queue '{name}': x-queue-type {value} is not supported by shmq: only classic").into());
+            }
+        }
         let num = |k: &str| args.get(k).and_then(Value::as_u64);
         let mut options = shmq::QueueOptions::default();
         if let Some(bytes) = num("x-max-length-bytes") {

@@ -326,3 +326,48 @@ fn a_default_queue_takes_a_message_as_large_as_rabbitmqs_default_max_message_siz
     let over = vec![0u8; body.len() + 1];
     assert!(matches!(producer.publish(&over), Err(PublishError::TooLarge { .. })));
 }
+
+#[test]
+fn acks_requeue_ttl_and_prefetch_work_across_rings_as_in_one() {
+    let t = TempNs::in_shm("elastic-across");
+    // A 4 KiB first ring (32 slots): 300 messages take more rings.
+    t.ns.declare_queue("q", &QueueOptions::default().capacity_bytes(4096).max_message_bytes(256)).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    for i in 0..300u32 {
+        // Every tenth expires at once (per-message TTL of 1 ms).
+        let props = if i % 10 == 9 { shmq::Properties::new().expiration("1") } else { shmq::Properties::new() };
+        producer.publish_with(&props, &i.to_le_bytes()).unwrap();
+    }
+    assert!(t.ns.queue_stats("q").unwrap().rings > 1, "the queue grew past its first ring");
+    std::thread::sleep(Duration::from_millis(5));
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack().prefetch(5)).unwrap();
+    let mut got = Vec::new();
+    let mut nacked_once = std::collections::HashSet::new();
+    loop {
+        let mut held = Vec::new();
+        // Prefetch holds: five, then PrefetchFull.
+        while let Ok(d) = consumer.try_recv() {
+            held.push((u32::from_le_bytes(d.body().try_into().unwrap()), d.redelivered(), d.tag()));
+        }
+        assert!(held.len() <= 5, "prefetch 5, held {}", held.len());
+        if held.is_empty() {
+            break;
+        }
+        for (n, redelivered, tag) in held {
+            // Every seventh is nacked back once, and comes back redelivered.
+            if n % 7 == 0 && nacked_once.insert(n) {
+                assert!(!redelivered);
+                consumer.nack(tag, true).unwrap();
+            } else {
+                assert_eq!(redelivered, nacked_once.contains(&n), "message {n}");
+                consumer.ack(tag).unwrap();
+                got.push(n);
+            }
+        }
+    }
+    got.sort();
+    let expected: Vec<u32> = (0..300).filter(|i| i % 10 != 9).collect();
+    assert_eq!(got, expected, "every message once, the expired ones never");
+    let stats = t.ns.queue_stats("q").unwrap();
+    assert_eq!((stats.ready, stats.unacked, stats.expired), (0, 0, 30));
+}

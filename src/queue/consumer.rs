@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use super::chain::Chain;
-use super::{bump, now_ms, spin_until, Agent, STALL_BEFORE_RECOVERY, WAIT_SLICE};
+use super::{bump, now_ms, spin_until, wait_slice, Agent, STALL_BEFORE_RECOVERY, WAIT_SLICE};
 use crate::error::{AckError, RecvError};
 use crate::message::PropertiesRef;
 use crate::options::{AckMode, ConsumerOptions};
@@ -496,16 +496,7 @@ impl Consumer {
             if let Some((ring, record)) = self.poll()? {
                 return Ok(self.delivery(ring, record));
             }
-            let slice = match deadline {
-                Some(d) => {
-                    let now = Instant::now();
-                    if now >= d {
-                        return Err(RecvError::Timeout);
-                    }
-                    (d - now).min(WAIT_SLICE)
-                }
-                None => WAIT_SLICE,
-            };
+            let slice = wait_slice(deadline, WAIT_SLICE).ok_or(RecvError::Timeout)?;
             not_empty.wait(ticket, Some(slice));
             spun = false;
             self.sweep(false);

@@ -21,6 +21,18 @@ use crate::sync::Ordering;
 /// commit and its wake.
 pub(crate) const WAIT_SLICE: Duration = Duration::from_millis(50);
 
+/// How long a waiter sleeps next: at most `most`, and no later than
+/// `deadline`; `None` once the deadline has passed.
+pub(crate) fn wait_slice(deadline: Option<Instant>, most: Duration) -> Option<Duration> {
+    match deadline {
+        Some(d) => {
+            let now = Instant::now();
+            (now < d).then(|| (d - now).min(most))
+        }
+        None => Some(most),
+    }
+}
+
 /// How long a consumer tolerates an uncommitted slot at the head before it
 /// checks whether that slot's producer died.
 pub(crate) const STALL_BEFORE_RECOVERY: Duration = Duration::from_millis(20);

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::chain::{Chain, Grown};
-use super::{bump, now_ms, spin_until, Agent, WAIT_SLICE};
+use super::{bump, now_ms, spin_until, wait_slice, Agent, WAIT_SLICE};
 use crate::error::PublishError;
 use crate::message::Properties;
 use crate::options::Overflow;
@@ -635,16 +635,7 @@ impl Producer {
             return Ok(outcome.ok());
         }
         let most = if reason == WaitReason::MemoryBudget { BUDGET_WAIT_SLICE } else { WAIT_SLICE };
-        let slice = match deadline {
-            Some(d) => {
-                let now = Instant::now();
-                if now >= d {
-                    return Err(PublishError::Timeout);
-                }
-                (d - now).min(most)
-            }
-            None => most,
-        };
+        let slice = wait_slice(deadline, most).ok_or(PublishError::Timeout)?;
         not_full.wait(ticket, Some(slice));
         // Room may be held by dead consumers' unacked messages.
         self.agent.maybe_recover(false);

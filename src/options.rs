@@ -67,8 +67,8 @@ impl std::str::FromStr for Overflow {
 
 /// The RabbitMQ queue arguments shmq implements; a declare (Python's
 /// `queue_declare`, `shmq import`) refuses any other rather than ignore it.
-/// `x-queue-type` is accepted as `classic` only: shmq's queues give at
-/// least a classic queue's guarantees.
+/// `x-queue-type` is accepted as `classic` or `quorum` (docs/GUARANTEES.md
+/// says what a quorum queue is here); `stream` is refused.
 ///
 /// # Examples
 /// ```

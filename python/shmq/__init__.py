@@ -17,6 +17,7 @@ Two APIs over the same queues (and the same queues Rust processes use):
 
 from __future__ import annotations
 
+import enum
 import itertools
 import os
 import threading
@@ -53,6 +54,7 @@ __all__ = [
     "ChannelClosedByBroker",
     "ChannelWrongStateError",
     "Consumer",
+    "DeliveryMode",
     "ExchangeNotFound",
     "Message",
     "MethodFrame",
@@ -227,9 +229,21 @@ def _body_bytes(body: Any) -> bytes:
 # ----------------------------------------------------------- pika-style API
 
 
+class DeliveryMode(enum.Enum):
+    """``BasicProperties.delivery_mode``, as ``pika.DeliveryMode`` (pika
+    1.3+; a plain ``Enum`` there too, so ``.value`` is the integer). shmq keeps every message in shared memory either way (it survives
+    its publisher and consumers, not a reboot); the mode is carried to the
+    consumer as RabbitMQ carries it."""
+
+    Transient = 1
+    Persistent = 2
+
+
 @dataclass
 class BasicProperties:
-    """AMQP basic properties, as ``pika.BasicProperties``."""
+    """AMQP basic properties, as ``pika.BasicProperties``. ``delivery_mode``
+    takes a ``DeliveryMode`` (shmq's or real pika's) or its integer, and
+    stores the integer, as pika does."""
 
     content_type: Optional[str] = None
     content_encoding: Optional[str] = None
@@ -245,6 +259,10 @@ class BasicProperties:
     user_id: Optional[str] = None
     app_id: Optional[str] = None
     cluster_id: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.delivery_mode, enum.Enum):  # pika's own DeliveryMode too
+            self.delivery_mode = self.delivery_mode.value
 
     def as_dict(self) -> Dict[str, Any]:
         d = {k: v for k, v in self.__dict__.items() if v is not None and k != "cluster_id"}
@@ -533,10 +551,17 @@ class BlockingChannel:
         args = arguments or {}
         # Refused, not ignored: an argument shmq does not implement.
         for arg, value in ({} if passive else args).items():
-            if arg not in _native.QUEUE_ARGUMENTS or (arg == "x-queue-type" and value != "classic"):
+            if arg not in _native.QUEUE_ARGUMENTS or (arg == "x-queue-type" and value not in ("classic", "quorum")):
                 raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{queue}' in vhost '/': "
                                                  f"not supported by shmq (supported: {', '.join(_native.QUEUE_ARGUMENTS)}; "
-                                                 f"x-queue-type classic only)")
+                                                 f"x-queue-type classic or quorum)")
+        if not passive and args.get("x-queue-type") == "quorum":
+            # A quorum queue is an ordinary shmq queue (there is one node, so
+            # nothing to replicate), with RabbitMQ's checks on its
+            # properties, in RabbitMQ's order and words.
+            for bad, prop in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"), (not durable, "non-durable")):
+                if bad:
+                    raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid property '{prop}' for queue '{queue}' in vhost '/'")
         options: Dict[str, Any] = {"passive": passive, "exclusive": exclusive or queue == "", "auto_delete": auto_delete}
         for arg, option in (("x-max-length", "max_length"), ("x-max-length-bytes", "max_length_bytes"),
                             ("x-message-ttl", "message_ttl_ms")):
@@ -661,36 +686,58 @@ class BlockingChannel:
         """Deliver to the callbacks until ``stop_consuming`` or no consumers
         are left. Ctrl-C raises KeyboardInterrupt promptly."""
         self._consuming = True
-        while self._consuming and self._subs:
-            subs = list(self._subs.values())
-            delivered = False
-            for sub in subs:
-                # Take what is ready in one native call (within prefetch).
-                consumer = sub.consumer
-                batch = consumer.try_recv_many(64) if consumer is not None else []
-                done = []
-                for m in batch:
-                    if not self._consuming or sub.tag not in self._subs:
-                        consumer.nack(m.delivery_tag, True)  # stopped mid-batch: hand it back
-                        continue
-                    self._dispatch(sub, m)
-                    if sub.auto_ack:
-                        done.append(m.delivery_tag)
-                    delivered = True
-                if done:
-                    consumer.ack_many(done)
-            if not delivered and self._consuming and self._subs:
-                sub = subs[0] if len(subs) == 1 else None
-                waiting = [sub] if sub is not None else subs
-                for s in waiting:
-                    consumer = s.consumer
-                    if consumer is None:
-                        continue
-                    m = consumer.recv(0.1 if sub is not None else 0.01)  # releases the GIL; signals checked
-                    if m is not None:
-                        self._dispatch(s, m)
-                        if s.auto_ack:
-                            consumer.ack(m.delivery_tag)
+        running = lambda: self._consuming  # noqa: E731
+        connection = self.connection
+        # Inside a callback, connection.process_data_events() dispatches
+        # nothing, as pika's.
+        was_dispatching, connection._dispatching = connection._dispatching, True
+        try:
+            while self._consuming and self._subs:
+                if not self._deliver_ready(running) and self._consuming and self._subs:
+                    self._wait_and_deliver(0.1)
+        finally:
+            connection._dispatching = was_dispatching
+
+    def _deliver_ready(self, running: Callable[[], bool] = lambda: True) -> int:
+        """Dispatch what the consumers hold ready (within prefetch), without
+        waiting; returns how many callbacks ran. A batch taken while
+        ``running()`` turns false goes back to its queue."""
+        delivered = 0
+        for sub in list(self._subs.values()):
+            # Take what is ready in one native call (within prefetch).
+            consumer = sub.consumer
+            if consumer is None:
+                continue
+            done = []
+            for m in consumer.try_recv_many(64):
+                if not running() or sub.tag not in self._subs:
+                    consumer.nack(m.delivery_tag, True)  # stopped mid-batch: hand it back
+                    continue
+                self._dispatch(sub, m)
+                if sub.auto_ack:
+                    done.append(m.delivery_tag)
+                delivered += 1
+            if done:
+                consumer.ack_many(done)
+        return delivered
+
+    def _wait_and_deliver(self, timeout: float) -> int:
+        """Wait at most about ``timeout`` seconds for a message on any
+        consumer (with the GIL released, so signals are checked) and
+        dispatch it; returns how many callbacks ran (0 or 1)."""
+        subs = list(self._subs.values())
+        each = timeout if len(subs) == 1 else min(timeout, 0.01)
+        for sub in subs:
+            consumer = sub.consumer
+            if consumer is None or sub.tag not in self._subs:
+                continue
+            m = consumer.recv(each)
+            if m is not None:
+                self._dispatch(sub, m)
+                if sub.auto_ack:
+                    consumer.ack(m.delivery_tag)
+                return 1
+        return 0
 
     def _dispatch(self, sub: _Subscription, m: Any) -> None:
         tag = next(self._next_tag)
@@ -744,6 +791,9 @@ class BlockingChannel:
         self._subs.clear()
         self._get_consumers.clear()
         self._tags_out.clear()
+        # Dropped here, on the channel's thread: the native publisher may not
+        # be dropped on another (a garbage collection elsewhere would).
+        self._publisher = None
         self.is_open = False
 
     @property
@@ -781,6 +831,7 @@ class BlockingConnection:
         self._on_blocked: List[Callable[..., Any]] = []
         self._on_unblocked: List[Callable[..., Any]] = []
         self._blocked_since: Optional[float] = None
+        self._dispatching = False
         self.is_open = True
 
     @property
@@ -843,8 +894,52 @@ class BlockingConnection:
         self._channels.append(ch)
         return ch
 
-    def process_data_events(self, time_limit: float = 0) -> None:
-        """Nothing to do without a broker; kept for pika compatibility."""
+    def process_data_events(self, time_limit: Optional[float] = 0) -> None:
+        """Dispatch the consumer callbacks of this connection's channels, as
+        pika's: wait until at least one message is ready, at most
+        ``time_limit`` seconds (``None``: without limit; 0: do not wait),
+        then run the callbacks of everything ready and return. Waits with the
+        GIL released; Ctrl-C raises KeyboardInterrupt within 100 ms. Called
+        from inside a callback it dispatches nothing (as pika's) and only
+        waits out ``time_limit``."""
+        if self._dispatching:
+            if time_limit:
+                time.sleep(time_limit)
+            return
+        deadline = None if time_limit is None else time.monotonic() + max(time_limit, 0)
+        self._dispatching = True
+        try:
+            while True:
+                channels = [ch for ch in self._channels if ch.is_open]
+                if sum(ch._deliver_ready() for ch in channels):
+                    return
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return
+                step = 0.1 if left is None else min(0.1, left)
+                consuming = [ch for ch in channels if ch._subs]
+                if not consuming:
+                    time.sleep(step)  # nothing to dispatch: wait out the limit, as pika does
+                    continue
+                each = step if len(consuming) == 1 else min(step, 0.01)
+                if any(ch._wait_and_deliver(each) for ch in consuming):
+                    for ch in channels:  # and whatever else is ready now
+                        ch._deliver_ready()
+                    return
+        finally:
+            self._dispatching = False
+
+    def sleep(self, duration: float) -> None:
+        """Sleep ``duration`` seconds while dispatching consumer callbacks,
+        as pika's ``BlockingConnection.sleep``."""
+        assert duration >= 0, duration
+        deadline = time.monotonic() + duration
+        time_limit = duration
+        while True:  # dispatch at least once
+            self.process_data_events(time_limit)
+            time_limit = deadline - time.monotonic()
+            if time_limit <= 0:
+                break
 
     def close(self) -> None:
         for ch in self._channels:

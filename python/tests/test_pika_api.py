@@ -265,7 +265,7 @@ def test_publisher_confirms_report_refused_and_unroutable_publishes_as_pika_does
 
 def test_queue_arguments_shmq_does_not_implement_are_refused_not_ignored(namespace):
     ch = connect(namespace).channel()
-    for arguments in ({"x-dead-letter-exchange": "dlx"}, {"x-overflow": "reject-publish-dlx"}, {"x-queue-type": "quorum"},
+    for arguments in ({"x-dead-letter-exchange": "dlx"}, {"x-overflow": "reject-publish-dlx"}, {"x-queue-type": "stream"},
                       {"x-expires": 1000}):
         with pytest.raises(shmq.ChannelClosedByBroker) as refused:
             connect(namespace).channel().queue_declare(queue="q", arguments=arguments)

@@ -121,8 +121,8 @@ pub fn import_value(ns: &shmq::Namespace, defs: &Value) -> Result<(usize, usize,
                 )
                 .into());
             }
-            if key == "x-queue-type" && value.as_str() != Some("classic") {
-                return Err(format!("queue '{name}': x-queue-type {value} is not supported by shmq: only classic").into());
+            if key == "x-queue-type" && !matches!(value.as_str(), Some("classic" | "quorum")) {
+                return Err(format!("queue '{name}': x-queue-type {value} is not supported by shmq: only classic or quorum").into());
             }
         }
         let num = |k: &str| args.get(k).and_then(Value::as_u64);

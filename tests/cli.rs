@@ -320,8 +320,16 @@ fn status_and_list_queues_show_memory_in_use_against_the_budget_set_at_creation(
     assert_eq!(status["memory_budget"], 33554432);
     let in_use = status["memory_in_use"].as_u64().unwrap();
     assert!(in_use > 65536 && in_use < 1 << 20, "{in_use}");
-    // Fixed at creation: a later --memory-budget does not change it.
-    run(&["--memory-budget", "1", "declare-queue", "other"]);
+    // Fixed at creation: a different --memory-budget is refused, not ignored.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shmq"))
+        .arg("--namespace")
+        .arg(&dir)
+        .args(["--memory-budget", "1", "declare-queue", "other"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fixed when it was created"), "{}", String::from_utf8_lossy(&out.stderr));
+    run(&["--memory-budget", "33554432", "declare-queue", "other"]);
     assert_eq!(json(&run(&["status", "--json"]))["memory_budget"], 33554432);
     let table = run(&["list-queues"]);
     assert!(table.contains("of a 33554432-byte budget"), "{table}");

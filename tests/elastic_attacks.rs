@@ -547,3 +547,42 @@ fn the_cached_read_keeps_the_length_limit_exact_across_the_wrap() {
         ready -= 1;
     }
 }
+
+/// A grower that died after creating ring 1 (and, in the second case, after
+/// closing ring 0) but before storing `tail`: both states are made here from
+/// a real growth step whose claim in ring 1 was given up, with `tail` (and
+/// `closed`) written back. The next producer finishes the step, nothing is
+/// lost and the order holds.
+#[test]
+fn a_growth_step_cut_off_after_each_of_its_writes_is_finished_by_the_next_producer() {
+    for closed in [false, true] {
+        let t = TempNs::in_shm("elastic-cut-growth");
+        // 4 KiB of data: 32 slots of 128 bytes.
+        t.ns.declare_queue("q", &QueueOptions::default().capacity_bytes(4096).max_message_bytes(256)).unwrap();
+        let mut producer = t.ns.producer("q").unwrap();
+        for i in 0..32u8 {
+            producer.publish(&[i; 8]).unwrap();
+        }
+        assert_eq!(t.ns.queue_stats("q").unwrap().rings, 1, "ring 0 is full, not grown");
+        // Grows: creates ring 1, closes ring 0, links it; the claim there is
+        // given up, so ring 1 holds no message.
+        drop(producer.reserve(&shmq::Properties::new(), 8).unwrap());
+        drop(producer);
+        assert_eq!(t.ns.queue_stats("q").unwrap().rings, 2);
+        let first = t.path().join("queues/q");
+        patch(&first, CHAIN_LINE + 16, &0u64.to_le_bytes());
+        if !closed {
+            patch(&first, CHAIN_LINE, &0u32.to_le_bytes());
+        }
+        assert_eq!(t.ns.queue_stats("q").unwrap().rings, 1, "the cut-off step left ring 1 unlinked");
+        let mut producer = t.ns.producer("q").unwrap();
+        producer.publish(&[100; 8]).unwrap();
+        producer.publish(&[101; 8]).unwrap();
+        assert_eq!(t.ns.queue_stats("q").unwrap().rings, 2, "the next producer linked the ring left behind");
+        let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+        let mut got = Vec::new();
+        consumer.drain(usize::MAX, |d| got.push(d.body()[0])).unwrap();
+        let expected: Vec<u8> = (0..32).chain([100, 101]).collect();
+        assert_eq!(got, expected, "closed={closed}");
+    }
+}

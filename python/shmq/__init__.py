@@ -169,7 +169,8 @@ class Namespace:
     ``memory_budget`` (bytes) caps what the namespace's queues may take in
     all; at the budget a publish that needs room waits (flow control) until
     consumers make some. It is fixed when the namespace is created (``None``:
-    40 % of the free space then) and ignored when it exists already."""
+    40 % of the free space then); a different one for an existing namespace
+    is refused with ``ShmqError``, not ignored."""
 
     def __init__(self, name: Optional[str] = None, memory_budget: Optional[int] = None) -> None:
         self._native = _native.Namespace(name, memory_budget)
@@ -279,8 +280,8 @@ class ConnectionParameters:
     ``blocked_connection_timeout`` (seconds, as pika's): a publish held back
     by flow control longer than this raises ``ConnectionBlockedTimeout`` and
     closes the connection. ``memory_budget`` (bytes): the namespace's memory
-    budget, used if this connection creates the namespace (see
-    ``Namespace``)."""
+    budget, set if this connection creates the namespace and refused if it
+    differs from an existing one's (see ``Namespace``)."""
 
     namespace: Optional[str] = None
     host: Optional[str] = None

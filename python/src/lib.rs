@@ -78,8 +78,9 @@ impl Namespace {
     /// Opens (creating) a namespace: a name under /dev/shm/shmq-<uid>, or a path;
     /// None means $SHMQ_NAMESPACE, else "default". `memory_budget` (bytes)
     /// caps what its queues may take in all, beyond which publishes wait
-    /// (flow control); it is fixed when the namespace is created and ignored
-    /// when it exists already. None: 40 % of the file system's free space.
+    /// (flow control); it is fixed when the namespace is created, and a
+    /// different one for an existing namespace is refused (ShmqError).
+    /// None: 40 % of the file system's free space, or the existing budget.
     #[new]
     #[pyo3(signature = (name=None, memory_budget=None))]
     fn new(name: Option<&str>, memory_budget: Option<u64>) -> PyResult<Self> {

@@ -23,7 +23,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
     /// Memory budget in bytes for a namespace this command creates (default:
-    /// 40 % of the file system's free space). Fixed at creation.
+    /// 40 % of the file system's free space). Fixed at creation: a different
+    /// one for an existing namespace is an error.
     #[arg(long, global = true, env = "SHMQ_MEMORY_BUDGET")]
     pub memory_budget: Option<u64>,
     #[command(subcommand)]

@@ -56,8 +56,9 @@ pub struct NamespaceOptions {
     pub group_shared: bool,
     /// Routing-table capacities, used when this open creates the namespace.
     pub routing_limits: RoutingLimits,
-    /// Bytes the namespace's queues may take in all, used when this open
-    /// creates the namespace (RabbitMQ's memory high watermark, in spirit):
+    /// Bytes the namespace's queues may take in all, set when this open
+    /// creates the namespace (RabbitMQ's memory high watermark, in spirit;
+    /// opening an existing one with a different budget is `InvalidOptions`):
     /// queues grow until it is reached, then publishers that need room block
     /// until consumers make some. `None`: 40 % of the file system's free
     /// space at creation.
@@ -234,6 +235,13 @@ impl Namespace {
         let path = dir.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
         let budget = segment::ensure_namespace_marker(&dir, &format!("ns-{:016x}", liveness::random_token()), options.memory_budget)?;
+        // Fixed at creation: a different one asked for is refused, not ignored.
+        if options.memory_budget.is_some_and(|asked| asked != budget) {
+            return Err(Error::InvalidOptions(format!(
+                "namespace '{}' has a memory budget of {budget} bytes, fixed when it was created; open it without one (or with {budget})",
+                dir.path().display()
+            )));
+        }
         let routing_tmp = format!("routing-{:016x}", liveness::random_token());
         let routing = RoutingSegment::open_or_create(&dir, &routing_tmp, options.routing_limits)?;
         Ok(Namespace { shared: Arc::new(NamespaceState::new(dir, name, routing, budget)) })

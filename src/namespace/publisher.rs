@@ -212,6 +212,13 @@ impl Publisher {
     /// # }
     /// ```
     pub fn route_count(&mut self, exchange: &str, routing_key: &str, properties: &Properties<'_>) -> Result<usize, PublishError> {
+        self.route(exchange, routing_key, properties)?;
+        Ok(self.targets.len())
+    }
+
+    /// Routes through the current snapshot into `self.targets`.
+    #[inline]
+    fn route(&mut self, exchange: &str, routing_key: &str, properties: &Properties<'_>) -> Result<(), PublishError> {
         if routing_key.len() > 255 {
             return Err(PublishError::InvalidProperty("the routing key is over 255 bytes"));
         }
@@ -219,7 +226,7 @@ impl Publisher {
         let Some(router) = self.router.as_ref() else { return Err(PublishError::Routing("no routing snapshot".into())) };
         let headers = properties.headers;
         match router.route(exchange, routing_key, &headers, &mut self.scratch, &mut self.targets) {
-            Ok(()) => Ok(self.targets.len()),
+            Ok(()) => Ok(()),
             Err(RouteError::NoExchange) => Err(PublishError::ExchangeNotFound),
             Err(RouteError::Internal) => Err(PublishError::InternalExchange),
         }
@@ -300,17 +307,8 @@ impl Publisher {
         body: &[u8],
         mandatory: bool,
     ) -> Result<Routed, PublishError> {
-        if routing_key.len() > 255 {
-            return Err(PublishError::InvalidProperty("the routing key is over 255 bytes"));
-        }
-        self.refresh()?;
+        self.route(exchange, routing_key, properties)?;
         let Some(router) = self.router.as_ref() else { return Err(PublishError::Routing("no routing snapshot".into())) };
-        let headers = properties.headers;
-        match router.route(exchange, routing_key, &headers, &mut self.scratch, &mut self.targets) {
-            Ok(()) => {}
-            Err(RouteError::NoExchange) => return Err(PublishError::ExchangeNotFound),
-            Err(RouteError::Internal) => return Err(PublishError::InternalExchange),
-        }
         if self.targets.is_empty() {
             if mandatory {
                 return Err(PublishError::Unroutable);

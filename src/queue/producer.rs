@@ -440,7 +440,11 @@ impl Producer {
     fn max_ready_bytes(&self) -> u64 {
         let Some(limit) = self.agent.queue.segment().config.max_length_bytes else { return u64::MAX };
         let seq = self.agent.queue.seq();
-        let older: u64 = (self.chain.head()..seq).filter_map(|s| self.chain.segment(s).ok().flatten()).map(|h| h.ring.ready_bytes()).sum();
+        // Counts from shared memory: summed saturating, never overflowing.
+        let older = (self.chain.head()..seq)
+            .filter_map(|s| self.chain.segment(s).ok().flatten())
+            .map(|h| h.ring.ready_bytes())
+            .fold(0u64, u64::saturating_add);
         limit.saturating_sub(older)
     }
 
@@ -465,6 +469,8 @@ impl Producer {
             0
         };
         let ring = &self.agent.queue.ring;
+        // Requeued messages are ready too; scanned for only while the ring's
+        // flag says one may be waiting.
         let requeued = if ring.may_have_requeued() { u64::from(ring.requeued_below_read()) } else { 0 };
         limit.saturating_sub(older + requeued).min(u64::from(u32::MAX - 1)) as u32
     }

@@ -23,7 +23,8 @@ pub(crate) fn trim_to_limits(chain: &Chain, peer: &Arc<Peer>, counters: &Counter
         let rings = chain.segments();
         // Not `depth`: an abandoned claim past `read` is no message.
         let ready: u64 = rings.iter().map(|r| u64::from(r.ring.ready_count())).sum();
-        let bytes: u64 = rings.iter().map(|r| r.ring.ready_bytes()).sum();
+        // Counts from shared memory: summed saturating, never overflowing.
+        let bytes = rings.iter().map(|r| r.ring.ready_bytes()).fold(0u64, u64::saturating_add);
         config.max_length.is_some_and(|n| ready > n) || config.max_length_bytes.is_some_and(|n| bytes > n)
     };
     while over() {

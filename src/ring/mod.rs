@@ -553,7 +553,8 @@ impl<M: RingMemory> Ring<M> {
             return false;
         }
         crate::sync::dekker_fence();
-        let read = header.read.load(Ordering::Acquire);
+        // A position only: the slots' control words carry the ordering.
+        let read = header.read.load(Ordering::Relaxed);
         let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::SeqCst));
         read == produced
     }
@@ -566,6 +567,8 @@ impl<M: RingMemory> Ring<M> {
             return false;
         }
         let header = self.mem.header();
+        // SYNC POINT RECLAIM: Acquire pairs with the reclaim CAS: the
+        // consumers' reads of the data happen before the retirer punches it.
         let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
         let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::SeqCst));
         free_slot == produced
@@ -576,6 +579,8 @@ impl<M: RingMemory> Ring<M> {
     pub fn is_empty(&self) -> bool {
         self.reclaim();
         let header = self.mem.header();
+        // SYNC POINT RECLAIM, as in `is_drained` (the ring may be retired
+        // once it is closed); SYNC POINT PRODUCE for the claim cursor.
         let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
         let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
         free_slot == produced
@@ -585,8 +590,9 @@ impl<M: RingMemory> Ring<M> {
     /// from the cursors: `None` if the ring holds nothing.
     pub fn average_record_bytes(&self) -> Option<u64> {
         let header = self.mem.header();
-        let (free_slot, free_data) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
-        let (produced, produced_data) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
+        // Positions only, for sizing: orders nothing.
+        let (free_slot, free_data) = unpack_cursor(header.reclaim.load(Ordering::Relaxed));
+        let (produced, produced_data) = unpack_cursor(header.produce.cursor.load(Ordering::Relaxed));
         let messages = produced.wrapping_sub(free_slot).min(self.geo.slot_count);
         let units = produced_data.wrapping_sub(free_data).min(self.geo.data_units);
         (messages > 0).then(|| u64::from(units) * UNIT as u64 / u64::from(messages))
@@ -1337,8 +1343,10 @@ impl<M: RingMemory> Ring<M> {
         let read = header.read.load(Ordering::Acquire);
         let (produced, produced_data) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
         // Requeued messages below `read`: counted, not kept in a counter a
-        // killed process could leave wrong.
-        let requeued = self.requeued_below_read();
+        // killed process could leave wrong; scanned for only while the flag
+        // says one may be there (it is the common case that none is, and
+        // producers of a length-limited queue that grew call this per claim).
+        let requeued = if self.may_have_requeued() { self.requeued_below_read() } else { 0 };
         let ready = produced.wrapping_sub(read).min(self.geo.slot_count).saturating_add(requeued);
         let bytes = u64::from(produced_data.wrapping_sub(free_data).min(self.geo.data_units)) * UNIT as u64;
         (ready.min(self.geo.slot_count), bytes)

@@ -201,6 +201,10 @@ def work_queues(b: Backend) -> Dict[str, Any]:
     sent = [b.run("new_task.py", *task.split()) for task in TASKS]
     done = lambda: sum(line == " [x] Done" for w in workers for line in w.lines)  # noqa: E731
     workers[0].wait_for(lambda _: done() == len(TASKS), f"{len(TASKS)} tasks done")
+    # A worker prints " [x] Done" and then acks: interrupted in between, its
+    # task goes back unacked and the other worker gets it again (RabbitMQ
+    # and shmq alike, at-least-once). Give the last ack time to go out.
+    time.sleep(1.0)
     seen = [w.interrupt() for w in workers]
     received = sorted(line for s in seen for line in s["stdout"] if "Received" in line)
     return {

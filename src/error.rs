@@ -52,6 +52,17 @@ pub enum Error {
         /// The value this declare asked for.
         requested: String,
     },
+    /// A RabbitMQ queue argument shmq does not implement, or one of the
+    /// wrong type or value (RabbitMQ's PRECONDITION_FAILED "invalid arg").
+    #[error("invalid arg '{argument}' for queue '{queue}': {reason}")]
+    InvalidArgument {
+        /// The queue.
+        queue: String,
+        /// The argument, e.g. `x-max-priority`.
+        argument: String,
+        /// What is wrong, in RabbitMQ's words where it has them.
+        reason: String,
+    },
     /// Queue options that cannot work together.
     #[error("invalid queue options: {0}")]
     InvalidOptions(String),

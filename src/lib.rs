@@ -63,7 +63,7 @@ pub mod seqtable;
 
 pub use error::{AckError, Error, PublishError, RecvError};
 #[cfg(not(shmq_loom))]
-pub use message::{HeaderValue, Headers, HeadersIter, Properties, PropertiesRef};
+pub use message::{HeaderArray, HeaderArrayIter, HeaderValue, Headers, HeadersIter, Properties, PropertiesRef, MAX_HEADER_DEPTH};
 #[cfg(not(shmq_loom))]
 pub use namespace::inspect::{HandleInfo, PeekedMessage};
 #[cfg(not(shmq_loom))]
@@ -73,7 +73,7 @@ pub use namespace::{Namespace, NamespaceOptions, QueueStats, NAMESPACE_ENV};
 #[cfg(not(shmq_loom))]
 pub use nsdir::{default_root, validate_name, DEFAULT_ROOT_PREFIX};
 #[cfg(not(shmq_loom))]
-pub use options::{AckMode, ConsumerOptions, Overflow, QueueOptions, DEFAULT_MAX_MESSAGE_BYTES, QUEUE_ARGUMENTS};
+pub use options::{AckMode, ConsumerOptions, Overflow, QueueOptions, QueueType, DEFAULT_MAX_MESSAGE_BYTES, QUEUE_ARGUMENTS};
 #[cfg(not(shmq_loom))]
 pub use queue::consumer::{Consumer, Delivery, DeliveryTag};
 #[cfg(not(shmq_loom))]

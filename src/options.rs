@@ -28,8 +28,13 @@ pub enum Overflow {
     Reject = 2,
     /// Discard the oldest ready messages to make room (RabbitMQ's
     /// `drop-head`, its default). Unacked messages are never dropped.
+    /// With a dead-letter exchange, dropped messages are dead-lettered
+    /// (reason `maxlen`).
     #[default]
     DropOldest = 3,
+    /// Refuse the message, as [`Reject`](Overflow::Reject), and dead-letter
+    /// it (reason `maxlen`): RabbitMQ's `reject-publish-dlx`.
+    RejectPublishDlx = 4,
 }
 
 impl Overflow {
@@ -38,6 +43,7 @@ impl Overflow {
             1 => Some(Self::Block),
             2 => Some(Self::Reject),
             3 => Some(Self::DropOldest),
+            4 => Some(Self::RejectPublishDlx),
             _ => None,
         }
     }
@@ -49,6 +55,7 @@ impl std::fmt::Display for Overflow {
             Self::Block => "block",
             Self::Reject => "reject-publish",
             Self::DropOldest => "drop-head",
+            Self::RejectPublishDlx => "reject-publish-dlx",
         })
     }
 }
@@ -60,7 +67,8 @@ impl std::str::FromStr for Overflow {
             "block" => Ok(Self::Block),
             "reject" | "reject-publish" => Ok(Self::Reject),
             "drop-oldest" | "drop-head" => Ok(Self::DropOldest),
-            other => Err(format!("unknown overflow policy '{other}': use drop-head, reject-publish or block")),
+            "reject-publish-dlx" => Ok(Self::RejectPublishDlx),
+            other => Err(format!("unknown overflow policy '{other}': use drop-head, reject-publish, reject-publish-dlx or block")),
         }
     }
 }
@@ -69,13 +77,62 @@ impl std::str::FromStr for Overflow {
 /// `queue_declare`, `shmq import`) refuses any other rather than ignore it.
 /// `x-queue-type` is accepted as `classic` or `quorum` (docs/GUARANTEES.md
 /// says what a quorum queue is here); `stream` is refused.
+/// [`QueueOptions::with_arguments`] reads them.
 ///
 /// # Examples
 /// ```
-/// assert!(shmq::QUEUE_ARGUMENTS.contains(&"x-max-length"));
-/// assert!(!shmq::QUEUE_ARGUMENTS.contains(&"x-dead-letter-exchange"));
+/// assert!(shmq::QUEUE_ARGUMENTS.contains(&"x-dead-letter-exchange"));
+/// assert!(!shmq::QUEUE_ARGUMENTS.contains(&"x-max-priority"));
 /// ```
-pub const QUEUE_ARGUMENTS: &[&str] = &["x-max-length", "x-max-length-bytes", "x-overflow", "x-message-ttl", "x-queue-type"];
+pub const QUEUE_ARGUMENTS: &[&str] = &[
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-overflow",
+    "x-message-ttl",
+    "x-queue-type",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-delivery-limit",
+    "x-expires",
+];
+
+/// A queue's type (`x-queue-type`). One machine has nothing to replicate:
+/// both are shmq queues; a quorum queue adds what RabbitMQ's quorum queues
+/// show a consumer (the `x-delivery-count` header on redeliveries).
+///
+/// # Examples
+/// ```
+/// assert_eq!("quorum".parse::<shmq::QueueType>(), Ok(shmq::QueueType::Quorum));
+/// assert_eq!(shmq::QueueType::default().to_string(), "classic");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum QueueType {
+    /// RabbitMQ's default.
+    #[default]
+    Classic,
+    /// RabbitMQ's replicated queue type.
+    Quorum,
+}
+
+impl std::fmt::Display for QueueType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Classic => "classic",
+            Self::Quorum => "quorum",
+        })
+    }
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "classic" => Ok(Self::Classic),
+            "quorum" => Ok(Self::Quorum),
+            other => Err(format!("queue type '{other}' is not supported by shmq: use classic or quorum")),
+        }
+    }
+}
 
 /// RabbitMQ's default `max_message_size` (4.x): the largest message a
 /// default queue takes.
@@ -126,6 +183,21 @@ pub struct QueueOptions {
     pub exclusive: bool,
     /// Deleted when its last consumer goes away (after it had one).
     pub auto_delete: bool,
+    /// Where rejected, expired, dropped and over-delivered messages are
+    /// republished (`x-dead-letter-exchange`; `""` is the default
+    /// exchange). `None`: they are discarded.
+    pub dead_letter_exchange: Option<String>,
+    /// The routing key dead-lettered messages get
+    /// (`x-dead-letter-routing-key`); `None` keeps theirs.
+    pub dead_letter_routing_key: Option<String>,
+    /// A message requeued more than this many times is dead-lettered
+    /// (reason `delivery_limit`) or discarded (`x-delivery-limit`).
+    pub delivery_limit: Option<u32>,
+    /// The queue is deleted once unused this long: no consumer, no
+    /// `basic.get`, no redeclare (`x-expires`).
+    pub expires: Option<Duration>,
+    /// `x-queue-type`.
+    pub queue_type: QueueType,
 }
 
 impl Default for QueueOptions {
@@ -139,8 +211,18 @@ impl Default for QueueOptions {
             message_ttl: None,
             exclusive: false,
             auto_delete: false,
+            dead_letter_exchange: None,
+            dead_letter_routing_key: None,
+            delivery_limit: None,
+            expires: None,
+            queue_type: QueueType::Classic,
         }
     }
+}
+
+/// `d` rounded down to whole milliseconds, as stored.
+fn whole_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis().min(u128::from(u64::MAX)) as u64)
 }
 
 /// Bytes of data per slot in a ring: a ring of `capacity_bytes` has one
@@ -253,6 +335,173 @@ impl QueueOptions {
         self
     }
 
+    /// Sets the dead-letter exchange (`x-dead-letter-exchange`).
+    ///
+    /// # Examples
+    /// ```
+    /// let o = shmq::QueueOptions::default().dead_letter_exchange("dlx");
+    /// assert_eq!(o.dead_letter_exchange.as_deref(), Some("dlx"));
+    /// ```
+    #[must_use]
+    pub fn dead_letter_exchange(mut self, exchange: &str) -> Self {
+        self.dead_letter_exchange = Some(exchange.to_owned());
+        self
+    }
+
+    /// Sets the routing key of dead-lettered messages
+    /// (`x-dead-letter-routing-key`).
+    ///
+    /// # Examples
+    /// ```
+    /// let o = shmq::QueueOptions::default().dead_letter_exchange("").dead_letter_routing_key("dlq");
+    /// assert_eq!(o.dead_letter_routing_key.as_deref(), Some("dlq"));
+    /// ```
+    #[must_use]
+    pub fn dead_letter_routing_key(mut self, key: &str) -> Self {
+        self.dead_letter_routing_key = Some(key.to_owned());
+        self
+    }
+
+    /// Sets the delivery limit (`x-delivery-limit`).
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmq::QueueOptions::default().delivery_limit(3).delivery_limit, Some(3));
+    /// ```
+    #[must_use]
+    pub fn delivery_limit(mut self, limit: u32) -> Self {
+        self.delivery_limit = Some(limit);
+        self
+    }
+
+    /// Sets how long the queue may stay unused before it is deleted
+    /// (`x-expires`).
+    ///
+    /// # Examples
+    /// ```
+    /// use std::time::Duration;
+    /// let o = shmq::QueueOptions::default().expires(Duration::from_secs(30));
+    /// assert_eq!(o.expires, Some(Duration::from_secs(30)));
+    /// ```
+    #[must_use]
+    pub fn expires(mut self, after: Duration) -> Self {
+        self.expires = Some(after);
+        self
+    }
+
+    /// Sets the queue type (`x-queue-type`).
+    ///
+    /// # Examples
+    /// ```
+    /// let o = shmq::QueueOptions::default().queue_type(shmq::QueueType::Quorum);
+    /// assert_eq!(o.queue_type, shmq::QueueType::Quorum);
+    /// ```
+    #[must_use]
+    pub fn queue_type(mut self, queue_type: QueueType) -> Self {
+        self.queue_type = queue_type;
+        self
+    }
+
+    /// These options with RabbitMQ queue arguments applied, checked as
+    /// RabbitMQ checks them (`queue.declare`'s `arguments`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the first argument that is not in
+    /// [`QUEUE_ARGUMENTS`], has the wrong type or an invalid value.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmq::{ArgValue, QueueOptions};
+    /// let args = [("x-dead-letter-exchange".to_owned(), ArgValue::Str("dlx".into())),
+    ///             ("x-delivery-limit".to_owned(), ArgValue::Int(3))];
+    /// let o = QueueOptions::default().with_arguments("q", &args).unwrap();
+    /// assert_eq!((o.dead_letter_exchange.as_deref(), o.delivery_limit), (Some("dlx"), Some(3)));
+    /// let bad = [("x-max-priority".to_owned(), ArgValue::Int(10))];
+    /// assert!(QueueOptions::default().with_arguments("q", &bad).is_err());
+    /// ```
+    pub fn with_arguments(mut self, queue: &str, args: &[(String, crate::ArgValue)]) -> Result<Self, Error> {
+        use crate::ArgValue;
+        let invalid = |argument: &str, reason: String| Error::InvalidArgument { queue: queue.to_owned(), argument: argument.to_owned(), reason };
+        let find = |key: &str| args.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        for (key, value) in args {
+            let key = key.as_str();
+            let int = |min: i64| match value {
+                ArgValue::Int(n) if *n < min && *n < 0 => Err(invalid(key, format!("{{value_negative,{n}}}"))),
+                ArgValue::Int(n) if *n < min => Err(invalid(key, format!("{{value_zero,{n}}}"))),
+                ArgValue::Int(n) => Ok(*n as u64),
+                other => Err(invalid(key, format!("{{unacceptable_type,{}}}", other.amqp_type()))),
+            };
+            let text = || match value {
+                ArgValue::Str(s) => Ok(s.clone()),
+                other => Err(invalid(key, format!("{{unacceptable_type,{}}}", other.amqp_type()))),
+            };
+            match key {
+                "x-max-length" => self.max_length = Some(int(0)?),
+                "x-max-length-bytes" => self.max_length_bytes = Some(int(0)?),
+                "x-message-ttl" => self.message_ttl = Some(Duration::from_millis(int(0)?)),
+                "x-expires" => self.expires = Some(Duration::from_millis(int(1)?)),
+                "x-delivery-limit" => {
+                    let n = int(0)?;
+                    self.delivery_limit = Some(u32::try_from(n).map_err(|_| invalid(key, format!("{n} is over {}", u32::MAX)))?);
+                }
+                "x-overflow" => self.overflow = Some(text()?.parse().map_err(|_| invalid(key, "invalid_overflow".into()))?),
+                "x-queue-type" => self.queue_type = text()?.parse().map_err(|e: String| invalid(key, e))?,
+                "x-dead-letter-exchange" => {
+                    let name = text()?;
+                    if name.len() > 255 {
+                        return Err(invalid(key, "the exchange name is over 255 bytes".into()));
+                    }
+                    self.dead_letter_exchange = Some(name);
+                }
+                "x-dead-letter-routing-key" => {
+                    if find("x-dead-letter-exchange").is_none() {
+                        return Err(invalid(key, "routing_key_but_no_dlx_defined".into()));
+                    }
+                    let routing_key = text()?;
+                    if routing_key.len() > 255 {
+                        return Err(invalid(key, "the routing key is over 255 bytes".into()));
+                    }
+                    self.dead_letter_routing_key = Some(routing_key);
+                }
+                other => {
+                    return Err(invalid(
+                        other,
+                        format!("not supported by shmq (supported: {}); remove it", QUEUE_ARGUMENTS.join(", ")),
+                    ))
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// These options as RabbitMQ queue arguments: the inverse of
+    /// [`with_arguments`](QueueOptions::with_arguments) (settings RabbitMQ
+    /// has no argument for, such as `capacity_bytes`, are left out).
+    ///
+    /// # Examples
+    /// ```
+    /// let o = shmq::QueueOptions::default().max_length(5).dead_letter_exchange("dlx");
+    /// let args = o.arguments();
+    /// assert_eq!(shmq::QueueOptions::default().with_arguments("q", &args).unwrap(), o);
+    /// ```
+    pub fn arguments(&self) -> Vec<(String, crate::ArgValue)> {
+        use crate::ArgValue::{Int, Str};
+        let ms = |d: Duration| Int(d.as_millis().min(i64::MAX as u128) as i64);
+        let int = |n: u64| Int(n.min(i64::MAX as u64) as i64);
+        let entries = [
+            ("x-max-length", self.max_length.map(int)),
+            ("x-max-length-bytes", self.max_length_bytes.map(int)),
+            ("x-overflow", self.overflow.map(|o| Str(o.to_string()))),
+            ("x-message-ttl", self.message_ttl.map(ms)),
+            ("x-dead-letter-exchange", self.dead_letter_exchange.clone().map(Str)),
+            ("x-dead-letter-routing-key", self.dead_letter_routing_key.clone().map(Str)),
+            ("x-delivery-limit", self.delivery_limit.map(|n| Int(i64::from(n)))),
+            ("x-expires", self.expires.map(ms)),
+            ("x-queue-type", (self.queue_type != QueueType::Classic).then(|| Str(self.queue_type.to_string()))),
+        ];
+        entries.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))).collect()
+    }
+
     /// The normalised options a declare will store: the first ring's size
     /// rounded up to a power of two. Two option sets conflict iff their
     /// normal forms differ.
@@ -269,7 +518,8 @@ impl QueueOptions {
         let geometry = self.geometry()?;
         Ok(QueueOptions {
             capacity_bytes: u64::from(geometry.data_units) * UNIT as u64,
-            message_ttl: self.message_ttl.map(|d| Duration::from_millis(d.as_millis().min(u128::from(u64::MAX)) as u64)),
+            message_ttl: self.message_ttl.map(whole_ms),
+            expires: self.expires.map(whole_ms),
             ..self.clone()
         })
     }
@@ -292,6 +542,16 @@ impl QueueOptions {
         }
         if self.max_length.is_some_and(|n| n > u64::from(u32::MAX)) {
             return Err(Error::InvalidOptions(format!("max_length {} is over {}", self.max_length.unwrap_or(0), u32::MAX)));
+        }
+        let too_long = |name: &Option<String>| name.as_ref().is_some_and(|n| n.len() > 255);
+        if too_long(&self.dead_letter_exchange) || too_long(&self.dead_letter_routing_key) {
+            return Err(Error::InvalidOptions("a dead-letter exchange or routing key is over 255 bytes".into()));
+        }
+        if self.dead_letter_routing_key.is_some() && self.dead_letter_exchange.is_none() {
+            return Err(Error::InvalidOptions("a dead-letter routing key needs a dead-letter exchange: set dead_letter_exchange".into()));
+        }
+        if self.expires == Some(Duration::ZERO) {
+            return Err(Error::InvalidOptions("expires must be at least 1 ms".into()));
         }
         let data_units = (self.capacity_bytes.div_ceil(UNIT as u64)).next_power_of_two() as u32;
         Ok(Geometry { slot_count: slots_for(data_units), data_units })

@@ -46,26 +46,15 @@ pub fn export_value(ns: &shmq::Namespace) -> Result<Value, Box<dyn std::error::E
             continue;
         }
         let o = &stats.options;
-        let mut args = Map::new();
-        if let Some(n) = o.max_length {
-            args.insert("x-max-length".into(), json!(n));
-        }
-        if let Some(n) = o.max_length_bytes {
-            args.insert("x-max-length-bytes".into(), json!(n));
-        }
-        if let Some(overflow) = o.overflow {
-            let rabbit_overflow = match overflow {
-                shmq::Overflow::DropOldest => "drop-head",
-                shmq::Overflow::Reject | shmq::Overflow::Block => "reject-publish",
-            };
-            args.insert("x-overflow".into(), json!(rabbit_overflow));
-            args.insert(SHMQ_OVERFLOW.into(), json!(overflow.to_string()));
+        let mut args: Map<String, Value> = o.arguments().iter().map(|(k, v)| (k.clone(), arg_json(v))).collect();
+        if o.overflow == Some(shmq::Overflow::Block) {
+            // RabbitMQ has no `block`: it refuses instead; shmq's own key
+            // keeps the policy for a re-import here.
+            args.insert("x-overflow".into(), json!("reject-publish"));
+            args.insert(SHMQ_OVERFLOW.into(), json!("block"));
         }
         args.insert(SHMQ_CAPACITY.into(), json!(o.capacity_bytes));
         args.insert(SHMQ_MAX_MESSAGE.into(), json!(o.max_message_bytes));
-        if let Some(ttl) = o.message_ttl {
-            args.insert("x-message-ttl".into(), json!(ttl.as_millis() as u64));
-        }
         queues.push(json!({"name": name, "vhost": "/", "durable": true, "auto_delete": false, "arguments": args}));
     }
     let exchanges: Vec<Value> = ns
@@ -111,42 +100,26 @@ pub fn import_value(ns: &shmq::Namespace, defs: &Value) -> Result<(usize, usize,
     for q in list("queues") {
         let name = str_of(&q, "name");
         let args = q.get("arguments").cloned().unwrap_or(Value::Null);
-        // Refuse what shmq does not implement rather than drop it silently.
-        for (key, value) in args.as_object().into_iter().flatten() {
-            let ours = [SHMQ_OVERFLOW, SHMQ_MAX_MESSAGE, SHMQ_CAPACITY].contains(&key.as_str());
-            if !ours && !shmq::QUEUE_ARGUMENTS.contains(&key.as_str()) {
-                return Err(format!(
-                    "queue '{name}': argument '{key}' is not supported by shmq (supported: {}); remove it",
-                    shmq::QUEUE_ARGUMENTS.join(", ")
-                )
-                .into());
-            }
-            if key == "x-queue-type" && !matches!(value.as_str(), Some("classic" | "quorum")) {
-                return Err(format!("queue '{name}': x-queue-type {value} is not supported by shmq: only classic or quorum").into());
-            }
-        }
-        let num = |k: &str| args.get(k).and_then(Value::as_u64);
+        // Refused, not dropped silently: arguments shmq does not implement
+        // (QueueOptions::with_arguments names them).
+        let mut theirs = Vec::new();
         let mut options = shmq::QueueOptions::default();
-        if let Some(bytes) = num("x-max-length-bytes") {
-            options = options.max_length_bytes(bytes);
+        for (key, value) in args.as_object().into_iter().flatten() {
+            match key.as_str() {
+                SHMQ_OVERFLOW => options.overflow = Some(value.as_str().unwrap_or_default().parse()?),
+                SHMQ_CAPACITY => options.capacity_bytes = value.as_u64().ok_or(format!("queue '{name}': {key} must be a byte count"))?,
+                SHMQ_MAX_MESSAGE => {
+                    let n = value.as_u64().and_then(|n| u32::try_from(n).ok());
+                    options.max_message_bytes = n.ok_or(format!("queue '{name}': {key} must be a byte count below 4 GiB"))?;
+                }
+                _ => theirs.push((key.clone(), json_arg(value))),
+            }
         }
-        if let Some(n) = num("x-max-length") {
-            options = options.max_length(n);
+        let ours_overflow = options.overflow.filter(|_| args.get(SHMQ_OVERFLOW).is_some());
+        options = options.with_arguments(&name, &theirs)?;
+        if ours_overflow.is_some() {
+            options.overflow = ours_overflow;
         }
-        if let Some(bytes) = num(SHMQ_CAPACITY) {
-            options = options.capacity_bytes(bytes);
-        }
-        if let Some(n) = num(SHMQ_MAX_MESSAGE) {
-            options = options.max_message_bytes(n.min(u64::from(u32::MAX)) as u32);
-        }
-        if let Some(ms) = num("x-message-ttl") {
-            options = options.message_ttl(std::time::Duration::from_millis(ms));
-        }
-        options.overflow = match (args.get(SHMQ_OVERFLOW).and_then(Value::as_str), args.get("x-overflow").and_then(Value::as_str)) {
-            (Some(ours), _) => Some(ours.parse()?),
-            (None, Some(theirs)) => Some(theirs.parse()?),
-            (None, None) => None,
-        };
         options = options.auto_delete(q.get("auto_delete").and_then(Value::as_bool).unwrap_or(false));
         ns.declare_queue(&name, &options).map_err(|e| format!("queue '{name}': {e}"))?;
         counts.0 += 1;

@@ -7,6 +7,10 @@
 
 use crate::error::PublishError;
 
+mod headers;
+pub use headers::{HeaderArray, HeaderArrayIter, HeaderValue, Headers, HeadersIter, MAX_DEPTH as MAX_HEADER_DEPTH};
+pub(crate) use headers::Reader;
+
 const TAG_ROUTING_KEY: u8 = 1;
 const TAG_CONTENT_TYPE: u8 = 2;
 const TAG_CONTENT_ENCODING: u8 = 3;
@@ -23,36 +27,6 @@ const TAG_APP_ID: u8 = 13;
 const TAG_EXCHANGE: u8 = 14;
 const TAG_HEADERS: u8 = 20;
 
-const VALUE_STR: u8 = 1;
-const VALUE_BYTES: u8 = 2;
-const VALUE_INT: u8 = 3;
-const VALUE_FLOAT: u8 = 4;
-const VALUE_BOOL: u8 = 5;
-const VALUE_VOID: u8 = 6;
-
-/// A value in a message's headers table.
-///
-/// # Examples
-/// ```
-/// use shmq::HeaderValue;
-/// let v = HeaderValue::Int(3);
-/// assert_eq!(v, HeaderValue::Int(3));
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum HeaderValue<'a> {
-    /// UTF-8 text.
-    Str(&'a str),
-    /// Raw bytes.
-    Bytes(&'a [u8]),
-    /// A signed integer.
-    Int(i64),
-    /// A float.
-    Float(f64),
-    /// A boolean.
-    Bool(bool),
-    /// No value (AMQP's void).
-    Void,
-}
 
 /// Properties a publisher attaches to a message, borrowed from the caller so
 /// that publishing allocates nothing. Mirrors AMQP's basic properties.
@@ -229,28 +203,7 @@ impl<'a> Properties<'a> {
         len += self.priority.map_or(0, |_| 2);
         len += self.delivery_mode.map_or(0, |_| 2);
         if !self.headers.is_empty() {
-            len += 5 + self.headers_len()?;
-        }
-        Ok(len)
-    }
-
-    fn headers_len(&self) -> Result<usize, PublishError> {
-        let mut len = 0usize;
-        for (key, value) in self.headers {
-            if key.len() > 255 {
-                return Err(PublishError::InvalidProperty("a header name is over 255 bytes"));
-            }
-            len += 2 + key.len();
-            len += match value {
-                HeaderValue::Str(s) => 4 + s.len(),
-                HeaderValue::Bytes(b) => 4 + b.len(),
-                HeaderValue::Int(_) | HeaderValue::Float(_) => 8,
-                HeaderValue::Bool(_) => 1,
-                HeaderValue::Void => 0,
-            };
-        }
-        if len > u32::MAX as usize / 2 {
-            return Err(PublishError::InvalidProperty("the headers table is too large"));
+            len += 5 + headers::table_len(self.headers)?;
         }
         Ok(len)
     }
@@ -277,48 +230,23 @@ impl<'a> Properties<'a> {
             w.put(&[TAG_DELIVERY_MODE, m]);
         }
         if !self.headers.is_empty() {
-            let len = self.headers_len().unwrap_or(0) as u32;
+            let len = headers::table_len(self.headers).unwrap_or(0) as u32;
             w.put(&[TAG_HEADERS]);
             w.put(&len.to_le_bytes());
-            for (key, value) in self.headers {
-                w.put(&[key.len() as u8]);
-                w.put(key.as_bytes());
-                match value {
-                    HeaderValue::Str(s) => {
-                        w.put(&[VALUE_STR]);
-                        w.put(&(s.len() as u32).to_le_bytes());
-                        w.put(s.as_bytes());
-                    }
-                    HeaderValue::Bytes(b) => {
-                        w.put(&[VALUE_BYTES]);
-                        w.put(&(b.len() as u32).to_le_bytes());
-                        w.put(b);
-                    }
-                    HeaderValue::Int(i) => {
-                        w.put(&[VALUE_INT]);
-                        w.put(&i.to_le_bytes());
-                    }
-                    HeaderValue::Float(f) => {
-                        w.put(&[VALUE_FLOAT]);
-                        w.put(&f.to_le_bytes());
-                    }
-                    HeaderValue::Bool(b) => w.put(&[VALUE_BOOL, u8::from(*b)]),
-                    HeaderValue::Void => w.put(&[VALUE_VOID]),
-                }
-            }
+            headers::write_table(&mut w, self.headers);
         }
         debug_assert_eq!(w.at, w.out.len());
     }
 }
 
-struct Writer<'o> {
-    out: &'o mut [u8],
-    at: usize,
+pub(crate) struct Writer<'o> {
+    pub(crate) out: &'o mut [u8],
+    pub(crate) at: usize,
 }
 
 impl Writer<'_> {
     #[inline]
-    fn put(&mut self, bytes: &[u8]) {
+    pub(crate) fn put(&mut self, bytes: &[u8]) {
         self.out[self.at..self.at + bytes.len()].copy_from_slice(bytes);
         self.at += bytes.len();
     }
@@ -376,113 +304,6 @@ pub struct PropertiesRef<'a> {
     pub headers: Headers<'a>,
 }
 
-/// A received headers table; iterate it or look a key up.
-///
-/// # Examples
-/// ```
-/// let empty = shmq::Headers::default();
-/// assert_eq!(empty.iter().count(), 0);
-/// assert_eq!(empty.get("x"), None);
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Headers<'a> {
-    raw: &'a [u8],
-}
-
-impl<'a> Headers<'a> {
-    /// The entries in publish order.
-    ///
-    /// # Examples
-    /// See [`Headers`].
-    pub fn iter(&self) -> HeadersIter<'a> {
-        HeadersIter { reader: Reader { bytes: self.raw, at: 0 } }
-    }
-
-    /// The first value stored under `key`.
-    ///
-    /// # Examples
-    /// See [`Headers`].
-    pub fn get(&self, key: &str) -> Option<HeaderValue<'a>> {
-        self.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
-    }
-
-    /// True if the table has no entries.
-    ///
-    /// # Examples
-    /// ```
-    /// assert!(shmq::Headers::default().is_empty());
-    /// ```
-    pub fn is_empty(&self) -> bool {
-        self.raw.is_empty()
-    }
-}
-
-/// Iterator over a [`Headers`] table.
-pub struct HeadersIter<'a> {
-    reader: Reader<'a>,
-}
-
-impl<'a> Iterator for HeadersIter<'a> {
-    type Item = (&'a str, HeaderValue<'a>);
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.reader.done() {
-            return None;
-        }
-        // The table was validated when the properties were parsed.
-        read_header_entry(&mut self.reader)
-    }
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn done(&self) -> bool {
-        self.at >= self.bytes.len()
-    }
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.at.checked_add(n)?;
-        let out = self.bytes.get(self.at..end)?;
-        self.at = end;
-        Some(out)
-    }
-    fn byte(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8).map(|b| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
-    }
-    fn short_str(&mut self) -> Option<&'a str> {
-        let len = self.byte()? as usize;
-        std::str::from_utf8(self.take(len)?).ok()
-    }
-}
-
-fn read_header_entry<'a>(r: &mut Reader<'a>) -> Option<(&'a str, HeaderValue<'a>)> {
-    let key = r.short_str()?;
-    let value = match r.byte()? {
-        VALUE_STR => {
-            let len = r.u32()? as usize;
-            HeaderValue::Str(std::str::from_utf8(r.take(len)?).ok()?)
-        }
-        VALUE_BYTES => {
-            let len = r.u32()? as usize;
-            HeaderValue::Bytes(r.take(len)?)
-        }
-        VALUE_INT => HeaderValue::Int(r.u64()? as i64),
-        VALUE_FLOAT => HeaderValue::Float(f64::from_bits(r.u64()?)),
-        VALUE_BOOL => HeaderValue::Bool(r.byte()? != 0),
-        VALUE_VOID => HeaderValue::Void,
-        _ => return None,
-    };
-    Some((key, value))
-}
-
 impl<'a> PropertiesRef<'a> {
     /// Parses and validates encoded properties; `None` if malformed.
     pub(crate) fn parse(bytes: &'a [u8]) -> Option<Self> {
@@ -506,12 +327,7 @@ impl<'a> PropertiesRef<'a> {
                 TAG_DELIVERY_MODE => p.delivery_mode = Some(r.byte()?),
                 TAG_HEADERS => {
                     let len = r.u32()? as usize;
-                    let raw = r.take(len)?;
-                    let mut check = Reader { bytes: raw, at: 0 };
-                    while !check.done() {
-                        read_header_entry(&mut check)?;
-                    }
-                    p.headers = Headers { raw };
+                    p.headers = Headers::from_encoded(r.take(len)?)?;
                 }
                 _ => return None,
             }
@@ -605,7 +421,7 @@ mod tests {
         headers_claim_4gib.extend_from_slice(&max);
         headers_claim_4gib.extend_from_slice(&[0; 16]);
         assert!(PropertiesRef::parse(&headers_claim_4gib).is_none());
-        for value in [VALUE_STR, VALUE_BYTES] {
+        for value in [headers::VALUE_STR, headers::VALUE_BYTES] {
             let mut entry = vec![1, b'k', value];
             entry.extend_from_slice(&max);
             entry.extend_from_slice(b"short");

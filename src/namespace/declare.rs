@@ -250,5 +250,20 @@ fn check_same(existing: &QueueConfig, requested: &QueueConfig) -> Result<(), Err
     if e.message_ttl != r.message_ttl {
         return fail("message_ttl", format!("{:?}", e.message_ttl), format!("{:?}", r.message_ttl));
     }
+    if e.dead_letter_exchange != r.dead_letter_exchange {
+        return fail("dead_letter_exchange", format!("{:?}", e.dead_letter_exchange), format!("{:?}", r.dead_letter_exchange));
+    }
+    if e.dead_letter_routing_key != r.dead_letter_routing_key {
+        return fail("dead_letter_routing_key", format!("{:?}", e.dead_letter_routing_key), format!("{:?}", r.dead_letter_routing_key));
+    }
+    if e.delivery_limit != r.delivery_limit {
+        return fail("delivery_limit", format!("{:?}", e.delivery_limit), format!("{:?}", r.delivery_limit));
+    }
+    if e.expires != r.expires {
+        return fail("expires", format!("{:?}", e.expires), format!("{:?}", r.expires));
+    }
+    if e.queue_type != r.queue_type {
+        return fail("queue_type", e.queue_type.to_string(), r.queue_type.to_string());
+    }
     Ok(())
 }

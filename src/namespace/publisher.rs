@@ -282,6 +282,28 @@ impl Publisher {
         self.since_flush = 0;
     }
 
+    /// Publishes a dead-lettered copy: as `publish`, to the matched queues
+    /// `keep` accepts (RabbitMQ drops the copy for queues it would cycle
+    /// back to).
+    pub(crate) fn publish_dead_letter(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties<'_>,
+        body: &[u8],
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Routed, PublishError> {
+        self.route(exchange, routing_key, properties)?;
+        if let Some(router) = self.router.as_ref() {
+            self.targets.retain(|&t| keep(&router.queue_names[t]));
+        }
+        let result = self.publish_routed(exchange, routing_key, properties, body, false);
+        if let Ok(routed) = &result {
+            self.count(exchange, routed.queues == 0 && routed.full == 0);
+        }
+        result
+    }
+
     fn publish_inner(
         &mut self,
         exchange: &str,
@@ -290,7 +312,7 @@ impl Publisher {
         body: &[u8],
         mandatory: bool,
     ) -> Result<Routed, PublishError> {
-        let result = self.route_and_publish(exchange, routing_key, properties, body, mandatory);
+        let result = self.route(exchange, routing_key, properties).and_then(|()| self.publish_routed(exchange, routing_key, properties, body, mandatory));
         match &result {
             Ok(routed) => self.count(exchange, routed.queues == 0 && routed.full == 0),
             Err(PublishError::Unroutable) => self.count(exchange, true),
@@ -299,7 +321,8 @@ impl Publisher {
         result
     }
 
-    fn route_and_publish(
+    /// Publishes to the queues `route` put in `self.targets`.
+    fn publish_routed(
         &mut self,
         exchange: &str,
         routing_key: &str,
@@ -307,7 +330,6 @@ impl Publisher {
         body: &[u8],
         mandatory: bool,
     ) -> Result<Routed, PublishError> {
-        self.route(exchange, routing_key, properties)?;
         let Some(router) = self.router.as_ref() else { return Err(PublishError::Routing("no routing snapshot".into())) };
         if self.targets.is_empty() {
             if mandatory {

@@ -46,8 +46,10 @@ pub struct QueueStats {
     pub redelivered: u64,
     /// Messages dropped by the drop-oldest policy, ever.
     pub dropped: u64,
-    /// Messages discarded on expiry, ever.
+    /// Messages that expired, ever (dead-lettered or discarded).
     pub expired: u64,
+    /// Messages republished to the queue's dead-letter exchange, ever.
+    pub dead_lettered: u64,
 }
 
 impl Namespace {
@@ -112,6 +114,7 @@ impl Namespace {
             stats.redelivered = stats.redelivered.saturating_add(c.redelivered.load(Ordering::Relaxed));
             stats.dropped = stats.dropped.saturating_add(c.dropped.load(Ordering::Relaxed));
             stats.expired = stats.expired.saturating_add(c.expired.load(Ordering::Relaxed));
+            stats.dead_lettered = stats.dead_lettered.saturating_add(c.dead_lettered.load(Ordering::Relaxed));
         };
         add(&mut stats, segment.retired());
         for index in 0..crate::ring::layout::AGENT_SLOTS {

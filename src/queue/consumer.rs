@@ -4,6 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use super::chain::Chain;
+use super::dead_letter::{DeadLetterer, Reason};
 use super::{bump, now_ms, spin_until, wait_slice, Agent, STALL_BEFORE_RECOVERY, WAIT_SLICE};
 use crate::error::{AckError, RecvError};
 use crate::message::PropertiesRef;
@@ -85,6 +86,9 @@ pub struct Consumer {
     /// last consumer goes.
     auto_delete: Option<crate::Namespace>,
     tags: DeliveryTags,
+    /// Republishes this consumer's dead messages (rejected, expired, over
+    /// the delivery limit) to the queue's dead-letter exchange.
+    dead_letters: RefCell<DeadLetterer>,
 }
 
 /// The ring slot of the queue's first segment (its agent is `home`).
@@ -159,7 +163,9 @@ pub struct Delivery<'c> {
 impl Consumer {
     pub(crate) fn new(agent: Agent, options: ConsumerOptions, auto_delete: Option<crate::Namespace>) -> Self {
         let chain = Chain::new(agent.queue.clone());
+        let dead_letters = RefCell::new(DeadLetterer::new(agent.queue.ns.clone()));
         Self {
+            dead_letters,
             chain,
             home: agent,
             rings: RefCell::new(vec![Some(RingEntry { agent: None, seq: 0, held: Cell::new(0) })]),
@@ -312,12 +318,14 @@ impl Consumer {
                 handle(self.delivery(current, *record));
             }
             handled += batch.got;
+            let mut buried = false;
             match batch.last {
                 Take::Corrupt(pos) if batch.got == 0 => break Err(RecvError::Corrupt(pos)),
                 Take::Stalled(pos) => self.on_stall(pos),
+                Take::Dead(record, death) => buried = self.bury(current, &record, death.into()),
                 _ => {}
             }
-            if batch.got == 0 && batch.expired == 0 {
+            if batch.got == 0 && batch.expired == 0 && !buried {
                 // The batch path reads one ring; the single path also finds
                 // requeued messages in older rings and moves to the next.
                 match self.poll() {
@@ -391,6 +399,15 @@ impl Consumer {
 
     fn settle(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<(), AckError> {
         let (ring, pos) = self.tags.take(tag.0).ok_or(AckError::UnknownDeliveryTag(tag.0))?;
+        if !ack {
+            if let Some((record, reason)) = self.dies_when_settled(ring, pos, how) {
+                self.bury(ring, &record, reason);
+                self.release_hold(ring);
+                self.unacked.set(self.unacked.get().saturating_sub(1));
+                self.home.slot().unacked.store(self.unacked.get(), Ordering::Relaxed);
+                return Ok(());
+            }
+        }
         let settled = self.with_agent(ring, |agent| {
             let settled = agent.queue.ring.settle_with(agent.owner, pos, how, !self.defer_reclaim.get());
             if settled && how == Settle::Requeue {
@@ -403,7 +420,7 @@ impl Consumer {
             return Err(AckError::UnknownDeliveryTag(tag.0));
         }
         if how == Settle::Requeue {
-            super::trim::trim_to_limits(&self.chain, &self.home.peer, self.counters());
+            super::trim::trim_to_limits(&self.chain, &self.home.peer, self.counters(), &mut self.dead_letters.borrow_mut());
         }
         self.release_hold(ring);
         self.unacked.set(self.unacked.get().saturating_sub(1));
@@ -413,6 +430,44 @@ impl Consumer {
             bump(&slot.counters.acked, 1);
         }
         Ok(())
+    }
+
+    /// A rejection that dead-letters the message: without requeue on a
+    /// queue with a dead-letter exchange, or a requeue past the delivery
+    /// limit. The message's record and why, if so.
+    fn dies_when_settled(&self, ring: usize, pos: u32, how: Settle) -> Option<(Record, Reason)> {
+        let config = &self.home.queue.segment().config;
+        let reason = match how {
+            Settle::Done if config.dead_letter_exchange.is_some() => Reason::Rejected,
+            Settle::Requeue if config.delivery_limit.is_some() => Reason::DeliveryLimit,
+            _ => return None,
+        };
+        let record = self.with_agent(ring, |agent| agent.queue.ring.held_record(agent.owner, pos))?;
+        if reason == Reason::DeliveryLimit && config.delivery_limit.is_some_and(|limit| u32::from(record.delivery_count) < limit) {
+            return None;
+        }
+        Some((record, reason))
+    }
+
+    /// Dead-letters a message this consumer holds (see `dead_letter.rs`),
+    /// then settles it; if the copy cannot be published, requeues it
+    /// instead (it is never lost). False if it was requeued.
+    #[cold]
+    #[inline(never)]
+    fn bury(&self, ring: usize, record: &Record, reason: Reason) -> bool {
+        let queue = self.with_agent(ring, |agent| agent.queue.clone());
+        let published = self.dead_letters.borrow_mut().dead_letter(&queue, record, reason).is_ok();
+        let how = if published { Settle::Done } else { Settle::Requeue };
+        self.with_agent(ring, |agent| agent.queue.ring.settle_with(agent.owner, record.pos, how, true));
+        if published {
+            if reason == Reason::Expired {
+                bump(&self.counters().expired, 1);
+            }
+            if queue.segment().config.dead_letter_exchange.is_some() {
+                bump(&self.counters().dead_lettered, 1);
+            }
+        }
+        published
     }
 
     /// This consumer's counters (in the queue's first segment).
@@ -530,6 +585,11 @@ impl Consumer {
                     return Ok(Some((current, record)));
                 }
                 Take::Expired => bump(&self.counters().expired, 1),
+                Take::Dead(record, death) => {
+                    if !self.bury(current, &record, death.into()) {
+                        return Ok(None);
+                    }
+                }
                 Take::Empty | Take::Stalled(_) => {
                     if self.advance(current) {
                         continue;
@@ -576,6 +636,9 @@ impl Consumer {
                     return Ok(Some((ring, record)));
                 }
                 Take::Expired => bump(&self.counters().expired, 1),
+                Take::Dead(record, death) => {
+                    self.bury(ring, &record, death.into());
+                }
                 Take::Corrupt(pos) => return Err(RecvError::Corrupt(pos)),
                 Take::Empty | Take::Stalled(_) => {}
             }
@@ -670,7 +733,7 @@ impl Consumer {
         }
         // A dead consumer's messages, requeued by a sweep, may have taken
         // the queue past its limits: drop-head trims, as after a nack.
-        super::trim::trim_to_limits(&self.chain, &self.home.peer, self.counters());
+        super::trim::trim_to_limits(&self.chain, &self.home.peer, self.counters(), &mut self.dead_letters.borrow_mut());
         self.chain.retire();
         if seq == self.chain.tail() {
             let queue = self.with_agent(self.current.get(), |agent| agent.queue.clone());
@@ -722,7 +785,7 @@ impl Drop for Consumer {
             for ring in 0..self.rings.borrow().len() {
                 self.with_agent(ring, |agent| agent.queue.ring.requeue_all_of(agent.owner));
             }
-            super::trim::trim_to_limits(&self.chain, &self.home.peer, self.counters());
+            super::trim::trim_to_limits(&self.chain, &self.home.peer, self.counters(), &mut self.dead_letters.borrow_mut());
         }
         // The chain upkeep of a sweep: a consumer that drained a grown queue
         // and closes before its first sweep (200 ms) left the drained rings

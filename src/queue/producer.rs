@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::chain::{Chain, Grown};
+use super::dead_letter::{drop_oldest, DeadLetterer};
 use super::{bump, now_ms, spin_until, wait_slice, Agent, WAIT_SLICE};
 use crate::error::PublishError;
 use crate::message::Properties;
@@ -78,6 +79,9 @@ pub struct Producer {
     blocked: bool,
     /// Body bytes of the claim being made (for `max_length_bytes`).
     claim_bytes: u64,
+    /// Dead-letters what this producer drops or refuses at the queue's
+    /// length limit (queues with a dead-letter exchange).
+    dead_letters: DeadLetterer,
 }
 
 /// A message being written in place: fill [`body_mut`](Reservation::body_mut),
@@ -118,6 +122,7 @@ impl Producer {
     pub(crate) fn new(agent: Agent) -> Self {
         let chain = Chain::new(agent.queue.clone());
         Self {
+            dead_letters: DeadLetterer::new(agent.queue.ns.clone()),
             chain,
             agent,
             home: None,
@@ -242,7 +247,11 @@ impl Producer {
     /// ```
     pub fn publish_with(&mut self, properties: &Properties<'_>, body: &[u8]) -> Result<(), PublishError> {
         let encoded = self.encode_size(properties, body.len())?;
-        let Some(claim) = self.claim(&[encoded.units], body.len() as u64)? else {
+        let claimed = self.claim(&[encoded.units], body.len() as u64);
+        if claimed == Err(PublishError::QueueFull) {
+            self.refused(properties, body);
+        }
+        let Some(claim) = claimed? else {
             // Dropped at once by drop-head: it alone is over the limit.
             bump(&self.counters().dropped, 1);
             return Ok(());
@@ -325,7 +334,11 @@ impl Producer {
             let chunk = &bodies[done..done + count];
             let units = &units[..count];
             let bytes = chunk.iter().map(|b| b.len() as u64).sum();
-            let Some(claim) = self.claim(units, bytes)? else {
+            let claimed = self.claim(units, bytes);
+            if claimed == Err(PublishError::QueueFull) && chunk.len() == 1 {
+                self.refused(&props, chunk[0]);
+            }
+            let Some(claim) = claimed? else {
                 bump(&self.counters().dropped, chunk.len() as u64);
                 done += chunk.len();
                 continue;
@@ -346,6 +359,20 @@ impl Producer {
             done += chunk.len();
         }
         Ok(done)
+    }
+
+    /// A full `reject-publish-dlx` queue refused a message: dead-letter it
+    /// (reason `maxlen`), as RabbitMQ does. The publish still fails.
+    #[cold]
+    fn refused(&mut self, properties: &Properties<'_>, body: &[u8]) {
+        let queue = self.agent.queue.clone();
+        let config = &queue.segment().config;
+        if config.overflow != Some(Overflow::RejectPublishDlx) {
+            return;
+        }
+        if self.dead_letters.dead_letter_refused(config, properties, body).is_ok() && config.dead_letter_exchange.is_some() {
+            bump(&self.counters().dead_lettered, 1);
+        }
     }
 
     /// Claims room for a message of `body_len` bytes and returns it for
@@ -563,7 +590,7 @@ impl Producer {
     /// The queue is at its `max_length`: apply the overflow policy.
     fn overflow(&mut self, units: &[u32], deadline: &mut Option<Option<Instant>>) -> Result<Option<Claim>, PublishError> {
         match self.agent.queue.segment().config.overflow.unwrap_or_default() {
-            Overflow::Reject => {
+            Overflow::Reject | Overflow::RejectPublishDlx => {
                 // Room may be held by a dead consumer: a publisher that only
                 // ever hears "full" still sweeps.
                 self.agent.tick(1);
@@ -600,12 +627,12 @@ impl Producer {
         for older in self.chain.head()..seq {
             let Ok(Some(queue)) = self.chain.segment(older) else { continue };
             let Ok(agent) = Agent::attach(queue, self.agent.peer.clone(), ROLE_PRODUCER, 0) else { continue };
-            if agent.queue.ring.discard_oldest(agent.owner) {
+            if drop_oldest(&agent, &mut self.dead_letters) {
                 agent.queue.ring.notify_producers();
                 return true;
             }
         }
-        let discarded = self.agent.queue.ring.discard_oldest(self.agent.owner);
+        let discarded = drop_oldest(&self.agent, &mut self.dead_letters);
         if discarded {
             self.agent.queue.ring.reclaim();
         }

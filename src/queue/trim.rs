@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::chain::Chain;
+use super::dead_letter::{drop_oldest, DeadLetterer};
 use super::{bump, Agent};
 use crate::liveness::Peer;
 use crate::options::Overflow;
@@ -14,7 +15,7 @@ use crate::ring::layout::{Counters, ROLE_PRODUCER};
 
 /// Drops the oldest ready messages (requeued ones first) while the queue is
 /// over its limits, if its policy is drop-head; counts them in `counters`.
-pub(crate) fn trim_to_limits(chain: &Chain, peer: &Arc<Peer>, counters: &Counters) {
+pub(crate) fn trim_to_limits(chain: &Chain, peer: &Arc<Peer>, counters: &Counters, dead_letters: &mut DeadLetterer) {
     let config = &chain.first.segment().config;
     if config.overflow.unwrap_or_default() != Overflow::DropOldest || (config.max_length.is_none() && config.max_length_bytes.is_none()) {
         return;
@@ -30,7 +31,7 @@ pub(crate) fn trim_to_limits(chain: &Chain, peer: &Arc<Peer>, counters: &Counter
     while over() {
         let dropped = chain.segments().into_iter().any(|ring| {
             Agent::attach(ring, peer.clone(), ROLE_PRODUCER, 0).is_ok_and(|agent| {
-                let dropped = agent.queue.ring.discard_oldest(agent.owner);
+                let dropped = drop_oldest(&agent, dead_letters);
                 if dropped {
                     agent.queue.ring.reclaim();
                 }

@@ -14,6 +14,7 @@ fn counters() -> Counters {
         redelivered: AtomicU64::new(0),
         dropped: AtomicU64::new(0),
         expired: AtomicU64::new(0),
+        dead_lettered: AtomicU64::new(0),
     }
 }
 
@@ -33,6 +34,7 @@ pub struct HeapMemory {
     slots: Box<[Slot]>,
     agents: Box<[AgentSlot]>,
     data: Box<[DataCell]>,
+    lifecycle: super::Lifecycle,
 }
 
 impl HeapMemory {
@@ -68,7 +70,7 @@ impl HeapMemory {
             requeued: Line(AtomicU32::new(0)),
             not_empty: Line(EventCount::new()),
             not_full: Line(EventCount::new()),
-            state: Line(QueueState { deleted: AtomicU32::new(0), had_consumer: AtomicU32::new(0), retired: counters() }),
+            state: Line(QueueState { deleted: AtomicU32::new(0), had_consumer: AtomicU32::new(0), retired: counters(), last_used_ms: AtomicU64::new(0) }),
             chain: Line(ChainState {
                 closed: AtomicU32::new(0),
                 reserved: AtomicU32::new(0),
@@ -103,9 +105,27 @@ impl HeapMemory {
             .collect();
         let data_pos = data;
         let data = (0..geometry.data_units as usize * UNIT).map(|_| DataCell::new()).collect();
-        let memory = Self { geometry, header, slots, agents, data };
+        let memory = Self { geometry, header, slots, agents, data, lifecycle: super::Lifecycle::default() };
         init_positions(&memory, slot, data_pos);
         memory
+    }
+
+    /// Sets what the ring does with expired and over-delivered messages, as
+    /// a queue's dead-letter settings do.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// use shmq::ring::{heap::HeapMemory, Geometry, Lifecycle};
+    /// let lifecycle = Lifecycle { hold_dead: true, delivery_limit: Some(1) };
+    /// let memory = HeapMemory::new(Geometry { slot_count: 4, data_units: 16 }).with_lifecycle(lifecycle);
+    /// # let _ = memory;
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_lifecycle(mut self, lifecycle: super::Lifecycle) -> Self {
+        self.lifecycle = lifecycle;
+        self
     }
 
     /// Marks the queue deleted, as `Namespace::delete_queue` does.
@@ -130,6 +150,9 @@ impl RingMemory for HeapMemory {
     }
     fn slot(&self, index: u32) -> &Slot {
         &self.slots[index as usize]
+    }
+    fn lifecycle(&self) -> super::Lifecycle {
+        self.lifecycle
     }
     fn agent(&self, index: usize) -> &AgentSlot {
         &self.agents[index]

@@ -42,6 +42,9 @@ pub struct QueueState {
     pub(crate) had_consumer: AtomicU32,
     /// Counters of agents that left, folded in so rates survive them.
     pub(crate) retired: Counters,
+    /// Unix ms when the queue was last used (a consumer attached or left,
+    /// a `basic.get`, a redeclare): `x-expires` counts from it.
+    pub(crate) last_used_ms: AtomicU64,
 }
 
 /// Per-agent (or retired) message counters.
@@ -53,6 +56,8 @@ pub struct Counters {
     pub(crate) redelivered: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) expired: AtomicU64,
+    /// Messages that left to a dead-letter exchange (any reason).
+    pub(crate) dead_lettered: AtomicU64,
 }
 
 /// The producers' line: the claim cursor and the count of its long strides.
@@ -196,10 +201,11 @@ const _: () = {
     assert!(offset_of!(AgentSlot, intent) == 8);
     assert!(offset_of!(AgentSlot, unacked) == 24);
     assert!(offset_of!(AgentSlot, counters) == 32);
-    assert!(offset_of!(AgentSlot, generation) == 80);
-    assert!(offset_of!(AgentSlot, releasing) == 88);
+    assert!(offset_of!(AgentSlot, generation) == 88);
+    assert!(offset_of!(AgentSlot, releasing) == 96);
     assert!(offset_of!(ProduceLine, epoch) == 8);
-    assert!(size_of::<Counters>() == 48);
+    assert!(size_of::<Counters>() == 56);
+    assert!(offset_of!(QueueState, last_used_ms) == 64);
     assert!(size_of::<RingHeader>() == 8 * LINE);
     assert!(offset_of!(RingHeader, produce) == 0);
     assert!(offset_of!(RingHeader, read) == LINE);

@@ -54,6 +54,10 @@ pub trait RingMemory {
     fn counts_ready_bytes(&self) -> bool {
         false
     }
+    /// What happens to messages that expire or are delivered too often.
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle::default()
+    }
     /// The cursors.
     fn header(&self) -> &RingHeader;
     /// The slot at `index` (already masked: `index < slot_count`).
@@ -95,6 +99,31 @@ pub enum ClaimError {
     Corrupt,
 }
 
+/// What the ring does with messages that leave other than by ack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// Hand expired and over-delivered messages to the taker as
+    /// [`Take::Dead`] (to dead-letter them, then settle) instead of
+    /// discarding them in the ring.
+    pub hold_dead: bool,
+    /// A message requeued more than this many times is dead.
+    pub delivery_limit: Option<u32>,
+}
+
+/// Low bits of a slot's `expires_at_ms` word: the expiry in Unix ms (2^48 ms
+/// is 8900 years). The high 16 bits count the message's requeues.
+pub const EXPIRY_BITS: u32 = 48;
+const EXPIRY_MASK: u64 = (1 << EXPIRY_BITS) - 1;
+
+/// Why a message taken from a ring must be dead-lettered, not delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Death {
+    /// Its TTL passed.
+    Expired,
+    /// It was requeued more than the queue's delivery limit.
+    DeliveryLimit,
+}
+
 /// A delivered record, as read (and validated) from its slot.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Record {
@@ -110,6 +139,8 @@ pub struct Record {
     pub body_len: u32,
     /// Unix ms expiry, 0 = never.
     pub expires_at_ms: u64,
+    /// Times the message was requeued before this delivery (saturating).
+    pub delivery_count: u16,
 }
 
 impl Record {
@@ -126,6 +157,10 @@ pub enum Take {
     Got(Record),
     /// An expired record was discarded; try again.
     Expired,
+    /// A record that must be dead-lettered (the ring's [`Lifecycle`] holds
+    /// dead messages), DELIVERED to the caller: dead-letter it, then settle
+    /// it `Done`; a taker that dies first leaves it to be requeued.
+    Dead(Record, Death),
     /// Nothing to deliver.
     Empty,
     /// The next slot is claimed but not committed yet (slow or dead producer).
@@ -204,6 +239,7 @@ pub struct Ring<M> {
     /// Keep `ready_bytes` (queues with a byte limit only: it costs an atomic
     /// add on every take).
     count_bytes: bool,
+    lifecycle: Lifecycle,
 }
 
 /// Bounds a claim must respect (see [`Ring::try_claim`]).
@@ -262,7 +298,8 @@ impl<M: RingMemory> Ring<M> {
         let geo = mem.geometry();
         debug_assert!(geo.slot_count.is_power_of_two() && geo.data_units.is_power_of_two());
         let count_bytes = mem.counts_ready_bytes();
-        Self { mem, geo, count_bytes }
+        let lifecycle = mem.lifecycle();
+        Self { mem, geo, count_bytes, lifecycle }
     }
 
     /// Body bytes of the messages claimed in this ring and not yet taken
@@ -827,27 +864,25 @@ impl<M: RingMemory> Ring<M> {
 
     /// Reads and validates a slot the caller just claimed.
     fn deliver(&self, pos: u32, agent: u16, flags: u8, now_ms: &mut impl FnMut() -> u64) -> Take {
-        let slot = self.slot(pos);
-        let data_start = slot.data_start.load(Ordering::Relaxed);
-        let data_end = slot.data_end.load(Ordering::Relaxed);
-        let props_len = slot.props_len.load(Ordering::Relaxed);
-        let body_len = slot.body_len.load(Ordering::Relaxed);
-        let expires_at_ms = slot.expires_at_ms.load(Ordering::Relaxed);
         if self.count_bytes {
-            self.sub_ready_bytes(u64::from(body_len));
+            self.sub_ready_bytes(u64::from(self.slot(pos).body_len.load(Ordering::Relaxed)));
         }
-        let units = data_end.wrapping_sub(data_start);
-        let fits_ring = units <= self.geo.max_record_units() && mask(data_start, self.geo.data_units) + units <= self.geo.data_units;
-        let fits_record = u64::from(props_len) + u64::from(body_len) <= u64::from(units) * UNIT as u64;
-        if !fits_ring || !fits_record {
+        let Some(record) = self.read_record(pos, flags) else {
             let _ = self.settle(agent, pos, Settle::Done);
             return Take::Corrupt(pos);
+        };
+        let death = if record.expires_at_ms != 0 && record.expires_at_ms <= now_ms() {
+            Death::Expired
+        } else if self.lifecycle.delivery_limit.is_some_and(|limit| u32::from(record.delivery_count) > limit) {
+            Death::DeliveryLimit
+        } else {
+            return Take::Got(record);
+        };
+        if self.lifecycle.hold_dead {
+            return Take::Dead(record, death);
         }
-        if expires_at_ms != 0 && expires_at_ms <= now_ms() {
-            let _ = self.settle(agent, pos, Settle::Done);
-            return Take::Expired;
-        }
-        Take::Got(Record { pos, flags, data_start, props_len, body_len, expires_at_ms })
+        let _ = self.settle(agent, pos, Settle::Done);
+        Take::Expired
     }
 
     /// Scans below the read cursor for requeued READY slots. Clears the
@@ -919,9 +954,19 @@ impl<M: RingMemory> Ring<M> {
         }
     }
 
-    /// DELIVERED `word` at `pos` → READY, flagged redelivered.
+    /// DELIVERED `word` at `pos` → READY, flagged redelivered, its requeue
+    /// count one higher.
     fn requeue(&self, pos: u32, word: u64, flags: u8) -> bool {
         let ready = Control::new(pos, 0, (flags & !FLAG_AUTO_ACK) | FLAG_REDELIVERED, READY).pack();
+        // Before the CAS, which publishes it with the slot (we hold the slot,
+        // so nobody else writes it). A requeuer killed between the two
+        // leaves the count one too high: the sweeper requeues and counts
+        // again, an over-count, never an under-count.
+        let expiry = &self.slot(pos).expires_at_ms;
+        let old = expiry.load(Ordering::Relaxed);
+        if old >> EXPIRY_BITS < u64::from(u16::MAX) {
+            expiry.store(old + (1 << EXPIRY_BITS), Ordering::Relaxed);
+        }
         // SYNC POINT PUBLISH: Release, as in `commit`.
         if self.count_bytes {
             // Before the CAS: once READY, a consumer may take (and subtract)
@@ -930,9 +975,11 @@ impl<M: RingMemory> Ring<M> {
             self.mem.header().chain.ready_bytes.fetch_add(bytes, Ordering::Relaxed);
             if self.slot(pos).control.compare_exchange(word, ready, Ordering::Release, Ordering::Relaxed).is_err() {
                 self.sub_ready_bytes(bytes);
+                expiry.store(old, Ordering::Relaxed);
                 return false;
             }
         } else if self.slot(pos).control.compare_exchange(word, ready, Ordering::Release, Ordering::Relaxed).is_err() {
+            expiry.store(old, Ordering::Relaxed);
             return false;
         }
         // SYNC POINT REQUEUE-HELP: see `help_past`.
@@ -1012,14 +1059,21 @@ impl<M: RingMemory> Ring<M> {
     /// Discards the oldest READY message at the read cursor, on behalf of
     /// `agent` (drop-oldest overflow, purge). False if none was ready.
     pub fn discard_oldest(&self, agent: u16) -> bool {
+        match self.take_oldest(agent, &mut || 0) {
+            Some((record, _)) => self.settle(agent, record.pos, Settle::Done),
+            None => false,
+        }
+    }
+
+    /// Takes the oldest READY message (requeued ones first) for `agent`,
+    /// dead or alive, with why it is dead if it is. `None` if none is ready.
+    pub fn take_oldest(&self, agent: u16, now_ms: &mut impl FnMut() -> u64) -> Option<(Record, Option<Death>)> {
         loop {
-            match self.try_take(agent, false, &mut || 0) {
-                Take::Got(record) => {
-                    self.settle(agent, record.pos, Settle::Done);
-                    return true;
-                }
+            match self.try_take(agent, false, now_ms) {
+                Take::Got(record) => return Some((record, None)),
+                Take::Dead(record, death) => return Some((record, Some(death))),
                 Take::Expired => continue,
-                Take::Empty | Take::Stalled(_) | Take::Corrupt(_) => return false,
+                Take::Empty | Take::Stalled(_) | Take::Corrupt(_) => return None,
             }
         }
     }
@@ -1086,6 +1140,7 @@ impl<M: RingMemory> Ring<M> {
             (&agent.counters.redelivered, &retired.redelivered),
             (&agent.counters.dropped, &retired.dropped),
             (&agent.counters.expired, &retired.expired),
+            (&agent.counters.dead_lettered, &retired.dead_lettered),
         ];
         for (mine, total) in pairs {
             total.fetch_add(mine.swap(0, Ordering::Relaxed), Ordering::Relaxed);
@@ -1258,17 +1313,39 @@ impl<M: RingMemory> Ring<M> {
         if ctl.stamp != pos || ctl.state != READY {
             return None;
         }
+        self.read_record(pos, ctl.flags).map(|record| (word, record))
+    }
+
+    /// The record in slot `pos`, if its range fits the ring: what a slot
+    /// holds is untrusted until checked.
+    fn read_record(&self, pos: u32, flags: u8) -> Option<Record> {
+        let slot = self.slot(pos);
         let data_start = slot.data_start.load(Ordering::Relaxed);
         let units = slot.data_end.load(Ordering::Relaxed).wrapping_sub(data_start);
         let props_len = slot.props_len.load(Ordering::Relaxed);
         let body_len = slot.body_len.load(Ordering::Relaxed);
+        let word = slot.expires_at_ms.load(Ordering::Relaxed);
         let fits = units <= self.geo.max_record_units()
             && mask(data_start, self.geo.data_units) + units <= self.geo.data_units
             && u64::from(props_len) + u64::from(body_len) <= u64::from(units) * UNIT as u64;
-        fits.then(|| {
-            let expires_at_ms = slot.expires_at_ms.load(Ordering::Relaxed);
-            (word, Record { pos, flags: ctl.flags, data_start, props_len, body_len, expires_at_ms })
+        fits.then_some(Record {
+            pos,
+            flags,
+            data_start,
+            props_len,
+            body_len,
+            expires_at_ms: word & EXPIRY_MASK,
+            delivery_count: (word >> EXPIRY_BITS) as u16,
         })
+    }
+
+    /// The record of a delivery `agent` holds at `pos`, if it holds one.
+    pub fn held_record(&self, agent: u16, pos: u32) -> Option<Record> {
+        let ctl = Control::unpack(self.slot(pos).control.load(Ordering::Relaxed));
+        if ctl.stamp != pos || ctl.state != DELIVERED || ctl.owner != agent {
+            return None;
+        }
+        self.read_record(pos, ctl.flags)
     }
 
     /// True if slot `pos` still holds control word `word`.

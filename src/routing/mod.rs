@@ -182,6 +182,23 @@ pub enum ArgValue {
     Void,
 }
 
+impl ArgValue {
+    /// The AMQP field type RabbitMQ names in its errors for a value like this.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmq::ArgValue::Str("x".into()).amqp_type(), "longstr");
+    /// ```
+    pub fn amqp_type(&self) -> &'static str {
+        match self {
+            Self::Str(_) => "longstr",
+            Self::Int(_) => "long",
+            Self::Bool(_) => "bool",
+            Self::Void => "void",
+        }
+    }
+}
+
 impl std::fmt::Display for ArgValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -1,24 +1,26 @@
-//! Byte offsets of a queue segment, layout version 4 (docs/LAYOUT.md).
+//! Byte offsets of a queue segment, layout version 5 (docs/LAYOUT.md).
 //!
 //! ```text
 //! 0      segment header (48 B) + queue config (to 128)
 //! 128    queue name, 256 B (length in the config)
-//! 384    reserved, zero
-//! 512    RingHeader, 8 × 128 B
-//! 1536   agent table, 64 × 128 B
-//! 9728   slot array, slot_count × 32 B
+//! 384    message lifecycle config (to 512)
+//! 512    dead-letter exchange, 256 B
+//! 768    dead-letter routing key, 256 B
+//! 1024   RingHeader, 8 × 128 B
+//! 2048   agent table, 64 × 128 B
+//! 10240  slot array, slot_count × 32 B
 //! data   data area, data_units × 8 B, at the next 4096-byte boundary
 //! ```
 
 use super::QueueConfig;
-use crate::options::Overflow;
+use crate::options::{Overflow, QueueType};
 use crate::ring::layout::{AgentSlot, RingHeader, Slot, AGENT_SLOTS, UNIT};
 use crate::ring::Geometry;
 
 /// First bytes of every shmq segment.
 pub(crate) const MAGIC: [u8; 8] = *b"SHMQSEG\0";
 /// The layout version this build reads and writes.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 /// Segment kind: a queue.
 pub(crate) const KIND_QUEUE: u32 = 1;
 /// Segment kind: a namespace marker.
@@ -31,12 +33,19 @@ const NO_LIMIT: u64 = u64::MAX;
 pub(crate) const READY_VALUE: u32 = u32::from_le_bytes(*b"RDY!");
 
 /// Bytes of the fixed header region copied out and validated on open.
-pub(crate) const HEADER_BYTES: usize = 512;
+pub(crate) const HEADER_BYTES: usize = 1024;
 pub(crate) const NAMESPACE_MARKER_BYTES: usize = 64;
 pub(crate) const READY_OFFSET: usize = 16;
 const NAME_OFFSET: usize = 128;
 const NAME_MAX: usize = 255;
-pub(crate) const RING_OFFSET: usize = 512;
+const DLX_OFFSET: usize = 512;
+const DLRK_OFFSET: usize = 768;
+/// Lifecycle flags at 120: which optional settings are present.
+const FLAG_DEAD_LETTER_EXCHANGE: u32 = 1;
+const FLAG_DEAD_LETTER_ROUTING_KEY: u32 = 2;
+const FLAG_QUORUM: u32 = 4;
+const KNOWN_FLAGS: u32 = 7;
+pub(crate) const RING_OFFSET: usize = 1024;
 pub(crate) const AGENTS_OFFSET: usize = RING_OFFSET + core::mem::size_of::<RingHeader>();
 pub(crate) const AGENT_BYTES: usize = core::mem::size_of::<AgentSlot>();
 pub(crate) const SLOTS_OFFSET: usize = AGENTS_OFFSET + AGENT_SLOTS * AGENT_BYTES;
@@ -46,8 +55,9 @@ const PAGE: usize = 4096;
 pub(crate) use crate::ring::{MAX_DATA_UNITS, MAX_SLOTS, MIN_DATA_UNITS};
 
 const _: () = {
-    assert!(AGENTS_OFFSET == 1536);
-    assert!(SLOTS_OFFSET == 9728);
+    assert!(AGENTS_OFFSET == 2048);
+    assert!(SLOTS_OFFSET == 10240);
+    assert!(DLRK_OFFSET + 256 <= RING_OFFSET);
     assert!(AGENTS_OFFSET.is_multiple_of(128) && SLOTS_OFFSET.is_multiple_of(128));
     assert!(NAME_OFFSET + 256 <= HEADER_BYTES);
 };
@@ -110,7 +120,37 @@ pub(crate) fn encode_queue_header(config: &QueueConfig, offsets: &QueueOffsets) 
     put_u64(&mut b, 104, config.max_length.unwrap_or(NO_LIMIT));
     put_u64(&mut b, 112, config.max_length_bytes.unwrap_or(NO_LIMIT));
     b[NAME_OFFSET..NAME_OFFSET + config.name.len()].copy_from_slice(config.name.as_bytes());
+    let mut flags = 0;
+    if let Some(exchange) = &config.dead_letter_exchange {
+        flags |= FLAG_DEAD_LETTER_EXCHANGE;
+        put_u32(&mut b, 400, exchange.len() as u32);
+        b[DLX_OFFSET..DLX_OFFSET + exchange.len()].copy_from_slice(exchange.as_bytes());
+    }
+    if let Some(key) = &config.dead_letter_routing_key {
+        flags |= FLAG_DEAD_LETTER_ROUTING_KEY;
+        put_u32(&mut b, 404, key.len() as u32);
+        b[DLRK_OFFSET..DLRK_OFFSET + key.len()].copy_from_slice(key.as_bytes());
+    }
+    if config.queue_type == QueueType::Quorum {
+        flags |= FLAG_QUORUM;
+    }
+    put_u32(&mut b, 120, flags);
+    put_u64(&mut b, 384, config.delivery_limit.map_or(NO_LIMIT, u64::from));
+    put_u64(&mut b, 392, config.expires_ms);
     b
+}
+
+/// The short string of `len_at`'s length at `offset`, if `flag` is set.
+fn stored_name(b: &[u8; HEADER_BYTES], flags: u32, flag: u32, len_at: usize, offset: usize, what: &str) -> Result<Option<String>, HeaderProblem> {
+    if flags & flag == 0 {
+        return Ok(None);
+    }
+    let len = get_u32(b, len_at) as usize;
+    if len > NAME_MAX {
+        return Err(HeaderProblem::Corrupt(format!("{what} length {len} is over {NAME_MAX}")));
+    }
+    let name = std::str::from_utf8(&b[offset..offset + len]).map_err(|_| HeaderProblem::Corrupt(format!("{what} is not UTF-8")))?;
+    Ok(Some(name.to_owned()))
 }
 
 /// Why a header failed validation.
@@ -190,7 +230,22 @@ pub(crate) fn decode_queue_header(
         return Err(Corrupt(format!("queue name length {name_len} is not in 1..=255")));
     }
     let name = std::str::from_utf8(&b[NAME_OFFSET..NAME_OFFSET + name_len]).map_err(|_| Corrupt("queue name is not UTF-8".into()))?;
+    let flags = get_u32(b, 120);
+    if flags & !KNOWN_FLAGS != 0 {
+        return Err(Corrupt(format!("unknown queue flags {flags:#x}")));
+    }
+    let dead_letter_exchange = stored_name(b, flags, FLAG_DEAD_LETTER_EXCHANGE, 400, DLX_OFFSET, "dead-letter exchange")?;
+    let dead_letter_routing_key = stored_name(b, flags, FLAG_DEAD_LETTER_ROUTING_KEY, 404, DLRK_OFFSET, "dead-letter routing key")?;
+    let delivery_limit = match get_u64(b, 384) {
+        NO_LIMIT => None,
+        n => Some(u32::try_from(n).map_err(|_| Corrupt(format!("delivery limit {n} is over 2^32 - 1")))?),
+    };
     Ok(QueueConfig {
+        dead_letter_exchange,
+        dead_letter_routing_key,
+        delivery_limit,
+        expires_ms: get_u64(b, 392),
+        queue_type: if flags & FLAG_QUORUM != 0 { QueueType::Quorum } else { QueueType::Classic },
         geometry,
         max_message_bytes,
         overflow,

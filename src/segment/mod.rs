@@ -38,6 +38,12 @@ pub(crate) struct QueueConfig {
     pub(crate) queue_id: u64,
     /// 0 for the first segment, then 1, 2, ... for each later ring.
     pub(crate) seq: u64,
+    pub(crate) dead_letter_exchange: Option<String>,
+    pub(crate) dead_letter_routing_key: Option<String>,
+    pub(crate) delivery_limit: Option<u32>,
+    /// `x-expires` in ms; 0 = never.
+    pub(crate) expires_ms: u64,
+    pub(crate) queue_type: crate::QueueType,
 }
 
 impl QueueConfig {
@@ -53,6 +59,11 @@ impl QueueConfig {
             name: name.to_owned(),
             queue_id: crate::liveness::random_token(),
             seq: 0,
+            dead_letter_exchange: options.dead_letter_exchange.clone(),
+            dead_letter_routing_key: options.dead_letter_routing_key.clone(),
+            delivery_limit: options.delivery_limit,
+            expires_ms: options.expires.map_or(0, |d| d.as_millis().clamp(1, u128::from(u64::MAX)) as u64),
+            queue_type: options.queue_type,
         })
     }
 
@@ -68,7 +79,20 @@ impl QueueConfig {
             message_ttl: (self.message_ttl_ms != 0).then(|| std::time::Duration::from_millis(self.message_ttl_ms)),
             exclusive: false,
             auto_delete: false,
+            dead_letter_exchange: self.dead_letter_exchange.clone(),
+            dead_letter_routing_key: self.dead_letter_routing_key.clone(),
+            delivery_limit: self.delivery_limit,
+            expires: (self.expires_ms != 0).then(|| std::time::Duration::from_millis(self.expires_ms)),
+            queue_type: self.queue_type,
         }
+    }
+
+    /// True if messages leaving this queue other than by ack go somewhere
+    /// (a dead-letter exchange) or are counted against a delivery limit:
+    /// consumers then take expired and over-delivered messages into their
+    /// hands instead of discarding them in the ring.
+    pub(crate) fn has_lifecycle(&self) -> bool {
+        self.dead_letter_exchange.is_some() || self.delivery_limit.is_some()
     }
 
     /// The config of this queue's segment `seq` with ring sizes `geometry`.
@@ -299,6 +323,10 @@ impl RingMemory for QueueSegment {
 
     fn counts_ready_bytes(&self) -> bool {
         self.config.max_length_bytes.is_some()
+    }
+
+    fn lifecycle(&self) -> crate::ring::Lifecycle {
+        crate::ring::Lifecycle { hold_dead: self.config.has_lifecycle(), delivery_limit: self.config.delivery_limit }
     }
 
     fn header(&self) -> &RingHeader {

@@ -30,6 +30,8 @@ pub(crate) struct NamespaceState {
     pub(crate) exclusive: Mutex<Vec<String>>,
     /// Bytes all queue segments may take (fixed at creation, in `shmq.ns`).
     pub(crate) memory_budget: u64,
+    /// This process's share of the broker's timers (see `housekeeping.rs`).
+    pub(crate) housekeeping: crate::namespace::housekeeping::HousekeepingLock,
 }
 
 impl NamespaceState {
@@ -70,7 +72,7 @@ impl NamespaceState {
 
     /// State for a namespace just opened.
     pub(crate) fn new(dir: Arc<NamespaceDir>, name: String, routing: RoutingSegment, memory_budget: u64) -> Self {
-        Self { dir, name, peer: Mutex::new(None), routing, router: Mutex::new(None), exclusive: Mutex::new(Vec::new()), memory_budget }
+        Self { dir, name, peer: Mutex::new(None), routing, router: Mutex::new(None), exclusive: Mutex::new(Vec::new()), memory_budget, housekeeping: Default::default() }
     }
 
     /// The compiled routing snapshot for the table's current generation.

@@ -89,6 +89,7 @@ impl Namespace {
                 return Err(e);
             }
         };
+        crate::namespace::housekeeping::touch(&segment);
         if registered && options.exclusive {
             self.shared.exclusive.lock().unwrap_or_else(|e| e.into_inner()).push(name.to_owned());
         }

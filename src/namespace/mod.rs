@@ -14,10 +14,12 @@
 mod declare;
 mod exchanges;
 mod gc;
+pub(crate) mod housekeeping;
 pub(crate) mod inspect;
 pub(crate) mod publisher;
 mod stats;
 
+pub use housekeeping::Housekept;
 pub use stats::QueueStats;
 
 use std::path::Path;
@@ -340,6 +342,7 @@ impl Namespace {
             return Err(Error::ExclusiveQueue { queue: name.to_owned() });
         }
         let agent = self.attach(name, ROLE_CONSUMER, options.prefetch)?;
+        housekeeping::touch(agent.queue.segment());
         Ok(Consumer::new(agent, options, auto_delete.then(|| self.clone())))
     }
 

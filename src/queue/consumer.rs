@@ -798,6 +798,7 @@ impl Drop for Consumer {
                 self.chain.retire();
             }
         }
+        crate::namespace::housekeeping::touch(self.home.queue.segment());
         if let Some(ns) = &self.auto_delete {
             if !self.home.queue.ring.has_consumers(Some(self.home.owner)) {
                 let _ = ns.delete_queue(self.queue_name());

@@ -164,7 +164,9 @@ impl Agent {
             return None;
         }
         self.last_sweep.set(now);
-        Some(self.queue.recover(self.peer.token))
+        let recovered = self.queue.recover(self.peer.token);
+        crate::namespace::housekeeping::run_if_due(&self.queue.ns);
+        Some(recovered)
     }
 }
 

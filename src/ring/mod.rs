@@ -871,13 +871,7 @@ impl<M: RingMemory> Ring<M> {
             let _ = self.settle(agent, pos, Settle::Done);
             return Take::Corrupt(pos);
         };
-        let death = if record.expires_at_ms != 0 && record.expires_at_ms <= now_ms() {
-            Death::Expired
-        } else if self.lifecycle.delivery_limit.is_some_and(|limit| u32::from(record.delivery_count) > limit) {
-            Death::DeliveryLimit
-        } else {
-            return Take::Got(record);
-        };
+        let Some(death) = self.death_of(&record, now_ms) else { return Take::Got(record) };
         if self.lifecycle.hold_dead {
             return Take::Dead(record, death);
         }
@@ -1063,6 +1057,33 @@ impl<M: RingMemory> Ring<M> {
             Some((record, _)) => self.settle(agent, record.pos, Settle::Done),
             None => false,
         }
+    }
+
+    /// Takes the message at the read cursor for `agent` if it is dead
+    /// (expired, or over the delivery limit) and leaves it otherwise: for
+    /// dead-lettering in queues nobody consumes from (RabbitMQ expires
+    /// messages at the head of a queue without consumers too).
+    pub fn take_if_dead(&self, agent: u16, now_ms: u64) -> Option<(Record, Death)> {
+        let header = self.mem.header();
+        let read = header.read.load(Ordering::Acquire);
+        let slot = self.slot(read);
+        // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release; the
+        // record read below belongs to this word, which the CAS confirms.
+        let word = slot.control.load(Ordering::Acquire);
+        let ctl = Control::unpack(word);
+        if ctl.stamp != read || ctl.state != READY {
+            return None;
+        }
+        let record = self.read_record(read, ctl.flags)?;
+        let death = self.death_of(&record, &mut || now_ms)?;
+        let claimed = Control::new(read, agent, ctl.flags, DELIVERED).pack();
+        // SYNC POINT PUBLISH: as in `try_take_checked`.
+        slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).ok()?;
+        self.advance_read(read);
+        if self.count_bytes {
+            self.sub_ready_bytes(u64::from(record.body_len));
+        }
+        Some((record, death))
     }
 
     /// Takes the oldest READY message (requeued ones first) for `agent`,
@@ -1337,6 +1358,19 @@ impl<M: RingMemory> Ring<M> {
             expires_at_ms: word & EXPIRY_MASK,
             delivery_count: (word >> EXPIRY_BITS) as u16,
         })
+    }
+
+    /// Why `record` must not be delivered, if it must not.
+    #[inline]
+    fn death_of(&self, record: &Record, now_ms: &mut impl FnMut() -> u64) -> Option<Death> {
+        // The clock is read only for messages that can expire.
+        if record.expires_at_ms != 0 && record.expires_at_ms <= now_ms() {
+            Some(Death::Expired)
+        } else if self.lifecycle.delivery_limit.is_some_and(|limit| u32::from(record.delivery_count) > limit) {
+            Some(Death::DeliveryLimit)
+        } else {
+            None
+        }
     }
 
     /// The record of a delivery `agent` holds at `pos`, if it holds one.

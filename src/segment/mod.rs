@@ -449,6 +449,11 @@ impl QueueSegment {
         &self.header().state.deleted
     }
 
+    /// When the queue was last used, for `x-expires`.
+    pub(crate) fn last_used(&self) -> &crate::sync::AtomicU64 {
+        &self.header().state.last_used_ms
+    }
+
     /// The retired counters' `published` etc., for stats.
     pub(crate) fn retired(&self) -> &crate::ring::layout::Counters {
         &self.header().state.retired

@@ -262,14 +262,18 @@ pub fn run(cli: &Cli) -> CliResult {
             Ok(())
         }
         Command::Gc => {
-            let report = namespace(cli)?.collect_garbage()?;
+            let ns = namespace(cli)?;
+            let report = ns.collect_garbage()?;
+            let kept = ns.housekeep()?;
             say(
                 cli,
                 &format!(
-                    "requeued {} unacked messages of dead consumers, skipped {} half-written messages of dead producers, freed {} handles",
-                    report.requeued, report.abandoned, report.agents_freed
+                    "requeued {} unacked messages of dead consumers, skipped {} half-written messages of dead producers, freed {} handles, \
+                     dead-lettered {} expired messages, deleted {} queues unused past their x-expires",
+                    report.requeued, report.abandoned, report.agents_freed, kept.dead_lettered, kept.queues_expired
                 ),
-                json!({"requeued": report.requeued, "abandoned": report.abandoned, "agents_freed": report.agents_freed}),
+                json!({"requeued": report.requeued, "abandoned": report.abandoned, "agents_freed": report.agents_freed,
+                       "dead_lettered": kept.dead_lettered, "queues_expired": kept.queues_expired}),
             );
             Ok(())
         }

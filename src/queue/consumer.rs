@@ -851,6 +851,30 @@ impl<'c> Delivery<'c> {
         self.record.redelivered()
     }
 
+    /// How many times this message was requeued before this delivery (by a
+    /// nack, a closed consumer or a dead one): RabbitMQ's quorum queues'
+    /// `x-delivery-count` header. 0 on the first delivery; saturates at
+    /// 65535.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-dcount-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// # ns.producer("q").unwrap().publish(b"x").unwrap();
+    /// let consumer = ns.consumer("q", shmq::ConsumerOptions::default().manual_ack()).unwrap();
+    /// let first = consumer.try_recv().unwrap();
+    /// assert_eq!(first.delivery_count(), 0);
+    /// first.nack(true).unwrap();
+    /// assert_eq!(consumer.try_recv().unwrap().delivery_count(), 1);
+    /// # drop(consumer); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn delivery_count(&self) -> u32 {
+        u32::from(self.record.delivery_count)
+    }
+
     /// The tag for settling this delivery later through its consumer.
     ///
     /// # Examples

@@ -348,3 +348,37 @@ fn import_refuses_queue_arguments_shmq_does_not_implement_and_declares_nothing()
     assert!(stderr.contains("'x-dead-letter-exchange' is not supported"), "{stderr}");
     assert!(t.ns.declare_queue_passive("work").is_err(), "nothing was declared");
 }
+
+#[test]
+fn dead_letter_settings_are_declared_listed_and_shown_on_messages() {
+    let t = TempNs::in_shm("cli-dlx");
+    t.run(&["declare-queue", "dead"]);
+    t.run(&["declare-queue", "work", "--dead-letter-exchange", "", "--dead-letter-routing-key", "dead", "--arg", "x-delivery-limit=3"]);
+    let q = json(&t.run(&["list-queues", "--json"]));
+    let work = q.as_array().unwrap().iter().find(|q| q["name"] == "work").unwrap().clone();
+    assert_eq!(work["dead_letter_exchange"], "");
+    assert_eq!(work["dead_letter_routing_key"], "dead");
+    assert_eq!(work["delivery_limit"], 3);
+    assert_eq!(work["arguments"]["x-delivery-limit"], 3);
+    assert!(t.run(&["list-queues"]).contains("to '' key 'dead': 0, limit 3"));
+    // Unsupported or malformed arguments are refused, naming the argument,
+    // and nothing is declared.
+    for bad in [["--arg", "x-max-priority=10"], ["--arg", "x-expires=0"], ["--arg", "no-equals-sign"]] {
+        let out = t.shmq().args(["declare-queue", "other"]).args(bad).output().unwrap();
+        assert!(!out.status.success(), "{bad:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(bad[1].split('=').next().unwrap()), "{bad:?}: {err}");
+    }
+    assert!(!t.run(&["list-queues"]).contains("other"));
+    // A message rejected by a consumer process shows up with its x-death.
+    t.run(&["publish", "work", "doomed"]);
+    let consumer = t.ns.consumer("work", shmq::ConsumerOptions::default().manual_ack()).unwrap();
+    consumer.try_recv().unwrap().reject(false).unwrap();
+    let shown = t.run(&["peek", "dead"]);
+    assert!(shown.contains("rejected@work×1"), "{shown}");
+    let got = json(&t.run(&["get", "dead", "--json"]));
+    assert_eq!(got[0]["headers"]["x-death"][0]["reason"], "rejected");
+    assert_eq!(got[0]["headers"]["x-first-death-queue"], "work");
+    let gc = json(&t.run(&["gc", "--json"]));
+    assert_eq!(gc["queues_expired"], 0);
+}

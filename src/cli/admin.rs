@@ -24,20 +24,50 @@ pub struct DeclareArgs {
     #[arg(long)]
     pub max_message: Option<u32>,
     /// At max-length/max-length-bytes: drop-head (RabbitMQ's default),
-    /// reject-publish or block.
+    /// reject-publish, reject-publish-dlx or block.
     #[arg(long)]
     pub overflow: Option<shmq::Overflow>,
     /// Message TTL in milliseconds.
     #[arg(long)]
     pub ttl_ms: Option<u64>,
+    /// Republish rejected, expired, dropped and over-delivered messages to
+    /// this exchange ("" is the default exchange): x-dead-letter-exchange.
+    #[arg(long)]
+    pub dead_letter_exchange: Option<String>,
+    /// The routing key dead-lettered messages get (x-dead-letter-routing-key).
+    #[arg(long)]
+    pub dead_letter_routing_key: Option<String>,
+    /// Dead-letter (or drop) a message requeued more than this many times
+    /// (x-delivery-limit).
+    #[arg(long)]
+    pub delivery_limit: Option<u32>,
+    /// Delete the queue once unused this many milliseconds (x-expires).
+    #[arg(long)]
+    pub expires_ms: Option<u64>,
+    /// Any RabbitMQ queue argument, as KEY=VALUE (an integer, true/false,
+    /// or text); repeat for more. Unsupported arguments are refused.
+    #[arg(long = "arg", value_name = "KEY=VALUE")]
+    pub arguments: Vec<String>,
     /// Only check that the queue exists.
     #[arg(long)]
     pub passive: bool,
 }
 
 impl DeclareArgs {
-    pub fn options(&self) -> shmq::QueueOptions {
-        let mut options = shmq::QueueOptions { overflow: self.overflow, ..Default::default() };
+    /// The queue options these flags ask for.
+    ///
+    /// # Errors
+    /// A malformed `--arg`, or an argument `QueueOptions::with_arguments`
+    /// refuses.
+    pub fn options(&self) -> Result<shmq::QueueOptions, Box<dyn std::error::Error>> {
+        let mut options = shmq::QueueOptions {
+            overflow: self.overflow,
+            dead_letter_exchange: self.dead_letter_exchange.clone(),
+            dead_letter_routing_key: self.dead_letter_routing_key.clone(),
+            delivery_limit: self.delivery_limit,
+            expires: self.expires_ms.map(Duration::from_millis),
+            ..Default::default()
+        };
         if let Some(bytes) = self.capacity {
             options = options.capacity_bytes(bytes);
         }
@@ -53,7 +83,7 @@ impl DeclareArgs {
         if let Some(ms) = self.ttl_ms {
             options = options.message_ttl(Duration::from_millis(ms));
         }
-        options
+        Ok(options.with_arguments(&self.name, &parse_arguments(&self.arguments)?)?)
     }
 }
 
@@ -292,7 +322,7 @@ fn say(cli: &Cli, text: &str, value: serde_json::Value) {
 
 fn declare(cli: &Cli, args: &DeclareArgs) -> CliResult {
     let ns = namespace(cli)?;
-    let stats = if args.passive { ns.declare_queue_passive(&args.name)? } else { ns.declare_queue(&args.name, &args.options())? };
+    let stats = if args.passive { ns.declare_queue_passive(&args.name)? } else { ns.declare_queue(&args.name, &args.options()?)? };
     say(
         cli,
         &format!("queue '{}' ready: {} messages, {} consumers", stats.name, stats.ready, stats.consumers),
@@ -311,6 +341,11 @@ fn stats_json(s: &shmq::QueueStats) -> serde_json::Value {
         "message_ttl_ms": s.options.message_ttl.map(|d| d.as_millis() as u64),
         "published": s.published, "delivered": s.delivered, "acked": s.acked,
         "redelivered": s.redelivered, "dropped": s.dropped, "expired": s.expired,
+        "dead_lettered": s.dead_lettered,
+        "dead_letter_exchange": s.options.dead_letter_exchange, "dead_letter_routing_key": s.options.dead_letter_routing_key,
+        "delivery_limit": s.options.delivery_limit, "expires_ms": s.options.expires.map(|d| d.as_millis() as u64),
+        "type": s.options.queue_type.to_string(),
+        "arguments": s.options.arguments().iter().map(|(k, v)| (k.clone(), super::definitions::arg_json(v))).collect::<serde_json::Map<_, _>>(),
     })
 }
 
@@ -364,7 +399,8 @@ fn list_queues(cli: &Cli, with_rates: bool) -> CliResult {
         return Ok(());
     }
     println!("Listing queues for namespace '{}' ...", ns.name());
-    let mut headers = vec!["name", "messages_ready", "messages_unacked", "consumers", "bytes", "rings", "overflow", "published", "acked"];
+    let mut headers =
+        vec!["name", "messages_ready", "messages_unacked", "consumers", "bytes", "rings", "overflow", "published", "acked", "dead_letter"];
     if with_rates {
         headers.extend(["publish/s", "deliver/s", "ack/s"]);
     }
@@ -382,6 +418,7 @@ fn list_queues(cli: &Cli, with_rates: bool) -> CliResult {
                 s.options.overflow_policy().to_string(),
                 s.published.to_string(),
                 s.acked.to_string(),
+                dead_letter_summary(s),
             ];
             if let Some((p, d, a)) = r {
                 row.extend([format!("{p:.0}"), format!("{d:.0}"), format!("{a:.0}")]);
@@ -393,6 +430,27 @@ fn list_queues(cli: &Cli, with_rates: bool) -> CliResult {
     let (in_use, budget) = (ns.memory_in_use(), ns.memory_budget());
     println!("Memory: {in_use} of a {budget}-byte budget in queue rings ({})", percent(in_use, budget));
     Ok(())
+}
+
+/// A queue's dead-letter settings and count for `list-queues`: `-` if none.
+fn dead_letter_summary(s: &shmq::QueueStats) -> String {
+    let o = &s.options;
+    let mut parts = Vec::new();
+    if let Some(x) = &o.dead_letter_exchange {
+        let key = o.dead_letter_routing_key.as_deref().map(|k| format!(" key '{k}'")).unwrap_or_default();
+        parts.push(format!("to '{x}'{key}: {}", s.dead_lettered));
+    }
+    if let Some(n) = o.delivery_limit {
+        parts.push(format!("limit {n}"));
+    }
+    if let Some(d) = o.expires {
+        parts.push(format!("expires {}ms", d.as_millis()));
+    }
+    if parts.is_empty() {
+        "-".to_owned()
+    } else {
+        parts.join(", ")
+    }
 }
 
 fn list_peers(cli: &Cli) -> CliResult {

@@ -13,7 +13,7 @@ const SHMQ_MAX_MESSAGE: &str = "x-shmq-max-message-bytes";
 /// shmq's first-ring size, kept across export and import.
 const SHMQ_CAPACITY: &str = "x-shmq-capacity-bytes";
 
-fn arg_json(v: &shmq::ArgValue) -> Value {
+pub(crate) fn arg_json(v: &shmq::ArgValue) -> Value {
     match v {
         shmq::ArgValue::Str(s) => json!(s),
         shmq::ArgValue::Int(i) => json!(i),

@@ -289,9 +289,51 @@ pub fn consume(cli: &Cli, args: &ConsumeArgs) -> CliResult {
 }
 
 fn message_json(body: &[u8], redelivered: bool, p: &shmq::PropertiesRef<'_>) -> serde_json::Value {
+    let headers: serde_json::Map<String, serde_json::Value> = p.headers.iter().map(|(k, v)| (k.to_owned(), header_json(v))).collect();
     json!({"body": String::from_utf8_lossy(body), "redelivered": redelivered, "routing_key": p.routing_key,
            "exchange": p.exchange, "correlation_id": p.correlation_id, "reply_to": p.reply_to,
-           "message_id": p.message_id, "content_type": p.content_type})
+           "message_id": p.message_id, "content_type": p.content_type, "expiration": p.expiration,
+           "headers": headers})
+}
+
+/// A header value as JSON: tables as objects, arrays as arrays, timestamps
+/// as seconds, byte strings as `{"bytes": "<hex>"}`.
+fn header_json(value: shmq::HeaderValue<'_>) -> serde_json::Value {
+    use shmq::HeaderValue as V;
+    match value {
+        V::Str(s) => json!(s),
+        V::Bytes(b) => json!({"bytes": b.iter().map(|x| format!("{x:02x}")).collect::<String>()}),
+        V::Int(i) => json!(i),
+        V::Float(f) => json!(f),
+        V::Bool(b) => json!(b),
+        V::Void => serde_json::Value::Null,
+        V::Timestamp(t) => json!(t),
+        V::Table(t) => serde_json::Value::Object(t.iter().map(|(k, v)| (k.to_owned(), header_json(v))).collect()),
+        V::Array(a) => serde_json::Value::Array(a.iter().map(header_json).collect()),
+    }
+}
+
+/// `x-death` in one cell: `reason@queue×count`, newest first; `-` if none.
+fn deaths_cell(p: &shmq::PropertiesRef<'_>) -> String {
+    let Some(shmq::HeaderValue::Array(deaths)) = p.headers.get("x-death") else { return "-".to_owned() };
+    let text = |t: &shmq::Headers<'_>, k: &str| match t.get(k) {
+        Some(shmq::HeaderValue::Str(s)) => s.to_owned(),
+        _ => "?".to_owned(),
+    };
+    let cells: Vec<String> = deaths
+        .iter()
+        .filter_map(|v| match v {
+            shmq::HeaderValue::Table(t) => {
+                let count = match t.get("count") {
+                    Some(shmq::HeaderValue::Int(n)) => n,
+                    _ => 0,
+                };
+                Some(format!("{}@{}×{count}", text(&t, "reason"), text(&t, "queue")))
+            }
+            _ => None,
+        })
+        .collect();
+    cells.join(", ")
 }
 
 fn message_row(body: &[u8], redelivered: bool, p: &shmq::PropertiesRef<'_>) -> Vec<String> {
@@ -301,10 +343,11 @@ fn message_row(body: &[u8], redelivered: bool, p: &shmq::PropertiesRef<'_>) -> V
         redelivered.to_string(),
         p.routing_key.unwrap_or("").to_owned(),
         p.exchange.unwrap_or("").to_owned(),
+        deaths_cell(p),
     ]
 }
 
-const MESSAGE_HEADERS: [&str; 5] = ["payload", "bytes", "redelivered", "routing_key", "exchange"];
+const MESSAGE_HEADERS: [&str; 6] = ["payload", "bytes", "redelivered", "routing_key", "exchange", "x-death"];
 
 pub fn get(cli: &Cli, queue: &str, count: usize, ack: bool) -> CliResult {
     let ns = namespace(cli)?;

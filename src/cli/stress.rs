@@ -30,6 +30,10 @@ pub struct StressArgs {
     /// Consumers: take in batches with `drain` instead of one `recv` each.
     #[arg(long)]
     pub batch: bool,
+    /// Consumers: reject each message without requeue (dead-lettering it)
+    /// instead of acking it.
+    #[arg(long)]
+    pub reject: bool,
 }
 
 fn line(log: &mut std::fs::File, text: &str) -> std::io::Result<()> {
@@ -42,8 +46,8 @@ pub fn run(cli: &Cli, args: &StressArgs) -> CliResult {
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&args.log)?;
     match args.role.as_str() {
         "producer-queue" | "producer-exchange" => {
-            if args.batch || args.hold_us != 0 {
-                return Err("--batch and --hold-us are for the consumer role".into());
+            if args.batch || args.hold_us != 0 || args.reject {
+                return Err("--batch, --hold-us and --reject are for the consumer role".into());
             }
             let mut producer = if args.role == "producer-queue" { Some(ns.producer(&args.target)?) } else { None };
             let mut publisher = ns.publisher();
@@ -86,7 +90,11 @@ pub fn run(cli: &Cli, args: &StressArgs) -> CliResult {
                         std::thread::sleep(Duration::from_micros(args.hold_us));
                     }
                     for &tag in &tags {
-                        consumer.ack(tag)?;
+                        if args.reject {
+                            consumer.nack(tag, false)?;
+                        } else {
+                            consumer.ack(tag)?;
+                        }
                     }
                     if tags.is_empty() {
                         std::thread::sleep(Duration::from_micros(100));
@@ -100,7 +108,11 @@ pub fn run(cli: &Cli, args: &StressArgs) -> CliResult {
                 if args.hold_us > 0 {
                     std::thread::sleep(Duration::from_micros(args.hold_us));
                 }
-                delivery.ack()?;
+                if args.reject {
+                    delivery.reject(false)?;
+                } else {
+                    delivery.ack()?;
+                }
             }
         }
         other => Err(format!("unknown stress role {other}").into()),

@@ -1063,23 +1063,43 @@ impl<M: RingMemory> Ring<M> {
     /// (expired, or over the delivery limit) and leaves it otherwise: for
     /// dead-lettering in queues nobody consumes from (RabbitMQ expires
     /// messages at the head of a queue without consumers too).
+    /// Requeued messages below the read cursor count (a dead consumer's,
+    /// requeued by a sweep, sit there): they are looked at first, while the
+    /// ring's `requeued` flag says one may wait.
     pub fn take_if_dead(&self, agent: u16, now_ms: u64) -> Option<(Record, Death)> {
         let header = self.mem.header();
+        // SYNC POINT REQUEUE: pairs with the Release store in `requeue`.
+        if header.requeued.load(Ordering::Acquire) != 0 {
+            let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+            let read = header.read.load(Ordering::Acquire);
+            for i in 0..read.wrapping_sub(free_slot).min(self.geo.slot_count) {
+                if let Some(found) = self.claim_if_dead(free_slot.wrapping_add(i), agent, now_ms) {
+                    return Some(found);
+                }
+            }
+        }
         let read = header.read.load(Ordering::Acquire);
-        let slot = self.slot(read);
-        // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release; the
-        // record read below belongs to this word, which the CAS confirms.
+        let found = self.claim_if_dead(read, agent, now_ms)?;
+        self.advance_read(read);
+        Some(found)
+    }
+
+    /// Claims slot `pos` for `agent` if it is READY and dead.
+    fn claim_if_dead(&self, pos: u32, agent: u16, now_ms: u64) -> Option<(Record, Death)> {
+        let slot = self.slot(pos);
+        // SYNC POINT PUBLISH: Acquire pairs with `commit`'s (or a requeue's)
+        // Release; the record read below belongs to this word, which the
+        // CAS confirms.
         let word = slot.control.load(Ordering::Acquire);
         let ctl = Control::unpack(word);
-        if ctl.stamp != read || ctl.state != READY {
+        if ctl.stamp != pos || ctl.state != READY {
             return None;
         }
-        let record = self.read_record(read, ctl.flags)?;
+        let record = self.read_record(pos, ctl.flags)?;
         let death = self.death_of(&record, &mut || now_ms)?;
-        let claimed = Control::new(read, agent, ctl.flags, DELIVERED).pack();
+        let claimed = Control::new(pos, agent, ctl.flags, DELIVERED).pack();
         // SYNC POINT PUBLISH: as in `try_take_checked`.
         slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).ok()?;
-        self.advance_read(read);
         if self.count_bytes {
             self.sub_ready_bytes(u64::from(record.body_len));
         }

@@ -162,3 +162,42 @@ fn seed_scenario_orders_wait_for_the_inventory_service() {
         ]
     );
 }
+
+/// Output of an example run to completion; it must succeed.
+fn run_example(t: &TempNs, name: &str, args: &[&str]) -> String {
+    let out = example(t, name).args(args).env("RETRY_DELAY_MS", "100").output().unwrap();
+    assert!(out.status.success(), "{name} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn retry_with_delay_brings_a_failed_job_back_through_the_delay_queue() {
+    let t = TempNs::in_shm("ex-retry");
+    assert_eq!(run_example(&t, "retry_with_delay", &["submit", "flaky-1", "ok-1"]), " [x] submitted flaky-1\n [x] submitted ok-1\n");
+    let started = std::time::Instant::now();
+    let out = run_example(&t, "retry_with_delay", &["work", "2"]);
+    assert_eq!(
+        out,
+        concat!(
+            " [!] flaky-1: attempt 1 failed, retrying in 100 ms\n [x] ok-1: done after 1 attempt(s)\n",
+            " [!] flaky-1: attempt 2 failed, retrying in 100 ms\n [x] flaky-1: done after 3 attempt(s)\n"
+        )
+    );
+    // Two trips through the delay queue, each at least its TTL.
+    assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+}
+
+#[test]
+fn poison_message_is_parked_after_its_delivery_limit_while_good_orders_go_through() {
+    let t = TempNs::in_shm("ex-poison");
+    run_example(&t, "poison_message", &["submit", "order-1", "poison", "order-2"]);
+    let out = run_example(&t, "poison_message", &["work", "2"]);
+    assert_eq!(
+        out,
+        concat!(
+            " [x] order-1: processed\n [!] poison: delivery 1 failed\n [!] poison: delivery 2 failed\n",
+            " [!] poison: delivery 3 failed\n [x] order-2: processed\n"
+        )
+    );
+    assert_eq!(run_example(&t, "poison_message", &["parked"]), " [x] parked poison (delivery_limit)\n");
+}

@@ -12,12 +12,19 @@ use std::time::{Duration, Instant};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::sync::GILOnceCell;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
 
 create_exception!(_native, ShmqError, PyException, "An shmq operation failed; the message says what to do.");
 create_exception!(_native, QueueNotFound, ShmqError, "The queue does not exist.");
 create_exception!(_native, ExchangeNotFound, ShmqError, "The exchange does not exist.");
 create_exception!(_native, PreconditionFailed, ShmqError, "A declare conflicts with what exists.");
+create_exception!(
+    _native,
+    InvalidArgument,
+    PreconditionFailed,
+    "A queue argument shmq does not implement, or one of the wrong type or value (RabbitMQ's 406 \"invalid arg\")."
+);
 create_exception!(_native, QueueFull, ShmqError, "The queue is full (reject policy, or a blocking publish timed out).");
 create_exception!(_native, Unroutable, ShmqError, "A mandatory message matched no queue.");
 create_exception!(_native, UnknownDeliveryTag, ShmqError, "The delivery tag is not held by this consumer.");
@@ -73,6 +80,182 @@ fn arguments(args: Option<&Bound<'_, PyDict>>) -> PyResult<Vec<(String, shmq::Ar
     Ok(out)
 }
 
+/// The AMQP field type pika encodes `v` as, in RabbitMQ's names (what its
+/// errors show): an int that fits 32 bits goes as `signedint`, a larger
+/// one as `long`.
+fn amqp_type(v: &Bound<'_, PyAny>) -> &'static str {
+    if v.is_none() {
+        "void"
+    } else if v.is_instance_of::<PyBool>() {
+        "bool"
+    } else if v.is_instance_of::<PyInt>() {
+        if v.extract::<i32>().is_ok() {
+            "signedint"
+        } else {
+            "long"
+        }
+    } else if v.is_instance_of::<PyString>() {
+        "longstr"
+    } else if v.is_instance_of::<PyBytes>() {
+        "binary"
+    } else if v.is_instance_of::<PyFloat>() {
+        "double"
+    } else if v.is_instance_of::<PyDict>() {
+        "table"
+    } else if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+        "array"
+    } else if is_datetime(v) {
+        "timestamp"
+    } else {
+        "decimal"
+    }
+}
+
+/// Queue arguments as given (`queue.declare`'s table), each with the AMQP
+/// type pika would send it as.
+struct QueueArguments {
+    args: Vec<(String, shmq::ArgValue)>,
+    /// Per entry: the AMQP type, and the value as RabbitMQ prints it.
+    given: Vec<(&'static str, String)>,
+}
+
+impl QueueArguments {
+    fn from_py(d: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let mut out = Self { args: Vec::new(), given: Vec::new() };
+        let Some(d) = d else { return Ok(out) };
+        for (k, v) in d.iter() {
+            let kind = amqp_type(&v);
+            // A value of a type queue arguments never take stands in as
+            // void: every argument shmq implements refuses that, and the
+            // error is then given the real type (see `invalid_argument`).
+            let value = match kind {
+                "void" => shmq::ArgValue::Void,
+                "bool" => shmq::ArgValue::Bool(v.extract()?),
+                "signedint" | "long" => match v.extract::<i64>() {
+                    Ok(i) => shmq::ArgValue::Int(i),
+                    Err(_) => shmq::ArgValue::Void, // beyond 64 bits: pika cannot send it either
+                },
+                "longstr" => shmq::ArgValue::Str(v.extract()?),
+                _ => shmq::ArgValue::Void,
+            };
+            let shown = match &value {
+                shmq::ArgValue::Bool(b) => b.to_string(),
+                shmq::ArgValue::Void => "undefined".to_owned(),
+                other => other.to_string(),
+            };
+            out.args.push((k.str()?.to_string(), value));
+            out.given.push((kind, shown));
+        }
+        Ok(out)
+    }
+
+    /// The type and printed value of argument `key` as given, if it was.
+    fn given(&self, key: &str) -> Option<(&'static str, &str)> {
+        let i = self.args.iter().position(|(k, _)| k == key)?;
+        Some((self.given[i].0, self.given[i].1.as_str()))
+    }
+}
+
+/// The reply text RabbitMQ closes the channel with, for `text`.
+fn precondition_failed(text: &str) -> String {
+    format!("PRECONDITION_FAILED - {text}")
+}
+
+/// A native exception carrying `reply_text`, the text RabbitMQ's 406 would
+/// carry in the same case (the pika layer raises it as
+/// `ChannelClosedByBroker(406, reply_text)`).
+fn with_reply_text(py: Python<'_>, e: PyErr, reply_text: &str) -> PyErr {
+    // Setting an attribute on a fresh exception instance cannot fail in
+    // practice; if it did, the exception still says what went wrong.
+    let _ = e.value(py).setattr("reply_text", reply_text);
+    e
+}
+
+/// `Error::InvalidArgument` as RabbitMQ words it, with the type of the
+/// value as pika sent it (the Rust side only sees shmq's `ArgValue`).
+fn invalid_argument(py: Python<'_>, e: shmq::Error, given: &QueueArguments) -> PyErr {
+    let shmq::Error::InvalidArgument { queue, argument, mut reason } = e else { return err(e) };
+    if let (Some((kind, _)), Some((_, value))) = (given.given(&argument), given.args.iter().find(|(k, _)| *k == argument)) {
+        reason = reason.replace(&format!("{{unacceptable_type,{}}}", value.amqp_type()), &format!("{{unacceptable_type,{kind}}}"));
+    }
+    let text = format!("invalid arg '{argument}' for queue '{queue}' in vhost '/': {reason}");
+    let reply = precondition_failed(&text);
+    with_reply_text(py, InvalidArgument::new_err(text), &reply)
+}
+
+/// The arguments RabbitMQ 3.10 compares when a queue is redeclared, in its
+/// order (`rabbit_classic_queue`/`rabbit_quorum_queue` `queue_arguments`):
+/// the first that differs is the one its 406 names. A classic queue with
+/// `x-delivery-limit` is shmq's own, compared last.
+const CLASSIC_EQUIVALENCE: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-overflow",
+    "x-queue-type",
+    "x-delivery-limit",
+];
+const QUORUM_EQUIVALENCE: &[&str] = &[
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-overflow",
+    "x-queue-type",
+    "x-delivery-limit",
+    "x-message-ttl",
+];
+
+/// The type RabbitMQ would show for a stored argument: what pika sends such
+/// a value as (shmq keeps values, not their wire types).
+fn stored_type(v: &shmq::ArgValue) -> &'static str {
+    match v {
+        shmq::ArgValue::Int(i) if i32::try_from(*i).is_ok() => "signedint",
+        other => other.amqp_type(),
+    }
+}
+
+/// RabbitMQ's "inequivalent arg" text for a redeclare of `name` with
+/// `requested` options (given as `given`) that conflicts with the existing
+/// queue's `existing` ones; `None` if the difference is in nothing
+/// RabbitMQ has an argument for (e.g. `capacity_bytes`).
+fn inequivalent(name: &str, existing: &shmq::QueueOptions, requested: &shmq::QueueOptions, given: &QueueArguments) -> Option<String> {
+    let lead = |key: &str| format!("inequivalent arg '{key}' for queue '{name}' in vhost '/'");
+    if existing.auto_delete != requested.auto_delete {
+        return Some(format!("{}: received '{}' but current is '{}'", lead("auto_delete"), requested.auto_delete, existing.auto_delete));
+    }
+    let (current, wanted) = (existing.arguments(), requested.arguments());
+    let lookup = |args: &[(String, shmq::ArgValue)], key: &str| args.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let order = if existing.queue_type == shmq::QueueType::Quorum { QUORUM_EQUIVALENCE } else { CLASSIC_EQUIVALENCE };
+    for key in order {
+        let (cur, new) = (lookup(&current, key), lookup(&wanted, key));
+        if cur == new {
+            continue;
+        }
+        // As rabbit_misc:assert_args_equivalence prints them: a value on
+        // both sides plainly, one side missing as "none" and the other
+        // as "the value '…' of type '…'".
+        let received = match (&new, given.given(key)) {
+            (Some(_), Some((kind, shown))) => (shown.to_owned(), kind),
+            (Some(v), None) => (v.to_string(), stored_type(v)),
+            (None, _) => (String::new(), ""),
+        };
+        let current_shown = cur.as_ref().map(|v| (v.to_string(), stored_type(v)));
+        let text = match (new.is_some(), current_shown) {
+            (true, Some((c, _))) => format!("received '{}' but current is '{c}'", received.0),
+            (true, None) => format!("received the value '{}' of type '{}' but current is none", received.0, received.1),
+            (false, Some((c, kind))) => format!("received none but current is the value '{c}' of type '{kind}'"),
+            (false, None) => continue,
+        };
+        return Some(format!("{}: {text}", lead(key)));
+    }
+    None
+}
+
 #[pymethods]
 impl Namespace {
     /// Opens (creating) a namespace: a name under /dev/shm/shmq-<uid>, or a path;
@@ -106,11 +289,18 @@ impl Namespace {
     /// name with exclusive=True generates one. `max_length` and
     /// `max_length_bytes` are RabbitMQ's x-max-length and x-max-length-bytes
     /// (ready messages only); `overflow` is "drop-head" (the default),
-    /// "reject-publish" or "block" (shmq's own: wait for room).
-    #[pyo3(signature = (name, passive=false, exclusive=false, auto_delete=false, capacity_bytes=None, max_length=None, max_length_bytes=None, max_message_bytes=None, overflow=None, message_ttl_ms=None))]
+    /// "reject-publish", "reject-publish-dlx" or "block" (shmq's own: wait
+    /// for room). `arguments` takes RabbitMQ's queue arguments (those in
+    /// `QUEUE_ARGUMENTS`: x-dead-letter-exchange, x-delivery-limit,
+    /// x-expires, ...), checked as RabbitMQ checks them: a bad one raises
+    /// `InvalidArgument`, a redeclare with other options
+    /// `PreconditionFailed`; both carry `reply_text`, RabbitMQ's 406 text
+    /// for the case. A passive declare ignores the options.
+    #[pyo3(signature = (name, passive=false, exclusive=false, auto_delete=false, capacity_bytes=None, max_length=None, max_length_bytes=None, max_message_bytes=None, overflow=None, message_ttl_ms=None, arguments=None))]
     #[allow(clippy::too_many_arguments)]
     fn declare_queue(
         &self,
+        py: Python<'_>,
         name: &str,
         passive: bool,
         exclusive: bool,
@@ -121,6 +311,7 @@ impl Namespace {
         max_message_bytes: Option<u32>,
         overflow: Option<&str>,
         message_ttl_ms: Option<u64>,
+        arguments: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<(String, u64, u32)> {
         let stats = if passive {
             self.inner.declare_queue_passive(name).map_err(err)?
@@ -144,7 +335,20 @@ impl Namespace {
             if let Some(ms) = message_ttl_ms {
                 o = o.message_ttl(Duration::from_millis(ms));
             }
-            self.inner.declare_queue(name, &o).map_err(err)?
+            let given = QueueArguments::from_py(arguments)?;
+            let o = o.with_arguments(name, &given.args).map_err(|e| invalid_argument(py, e, &given))?;
+            match self.inner.declare_queue(name, &o) {
+                Ok(stats) => stats,
+                Err(e @ shmq::Error::PreconditionFailed { .. }) => {
+                    let existing = self.inner.queue_stats(name).ok().map(|s| s.options);
+                    let text = existing.and_then(|existing| inequivalent(name, &existing, &o, &given));
+                    return Err(match text {
+                        Some(text) => with_reply_text(py, err(e), &precondition_failed(&text)),
+                        None => err(e),
+                    });
+                }
+                Err(e) => return Err(err(e)),
+            }
         };
         Ok((stats.name, stats.ready, stats.consumers))
     }
@@ -176,7 +380,31 @@ impl Namespace {
         d.set_item("delivered", s.delivered)?;
         d.set_item("acked", s.acked)?;
         d.set_item("redelivered", s.redelivered)?;
+        d.set_item("dropped", s.dropped)?;
+        d.set_item("expired", s.expired)?;
+        d.set_item("dead_lettered", s.dead_lettered)?;
+        let args = PyDict::new(py);
+        for (k, v) in s.options.arguments() {
+            match v {
+                shmq::ArgValue::Str(s) => args.set_item(k, s)?,
+                shmq::ArgValue::Int(i) => args.set_item(k, i)?,
+                shmq::ArgValue::Bool(b) => args.set_item(k, b)?,
+                shmq::ArgValue::Void => args.set_item(k, py.None())?,
+            }
+        }
+        d.set_item("arguments", args)?;
         Ok(d)
+    }
+
+    /// Runs the namespace's timers now, as a broker's run on their own:
+    /// dead-letters expired messages at the head of queues nobody consumes
+    /// and deletes queues unused past their x-expires. Attached consumers
+    /// that wait run it every 100-200 ms; this is for callers that only
+    /// poll. Returns (messages dead-lettered, queues deleted).
+    fn housekeep(&self, py: Python<'_>) -> PyResult<(u64, u64)> {
+        let ns = &self.inner;
+        let done = py.allow_threads(|| ns.housekeep()).map_err(err)?;
+        Ok((done.dead_lettered, done.queues_expired))
     }
 
     /// Declares an exchange (direct, fanout, topic or headers).
@@ -223,14 +451,27 @@ impl Namespace {
         Publisher::new(self.inner.publisher())
     }
 
-    /// A consumer of `queue` (one per thread).
-    #[pyo3(signature = (queue, manual_ack=false, prefetch=0))]
-    fn consumer(&self, queue: &str, manual_ack: bool, prefetch: u32) -> PyResult<Consumer> {
+    /// A consumer of `queue` (one per thread). `delivery_count_header`
+    /// adds RabbitMQ's quorum-queue header `x-delivery-count` (how many
+    /// times the message was requeued before) to the headers of what it
+    /// receives: "redelivered" on redeliveries only (as RabbitMQ 3.10 does
+    /// for a consumer), "always" on every delivery (as it does for
+    /// basic.get); None never.
+    #[pyo3(signature = (queue, manual_ack=false, prefetch=0, delivery_count_header=None))]
+    fn consumer(&self, queue: &str, manual_ack: bool, prefetch: u32, delivery_count_header: Option<&str>) -> PyResult<Consumer> {
+        let count_header = match delivery_count_header {
+            None => CountHeader::Never,
+            Some("redelivered") => CountHeader::Redelivered,
+            Some("always") => CountHeader::Always,
+            Some(other) => {
+                return Err(PyValueError::new_err(format!("delivery_count_header {other:?}: use None, 'redelivered' or 'always'")))
+            }
+        };
         let mut o = shmq::ConsumerOptions::default().prefetch(prefetch);
         if manual_ack {
             o = o.manual_ack();
         }
-        Ok(Consumer { inner: self.inner.consumer(queue, o).map_err(err)? })
+        Ok(Consumer { inner: self.inner.consumer(queue, o).map_err(err)?, count_header })
     }
 }
 
@@ -290,19 +531,125 @@ impl Publisher {
     }
 }
 
-/// A scalar header value (strings and bytes are handled by the caller).
-fn header_scalar(v: &Bound<'_, PyAny>) -> PyResult<shmq::HeaderValue<'static>> {
-    if v.is_none() {
-        Ok(shmq::HeaderValue::Void)
-    } else if let Ok(b) = v.extract::<bool>() {
-        Ok(shmq::HeaderValue::Bool(b))
-    } else if let Ok(i) = v.extract::<i64>() {
-        Ok(shmq::HeaderValue::Int(i))
-    } else if let Ok(f) = v.extract::<f64>() {
-        Ok(shmq::HeaderValue::Float(f))
-    } else {
-        Err(PyValueError::new_err("header values must be str, bytes, int, float, bool or None"))
+/// `datetime.datetime`, `calendar.timegm` and `datetime.timezone.utc`,
+/// looked up once: header timestamps are converted as pika converts them.
+static DATETIME: GILOnceCell<Py<PyType>> = GILOnceCell::new();
+static TIMEGM: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+static UTC: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+
+fn is_datetime(v: &Bound<'_, PyAny>) -> bool {
+    DATETIME.import(v.py(), "datetime", "datetime").is_ok_and(|t| v.is_instance(t).unwrap_or(false))
+}
+
+/// Seconds since the epoch of a `datetime`, as pika encodes an AMQP
+/// timestamp: `calendar.timegm(value.utctimetuple())`, so a naive datetime
+/// counts as UTC and an aware one is converted.
+fn timestamp_of(v: &Bound<'_, PyAny>) -> PyResult<u64> {
+    let py = v.py();
+    let timegm = TIMEGM.get_or_try_init(py, || py.import("calendar")?.getattr("timegm").map(Bound::unbind))?;
+    let seconds: i64 = timegm.bind(py).call1((v.call_method0("utctimetuple")?,))?.extract()?;
+    u64::try_from(seconds).map_err(|_| PyValueError::new_err(format!("header timestamp {v} is before 1970: AMQP timestamps are unsigned")))
+}
+
+/// A `datetime` in UTC for an AMQP timestamp, as pika 1.4 decodes one
+/// (`datetime.fromtimestamp(seconds, timezone.utc)`); the number itself if
+/// Python cannot represent it (beyond the year 9999).
+fn datetime_of(py: Python<'_>, seconds: u64) -> PyResult<PyObject> {
+    let utc = UTC.get_or_try_init(py, || py.import("datetime")?.getattr("timezone")?.getattr("utc").map(Bound::unbind))?;
+    let datetime = DATETIME.import(py, "datetime", "datetime")?;
+    match datetime.call_method1("fromtimestamp", (seconds, utc.bind(py))) {
+        Ok(d) => Ok(d.unbind()),
+        Err(_) => Ok(seconds.into_pyobject(py)?.into_any().unbind()),
     }
+}
+
+/// A header value taken from Python, owning its bytes; nested tables and
+/// arrays are encoded as they are read.
+enum PyHeader {
+    Str(String),
+    Bytes(Vec<u8>),
+    /// Int, Float, Bool, Void or Timestamp.
+    Scalar(shmq::HeaderValue<'static>),
+    Table(Vec<u8>),
+    Array(Vec<u8>),
+}
+
+impl PyHeader {
+    fn value(&self) -> PyResult<shmq::HeaderValue<'_>> {
+        let malformed = || ShmqError::new_err("a nested header table did not encode: report this as a bug");
+        Ok(match self {
+            Self::Str(s) => shmq::HeaderValue::Str(s),
+            Self::Bytes(b) => shmq::HeaderValue::Bytes(b),
+            Self::Scalar(v) => *v,
+            Self::Table(t) => shmq::HeaderValue::Table(shmq::Headers::from_encoded(t).ok_or_else(malformed)?),
+            Self::Array(a) => shmq::HeaderValue::Array(shmq::HeaderArray::from_encoded(a).ok_or_else(malformed)?),
+        })
+    }
+}
+
+/// Converts a header value from Python, as pika encodes it: str, bytes,
+/// bool, int (64 bits), float, None, `datetime.datetime` (a timestamp),
+/// dict (a table), list or tuple (an array). `depth` is the nesting of the
+/// table or array that holds it (0: the headers themselves); deeper than
+/// `shmq.MAX_HEADER_DEPTH` is refused, which also stops a dict that
+/// contains itself.
+fn py_header(v: &Bound<'_, PyAny>, depth: usize) -> PyResult<PyHeader> {
+    if let Ok(b) = v.downcast::<PyBytes>() {
+        return Ok(PyHeader::Bytes(b.as_bytes().to_vec()));
+    }
+    if v.is_instance_of::<PyString>() {
+        return Ok(PyHeader::Str(v.extract()?));
+    }
+    if v.is_none() {
+        return Ok(PyHeader::Scalar(shmq::HeaderValue::Void));
+    }
+    if v.is_instance_of::<PyBool>() {
+        return Ok(PyHeader::Scalar(shmq::HeaderValue::Bool(v.extract()?)));
+    }
+    if v.is_instance_of::<PyInt>() {
+        let i = v.extract::<i64>().map_err(|_| PyValueError::new_err(format!("header integer {v} does not fit in 64 bits")))?;
+        return Ok(PyHeader::Scalar(shmq::HeaderValue::Int(i)));
+    }
+    if v.is_instance_of::<PyFloat>() {
+        return Ok(PyHeader::Scalar(shmq::HeaderValue::Float(v.extract()?)));
+    }
+    let nested = depth + 1;
+    let too_deep = || PyValueError::new_err(format!("headers nest deeper than {} tables and arrays", shmq::MAX_HEADER_DEPTH));
+    if let Ok(d) = v.downcast::<PyDict>() {
+        if nested > shmq::MAX_HEADER_DEPTH {
+            return Err(too_deep());
+        }
+        return Ok(PyHeader::Table(encode_table(&py_table(d, nested)?)?));
+    }
+    if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
+        if nested > shmq::MAX_HEADER_DEPTH {
+            return Err(too_deep());
+        }
+        let items = v.try_iter()?.map(|item| py_header(&item?, nested)).collect::<PyResult<Vec<_>>>()?;
+        let values = items.iter().map(PyHeader::value).collect::<PyResult<Vec<_>>>()?;
+        return Ok(PyHeader::Array(shmq::HeaderArray::encode(&values).map_err(publish_err)?));
+    }
+    if is_datetime(v) {
+        return Ok(PyHeader::Scalar(shmq::HeaderValue::Timestamp(timestamp_of(v)?)));
+    }
+    Err(PyValueError::new_err(format!(
+        "header values must be str, bytes, int, float, bool, None, datetime.datetime, dict, list or tuple, not {}",
+        v.get_type().name()?
+    )))
+}
+
+/// The entries of a headers table (`depth` 0) or of a nested one.
+fn py_table(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<Vec<(String, PyHeader)>> {
+    let mut out = Vec::with_capacity(d.len());
+    for (k, v) in d.iter() {
+        out.push((k.str()?.to_string(), py_header(&v, depth)?));
+    }
+    Ok(out)
+}
+
+fn encode_table(entries: &[(String, PyHeader)]) -> PyResult<Vec<u8>> {
+    let values = entries.iter().map(|(k, v)| Ok((k.as_str(), v.value()?))).collect::<PyResult<Vec<_>>>()?;
+    shmq::Headers::encode(&values).map_err(publish_err)
 }
 
 #[pymethods]
@@ -364,36 +711,13 @@ impl Publisher {
             get("app_id")?,
         );
         let (timestamp, priority, delivery_mode) = (get_int("timestamp")?, get_int("priority")?, get_int("delivery_mode")?);
-        // Headers: strings and bytes are borrowed from Python-owned copies.
-        let mut header_keys: Vec<String> = Vec::new();
-        let mut header_strs: Vec<(usize, String)> = Vec::new();
-        let mut header_bytes: Vec<(usize, Vec<u8>)> = Vec::new();
-        let mut header_scalars: Vec<(usize, shmq::HeaderValue<'static>)> = Vec::new();
-        if let Some(h) = props.map(|p| p.get_item("headers")).transpose()?.flatten() {
-            if !h.is_none() {
-                let h = h.downcast::<PyDict>()?;
-                for (i, (k, v)) in h.iter().enumerate() {
-                    header_keys.push(k.str()?.to_string());
-                    if let Ok(b) = v.downcast::<PyBytes>() {
-                        header_bytes.push((i, b.as_bytes().to_vec()));
-                    } else if let Ok(s) = v.extract::<String>() {
-                        header_strs.push((i, s));
-                    } else {
-                        header_scalars.push((i, header_scalar(&v)?));
-                    }
-                }
-            }
-        }
-        let mut headers: Vec<(&str, shmq::HeaderValue<'_>)> = header_keys.iter().map(|k| (k.as_str(), shmq::HeaderValue::Void)).collect();
-        for (i, s) in &header_strs {
-            headers[*i].1 = shmq::HeaderValue::Str(s);
-        }
-        for (i, b) in &header_bytes {
-            headers[*i].1 = shmq::HeaderValue::Bytes(b);
-        }
-        for (i, v) in &header_scalars {
-            headers[*i].1 = *v;
-        }
+        // Headers: owned copies, nested tables and arrays encoded; the
+        // properties borrow from them.
+        let owned_headers = match props.map(|p| p.get_item("headers")).transpose()?.flatten() {
+            Some(h) if !h.is_none() => py_table(h.downcast::<PyDict>()?, 0)?,
+            _ => Vec::new(),
+        };
+        let headers = owned_headers.iter().map(|(k, v)| Ok((k.as_str(), v.value()?))).collect::<PyResult<Vec<_>>>()?;
         let properties = shmq::Properties {
             content_type: content_type.as_deref(),
             content_encoding: content_encoding.as_deref(),

@@ -253,3 +253,21 @@ fn redeclaring_with_other_dead_letter_settings_is_a_precondition_failure() {
         assert!(matches!(t.ns.declare_queue("q", &other), Err(Error::PreconditionFailed { .. })), "{other:?}");
     }
 }
+
+#[test]
+fn a_full_dead_letter_queue_keeps_the_message_in_its_queue() {
+    let t = TempNs::new("dl-full");
+    t.ns.declare_queue("dead", &QueueOptions::default().max_length(1).overflow(Overflow::Reject)).unwrap();
+    t.ns.declare_queue("work", &QueueOptions::default().dead_letter_exchange("").dead_letter_routing_key("dead")).unwrap();
+    let mut producer = t.ns.producer("work").unwrap();
+    producer.publish(b"first").unwrap();
+    producer.publish(b"second").unwrap();
+    let work = t.ns.consumer("work", manual()).unwrap();
+    work.try_recv().unwrap().reject(false).unwrap();
+    // `dead` is full now: the second rejection cannot publish its copy, so
+    // the message is requeued, not lost.
+    work.try_recv().unwrap().reject(false).unwrap();
+    let again = work.try_recv().unwrap();
+    assert_eq!((again.body(), again.redelivered()), (&b"second"[..], true));
+    assert_eq!(t.ns.queue_stats("dead").unwrap().ready, 1);
+}

@@ -153,6 +153,9 @@ impl DeadLetterer {
             // nowhere, as in RabbitMQ (counted as unroutable).
             Err(PublishError::ExchangeNotFound) => Ok(()),
             Err(e) => Err(e),
+            // A dead-letter queue refused it (full, `reject-publish`): the
+            // message stays where it is rather than be lost.
+            Ok(routed) if routed.full > 0 => Err(PublishError::QueueFull),
             Ok(_) => Ok(()),
         }
     }

@@ -248,7 +248,7 @@ impl Producer {
     pub fn publish_with(&mut self, properties: &Properties<'_>, body: &[u8]) -> Result<(), PublishError> {
         let encoded = self.encode_size(properties, body.len())?;
         let claimed = self.claim(&[encoded.units], body.len() as u64);
-        if claimed == Err(PublishError::QueueFull) {
+        if matches!(claimed, Err(PublishError::QueueFull)) {
             self.refused(properties, body);
         }
         let Some(claim) = claimed? else {
@@ -335,7 +335,7 @@ impl Producer {
             let units = &units[..count];
             let bytes = chunk.iter().map(|b| b.len() as u64).sum();
             let claimed = self.claim(units, bytes);
-            if claimed == Err(PublishError::QueueFull) && chunk.len() == 1 {
+            if matches!(claimed, Err(PublishError::QueueFull)) && chunk.len() == 1 {
                 self.refused(&props, chunk[0]);
             }
             let Some(claim) = claimed? else {

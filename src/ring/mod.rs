@@ -1359,6 +1359,7 @@ impl<M: RingMemory> Ring<M> {
 
     /// The record in slot `pos`, if its range fits the ring: what a slot
     /// holds is untrusted until checked.
+    #[inline]
     fn read_record(&self, pos: u32, flags: u8) -> Option<Record> {
         let slot = self.slot(pos);
         let data_start = slot.data_start.load(Ordering::Relaxed);

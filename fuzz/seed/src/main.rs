@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use shmq::fuzzing::{encode_properties, routing_table_reencode};
 use shmq::{
-    ArgValue, ConsumerOptions, ExchangeKind, ExchangeOptions, HeaderValue, Namespace, NamespaceOptions, Overflow, Properties, QueueOptions,
-    RoutingLimits,
+    ArgValue, ConsumerOptions, ExchangeKind, ExchangeOptions, HeaderArray, HeaderValue, Headers, Namespace, NamespaceOptions, Overflow,
+    Properties, QueueOptions, QueueType, RoutingLimits,
 };
 
 /// As fuzz_targets/segment_open.rs.
@@ -101,6 +101,36 @@ fn main() {
     ns.producer("drop").unwrap().publish(b"x").unwrap();
     write(&out, "segment_open", "queue-drop-oldest-ttl", &segment_input(MODE_QUEUE, &queue_file("drop")));
 
+    // Dead-lettering: a queue with every lifecycle setting, a message
+    // requeued twice (its delivery count in the expiry word), and the
+    // dead-letter queue holding a copy with an x-death record.
+    ns.declare_queue("dead", &small()).unwrap();
+    let lifecycle = small()
+        .dead_letter_exchange("")
+        .dead_letter_routing_key("dead")
+        .delivery_limit(5)
+        .expires(std::time::Duration::from_secs(3600))
+        .queue_type(QueueType::Quorum)
+        .overflow(Overflow::RejectPublishDlx);
+    ns.declare_queue("life", &lifecycle).unwrap();
+    let mut producer = ns.producer("life").unwrap();
+    producer.publish(b"requeued twice").unwrap();
+    producer.publish(b"rejected").unwrap();
+    let consumer = ns.consumer("life", ConsumerOptions::default().manual_ack().prefetch(1)).unwrap();
+    for _ in 0..2 {
+        consumer.try_recv().unwrap().nack(true).unwrap();
+    }
+    let first = consumer.try_recv().unwrap().tag();
+    consumer.ack(first).unwrap();
+    consumer.try_recv().unwrap().reject(false).unwrap();
+    producer.publish(b"requeued twice, again").unwrap();
+    for _ in 0..2 {
+        consumer.try_recv().unwrap().nack(true).unwrap();
+    }
+    drop((consumer, producer));
+    write(&out, "segment_open", "queue-lifecycle", &segment_input(MODE_QUEUE, &queue_file("life")));
+    write(&out, "segment_open", "queue-dead-lettered", &segment_input(MODE_QUEUE, &queue_file("dead")));
+
     // ---- routing: builtins only, then a table using every field
     let builtins = std::fs::read(root.join("routing")).unwrap();
     let builtin_words = live_table_words(&builtins);
@@ -154,6 +184,18 @@ fn main() {
     write(&out, "properties", "every-field", &encode_properties(&every).unwrap());
     write(&out, "properties", "headers", &encode_properties(&Properties::new().headers(&all_headers)).unwrap());
     write(&out, "properties", "message-id", &encode_properties(&Properties::new().message_id("m1")).unwrap());
+    // Nested values as in x-death: an array of tables holding an array.
+    let keys = HeaderArray::encode(&[HeaderValue::Str("rk"), HeaderValue::Str("cc")]).unwrap();
+    let death = Headers::encode(&[
+        ("count", HeaderValue::Int(2)),
+        ("reason", HeaderValue::Str("rejected")),
+        ("time", HeaderValue::Timestamp(1_700_000_000)),
+        ("routing-keys", HeaderValue::Array(HeaderArray::from_encoded(&keys).unwrap())),
+    ])
+    .unwrap();
+    let deaths = HeaderArray::encode(&[HeaderValue::Table(Headers::from_encoded(&death).unwrap())]).unwrap();
+    let nested = [("x-death", HeaderValue::Array(HeaderArray::from_encoded(&deaths).unwrap()))];
+    write(&out, "properties", "nested", &encode_properties(&Properties::new().headers(&nested)).unwrap());
 
     // ---- topic_match: `binding_key \n routing_key`
     for (i, (pattern, key)) in [

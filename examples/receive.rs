@@ -6,7 +6,8 @@
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let limit: Option<u64> = std::env::args().nth(1).map(|n| n.parse()).transpose()?;
     let ns = shmq::Namespace::open_default()?;
-    ns.declare_queue("hello", &shmq::QueueOptions::default())?;
+    // A quorum queue, as RabbitMQ's tutorial declares it (and so interoperates with it).
+    ns.declare_queue("hello", &shmq::QueueOptions::default().queue_type(shmq::QueueType::Quorum))?;
     let consumer = ns.consumer("hello", shmq::ConsumerOptions::default())?;
     println!(" [*] Waiting for messages. To exit press CTRL+C");
     let mut received = 0;

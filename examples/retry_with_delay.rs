@@ -68,7 +68,9 @@ fn rejections(properties: &shmq::PropertiesRef<'_>) -> i64 {
     deaths
         .iter()
         .find_map(|death| match death {
-            HeaderValue::Table(t) if t.get("queue") == Some(HeaderValue::Str("jobs")) && t.get("reason") == Some(HeaderValue::Str("rejected")) => {
+            HeaderValue::Table(t)
+                if t.get("queue") == Some(HeaderValue::Str("jobs")) && t.get("reason") == Some(HeaderValue::Str("rejected")) =>
+            {
                 match t.get("count") {
                     Some(HeaderValue::Int(n)) => Some(n),
                     _ => None,

@@ -10,7 +10,7 @@ use shmq::{ConsumerOptions, Properties, QueueOptions};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n: u64 = std::env::args().nth(1).map(|n| n.parse()).transpose()?.unwrap_or(30);
     let ns = shmq::Namespace::open_default()?;
-    ns.declare_queue("rpc_queue", &QueueOptions::default())?;
+    ns.declare_queue("rpc_queue", &QueueOptions::default().queue_type(shmq::QueueType::Quorum))?;
     let callback = ns.declare_queue("", &QueueOptions::default().exclusive(true))?.name;
     let consumer = ns.consumer(&callback, ConsumerOptions::default())?;
     let correlation_id = format!("{:x}-{n}", std::process::id());

@@ -16,7 +16,8 @@ fn fib(n: u64) -> u64 {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let limit: Option<u64> = std::env::args().nth(1).map(|n| n.parse()).transpose()?;
     let ns = shmq::Namespace::open_default()?;
-    ns.declare_queue("rpc_queue", &QueueOptions::default())?;
+    // A quorum queue, as RabbitMQ's tutorial declares it (and so interoperates with it).
+    ns.declare_queue("rpc_queue", &QueueOptions::default().queue_type(shmq::QueueType::Quorum))?;
     let consumer = ns.consumer("rpc_queue", ConsumerOptions::default().manual_ack().prefetch(1))?;
     let mut publisher = ns.publisher();
     println!(" [x] Awaiting RPC requests");

@@ -5,7 +5,8 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ns = shmq::Namespace::open_default()?;
-    ns.declare_queue("hello", &shmq::QueueOptions::default())?;
+    // A quorum queue, as RabbitMQ's tutorial declares it (and so interoperates with it).
+    ns.declare_queue("hello", &shmq::QueueOptions::default().queue_type(shmq::QueueType::Quorum))?;
     let mut producer = ns.producer("hello")?;
     producer.publish(b"Hello World!")?;
     println!(" [x] Sent 'Hello World!'");

@@ -11,7 +11,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fast = std::env::var("SHMQ_FAST_TASKS").is_ok_and(|v| v == "1");
     let idle_exit = std::env::var("SHMQ_IDLE_EXIT").is_ok_and(|v| v == "1");
     let ns = shmq::Namespace::open_default()?;
-    ns.declare_queue("task_queue", &shmq::QueueOptions::default())?;
+    // A quorum queue, as RabbitMQ's tutorial declares it (and so interoperates with it).
+    ns.declare_queue("task_queue", &shmq::QueueOptions::default().queue_type(shmq::QueueType::Quorum))?;
     let consumer = ns.consumer("task_queue", shmq::ConsumerOptions::default().manual_ack().prefetch(1))?;
     println!(" [*] Waiting for messages. To exit press CTRL+C");
     let mut done = 0;

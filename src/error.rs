@@ -63,6 +63,18 @@ pub enum Error {
         /// What is wrong, in RabbitMQ's words where it has them.
         reason: String,
     },
+    /// A queue argument that takes a name (`x-dead-letter-exchange`,
+    /// `x-dead-letter-routing-key`) given a value of another type; RabbitMQ
+    /// words this one differently from other invalid arguments.
+    #[error("invalid type '{found}' for arg '{argument}' in queue '{queue}'")]
+    InvalidArgumentType {
+        /// The queue.
+        queue: String,
+        /// The argument.
+        argument: String,
+        /// The AMQP type it was given as, e.g. `long`.
+        found: &'static str,
+    },
     /// Queue options that cannot work together.
     #[error("invalid queue options: {0}")]
     InvalidOptions(String),

@@ -72,7 +72,16 @@ impl NamespaceState {
 
     /// State for a namespace just opened.
     pub(crate) fn new(dir: Arc<NamespaceDir>, name: String, routing: RoutingSegment, memory_budget: u64) -> Self {
-        Self { dir, name, peer: Mutex::new(None), routing, router: Mutex::new(None), exclusive: Mutex::new(Vec::new()), memory_budget, housekeeping: Default::default() }
+        Self {
+            dir,
+            name,
+            peer: Mutex::new(None),
+            routing,
+            router: Mutex::new(None),
+            exclusive: Mutex::new(Vec::new()),
+            memory_budget,
+            housekeeping: Default::default(),
+        }
     }
 
     /// The compiled routing snapshot for the table's current generation.

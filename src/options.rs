@@ -421,22 +421,34 @@ impl QueueOptions {
     /// ```
     pub fn with_arguments(mut self, queue: &str, args: &[(String, crate::ArgValue)]) -> Result<Self, Error> {
         use crate::ArgValue;
-        let invalid = |argument: &str, reason: String| Error::InvalidArgument { queue: queue.to_owned(), argument: argument.to_owned(), reason };
+        let invalid =
+            |argument: &str, reason: String| Error::InvalidArgument { queue: queue.to_owned(), argument: argument.to_owned(), reason };
         let find = |key: &str| args.iter().find(|(k, _)| k == key).map(|(_, v)| v);
         for (key, value) in args {
             let key = key.as_str();
+            // RabbitMQ's words for each kind of wrong value.
             let int = |min: i64| match value {
                 ArgValue::Int(n) if *n < min && *n < 0 => Err(invalid(key, format!("{{value_negative,{n}}}"))),
                 ArgValue::Int(n) if *n < min => Err(invalid(key, format!("{{value_zero,{n}}}"))),
                 ArgValue::Int(n) => Ok(*n as u64),
-                other => Err(invalid(key, format!("{{unacceptable_type,{}}}", other.amqp_type()))),
+                other => Err(invalid(key, format!("\"expected integer, got {}\"", other.amqp_type()))),
             };
             let text = || match value {
                 ArgValue::Str(s) => Ok(s.clone()),
                 other => Err(invalid(key, format!("{{unacceptable_type,{}}}", other.amqp_type()))),
             };
+            let name = || match value {
+                ArgValue::Str(s) => Ok(s.clone()),
+                other => Err(Error::InvalidArgumentType { queue: queue.to_owned(), argument: key.to_owned(), found: other.amqp_type() }),
+            };
             match key {
-                "x-max-length" => self.max_length = Some(int(0)?),
+                "x-max-length" => {
+                    let n = int(0)?;
+                    if n > u64::from(u32::MAX) {
+                        return Err(invalid(key, format!("{n} is over {}, the most shmq supports", u32::MAX)));
+                    }
+                    self.max_length = Some(n);
+                }
                 "x-max-length-bytes" => self.max_length_bytes = Some(int(0)?),
                 "x-message-ttl" => self.message_ttl = Some(Duration::from_millis(int(0)?)),
                 "x-expires" => self.expires = Some(Duration::from_millis(int(1)?)),
@@ -445,9 +457,12 @@ impl QueueOptions {
                     self.delivery_limit = Some(u32::try_from(n).map_err(|_| invalid(key, format!("{n} is over {}", u32::MAX)))?);
                 }
                 "x-overflow" => self.overflow = Some(text()?.parse().map_err(|_| invalid(key, "invalid_overflow".into()))?),
-                "x-queue-type" => self.queue_type = text()?.parse().map_err(|e: String| invalid(key, e))?,
+                "x-queue-type" => {
+                    let kind = text()?;
+                    self.queue_type = kind.parse().map_err(|_| invalid(key, format!("\"unsupported queue type '{kind}'\"")))?;
+                }
                 "x-dead-letter-exchange" => {
-                    let name = text()?;
+                    let name = name()?;
                     if name.len() > 255 {
                         return Err(invalid(key, "the exchange name is over 255 bytes".into()));
                     }
@@ -457,17 +472,14 @@ impl QueueOptions {
                     if find("x-dead-letter-exchange").is_none() {
                         return Err(invalid(key, "routing_key_but_no_dlx_defined".into()));
                     }
-                    let routing_key = text()?;
+                    let routing_key = name()?;
                     if routing_key.len() > 255 {
                         return Err(invalid(key, "the routing key is over 255 bytes".into()));
                     }
                     self.dead_letter_routing_key = Some(routing_key);
                 }
                 other => {
-                    return Err(invalid(
-                        other,
-                        format!("not supported by shmq (supported: {}); remove it", QUEUE_ARGUMENTS.join(", ")),
-                    ))
+                    return Err(invalid(other, format!("not supported by shmq (supported: {}); remove it", QUEUE_ARGUMENTS.join(", "))))
                 }
             }
         }

@@ -224,7 +224,11 @@ fn queue_arguments_are_checked_as_rabbitmq_checks_them() {
     };
     assert_eq!(reason(arg("x-expires", ArgValue::Int(0))), "{value_zero,0}");
     assert_eq!(reason(arg("x-delivery-limit", ArgValue::Int(-1))), "{value_negative,-1}");
-    assert_eq!(reason(arg("x-dead-letter-exchange", ArgValue::Int(1))), "{unacceptable_type,long}");
+    assert_eq!(reason(arg("x-expires", ArgValue::Str("1".into()))), "\"expected integer, got longstr\"");
+    assert_eq!(reason(arg("x-queue-type", ArgValue::Str("bogus".into()))), "\"unsupported queue type 'bogus'\"");
+    assert!(reason(arg("x-max-length", ArgValue::Int(1 << 40))).contains("4294967295"));
+    let typed = QueueOptions::default().with_arguments("q", &arg("x-dead-letter-exchange", ArgValue::Int(1)));
+    assert_eq!(typed.unwrap_err().to_string(), "invalid type 'long' for arg 'x-dead-letter-exchange' in queue 'q'");
     assert_eq!(reason(arg("x-dead-letter-routing-key", ArgValue::Str("k".into()))), "routing_key_but_no_dlx_defined");
     assert_eq!(reason(arg("x-overflow", ArgValue::Str("sometimes".into()))), "invalid_overflow");
     assert!(reason(arg("x-max-priority", ArgValue::Int(5))).contains("not supported by shmq"));

@@ -108,7 +108,12 @@ fn run(mode: &str) {
         if work.ready + work.unacked == 0 {
             break;
         }
-        assert!(Instant::now() < drain_deadline, "work wedged: {} ready, {} unacked after {kills} kills (seed {seed})", work.ready, work.unacked);
+        assert!(
+            Instant::now() < drain_deadline,
+            "work wedged: {} ready, {} unacked after {kills} kills (seed {seed})",
+            work.ready,
+            work.unacked
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     kill(&mut worker);
@@ -116,7 +121,13 @@ fn run(mode: &str) {
     drain_dead(&t, &mut seen);
     let (attempted, published) = published_ids(&producer_log);
     let lost: Vec<&String> = published.iter().filter(|id| !seen.contains_key(*id)).collect();
-    assert!(lost.is_empty(), "{} of {} published messages never reached dead, e.g. {:?} (seed {seed})", lost.len(), published.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} of {} published messages never reached dead, e.g. {:?} (seed {seed})",
+        lost.len(),
+        published.len(),
+        &lost[..lost.len().min(5)]
+    );
     let strangers: Vec<&String> = seen.keys().filter(|id| !attempted.contains(*id)).collect();
     assert!(strangers.is_empty(), "dead holds messages nobody published: {strangers:?}");
     let duplicates: u32 = seen.values().map(|n| n - 1).sum();

@@ -2,7 +2,8 @@
 //! reads from shared memory after a record's header.
 //!
 //! Checks: no panic; a parsed headers table iterates to its end and answers
-//! lookups; and what parses is canonical after one round trip: re-encoding
+//! lookups, and so do the tables and arrays nested in it, never deeper than
+//! `MAX_HEADER_DEPTH`; and what parses is canonical after one round trip: re-encoding
 //! it as a publisher would gives bytes that parse to the same properties and
 //! re-encode to the same bytes.
 use shmq::fuzzing::{encode_properties, parse_properties};
@@ -28,9 +29,29 @@ fn reencode(p: &PropertiesRef<'_>) -> Vec<u8> {
     encode_properties(&props).expect("parsed properties must be encodable")
 }
 
+/// Walks a value's nested tables and arrays (validated when the headers
+/// were parsed, so every level must read to its end).
+fn walk(value: HeaderValue<'_>, depth: usize) {
+    assert!(depth <= shmq::MAX_HEADER_DEPTH + 1, "nesting deeper than the parser allows");
+    match value {
+        HeaderValue::Table(table) => {
+            let entries: Vec<_> = table.iter().collect();
+            assert_eq!(entries.is_empty(), table.is_empty());
+            if let Some((key, _)) = entries.first() {
+                assert!(table.get(key).is_some(), "a nested get() misses a key");
+            }
+            assert!(shmq::Headers::from_encoded(table.as_bytes()).is_some(), "a validated table fails validation alone");
+            entries.into_iter().for_each(|(_, v)| walk(v, depth + 1));
+        }
+        HeaderValue::Array(array) => array.iter().for_each(|v| walk(v, depth + 1)),
+        _ => {}
+    }
+}
+
 /// One input; panics on a failure.
 pub fn run(data: &[u8]) {
     let Some(parsed) = parse_properties(data) else { return };
+    parsed.headers.iter().for_each(|(_, v)| walk(v, 1));
     let headers = headers_of(&parsed);
     assert_eq!(headers.is_empty(), parsed.headers.iter().next().is_none());
     if let Some((key, _)) = headers.first() {

@@ -28,7 +28,10 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from . import _native
 from ._native import (
+    MAX_HEADER_DEPTH,
+    QUEUE_ARGUMENTS,
     ExchangeNotFound,
+    InvalidArgument,
     PreconditionFailed,
     QueueFull,
     QueueNotFound,
@@ -56,11 +59,14 @@ __all__ = [
     "Consumer",
     "DeliveryMode",
     "ExchangeNotFound",
+    "InvalidArgument",
+    "MAX_HEADER_DEPTH",
     "Message",
     "MethodFrame",
     "NackError",
     "Namespace",
     "PreconditionFailed",
+    "QUEUE_ARGUMENTS",
     "QueueFull",
     "QueueNotFound",
     "ShmqError",
@@ -106,6 +112,13 @@ class Message:
         return self._native.exchange
 
     @property
+    def delivery_count(self) -> int:
+        """How many times the message was requeued before this delivery
+        (by a nack, or a consumer that closed or died holding it): RabbitMQ's
+        ``x-delivery-count``. 0 on the first delivery."""
+        return self._native.delivery_count
+
+    @property
     def properties(self) -> "BasicProperties":
         return BasicProperties(**self._native.properties)
 
@@ -114,7 +127,10 @@ class Message:
         self._consumer._native.ack(self.delivery_tag)
 
     def nack(self, requeue: bool = True) -> None:
-        """Reject, requeueing (flagged redelivered) or discarding."""
+        """Reject, requeueing (flagged redelivered), or without requeue
+        dead-lettering (to the queue's ``x-dead-letter-exchange``, if it has
+        one) or discarding. A requeue past the queue's ``x-delivery-limit``
+        dead-letters or discards too."""
         self._consumer._native.nack(self.delivery_tag, requeue)
 
     reject = nack
@@ -185,7 +201,12 @@ class Namespace:
         ``exclusive=True``). Options: passive, exclusive, auto_delete,
         capacity_bytes (the first ring's size), max_length, max_length_bytes,
         max_message_bytes, overflow ('drop-head' (the default),
-        'reject-publish' or 'block'), message_ttl_ms."""
+        'reject-publish', 'reject-publish-dlx' or 'block'), message_ttl_ms,
+        and ``arguments``: RabbitMQ's queue arguments (``QUEUE_ARGUMENTS``:
+        ``{'x-dead-letter-exchange': 'dlx', 'x-delivery-limit': 3,
+        'x-expires': 60000, ...}``), checked as RabbitMQ checks them
+        (``InvalidArgument``; a redeclare with other options raises
+        ``PreconditionFailed``)."""
         return self._native.declare_queue(name, **options)[0]
 
     def declare_exchange(self, name: str, kind: str = "direct", **options: Any) -> None:
@@ -210,7 +231,18 @@ class Namespace:
         return Consumer(self._native.consumer(queue, manual_ack, prefetch))
 
     def stats(self, queue: str) -> Dict[str, Any]:
+        """The queue's counts (ready, unacked, consumers, published,
+        delivered, acked, redelivered, dropped, expired, dead_lettered) and
+        ``arguments``, the RabbitMQ arguments it was declared with."""
         return self._native.queue_stats(queue)
+
+    def housekeep(self) -> Tuple[int, int]:
+        """Run the namespace's timers now: dead-letter expired messages at
+        the head of queues nobody consumes, delete queues unused past their
+        ``x-expires``. Waiting consumers run them every 100-200 ms on their
+        own; a process that only polls may call this. Returns (messages
+        dead-lettered, queues deleted)."""
+        return self._native.housekeep()
 
     def __enter__(self) -> "Namespace":
         return self
@@ -341,17 +373,6 @@ class ChannelClosedByBroker(ChannelClosed):
         super().__init__(f"({reply_code}, {reply_text!r})")
         self.reply_code = reply_code
         self.reply_text = reply_text
-
-
-def _queue_arg_int(queue: str, arg: str, value: Any) -> int:
-    """A non-negative integer queue argument, refused as RabbitMQ does."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{queue}': "
-                                         f"expected integer, got {type(value).__name__}")
-    if value < 0:
-        raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{queue}': "
-                                         f"{{value_negative,{value}}}")
-    return value
 
 
 class NackError(AMQPChannelError):
@@ -504,6 +525,14 @@ class GetOk:
     message_count: int = 0
 
 
+def _counts_deliveries(arguments: Dict[str, Any]) -> bool:
+    """True if deliveries from a queue declared with ``arguments`` carry
+    ``x-delivery-count``: a quorum queue's do in RabbitMQ (the only type
+    there that takes ``x-delivery-limit``); in shmq so do those of any
+    queue with a delivery limit."""
+    return arguments.get("x-queue-type") == "quorum" or "x-delivery-limit" in arguments
+
+
 @dataclass
 class _Subscription:
     tag: str
@@ -517,7 +546,9 @@ def _closed(e: Exception) -> ChannelClosedByBroker:
     if isinstance(e, (QueueNotFound, ExchangeNotFound)):
         return ChannelClosedByBroker(404, f"NOT_FOUND - {e}")
     if isinstance(e, PreconditionFailed):
-        return ChannelClosedByBroker(406, f"PRECONDITION_FAILED - {e}")
+        # RabbitMQ's own text where the native side knows it (invalid and
+        # inequivalent queue arguments), else shmq's.
+        return ChannelClosedByBroker(406, getattr(e, "reply_text", None) or f"PRECONDITION_FAILED - {e}")
     return ChannelClosedByBroker(500, str(e))
 
 
@@ -542,47 +573,62 @@ class BlockingChannel:
         self._next_tag = itertools.count(1)
         # channel delivery tag -> (native consumer, native tag)
         self._tags_out: Dict[int, Tuple[Any, int]] = {}
-        self._get_consumers: Dict[str, Any] = {}
+        # queue -> (native consumer for basic_get, the queue has x-expires)
+        self._get_consumers: Dict[str, Tuple[Any, bool]] = {}
         self.is_open = True
 
     # -- queues and exchanges
 
     def queue_declare(self, queue: str = "", passive: bool = False, durable: bool = False, exclusive: bool = False,
                       auto_delete: bool = False, arguments: Optional[Dict[str, Any]] = None) -> _Frame:
+        """As pika's. ``arguments`` takes the RabbitMQ queue arguments in
+        ``shmq.QUEUE_ARGUMENTS`` (limits, TTLs, dead-lettering, delivery
+        limit, expiry, queue type), checked as RabbitMQ checks them; any
+        other is refused with 406 rather than ignored. A passive declare
+        ignores them, as RabbitMQ's does."""
         args = arguments or {}
-        # Refused, not ignored: an argument shmq does not implement.
-        for arg, value in ({} if passive else args).items():
-            if arg not in _native.QUEUE_ARGUMENTS or (arg == "x-queue-type" and value not in ("classic", "quorum")):
-                raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg '{arg}' for queue '{queue}' in vhost '/': "
-                                                 f"not supported by shmq (supported: {', '.join(_native.QUEUE_ARGUMENTS)}; "
-                                                 f"x-queue-type classic or quorum)")
-        if not passive and args.get("x-queue-type") == "quorum":
-            # A quorum queue is an ordinary shmq queue (there is one node, so
-            # nothing to replicate), with RabbitMQ's checks on its
-            # properties, in RabbitMQ's order and words.
-            for bad, prop in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"), (not durable, "non-durable")):
-                if bad:
-                    raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid property '{prop}' for queue '{queue}' in vhost '/'")
-        options: Dict[str, Any] = {"passive": passive, "exclusive": exclusive or queue == "", "auto_delete": auto_delete}
-        for arg, option in (("x-max-length", "max_length"), ("x-max-length-bytes", "max_length_bytes"),
-                            ("x-message-ttl", "message_ttl_ms")):
-            if arg in args:
-                options[option] = _queue_arg_int(queue, arg, args[arg])
-        if "x-overflow" in args:
-            # RabbitMQ's names; "block" is shmq's own (wait for room).
-            overflow = args["x-overflow"]
-            if overflow == "reject-publish-dlx":
-                # Needs dead-lettering: refused, not half-honoured.
-                raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '{queue}' in vhost '/': "
-                                                 "reject-publish-dlx is not supported by shmq (no dead-lettering yet)")
-            if overflow not in ("drop-head", "reject-publish", "block"):
-                raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg 'x-overflow' for queue '{queue}': invalid_overflow")
-            options["overflow"] = overflow
         try:
-            name, ready, consumers = self._ns.declare_queue(queue, **options)
+            if not passive:
+                # RabbitMQ's order: the arguments; then, for a new queue, a
+                # quorum queue's properties, for an existing one whether the
+                # declare is equivalent.
+                _native.check_queue_arguments(queue, args)
+                quorum = args.get("x-queue-type") == "quorum"
+                if quorum and (auto_delete or exclusive or not durable) and self._existing_arguments(queue) is None:
+                    # A quorum queue is an ordinary shmq queue (there is one
+                    # node, so nothing to replicate), with RabbitMQ's checks
+                    # on its properties, in RabbitMQ's order and words.
+                    for bad, prop in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"), (not durable, "non-durable")):
+                        if bad:
+                            raise ChannelClosedByBroker(
+                                406, f"PRECONDITION_FAILED - invalid property '{prop}' for queue '{queue}' in vhost '/'")
+                if quorum and not durable:
+                    self._check_durable_redeclare(queue)
+            name, ready, consumers = self._ns.declare_queue(queue, passive=passive, exclusive=exclusive or queue == "",
+                                                            auto_delete=auto_delete, arguments=None if passive else args)
         except ShmqError as e:
+            if isinstance(e, ChannelClosedByBroker):
+                raise
+            if isinstance(e, PreconditionFailed) and not durable and not passive:
+                self._check_durable_redeclare(queue)
             raise _closed(e) from e
         return _Frame(_QueueDeclareOk(name, ready, consumers))
+
+    def _existing_arguments(self, queue: str) -> Optional[Dict[str, Any]]:
+        """The RabbitMQ arguments of `queue` if it exists, else None."""
+        try:
+            return self._ns.queue_stats(queue)["arguments"]
+        except ShmqError:  # not found, or no valid name (a server-named queue)
+            return None
+
+    def _check_durable_redeclare(self, queue: str) -> None:
+        """A non-durable declare of `queue`: shmq keeps no durable flag, but
+        a quorum queue is always durable, and RabbitMQ compares that before
+        anything else of an existing queue."""
+        existing = self._existing_arguments(queue)
+        if existing is not None and existing.get("x-queue-type") == "quorum":
+            raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - inequivalent arg 'durable' for queue '{queue}' "
+                                             "in vhost '/': received 'false' but current is 'true'")
 
     def exchange_declare(self, exchange: str, exchange_type: str = "direct", passive: bool = False, durable: bool = False,
                          auto_delete: bool = False, internal: bool = False, arguments: Optional[Dict[str, Any]] = None) -> None:
@@ -665,9 +711,12 @@ class BlockingChannel:
                       exclusive: bool = False, consumer_tag: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> str:
         tag = consumer_tag or f"ctag1.{next(self._tags)}"
         try:
+            # As RabbitMQ 3.10's quorum queues: x-delivery-count on
+            # redeliveries (a consumer's first delivery has none).
+            count_header = "redelivered" if _counts_deliveries(self._ns.queue_stats(queue)["arguments"]) else None
             # Always manual natively: an auto-ack message is acked once its
             # callback ran, so stopping mid-batch loses nothing.
-            native = self._ns.consumer(queue, True, 0 if auto_ack else self._prefetch)
+            native = self._ns.consumer(queue, True, 0 if auto_ack else self._prefetch, count_header)
         except ShmqError as e:
             raise _closed(e) from e
         self._subs[tag] = _Subscription(tag, queue, on_message_callback, native, auto_ack)
@@ -748,21 +797,39 @@ class BlockingChannel:
         sub.callback(self, method, _LazyProperties(m), m.body)
 
     def basic_get(self, queue: str, auto_ack: bool = False) -> Tuple[Optional[GetOk], Optional[BasicProperties], Optional[bytes]]:
-        consumer = self._get_consumers.get(queue)
-        if consumer is None:
+        """As pika's: ``(GetOk, BasicProperties, body)``, or ``(None, None,
+        None)`` if the queue has nothing ready. Finding nothing, it first
+        runs the namespace's timers if they are due (as a broker runs them
+        on its own), so that a message that expired into this queue from an
+        unconsumed one (dead-lettering) arrives while a script polls."""
+        entry = self._get_consumers.get(queue)
+        if entry is None:
             try:
-                consumer = self._ns.consumer(queue, True, 0)
+                arguments = self._ns.queue_stats(queue)["arguments"]
+                # As RabbitMQ 3.10's quorum queues: basic.get always carries
+                # x-delivery-count, 0 on the first delivery.
+                count_header = "always" if _counts_deliveries(arguments) else None
+                entry = (self._ns.consumer(queue, True, 0, count_header), "x-expires" in arguments)
             except ShmqError as e:
                 raise _closed(e) from e
-            self._get_consumers[queue] = consumer
+            self._get_consumers[queue] = entry
+        consumer, expires = entry
         m = consumer.try_recv()
+        if m is None and self.connection._housekeep():
+            m = consumer.try_recv()
+        if m is not None:
+            tag = next(self._next_tag)
+            if auto_ack:
+                consumer.ack(m.delivery_tag)
+            else:
+                self._tags_out[tag] = (consumer, m.delivery_tag)
+        if expires and consumer.unacked == 0:
+            # basic.get is no consumer in RabbitMQ: an idle one kept here
+            # would keep an x-expires queue from expiring. (One holding
+            # deliveries stays reachable through _tags_out until settled.)
+            del self._get_consumers[queue]
         if m is None:
             return None, None, None
-        tag = next(self._next_tag)
-        if auto_ack:
-            consumer.ack(m.delivery_tag)
-        else:
-            self._tags_out[tag] = (consumer, m.delivery_tag)
         return GetOk(tag, m.redelivered, m.exchange, m.routing_key), BasicProperties(**m.properties), m.body
 
     def _settle(self, delivery_tag: int, multiple: bool, how: Callable[[Any, int], None]) -> None:
@@ -782,9 +849,14 @@ class BlockingChannel:
         self._settle(delivery_tag, multiple, lambda c, t: c.ack(t))
 
     def basic_nack(self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True) -> None:
+        """As pika's. Without requeue the message is dead-lettered to its
+        queue's ``x-dead-letter-exchange`` (reason ``rejected``) if it has
+        one, else discarded; a requeue past the queue's ``x-delivery-limit``
+        dead-letters it (reason ``delivery_limit``) or discards it."""
         self._settle(delivery_tag, multiple, lambda c, t: c.nack(t, requeue))
 
     def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
+        """As pika's; dead-letters as ``basic_nack`` does."""
         self.basic_nack(delivery_tag, False, requeue)
 
     def close(self) -> None:
@@ -833,6 +905,7 @@ class BlockingConnection:
         self._on_unblocked: List[Callable[..., Any]] = []
         self._blocked_since: Optional[float] = None
         self._dispatching = False
+        self._housekept_at = 0.0
         self.is_open = True
 
     @property
@@ -882,6 +955,18 @@ class BlockingConnection:
             for callback in list(self._on_unblocked):
                 callback(self, frame)
 
+    def _housekeep(self) -> bool:
+        """Run the namespace's timers (expiry into dead-letter queues,
+        x-expires) if this connection has not in the last 100 ms; True if it
+        did. Consumers that wait run them on their own; this serves a
+        process that only polls (basic_get) or sleeps."""
+        now = time.monotonic()
+        if self._ns is None or now - self._housekept_at < 0.1:
+            return False
+        self._housekept_at = now
+        self._ns.housekeep()
+        return True
+
     def _blocked_timed_out(self) -> None:
         """As pika: the connection is torn down when it stays blocked too long."""
         self._blocked_since = None
@@ -920,7 +1005,10 @@ class BlockingConnection:
                 step = 0.1 if left is None else min(0.1, left)
                 consuming = [ch for ch in channels if ch._subs]
                 if not consuming:
-                    time.sleep(step)  # nothing to dispatch: wait out the limit, as pika does
+                    # Nothing to dispatch: wait out the limit, as pika does
+                    # (while the broker's timers run: ours, here).
+                    self._housekeep()
+                    time.sleep(step)
                     continue
                 each = step if len(consuming) == 1 else min(step, 0.01)
                 if any(ch._wait_and_deliver(each) for ch in consuming):

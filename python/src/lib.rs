@@ -171,14 +171,26 @@ fn with_reply_text(py: Python<'_>, e: PyErr, reply_text: &str) -> PyErr {
     e
 }
 
-/// `Error::InvalidArgument` as RabbitMQ words it, with the type of the
-/// value as pika sent it (the Rust side only sees shmq's `ArgValue`).
+/// `Error::InvalidArgument` and `InvalidArgumentType` as RabbitMQ words
+/// them, with the type of the value as pika sent it (the Rust side only
+/// sees shmq's `ArgValue`).
 fn invalid_argument(py: Python<'_>, e: shmq::Error, given: &QueueArguments) -> PyErr {
-    let shmq::Error::InvalidArgument { queue, argument, mut reason } = e else { return err(e) };
-    if let (Some((kind, _)), Some((_, value))) = (given.given(&argument), given.args.iter().find(|(k, _)| *k == argument)) {
-        reason = reason.replace(&format!("{{unacceptable_type,{}}}", value.amqp_type()), &format!("{{unacceptable_type,{kind}}}"));
-    }
-    let text = format!("invalid arg '{argument}' for queue '{queue}' in vhost '/': {reason}");
+    let text = match e {
+        shmq::Error::InvalidArgument { queue, argument, mut reason } => {
+            if let (Some((kind, _)), Some((_, value))) = (given.given(&argument), given.args.iter().find(|(k, _)| *k == argument)) {
+                let ours = value.amqp_type();
+                reason = reason
+                    .replace(&format!("{{unacceptable_type,{ours}}}"), &format!("{{unacceptable_type,{kind}}}"))
+                    .replace(&format!("got {ours}\""), &format!("got {kind}\""));
+            }
+            format!("invalid arg '{argument}' for queue '{queue}' in vhost '/': {reason}")
+        }
+        shmq::Error::InvalidArgumentType { queue, argument, found } => {
+            let kind = given.given(&argument).map_or(found, |(kind, _)| kind);
+            format!("invalid type '{kind}' for arg '{argument}' in queue '{queue}' in vhost '/'")
+        }
+        other => return err(other),
+    };
     let reply = precondition_failed(&text);
     with_reply_text(py, InvalidArgument::new_err(text), &reply)
 }
@@ -237,19 +249,21 @@ fn inequivalent(name: &str, existing: &shmq::QueueOptions, requested: &shmq::Que
             continue;
         }
         // As rabbit_misc:assert_args_equivalence prints them: a value on
-        // both sides plainly, one side missing as "none" and the other
-        // as "the value '…' of type '…'".
+        // both sides plainly, one side missing as "none" and the other as
+        // "the value '…' of type '…'". The received side as given
+        // (`x-queue-type: classic` is no setting in shmq's options, but
+        // RabbitMQ shows it received).
         let received = match (&new, given.given(key)) {
-            (Some(_), Some((kind, shown))) => (shown.to_owned(), kind),
-            (Some(v), None) => (v.to_string(), stored_type(v)),
-            (None, _) => (String::new(), ""),
+            (_, Some((kind, shown))) => Some((shown.to_owned(), kind)),
+            (Some(v), None) => Some((v.to_string(), stored_type(v))),
+            (None, None) => None,
         };
         let current_shown = cur.as_ref().map(|v| (v.to_string(), stored_type(v)));
-        let text = match (new.is_some(), current_shown) {
-            (true, Some((c, _))) => format!("received '{}' but current is '{c}'", received.0),
-            (true, None) => format!("received the value '{}' of type '{}' but current is none", received.0, received.1),
-            (false, Some((c, kind))) => format!("received none but current is the value '{c}' of type '{kind}'"),
-            (false, None) => continue,
+        let text = match (received, current_shown) {
+            (Some(received), Some((c, _))) => format!("received '{}' but current is '{c}'", received.0),
+            (Some(received), None) => format!("received the value '{}' of type '{}' but current is none", received.0, received.1),
+            (None, Some((c, kind))) => format!("received none but current is the value '{c}' of type '{kind}'"),
+            (None, None) => continue,
         };
         return Some(format!("{}: {text}", lead(key)));
     }
@@ -795,6 +809,10 @@ struct Message {
     exchange: String,
     #[pyo3(get)]
     routing_key: String,
+    /// How many times the message was requeued before this delivery
+    /// (RabbitMQ's quorum queues' `x-delivery-count`).
+    #[pyo3(get)]
+    delivery_count: u32,
     props: Option<Props>,
     props_dict: Option<Py<PyDict>>,
 }
@@ -818,6 +836,17 @@ impl Message {
 #[pyclass(module = "shmq._native", unsendable)]
 struct Consumer {
     inner: shmq::Consumer,
+    count_header: CountHeader,
+}
+
+/// When a consumer adds `x-delivery-count` to the headers it hands out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CountHeader {
+    Never,
+    /// When the count is above 0: RabbitMQ 3.10's quorum queues, to consumers.
+    Redelivered,
+    /// Always, 0 included: the same, to basic.get.
+    Always,
 }
 
 /// Lets a blocking receive run with the GIL released.
@@ -833,6 +862,7 @@ struct Owned {
     body: Vec<u8>,
     tag: u64,
     redelivered: bool,
+    delivery_count: u32,
     exchange: String,
     routing_key: String,
     props: Props,
@@ -853,15 +883,47 @@ enum OwnedHeader {
     Float(f64),
     Bool(bool),
     Void,
+    Timestamp(u64),
+    Table(Vec<(String, OwnedHeader)>),
+    Array(Vec<OwnedHeader>),
 }
 
-fn own(d: &shmq::Delivery<'_>) -> Owned {
+/// Copies a header value; `depth` is the nesting of what holds it. The
+/// table was validated (nested at most `MAX_HEADER_DEPTH` deep) when the
+/// delivery was parsed; the bound here only keeps the recursion finite
+/// whatever the bytes say.
+fn own_header(v: shmq::HeaderValue<'_>, depth: usize) -> OwnedHeader {
+    let nested = depth + 1;
+    match v {
+        shmq::HeaderValue::Str(s) => OwnedHeader::Str(s.to_owned()),
+        shmq::HeaderValue::Bytes(b) => OwnedHeader::Bytes(b.to_vec()),
+        shmq::HeaderValue::Int(i) => OwnedHeader::Int(i),
+        shmq::HeaderValue::Float(f) => OwnedHeader::Float(f),
+        shmq::HeaderValue::Bool(b) => OwnedHeader::Bool(b),
+        shmq::HeaderValue::Void => OwnedHeader::Void,
+        shmq::HeaderValue::Timestamp(t) => OwnedHeader::Timestamp(t),
+        shmq::HeaderValue::Table(_) | shmq::HeaderValue::Array(_) if nested > shmq::MAX_HEADER_DEPTH => OwnedHeader::Void,
+        shmq::HeaderValue::Table(t) => OwnedHeader::Table(t.iter().map(|(k, v)| (k.to_owned(), own_header(v, nested))).collect()),
+        shmq::HeaderValue::Array(a) => OwnedHeader::Array(a.iter().map(|v| own_header(v, nested)).collect()),
+    }
+}
+
+fn own(d: &shmq::Delivery<'_>, count_header: CountHeader) -> Owned {
     let p = d.properties();
     let s = |v: Option<&str>| v.map(str::to_owned);
+    let delivery_count = d.delivery_count();
+    let mut headers = (!p.headers.is_empty()).then(|| p.headers.iter().map(|(k, v)| (k.to_owned(), own_header(v, 0))).collect::<Vec<_>>());
+    if count_header == CountHeader::Always || (count_header == CountHeader::Redelivered && delivery_count > 0) {
+        // Set as RabbitMQ sets it: replacing one the publisher put there.
+        let h = headers.get_or_insert_with(Vec::new);
+        h.retain(|(k, _)| k != "x-delivery-count");
+        h.push(("x-delivery-count".to_owned(), OwnedHeader::Int(i64::from(delivery_count))));
+    }
     Owned {
         body: d.body().to_vec(),
         tag: d.tag().0,
         redelivered: d.redelivered(),
+        delivery_count,
         exchange: p.exchange.unwrap_or("").to_owned(),
         routing_key: p.routing_key.unwrap_or("").to_owned(),
         props: Props {
@@ -881,24 +943,36 @@ fn own(d: &shmq::Delivery<'_>) -> Owned {
                 ("priority", p.priority.map(u64::from)),
                 ("delivery_mode", p.delivery_mode.map(u64::from)),
             ],
-            headers: (!p.headers.is_empty()).then(|| {
-                p.headers
-                    .iter()
-                    .map(|(k, v)| {
-                        let v = match v {
-                            shmq::HeaderValue::Str(s) => OwnedHeader::Str(s.to_owned()),
-                            shmq::HeaderValue::Bytes(b) => OwnedHeader::Bytes(b.to_vec()),
-                            shmq::HeaderValue::Int(i) => OwnedHeader::Int(i),
-                            shmq::HeaderValue::Float(f) => OwnedHeader::Float(f),
-                            shmq::HeaderValue::Bool(b) => OwnedHeader::Bool(b),
-                            shmq::HeaderValue::Void => OwnedHeader::Void,
-                        };
-                        (k.to_owned(), v)
-                    })
-                    .collect()
-            }),
+            headers,
         },
     }
+}
+
+/// A header value for Python, as pika decodes it: a table as a dict, an
+/// array as a list, a timestamp as an aware `datetime` in UTC.
+fn header_py(py: Python<'_>, v: OwnedHeader) -> PyResult<PyObject> {
+    Ok(match v {
+        OwnedHeader::Str(s) => s.into_pyobject(py)?.into_any().unbind(),
+        OwnedHeader::Bytes(b) => PyBytes::new(py, &b).into_any().unbind(),
+        OwnedHeader::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
+        OwnedHeader::Float(f) => f.into_pyobject(py)?.into_any().unbind(),
+        OwnedHeader::Bool(b) => PyBool::new(py, b).to_owned().into_any().unbind(),
+        OwnedHeader::Void => py.None(),
+        OwnedHeader::Timestamp(t) => datetime_of(py, t)?,
+        OwnedHeader::Table(entries) => table_py(py, entries)?.into_any().unbind(),
+        OwnedHeader::Array(values) => {
+            let items = values.into_iter().map(|v| header_py(py, v)).collect::<PyResult<Vec<_>>>()?;
+            PyList::new(py, items)?.into_any().unbind()
+        }
+    })
+}
+
+fn table_py(py: Python<'_>, entries: Vec<(String, OwnedHeader)>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in entries {
+        d.set_item(k, header_py(py, v)?)?;
+    }
+    Ok(d)
 }
 
 fn props_dict(py: Python<'_>, p: Props) -> PyResult<Py<PyDict>> {
@@ -910,20 +984,7 @@ fn props_dict(py: Python<'_>, p: Props) -> PyResult<Py<PyDict>> {
         props.set_item(k, v)?;
     }
     match p.headers {
-        Some(headers) => {
-            let h = PyDict::new(py);
-            for (k, v) in headers {
-                match v {
-                    OwnedHeader::Str(s) => h.set_item(k, s)?,
-                    OwnedHeader::Bytes(b) => h.set_item(k, PyBytes::new(py, &b))?,
-                    OwnedHeader::Int(i) => h.set_item(k, i)?,
-                    OwnedHeader::Float(f) => h.set_item(k, f)?,
-                    OwnedHeader::Bool(b) => h.set_item(k, b)?,
-                    OwnedHeader::Void => h.set_item(k, py.None())?,
-                }
-            }
-            props.set_item("headers", h)?;
-        }
+        Some(headers) => props.set_item("headers", table_py(py, headers)?)?,
         None => props.set_item("headers", py.None())?,
     }
     Ok(props.unbind())
@@ -936,6 +997,7 @@ fn message(py: Python<'_>, o: Owned) -> PyResult<Message> {
         redelivered: o.redelivered,
         exchange: o.exchange,
         routing_key: o.routing_key,
+        delivery_count: o.delivery_count,
         props: Some(o.props),
         props_dict: None,
     })
@@ -955,11 +1017,12 @@ impl Consumer {
                 None => Duration::from_millis(100),
             };
             let consumer = Unshared(&self.inner);
+            let count_header = self.count_header;
             // Wait and copy out without the GIL; build Python objects with it.
             let got = py.allow_threads(move || {
                 let consumer = consumer;
                 match consumer.0.recv_timeout(slice) {
-                    Ok(d) => Ok(Some(own(&d))),
+                    Ok(d) => Ok(Some(own(&d, count_header))),
                     Err(shmq::RecvError::Timeout) => Ok(None),
                     Err(e) => Err(e),
                 }
@@ -982,7 +1045,7 @@ impl Consumer {
     /// A message if one is ready now, else None.
     fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Message>> {
         match self.inner.try_recv() {
-            Ok(d) => Ok(Some(message(py, own(&d))?)),
+            Ok(d) => Ok(Some(message(py, own(&d, self.count_header))?)),
             Err(shmq::RecvError::Empty) | Err(shmq::RecvError::PrefetchFull(_)) => Ok(None),
             Err(e) => Err(ShmqError::new_err(e.to_string())),
         }
@@ -994,7 +1057,7 @@ impl Consumer {
     fn try_recv_many(&self, py: Python<'_>, max: usize) -> PyResult<Vec<Message>> {
         let mut out = Vec::new();
         let mut owned = Vec::new();
-        self.inner.drain(max, |d| owned.push(own(&d))).map_err(|e| ShmqError::new_err(e.to_string()))?;
+        self.inner.drain(max, |d| owned.push(own(&d, self.count_header))).map_err(|e| ShmqError::new_err(e.to_string()))?;
         for o in owned {
             out.push(message(py, o)?);
         }
@@ -1014,7 +1077,10 @@ impl Consumer {
         self.inner.ack(shmq::DeliveryTag(delivery_tag)).map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))
     }
 
-    /// Rejects a delivery, requeueing it (flagged redelivered) or discarding it.
+    /// Rejects a delivery: requeues it (flagged redelivered), or without
+    /// requeue dead-letters it to the queue's x-dead-letter-exchange (if it
+    /// has one) or discards it. A requeue past the queue's x-delivery-limit
+    /// dead-letters or discards it too.
     #[pyo3(signature = (delivery_tag, requeue=true))]
     fn nack(&self, delivery_tag: u64, requeue: bool) -> PyResult<()> {
         self.inner.nack(shmq::DeliveryTag(delivery_tag), requeue).map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))
@@ -1033,6 +1099,18 @@ impl Consumer {
     }
 }
 
+/// Checks RabbitMQ queue arguments for `queue` as a declare would (without
+/// declaring anything): raises `InvalidArgument`, with RabbitMQ's 406 text
+/// in `reply_text`, for the first that shmq does not implement or that has
+/// the wrong type or value.
+#[pyfunction]
+#[pyo3(signature = (queue, arguments=None))]
+fn check_queue_arguments(py: Python<'_>, queue: &str, arguments: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+    let given = QueueArguments::from_py(arguments)?;
+    shmq::QueueOptions::default().with_arguments(queue, &given.args).map_err(|e| invalid_argument(py, e, &given))?;
+    Ok(())
+}
+
 /// `shmq.topic_matches(binding_key, routing_key)`, RabbitMQ's rules.
 #[pyfunction]
 fn topic_matches(binding_key: &str, routing_key: &str) -> bool {
@@ -1046,13 +1124,16 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Consumer>()?;
     m.add_class::<Message>()?;
     m.add_function(wrap_pyfunction!(topic_matches, m)?)?;
+    m.add_function(wrap_pyfunction!(check_queue_arguments, m)?)?;
     m.add("QUEUE_ARGUMENTS", shmq::QUEUE_ARGUMENTS.to_vec())?;
+    m.add("MAX_HEADER_DEPTH", shmq::MAX_HEADER_DEPTH)?;
     let py = m.py();
     for (name, ty) in [
         ("ShmqError", py.get_type::<ShmqError>()),
         ("QueueNotFound", py.get_type::<QueueNotFound>()),
         ("ExchangeNotFound", py.get_type::<ExchangeNotFound>()),
         ("PreconditionFailed", py.get_type::<PreconditionFailed>()),
+        ("InvalidArgument", py.get_type::<InvalidArgument>()),
         ("QueueFull", py.get_type::<QueueFull>()),
         ("Unroutable", py.get_type::<Unroutable>()),
         ("UnknownDeliveryTag", py.get_type::<UnknownDeliveryTag>()),

@@ -265,13 +265,114 @@ def test_publisher_confirms_report_refused_and_unroutable_publishes_as_pika_does
 
 def test_queue_arguments_shmq_does_not_implement_are_refused_not_ignored(namespace):
     ch = connect(namespace).channel()
-    for arguments in ({"x-dead-letter-exchange": "dlx"}, {"x-overflow": "reject-publish-dlx"}, {"x-queue-type": "stream"},
-                      {"x-expires": 1000}):
+    for arguments, reason in (({"x-max-priority": 10}, "not supported by shmq"),
+                              ({"x-single-active-consumer": True}, "not supported by shmq"),
+                              ({"x-queue-type": "stream"}, "not supported by shmq"),
+                              ({"x-expires": 0}, "{value_zero,0}"),
+                              ({"x-delivery-limit": "3"}, "{unacceptable_type,longstr}"),
+                              ({"x-dead-letter-routing-key": "k"}, "routing_key_but_no_dlx_defined")):
         with pytest.raises(shmq.ChannelClosedByBroker) as refused:
             connect(namespace).channel().queue_declare(queue="q", arguments=arguments)
         assert refused.value.reply_code == 406, arguments
-        assert next(iter(arguments)) in refused.value.reply_text, refused.value.reply_text
+        arg = next(iter(arguments))
+        assert refused.value.reply_text.startswith(f"PRECONDITION_FAILED - invalid arg '{arg}' for queue 'q' in vhost '/': "), \
+            refused.value.reply_text
+        assert reason in refused.value.reply_text, refused.value.reply_text
+    # The native API raises the same check as InvalidArgument (a PreconditionFailed).
+    with pytest.raises(shmq.InvalidArgument) as native:
+        shmq.Namespace(namespace).declare_queue("q", arguments={"x-max-length": -1})
+    assert isinstance(native.value, shmq.PreconditionFailed)
+    assert native.value.reply_text == "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q' in vhost '/': {value_negative,-1}"
     # What it implements is accepted, classic queue type included.
-    ch.queue_declare(queue="q", arguments={"x-queue-type": "classic", "x-max-length": 10, "x-overflow": "reject-publish"})
+    ch.queue_declare(queue="q", arguments={"x-queue-type": "classic", "x-max-length": 10, "x-overflow": "reject-publish",
+                                           "x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": "dead",
+                                           "x-delivery-limit": 3, "x-expires": 60000, "x-message-ttl": 1000})
+    assert shmq.Namespace(namespace).stats("q")["arguments"] == {
+        "x-max-length": 10, "x-overflow": "reject-publish", "x-message-ttl": 1000, "x-dead-letter-exchange": "dlx",
+        "x-dead-letter-routing-key": "dead", "x-delivery-limit": 3, "x-expires": 60000}
     # A passive declare ignores arguments, as RabbitMQ's does.
-    ch.queue_declare(queue="q", passive=True, arguments={"x-dead-letter-exchange": "dlx"})
+    ch.queue_declare(queue="q", passive=True, arguments={"x-max-priority": 10})
+
+
+def test_redeclaring_with_other_arguments_names_the_first_that_differs_as_rabbitmq_does(namespace):
+    ch = connect(namespace).channel()
+    ch.queue_declare(queue="q", arguments={"x-max-length": 10, "x-dead-letter-exchange": "a"})
+    for arguments, text in (
+        ({"x-max-length": 20, "x-dead-letter-exchange": "a"}, "inequivalent arg 'x-max-length' for queue 'q' in vhost '/': "
+                                                              "received '20' but current is '10'"),
+        ({"x-max-length": 10}, "inequivalent arg 'x-dead-letter-exchange' for queue 'q' in vhost '/': "
+                               "received none but current is the value 'a' of type 'longstr'"),
+        ({"x-max-length": 10, "x-dead-letter-exchange": "a", "x-expires": 5000},
+         "inequivalent arg 'x-expires' for queue 'q' in vhost '/': received the value '5000' of type 'signedint' but current is none"),
+    ):
+        with pytest.raises(shmq.ChannelClosedByBroker) as conflict:
+            ch.queue_declare(queue="q", arguments=arguments)
+        assert (conflict.value.reply_code, conflict.value.reply_text) == (406, "PRECONDITION_FAILED - " + text)
+    with pytest.raises(shmq.ChannelClosedByBroker) as conflict:
+        ch.queue_declare(queue="q", auto_delete=True, arguments={"x-max-length": 10, "x-dead-letter-exchange": "a"})
+    assert conflict.value.reply_text == ("PRECONDITION_FAILED - inequivalent arg 'auto_delete' for queue 'q' in vhost '/': "
+                                         "received 'true' but current is 'false'")
+
+
+def test_nested_headers_round_trip_as_pika_decodes_them(namespace):
+    import datetime
+
+    ch = connect(namespace).channel()
+    ch.queue_declare(queue="q")
+    utc = datetime.timezone.utc
+    headers = {"s": "text", "b": b"\x00raw", "i": -5, "big": 2**40, "f": 1.5, "t": True, "none": None,
+               "naive": datetime.datetime(2020, 1, 2, 3, 4, 5),  # naive: counted as UTC, as pika does
+               "aware": datetime.datetime(2020, 1, 2, 4, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=1))),
+               "table": {"list": [1, "two", b"3", [4.0, {"deep": False}]], "empty": {}}, "tuple": (1, 2)}
+    ch.basic_publish(exchange="", routing_key="q", body=b"x", properties=shmq.BasicProperties(headers=headers))
+    _, props, _ = ch.basic_get("q", auto_ack=True)
+    expected = dict(headers, naive=datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=utc),
+                    aware=datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=utc), tuple=[1, 2])
+    assert props.headers == expected
+    assert props.headers["naive"].tzinfo is utc
+    # Nesting is bounded, which also stops a table that contains itself.
+    deep = leaf = {}
+    for _ in range(shmq.MAX_HEADER_DEPTH - 1):
+        leaf["t"] = {}
+        leaf = leaf["t"]
+    ch.basic_publish(exchange="", routing_key="q", body=b"deep", properties=shmq.BasicProperties(headers={"d": deep}))
+    assert ch.basic_get("q", auto_ack=True)[1].headers == {"d": deep}
+    loop = {}
+    loop["self"] = loop
+    for bad in ({"d": {"t": deep}}, loop, {"d": datetime.date(2020, 1, 1)}, {"i": 2**64}):
+        with pytest.raises(ValueError):
+            ch.basic_publish(exchange="", routing_key="q", body=b"bad", properties=shmq.BasicProperties(headers=bad))
+    assert ch.basic_get("q") == (None, None, None)
+
+
+def test_quorum_and_delivery_limited_queues_count_deliveries_in_a_header(namespace):
+    ch = connect(namespace).channel()
+    ch.queue_declare(queue="qq", durable=True, arguments={"x-queue-type": "quorum"})
+    ch.queue_declare(queue="limited", arguments={"x-delivery-limit": 5})
+    ch.queue_declare(queue="classic")
+    for queue in ("qq", "limited", "classic"):
+        ch.basic_publish(exchange="", routing_key=queue, body=queue, properties=shmq.BasicProperties(headers={"h": 1}))
+    seen = {}
+    for queue in ("qq", "limited", "classic"):
+        for _ in range(3):
+            method, props, _ = ch.basic_get(queue)
+            seen.setdefault(queue, []).append((method.redelivered, props.headers))
+            ch.basic_nack(method.delivery_tag, requeue=True)
+    counted = [(False, {"h": 1, "x-delivery-count": 0}), (True, {"h": 1, "x-delivery-count": 1}),
+               (True, {"h": 1, "x-delivery-count": 2})]
+    assert seen == {"qq": counted, "limited": counted, "classic": [(False, {"h": 1}), (True, {"h": 1}), (True, {"h": 1})]}
+    # A consumer's first delivery has none (RabbitMQ 3.10's quorum queues).
+    got = []
+
+    def on_message(channel, method, properties, body):
+        got.append(properties.headers)
+        channel.basic_ack(method.delivery_tag)
+        channel.stop_consuming()
+
+    ch.queue_declare(queue="fresh", durable=True, arguments={"x-queue-type": "quorum"})
+    ch.basic_publish(exchange="", routing_key="fresh", body=b"1")
+    ch.basic_consume("fresh", on_message)
+    ch.start_consuming()
+    ch.basic_consume("qq", on_message)
+    ch.start_consuming()
+    assert got == [None, {"h": 1, "x-delivery-count": 3}]

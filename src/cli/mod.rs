@@ -174,7 +174,12 @@ fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
         Some(shmq::Error::Corrupt { .. }) | Some(shmq::Error::IncompatibleVersion { .. }) => 5,
         Some(shmq::Error::NoSpace { .. }) | Some(shmq::Error::PermissionDenied { .. }) | Some(shmq::Error::UnsafePath { .. }) => 6,
         Some(shmq::Error::LockTimeout { .. }) => 7,
-        Some(shmq::Error::InvalidName { .. }) | Some(shmq::Error::InvalidOptions(_)) => 2,
+        Some(
+            shmq::Error::InvalidName { .. }
+            | shmq::Error::InvalidOptions(_)
+            | shmq::Error::InvalidArgument { .. }
+            | shmq::Error::InvalidArgumentType { .. },
+        ) => 2,
         _ if e.downcast_ref::<shmq::RecvError>().is_some() => 7,
         _ => 1,
     }

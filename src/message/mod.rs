@@ -8,8 +8,8 @@
 use crate::error::PublishError;
 
 mod headers;
-pub use headers::{HeaderArray, HeaderArrayIter, HeaderValue, Headers, HeadersIter, MAX_DEPTH as MAX_HEADER_DEPTH};
 pub(crate) use headers::Reader;
+pub use headers::{HeaderArray, HeaderArrayIter, HeaderValue, Headers, HeadersIter, MAX_DEPTH as MAX_HEADER_DEPTH};
 
 const TAG_ROUTING_KEY: u8 = 1;
 const TAG_CONTENT_TYPE: u8 = 2;
@@ -26,7 +26,6 @@ const TAG_USER_ID: u8 = 12;
 const TAG_APP_ID: u8 = 13;
 const TAG_EXCHANGE: u8 = 14;
 const TAG_HEADERS: u8 = 20;
-
 
 /// Properties a publisher attaches to a message, borrowed from the caller so
 /// that publishing allocates nothing. Mirrors AMQP's basic properties.

@@ -312,7 +312,9 @@ impl Publisher {
         body: &[u8],
         mandatory: bool,
     ) -> Result<Routed, PublishError> {
-        let result = self.route(exchange, routing_key, properties).and_then(|()| self.publish_routed(exchange, routing_key, properties, body, mandatory));
+        let result = self
+            .route(exchange, routing_key, properties)
+            .and_then(|()| self.publish_routed(exchange, routing_key, properties, body, mandatory));
         match &result {
             Ok(routed) => self.count(exchange, routed.queues == 0 && routed.full == 0),
             Err(PublishError::Unroutable) => self.count(exchange, true),

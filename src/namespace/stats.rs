@@ -69,7 +69,10 @@ impl Namespace {
     /// # }
     /// ```
     pub fn declare_queue_passive(&self, name: &str) -> Result<QueueStats, Error> {
-        self.queue_stats(name)
+        let chain = self.chain(name)?;
+        // A declare, passive or not, renews `x-expires`, as in RabbitMQ.
+        super::housekeeping::touch(chain.first.segment());
+        Ok(self.stats_of(&chain))
     }
 
     /// Stats of a queue.

@@ -91,6 +91,10 @@ pub struct Consumer {
     dead_letters: RefCell<DeadLetterer>,
 }
 
+/// What an empty poll counts toward the next look at the clock (a message
+/// counts 1; the clock is read every 256).
+const EMPTY_POLL_TICKS: u32 = 32;
+
 /// The ring slot of the queue's first segment (its agent is `home`).
 const FIRST: usize = 0;
 
@@ -601,7 +605,12 @@ impl Consumer {
                             if check_stall {
                                 self.stalled_since.set(None);
                             }
-                            self.tick(1);
+                            // An empty poll counts for more than a message:
+                            // a process that polls now and then (a
+                            // `basic_get` loop) still looks at the clock, so
+                            // its sweeps and housekeeping (expiry in queues
+                            // nobody consumes) run within half a second.
+                            self.tick(EMPTY_POLL_TICKS);
                         }
                     }
                     return Ok(None);

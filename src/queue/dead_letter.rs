@@ -11,12 +11,12 @@
 use std::cell::Cell;
 
 use super::QueueHandle;
+use super::{bump, now_ms, Agent};
 use crate::error::PublishError;
 use crate::message::{HeaderArray, HeaderValue, Headers, Properties, PropertiesRef};
-use crate::Publisher;
-use super::{bump, now_ms, Agent};
 use crate::ring::{Death, Record, Settle};
 use crate::segment::QueueConfig;
+use crate::Publisher;
 
 /// Why a message was dead-lettered, as RabbitMQ names it in `x-death`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -70,7 +70,12 @@ impl HeapMemory {
             requeued: Line(AtomicU32::new(0)),
             not_empty: Line(EventCount::new()),
             not_full: Line(EventCount::new()),
-            state: Line(QueueState { deleted: AtomicU32::new(0), had_consumer: AtomicU32::new(0), retired: counters(), last_used_ms: AtomicU64::new(0) }),
+            state: Line(QueueState {
+                deleted: AtomicU32::new(0),
+                had_consumer: AtomicU32::new(0),
+                retired: counters(),
+                last_used_ms: AtomicU64::new(0),
+            }),
             chain: Line(ChainState {
                 closed: AtomicU32::new(0),
                 reserved: AtomicU32::new(0),

@@ -141,7 +141,14 @@ pub(crate) fn encode_queue_header(config: &QueueConfig, offsets: &QueueOffsets) 
 }
 
 /// The short string of `len_at`'s length at `offset`, if `flag` is set.
-fn stored_name(b: &[u8; HEADER_BYTES], flags: u32, flag: u32, len_at: usize, offset: usize, what: &str) -> Result<Option<String>, HeaderProblem> {
+fn stored_name(
+    b: &[u8; HEADER_BYTES],
+    flags: u32,
+    flag: u32,
+    len_at: usize,
+    offset: usize,
+    what: &str,
+) -> Result<Option<String>, HeaderProblem> {
     if flags & flag == 0 {
         return Ok(None);
     }

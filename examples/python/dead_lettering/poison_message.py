@@ -8,7 +8,7 @@ delivery_limit), while the good messages go through.
     python3 poison_message.py work 2     # stops after 2 good orders
     python3 poison_message.py parked     # what was parked, and why
 
-Plain pika code: the two lines marked `# shmq: changed` are all that differ
+Plain pika code: the two lines marked as changed for shmq are all that differ
 from the same program for RabbitMQ (python/tests/test_dead_letter_examples.py
 runs it against both and compares the output)."""
 import sys

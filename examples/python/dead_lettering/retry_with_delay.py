@@ -7,7 +7,7 @@ back. The x-death header counts the trips; a job fails at most twice.
     python3 retry_with_delay.py submit flaky-1 ok-1   # "flaky" jobs fail twice
     python3 retry_with_delay.py work 2                # stops after 2 jobs
 
-Plain pika code: the two lines marked `# shmq: changed` are all that differ
+Plain pika code: the two lines marked as changed for shmq are all that differ
 from the same program for RabbitMQ (python/tests/test_dead_letter_examples.py
 runs it against both and compares the output). The delay is 500 ms
 (RETRY_DELAY_MS changes it)."""

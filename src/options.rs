@@ -459,7 +459,11 @@ impl QueueOptions {
                 "x-overflow" => self.overflow = Some(text()?.parse().map_err(|_| invalid(key, "invalid_overflow".into()))?),
                 "x-queue-type" => {
                     let kind = text()?;
-                    self.queue_type = kind.parse().map_err(|_| invalid(key, format!("\"unsupported queue type '{kind}'\"")))?;
+                    self.queue_type = kind.parse().map_err(|not_ours: String| {
+                        // A type RabbitMQ has (stream) is shmq's to refuse;
+                        // one it does not is refused in its words.
+                        invalid(key, if kind == "stream" { not_ours } else { format!("\"unsupported queue type '{kind}'\"") })
+                    })?;
                 }
                 "x-dead-letter-exchange" => {
                     let name = name()?;
@@ -472,7 +476,7 @@ impl QueueOptions {
                     if find("x-dead-letter-exchange").is_none() {
                         return Err(invalid(key, "routing_key_but_no_dlx_defined".into()));
                     }
-                    let routing_key = name()?;
+                    let routing_key = text()?;
                     if routing_key.len() > 255 {
                         return Err(invalid(key, "the routing key is over 255 bytes".into()));
                     }

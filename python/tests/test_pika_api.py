@@ -269,7 +269,7 @@ def test_queue_arguments_shmq_does_not_implement_are_refused_not_ignored(namespa
                               ({"x-single-active-consumer": True}, "not supported by shmq"),
                               ({"x-queue-type": "stream"}, "not supported by shmq"),
                               ({"x-expires": 0}, "{value_zero,0}"),
-                              ({"x-delivery-limit": "3"}, "{unacceptable_type,longstr}"),
+                              ({"x-delivery-limit": "3"}, "\"expected integer, got longstr\""),
                               ({"x-dead-letter-routing-key": "k"}, "routing_key_but_no_dlx_defined")):
         with pytest.raises(shmq.ChannelClosedByBroker) as refused:
             connect(namespace).channel().queue_declare(queue="q", arguments=arguments)

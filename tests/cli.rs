@@ -338,15 +338,26 @@ fn status_and_list_queues_show_memory_in_use_against_the_budget_set_at_creation(
 #[test]
 fn import_refuses_queue_arguments_shmq_does_not_implement_and_declares_nothing() {
     let defs = r#"{"queues": [{"name": "work", "vhost": "/", "durable": true, "auto_delete": false,
-                  "arguments": {"x-queue-type": "classic", "x-dead-letter-exchange": "dlx"}}]}"#;
+                  "arguments": {"x-queue-type": "classic", "x-max-priority": 10}}]}"#;
     let t = TempNs::in_shm("cli-import-refuse");
     let file = t.path().join("defs.json");
     std::fs::write(&file, defs).unwrap();
     let out = t.shmq().args(["import", file.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success(), "an argument shmq would ignore must fail the import");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("'x-dead-letter-exchange' is not supported"), "{stderr}");
+    assert!(stderr.contains("'x-max-priority'") && stderr.contains("not supported by shmq"), "{stderr}");
     assert!(t.ns.declare_queue_passive("work").is_err(), "nothing was declared");
+    // Dead-letter settings are imported, and exported back as RabbitMQ's.
+    let defs = r#"{"queues": [{"name": "work", "vhost": "/", "durable": true, "auto_delete": false,
+                  "arguments": {"x-dead-letter-exchange": "dlx", "x-dead-letter-routing-key": "dead",
+                                "x-delivery-limit": 4, "x-expires": 600000, "x-queue-type": "quorum"}}]}"#;
+    std::fs::write(&file, defs).unwrap();
+    t.run(&["import", file.to_str().unwrap()]);
+    let exported = json(&t.run(&["export"]));
+    let args = &exported["queues"][0]["arguments"];
+    assert_eq!((args["x-dead-letter-exchange"].as_str(), args["x-dead-letter-routing-key"].as_str()), (Some("dlx"), Some("dead")));
+    assert_eq!((args["x-delivery-limit"].as_i64(), args["x-expires"].as_i64()), (Some(4), Some(600000)));
+    assert_eq!(args["x-queue-type"], "quorum");
 }
 
 #[test]

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use common::TempNs;
 use shmq::{ConsumerOptions, Overflow, QueueOptions};
 
-/// The chain line in a queue's first segment: RING_OFFSET (512) + 7 lines
+/// The chain line in a queue's first segment: RING_OFFSET (1024) + 7 lines
 /// of 128 bytes (docs/LAYOUT.md); `head` at +8, `tail` at +16.
-const CHAIN_LINE: u64 = 512 + 7 * 128;
+const CHAIN_LINE: u64 = 1024 + 7 * 128;
 /// A segment header's sequence number (docs/LAYOUT.md).
 const HEADER_SEQ: usize = 96;
 

@@ -9,6 +9,9 @@ use std::time::Duration;
 use common::TempNs;
 use shmq::{ConsumerOptions, Error, QueueOptions};
 
+/// docs/LAYOUT.md: the queue header's size, where the `RingHeader` starts.
+const RING_OFFSET: u64 = 1024;
+
 fn options() -> QueueOptions {
     QueueOptions::default().capacity_bytes(4096).max_length(16).max_message_bytes(512)
 }
@@ -73,7 +76,7 @@ proptest::proptest! {
     /// Any flips in the header, and any truncation: a typed error or a
     /// working queue, never a panic.
     #[test]
-    fn header_corruption_is_a_typed_error(flips in proptest::collection::vec((0usize..512, 1u8..=255), 1..6), cut in proptest::option::of(0u64..20_000)) {
+    fn header_corruption_is_a_typed_error(flips in proptest::collection::vec((0usize..RING_OFFSET as usize, 1u8..=255), 1..6), cut in proptest::option::of(0u64..20_000)) {
         let t = TempNs::new("prop-header");
         t.ns.declare_queue("q", &options()).unwrap();
         let mut bytes = std::fs::read(queue_file(&t)).unwrap();
@@ -112,7 +115,7 @@ proptest::proptest! {
         }
         let len = std::fs::metadata(&path).unwrap().len();
         for (at, byte) in &writes {
-            patch(&path, 512 + at % (len - 512), &[*byte]);
+            patch(&path, RING_OFFSET + at % (len - RING_OFFSET), &[*byte]);
         }
         if let Ok(consumer) = t.ns.consumer("q", ConsumerOptions::default().manual_ack()) {
             for _ in 0..32 {
@@ -159,7 +162,7 @@ fn counters_near_overflow_are_summed_saturating_never_a_panic() {
     // docs/LAYOUT.md: the retired counters follow `deleted` and
     // `had_consumer` on RingHeader line 6. With the retired `published` at
     // u64::MAX, adding the live producer's 1 would overflow.
-    let retired_published = 512 + 128 * 6 + 8;
+    let retired_published = RING_OFFSET + 128 * 6 + 8;
     patch(&queue_file(&t), retired_published, &u64::MAX.to_le_bytes());
     let stats = t.ns.queue_stats("q").unwrap();
     assert_eq!(stats.published, u64::MAX, "{stats:?}");

@@ -96,7 +96,7 @@ fn run(mode: &str) {
             t.run(&["gc"]);
         }
         worker = spawn_agent(&t, role, queue, &worker_log, &format!("w{kills}"), extra);
-        if kills % 4 == 0 {
+        if kills.is_multiple_of(4) {
             drain_dead(&t, &mut seen);
         }
     }

@@ -66,7 +66,9 @@ thread_local! {
 /// through a publisher created on first use.
 pub(crate) struct DeadLetterer {
     ns: std::sync::Arc<crate::namespace_state::NamespaceState>,
-    publisher: Option<Publisher>,
+    /// Boxed: most handles never dead-letter, and a publisher (its routing
+    /// scratch) is large; inline it would grow every producer and consumer.
+    publisher: Option<Box<Publisher>>,
 }
 
 impl DeadLetterer {
@@ -144,7 +146,7 @@ impl DeadLetterer {
         // not expire again wherever it is routed, as in RabbitMQ.
         let props = Properties { expiration: None, headers: &headers, ..old.to_properties() };
         let ns = &self.ns;
-        let publisher = self.publisher.get_or_insert_with(|| crate::Namespace { shared: ns.clone() }.publisher());
+        let publisher = self.publisher.get_or_insert_with(|| Box::new(crate::Namespace { shared: ns.clone() }.publisher()));
         NESTING.with(|n| n.set(nesting + 1));
         let result = publisher.publish_dead_letter(exchange, routing_key, &props, body, &|queue| !death.cycles_at(queue, reason));
         NESTING.with(|n| n.set(nesting));

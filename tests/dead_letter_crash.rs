@@ -157,3 +157,42 @@ fn a_rejecting_consumer_killed_repeatedly_loses_no_dead_letter() {
 fn a_housekeeper_killed_while_dead_lettering_expired_messages_loses_none() {
     run("expired");
 }
+
+/// Delivery limits across kill -9: a consumer process that holds the
+/// message unacked is killed, again and again. Each death requeues it (the
+/// sweep counts the requeue); past the limit it is dead-lettered with
+/// reason `delivery_limit`, by the housekeeping of whichever process looks
+/// next, here `shmq gc`.
+#[test]
+fn consumers_killed_holding_a_message_count_toward_its_delivery_limit() {
+    let t = TempNs::in_shm("dl-crash-limit");
+    t.ns.declare_queue("dead", &QueueOptions::default()).unwrap();
+    t.ns.declare_queue("work", &QueueOptions::default().delivery_limit(2).dead_letter_exchange("").dead_letter_routing_key("dead")).unwrap();
+    t.ns.producer("work").unwrap().publish(b"poison").unwrap();
+    for death in 1..=3 {
+        let mut holder = t
+            .shmq()
+            .args(["consume", "work", "--manual-ack", "--count", "1", "--work-ms", "30000"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until it holds the message.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while t.ns.queue_stats("work").unwrap().unacked == 0 {
+            assert!(Instant::now() < deadline, "consumer {death} never took the message");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        kill(&mut holder);
+        t.run(&["gc"]);
+        let stats = t.ns.queue_stats("work").unwrap();
+        if death < 3 {
+            assert_eq!((stats.ready, stats.unacked), (1, 0), "after death {death} the message is back");
+        }
+    }
+    // Requeued three times, over the limit of 2: dead-lettered, not delivered.
+    assert_eq!(t.ns.queue_stats("work").unwrap().ready, 0);
+    let dead = t.ns.consumer("dead", ConsumerOptions::default()).unwrap();
+    let d = dead.try_recv().expect("the poison message was dead-lettered");
+    assert_eq!(d.body(), b"poison");
+    assert_eq!(d.properties().headers.get("x-first-death-reason"), Some(shmq::HeaderValue::Str("delivery_limit")));
+}

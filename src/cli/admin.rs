@@ -42,7 +42,7 @@ pub struct DeclareArgs {
     #[arg(long)]
     pub delivery_limit: Option<u32>,
     /// Delete the queue once unused this many milliseconds (x-expires).
-    #[arg(long)]
+    #[arg(long = "expires", alias = "expires-ms", value_name = "MS")]
     pub expires_ms: Option<u64>,
     /// Any RabbitMQ queue argument, as KEY=VALUE (an integer, true/false,
     /// or text); repeat for more. Unsupported arguments are refused.

@@ -134,6 +134,10 @@ impl std::str::FromStr for QueueType {
     }
 }
 
+/// The longest TTL and expiry RabbitMQ takes (2^32 - 1 ms, 49.7 days): for
+/// `x-message-ttl`, `x-expires` and a message's `expiration`.
+pub const MAX_TTL_MS: u64 = u32::MAX as u64;
+
 /// RabbitMQ's default `max_message_size` (4.x): the largest message a
 /// default queue takes.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 16 << 20;
@@ -450,8 +454,18 @@ impl QueueOptions {
                     self.max_length = Some(n);
                 }
                 "x-max-length-bytes" => self.max_length_bytes = Some(int(0)?),
-                "x-message-ttl" => self.message_ttl = Some(Duration::from_millis(int(0)?)),
-                "x-expires" => self.expires = Some(Duration::from_millis(int(1)?)),
+                "x-message-ttl" | "x-expires" => {
+                    let ms = int(if key == "x-expires" { 1 } else { 0 })?;
+                    if ms > MAX_TTL_MS {
+                        return Err(invalid(key, format!("{{value_too_large,{ms}}}")));
+                    }
+                    let ms = Some(Duration::from_millis(ms));
+                    if key == "x-expires" {
+                        self.expires = ms;
+                    } else {
+                        self.message_ttl = ms;
+                    }
+                }
                 "x-delivery-limit" => {
                     let n = int(0)?;
                     self.delivery_limit = Some(u32::try_from(n).map_err(|_| invalid(key, format!("{n} is over {}", u32::MAX)))?);
@@ -568,6 +582,10 @@ impl QueueOptions {
         }
         if self.expires == Some(Duration::ZERO) {
             return Err(Error::InvalidOptions("expires must be at least 1 ms".into()));
+        }
+        let too_long = |d: Option<Duration>| d.is_some_and(|d| d.as_millis() > u128::from(MAX_TTL_MS));
+        if too_long(self.message_ttl) || too_long(self.expires) {
+            return Err(Error::InvalidOptions(format!("message_ttl and expires are at most {MAX_TTL_MS} ms (RabbitMQ's limit)")));
         }
         let data_units = (self.capacity_bytes.div_ceil(UNIT as u64)).next_power_of_two() as u32;
         Ok(Geometry { slot_count: slots_for(data_units), data_units })

@@ -269,9 +269,17 @@ fn a_full_dead_letter_queue_keeps_the_message_in_its_queue() {
     let work = t.ns.consumer("work", manual()).unwrap();
     work.try_recv().unwrap().reject(false).unwrap();
     // `dead` is full now: the second rejection cannot publish its copy, so
-    // the message is requeued, not lost.
+    // the message is shelved, not lost: never delivered again, and
+    // dead-lettered by the housekeeping once `dead` has room.
     work.try_recv().unwrap().reject(false).unwrap();
-    let again = work.try_recv().unwrap();
-    assert_eq!((again.body(), again.redelivered()), (&b"second"[..], true));
-    assert_eq!(t.ns.queue_stats("dead").unwrap().ready, 1);
+    assert!(work.try_recv().is_err(), "a rejected message is not redelivered");
+    assert_eq!(t.ns.queue_stats("work").unwrap().ready, 0);
+    assert_eq!(t.ns.housekeep().unwrap().dead_lettered, 0, "still no room");
+    let dead = t.ns.consumer("dead", manual()).unwrap();
+    let first = dead.try_recv().unwrap();
+    assert_eq!(first.body(), b"first");
+    first.ack().unwrap();
+    assert_eq!(t.ns.housekeep().unwrap().dead_lettered, 1);
+    let d = dead.try_recv().unwrap();
+    assert_eq!((d.body(), d.redelivered(), d.delivery_count()), (&b"second"[..], false, 0));
 }

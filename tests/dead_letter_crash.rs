@@ -167,7 +167,8 @@ fn a_housekeeper_killed_while_dead_lettering_expired_messages_loses_none() {
 fn consumers_killed_holding_a_message_count_toward_its_delivery_limit() {
     let t = TempNs::in_shm("dl-crash-limit");
     t.ns.declare_queue("dead", &QueueOptions::default()).unwrap();
-    t.ns.declare_queue("work", &QueueOptions::default().delivery_limit(2).dead_letter_exchange("").dead_letter_routing_key("dead")).unwrap();
+    t.ns.declare_queue("work", &QueueOptions::default().delivery_limit(2).dead_letter_exchange("").dead_letter_routing_key("dead"))
+        .unwrap();
     t.ns.producer("work").unwrap().publish(b"poison").unwrap();
     for death in 1..=3 {
         let mut holder = t

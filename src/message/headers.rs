@@ -314,11 +314,16 @@ fn check_size(len: usize) -> Result<usize, PublishError> {
     Ok(len)
 }
 
-/// Bytes of a value's payload (after its type byte).
+/// Bytes of a value's payload (after its type byte). A nested table or
+/// array must nest no deeper than a reader accepts: one level for itself
+/// below the table or array that holds it.
 fn value_len(value: &HeaderValue<'_>) -> Result<usize, PublishError> {
+    let too_deep = || PublishError::InvalidProperty("headers nest deeper than 16 tables or arrays");
     Ok(match value {
         HeaderValue::Str(s) => 4 + check_size(s.len())?,
         HeaderValue::Bytes(b) => 4 + check_size(b.len())?,
+        HeaderValue::Table(t) if !check_table(t.raw, 1) => return Err(too_deep()),
+        HeaderValue::Array(a) if !check_array(a.raw, 1) => return Err(too_deep()),
         HeaderValue::Table(t) => 4 + check_size(t.raw.len())?,
         HeaderValue::Array(a) => 4 + check_size(a.raw.len())?,
         HeaderValue::Int(_) | HeaderValue::Float(_) | HeaderValue::Timestamp(_) => 8,
@@ -405,11 +410,18 @@ mod tests {
     #[test]
     fn nesting_deeper_than_the_limit_is_refused() {
         let mut bytes = Headers::encode(&[("leaf", HeaderValue::Int(1))]).unwrap();
-        for level in 0..=MAX_DEPTH + 1 {
-            let ok = Headers::from_encoded(&bytes).is_some();
-            assert_eq!(ok, level <= MAX_DEPTH, "depth {level}");
+        for level in 0..MAX_DEPTH {
+            assert!(Headers::from_encoded(&bytes).is_some(), "depth {level}");
             bytes = Headers::encode(&[("t", HeaderValue::Table(Headers { raw: &bytes }))]).unwrap();
         }
+        // 16 deep reads; one more level is refused when encoding, and when
+        // read from bytes another process wrote.
+        assert!(Headers::from_encoded(&bytes).is_some());
+        assert!(Headers::encode(&[("t", HeaderValue::Table(Headers { raw: &bytes }))]).is_err());
+        let mut deeper = vec![1, b't', VALUE_TABLE];
+        deeper.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        deeper.extend_from_slice(&bytes);
+        assert!(Headers::from_encoded(&deeper).is_none());
         // A chain of a million empty arrays: refused at the limit, at once.
         let mut hostile = Vec::new();
         for _ in 0..1_000_000 {

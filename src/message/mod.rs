@@ -170,10 +170,11 @@ impl<'a> Properties<'a> {
     pub fn ttl_ms(&self) -> Result<Option<u64>, PublishError> {
         match self.expiration {
             None => Ok(None),
-            Some(text) => text
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| PublishError::InvalidProperty("expiration must be a whole number of milliseconds, e.g. \"60000\"")),
+            Some(text) => match text.parse::<u64>() {
+                Ok(ms) if ms <= crate::options::MAX_TTL_MS => Ok(Some(ms)),
+                Ok(_) => Err(PublishError::InvalidProperty("expiration is over 4294967295 ms, RabbitMQ's limit")),
+                Err(_) => Err(PublishError::InvalidProperty("expiration must be a whole number of milliseconds, e.g. \"60000\"")),
+            },
         }
     }
 

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use super::Namespace;
 use crate::error::Error;
 use crate::queue::chain::Chain;
-use crate::queue::dead_letter::{DeadLetterer, Reason};
-use crate::queue::{bump, now_ms, Agent};
+use crate::queue::dead_letter::{DeadLetterer, Fate};
+use crate::queue::{now_ms, Agent};
 use crate::ring::layout::ROLE_PRODUCER;
-use crate::ring::Settle;
 use crate::sync::Ordering;
 
 /// How often one process runs the housekeeping at most.
@@ -135,31 +134,31 @@ impl Namespace {
         !chain.first.ring.has_consumers(None)
     }
 
-    /// Dead-letters the dead messages at the head of each ring of `chain`.
+    /// Dead-letters the dead messages of each ring of `chain`: shelved
+    /// ones, and those at the head (or requeued below it) that expired or
+    /// passed the delivery limit. Recovers the rings first, so that a
+    /// message a killed housekeeper held comes back now, not when someone
+    /// else attaches. Stops at the first copy that cannot be published
+    /// (the next run retries).
     fn bury_dead_heads(&self, chain: &Chain, dead_letters: &mut DeadLetterer) -> u64 {
         let mut buried = 0;
         let Ok(peer) = self.shared.peer() else { return 0 };
+        let dir = &self.shared.dir;
         for handle in chain.segments() {
+            handle.ring.recover(peer.token, &mut |token| crate::liveness::is_alive(dir, token));
             let Ok(agent) = Agent::attach(handle, peer.clone(), ROLE_PRODUCER, 0) else { continue };
             let ring = &agent.queue.ring;
             let now = now_ms();
+            let mut scan = ring.dead_scan();
             for _ in 0..MAX_PER_QUEUE {
-                let Some((record, death)) = ring.take_if_dead(agent.owner, now) else { break };
+                let Some((record, death)) = ring.take_if_dead(agent.owner, now, &mut scan) else { break };
                 // At-least-once: settled only once the copy is published.
-                if dead_letters.dead_letter(&agent.queue, &record, Reason::from(death)).is_err() {
-                    ring.settle(agent.owner, record.pos, Settle::Requeue);
-                    break;
+                match dead_letters.bury(&agent.queue, agent.owner, &record, death, agent.counters()) {
+                    Fate::Shelved => break,
+                    Fate::Gone | Fate::Dropped => buried += 1,
                 }
-                ring.settle(agent.owner, record.pos, Settle::Done);
-                let counters = agent.counters();
-                if death == crate::ring::Death::Expired {
-                    bump(&counters.expired, 1);
-                }
-                if agent.queue.segment().config.dead_letter_exchange.is_some() {
-                    bump(&counters.dead_lettered, 1);
-                }
-                buried += 1;
             }
+            ring.end_dead_scan(scan);
             ring.reclaim();
             ring.notify_producers();
         }

@@ -4,13 +4,13 @@ use std::cell::{Cell, RefCell};
 use std::time::{Duration, Instant};
 
 use super::chain::Chain;
-use super::dead_letter::{DeadLetterer, Reason};
+use super::dead_letter::{DeadLetterer, Fate};
 use super::{bump, now_ms, spin_until, wait_slice, Agent, STALL_BEFORE_RECOVERY, WAIT_SLICE};
 use crate::error::{AckError, RecvError};
 use crate::message::PropertiesRef;
 use crate::options::{AckMode, ConsumerOptions};
 use crate::ring::layout::{Counters, ROLE_CONSUMER};
-use crate::ring::{Record, Settle, Take};
+use crate::ring::{Death, Record, Settle, Take};
 use crate::sync::Ordering;
 
 /// Identifies one delivery for a later ack, nack or reject (AMQP's delivery
@@ -326,7 +326,10 @@ impl Consumer {
             match batch.last {
                 Take::Corrupt(pos) if batch.got == 0 => break Err(RecvError::Corrupt(pos)),
                 Take::Stalled(pos) => self.on_stall(pos),
-                Take::Dead(record, death) => buried = self.bury(current, &record, death.into()),
+                Take::Dead(record, death) => {
+                    self.bury(current, &record, death);
+                    buried = true;
+                }
                 _ => {}
             }
             if batch.got == 0 && batch.expired == 0 && !buried {
@@ -379,6 +382,12 @@ impl Consumer {
 
     /// Rejects a delivery by tag, requeueing it (flagged redelivered) or
     /// discarding it.
+    ///
+    /// On a queue with a dead-letter exchange, a reject without requeue
+    /// dead-letters the message (reason `rejected`) before it leaves; if
+    /// the copy cannot be published (a dead-letter queue refuses it), the
+    /// message is requeued instead of lost. A requeue past the queue's
+    /// delivery limit dead-letters (or discards) it (`delivery_limit`).
     ///
     /// # Errors
     /// As [`ack`](Consumer::ack).
@@ -439,39 +448,29 @@ impl Consumer {
     /// A rejection that dead-letters the message: without requeue on a
     /// queue with a dead-letter exchange, or a requeue past the delivery
     /// limit. The message's record and why, if so.
-    fn dies_when_settled(&self, ring: usize, pos: u32, how: Settle) -> Option<(Record, Reason)> {
+    fn dies_when_settled(&self, ring: usize, pos: u32, how: Settle) -> Option<(Record, Death)> {
         let config = &self.home.queue.segment().config;
         let reason = match how {
-            Settle::Done if config.dead_letter_exchange.is_some() => Reason::Rejected,
-            Settle::Requeue if config.delivery_limit.is_some() => Reason::DeliveryLimit,
+            Settle::Done if config.dead_letter_exchange.is_some() => Death::Rejected,
+            Settle::Requeue if config.delivery_limit.is_some() => Death::DeliveryLimit,
             _ => return None,
         };
         let record = self.with_agent(ring, |agent| agent.queue.ring.held_record(agent.owner, pos))?;
-        if reason == Reason::DeliveryLimit && config.delivery_limit.is_some_and(|limit| u32::from(record.delivery_count) < limit) {
+        if reason == Death::DeliveryLimit && config.delivery_limit.is_some_and(|limit| u32::from(record.delivery_count) < limit) {
             return None;
         }
         Some((record, reason))
     }
 
-    /// Dead-letters a message this consumer holds (see `dead_letter.rs`),
-    /// then settles it; if the copy cannot be published, requeues it
-    /// instead (it is never lost). False if it was requeued.
+    /// Dead-letters a message this consumer holds and settles it (see
+    /// `DeadLetterer::bury`). False if it was shelved: its copy could not
+    /// be published now, and the housekeeping will retry.
     #[cold]
     #[inline(never)]
-    fn bury(&self, ring: usize, record: &Record, reason: Reason) -> bool {
+    fn bury(&self, ring: usize, record: &Record, death: Death) -> bool {
         let queue = self.with_agent(ring, |agent| agent.queue.clone());
-        let published = self.dead_letters.borrow_mut().dead_letter(&queue, record, reason).is_ok();
-        let how = if published { Settle::Done } else { Settle::Requeue };
-        self.with_agent(ring, |agent| agent.queue.ring.settle_with(agent.owner, record.pos, how, true));
-        if published {
-            if reason == Reason::Expired {
-                bump(&self.counters().expired, 1);
-            }
-            if queue.segment().config.dead_letter_exchange.is_some() {
-                bump(&self.counters().dead_lettered, 1);
-            }
-        }
-        published
+        let owner = self.with_agent(ring, |agent| agent.owner);
+        self.dead_letters.borrow_mut().bury(&queue, owner, record, death, self.counters()) != Fate::Shelved
     }
 
     /// This consumer's counters (in the queue's first segment).
@@ -589,10 +588,10 @@ impl Consumer {
                     return Ok(Some((current, record)));
                 }
                 Take::Expired => bump(&self.counters().expired, 1),
+                // Dead-lettered (or shelved: consumers skip it), then on to
+                // the next message.
                 Take::Dead(record, death) => {
-                    if !self.bury(current, &record, death.into()) {
-                        return Ok(None);
-                    }
+                    self.bury(current, &record, death);
                 }
                 Take::Empty | Take::Stalled(_) => {
                     if self.advance(current) {
@@ -646,7 +645,7 @@ impl Consumer {
                 }
                 Take::Expired => bump(&self.counters().expired, 1),
                 Take::Dead(record, death) => {
-                    self.bury(ring, &record, death.into());
+                    self.bury(ring, &record, death);
                 }
                 Take::Corrupt(pos) => return Err(RecvError::Corrupt(pos)),
                 Take::Empty | Take::Stalled(_) => {}

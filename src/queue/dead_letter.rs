@@ -14,42 +14,10 @@ use super::QueueHandle;
 use super::{bump, now_ms, Agent};
 use crate::error::PublishError;
 use crate::message::{HeaderArray, HeaderValue, Headers, Properties, PropertiesRef};
+use crate::ring::layout::Counters;
 use crate::ring::{Death, Record, Settle};
 use crate::segment::QueueConfig;
 use crate::Publisher;
-
-/// Why a message was dead-lettered, as RabbitMQ names it in `x-death`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Reason {
-    /// `basic.reject`/`basic.nack` with `requeue=false`.
-    Rejected,
-    /// Its TTL passed.
-    Expired,
-    /// Dropped or refused at the queue's length limit.
-    Maxlen,
-    /// Requeued more often than the queue's delivery limit.
-    DeliveryLimit,
-}
-
-impl Reason {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Rejected => "rejected",
-            Self::Expired => "expired",
-            Self::Maxlen => "maxlen",
-            Self::DeliveryLimit => "delivery_limit",
-        }
-    }
-}
-
-impl From<Death> for Reason {
-    fn from(death: Death) -> Self {
-        match death {
-            Death::Expired => Self::Expired,
-            Death::DeliveryLimit => Self::DeliveryLimit,
-        }
-    }
-}
 
 /// How deep dead-lettering may nest in one thread: a dead-lettered copy
 /// published into a full drop-head queue with a dead-letter exchange drops
@@ -76,21 +44,41 @@ impl DeadLetterer {
         Self { ns, publisher: None }
     }
 
-    /// Dead-letters the message `record` of `queue`, which the caller holds
-    /// DELIVERED and settles `Done` once this returns `Ok` (also when the
-    /// queue has no dead-letter exchange: the message is then discarded,
-    /// as in RabbitMQ).
-    ///
-    /// # Errors
-    /// The copy could not be published; the caller keeps the message.
-    pub(crate) fn dead_letter(&mut self, queue: &QueueHandle, record: &Record, reason: Reason) -> Result<(), PublishError> {
+    /// Dead-letters the message `record` of `queue`, which `owner` holds
+    /// DELIVERED, then settles it. What became of it:
+    /// - `Gone`: its copy was published (into every target with room; a
+    ///   full one loses its copy, as in RabbitMQ), or there was nothing to
+    ///   publish (no dead-letter exchange, none by that name, no route, a
+    ///   cycle): settled `Done`;
+    /// - `Dropped`: its copy can never be published (too large for the
+    ///   targets, invalid): settled `Done`, counted in `dropped`;
+    /// - `Shelved`: its copy cannot be published now (every target full,
+    ///   the table unreadable): put back shelved, for the housekeeping to
+    ///   retry; consumers go on with the messages behind it.
+    pub(crate) fn bury(&mut self, queue: &QueueHandle, owner: u16, record: &Record, death: Death, counters: &Counters) -> Fate {
+        let fate = self.copy(queue, record, death);
+        let how = if fate == Fate::Shelved { Settle::Shelve(death) } else { Settle::Done };
+        queue.ring.settle(owner, record.pos, how);
+        if fate != Fate::Shelved && death == Death::Expired {
+            bump(&counters.expired, 1);
+        }
+        match fate {
+            Fate::Gone if queue.segment().config.dead_letter_exchange.is_some() => bump(&counters.dead_lettered, 1),
+            Fate::Dropped => bump(&counters.dropped, 1),
+            _ => {}
+        }
+        fate
+    }
+
+    /// Publishes the copy of `record` (held by the caller).
+    fn copy(&mut self, queue: &QueueHandle, record: &Record, death: Death) -> Fate {
         let config = &queue.segment().config;
         if config.dead_letter_exchange.is_none() {
-            return Ok(());
+            return Fate::Gone;
         }
         let len = record.props_len as usize + record.body_len as usize;
         let offset = queue.ring.data_offset(record.data_start);
-        let Some(ptr) = queue.segment().data_ptr(offset, len) else { return Ok(()) };
+        let Some(ptr) = queue.segment().data_ptr(offset, len) else { return Fate::Dropped };
         // SAFETY: the caller holds the record DELIVERED until it settles it,
         // after this returns, so nobody writes these bytes meanwhile; the
         // ring validated the record's range when it was taken and data_ptr
@@ -99,19 +87,18 @@ impl DeadLetterer {
         let (props, body) = bytes.split_at(record.props_len as usize);
         // Damaged properties: the body is still worth keeping.
         let props = PropertiesRef::parse(props).unwrap_or_default();
-        self.publish(config, &props, body, reason)
+        self.publish(config, &props, body, death)
     }
 
     /// Dead-letters a message that never entered `config`'s queue: one a
-    /// full `reject-publish-dlx` queue refused.
-    ///
-    /// # Errors
-    /// As [`dead_letter`](DeadLetterer::dead_letter).
-    pub(crate) fn dead_letter_refused(&mut self, config: &QueueConfig, props: &Properties<'_>, body: &[u8]) -> Result<(), PublishError> {
+    /// full `reject-publish-dlx` queue refused (reason `maxlen`). It is
+    /// the publisher's, so nothing can be kept: a copy that cannot be
+    /// published now is lost, as in RabbitMQ.
+    pub(crate) fn dead_letter_refused(&mut self, config: &QueueConfig, props: &Properties<'_>, body: &[u8]) -> Fate {
         if config.dead_letter_exchange.is_none() {
-            return Ok(());
+            return Fate::Gone;
         }
-        let headers_bytes = if props.headers.is_empty() { Vec::new() } else { Headers::encode(props.headers)? };
+        let Ok(headers_bytes) = Headers::encode(props.headers) else { return Fate::Dropped };
         let received = PropertiesRef {
             routing_key: props.routing_key,
             exchange: props.exchange,
@@ -129,60 +116,66 @@ impl DeadLetterer {
             app_id: props.app_id,
             headers: Headers::from_encoded(&headers_bytes).unwrap_or_default(),
         };
-        self.publish(config, &received, body, Reason::Maxlen)
+        self.publish(config, &received, body, Death::Maxlen)
     }
 
-    fn publish(&mut self, config: &QueueConfig, old: &PropertiesRef<'_>, body: &[u8], reason: Reason) -> Result<(), PublishError> {
-        let Some(exchange) = config.dead_letter_exchange.as_deref() else { return Ok(()) };
+    fn publish(&mut self, config: &QueueConfig, old: &PropertiesRef<'_>, body: &[u8], death: Death) -> Fate {
+        let Some(exchange) = config.dead_letter_exchange.as_deref() else { return Fate::Gone };
         let nesting = NESTING.with(Cell::get);
         if nesting >= MAX_NESTING {
-            return Err(PublishError::QueueFull);
+            return Fate::Shelved;
         }
         let now_s = super::now_ms() / 1000;
-        let death = DeathRecord::new(old, &config.name, reason, now_s)?;
-        let headers = death.headers(old, &config.name, reason);
+        let Ok(record) = DeathRecord::new(old, &config.name, death, now_s) else { return Fate::Dropped };
+        let headers = record.headers(old, &config.name, death);
         let routing_key = config.dead_letter_routing_key.as_deref().or(old.routing_key).unwrap_or("");
         // The expiration goes (into `original-expiration`), so the copy does
         // not expire again wherever it is routed, as in RabbitMQ.
         let props = Properties { expiration: None, headers: &headers, ..old.to_properties() };
         let ns = &self.ns;
-        let publisher = self.publisher.get_or_insert_with(|| Box::new(crate::Namespace { shared: ns.clone() }.publisher()));
+        let publisher = self.publisher.get_or_insert_with(|| {
+            let mut publisher = crate::Namespace { shared: ns.clone() }.publisher();
+            // Never wait: a full `block` target (or the memory budget) would
+            // hang whatever handle's sweep runs this; it counts as full.
+            publisher.set_publish_timeout(Some(std::time::Duration::ZERO));
+            Box::new(publisher)
+        });
         NESTING.with(|n| n.set(nesting + 1));
-        let result = publisher.publish_dead_letter(exchange, routing_key, &props, body, &|queue| !death.cycles_at(queue, reason));
+        let result = publisher.publish_dead_letter(exchange, routing_key, &props, body, &|queue| !record.cycles_at(queue, death));
         NESTING.with(|n| n.set(nesting));
         match result {
-            // A dead-letter exchange that does not exist: the copy goes
-            // nowhere, as in RabbitMQ (counted as unroutable).
-            Err(PublishError::ExchangeNotFound) => Ok(()),
-            Err(e) => Err(e),
-            // A dead-letter queue refused it (full, `reject-publish`): the
-            // message stays where it is rather than be lost.
-            Ok(routed) if routed.full > 0 => Err(PublishError::QueueFull),
-            Ok(_) => Ok(()),
+            // A copy that reached a queue is published; one that reached
+            // nowhere because nothing matched (or the exchange does not
+            // exist) is dropped, as in RabbitMQ.
+            Ok(routed) if routed.queues > 0 || routed.full == 0 => Fate::Gone,
+            Err(PublishError::ExchangeNotFound) => Fate::Gone,
+            // Never publishable, however long it waits.
+            Err(PublishError::TooLarge { .. } | PublishError::InvalidProperty(_)) => Fate::Dropped,
+            // Every target full, or the table unreadable: later.
+            Ok(_) | Err(_) => Fate::Shelved,
         }
     }
+}
+
+/// What became of a dead message (see [`DeadLetterer::bury`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fate {
+    Gone,
+    Dropped,
+    Shelved,
 }
 
 /// Drops the oldest ready message of `agent`'s ring at a length limit
 /// (drop-head), dead-lettering it first if the queue has a dead-letter
 /// exchange. False if none was ready, or if its copy could not be
-/// published (it stays, requeued).
+/// published now (it stays, shelved).
 pub(crate) fn drop_oldest(agent: &Agent, dead_letters: &mut DeadLetterer) -> bool {
     let ring = &agent.queue.ring;
     if !agent.queue.segment().config.has_lifecycle() {
         return ring.discard_oldest(agent.owner);
     }
     let Some((record, death)) = ring.take_oldest(agent.owner, &mut now_ms) else { return false };
-    let reason = death.map_or(Reason::Maxlen, Reason::from);
-    if dead_letters.dead_letter(&agent.queue, &record, reason).is_err() {
-        ring.settle(agent.owner, record.pos, Settle::Requeue);
-        return false;
-    }
-    ring.settle(agent.owner, record.pos, Settle::Done);
-    if agent.queue.segment().config.dead_letter_exchange.is_some() {
-        bump(&agent.queue.segment().retired().dead_lettered, 1);
-    }
-    true
+    dead_letters.bury(&agent.queue, agent.owner, &record, death.unwrap_or(Death::Maxlen), agent.counters()) != Fate::Shelved
 }
 
 /// The `x-death` array of a message being dead-lettered, encoded.
@@ -198,7 +191,7 @@ impl DeathRecord {
     /// `old`'s `x-death` with this death merged in, as RabbitMQ does: an
     /// entry for the same queue and reason counts one more and moves to the
     /// front; otherwise a new entry goes first.
-    fn new(old: &PropertiesRef<'_>, queue: &str, reason: Reason, now_s: u64) -> Result<Self, PublishError> {
+    fn new(old: &PropertiesRef<'_>, queue: &str, death: Death, now_s: u64) -> Result<Self, PublishError> {
         let mut entries = Vec::new();
         let mut trail = Vec::new();
         let mut merged = None;
@@ -210,7 +203,7 @@ impl DeathRecord {
                     _ => String::new(),
                 };
                 let (q, r) = (text("queue"), text("reason"));
-                if merged.is_none() && q == queue && r == reason.as_str() {
+                if merged.is_none() && q == queue && r == death.as_str() {
                     let count = match table.get("count") {
                         Some(HeaderValue::Int(n)) => n.saturating_add(1),
                         _ => 1,
@@ -230,7 +223,7 @@ impl DeathRecord {
                 let keys = HeaderArray::encode(&[HeaderValue::Str(old.routing_key.unwrap_or(""))])?;
                 let mut fields = vec![
                     ("count", HeaderValue::Int(1)),
-                    ("reason", HeaderValue::Str(reason.as_str())),
+                    ("reason", HeaderValue::Str(death.as_str())),
                     ("queue", HeaderValue::Str(queue)),
                     ("time", HeaderValue::Timestamp(now_s)),
                     ("exchange", HeaderValue::Str(old.exchange.unwrap_or(""))),
@@ -239,7 +232,7 @@ impl DeathRecord {
                 if let Some(expiration) = old.expiration {
                     fields.push(("original-expiration", HeaderValue::Str(expiration)));
                 }
-                (Headers::encode(&fields)?, (queue.to_owned(), reason.as_str().to_owned()))
+                (Headers::encode(&fields)?, (queue.to_owned(), death.as_str().to_owned()))
             }
         };
         entries.insert(0, first.0);
@@ -252,7 +245,7 @@ impl DeathRecord {
 
     /// The copy's headers: the old ones, with `x-death` and the
     /// `x-first-death-*` (kept if present) and `x-last-death-*` headers.
-    fn headers<'a>(&'a self, old: &PropertiesRef<'a>, queue: &'a str, reason: Reason) -> Vec<(&'a str, HeaderValue<'a>)> {
+    fn headers<'a>(&'a self, old: &PropertiesRef<'a>, queue: &'a str, death: Death) -> Vec<(&'a str, HeaderValue<'a>)> {
         const OURS: [&str; 7] = [
             "x-death",
             "x-first-death-reason",
@@ -267,13 +260,13 @@ impl DeathRecord {
         headers.push(("x-death", HeaderValue::Array(HeaderArray::from_encoded(&self.array).unwrap_or_default())));
         let exchange = HeaderValue::Str(old.exchange.unwrap_or(""));
         for (key, value) in [
-            ("x-first-death-reason", HeaderValue::Str(reason.as_str())),
+            ("x-first-death-reason", HeaderValue::Str(death.as_str())),
             ("x-first-death-queue", HeaderValue::Str(queue)),
             ("x-first-death-exchange", exchange),
         ] {
             headers.push((key, old.headers.get(key).unwrap_or(value)));
         }
-        headers.push(("x-last-death-reason", HeaderValue::Str(reason.as_str())));
+        headers.push(("x-last-death-reason", HeaderValue::Str(death.as_str())));
         headers.push(("x-last-death-queue", HeaderValue::Str(queue)));
         headers.push(("x-last-death-exchange", exchange));
         headers
@@ -283,8 +276,8 @@ impl DeathRecord {
     /// in it (RabbitMQ drops the copy for that queue): `target` is in the
     /// trail, and no death from the newest back to its latest visit there
     /// was a rejection. Rejections never cycle.
-    fn cycles_at(&self, target: &str, reason: Reason) -> bool {
-        if reason == Reason::Rejected {
+    fn cycles_at(&self, target: &str, death: Death) -> bool {
+        if death == Death::Rejected {
             return false;
         }
         let Some(at) = self.trail.iter().position(|(q, _)| q == target) else { return false };
@@ -315,20 +308,20 @@ mod tests {
     #[test]
     fn deaths_merge_by_queue_and_reason_and_move_to_the_front() {
         let fresh = PropertiesRef { routing_key: Some("task"), exchange: Some(""), ..Default::default() };
-        let first = DeathRecord::new(&fresh, "work", Reason::Rejected, 100).unwrap();
+        let first = DeathRecord::new(&fresh, "work", Death::Rejected, 100).unwrap();
         assert_eq!(record_of(&first), [("work".into(), "rejected".into(), 1)]);
-        let headers = first.headers(&fresh, "work", Reason::Rejected);
+        let headers = first.headers(&fresh, "work", Death::Rejected);
         let bytes = Headers::encode(&headers).unwrap();
         let again = PropertiesRef { headers: Headers::from_encoded(&bytes).unwrap(), ..fresh };
-        let second = DeathRecord::new(&again, "delay", Reason::Expired, 101).unwrap();
+        let second = DeathRecord::new(&again, "delay", Death::Expired, 101).unwrap();
         assert_eq!(record_of(&second), [("delay".into(), "expired".into(), 1), ("work".into(), "rejected".into(), 1)]);
-        let headers = second.headers(&again, "delay", Reason::Expired);
+        let headers = second.headers(&again, "delay", Death::Expired);
         let bytes = Headers::encode(&headers).unwrap();
         let third_in = PropertiesRef { headers: Headers::from_encoded(&bytes).unwrap(), ..fresh };
-        let third = DeathRecord::new(&third_in, "work", Reason::Rejected, 102).unwrap();
+        let third = DeathRecord::new(&third_in, "work", Death::Rejected, 102).unwrap();
         assert_eq!(record_of(&third), [("work".into(), "rejected".into(), 2), ("delay".into(), "expired".into(), 1)]);
         // The first death is kept; the last follows each death.
-        let headers = third.headers(&third_in, "work", Reason::Rejected);
+        let headers = third.headers(&third_in, "work", Death::Rejected);
         let get = |k: &str| headers.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
         assert_eq!(get("x-first-death-queue"), Some(HeaderValue::Str("work")));
         assert_eq!(get("x-last-death-reason"), Some(HeaderValue::Str("rejected")));
@@ -337,17 +330,17 @@ mod tests {
     #[test]
     fn cycles_without_a_rejection_are_detected() {
         let fresh = PropertiesRef::default();
-        let expired = DeathRecord::new(&fresh, "a", Reason::Expired, 1).unwrap();
-        assert!(expired.cycles_at("a", Reason::Expired), "a queue expiring into itself");
-        assert!(!expired.cycles_at("b", Reason::Expired));
-        let rejected = DeathRecord::new(&fresh, "a", Reason::Rejected, 1).unwrap();
-        assert!(!rejected.cycles_at("a", Reason::Rejected), "rejections never cycle");
+        let expired = DeathRecord::new(&fresh, "a", Death::Expired, 1).unwrap();
+        assert!(expired.cycles_at("a", Death::Expired), "a queue expiring into itself");
+        assert!(!expired.cycles_at("b", Death::Expired));
+        let rejected = DeathRecord::new(&fresh, "a", Death::Rejected, 1).unwrap();
+        assert!(!rejected.cycles_at("a", Death::Rejected), "rejections never cycle");
         // work --rejected--> delay --expired--> work: a rejection in the cycle.
-        let headers = rejected.headers(&fresh, "a", Reason::Rejected);
+        let headers = rejected.headers(&fresh, "a", Death::Rejected);
         let bytes = Headers::encode(&headers).unwrap();
         let then = PropertiesRef { headers: Headers::from_encoded(&bytes).unwrap(), ..fresh };
-        let delayed = DeathRecord::new(&then, "delay", Reason::Expired, 2).unwrap();
-        assert!(!delayed.cycles_at("a", Reason::Expired));
-        assert!(delayed.cycles_at("delay", Reason::Expired));
+        let delayed = DeathRecord::new(&then, "delay", Death::Expired, 2).unwrap();
+        assert!(!delayed.cycles_at("a", Death::Expired));
+        assert!(delayed.cycles_at("delay", Death::Expired));
     }
 }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::chain::{Chain, Grown};
-use super::dead_letter::{drop_oldest, DeadLetterer};
+use super::dead_letter::{drop_oldest, DeadLetterer, Fate};
 use super::{bump, now_ms, spin_until, wait_slice, Agent, WAIT_SLICE};
 use crate::error::PublishError;
 use crate::message::Properties;
@@ -370,8 +370,11 @@ impl Producer {
         if config.overflow != Some(Overflow::RejectPublishDlx) {
             return;
         }
-        if self.dead_letters.dead_letter_refused(config, properties, body).is_ok() && config.dead_letter_exchange.is_some() {
-            bump(&self.counters().dead_lettered, 1);
+        match self.dead_letters.dead_letter_refused(config, properties, body) {
+            Fate::Gone if config.dead_letter_exchange.is_some() => bump(&self.counters().dead_lettered, 1),
+            Fate::Gone => {}
+            // Not in the queue, so nothing to keep: lost, and counted.
+            Fate::Dropped | Fate::Shelved => bump(&self.counters().dropped, 1),
         }
     }
 
@@ -679,7 +682,9 @@ impl Producer {
 /// The expiry stamp of a message enqueued now with `ttl` (0: none).
 #[inline]
 fn expiry(ttl: Option<u64>) -> u64 {
-    ttl.map_or(0, |ttl| now_ms().saturating_add(ttl).max(1))
+    // Within the expiry's 48 bits whatever the clock says: the bits above
+    // count requeues.
+    ttl.map_or(0, |ttl| now_ms().saturating_add(ttl).clamp(1, (1 << crate::ring::EXPIRY_BITS) - 1))
 }
 
 impl Reservation<'_> {

@@ -23,6 +23,10 @@ pub(crate) const FLAG_KEEP_DATA: u8 = 2;
 /// On a DELIVERED slot: the consumer uses auto-ack (at-most-once), so if it
 /// dies holding the message, the message is discarded, not redelivered.
 pub(crate) const FLAG_AUTO_ACK: u8 = 4;
+/// On a READY slot: the message is dead and its dead-lettered copy could
+/// not be published yet (the dead-letter queue was full). Consumers skip
+/// it; the housekeeping retries it (see `Ring::shelve`).
+pub(crate) const FLAG_SHELVED: u8 = 8;
 
 /// An unpacked control word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -115,13 +115,58 @@ pub struct Lifecycle {
 pub const EXPIRY_BITS: u32 = 48;
 const EXPIRY_MASK: u64 = (1 << EXPIRY_BITS) - 1;
 
-/// Why a message taken from a ring must be dead-lettered, not delivered.
+/// Why a message dies (is dead-lettered, or discarded without a
+/// dead-letter exchange), as RabbitMQ names it in `x-death`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Death {
+    /// Rejected or nacked without requeue.
+    Rejected,
     /// Its TTL passed.
     Expired,
-    /// It was requeued more than the queue's delivery limit.
+    /// Dropped or refused at the queue's length limit.
+    Maxlen,
+    /// Requeued more than the queue's delivery limit.
     DeliveryLimit,
+}
+
+impl Death {
+    /// RabbitMQ's name for it (`x-death`'s `reason`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+            Self::Maxlen => "maxlen",
+            Self::DeliveryLimit => "delivery_limit",
+        }
+    }
+
+    /// Kept in a shelved slot's flags (bits 4-5).
+    fn to_flags(self) -> u8 {
+        (self as u8) << SHELVED_REASON_SHIFT
+    }
+
+    fn from_flags(flags: u8) -> Self {
+        match (flags >> SHELVED_REASON_SHIFT) & 3 {
+            0 => Self::Rejected,
+            1 => Self::Expired,
+            2 => Self::Maxlen,
+            _ => Self::DeliveryLimit,
+        }
+    }
+}
+
+/// Where a shelved slot keeps its death's reason in its flags.
+const SHELVED_REASON_SHIFT: u8 = 4;
+const SHELVED_REASON_MASK: u8 = 3 << SHELVED_REASON_SHIFT;
+
+/// One pass of the housekeeping over a ring's dead messages (see
+/// [`Ring::dead_scan`]): where it is, and what it found.
+#[derive(Debug)]
+pub struct DeadScan {
+    /// Whether to look below `read` at all, and where to go on from.
+    below: Option<u32>,
+    /// A shelved message was seen (it, or others, may remain).
+    saw_shelved: bool,
 }
 
 /// A delivered record, as read (and validated) from its slot.
@@ -194,6 +239,11 @@ pub enum Settle {
     Done,
     /// Put it back, flagged redelivered.
     Requeue,
+    /// Put back a dead message whose dead-lettered copy could not be
+    /// published, unchanged (not counted as a requeue, not flagged
+    /// redelivered) and shelved: consumers skip it and the housekeeping
+    /// retries its dead-lettering. It keeps its place and its reason.
+    Shelve(Death),
 }
 
 /// What a recovery sweep did.
@@ -712,7 +762,7 @@ impl<M: RingMemory> Ring<M> {
             // is the one that acquires the data).
             let word = slot.control.load(Ordering::Acquire);
             let ctl = Control::unpack(word);
-            if ctl.stamp == read && ctl.state == READY {
+            if ctl.stamp == read && ctl.state == READY && ctl.flags & FLAG_SHELVED == 0 {
                 // Fast path: a committed slot at `read` implies `produce` is
                 // past it, so the producers' cursor line is not touched.
                 let claimed = Control::new(read, agent, ctl.flags | auto, DELIVERED).pack();
@@ -740,6 +790,9 @@ impl<M: RingMemory> Ring<M> {
             }
             match ctl.state {
                 FREE => return Take::Stalled(read),
+                // Shelved at the head (its taker never moved `read`): not a
+                // delivery; move past it, the housekeeping finds it below.
+                READY if ctl.flags & FLAG_SHELVED != 0 => self.advance_read(read),
                 READY => continue,
                 _ => self.help_past(read),
             }
@@ -773,7 +826,7 @@ impl<M: RingMemory> Ring<M> {
             let slot = self.slot(pos);
             let word = slot.control.load(Ordering::Acquire);
             let ctl = Control::unpack(word);
-            if ctl.stamp != pos || ctl.state != READY {
+            if ctl.stamp != pos || ctl.state != READY || ctl.flags & FLAG_SHELVED != 0 {
                 break;
             }
             let claimed = Control::new(pos, agent, ctl.flags | auto, DELIVERED).pack();
@@ -901,7 +954,8 @@ impl<M: RingMemory> Ring<M> {
             let slot = self.slot(pos);
             let word = slot.control.load(Ordering::Relaxed);
             let ctl = Control::unpack(word);
-            if ctl.stamp == pos && ctl.state == READY {
+            // Shelved messages are the housekeeping's, not deliveries.
+            if ctl.stamp == pos && ctl.state == READY && ctl.flags & FLAG_SHELVED == 0 {
                 let claimed = Control::new(pos, agent, ctl.flags | auto, DELIVERED).pack();
                 // SYNC POINT PUBLISH: Acquire pairs with the Release in
                 // `settle(Requeue)`/`requeue_dead`, as with `commit`.
@@ -945,6 +999,53 @@ impl<M: RingMemory> Ring<M> {
                 true
             }
             Settle::Requeue => self.requeue(pos, word, ctl.flags),
+            Settle::Shelve(death) => self.shelve(pos, word, ctl.flags, death),
+        }
+    }
+
+    /// DELIVERED `word` at `pos` → READY, shelved (see [`Settle::Shelve`]).
+    fn shelve(&self, pos: u32, word: u64, flags: u8, death: Death) -> bool {
+        let flags = (flags & !(FLAG_AUTO_ACK | SHELVED_REASON_MASK)) | FLAG_SHELVED | death.to_flags();
+        let ready = Control::new(pos, 0, flags, READY).pack();
+        let bytes = u64::from(self.slot(pos).body_len.load(Ordering::Relaxed));
+        if self.count_bytes {
+            // As in `requeue`: ready again, so counted again.
+            self.mem.header().chain.ready_bytes.fetch_add(bytes, Ordering::Relaxed);
+        }
+        // SYNC POINT PUBLISH: Release, as in `requeue`.
+        if self.slot(pos).control.compare_exchange(word, ready, Ordering::Release, Ordering::Relaxed).is_err() {
+            self.sub_ready_bytes(bytes);
+            return false;
+        }
+        // SYNC POINT SHELVED: the slot is READY before the hint is set; the
+        // fence pairs with the one in `dead_scan` (a scanner that cleared
+        // the hint before this store scans after this slot turned READY).
+        crate::sync::fence(Ordering::SeqCst);
+        self.mem.header().chain.shelved.store(1, Ordering::Release);
+        true
+    }
+
+    /// Starts a pass of the housekeeping over this ring's dead messages
+    /// (see [`take_if_dead`](Ring::take_if_dead)); end it with
+    /// [`end_dead_scan`](Ring::end_dead_scan).
+    pub fn dead_scan(&self) -> DeadScan {
+        let header = self.mem.header();
+        // SYNC POINT SHELVED: AcqRel swap, then the fence that pairs with
+        // `shelve`'s: a shelve whose hint store we cleared is seen below.
+        let shelved = header.chain.shelved.swap(0, Ordering::AcqRel) != 0;
+        crate::sync::fence(Ordering::SeqCst);
+        // SYNC POINT REQUEUE: requeued messages (a dead taker's) count too.
+        let requeued = header.requeued.load(Ordering::Acquire) != 0;
+        let below = (shelved || requeued).then(|| unpack_cursor(header.reclaim.load(Ordering::Acquire)).0);
+        DeadScan { below, saw_shelved: false }
+    }
+
+    /// Ends a pass: if it left shelved messages behind (it stopped early,
+    /// or their copies failed again), the next pass looks again.
+    pub fn end_dead_scan(&self, scan: DeadScan) {
+        if scan.saw_shelved || scan.below.is_some() {
+            // SYNC POINT SHELVED (hint only; the slots carry the data).
+            self.mem.header().chain.shelved.store(1, Ordering::Release);
         }
     }
 
@@ -969,11 +1070,11 @@ impl<M: RingMemory> Ring<M> {
             self.mem.header().chain.ready_bytes.fetch_add(bytes, Ordering::Relaxed);
             if self.slot(pos).control.compare_exchange(word, ready, Ordering::Release, Ordering::Relaxed).is_err() {
                 self.sub_ready_bytes(bytes);
-                expiry.store(old, Ordering::Relaxed);
+                self.undo_count(pos, old);
                 return false;
             }
         } else if self.slot(pos).control.compare_exchange(word, ready, Ordering::Release, Ordering::Relaxed).is_err() {
-            expiry.store(old, Ordering::Relaxed);
+            self.undo_count(pos, old);
             return false;
         }
         // SYNC POINT REQUEUE-HELP: see `help_past`.
@@ -985,6 +1086,13 @@ impl<M: RingMemory> Ring<M> {
         self.mem.header().requeued.store(1, Ordering::Release);
         self.notify_consumers();
         true
+    }
+
+    /// Takes back the count a failed requeue added to slot `pos`, unless
+    /// someone else wrote the word since (then theirs stands).
+    fn undo_count(&self, pos: u32, old: u64) {
+        let expiry = &self.slot(pos).expires_at_ms;
+        let _ = expiry.compare_exchange(old.saturating_add(1 << EXPIRY_BITS), old, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Advances the reclaim cursor over DONE and ABANDONED slots, resetting
@@ -1053,39 +1161,46 @@ impl<M: RingMemory> Ring<M> {
     /// Discards the oldest READY message at the read cursor, on behalf of
     /// `agent` (drop-oldest overflow, purge). False if none was ready.
     pub fn discard_oldest(&self, agent: u16) -> bool {
-        match self.take_oldest(agent, &mut || 0) {
-            Some((record, _)) => self.settle(agent, record.pos, Settle::Done),
-            None => false,
-        }
+        // Shelved messages are ready messages too (purge removes them).
+        let found = self.take_oldest(agent, &mut || 0).map(|(record, _)| record).or_else(|| {
+            let mut scan = DeadScan { below: Some(unpack_cursor(self.mem.header().reclaim.load(Ordering::Acquire)).0), saw_shelved: false };
+            self.take_if_dead(agent, 0, &mut scan).map(|(record, _)| record)
+        });
+        found.is_some_and(|record| self.settle(agent, record.pos, Settle::Done))
     }
 
-    /// Takes the message at the read cursor for `agent` if it is dead
-    /// (expired, or over the delivery limit) and leaves it otherwise: for
-    /// dead-lettering in queues nobody consumes from (RabbitMQ expires
-    /// messages at the head of a queue without consumers too).
-    /// Requeued messages below the read cursor count (a dead consumer's,
-    /// requeued by a sweep, sit there): they are looked at first, while the
-    /// ring's `requeued` flag says one may wait.
-    pub fn take_if_dead(&self, agent: u16, now_ms: u64) -> Option<(Record, Death)> {
+    /// Takes a dead message for `agent`, as the housekeeping does in
+    /// queues nobody may consume from: shelved ones and dead requeued ones
+    /// below the read cursor (while `scan` says they may be there), then
+    /// the one at the read cursor if it is dead (expired, or over the
+    /// delivery limit). Live messages are left where they are. RabbitMQ
+    /// expires messages at the head of a queue without consumers too.
+    pub fn take_if_dead(&self, agent: u16, now_ms: u64, scan: &mut DeadScan) -> Option<(Record, Death)> {
         let header = self.mem.header();
-        // SYNC POINT REQUEUE: pairs with the Release store in `requeue`.
-        if header.requeued.load(Ordering::Acquire) != 0 {
-            let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+        if let Some(from) = scan.below {
             let read = header.read.load(Ordering::Acquire);
-            for i in 0..read.wrapping_sub(free_slot).min(self.geo.slot_count) {
-                if let Some(found) = self.claim_if_dead(free_slot.wrapping_add(i), agent, now_ms) {
+            let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
+            // Resume where the last take of this pass stopped, bounded by
+            // the ring even if the cursors are hostile.
+            let start = if from.wrapping_sub(free_slot) <= read.wrapping_sub(free_slot) { from } else { free_slot };
+            for i in 0..read.wrapping_sub(start).min(self.geo.slot_count) {
+                let pos = start.wrapping_add(i);
+                if let Some(found) = self.claim_if_dead(pos, agent, now_ms, scan) {
+                    scan.below = Some(pos.wrapping_add(1));
                     return Some(found);
                 }
             }
+            scan.below = None;
         }
         let read = header.read.load(Ordering::Acquire);
-        let found = self.claim_if_dead(read, agent, now_ms)?;
+        let found = self.claim_if_dead(read, agent, now_ms, scan)?;
         self.advance_read(read);
         Some(found)
     }
 
-    /// Claims slot `pos` for `agent` if it is READY and dead.
-    fn claim_if_dead(&self, pos: u32, agent: u16, now_ms: u64) -> Option<(Record, Death)> {
+    /// Claims slot `pos` for `agent` if it is READY and dead (shelved, or
+    /// dead now).
+    fn claim_if_dead(&self, pos: u32, agent: u16, now_ms: u64, scan: &mut DeadScan) -> Option<(Record, Death)> {
         let slot = self.slot(pos);
         // SYNC POINT PUBLISH: Acquire pairs with `commit`'s (or a requeue's)
         // Release; the record read below belongs to this word, which the
@@ -1095,9 +1210,14 @@ impl<M: RingMemory> Ring<M> {
         if ctl.stamp != pos || ctl.state != READY {
             return None;
         }
-        let record = self.read_record(pos, ctl.flags)?;
-        let death = self.death_of(&record, &mut || now_ms)?;
-        let claimed = Control::new(pos, agent, ctl.flags, DELIVERED).pack();
+        let record = self.read_record(pos, ctl.flags & !(FLAG_SHELVED | SHELVED_REASON_MASK))?;
+        let death = if ctl.flags & FLAG_SHELVED != 0 {
+            scan.saw_shelved = true;
+            Death::from_flags(ctl.flags)
+        } else {
+            self.death_of(&record, &mut || now_ms)?
+        };
+        let claimed = Control::new(pos, agent, ctl.flags & !(FLAG_SHELVED | SHELVED_REASON_MASK), DELIVERED).pack();
         // SYNC POINT PUBLISH: as in `try_take_checked`.
         slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).ok()?;
         if self.count_bytes {
@@ -1436,7 +1556,8 @@ impl<M: RingMemory> Ring<M> {
             .map(|i| free_slot.wrapping_add(i))
             .filter(|&pos| {
                 let ctl = Control::unpack(self.slot(pos).control.load(Ordering::Relaxed));
-                ctl.stamp == pos && ctl.state == READY
+                // Shelved messages are dead: no longer the queue's.
+                ctl.stamp == pos && ctl.state == READY && ctl.flags & FLAG_SHELVED == 0
             })
             .count() as u32
     }

@@ -158,7 +158,6 @@ impl Namespace {
                     Fate::Gone | Fate::Dropped => buried += 1,
                 }
             }
-            ring.end_dead_scan(scan);
             ring.reclaim();
             ring.notify_producers();
         }

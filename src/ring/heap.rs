@@ -78,7 +78,7 @@ impl HeapMemory {
             }),
             chain: Line(ChainState {
                 closed: AtomicU32::new(0),
-                shelved: AtomicU32::new(0),
+                reserved: AtomicU32::new(0),
                 head: AtomicU64::new(0),
                 tail: AtomicU64::new(0),
                 ready_bytes: AtomicU64::new(0),

@@ -107,9 +107,7 @@ pub struct ChainState {
     /// Non-zero once this ring takes no more claims: producers moved to a
     /// later segment. Never cleared.
     pub(crate) closed: AtomicU32,
-    /// Non-zero while a shelved message (dead, its copy not yet published)
-    /// may lie below `read`: the housekeeping scans for them only then.
-    pub(crate) shelved: AtomicU32,
+    pub(crate) reserved: AtomicU32,
     /// First segment only: the sequence number of the oldest segment that
     /// may still hold messages.
     pub(crate) head: AtomicU64,

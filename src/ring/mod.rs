@@ -160,13 +160,11 @@ const SHELVED_REASON_SHIFT: u8 = 4;
 const SHELVED_REASON_MASK: u8 = 3 << SHELVED_REASON_SHIFT;
 
 /// One pass of the housekeeping over a ring's dead messages (see
-/// [`Ring::dead_scan`]): where it is, and what it found.
+/// [`Ring::dead_scan`]): where it goes on from.
 #[derive(Debug)]
 pub struct DeadScan {
-    /// Whether to look below `read` at all, and where to go on from.
+    /// The next slot below `read` to look at; `None` once past them.
     below: Option<u32>,
-    /// A shelved message was seen (it, or others, may remain).
-    saw_shelved: bool,
 }
 
 /// A delivered record, as read (and validated) from its slot.
@@ -1017,36 +1015,17 @@ impl<M: RingMemory> Ring<M> {
             self.sub_ready_bytes(bytes);
             return false;
         }
-        // SYNC POINT SHELVED: the slot is READY before the hint is set; the
-        // fence pairs with the one in `dead_scan` (a scanner that cleared
-        // the hint before this store scans after this slot turned READY).
-        crate::sync::fence(Ordering::SeqCst);
-        self.mem.header().chain.shelved.store(1, Ordering::Release);
         true
     }
 
     /// Starts a pass of the housekeeping over this ring's dead messages
-    /// (see [`take_if_dead`](Ring::take_if_dead)); end it with
-    /// [`end_dead_scan`](Ring::end_dead_scan).
+    /// (see [`take_if_dead`](Ring::take_if_dead)). Every pass looks at
+    /// every slot below `read` (shelved and requeued messages wait there),
+    /// with no hint a crash or a race could leave wrong: that span is the
+    /// messages taken and not yet settled, usually a consumer's prefetch.
     pub fn dead_scan(&self) -> DeadScan {
-        let header = self.mem.header();
-        // SYNC POINT SHELVED: AcqRel swap, then the fence that pairs with
-        // `shelve`'s: a shelve whose hint store we cleared is seen below.
-        let shelved = header.chain.shelved.swap(0, Ordering::AcqRel) != 0;
-        crate::sync::fence(Ordering::SeqCst);
-        // SYNC POINT REQUEUE: requeued messages (a dead taker's) count too.
-        let requeued = header.requeued.load(Ordering::Acquire) != 0;
-        let below = (shelved || requeued).then(|| unpack_cursor(header.reclaim.load(Ordering::Acquire)).0);
-        DeadScan { below, saw_shelved: false }
-    }
-
-    /// Ends a pass: if it left shelved messages behind (it stopped early,
-    /// or their copies failed again), the next pass looks again.
-    pub fn end_dead_scan(&self, scan: DeadScan) {
-        if scan.saw_shelved || scan.below.is_some() {
-            // SYNC POINT SHELVED (hint only; the slots carry the data).
-            self.mem.header().chain.shelved.store(1, Ordering::Release);
-        }
+        // SYNC POINT RECLAIM (a position: the slots carry their ordering).
+        DeadScan { below: Some(unpack_cursor(self.mem.header().reclaim.load(Ordering::Acquire)).0) }
     }
 
     /// DELIVERED `word` at `pos` → READY, flagged redelivered, its requeue
@@ -1163,18 +1142,17 @@ impl<M: RingMemory> Ring<M> {
     pub fn discard_oldest(&self, agent: u16) -> bool {
         // Shelved messages are ready messages too (purge removes them).
         let found = self.take_oldest(agent, &mut || 0).map(|(record, _)| record).or_else(|| {
-            let mut scan = DeadScan { below: Some(unpack_cursor(self.mem.header().reclaim.load(Ordering::Acquire)).0), saw_shelved: false };
-            self.take_if_dead(agent, 0, &mut scan).map(|(record, _)| record)
+            self.take_if_dead(agent, 0, &mut self.dead_scan()).map(|(record, _)| record)
         });
         found.is_some_and(|record| self.settle(agent, record.pos, Settle::Done))
     }
 
     /// Takes a dead message for `agent`, as the housekeeping does in
     /// queues nobody may consume from: shelved ones and dead requeued ones
-    /// below the read cursor (while `scan` says they may be there), then
-    /// the one at the read cursor if it is dead (expired, or over the
-    /// delivery limit). Live messages are left where they are. RabbitMQ
-    /// expires messages at the head of a queue without consumers too.
+    /// below the read cursor (from where `scan` got to), then the one at
+    /// the read cursor if it is dead (expired, or over the delivery limit).
+    /// Live messages are left where they are. RabbitMQ expires messages at
+    /// the head of a queue without consumers too.
     pub fn take_if_dead(&self, agent: u16, now_ms: u64, scan: &mut DeadScan) -> Option<(Record, Death)> {
         let header = self.mem.header();
         if let Some(from) = scan.below {
@@ -1185,7 +1163,7 @@ impl<M: RingMemory> Ring<M> {
             let start = if from.wrapping_sub(free_slot) <= read.wrapping_sub(free_slot) { from } else { free_slot };
             for i in 0..read.wrapping_sub(start).min(self.geo.slot_count) {
                 let pos = start.wrapping_add(i);
-                if let Some(found) = self.claim_if_dead(pos, agent, now_ms, scan) {
+                if let Some(found) = self.claim_if_dead(pos, agent, now_ms) {
                     scan.below = Some(pos.wrapping_add(1));
                     return Some(found);
                 }
@@ -1193,14 +1171,14 @@ impl<M: RingMemory> Ring<M> {
             scan.below = None;
         }
         let read = header.read.load(Ordering::Acquire);
-        let found = self.claim_if_dead(read, agent, now_ms, scan)?;
+        let found = self.claim_if_dead(read, agent, now_ms)?;
         self.advance_read(read);
         Some(found)
     }
 
     /// Claims slot `pos` for `agent` if it is READY and dead (shelved, or
     /// dead now).
-    fn claim_if_dead(&self, pos: u32, agent: u16, now_ms: u64, scan: &mut DeadScan) -> Option<(Record, Death)> {
+    fn claim_if_dead(&self, pos: u32, agent: u16, now_ms: u64) -> Option<(Record, Death)> {
         let slot = self.slot(pos);
         // SYNC POINT PUBLISH: Acquire pairs with `commit`'s (or a requeue's)
         // Release; the record read below belongs to this word, which the
@@ -1212,7 +1190,6 @@ impl<M: RingMemory> Ring<M> {
         }
         let record = self.read_record(pos, ctl.flags & !(FLAG_SHELVED | SHELVED_REASON_MASK))?;
         let death = if ctl.flags & FLAG_SHELVED != 0 {
-            scan.saw_shelved = true;
             Death::from_flags(ctl.flags)
         } else {
             self.death_of(&record, &mut || now_ms)?

@@ -1141,9 +1141,10 @@ impl<M: RingMemory> Ring<M> {
     /// `agent` (drop-oldest overflow, purge). False if none was ready.
     pub fn discard_oldest(&self, agent: u16) -> bool {
         // Shelved messages are ready messages too (purge removes them).
-        let found = self.take_oldest(agent, &mut || 0).map(|(record, _)| record).or_else(|| {
-            self.take_if_dead(agent, 0, &mut self.dead_scan()).map(|(record, _)| record)
-        });
+        let found = self
+            .take_oldest(agent, &mut || 0)
+            .map(|(record, _)| record)
+            .or_else(|| self.take_if_dead(agent, 0, &mut self.dead_scan()).map(|(record, _)| record));
         found.is_some_and(|record| self.settle(agent, record.pos, Settle::Done))
     }
 
@@ -1189,11 +1190,7 @@ impl<M: RingMemory> Ring<M> {
             return None;
         }
         let record = self.read_record(pos, ctl.flags & !(FLAG_SHELVED | SHELVED_REASON_MASK))?;
-        let death = if ctl.flags & FLAG_SHELVED != 0 {
-            Death::from_flags(ctl.flags)
-        } else {
-            self.death_of(&record, &mut || now_ms)?
-        };
+        let death = if ctl.flags & FLAG_SHELVED != 0 { Death::from_flags(ctl.flags) } else { self.death_of(&record, &mut || now_ms)? };
         let claimed = Control::new(pos, agent, ctl.flags & !(FLAG_SHELVED | SHELVED_REASON_MASK), DELIVERED).pack();
         // SYNC POINT PUBLISH: as in `try_take_checked`.
         slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).ok()?;

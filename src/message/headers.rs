@@ -314,25 +314,54 @@ fn check_size(len: usize) -> Result<usize, PublishError> {
     Ok(len)
 }
 
-/// Bytes of a value's payload (after its type byte). A nested table or
-/// array must nest no deeper than a reader accepts: one level for itself
-/// below the table or array that holds it.
-fn value_len(value: &HeaderValue<'_>) -> Result<usize, PublishError> {
-    let too_deep = || PublishError::InvalidProperty("headers nest deeper than 16 tables or arrays");
-    Ok(match value {
-        HeaderValue::Str(s) => 4 + check_size(s.len())?,
-        HeaderValue::Bytes(b) => 4 + check_size(b.len())?,
-        HeaderValue::Table(t) if !check_table(t.raw, 1) => return Err(too_deep()),
-        HeaderValue::Array(a) if !check_array(a.raw, 1) => return Err(too_deep()),
-        HeaderValue::Table(t) => 4 + check_size(t.raw.len())?,
-        HeaderValue::Array(a) => 4 + check_size(a.raw.len())?,
+/// Bytes of a value's payload (after its type byte), unchecked.
+fn payload_size(value: &HeaderValue<'_>) -> usize {
+    match value {
+        HeaderValue::Str(s) => 4 + s.len(),
+        HeaderValue::Bytes(b) => 4 + b.len(),
+        HeaderValue::Table(t) => 4 + t.raw.len(),
+        HeaderValue::Array(a) => 4 + a.raw.len(),
         HeaderValue::Int(_) | HeaderValue::Float(_) | HeaderValue::Timestamp(_) => 8,
         HeaderValue::Bool(_) => 1,
         HeaderValue::Void => 0,
-    })
+    }
 }
 
-/// Bytes of an encoded table.
+/// [`payload_size`], checked: lengths a `u32` holds, and a nested table or
+/// array no deeper than a reader accepts (one level for itself below the
+/// table or array that holds it).
+fn value_len(value: &HeaderValue<'_>) -> Result<usize, PublishError> {
+    let too_deep = || PublishError::InvalidProperty("headers nest deeper than 16 tables or arrays");
+    match value {
+        HeaderValue::Str(s) => check_size(s.len())?,
+        HeaderValue::Bytes(b) => check_size(b.len())?,
+        HeaderValue::Table(t) if !check_table(t.raw, 1) => return Err(too_deep()),
+        HeaderValue::Array(a) if !check_array(a.raw, 1) => return Err(too_deep()),
+        HeaderValue::Table(t) => check_size(t.raw.len())?,
+        HeaderValue::Array(a) => check_size(a.raw.len())?,
+        _ => 0,
+    };
+    Ok(payload_size(value))
+}
+
+/// Bytes of an encoded table whose entries [`table_len`] already checked
+/// (the size alone: no second walk through nested values).
+pub(crate) fn table_size(entries: &[(&str, HeaderValue<'_>)]) -> usize {
+    entries.iter().map(|(key, value)| 2 + key.len() + payload_size(value)).sum()
+}
+
+/// Encodes an array of values that are valid already (tables this crate
+/// encoded or validated): no second walk through them.
+pub(crate) fn encode_array_unchecked(values: &[HeaderValue<'_>]) -> Vec<u8> {
+    let mut out = vec![0u8; values.iter().map(|v| 1 + payload_size(v)).sum()];
+    let mut w = Writer { out: &mut out, at: 0 };
+    for value in values {
+        write_value(&mut w, value);
+    }
+    out
+}
+
+/// Bytes of an encoded table, checked: keys, sizes and nesting.
 pub(crate) fn table_len(entries: &[(&str, HeaderValue<'_>)]) -> Result<usize, PublishError> {
     let mut len = 0usize;
     for (key, value) in entries {

@@ -8,7 +8,7 @@
 use crate::error::PublishError;
 
 mod headers;
-pub(crate) use headers::Reader;
+pub(crate) use headers::{encode_array_unchecked, Reader};
 pub use headers::{HeaderArray, HeaderArrayIter, HeaderValue, Headers, HeadersIter, MAX_DEPTH as MAX_HEADER_DEPTH};
 
 const TAG_ROUTING_KEY: u8 = 1;
@@ -230,7 +230,8 @@ impl<'a> Properties<'a> {
             w.put(&[TAG_DELIVERY_MODE, m]);
         }
         if !self.headers.is_empty() {
-            let len = headers::table_len(self.headers).unwrap_or(0) as u32;
+            // Checked by `encoded_len` before the claim; the size alone now.
+            let len = headers::table_size(self.headers) as u32;
             w.put(&[TAG_HEADERS]);
             w.put(&len.to_le_bytes());
             headers::write_table(&mut w, self.headers);

@@ -239,7 +239,8 @@ impl DeathRecord {
         trail.insert(0, first.1);
         let values: Vec<HeaderValue<'_>> =
             entries.iter().map(|e| HeaderValue::Table(Headers::from_encoded(e).unwrap_or_default())).collect();
-        let array = HeaderArray::encode(&values)?;
+        // Entries from a validated table, or encoded just above.
+        let array = crate::message::encode_array_unchecked(&values);
         Ok(Self { entries, array, trail })
     }
 

@@ -37,6 +37,9 @@ fn err(e: shmq::Error) -> PyErr {
         shmq::Error::PreconditionFailed { .. } | shmq::Error::ExchangeConflict { .. } | shmq::Error::ExchangeInUse { .. } => {
             PreconditionFailed::new_err(text)
         }
+        // Outside a declare (which words them as RabbitMQ does, see
+        // `invalid_argument`): a bind's invalid `x-match`, say.
+        shmq::Error::InvalidArgument { .. } | shmq::Error::InvalidArgumentType { .. } => InvalidArgument::new_err(text),
         _ => ShmqError::new_err(text),
     }
 }

@@ -240,6 +240,16 @@ impl Namespace {
                 Destination::Exchange(x) if table.exchange(x).is_none() => return Err(self.no_exchange(table, x)),
                 _ => {}
             }
+            if add && table.exchange(source).is_some_and(|x| x.options.kind == crate::ExchangeKind::Headers) {
+                if let Some(None) = crate::routing::x_match(arguments) {
+                    let value = arguments.iter().find(|(k, _)| k == "x-match").map(|(_, v)| v.to_string()).unwrap_or_default();
+                    return Err(Error::InvalidArgument {
+                        queue: destination.name().to_owned(),
+                        argument: "x-match".to_owned(),
+                        reason: format!("invalid x-match field value '{value}'; expected all, any, all-with-x, or any-with-x"),
+                    });
+                }
+            }
             let binding =
                 Binding { source: source.to_owned(), destination: destination.clone(), key: key.to_owned(), arguments: arguments.to_vec() };
             let present = table.bindings.contains(&binding);

@@ -423,10 +423,13 @@ impl Router {
                 ExchangeKind::Fanout => x.fanout.push(dest),
                 ExchangeKind::Topic => x.topic.insert(&b.key, dest),
                 ExchangeKind::Headers => {
-                    let match_all =
-                        !b.arguments.iter().any(|(k, v)| k == "x-match" && matches!(v, ArgValue::Str(s) if s.starts_with("any")));
-                    let args = b.arguments.iter().filter(|(k, _)| !k.starts_with("x-")).cloned().collect();
-                    x.headers.push(HeadersBinding { match_all, args, dest });
+                    // `x-match`: all (the default), any, all-with-x or
+                    // any-with-x (bind refuses anything else); `x-` arguments
+                    // take part only with the `-with-x` forms, as in RabbitMQ.
+                    let x_match = x_match(&b.arguments).unwrap_or(Some("all")).unwrap_or("all");
+                    let with_x = x_match.ends_with("-with-x");
+                    let args = b.arguments.iter().filter(|(k, _)| k != "x-match" && (with_x || !k.starts_with("x-"))).cloned().collect();
+                    x.headers.push(HeadersBinding { match_all: x_match.starts_with("all"), args, dest });
                 }
             }
         }
@@ -529,6 +532,16 @@ impl HeaderSource for crate::message::Headers<'_> {
     }
 }
 
+/// A headers binding's `x-match`: `None` if absent, `Some(Some(v))` for one
+/// of RabbitMQ's four values, `Some(None)` for anything else.
+pub(crate) fn x_match(arguments: &[(String, ArgValue)]) -> Option<Option<&str>> {
+    let (_, value) = arguments.iter().find(|(k, _)| k == "x-match")?;
+    Some(match value {
+        ArgValue::Str(s) if matches!(s.as_str(), "all" | "any" | "all-with-x" | "any-with-x") => Some(s.as_str()),
+        _ => None,
+    })
+}
+
 fn headers_match<H: HeaderSource>(binding: &HeadersBinding, headers: &H) -> bool {
     let mut any = false;
     for (key, want) in &binding.args {
@@ -626,5 +639,33 @@ mod tests {
         assert!(!headers_match(&b(true, vec![pdf.clone(), log.clone()]), &h));
         assert!(headers_match(&b(false, vec![pdf, log.clone()]), &h));
         assert!(!headers_match(&b(false, vec![log]), &h));
+    }
+
+    #[test]
+    fn x_match_modes_and_x_arguments() {
+        let arg = |k: &str, v: &str| (k.to_owned(), ArgValue::Str(v.into()));
+        let binding = |mode: &str| vec![arg("x-match", mode), arg("format", "pdf"), arg("x-tenant", "acme")];
+        for (mode, valid) in [("all", true), ("any", true), ("all-with-x", true), ("any-with-x", true), ("sometimes", false)] {
+            assert_eq!(x_match(&binding(mode)), Some(valid.then_some(mode)), "{mode}");
+        }
+        assert_eq!(x_match(&[arg("format", "pdf")]), None);
+        // Compiled: `x-` arguments take part only in the -with-x modes
+        // (python/tests/test_headers_exchange_vs_rabbitmq.py compares the
+        // routing itself with RabbitMQ's).
+        let mut t = Table::with_builtins();
+        t.queues.push(QueueMeta { name: "q".into(), exclusive_owner: 0, auto_delete: false });
+        for mode in ["all", "all-with-x"] {
+            t.bindings = vec![Binding {
+                source: "amq.headers".into(),
+                destination: Destination::Queue("q".into()),
+                key: String::new(),
+                arguments: binding(mode),
+            }];
+            let router = Router::compile(&t, 1);
+            let headers = [("format", HeaderValue::Str("pdf"))];
+            let (mut scratch, mut targets) = (RouteScratch::default(), Vec::new());
+            router.route("amq.headers", "", &&headers[..], &mut scratch, &mut targets).unwrap();
+            assert_eq!(targets.len(), usize::from(mode == "all"), "{mode}: x-tenant is absent");
+        }
     }
 }

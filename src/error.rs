@@ -198,6 +198,15 @@ pub enum Error {
         /// How many bindings use it as their source.
         bindings: usize,
     },
+    /// `delete_queue_if` with `if_unused` on a queue that has consumers, or
+    /// `if_empty` on one that holds messages (RabbitMQ's 406s).
+    #[error("queue '{queue}' {reason}: delete it without that condition, or wait")]
+    QueueInUse {
+        /// The queue.
+        queue: String,
+        /// RabbitMQ's words: `in use` or `not empty`.
+        reason: &'static str,
+    },
     /// A name reserved for shmq itself (`amq.*`, the default exchange).
     #[error("access refused: '{name}' is reserved ({reason})")]
     AccessRefused {

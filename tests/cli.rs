@@ -393,3 +393,15 @@ fn dead_letter_settings_are_declared_listed_and_shown_on_messages() {
     let gc = json(&t.run(&["gc", "--json"]));
     assert_eq!(gc["queues_expired"], 0);
 }
+
+#[test]
+fn delete_queue_if_empty_refuses_with_exit_code_4() {
+    let t = TempNs::in_shm("cli-delete-if");
+    t.run(&["declare-queue", "q"]);
+    t.run(&["publish", "q", "x"]);
+    let out = t.shmq().args(["delete-queue", "q", "--if-empty"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    t.run(&["delete-queue", "q", "--if-unused"]);
+    assert!(t.ns.list_queues().unwrap().is_empty());
+}

@@ -402,3 +402,17 @@ fn the_tag_of_a_requeued_delivery_does_not_settle_its_redelivery() {
     assert_eq!(consumer.unacked(), 1);
     again.ack().unwrap();
 }
+
+#[test]
+fn delete_queue_if_unused_or_empty_refuses_as_rabbitmq_does() {
+    let t = TempNs::new("delete-if");
+    t.ns.declare_queue("q", &QueueOptions::default()).unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    assert!(matches!(t.ns.delete_queue_if("q", true, false), Err(Error::QueueInUse { reason: "in use", .. })));
+    drop(consumer);
+    t.ns.producer("q").unwrap().publish(b"x").unwrap();
+    assert!(matches!(t.ns.delete_queue_if("q", false, true), Err(Error::QueueInUse { reason: "not empty", .. })));
+    assert_eq!(t.ns.queue_stats("q").unwrap().ready, 1, "nothing was deleted");
+    t.ns.delete_queue_if("q", true, false).unwrap();
+    assert!(t.ns.list_queues().unwrap().is_empty());
+}

@@ -655,8 +655,19 @@ class BlockingChannel:
     def queue_purge(self, queue: str) -> _Frame:
         return _Frame(type("PurgeOk", (), {"message_count": self._ns.purge_queue(queue)})())
 
-    def queue_delete(self, queue: str, if_unused: bool = False, if_empty: bool = False) -> None:
-        self._ns.delete_queue(queue)
+    def queue_delete(self, queue: str, if_unused: bool = False, if_empty: bool = False) -> _Frame:
+        """Delete a queue, as pika's: with `if_unused` or `if_empty`, a queue
+        with consumers or messages is refused with RabbitMQ's 406. Deleting a
+        queue that does not exist is not an error, as in RabbitMQ. Returns
+        the frame with `method.message_count`, the messages deleted."""
+        try:
+            count = self._ns.queue_stats(queue)["ready"]
+            self._ns.delete_queue(queue, if_unused, if_empty)
+        except QueueNotFound:
+            count = 0
+        except ShmqError as e:
+            raise _closed(e) from e
+        return _Frame(type("DeleteOk", (), {"message_count": count})())
 
     # -- publishing
 

@@ -370,9 +370,18 @@ impl Namespace {
         Ok((stats.name, stats.ready, stats.consumers))
     }
 
-    /// Deletes a queue (its messages go with it).
-    fn delete_queue(&self, name: &str) -> PyResult<()> {
-        self.inner.delete_queue(name).map_err(err)
+    /// Deletes a queue (its messages go with it); with `if_unused` or
+    /// `if_empty`, only if it has no consumer or no message (else
+    /// `QueueInUse`, whose `reply_text` is RabbitMQ's 406 text).
+    #[pyo3(signature = (name, if_unused=false, if_empty=false))]
+    fn delete_queue(&self, py: Python<'_>, name: &str, if_unused: bool, if_empty: bool) -> PyResult<()> {
+        self.inner.delete_queue_if(name, if_unused, if_empty).map_err(|e| match e {
+            shmq::Error::QueueInUse { queue, reason } => {
+                let reply = precondition_failed(&format!("queue '{queue}' in vhost '/' {reason}"));
+                with_reply_text(py, PreconditionFailed::new_err(reply.clone()), &reply)
+            }
+            other => err(other),
+        })
     }
 
     /// Discards a queue's ready messages; returns how many.

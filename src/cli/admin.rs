@@ -281,8 +281,8 @@ pub fn run(cli: &Cli) -> CliResult {
         Command::ListQueues { rates } => list_queues(cli, *rates),
         Command::ListPeers => list_peers(cli),
         Command::DeclareQueue(args) => declare(cli, args),
-        Command::DeleteQueue { name } => {
-            namespace(cli)?.delete_queue(name)?;
+        Command::DeleteQueue { name, if_unused, if_empty } => {
+            namespace(cli)?.delete_queue_if(name, *if_unused, *if_empty)?;
             say(cli, &format!("deleted queue '{name}'"), json!({"deleted": name}));
             Ok(())
         }

@@ -54,7 +54,15 @@ pub enum Command {
     /// Declare a queue (idempotent; fails if it exists with other options).
     DeclareQueue(admin::DeclareArgs),
     /// Delete a queue.
-    DeleteQueue { name: String },
+    DeleteQueue {
+        name: String,
+        /// Refuse if the queue has consumers (exit 4).
+        #[arg(long)]
+        if_unused: bool,
+        /// Refuse if the queue holds messages (exit 4).
+        #[arg(long)]
+        if_empty: bool,
+    },
     /// Declare an exchange (idempotent; fails if it exists as another type).
     DeclareExchange(admin::ExchangeArgs),
     /// Delete an exchange.
@@ -168,6 +176,7 @@ fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
         Some(shmq::Error::PreconditionFailed { .. })
         | Some(shmq::Error::ExchangeConflict { .. })
         | Some(shmq::Error::ExchangeInUse { .. })
+        | Some(shmq::Error::QueueInUse { .. })
         | Some(shmq::Error::ExclusiveQueue { .. }) => 4,
         Some(shmq::Error::AccessRefused { .. }) => 2,
         Some(shmq::Error::TableFull { .. }) => 6,

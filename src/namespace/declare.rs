@@ -172,6 +172,47 @@ impl Namespace {
         Ok(())
     }
 
+    /// Deletes a queue only if it has no consumer (`if_unused`) and no
+    /// messages (`if_empty`), as `queue.delete` with those flags. Consumers
+    /// of dead processes do not count.
+    ///
+    /// # Errors
+    /// [`Error::QueueInUse`] naming the condition that failed (nothing is
+    /// deleted); otherwise as [`delete_queue`](Namespace::delete_queue).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-delete-if-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// ns.producer("q").unwrap().publish(b"still here").unwrap();
+    /// assert!(matches!(ns.delete_queue_if("q", false, true), Err(shmq::Error::QueueInUse { .. })));
+    /// ns.delete_queue_if("q", true, false).unwrap();
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn delete_queue_if(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<(), Error> {
+        if if_unused || if_empty {
+            let chain = self.chain(name)?;
+            if let Ok(me) = self.shared.peer() {
+                let dir = &self.shared.dir;
+                for handle in chain.segments() {
+                    handle.ring.recover(me.token, &mut |token| liveness::is_alive(dir, token));
+                }
+            }
+            let in_use = |reason| Err(Error::QueueInUse { queue: name.to_owned(), reason });
+            if if_unused && chain.first.ring.has_consumers(None) {
+                return in_use("in use");
+            }
+            let stats = self.stats_of(&chain);
+            if if_empty && stats.ready + stats.unacked > 0 {
+                return in_use("not empty");
+            }
+        }
+        self.delete_queue(name)
+    }
+
     /// Discards every ready message of a queue (unacked ones stay) and
     /// returns how many.
     ///

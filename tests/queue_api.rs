@@ -416,3 +416,19 @@ fn delete_queue_if_unused_or_empty_refuses_as_rabbitmq_does() {
     t.ns.delete_queue_if("q", true, false).unwrap();
     assert!(t.ns.list_queues().unwrap().is_empty());
 }
+
+#[test]
+fn ack_and_nack_multiple_settle_up_to_a_tag_and_refuse_an_unknown_one() {
+    let t = TempNs::new("multiple");
+    t.ns.declare_queue("q", &QueueOptions::default()).unwrap();
+    t.ns.producer("q").unwrap().publish_batch(&[b"a", b"b", b"c", b"d"]).unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+    let tags: Vec<_> = (0..4).map(|_| consumer.try_recv().unwrap().tag()).collect();
+    assert_eq!(consumer.ack_multiple(shmq::DeliveryTag(tags[3].0 + 10)), Err(shmq::AckError::UnknownDeliveryTag(tags[3].0 + 10)));
+    assert_eq!(consumer.unacked(), 4, "an unknown tag settles nothing");
+    assert_eq!(consumer.ack_multiple(tags[1]).unwrap(), 2);
+    assert_eq!(consumer.ack_multiple(tags[1]), Err(shmq::AckError::UnknownDeliveryTag(tags[1].0)), "already settled");
+    assert_eq!(consumer.nack_multiple(shmq::DeliveryTag(0), true).unwrap(), 2);
+    let again: Vec<_> = std::iter::from_fn(|| consumer.try_recv().ok().map(|d| (d.body().to_vec(), d.redelivered()))).collect();
+    assert_eq!(again, [(b"c".to_vec(), true), (b"d".to_vec(), true)]);
+}

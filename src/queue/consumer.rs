@@ -142,6 +142,14 @@ impl DeliveryTags {
     fn take(&self, tag: u64) -> Option<(usize, u32)> {
         self.held.borrow_mut().remove(&tag)
     }
+
+    /// The held tags up to and including `tag` (all of them for 0), oldest
+    /// first: what AMQP's `multiple` settles.
+    fn held_up_to(&self, tag: u64) -> Vec<u64> {
+        let mut tags: Vec<u64> = self.held.borrow().keys().copied().filter(|&t| tag == 0 || t <= tag).collect();
+        tags.sort_unstable();
+        tags
+    }
 }
 
 /// One received message. Its body and properties are read in place, in
@@ -408,6 +416,70 @@ impl Consumer {
     /// ```
     pub fn nack(&self, tag: DeliveryTag, requeue: bool) -> Result<(), AckError> {
         self.settle(tag, if requeue { Settle::Requeue } else { Settle::Done }, false)
+    }
+
+    /// Acknowledges every delivery this consumer holds up to and including
+    /// `tag`, oldest first (AMQP's `multiple`); `DeliveryTag(0)` means all
+    /// of them. Returns how many it settled.
+    ///
+    /// # Errors
+    /// [`AckError::UnknownDeliveryTag`] if `tag` is not 0 and not a
+    /// delivery this consumer holds (RabbitMQ closes the channel then);
+    /// nothing is settled.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-ackmulti-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// # ns.producer("q").unwrap().publish_batch(&[b"a", b"b", b"c"]).unwrap();
+    /// let consumer = ns.consumer("q", shmq::ConsumerOptions::default().manual_ack()).unwrap();
+    /// let tags: Vec<_> = (0..3).map(|_| consumer.try_recv().unwrap().tag()).collect();
+    /// assert_eq!(consumer.ack_multiple(tags[1]).unwrap(), 2);
+    /// assert_eq!(consumer.unacked(), 1);
+    /// # drop(consumer); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn ack_multiple(&self, tag: DeliveryTag) -> Result<usize, AckError> {
+        self.settle_multiple(tag, Settle::Done, true)
+    }
+
+    /// Rejects every delivery this consumer holds up to and including
+    /// `tag` (all for `DeliveryTag(0)`), requeueing or discarding
+    /// (dead-lettering) each as [`nack`](Consumer::nack) does. Returns how
+    /// many.
+    ///
+    /// # Errors
+    /// As [`ack_multiple`](Consumer::ack_multiple).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-nackmulti-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// # ns.producer("q").unwrap().publish_batch(&[b"a", b"b"]).unwrap();
+    /// let consumer = ns.consumer("q", shmq::ConsumerOptions::default().manual_ack()).unwrap();
+    /// let _ = (consumer.try_recv().unwrap().tag(), consumer.try_recv().unwrap().tag());
+    /// assert_eq!(consumer.nack_multiple(shmq::DeliveryTag(0), true).unwrap(), 2);
+    /// assert!(consumer.try_recv().unwrap().redelivered());
+    /// # drop(consumer); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn nack_multiple(&self, tag: DeliveryTag, requeue: bool) -> Result<usize, AckError> {
+        self.settle_multiple(tag, if requeue { Settle::Requeue } else { Settle::Done }, false)
+    }
+
+    fn settle_multiple(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<usize, AckError> {
+        let tags = self.tags.held_up_to(tag.0);
+        if tag.0 != 0 && tags.last() != Some(&tag.0) {
+            return Err(AckError::UnknownDeliveryTag(tag.0));
+        }
+        for &t in &tags {
+            self.settle(DeliveryTag(t), how, ack)?;
+        }
+        Ok(tags.len())
     }
 
     fn settle(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<(), AckError> {

@@ -431,3 +431,28 @@ fn topic_routing_allocates_nothing_while_its_cache_churns() {
     assert_eq!(routed, 4 * keys.len());
     assert_eq!(bytes, 0, "bytes allocated routing {} keys", 2 * keys.len());
 }
+
+#[test]
+fn cc_and_bcc_headers_route_too_and_bcc_is_never_delivered() {
+    let t = TempNs::new("cc-bcc");
+    t.ns.declare_exchange("x", &ExchangeOptions::new(ExchangeKind::Direct)).unwrap();
+    for key in ["a", "b", "c"] {
+        t.ns.declare_queue(key, &QueueOptions::default()).unwrap();
+        t.ns.bind_queue(key, "x", key, &[]).unwrap();
+    }
+    let cc = shmq::HeaderArray::encode(&[HeaderValue::Str("b")]).unwrap();
+    let bcc = shmq::HeaderArray::encode(&[HeaderValue::Str("c"), HeaderValue::Str("b")]).unwrap();
+    let headers = [
+        ("CC", HeaderValue::Array(shmq::HeaderArray::from_encoded(&cc).unwrap())),
+        ("BCC", HeaderValue::Array(shmq::HeaderArray::from_encoded(&bcc).unwrap())),
+    ];
+    let routed = t.ns.publisher().publish("x", "a", &Properties::new().headers(&headers), b"m").unwrap();
+    assert_eq!(routed.queues, 3, "a, b and c, each once");
+    for key in ["a", "b", "c"] {
+        let consumer = t.ns.consumer(key, ConsumerOptions::default()).unwrap();
+        let d = consumer.try_recv().unwrap();
+        let p = d.properties();
+        assert!(p.headers.get("CC").is_some() && p.headers.get("BCC").is_none(), "{key}");
+        assert!(consumer.try_recv().is_err(), "{key} got one copy");
+    }
+}

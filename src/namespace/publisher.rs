@@ -74,6 +74,25 @@ pub struct Publisher {
     /// atomic add per exchange per batch, not per message.
     pending: Vec<(String, u64, u64, u64)>,
     since_flush: u32,
+    /// Scratch for the queues a `CC`/`BCC` key routes to.
+    cc_targets: Vec<usize>,
+}
+
+/// The routing keys in a message's `CC` and `BCC` headers (arrays of
+/// strings; anything else in them is ignored, as RabbitMQ does).
+pub(crate) fn sender_selected_keys<'a>(headers: &'a [(&'a str, crate::HeaderValue<'a>)]) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .iter()
+        .filter(|(k, _)| *k == "CC" || *k == "BCC")
+        .filter_map(|(_, v)| match v {
+            crate::HeaderValue::Array(keys) => Some(keys.iter()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|v| match v {
+            crate::HeaderValue::Str(s) => Some(s),
+            _ => None,
+        })
 }
 
 /// Publishes between flushes of the per-exchange counters.
@@ -91,6 +110,7 @@ impl Publisher {
             wait_hook: None,
             pending: Vec::new(),
             since_flush: 0,
+            cc_targets: Vec::new(),
         }
     }
 
@@ -225,7 +245,25 @@ impl Publisher {
         self.refresh()?;
         let Some(router) = self.router.as_ref() else { return Err(PublishError::Routing("no routing snapshot".into())) };
         let headers = properties.headers;
-        match router.route(exchange, routing_key, &headers, &mut self.scratch, &mut self.targets) {
+        let routed = router.route(exchange, routing_key, &headers, &mut self.scratch, &mut self.targets);
+        if routed.is_ok() && !headers.is_empty() {
+            // Sender-selected distribution: the keys in the `CC` and `BCC`
+            // headers route the message too, each queue once.
+            for key in sender_selected_keys(headers) {
+                if key.len() > 255 {
+                    return Err(PublishError::InvalidProperty("a CC or BCC routing key is over 255 bytes"));
+                }
+                let mut more = std::mem::take(&mut self.cc_targets);
+                let _ = router.route(exchange, key, &headers, &mut self.scratch, &mut more);
+                for &t in &more {
+                    if !self.targets.contains(&t) {
+                        self.targets.push(t);
+                    }
+                }
+                self.cc_targets = more;
+            }
+        }
+        match routed {
             Ok(()) => Ok(()),
             Err(RouteError::NoExchange) => Err(PublishError::ExchangeNotFound),
             Err(RouteError::Internal) => Err(PublishError::InternalExchange),
@@ -340,7 +378,15 @@ impl Publisher {
             self.ns.shared.routing.unroutable().fetch_add(1, Ordering::Relaxed);
             return Ok(Routed::default());
         }
-        let stamped = Properties { routing_key: Some(routing_key), exchange: Some(exchange), ..*properties };
+        // `BCC` routes but is never delivered, as in RabbitMQ.
+        let without_bcc: Vec<(&str, crate::HeaderValue<'_>)>;
+        let headers = if properties.headers.iter().any(|(k, _)| *k == "BCC") {
+            without_bcc = properties.headers.iter().filter(|(k, _)| *k != "BCC").copied().collect();
+            &without_bcc[..]
+        } else {
+            properties.headers
+        };
+        let stamped = Properties { routing_key: Some(routing_key), exchange: Some(exchange), headers, ..*properties };
         let mut routed = Routed::default();
         for &target in &self.targets {
             let slot = &mut self.producers[target];

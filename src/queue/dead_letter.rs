@@ -220,7 +220,13 @@ impl DeathRecord {
         let first = match merged {
             Some(found) => found,
             None => {
-                let keys = HeaderArray::encode(&[HeaderValue::Str(old.routing_key.unwrap_or(""))])?;
+                // The routing key and the `CC` keys it was published with,
+                // as RabbitMQ lists them (`BCC` never reaches a queue).
+                let mut keys = vec![HeaderValue::Str(old.routing_key.unwrap_or(""))];
+                if let Some(HeaderValue::Array(cc)) = old.headers.get("CC") {
+                    keys.extend(cc.iter().filter(|v| matches!(v, HeaderValue::Str(_))));
+                }
+                let keys = HeaderArray::encode(&keys)?;
                 let mut fields = vec![
                     ("count", HeaderValue::Int(1)),
                     ("reason", HeaderValue::Str(death.as_str())),

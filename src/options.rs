@@ -634,15 +634,42 @@ pub struct ConsumerOptions {
     pub prefetch: u32,
     /// Spin instead of sleeping while waiting: lowest latency, one busy core.
     pub busy_poll: bool,
+    /// A handle for polling, as AMQP's `basic.get`: it takes, holds and
+    /// settles messages like any consumer, but does not count as one in
+    /// the queue's consumer count, for auto-delete or for `x-expires`
+    /// (RabbitMQ does not count `basic.get` either).
+    pub get_only: bool,
 }
 
 impl Default for ConsumerOptions {
     fn default() -> Self {
-        Self { ack_mode: AckMode::Auto, prefetch: 0, busy_poll: false }
+        Self { ack_mode: AckMode::Auto, prefetch: 0, busy_poll: false, get_only: false }
     }
 }
 
 impl ConsumerOptions {
+    /// Makes this a polling handle, not counted as a consumer (see
+    /// [`get_only`](ConsumerOptions::get_only)).
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shmq::ConsumerOptions::default().for_get().get_only);
+    /// ```
+    #[must_use]
+    pub fn for_get(mut self) -> Self {
+        self.get_only = true;
+        self
+    }
+
+    /// The agent role this consumer registers with.
+    pub(crate) fn role(&self) -> u32 {
+        if self.get_only {
+            crate::ring::layout::ROLE_GETTER
+        } else {
+            crate::ring::layout::ROLE_CONSUMER
+        }
+    }
+
     /// Manual acks.
     ///
     /// # Examples

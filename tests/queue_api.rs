@@ -432,3 +432,17 @@ fn ack_and_nack_multiple_settle_up_to_a_tag_and_refuse_an_unknown_one() {
     let again: Vec<_> = std::iter::from_fn(|| consumer.try_recv().ok().map(|d| (d.body().to_vec(), d.redelivered()))).collect();
     assert_eq!(again, [(b"c".to_vec(), true), (b"d".to_vec(), true)]);
 }
+
+#[test]
+fn a_get_only_handle_is_not_counted_as_a_consumer() {
+    let t = TempNs::new("get-only");
+    t.ns.declare_queue("q", &QueueOptions::default().auto_delete(true)).unwrap();
+    t.ns.producer("q").unwrap().publish_batch(&[b"a", b"b"]).unwrap();
+    let getter = t.ns.consumer("q", ConsumerOptions::default().manual_ack().for_get()).unwrap();
+    let held = getter.try_recv().unwrap().tag();
+    let stats = t.ns.queue_stats("q").unwrap();
+    assert_eq!((stats.consumers, stats.unacked, stats.ready), (0, 1, 1));
+    getter.ack(held).unwrap();
+    drop(getter);
+    assert!(t.ns.queue_stats("q").is_ok(), "basic.get never makes an auto-delete queue go");
+}

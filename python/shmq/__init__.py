@@ -820,7 +820,7 @@ class BlockingChannel:
                 # As RabbitMQ 3.10's quorum queues: basic.get always carries
                 # x-delivery-count, 0 on the first delivery.
                 count_header = "always" if _counts_deliveries(arguments) else None
-                entry = (self._ns.consumer(queue, True, 0, count_header), "x-expires" in arguments)
+                entry = (self._ns.consumer(queue, True, 0, count_header, get_only=True), "x-expires" in arguments)
             except ShmqError as e:
                 raise _closed(e) from e
             self._get_consumers[queue] = entry

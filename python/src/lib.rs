@@ -483,8 +483,15 @@ impl Namespace {
     /// receives: "redelivered" on redeliveries only (as RabbitMQ 3.10 does
     /// for a consumer), "always" on every delivery (as it does for
     /// basic.get); None never.
-    #[pyo3(signature = (queue, manual_ack=false, prefetch=0, delivery_count_header=None))]
-    fn consumer(&self, queue: &str, manual_ack: bool, prefetch: u32, delivery_count_header: Option<&str>) -> PyResult<Consumer> {
+    #[pyo3(signature = (queue, manual_ack=false, prefetch=0, delivery_count_header=None, get_only=false))]
+    fn consumer(
+        &self,
+        queue: &str,
+        manual_ack: bool,
+        prefetch: u32,
+        delivery_count_header: Option<&str>,
+        get_only: bool,
+    ) -> PyResult<Consumer> {
         let count_header = match delivery_count_header {
             None => CountHeader::Never,
             Some("redelivered") => CountHeader::Redelivered,
@@ -496,6 +503,10 @@ impl Namespace {
         let mut o = shmq::ConsumerOptions::default().prefetch(prefetch);
         if manual_ack {
             o = o.manual_ack();
+        }
+        if get_only {
+            // basic.get's handle: no consumer in the queue's count.
+            o = o.for_get();
         }
         Ok(Consumer { inner: self.inner.consumer(queue, o).map_err(err)?, count_header })
     }

@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::message::PropertiesRef;
 use crate::namespace::Namespace;
-use crate::ring::layout::{AGENT_SLOTS, ROLE_CONSUMER, ROLE_PRODUCER};
+use crate::ring::layout::{AGENT_SLOTS, ROLE_CONSUMER, ROLE_GETTER, ROLE_PRODUCER};
 use crate::ring::RingMemory;
 use crate::sync::Ordering;
 
@@ -139,6 +139,7 @@ impl Namespace {
                 let role = match agent.role.load(Ordering::Relaxed) {
                     ROLE_CONSUMER => "consumer",
                     ROLE_PRODUCER => "producer",
+                    ROLE_GETTER => "get",
                     _ => continue,
                 };
                 out.push(HandleInfo {

@@ -34,7 +34,7 @@ use crate::queue::chain::Chain;
 use crate::queue::consumer::Consumer;
 use crate::queue::producer::Producer;
 use crate::queue::{Agent, QueueHandle};
-use crate::ring::layout::{ROLE_CONSUMER, ROLE_PRODUCER};
+use crate::ring::layout::ROLE_PRODUCER;
 use crate::ring::Ring;
 use crate::routing::table::{RoutingLimits, RoutingSegment};
 use crate::segment;
@@ -341,9 +341,10 @@ impl Namespace {
         if owner != 0 && owner != self.shared.peer()?.token {
             return Err(Error::ExclusiveQueue { queue: name.to_owned() });
         }
-        let agent = self.attach(name, ROLE_CONSUMER, options.prefetch)?;
+        let agent = self.attach(name, options.role(), options.prefetch)?;
         housekeeping::touch(agent.queue.segment());
-        Ok(Consumer::new(agent, options, auto_delete.then(|| self.clone())))
+        // A `basic.get` handle never makes an auto-delete queue go.
+        Ok(Consumer::new(agent, options, (auto_delete && !options.get_only).then(|| self.clone())))
     }
 
     /// A publisher that routes through exchanges.

@@ -6,7 +6,7 @@ use super::Namespace;
 use crate::error::Error;
 use crate::options::QueueOptions;
 use crate::queue::chain::Chain;
-use crate::ring::layout::{ROLE_CONSUMER, ROLE_PRODUCER};
+use crate::ring::layout::{ROLE_CONSUMER, ROLE_GETTER, ROLE_PRODUCER};
 use crate::ring::RingMemory;
 use crate::sync::Ordering;
 
@@ -132,6 +132,8 @@ impl Namespace {
                     stats.consumers = stats.consumers.saturating_add(1);
                     stats.unacked = stats.unacked.saturating_add(u64::from(agent.unacked.load(Ordering::Relaxed)));
                 }
+                // `basic.get` holds messages unacked but is no consumer.
+                ROLE_GETTER => stats.unacked = stats.unacked.saturating_add(u64::from(agent.unacked.load(Ordering::Relaxed))),
                 ROLE_PRODUCER => stats.producers = stats.producers.saturating_add(1),
                 _ => {}
             }

@@ -9,7 +9,7 @@ use super::{bump, now_ms, spin_until, wait_slice, Agent, STALL_BEFORE_RECOVERY, 
 use crate::error::{AckError, RecvError};
 use crate::message::PropertiesRef;
 use crate::options::{AckMode, ConsumerOptions};
-use crate::ring::layout::{Counters, ROLE_CONSUMER};
+use crate::ring::layout::Counters;
 use crate::ring::{Death, Record, Settle, Take};
 use crate::sync::Ordering;
 
@@ -732,7 +732,7 @@ impl Consumer {
             return Some(found);
         }
         let queue = self.chain.segment(seq).ok().flatten()?;
-        let agent = Agent::attach(queue, self.home.peer.clone(), ROLE_CONSUMER, self.options.prefetch).ok()?;
+        let agent = Agent::attach(queue, self.home.peer.clone(), self.options.role(), self.options.prefetch).ok()?;
         let entry = RingEntry { agent: Some(agent), seq, held: Cell::new(0) };
         let mut rings = self.rings.borrow_mut();
         match rings.iter().position(Option::is_none) {

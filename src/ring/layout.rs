@@ -142,6 +142,11 @@ pub(crate) const ROLE_PRODUCER: u32 = 1;
 /// See [`ROLE_PRODUCER`].
 #[cfg_attr(shmq_loom, allow(dead_code))]
 pub(crate) const ROLE_CONSUMER: u32 = 2;
+/// A handle that takes messages for `basic.get`: it holds and settles them
+/// as a consumer does, but is not counted as a consumer (stats,
+/// auto-delete, `x-expires`), as RabbitMQ does not count `basic.get`.
+#[cfg_attr(shmq_loom, allow(dead_code))]
+pub(crate) const ROLE_GETTER: u32 = 3;
 
 /// One attached producer or consumer handle.
 #[repr(C, align(128))]

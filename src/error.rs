@@ -207,6 +207,14 @@ pub enum Error {
         /// RabbitMQ's words: `in use` or `not empty`.
         reason: &'static str,
     },
+    /// An exclusive consumer holds the queue, or an exclusive consumer was
+    /// asked for while others are attached (RabbitMQ's 403
+    /// ACCESS_REFUSED "in exclusive use").
+    #[error("queue '{queue}' is in exclusive use: another consumer holds it exclusively, or an exclusive consumer needs it to have none")]
+    ExclusiveConsumer {
+        /// The queue.
+        queue: String,
+    },
     /// A name reserved for shmq itself (`amq.*`, the default exchange).
     #[error("access refused: '{name}' is reserved ({reason})")]
     AccessRefused {

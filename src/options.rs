@@ -639,11 +639,15 @@ pub struct ConsumerOptions {
     /// the queue's consumer count, for auto-delete or for `x-expires`
     /// (RabbitMQ does not count `basic.get` either).
     pub get_only: bool,
+    /// The only consumer of the queue while it lives (AMQP's
+    /// `basic.consume` with `exclusive`): refused if others are attached,
+    /// and others are refused while it is.
+    pub exclusive: bool,
 }
 
 impl Default for ConsumerOptions {
     fn default() -> Self {
-        Self { ack_mode: AckMode::Auto, prefetch: 0, busy_poll: false, get_only: false }
+        Self { ack_mode: AckMode::Auto, prefetch: 0, busy_poll: false, get_only: false, exclusive: false }
     }
 }
 
@@ -658,6 +662,19 @@ impl ConsumerOptions {
     #[must_use]
     pub fn for_get(mut self) -> Self {
         self.get_only = true;
+        self
+    }
+
+    /// Makes this the queue's exclusive consumer (see
+    /// [`exclusive`](ConsumerOptions::exclusive)).
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shmq::ConsumerOptions::default().exclusive().exclusive);
+    /// ```
+    #[must_use]
+    pub fn exclusive(mut self) -> Self {
+        self.exclusive = true;
         self
     }
 

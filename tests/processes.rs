@@ -184,3 +184,21 @@ fn processes_that_exit_cleanly_leave_no_peer_files() {
     assert!(peers.is_empty(), "left behind: {peers:?}");
     assert!(std::fs::read_dir(t.path().join("tmp")).unwrap().next().is_none());
 }
+
+/// An exclusive consumer killed with SIGKILL does not keep the queue: the
+/// next consumer's attach sweeps the dead one away.
+#[test]
+fn a_killed_exclusive_consumer_releases_its_queue() {
+    let t = TempNs::in_shm("exclusive-killed");
+    t.ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    let mut holder = t.shmq().args(["consume", "q", "--exclusive"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while t.ns.queue_stats("q").unwrap().consumers == 0 {
+        assert!(std::time::Instant::now() < deadline, "the exclusive consumer never attached");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(matches!(t.ns.consumer("q", shmq::ConsumerOptions::default()), Err(shmq::Error::ExclusiveConsumer { .. })));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    t.ns.consumer("q", shmq::ConsumerOptions::default()).expect("the dead holder's claim is void");
+}

@@ -446,3 +446,21 @@ fn a_get_only_handle_is_not_counted_as_a_consumer() {
     drop(getter);
     assert!(t.ns.queue_stats("q").is_ok(), "basic.get never makes an auto-delete queue go");
 }
+
+#[test]
+fn an_exclusive_consumer_holds_the_queue_alone_until_it_goes() {
+    let t = TempNs::new("exclusive-consumer");
+    t.ns.declare_queue("q", &QueueOptions::default()).unwrap();
+    let ordinary = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    let refused = t.ns.consumer("q", ConsumerOptions::default().exclusive());
+    assert!(matches!(refused, Err(Error::ExclusiveConsumer { .. })), "others are attached");
+    drop(ordinary);
+    let holder = t.ns.consumer("q", ConsumerOptions::default().exclusive()).unwrap();
+    assert!(matches!(t.ns.consumer("q", ConsumerOptions::default()), Err(Error::ExclusiveConsumer { .. })));
+    assert!(matches!(t.ns.consumer("q", ConsumerOptions::default().exclusive()), Err(Error::ExclusiveConsumer { .. })));
+    // basic.get is no consumer: not refused.
+    t.ns.consumer("q", ConsumerOptions::default().for_get()).unwrap();
+    assert_eq!(t.ns.queue_stats("q").unwrap().consumers, 1);
+    drop(holder);
+    t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+}

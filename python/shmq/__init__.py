@@ -545,6 +545,8 @@ class _Subscription:
 def _closed(e: Exception) -> ChannelClosedByBroker:
     if isinstance(e, (QueueNotFound, ExchangeNotFound)):
         return ChannelClosedByBroker(404, f"NOT_FOUND - {e}")
+    if isinstance(e, _native.AccessRefused):
+        return ChannelClosedByBroker(403, getattr(e, "reply_text", None) or f"ACCESS_REFUSED - {e}")
     if isinstance(e, PreconditionFailed):
         # RabbitMQ's own text where the native side knows it (invalid and
         # inequivalent queue arguments), else shmq's.
@@ -721,13 +723,18 @@ class BlockingChannel:
     def basic_consume(self, queue: str, on_message_callback: Callable[..., None], auto_ack: bool = False,
                       exclusive: bool = False, consumer_tag: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> str:
         tag = consumer_tag or f"ctag1.{next(self._tags)}"
+        if arguments:
+            # Refused, not ignored: consumer priorities (x-priority) and the
+            # rest are not implemented.
+            raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - consumer arguments {sorted(arguments)} are not "
+                                             "supported by shmq; consume without them")
         try:
             # As RabbitMQ 3.10's quorum queues: x-delivery-count on
             # redeliveries (a consumer's first delivery has none).
             count_header = "redelivered" if _counts_deliveries(self._ns.queue_stats(queue)["arguments"]) else None
             # Always manual natively: an auto-ack message is acked once its
             # callback ran, so stopping mid-batch loses nothing.
-            native = self._ns.consumer(queue, True, 0 if auto_ack else self._prefetch, count_header)
+            native = self._ns.consumer(queue, True, 0 if auto_ack else self._prefetch, count_header, exclusive=exclusive)
         except ShmqError as e:
             raise _closed(e) from e
         self._subs[tag] = _Subscription(tag, queue, on_message_callback, native, auto_ack)

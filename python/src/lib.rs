@@ -25,6 +25,7 @@ create_exception!(
     PreconditionFailed,
     "A queue argument shmq does not implement, or one of the wrong type or value (RabbitMQ's 406 \"invalid arg\")."
 );
+create_exception!(_native, AccessRefused, ShmqError, "Refused: the queue is in exclusive use (RabbitMQ's 403).");
 create_exception!(_native, QueueFull, ShmqError, "The queue is full (reject policy, or a blocking publish timed out).");
 create_exception!(_native, Unroutable, ShmqError, "A mandatory message matched no queue.");
 create_exception!(_native, UnknownDeliveryTag, ShmqError, "The delivery tag is not held by this consumer.");
@@ -36,6 +37,11 @@ fn err(e: shmq::Error) -> PyErr {
         shmq::Error::ExchangeNotFound { .. } => ExchangeNotFound::new_err(text),
         shmq::Error::PreconditionFailed { .. } | shmq::Error::ExchangeConflict { .. } | shmq::Error::ExchangeInUse { .. } => {
             PreconditionFailed::new_err(text)
+        }
+        shmq::Error::ExclusiveConsumer { queue } => {
+            let reply = format!("ACCESS_REFUSED - queue '{queue}' in vhost '/' in exclusive use");
+            let e = AccessRefused::new_err(reply.clone());
+            Python::with_gil(|py| with_reply_text(py, e, &reply))
         }
         // Outside a declare (which words them as RabbitMQ does, see
         // `invalid_argument`): a bind's invalid `x-match`, say.
@@ -483,7 +489,7 @@ impl Namespace {
     /// receives: "redelivered" on redeliveries only (as RabbitMQ 3.10 does
     /// for a consumer), "always" on every delivery (as it does for
     /// basic.get); None never.
-    #[pyo3(signature = (queue, manual_ack=false, prefetch=0, delivery_count_header=None, get_only=false))]
+    #[pyo3(signature = (queue, manual_ack=false, prefetch=0, delivery_count_header=None, get_only=false, exclusive=false))]
     fn consumer(
         &self,
         queue: &str,
@@ -491,6 +497,7 @@ impl Namespace {
         prefetch: u32,
         delivery_count_header: Option<&str>,
         get_only: bool,
+        exclusive: bool,
     ) -> PyResult<Consumer> {
         let count_header = match delivery_count_header {
             None => CountHeader::Never,
@@ -507,6 +514,9 @@ impl Namespace {
         if get_only {
             // basic.get's handle: no consumer in the queue's count.
             o = o.for_get();
+        }
+        if exclusive {
+            o = o.exclusive();
         }
         Ok(Consumer { inner: self.inner.consumer(queue, o).map_err(err)?, count_header })
     }
@@ -1156,6 +1166,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("QueueNotFound", py.get_type::<QueueNotFound>()),
         ("ExchangeNotFound", py.get_type::<ExchangeNotFound>()),
         ("PreconditionFailed", py.get_type::<PreconditionFailed>()),
+        ("AccessRefused", py.get_type::<AccessRefused>()),
         ("InvalidArgument", py.get_type::<InvalidArgument>()),
         ("QueueFull", py.get_type::<QueueFull>()),
         ("Unroutable", py.get_type::<Unroutable>()),

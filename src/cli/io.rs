@@ -88,6 +88,10 @@ pub struct ConsumeArgs {
     /// Most unacked messages (manual ack).
     #[arg(long, default_value_t = 0)]
     pub prefetch: u32,
+    /// Be the queue's only consumer (refused if it has others; refuses
+    /// others while it runs).
+    #[arg(long)]
+    pub exclusive: bool,
     /// Simulated work per message, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub work_ms: u64,
@@ -240,6 +244,9 @@ pub fn consume(cli: &Cli, args: &ConsumeArgs) -> CliResult {
         eprintln!("ready {queue}");
     }
     let mut options = shmq::ConsumerOptions::default().prefetch(args.prefetch).busy_poll(args.busy_poll);
+    if args.exclusive {
+        options = options.exclusive();
+    }
     if args.manual_ack || args.requeue {
         options = options.manual_ack();
     }
@@ -351,7 +358,8 @@ const MESSAGE_HEADERS: [&str; 6] = ["payload", "bytes", "redelivered", "routing_
 
 pub fn get(cli: &Cli, queue: &str, count: usize, ack: bool) -> CliResult {
     let ns = namespace(cli)?;
-    let consumer = ns.consumer(queue, shmq::ConsumerOptions::default().manual_ack())?;
+    // `get` is AMQP's basic.get: no consumer.
+    let consumer = ns.consumer(queue, shmq::ConsumerOptions::default().manual_ack().for_get())?;
     let mut rows = Vec::new();
     let mut values = Vec::new();
     let mut tags = Vec::new();

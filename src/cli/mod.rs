@@ -177,6 +177,7 @@ fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
         | Some(shmq::Error::ExchangeConflict { .. })
         | Some(shmq::Error::ExchangeInUse { .. })
         | Some(shmq::Error::QueueInUse { .. })
+        | Some(shmq::Error::ExclusiveConsumer { .. })
         | Some(shmq::Error::ExclusiveQueue { .. }) => 4,
         Some(shmq::Error::AccessRefused { .. }) => 2,
         Some(shmq::Error::TableFull { .. }) => 6,

@@ -342,6 +342,18 @@ impl Namespace {
             return Err(Error::ExclusiveQueue { queue: name.to_owned() });
         }
         let agent = self.attach(name, options.role(), options.prefetch)?;
+        // `basic.get` is no consumer: exclusive use does not concern it.
+        let refused = || {
+            if options.exclusive {
+                !agent.queue.ring.claim_exclusive(agent.owner)
+            } else {
+                !options.get_only && agent.queue.ring.exclusively_held(agent.owner)
+            }
+        };
+        // The one in the way may be a dead process's: sweep, then look again.
+        if refused() && (agent.queue.recover(agent.peer.token).agents_freed == 0 || refused()) {
+            return Err(Error::ExclusiveConsumer { queue: name.to_owned() });
+        }
         housekeeping::touch(agent.queue.segment());
         // A `basic.get` handle never makes an auto-delete queue go.
         Ok(Consumer::new(agent, options, (auto_delete && !options.get_only).then(|| self.clone())))

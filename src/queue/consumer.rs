@@ -879,6 +879,9 @@ impl Drop for Consumer {
             }
         }
         crate::namespace::housekeeping::touch(self.home.queue.segment());
+        if self.options.exclusive {
+            self.home.queue.ring.release_exclusive(self.home.owner);
+        }
         if let Some(ns) = &self.auto_delete {
             if !self.home.queue.ring.has_consumers(Some(self.home.owner)) {
                 let _ = ns.delete_queue(self.queue_name());

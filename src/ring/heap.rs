@@ -75,6 +75,7 @@ impl HeapMemory {
                 had_consumer: AtomicU32::new(0),
                 retired: counters(),
                 last_used_ms: AtomicU64::new(0),
+                exclusive_consumer: AtomicU64::new(0),
             }),
             chain: Line(ChainState {
                 closed: AtomicU32::new(0),

@@ -45,6 +45,10 @@ pub struct QueueState {
     /// Unix ms when the queue was last used (a consumer attached or left,
     /// a `basic.get`, a redeclare): `x-expires` counts from it.
     pub(crate) last_used_ms: AtomicU64,
+    /// 0, or 1 + the owner id of the exclusive consumer that holds the
+    /// queue (AMQP's `basic.consume` with `exclusive`). Stale once that
+    /// agent row is free or reused (a later generation).
+    pub(crate) exclusive_consumer: AtomicU64,
 }
 
 /// Per-agent (or retired) message counters.
@@ -211,6 +215,7 @@ const _: () = {
     assert!(offset_of!(ProduceLine, epoch) == 8);
     assert!(size_of::<Counters>() == 56);
     assert!(offset_of!(QueueState, last_used_ms) == 64);
+    assert!(offset_of!(QueueState, exclusive_consumer) == 72);
     assert!(size_of::<RingHeader>() == 8 * LINE);
     assert!(offset_of!(RingHeader, produce) == 0);
     assert!(offset_of!(RingHeader, read) == LINE);

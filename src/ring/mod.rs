@@ -155,6 +155,13 @@ impl Death {
     }
 }
 
+/// Set in the exclusive-consumer word once the claim is decided.
+const EXCLUSIVE_CONFIRMED: u64 = 1 << 63;
+
+/// How long a consumer waits for a tentative exclusive claim to be decided
+/// (spin hints; a few milliseconds, against the claimer's few instructions).
+const EXCLUSIVE_WAIT_SPINS: u32 = 1 << 20;
+
 /// Where a shelved slot keeps its death's reason in its flags.
 const SHELVED_REASON_SHIFT: u8 = 4;
 const SHELVED_REASON_MASK: u8 = 3 << SHELVED_REASON_SHIFT;
@@ -1220,6 +1227,79 @@ impl<M: RingMemory> Ring<M> {
             let agent = self.mem.agent(i);
             agent.token.load(Ordering::Acquire) != 0 && agent.role.load(Ordering::Relaxed) == ROLE_CONSUMER
         })
+    }
+
+    /// Claims the queue for the exclusive consumer `owner` (AMQP's
+    /// `basic.consume` with `exclusive`), which registered already: false
+    /// if another consumer is attached or another exclusive consumer holds
+    /// it. Release with [`release_exclusive`](Ring::release_exclusive).
+    ///
+    /// Two steps, so that a race never refuses both sides: the claim is
+    /// made tentatively, then confirmed once no other consumer was seen
+    /// (or withdrawn if one was); an ordinary consumer that finds a
+    /// tentative claim waits for that one step to decide.
+    pub fn claim_exclusive(&self, owner: u16) -> bool {
+        let word = &self.mem.header().state.exclusive_consumer;
+        let tentative = u64::from(owner) + 1;
+        let mut current = word.load(Ordering::Acquire);
+        loop {
+            if current != 0 && self.exclusive_holder_alive(current) {
+                return false;
+            }
+            // SYNC POINT EXCLUSIVE (with the fence below).
+            match word.compare_exchange(current, tentative, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        // SYNC POINT EXCLUSIVE: pairs with the fence in `exclusively_held`.
+        // Store buffering: either that consumer sees our claim, or we see
+        // its registered row here.
+        crate::sync::fence(Ordering::SeqCst);
+        let decided = if self.has_consumers(Some(owner)) { 0 } else { tentative | EXCLUSIVE_CONFIRMED };
+        // SYNC POINT EXCLUSIVE: Release; a waiting consumer acquires it.
+        let _ = word.compare_exchange(tentative, decided, Ordering::AcqRel, Ordering::Relaxed);
+        decided != 0
+    }
+
+    /// True if an exclusive consumer other than `owner` holds the queue;
+    /// every other consumer checks this after it registered. Waits while a
+    /// claim is tentative: its claimer decides in a few instructions (or
+    /// died, which frees its row).
+    pub fn exclusively_held(&self, owner: u16) -> bool {
+        // SYNC POINT EXCLUSIVE: see `claim_exclusive`.
+        crate::sync::fence(Ordering::SeqCst);
+        let word = &self.mem.header().state.exclusive_consumer;
+        for _ in 0..EXCLUSIVE_WAIT_SPINS {
+            let current = word.load(Ordering::Acquire);
+            if current == 0 || (current & !EXCLUSIVE_CONFIRMED) == u64::from(owner) + 1 || !self.exclusive_holder_alive(current) {
+                return false;
+            }
+            if current & EXCLUSIVE_CONFIRMED != 0 {
+                return true;
+            }
+            crate::sync::spin_hint();
+        }
+        // Still tentative after far longer than the claimer's one step: it
+        // died between its two steps (its row is not swept yet). Void.
+        false
+    }
+
+    /// Gives up the claim of exclusive consumer `owner`, if it holds one.
+    pub fn release_exclusive(&self, owner: u16) {
+        let word = &self.mem.header().state.exclusive_consumer;
+        let _ = word.compare_exchange((u64::from(owner) + 1) | EXCLUSIVE_CONFIRMED, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// True if the agent row that an exclusive claim `value` names still
+    /// belongs to its claimer (same generation, not freed). `value` is read
+    /// from shared memory: any bits name some row, nothing more.
+    fn exclusive_holder_alive(&self, value: u64) -> bool {
+        let owner = (value & !EXCLUSIVE_CONFIRMED).wrapping_sub(1) as u16;
+        let index = owner_index(owner);
+        let agent = self.mem.agent(index);
+        // SYNC POINT AGENT / AGENT-GEN: as in `lock_dead_agents`.
+        agent.token.load(Ordering::Acquire) != 0 && owner_id(index, agent.generation.load(Ordering::Acquire)) == owner
     }
 
     /// True once any consumer attached.

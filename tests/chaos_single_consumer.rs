@@ -14,28 +14,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Stdio};
+
 use std::time::{Duration, Instant};
 
-use common::TempNs;
+use common::{kill, TempNs};
 use shmq::{Overflow, QueueOptions};
-
-fn spawn_agent(t: &TempNs, role: &str, log: &std::path::Path, prefix: &str, extra: &[&str]) -> Child {
-    t.shmq()
-        .args(["stress-agent", role, "work"])
-        .arg(log)
-        .args(["--prefix", prefix])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn stress agent")
-}
-
-fn kill(child: &mut Child) {
-    let _ = child.kill(); // SIGKILL
-    let _ = child.wait();
-}
 
 fn run_chaos(batch: bool, growing: bool) {
     let secs: u64 = std::env::var("SHMQ_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
@@ -58,8 +41,8 @@ fn run_chaos(batch: bool, growing: bool) {
     // Growing: the batched consumer, so the backlog a dead consumer leaves
     // is worked off between kills and the drain at the end stays short.
     let consumer_args: &[&str] = if batch || growing { &["--batch", "--hold-us", "50"] } else { &["--hold-us", "50"] };
-    let mut producer = spawn_agent(&t, "producer-queue", &producer_log, "p", &["--interval-us", "10"]);
-    let mut consumer = spawn_agent(&t, "consumer", &consumer_log, "c", consumer_args);
+    let mut producer = t.stress_agent("producer-queue", "work", &producer_log, "p", &["--interval-us", "10"]);
+    let mut consumer = t.stress_agent("consumer", "work", &consumer_log, "c", consumer_args);
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     let mut rng = seed;
     let mut next = move || {
@@ -83,10 +66,10 @@ fn run_chaos(batch: bool, growing: bool) {
             std::thread::sleep(Duration::from_millis(450));
             by_publisher += 1;
         }
-        consumer = spawn_agent(&t, "consumer", &consumer_log, &format!("c{kills}"), consumer_args);
+        consumer = t.stress_agent("consumer", "work", &consumer_log, &format!("c{kills}"), consumer_args);
         if growing && kills % 3 == 0 {
             kill(&mut producer);
-            producer = spawn_agent(&t, "producer-queue", &producer_log, &format!("p{kills}"), &["--interval-us", "10"]);
+            producer = t.stress_agent("producer-queue", "work", &producer_log, &format!("p{kills}"), &["--interval-us", "10"]);
         }
     }
     kill(&mut producer);

@@ -16,28 +16,11 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::TempNs;
+use common::{kill, TempNs};
 use shmq::{ConsumerOptions, QueueOptions};
-
-fn spawn_agent(t: &TempNs, role: &str, queue: &str, log: &std::path::Path, prefix: &str, extra: &[&str]) -> Child {
-    t.shmq()
-        .args(["stress-agent", role, queue])
-        .arg(log)
-        .args(["--prefix", prefix])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn stress agent")
-}
-
-fn kill(child: &mut Child) {
-    let _ = child.kill(); // SIGKILL
-    let _ = child.wait();
-}
 
 /// `(attempted, published)` ids from a producer's log.
 fn published_ids(log: &std::path::Path) -> (HashSet<String>, HashSet<String>) {
@@ -74,8 +57,8 @@ fn run(mode: &str) {
     let worker_log = t.path().join("worker.log");
     let (role, queue, extra): (&str, &str, &[&str]) =
         if mode == "rejected" { ("consumer", "work", &["--reject", "--hold-us", "50"]) } else { ("consumer", "idle", &[]) };
-    let mut producer = spawn_agent(&t, "producer-queue", "work", &producer_log, "p", &["--interval-us", "20"]);
-    let mut worker = spawn_agent(&t, role, queue, &worker_log, "w", extra);
+    let mut producer = t.stress_agent("producer-queue", "work", &producer_log, "p", &["--interval-us", "20"]);
+    let mut worker = t.stress_agent(role, queue, &worker_log, "w", extra);
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     let mut rng = seed;
     let mut next = move || {
@@ -95,7 +78,7 @@ fn run(mode: &str) {
         if next() % 2 == 0 {
             t.run(&["gc"]);
         }
-        worker = spawn_agent(&t, role, queue, &worker_log, &format!("w{kills}"), extra);
+        worker = t.stress_agent(role, queue, &worker_log, &format!("w{kills}"), extra);
         if kills.is_multiple_of(4) {
             drain_dead(&t, &mut seen);
         }

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from test_dead_letter_vs_rabbitmq import both
+from differential import both
 
 
 def fanout_dlx_with_one_full_queue(connection: Any, suffix: str) -> Any:

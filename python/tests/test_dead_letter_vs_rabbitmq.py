@@ -35,57 +35,14 @@ minute of now on both sides, and is then left out of the comparison.
 from __future__ import annotations
 
 import datetime
-import multiprocessing
 import time
-import traceback
 from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
 import shmq
 
-# ------------------------------------------------------------------ the sides
-
-
-def on_rabbitmq(rabbitmq: Any, script: Callable[..., Any], **kwargs: Any) -> Any:
-    connection = rabbitmq.connect()
-    try:
-        return script(connection, **kwargs)
-    finally:
-        if connection.is_open:
-            connection.close()
-
-
-def on_shmq(namespace: str, script: Callable[..., Any], timeout: float = 30, **kwargs: Any) -> Any:
-    """Runs `script` against shmq in a forked child, so that a hang fails
-    the test instead of the suite."""
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-
-    def child() -> None:
-        try:
-            with shmq.BlockingConnection(shmq.ConnectionParameters(namespace=namespace)) as connection:
-                sender.send(("returned", script(connection, **kwargs)))
-        except BaseException:  # noqa: BLE001 - reported to the parent as text
-            sender.send(("raised", traceback.format_exc()))
-
-    process = context.Process(target=child, daemon=True)
-    process.start()
-    try:
-        if not receiver.poll(timeout):
-            pytest.fail(f"the shmq side did not finish within {timeout:.0f} s", pytrace=False)
-        outcome, value = receiver.recv()
-    finally:
-        process.kill()
-        process.join()
-    if outcome == "raised":
-        pytest.fail(f"the shmq side raised:\n{value}", pytrace=False)
-    return value
-
-
-def both(rabbitmq: Any, namespace: str, script: Callable[..., Any], **kwargs: Any) -> Any:
-    """The script's observations on RabbitMQ and on shmq: (expected, got)."""
-    return on_rabbitmq(rabbitmq, script, **kwargs), on_shmq(namespace, script, **kwargs)
+from differential import both, on_rabbitmq, on_shmq  # noqa: E402,F401 - used by the scripts' tests
 
 
 # ------------------------------------------------------- what a script records

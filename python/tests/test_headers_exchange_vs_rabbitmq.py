@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 import pika
 
 import shmq
-from test_dead_letter_vs_rabbitmq import both
+from differential import both
 
 MODES = ["all", "any", "all-with-x", "any-with-x"]
 MESSAGES = {

@@ -32,13 +32,13 @@ holds unacked while the publishes happen; publishes use confirm_delivery().
 
 from __future__ import annotations
 
-import multiprocessing
-import traceback
 from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
 import shmq
+
+import differential
 
 # ------------------------------------------------------------------ the script
 
@@ -136,38 +136,14 @@ def scenario(channel_factory: Callable[[], Any], queue: str, arguments: Dict[str
 
 
 def on_rabbitmq(rabbitmq: Any, script: Callable[..., Any], **kwargs: Any) -> Any:
-    connection = rabbitmq.connect()
-    try:
-        return script(connection.channel, **kwargs)
-    finally:
-        connection.close()
+    """`script` gets a channel factory here."""
+    return differential.on_rabbitmq(rabbitmq, lambda connection, **kw: script(connection.channel, **kw), **kwargs)
 
 
 def on_shmq(namespace: str, script: Callable[..., Any], timeout: float = 60, **kwargs: Any) -> Any:
-    """Runs `script` against shmq in a forked child, so that a publish that
-    blocks for good fails the test instead of hanging the suite."""
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-
-    def child() -> None:
-        try:
-            with shmq.BlockingConnection(shmq.ConnectionParameters(namespace=namespace)) as connection:
-                sender.send(("returned", script(connection.channel, **kwargs)))
-        except BaseException:  # noqa: BLE001 - reported to the parent as text
-            sender.send(("raised", traceback.format_exc()))
-
-    process = context.Process(target=child, daemon=True)
-    process.start()
-    try:
-        if not receiver.poll(timeout):
-            pytest.fail(f"the shmq side did not finish within {timeout:.0f} s (a publish blocked?)", pytrace=False)
-        outcome, value = receiver.recv()
-    finally:
-        process.kill()
-        process.join()
-    if outcome == "raised":
-        pytest.fail(f"the shmq side raised:\n{value}", pytrace=False)
-    return value
+    """As `on_rabbitmq`, against shmq in a forked child (a publish that
+    blocks for good fails the test instead of hanging the suite)."""
+    return differential.on_shmq(namespace, lambda connection, **kw: script(connection.channel, **kw), timeout, **kwargs)
 
 
 # ------------------------------------------------------------------ the cases

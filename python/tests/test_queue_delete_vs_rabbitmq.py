@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict
 
-from test_dead_letter_vs_rabbitmq import both
+from differential import both
 
 
 def deletes(connection: Any) -> Dict[str, Any]:

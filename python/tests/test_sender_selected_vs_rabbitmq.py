@@ -14,7 +14,7 @@ from typing import Any, Dict
 import pika
 
 import shmq
-from test_dead_letter_vs_rabbitmq import both
+from differential import both
 
 
 def sender_selected(connection: Any) -> Dict[str, Any]:

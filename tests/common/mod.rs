@@ -40,6 +40,20 @@ impl TempNs {
         self.shmq().args(args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn shmq")
     }
 
+    /// Spawns a hidden `shmq stress-agent ROLE QUEUE LOG` (see
+    /// src/cli/stress.rs), its output discarded: the kill -9 tests' workers.
+    pub fn stress_agent(&self, role: &str, queue: &str, log: &Path, prefix: &str, extra: &[&str]) -> Child {
+        self.shmq()
+            .args(["stress-agent", role, queue])
+            .arg(log)
+            .args(["--prefix", prefix])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn stress agent")
+    }
+
     /// Runs `shmq ARGS` to completion and returns stdout; panics on failure.
     pub fn run(&self, args: &[&str]) -> String {
         let out = self.shmq().args(args).output().expect("run shmq");
@@ -56,6 +70,12 @@ impl Drop for TempNs {
 
 fn nanos() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// SIGKILL, then reap.
+pub fn kill(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Waits for a child and returns its stdout, asserting success.

@@ -1,0 +1,55 @@
+"""Runs one pika script against the private RabbitMQ (real pika) and against
+shmq's pika API, for the differential tests (test_*_vs_rabbitmq.py). The
+script gets a `BlockingConnection` and returns what it observed."""
+
+from __future__ import annotations
+
+import multiprocessing
+import traceback
+from typing import Any, Callable
+
+import pytest
+
+import shmq
+
+
+def on_rabbitmq(rabbitmq: Any, script: Callable[..., Any], **kwargs: Any) -> Any:
+    connection = rabbitmq.connect()
+    try:
+        return script(connection, **kwargs)
+    finally:
+        if connection.is_open:
+            connection.close()
+
+
+def on_shmq(namespace: str, script: Callable[..., Any], timeout: float = 30, **kwargs: Any) -> Any:
+    """Runs `script` against shmq in a forked child, so that a hang (a
+    publish that blocks for good, say) fails the test instead of the
+    suite."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+
+    def child() -> None:
+        try:
+            with shmq.BlockingConnection(shmq.ConnectionParameters(namespace=namespace)) as connection:
+                sender.send(("returned", script(connection, **kwargs)))
+        except BaseException:  # noqa: BLE001 - reported to the parent as text
+            sender.send(("raised", traceback.format_exc()))
+
+    process = context.Process(target=child, daemon=True)
+    process.start()
+    try:
+        if not receiver.poll(timeout):
+            pytest.fail(f"the shmq side did not finish within {timeout:.0f} s", pytrace=False)
+        outcome, value = receiver.recv()
+    finally:
+        process.kill()
+        process.join()
+    if outcome == "raised":
+        pytest.fail(f"the shmq side raised:\n{value}", pytrace=False)
+    return value
+
+
+def both(rabbitmq: Any, namespace: str, script: Callable[..., Any], **kwargs: Any) -> Any:
+    """The script's observations on RabbitMQ and on shmq: (expected, got)."""
+    return on_rabbitmq(rabbitmq, script, **kwargs), on_shmq(namespace, script, **kwargs)

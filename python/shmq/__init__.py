@@ -577,6 +577,7 @@ class BlockingChannel:
         self._tags_out: Dict[int, Tuple[Any, int]] = {}
         # queue -> (native consumer for basic_get, the queue has x-expires)
         self._get_consumers: Dict[str, Tuple[Any, bool]] = {}
+        self._on_cancel: List[Callable[[Any], None]] = []
         self.is_open = True
 
     # -- queues and exchanges
@@ -766,6 +767,25 @@ class BlockingChannel:
         finally:
             connection._dispatching = was_dispatching
 
+    def add_on_cancel_callback(self, callback: Callable[[Any], None]) -> None:
+        """As pika's: ``callback(method_frame)`` when a consumer of this
+        channel is cancelled because its queue was deleted;
+        ``method_frame.method.consumer_tag`` names it. The consumer is gone
+        then, and ``start_consuming`` returns once none is left."""
+        self._on_cancel.append(callback)
+
+    def _cancelled(self, sub: _Subscription) -> bool:
+        """If `sub`'s queue was deleted: drop it and tell the on-cancel
+        callbacks, as pika does on the broker's basic.cancel."""
+        if sub.consumer is None or not sub.consumer.cancelled:
+            return False
+        self._subs.pop(sub.tag, None)
+        sub.consumer = None
+        frame = _Frame(type("Cancel", (), {"consumer_tag": sub.tag, "NAME": "Basic.Cancel"})())
+        for callback in list(self._on_cancel):
+            callback(frame)
+        return True
+
     def _deliver_ready(self, running: Callable[[], bool] = lambda: True) -> int:
         """Dispatch what the consumers hold ready (within prefetch), without
         waiting; returns how many callbacks ran. A batch taken while
@@ -774,10 +794,16 @@ class BlockingChannel:
         for sub in list(self._subs.values()):
             # Take what is ready in one native call (within prefetch).
             consumer = sub.consumer
-            if consumer is None:
+            if consumer is None or self._cancelled(sub):
                 continue
             done = []
-            for m in consumer.try_recv_many(64):
+            try:
+                ready = consumer.try_recv_many(64)
+            except ShmqError:
+                if self._cancelled(sub):  # deleted since the check above
+                    continue
+                raise
+            for m in ready:
                 if not running() or sub.tag not in self._subs:
                     consumer.nack(m.delivery_tag, True)  # stopped mid-batch: hand it back
                     continue
@@ -797,9 +823,14 @@ class BlockingChannel:
         each = timeout if len(subs) == 1 else min(timeout, 0.01)
         for sub in subs:
             consumer = sub.consumer
-            if consumer is None or sub.tag not in self._subs:
+            if consumer is None or sub.tag not in self._subs or self._cancelled(sub):
                 continue
-            m = consumer.recv(each)
+            try:
+                m = consumer.recv(each)
+            except ShmqError:
+                if self._cancelled(sub):  # deleted while it waited
+                    continue
+                raise
             if m is not None:
                 self._dispatch(sub, m)
                 if sub.auto_ack:

@@ -1130,6 +1130,13 @@ impl Consumer {
     fn unacked(&self) -> u32 {
         self.inner.unacked()
     }
+
+    /// True once the queue was deleted under this consumer (RabbitMQ
+    /// cancels such a consumer).
+    #[getter]
+    fn cancelled(&self) -> bool {
+        self.inner.is_cancelled()
+    }
 }
 
 /// Checks RabbitMQ queue arguments for `queue` as a declare would (without

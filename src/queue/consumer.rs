@@ -209,6 +209,28 @@ impl Consumer {
         self.home.queue.name()
     }
 
+    /// True once the queue was deleted under this consumer: it gets no more
+    /// messages (its receives return [`RecvError::QueueDeleted`]), as
+    /// RabbitMQ cancels a consumer whose queue is deleted (`basic.cancel`).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-cancelled-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// let consumer = ns.consumer("q", Default::default()).unwrap();
+    /// assert!(!consumer.is_cancelled());
+    /// ns.delete_queue("q").unwrap();
+    /// assert!(consumer.is_cancelled());
+    /// assert_eq!(consumer.try_recv().err(), Some(shmq::RecvError::QueueDeleted));
+    /// # drop(consumer); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.chain.is_deleted()
+    }
+
     /// Deliveries this consumer holds unacked (always 0 in auto mode once
     /// deliveries are dropped).
     ///

@@ -533,6 +533,17 @@ def _counts_deliveries(arguments: Dict[str, Any]) -> bool:
     return arguments.get("x-queue-type") == "quorum" or "x-delivery-limit" in arguments
 
 
+class long(int):
+    """What pika decodes a header integer wider than 32 bits as: an ``int``
+    whose ``repr`` ends in ``L`` (``pika.compat.long``)."""
+
+    def __str__(self) -> str:
+        return str(int(self))
+
+    def __repr__(self) -> str:
+        return str(self) + "L"
+
+
 @dataclass
 class _Subscription:
     tag: str

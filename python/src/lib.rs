@@ -615,7 +615,7 @@ fn datetime_of(py: Python<'_>, seconds: u64) -> PyResult<PyObject> {
 enum PyHeader {
     Str(String),
     Bytes(Vec<u8>),
-    /// Int, Float, Bool, Void or Timestamp.
+    /// Int, Float, Bool, Void, Timestamp or Decimal.
     Scalar(shmq::HeaderValue<'static>),
     Table(Vec<u8>),
     Array(Vec<u8>),
@@ -679,8 +679,20 @@ fn py_header(v: &Bound<'_, PyAny>, depth: usize) -> PyResult<PyHeader> {
     if is_datetime(v) {
         return Ok(PyHeader::Scalar(shmq::HeaderValue::Timestamp(timestamp_of(v)?)));
     }
+    let decimal = v.py().import("decimal")?.getattr("Decimal")?;
+    if v.is_instance(&decimal)? {
+        // As pika encodes it: normalised, then its digits after the point
+        // as the scale and the unscaled value in 32 bits.
+        let normal = v.call_method0("normalize")?;
+        let exponent: i64 = normal.call_method0("as_tuple")?.getattr("exponent")?.extract()?;
+        let scale = u8::try_from(-exponent.min(0)).map_err(|_| PyValueError::new_err(format!("decimal header {v} has too many digits")))?;
+        let unscaled = normal.call_method1("scaleb", (i64::from(scale),))?.call_method0("__int__")?;
+        let value =
+            unscaled.extract::<i32>().map_err(|_| PyValueError::new_err(format!("decimal header {v} does not fit AMQP's 32 bits")))?;
+        return Ok(PyHeader::Scalar(shmq::HeaderValue::Decimal { scale, value }));
+    }
     Err(PyValueError::new_err(format!(
-        "header values must be str, bytes, int, float, bool, None, datetime.datetime, dict, list or tuple, not {}",
+        "header values must be str, bytes, int, float, bool, None, datetime.datetime, decimal.Decimal, dict, list or tuple, not {}",
         v.get_type().name()?
     )))
 }
@@ -917,6 +929,7 @@ enum OwnedHeader {
     Bool(bool),
     Void,
     Timestamp(u64),
+    Decimal(u8, i32),
     Table(Vec<(String, OwnedHeader)>),
     Array(Vec<OwnedHeader>),
 }
@@ -935,6 +948,7 @@ fn own_header(v: shmq::HeaderValue<'_>, depth: usize) -> OwnedHeader {
         shmq::HeaderValue::Bool(b) => OwnedHeader::Bool(b),
         shmq::HeaderValue::Void => OwnedHeader::Void,
         shmq::HeaderValue::Timestamp(t) => OwnedHeader::Timestamp(t),
+        shmq::HeaderValue::Decimal { scale, value } => OwnedHeader::Decimal(scale, value),
         shmq::HeaderValue::Table(_) | shmq::HeaderValue::Array(_) if nested > shmq::MAX_HEADER_DEPTH => OwnedHeader::Void,
         shmq::HeaderValue::Table(t) => OwnedHeader::Table(t.iter().map(|(k, v)| (k.to_owned(), own_header(v, nested))).collect()),
         shmq::HeaderValue::Array(a) => OwnedHeader::Array(a.iter().map(|v| own_header(v, nested)).collect()),
@@ -987,11 +1001,20 @@ fn header_py(py: Python<'_>, v: OwnedHeader) -> PyResult<PyObject> {
     Ok(match v {
         OwnedHeader::Str(s) => s.into_pyobject(py)?.into_any().unbind(),
         OwnedHeader::Bytes(b) => PyBytes::new(py, &b).into_any().unbind(),
+        // As pika decodes them: a 64-bit integer (one that needs more than
+        // 32 bits, which pika sends as AMQP's `l`) as its `long`.
+        OwnedHeader::Int(i) if i32::try_from(i).is_err() => py.import("shmq")?.getattr("long")?.call1((i,))?.unbind(),
         OwnedHeader::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
         OwnedHeader::Float(f) => f.into_pyobject(py)?.into_any().unbind(),
         OwnedHeader::Bool(b) => PyBool::new(py, b).to_owned().into_any().unbind(),
         OwnedHeader::Void => py.None(),
         OwnedHeader::Timestamp(t) => datetime_of(py, t)?,
+        OwnedHeader::Decimal(scale, value) => {
+            // As pika decodes it: Decimal(value) * Decimal(10) ** -scale.
+            let decimal = py.import("decimal")?.getattr("Decimal")?;
+            let ten_power = decimal.call1((10,))?.call_method1("__pow__", (-i64::from(scale),))?;
+            decimal.call1((value,))?.call_method1("__mul__", (ten_power,))?.unbind()
+        }
         OwnedHeader::Table(entries) => table_py(py, entries)?.into_any().unbind(),
         OwnedHeader::Array(values) => {
             let items = values.into_iter().map(|v| header_py(py, v)).collect::<PyResult<Vec<_>>>()?;

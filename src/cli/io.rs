@@ -315,6 +315,7 @@ fn header_json(value: shmq::HeaderValue<'_>) -> serde_json::Value {
         V::Bool(b) => json!(b),
         V::Void => serde_json::Value::Null,
         V::Timestamp(t) => json!(t),
+        V::Decimal { scale, value } => json!({"decimal": value, "scale": scale}),
         V::Table(t) => serde_json::Value::Object(t.iter().map(|(k, v)| (k.to_owned(), header_json(v))).collect()),
         V::Array(a) => serde_json::Value::Array(a.iter().map(header_json).collect()),
     }

@@ -20,6 +20,7 @@ const VALUE_VOID: u8 = 6;
 const VALUE_TIMESTAMP: u8 = 7;
 const VALUE_TABLE: u8 = 8;
 const VALUE_ARRAY: u8 = 9;
+const VALUE_DECIMAL: u8 = 10;
 
 /// Deepest nesting of tables and arrays a header table may have (AMQP sets
 /// no limit; RabbitMQ's own headers nest two deep).
@@ -56,6 +57,13 @@ pub enum HeaderValue<'a> {
     Table(Headers<'a>),
     /// An array of values (build one with [`HeaderArray::encode`]).
     Array(HeaderArray<'a>),
+    /// AMQP's decimal: `value` × 10^-`scale` (pika's `decimal.Decimal`).
+    Decimal {
+        /// Digits after the point.
+        scale: u8,
+        /// The unscaled value.
+        value: i32,
+    },
 }
 
 /// A headers table, borrowed in its encoding: iterate it or look a key up.
@@ -267,6 +275,10 @@ fn read_value<'a>(r: &mut Reader<'a>) -> Option<HeaderValue<'a>> {
         VALUE_TIMESTAMP => HeaderValue::Timestamp(r.u64()?),
         VALUE_TABLE => HeaderValue::Table(Headers { raw: r.long()? }),
         VALUE_ARRAY => HeaderValue::Array(HeaderArray { raw: r.long()? }),
+        VALUE_DECIMAL => {
+            let scale = r.byte()?;
+            HeaderValue::Decimal { scale, value: r.u32()? as i32 }
+        }
         _ => return None,
     })
 }
@@ -322,6 +334,7 @@ fn payload_size(value: &HeaderValue<'_>) -> usize {
         HeaderValue::Table(t) => 4 + t.raw.len(),
         HeaderValue::Array(a) => 4 + a.raw.len(),
         HeaderValue::Int(_) | HeaderValue::Float(_) | HeaderValue::Timestamp(_) => 8,
+        HeaderValue::Decimal { .. } => 5,
         HeaderValue::Bool(_) => 1,
         HeaderValue::Void => 0,
     }
@@ -405,6 +418,10 @@ fn write_value(w: &mut Writer<'_>, value: &HeaderValue<'_>) {
             w.put(&[VALUE_TIMESTAMP]);
             w.put(&t.to_le_bytes());
         }
+        HeaderValue::Decimal { scale, value } => {
+            w.put(&[VALUE_DECIMAL, *scale]);
+            w.put(&value.to_le_bytes());
+        }
         HeaderValue::Bool(b) => w.put(&[VALUE_BOOL, u8::from(*b)]),
         HeaderValue::Void => w.put(&[VALUE_VOID]),
     }
@@ -420,6 +437,7 @@ mod tests {
         let inner = Headers::encode(&[
             ("count", HeaderValue::Int(2)),
             ("time", HeaderValue::Timestamp(1_700_000_000)),
+            ("price", HeaderValue::Decimal { scale: 2, value: -1234 }),
             ("routing-keys", HeaderValue::Array(HeaderArray::from_encoded(&keys).unwrap())),
         ])
         .unwrap();
@@ -430,6 +448,7 @@ mod tests {
         let Some(HeaderValue::Table(death)) = array.iter().next() else { panic!("no table") };
         assert_eq!(death.get("count"), Some(HeaderValue::Int(2)));
         assert_eq!(death.get("time"), Some(HeaderValue::Timestamp(1_700_000_000)));
+        assert_eq!(death.get("price"), Some(HeaderValue::Decimal { scale: 2, value: -1234 }));
         let Some(HeaderValue::Array(rk)) = death.get("routing-keys") else { panic!("no keys") };
         assert_eq!(rk.iter().collect::<Vec<_>>(), [HeaderValue::Str("a"), HeaderValue::Str("b")]);
     }

@@ -74,20 +74,7 @@ fn run_chaos(batch: bool, growing: bool) {
     }
     kill(&mut producer);
     // A soak's backlog takes longer to drain than the default run's.
-    let drain_deadline = Instant::now() + Duration::from_secs(30 + secs);
-    loop {
-        let stats = t.ns.queue_stats("work").unwrap();
-        if stats.ready + stats.unacked == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < drain_deadline,
-            "the queue wedged: {} ready, {} unacked left after {kills} kills (seed {seed})",
-            stats.ready,
-            stats.unacked
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    t.wait_drained("work", Duration::from_secs(30 + secs), &format!("after {kills} kills, seed {seed}"));
     std::thread::sleep(Duration::from_millis(200));
     kill(&mut consumer);
 

@@ -85,20 +85,7 @@ fn run(mode: &str) {
     }
     kill(&mut producer);
     // Let the last worker finish what is left, then stop it.
-    let drain_deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let work = t.ns.queue_stats("work").unwrap();
-        if work.ready + work.unacked == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < drain_deadline,
-            "work wedged: {} ready, {} unacked after {kills} kills (seed {seed})",
-            work.ready,
-            work.unacked
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    t.wait_drained("work", Duration::from_secs(30), &format!("after {kills} kills, seed {seed}"));
     kill(&mut worker);
     t.run(&["gc"]);
     drain_dead(&t, &mut seen);

@@ -3,7 +3,8 @@ the same pika script against RabbitMQ 3.10 and shmq. A message published
 to a direct exchange with routing key `a`, `CC: [b]` and `BCC: [c]`
 reaches the queues bound to `a`, `b` and `c`, each once; `BCC` is removed
 before delivery and `CC` kept; dead-lettered, its `x-death` routing-keys
-list the key and the CC keys.
+list the key and the CC keys, and with `x-dead-letter-routing-key` set the
+copy loses `CC` (it is routed by that key alone).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def sender_selected(connection: Any) -> Dict[str, Any]:
     connection.sleep(0.3)
     method, props, _ = ch.basic_get(queues["dead"], auto_ack=True)
     seen["x-death routing-keys"] = props.headers["x-death"][0]["routing-keys"] if method else None
+    # Dead-lettered with x-dead-letter-routing-key: routed by that key alone.
+    seen["dead copy's other headers"] = {k: v for k, v in (props.headers or {}).items() if not k.startswith("x-")} if method else None
     cleanup = connection.channel()
     for q in queues.values():
         cleanup.queue_delete(q)
@@ -57,4 +60,5 @@ def test_cc_and_bcc_route_as_rabbitmq(rabbitmq, namespace):
     expected, got = both(rabbitmq, namespace, sender_selected)
     assert got == expected
     delivered = ("m", "a", {"CC": ["b"], "app": "kept"})
-    assert expected == {"a": [delivered], "b": [delivered], "c": [delivered], "d": [], "x-death routing-keys": ["a", "b"]}
+    assert expected == {"a": [delivered], "b": [delivered], "c": [delivered], "d": [], "x-death routing-keys": ["a", "b"],
+                        "dead copy's other headers": {"app": "kept"}}

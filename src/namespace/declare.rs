@@ -174,7 +174,9 @@ impl Namespace {
 
     /// Deletes a queue only if it has no consumer (`if_unused`) and no
     /// messages (`if_empty`), as `queue.delete` with those flags. Consumers
-    /// of dead processes do not count.
+    /// of dead processes do not count. The check and the delete are two
+    /// steps (RabbitMQ's queue process makes them one): a consumer that
+    /// attaches between them finds the queue deleted.
     ///
     /// # Errors
     /// [`Error::QueueInUse`] naming the condition that failed (nothing is

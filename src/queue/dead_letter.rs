@@ -127,7 +127,11 @@ impl DeadLetterer {
         }
         let now_s = super::now_ms() / 1000;
         let Ok(record) = DeathRecord::new(old, &config.name, death, now_s) else { return Fate::Dropped };
-        let headers = record.headers(old, &config.name, death);
+        let mut headers = record.headers(old, &config.name, death);
+        if config.dead_letter_routing_key.is_some() {
+            // Routed by that key alone: the CC keys go, as in RabbitMQ.
+            headers.retain(|(k, _)| *k != "CC");
+        }
         let routing_key = config.dead_letter_routing_key.as_deref().or(old.routing_key).unwrap_or("");
         // The expiration goes (into `original-expiration`), so the copy does
         // not expire again wherever it is routed, as in RabbitMQ.

@@ -54,6 +54,25 @@ impl TempNs {
             .expect("spawn stress agent")
     }
 
+    /// Waits until `queue` holds nothing ready or unacked, at most `within`;
+    /// panics with `context` (kills, seed) if it does not get there.
+    pub fn wait_drained(&self, queue: &str, within: std::time::Duration, context: &str) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let stats = self.ns.queue_stats(queue).unwrap();
+            if stats.ready + stats.unacked == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{queue} wedged: {} ready, {} unacked left ({context})",
+                stats.ready,
+                stats.unacked
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Runs `shmq ARGS` to completion and returns stdout; panics on failure.
     pub fn run(&self, args: &[&str]) -> String {
         let out = self.shmq().args(args).output().expect("run shmq");

@@ -94,6 +94,7 @@ pub const QUEUE_ARGUMENTS: &[&str] = &[
     "x-dead-letter-routing-key",
     "x-delivery-limit",
     "x-expires",
+    "x-single-active-consumer",
 ];
 
 /// A queue's type (`x-queue-type`). One machine has nothing to replicate:
@@ -202,6 +203,13 @@ pub struct QueueOptions {
     pub expires: Option<Duration>,
     /// `x-queue-type`.
     pub queue_type: QueueType,
+    /// One consumer at a time receives; the next registered takes over
+    /// when it goes (`x-single-active-consumer`).
+    pub single_active_consumer: bool,
+    /// Higher-priority messages are delivered first, priorities above this
+    /// counting as this (`x-max-priority`, 1..=255). `None`: FIFO, and a
+    /// message's priority is only carried.
+    pub max_priority: Option<u8>,
 }
 
 impl Default for QueueOptions {
@@ -220,6 +228,8 @@ impl Default for QueueOptions {
             delivery_limit: None,
             expires: None,
             queue_type: QueueType::Classic,
+            single_active_consumer: false,
+            max_priority: None,
         }
     }
 }
@@ -406,6 +416,18 @@ impl QueueOptions {
         self
     }
 
+    /// Makes one consumer at a time receive (`x-single-active-consumer`).
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shmq::QueueOptions::default().single_active_consumer(true).single_active_consumer);
+    /// ```
+    #[must_use]
+    pub fn single_active_consumer(mut self, on: bool) -> Self {
+        self.single_active_consumer = on;
+        self
+    }
+
     /// These options with RabbitMQ queue arguments applied, checked as
     /// RabbitMQ checks them (`queue.declare`'s `arguments`).
     ///
@@ -486,6 +508,10 @@ impl QueueOptions {
                     }
                     self.dead_letter_exchange = Some(name);
                 }
+                "x-single-active-consumer" => match value {
+                    ArgValue::Bool(on) => self.single_active_consumer = *on,
+                    other => return Err(invalid(key, format!("{{unacceptable_type,{}}}", other.amqp_type()))),
+                },
                 "x-dead-letter-routing-key" => {
                     if find("x-dead-letter-exchange").is_none() {
                         return Err(invalid(key, "routing_key_but_no_dlx_defined".into()));
@@ -528,6 +554,7 @@ impl QueueOptions {
             ("x-delivery-limit", self.delivery_limit.map(|n| Int(i64::from(n)))),
             ("x-expires", self.expires.map(ms)),
             ("x-queue-type", (self.queue_type != QueueType::Classic).then(|| Str(self.queue_type.to_string()))),
+            ("x-single-active-consumer", self.single_active_consumer.then_some(crate::ArgValue::Bool(true))),
         ];
         entries.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))).collect()
     }

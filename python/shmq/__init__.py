@@ -551,6 +551,7 @@ class _Subscription:
     callback: Callable[..., None]
     consumer: Any
     auto_ack: bool
+    prefetch: int = 0
 
 
 def _closed(e: Exception) -> ChannelClosedByBroker:
@@ -749,7 +750,7 @@ class BlockingChannel:
             native = self._ns.consumer(queue, True, 0 if auto_ack else self._prefetch, count_header, exclusive=exclusive)
         except ShmqError as e:
             raise _closed(e) from e
-        self._subs[tag] = _Subscription(tag, queue, on_message_callback, native, auto_ack)
+        self._subs[tag] = _Subscription(tag, queue, on_message_callback, native, auto_ack, 0 if auto_ack else self._prefetch)
         return tag
 
     def basic_cancel(self, consumer_tag: str) -> None:
@@ -832,10 +833,14 @@ class BlockingChannel:
         dispatch it; returns how many callbacks ran (0 or 1)."""
         subs = list(self._subs.values())
         each = timeout if len(subs) == 1 else min(timeout, 0.01)
+        waited = False
         for sub in subs:
             consumer = sub.consumer
             if consumer is None or sub.tag not in self._subs or self._cancelled(sub):
                 continue
+            if sub.prefetch and consumer.unacked >= sub.prefetch:
+                continue  # as a pika consumer whose channel is at prefetch_count
+            waited = True
             try:
                 m = consumer.recv(each)
             except ShmqError:
@@ -847,6 +852,8 @@ class BlockingChannel:
                 if sub.auto_ack:
                     consumer.ack(m.delivery_tag)
                 return 1
+        if not waited:
+            time.sleep(min(timeout, 0.01))
         return 0
 
     def _dispatch(self, sub: _Subscription, m: Any) -> None:

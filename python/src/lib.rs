@@ -215,7 +215,9 @@ const CLASSIC_EQUIVALENCE: &[&str] = &[
     "x-dead-letter-routing-key",
     "x-max-length",
     "x-max-length-bytes",
+    "x-max-priority",
     "x-overflow",
+    "x-single-active-consumer",
     "x-queue-type",
     "x-delivery-limit",
 ];
@@ -226,6 +228,7 @@ const QUORUM_EQUIVALENCE: &[&str] = &[
     "x-max-length",
     "x-max-length-bytes",
     "x-overflow",
+    "x-single-active-consumer",
     "x-queue-type",
     "x-delivery-limit",
     "x-message-ttl",
@@ -1113,7 +1116,12 @@ impl Consumer {
     fn try_recv_many(&self, py: Python<'_>, max: usize) -> PyResult<Vec<Message>> {
         let mut out = Vec::new();
         let mut owned = Vec::new();
-        self.inner.drain(max, |d| owned.push(own(&d, self.count_header))).map_err(|e| ShmqError::new_err(e.to_string()))?;
+        match self.inner.drain(max, |d| owned.push(own(&d, self.count_header))) {
+            // A consumer at its prefetch limit has nothing ready, as a pika
+            // consumer whose channel holds `prefetch_count` unacked.
+            Ok(_) | Err(shmq::RecvError::PrefetchFull(_)) => {}
+            Err(e) => return Err(ShmqError::new_err(e.to_string())),
+        }
         for o in owned {
             out.push(message(py, o)?);
         }

@@ -44,6 +44,10 @@ pub struct DeclareArgs {
     /// Delete the queue once unused this many milliseconds (x-expires).
     #[arg(long = "expires", alias = "expires-ms", value_name = "MS")]
     pub expires_ms: Option<u64>,
+    /// One consumer at a time receives; the next registered takes over when
+    /// it goes (x-single-active-consumer).
+    #[arg(long)]
+    pub single_active_consumer: bool,
     /// Any RabbitMQ queue argument, as KEY=VALUE (an integer, true/false,
     /// or text); repeat for more. Unsupported arguments are refused.
     #[arg(long = "arg", value_name = "KEY=VALUE")]
@@ -66,6 +70,7 @@ impl DeclareArgs {
             dead_letter_routing_key: self.dead_letter_routing_key.clone(),
             delivery_limit: self.delivery_limit,
             expires: self.expires_ms.map(Duration::from_millis),
+            single_active_consumer: self.single_active_consumer,
             ..Default::default()
         };
         if let Some(bytes) = self.capacity {
@@ -185,7 +190,8 @@ pub fn run(cli: &Cli) -> CliResult {
                     .iter()
                     .map(|h| {
                         json!({"queue": h.queue, "role": h.role, "pid": h.pid, "alive": h.alive, "prefetch": h.prefetch,
-                                     "unacked": h.unacked, "published": h.published, "delivered": h.delivered, "acked": h.acked})
+                                     "unacked": h.unacked, "published": h.published, "delivered": h.delivered, "acked": h.acked,
+                                     "active": h.active})
                     })
                     .collect();
                 println!("{}", serde_json::Value::Array(v));
@@ -205,10 +211,14 @@ pub fn run(cli: &Cli) -> CliResult {
                         h.published.to_string(),
                         h.delivered.to_string(),
                         h.acked.to_string(),
+                        if h.role == "consumer" { h.active.to_string() } else { String::new() },
                     ]
                 })
                 .collect();
-            print!("{}", table(&["queue", "role", "pid", "state", "prefetch", "unacked", "published", "delivered", "acked"], &rows));
+            print!(
+                "{}",
+                table(&["queue", "role", "pid", "state", "prefetch", "unacked", "published", "delivered", "acked", "active"], &rows)
+            );
             Ok(())
         }
         Command::ListExchanges => {
@@ -345,6 +355,7 @@ fn stats_json(s: &shmq::QueueStats) -> serde_json::Value {
         "dead_letter_exchange": s.options.dead_letter_exchange, "dead_letter_routing_key": s.options.dead_letter_routing_key,
         "delivery_limit": s.options.delivery_limit, "expires_ms": s.options.expires.map(|d| d.as_millis() as u64),
         "type": s.options.queue_type.to_string(),
+        "single_active_consumer": s.options.single_active_consumer,
         "arguments": s.options.arguments().iter().map(|(k, v)| (k.clone(), super::definitions::arg_json(v))).collect::<serde_json::Map<_, _>>(),
     })
 }

@@ -309,5 +309,11 @@ fn check_same(existing: &QueueConfig, requested: &QueueConfig) -> Result<(), Err
     if e.queue_type != r.queue_type {
         return fail("queue_type", e.queue_type.to_string(), r.queue_type.to_string());
     }
+    if e.single_active_consumer != r.single_active_consumer {
+        return fail("single_active_consumer", e.single_active_consumer.to_string(), r.single_active_consumer.to_string());
+    }
+    if e.max_priority != r.max_priority {
+        return fail("max_priority", format!("{:?}", e.max_priority), format!("{:?}", r.max_priority));
+    }
     Ok(())
 }

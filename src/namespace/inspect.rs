@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::message::PropertiesRef;
 use crate::namespace::Namespace;
-use crate::ring::layout::{AGENT_SLOTS, ROLE_CONSUMER, ROLE_GETTER, ROLE_PRODUCER};
+use crate::ring::layout::{owner_id, AGENT_SLOTS, ROLE_CONSUMER, ROLE_GETTER, ROLE_PRODUCER};
 use crate::ring::RingMemory;
 use crate::sync::Ordering;
 
@@ -55,6 +55,9 @@ pub struct HandleInfo {
     pub delivered: u64,
     /// Messages acked by this handle.
     pub acked: u64,
+    /// A consumer that receives: every consumer, except on a
+    /// single-active-consumer queue, where only the active one does.
+    pub active: bool,
 }
 
 impl Namespace {
@@ -129,6 +132,8 @@ impl Namespace {
         let mut out = Vec::new();
         for queue in self.list_queues()? {
             let Ok(segment) = self.open_segment(&queue) else { continue };
+            // SYNC POINT ACTIVE: pairs with the CAS in `Ring::elect_active`.
+            let active_word = segment.header().state.active_consumer.load(Ordering::Acquire);
             for index in 0..AGENT_SLOTS {
                 let agent = segment.agent(index);
                 // SYNC POINT AGENT: pairs with `register_agent`/`release_agent`.
@@ -152,6 +157,9 @@ impl Namespace {
                     published: agent.counters.published.load(Ordering::Relaxed),
                     delivered: agent.counters.delivered.load(Ordering::Relaxed),
                     acked: agent.counters.acked.load(Ordering::Relaxed),
+                    active: role == "consumer"
+                        && (!segment.config.single_active_consumer
+                            || active_word == u64::from(owner_id(index, agent.generation.load(Ordering::Relaxed))) + 1),
                 });
             }
         }

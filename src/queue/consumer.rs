@@ -89,6 +89,9 @@ pub struct Consumer {
     /// Republishes this consumer's dead messages (rejected, expired, over
     /// the delivery limit) to the queue's dead-letter exchange.
     dead_letters: RefCell<DeadLetterer>,
+    /// The queue has a single active consumer and this is a consumer (not
+    /// `basic.get`): it takes messages only while it is the active one.
+    single_active: bool,
 }
 
 /// What an empty poll counts toward the next look at the clock (a message
@@ -176,7 +179,9 @@ impl Consumer {
     pub(crate) fn new(agent: Agent, options: ConsumerOptions, auto_delete: Option<crate::Namespace>) -> Self {
         let chain = Chain::new(agent.queue.clone());
         let dead_letters = RefCell::new(DeadLetterer::new(agent.queue.ns.clone()));
+        let single_active = agent.queue.segment().config.single_active_consumer && !options.get_only;
         Self {
+            single_active,
             dead_letters,
             chain,
             home: agent,
@@ -323,6 +328,10 @@ impl Consumer {
     /// ```
     pub fn drain(&self, max: usize, mut handle: impl FnMut(Delivery<'_>)) -> Result<usize, RecvError> {
         const CHUNK: usize = 32;
+        if self.standing_by() {
+            self.tick(EMPTY_POLL_TICKS);
+            return Ok(0);
+        }
         let manual = self.options.ack_mode == AckMode::Manual;
         let mut handled = 0;
         let mut records = [Record::default(); CHUNK];
@@ -660,6 +669,10 @@ impl Consumer {
     /// a closed ring that dispatched everything hands over to the next.
     fn poll(&self) -> Result<Option<(usize, Record)>, RecvError> {
         let manual = self.options.ack_mode == AckMode::Manual;
+        if self.standing_by() {
+            self.tick(EMPTY_POLL_TICKS);
+            return Ok(None);
+        }
         if manual && self.options.prefetch != 0 && self.unacked.get() >= self.options.prefetch {
             // A poller that only ever hears "full" or "empty" still sweeps.
             self.tick(1);
@@ -711,6 +724,35 @@ impl Consumer {
                 Take::Corrupt(pos) => return Err(RecvError::Corrupt(pos)),
             }
         }
+    }
+
+    /// True while this consumer waits its turn on a single-active-consumer
+    /// queue (`basic.get` never waits: it is no consumer).
+    #[inline]
+    fn standing_by(&self) -> bool {
+        self.single_active && !self.home.queue.ring.is_active_consumer(self.home.owner)
+    }
+
+    /// True if this consumer is the one that receives: always, unless the
+    /// queue has a single active consumer and it is another.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-active-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// let options = shmq::QueueOptions::default().single_active_consumer(true);
+    /// ns.declare_queue("q", &options).unwrap();
+    /// let first = ns.consumer("q", Default::default()).unwrap();
+    /// let second = ns.consumer("q", Default::default()).unwrap();
+    /// assert!(first.is_active() && !second.is_active());
+    /// drop(first);
+    /// assert!(second.is_active());
+    /// # drop(second); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn is_active(&self) -> bool {
+        !self.standing_by()
     }
 
     /// The chain sequence number of ring slot `ring`.
@@ -903,6 +945,9 @@ impl Drop for Consumer {
         crate::namespace::housekeeping::touch(self.home.queue.segment());
         if self.options.exclusive {
             self.home.queue.ring.release_exclusive(self.home.owner);
+        }
+        if self.single_active {
+            self.home.queue.ring.hand_over(self.home.owner);
         }
         if let Some(ns) = &self.auto_delete {
             if !self.home.queue.ring.has_consumers(Some(self.home.owner)) {

@@ -76,6 +76,8 @@ impl HeapMemory {
                 retired: counters(),
                 last_used_ms: AtomicU64::new(0),
                 exclusive_consumer: AtomicU64::new(0),
+                active_consumer: AtomicU64::new(0),
+                next_ticket: AtomicU32::new(0),
             }),
             chain: Line(ChainState {
                 closed: AtomicU32::new(0),
@@ -105,7 +107,7 @@ impl HeapMemory {
                 prefetch: AtomicU32::new(0),
                 counters: counters(),
                 generation: AtomicU32::new(0),
-                reserved: AtomicU32::new(0),
+                ticket: AtomicU32::new(0),
                 releasing: AtomicU64::new(0),
             })
             .collect();

@@ -49,6 +49,12 @@ pub struct QueueState {
     /// queue (AMQP's `basic.consume` with `exclusive`). Stale once that
     /// agent row is free or reused (a later generation).
     pub(crate) exclusive_consumer: AtomicU64,
+    /// Single active consumer queues: 0, or 1 + the owner id of the one
+    /// consumer that receives. Stale once that agent row is free or reused.
+    pub(crate) active_consumer: AtomicU64,
+    /// The next consumer registration ticket (never 0): the oldest live
+    /// ticket is next in line to be the single active consumer.
+    pub(crate) next_ticket: AtomicU32,
 }
 
 /// Per-agent (or retired) message counters.
@@ -170,7 +176,9 @@ pub struct AgentSlot {
     /// every delivery, so a sweeper that raced a reuse of this row can never
     /// requeue the new holder's deliveries (see [`owner_id`]).
     pub(crate) generation: AtomicU32,
-    pub(crate) reserved: AtomicU32,
+    /// A consumer's registration ticket (see `QueueState::next_ticket`);
+    /// 0 while the row is being registered or holds no consumer.
+    pub(crate) ticket: AtomicU32,
     /// 0, or the liveness token of the sweeper freeing this row for a dead
     /// holder: sweepers take it by CAS, so only one resets the row, and a
     /// sweeper that died holding it is replaced by the next.
@@ -216,6 +224,9 @@ const _: () = {
     assert!(size_of::<Counters>() == 56);
     assert!(offset_of!(QueueState, last_used_ms) == 64);
     assert!(offset_of!(QueueState, exclusive_consumer) == 72);
+    assert!(offset_of!(QueueState, active_consumer) == 80);
+    assert!(offset_of!(QueueState, next_ticket) == 88);
+    assert!(offset_of!(AgentSlot, ticket) == 92);
     assert!(size_of::<RingHeader>() == 8 * LINE);
     assert!(offset_of!(RingHeader, produce) == 0);
     assert!(offset_of!(RingHeader, read) == LINE);

@@ -11,6 +11,7 @@
 pub(crate) mod control;
 pub mod heap;
 pub(crate) mod layout;
+mod single_active;
 
 use crate::sync::{spin_hint, Ordering};
 use control::*;
@@ -1327,6 +1328,7 @@ impl<M: RingMemory> Ring<M> {
                 agent.generation.store(generation, Ordering::Release);
                 if role == ROLE_CONSUMER {
                     self.mem.header().state.had_consumer.store(1, Ordering::Relaxed);
+                    self.take_ticket(index);
                 }
                 return Some(owner_id(index, generation));
             }
@@ -1363,6 +1365,7 @@ impl<M: RingMemory> Ring<M> {
         agent.intent.store(0, Ordering::Relaxed);
         agent.unacked.store(0, Ordering::Relaxed);
         agent.role.store(0, Ordering::Relaxed);
+        agent.ticket.store(0, Ordering::Relaxed);
         // SYNC POINT AGENT: Release pairs with `register_agent`'s CAS.
         let _ = agent.token.compare_exchange(token, 0, Ordering::Release, Ordering::Relaxed);
     }

@@ -1,4 +1,4 @@
-//! Byte offsets of a queue segment, layout version 5 (docs/LAYOUT.md).
+//! Byte offsets of a queue segment, layout version 6 (docs/LAYOUT.md).
 //!
 //! ```text
 //! 0      segment header (48 B) + queue config (to 128)
@@ -20,7 +20,7 @@ use crate::ring::Geometry;
 /// First bytes of every shmq segment.
 pub(crate) const MAGIC: [u8; 8] = *b"SHMQSEG\0";
 /// The layout version this build reads and writes.
-pub const LAYOUT_VERSION: u32 = 5;
+pub const LAYOUT_VERSION: u32 = 6;
 /// Segment kind: a queue.
 pub(crate) const KIND_QUEUE: u32 = 1;
 /// Segment kind: a namespace marker.
@@ -44,7 +44,10 @@ const DLRK_OFFSET: usize = 768;
 const FLAG_DEAD_LETTER_EXCHANGE: u32 = 1;
 const FLAG_DEAD_LETTER_ROUTING_KEY: u32 = 2;
 const FLAG_QUORUM: u32 = 4;
-const KNOWN_FLAGS: u32 = 7;
+const FLAG_SINGLE_ACTIVE_CONSUMER: u32 = 8;
+const KNOWN_FLAGS: u32 = 15;
+/// `x-max-priority` at 408 (u32; 0 = not a priority queue).
+const MAX_PRIORITY_OFFSET: usize = 408;
 pub(crate) const RING_OFFSET: usize = 1024;
 pub(crate) const AGENTS_OFFSET: usize = RING_OFFSET + core::mem::size_of::<RingHeader>();
 pub(crate) const AGENT_BYTES: usize = core::mem::size_of::<AgentSlot>();
@@ -134,6 +137,10 @@ pub(crate) fn encode_queue_header(config: &QueueConfig, offsets: &QueueOffsets) 
     if config.queue_type == QueueType::Quorum {
         flags |= FLAG_QUORUM;
     }
+    if config.single_active_consumer {
+        flags |= FLAG_SINGLE_ACTIVE_CONSUMER;
+    }
+    put_u32(&mut b, MAX_PRIORITY_OFFSET, u32::from(config.max_priority));
     put_u32(&mut b, 120, flags);
     put_u64(&mut b, 384, config.delivery_limit.map_or(NO_LIMIT, u64::from));
     put_u64(&mut b, 392, config.expires_ms);
@@ -247,7 +254,11 @@ pub(crate) fn decode_queue_header(
         NO_LIMIT => None,
         n => Some(u32::try_from(n).map_err(|_| Corrupt(format!("delivery limit {n} is over 2^32 - 1")))?),
     };
+    let max_priority = get_u32(b, MAX_PRIORITY_OFFSET);
+    let max_priority = u8::try_from(max_priority).map_err(|_| Corrupt(format!("max priority {max_priority} is over 255")))?;
     Ok(QueueConfig {
+        single_active_consumer: flags & FLAG_SINGLE_ACTIVE_CONSUMER != 0,
+        max_priority,
         dead_letter_exchange,
         dead_letter_routing_key,
         delivery_limit,

@@ -44,6 +44,10 @@ pub(crate) struct QueueConfig {
     /// `x-expires` in ms; 0 = never.
     pub(crate) expires_ms: u64,
     pub(crate) queue_type: crate::QueueType,
+    /// `x-single-active-consumer`.
+    pub(crate) single_active_consumer: bool,
+    /// `x-max-priority`; 0: not a priority queue.
+    pub(crate) max_priority: u8,
 }
 
 impl QueueConfig {
@@ -64,6 +68,8 @@ impl QueueConfig {
             delivery_limit: options.delivery_limit,
             expires_ms: options.expires.map_or(0, |d| d.as_millis().clamp(1, u128::from(u64::MAX)) as u64),
             queue_type: options.queue_type,
+            single_active_consumer: options.single_active_consumer,
+            max_priority: options.max_priority.unwrap_or(0),
         })
     }
 
@@ -84,6 +90,8 @@ impl QueueConfig {
             delivery_limit: self.delivery_limit,
             expires: (self.expires_ms != 0).then(|| std::time::Duration::from_millis(self.expires_ms)),
             queue_type: self.queue_type,
+            single_active_consumer: self.single_active_consumer,
+            max_priority: (self.max_priority != 0).then_some(self.max_priority),
         }
     }
 

@@ -57,9 +57,14 @@ impl NamespaceState {
         let removed = self.dir.unlink(Sub::Queues, name);
         // Its later rings: flag them too (handles there check their own
         // ring), wake their waiters, and remove them.
+        // Priority levels' chains (`<id>.p<level>.<seq>`) too.
         for extent in self.dir.list(Sub::Extents).unwrap_or_default() {
-            let Some(seq) = extent.strip_prefix(&prefix).and_then(|s| s.parse::<u64>().ok()) else { continue };
-            if let Ok(later) = segment::open_extent(&self.dir, &first, seq) {
+            let Some((level, seq)) = extent.strip_prefix(&prefix).and_then(segment::parse_extent_name) else { continue };
+            if level > first.max_priority {
+                continue;
+            }
+            let of_level = segment::QueueConfig { level, ..first.clone() };
+            if let Ok(later) = segment::open_extent(&self.dir, &of_level, seq) {
                 later.deleted_word().store(1, Ordering::Release);
                 let ring = Ring::new(later);
                 ring.notify_consumers();

@@ -82,7 +82,7 @@ impl std::str::FromStr for Overflow {
 /// # Examples
 /// ```
 /// assert!(shmq::QUEUE_ARGUMENTS.contains(&"x-dead-letter-exchange"));
-/// assert!(!shmq::QUEUE_ARGUMENTS.contains(&"x-max-priority"));
+/// assert!(!shmq::QUEUE_ARGUMENTS.contains(&"x-queue-mode"));
 /// ```
 pub const QUEUE_ARGUMENTS: &[&str] = &[
     "x-max-length",
@@ -95,6 +95,7 @@ pub const QUEUE_ARGUMENTS: &[&str] = &[
     "x-delivery-limit",
     "x-expires",
     "x-single-active-consumer",
+    "x-max-priority",
 ];
 
 /// A queue's type (`x-queue-type`). One machine has nothing to replicate:
@@ -416,6 +417,19 @@ impl QueueOptions {
         self
     }
 
+    /// Makes this a priority queue of levels 0..=`max` (`x-max-priority`):
+    /// consumers get higher-priority messages first; 0 means none.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmq::QueueOptions::default().max_priority(10).max_priority, Some(10));
+    /// ```
+    #[must_use]
+    pub fn max_priority(mut self, max: u8) -> Self {
+        self.max_priority = (max > 0).then_some(max);
+        self
+    }
+
     /// Makes one consumer at a time receive (`x-single-active-consumer`).
     ///
     /// # Examples
@@ -442,7 +456,7 @@ impl QueueOptions {
     ///             ("x-delivery-limit".to_owned(), ArgValue::Int(3))];
     /// let o = QueueOptions::default().with_arguments("q", &args).unwrap();
     /// assert_eq!((o.dead_letter_exchange.as_deref(), o.delivery_limit), (Some("dlx"), Some(3)));
-    /// let bad = [("x-max-priority".to_owned(), ArgValue::Int(10))];
+    /// let bad = [("x-queue-mode".to_owned(), ArgValue::Str("lazy".into()))];
     /// assert!(QueueOptions::default().with_arguments("q", &bad).is_err());
     /// ```
     pub fn with_arguments(mut self, queue: &str, args: &[(String, crate::ArgValue)]) -> Result<Self, Error> {
@@ -508,6 +522,14 @@ impl QueueOptions {
                     }
                     self.dead_letter_exchange = Some(name);
                 }
+                "x-max-priority" => {
+                    let n = int(0)?;
+                    // RabbitMQ's limit; 0 is no priority queue.
+                    if n > 255 {
+                        return Err(invalid(key, format!("{{max_value_exceeded,{n}}}")));
+                    }
+                    self.max_priority = (n > 0).then_some(n as u8);
+                }
                 "x-single-active-consumer" => match value {
                     ArgValue::Bool(on) => self.single_active_consumer = *on,
                     other => return Err(invalid(key, format!("{{unacceptable_type,{}}}", other.amqp_type()))),
@@ -526,6 +548,10 @@ impl QueueOptions {
                     return Err(invalid(other, format!("not supported by shmq (supported: {}); remove it", QUEUE_ARGUMENTS.join(", "))))
                 }
             }
+        }
+        if self.max_priority.is_some() && (self.max_length.is_some() || self.max_length_bytes.is_some()) {
+            let limit = if self.max_length.is_some() { "x-max-length" } else { "x-max-length-bytes" };
+            return Err(invalid(limit, "not supported by shmq together with x-max-priority yet; drop one of them".into()));
         }
         Ok(self)
     }
@@ -555,6 +581,7 @@ impl QueueOptions {
             ("x-expires", self.expires.map(ms)),
             ("x-queue-type", (self.queue_type != QueueType::Classic).then(|| Str(self.queue_type.to_string()))),
             ("x-single-active-consumer", self.single_active_consumer.then_some(crate::ArgValue::Bool(true))),
+            ("x-max-priority", self.max_priority.map(|n| Int(i64::from(n)))),
         ];
         entries.into_iter().filter_map(|(k, v)| Some((k.to_owned(), v?))).collect()
     }
@@ -606,6 +633,14 @@ impl QueueOptions {
         }
         if self.dead_letter_routing_key.is_some() && self.dead_letter_exchange.is_none() {
             return Err(Error::InvalidOptions("a dead-letter routing key needs a dead-letter exchange: set dead_letter_exchange".into()));
+        }
+        if self.max_priority.is_some() && (self.max_length.is_some() || self.max_length_bytes.is_some()) {
+            return Err(Error::InvalidOptions(
+                "x-max-length and x-max-length-bytes on a priority queue (x-max-priority) are not supported by shmq yet: drop one".into(),
+            ));
+        }
+        if self.max_priority == Some(0) {
+            return Err(Error::InvalidOptions("max_priority must be 1..=255 (None: not a priority queue)".into()));
         }
         if self.expires == Some(Duration::ZERO) {
             return Err(Error::InvalidOptions("expires must be at least 1 ms".into()));

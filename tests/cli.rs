@@ -338,14 +338,14 @@ fn status_and_list_queues_show_memory_in_use_against_the_budget_set_at_creation(
 #[test]
 fn import_refuses_queue_arguments_shmq_does_not_implement_and_declares_nothing() {
     let defs = r#"{"queues": [{"name": "work", "vhost": "/", "durable": true, "auto_delete": false,
-                  "arguments": {"x-queue-type": "classic", "x-max-priority": 10}}]}"#;
+                  "arguments": {"x-queue-type": "classic", "x-queue-mode": "lazy"}}]}"#;
     let t = TempNs::in_shm("cli-import-refuse");
     let file = t.path().join("defs.json");
     std::fs::write(&file, defs).unwrap();
     let out = t.shmq().args(["import", file.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success(), "an argument shmq would ignore must fail the import");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("'x-max-priority'") && stderr.contains("not supported by shmq"), "{stderr}");
+    assert!(stderr.contains("'x-queue-mode'") && stderr.contains("not supported by shmq"), "{stderr}");
     assert!(t.ns.declare_queue_passive("work").is_err(), "nothing was declared");
     // Dead-letter settings are imported, and exported back as RabbitMQ's.
     let defs = r#"{"queues": [{"name": "work", "vhost": "/", "durable": true, "auto_delete": false,
@@ -374,7 +374,7 @@ fn dead_letter_settings_are_declared_listed_and_shown_on_messages() {
     assert!(t.run(&["list-queues"]).contains("to '' key 'dead': 0, limit 3"));
     // Unsupported or malformed arguments are refused, naming the argument,
     // and nothing is declared.
-    for bad in [["--arg", "x-max-priority=10"], ["--arg", "x-expires=0"], ["--arg", "no-equals-sign"]] {
+    for bad in [["--arg", "x-queue-mode=lazy"], ["--arg", "x-expires=0"], ["--arg", "no-equals-sign"]] {
         let out = t.shmq().args(["declare-queue", "other"]).args(bad).output().unwrap();
         assert!(!out.status.success(), "{bad:?} accepted");
         let err = String::from_utf8_lossy(&out.stderr);

@@ -231,7 +231,7 @@ fn queue_arguments_are_checked_as_rabbitmq_checks_them() {
     assert_eq!(typed.unwrap_err().to_string(), "invalid type 'long' for arg 'x-dead-letter-exchange' in queue 'q'");
     assert_eq!(reason(arg("x-dead-letter-routing-key", ArgValue::Str("k".into()))), "routing_key_but_no_dlx_defined");
     assert_eq!(reason(arg("x-overflow", ArgValue::Str("sometimes".into()))), "invalid_overflow");
-    assert!(reason(arg("x-max-priority", ArgValue::Int(5))).contains("not supported by shmq"));
+    assert!(reason(arg("x-queue-mode", ArgValue::Str("lazy".into()))).contains("not supported by shmq"));
     let o = try_args(vec![
         ("x-dead-letter-exchange".into(), ArgValue::Str("dlx".into())),
         ("x-dead-letter-routing-key".into(), ArgValue::Str("k".into())),

@@ -224,7 +224,7 @@ class Namespace:
         publisher = getattr(self._local, "publisher", None)
         if publisher is None:  # one native publisher per thread
             publisher = self._local.publisher = self._native.publisher()
-        props = properties.as_dict() if properties is not None else None
+        props = _properties_dict(properties)
         return publisher.publish(exchange, routing_key, _body_bytes(body), props, mandatory)
 
     def consumer(self, queue: str, manual_ack: bool = False, prefetch: int = 0) -> Consumer:
@@ -302,6 +302,18 @@ class BasicProperties:
         if "expiration" in d:
             d["expiration"] = str(d["expiration"])
         return d
+
+
+def _properties_dict(properties: Any) -> Optional[Dict[str, Any]]:
+    """A publish's properties as a dict: shmq's ``BasicProperties``, or
+    real pika's (same field names), so code that builds them with pika
+    still publishes every property."""
+    if properties is None:
+        return None
+    if not isinstance(properties, BasicProperties):
+        fields = BasicProperties.__dataclass_fields__
+        properties = BasicProperties(**{k: getattr(properties, k) for k in fields if getattr(properties, k, None) is not None})
+    return properties.as_dict()
 
 
 @dataclass
@@ -709,7 +721,7 @@ class BlockingChannel:
         if not self.is_open:
             raise ChannelWrongStateError("Channel is closed.")
         data = _body_bytes(body)
-        props = properties.as_dict() if properties is not None else None
+        props = _properties_dict(properties)
         connection = self.connection
         try:
             _queues, refused = self._publisher.publish_routed(exchange, routing_key, data, props, mandatory)

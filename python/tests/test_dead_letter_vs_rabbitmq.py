@@ -455,7 +455,7 @@ def shmq_only_refusals(connection: Any) -> Any:
     """Arguments RabbitMQ 3.10 accepts and shmq refuses, rather than ignore
     them (an unknown argument), or by design."""
     seen = []
-    for i, (arguments, durable) in enumerate([({"x-max-priority": 5}, False), ({"x-single-active-consumer": True}, False),
+    for i, (arguments, durable) in enumerate([({"x-queue-mode": "lazy"}, False), ({"x-queue-master-locator": "client-local"}, False),
                                               ({"x-queue-type": "stream"}, True)]):
         channel = connection.channel()
         seen.append(_outcome(lambda: [channel.queue_declare(queue=f"dl-only-{i}", durable=durable, arguments=arguments),
@@ -466,7 +466,7 @@ def shmq_only_refusals(connection: Any) -> Any:
 def test_arguments_rabbitmq_takes_and_shmq_does_not_implement_are_refused(rabbitmq, namespace):
     expected, got = both(rabbitmq, namespace, shmq_only_refusals)
     assert [e[0] for e in expected] == ["ok"] * 3
-    for arg, ours in zip(["x-max-priority", "x-single-active-consumer", "x-queue-type"], got):
+    for arg, ours in zip(["x-queue-mode", "x-queue-master-locator", "x-queue-type"], got):
         assert ours[:2] == ("ChannelClosedByBroker", 406)
         assert ours[2].startswith(f"PRECONDITION_FAILED - invalid arg '{arg}' for queue "), ours
         assert "not supported by shmq" in ours[2], ours

@@ -265,8 +265,8 @@ def test_publisher_confirms_report_refused_and_unroutable_publishes_as_pika_does
 
 def test_queue_arguments_shmq_does_not_implement_are_refused_not_ignored(namespace):
     ch = connect(namespace).channel()
-    for arguments, reason in (({"x-max-priority": 10}, "not supported by shmq"),
-                              ({"x-single-active-consumer": True}, "not supported by shmq"),
+    for arguments, reason in (({"x-queue-mode": "lazy"}, "not supported by shmq"),
+                              ({"x-queue-master-locator": "client-local"}, "not supported by shmq"),
                               ({"x-queue-type": "stream"}, "not supported by shmq"),
                               ({"x-expires": 0}, "{value_zero,0}"),
                               ({"x-delivery-limit": "3"}, "\"expected integer, got longstr\""),
@@ -291,7 +291,7 @@ def test_queue_arguments_shmq_does_not_implement_are_refused_not_ignored(namespa
         "x-max-length": 10, "x-overflow": "reject-publish", "x-message-ttl": 1000, "x-dead-letter-exchange": "dlx",
         "x-dead-letter-routing-key": "dead", "x-delivery-limit": 3, "x-expires": 60000}
     # A passive declare ignores arguments, as RabbitMQ's does.
-    ch.queue_declare(queue="q", passive=True, arguments={"x-max-priority": 10})
+    ch.queue_declare(queue="q", passive=True, arguments={"x-queue-mode": "lazy"})
 
 
 def test_redeclaring_with_other_arguments_names_the_first_that_differs_as_rabbitmq_does(namespace):

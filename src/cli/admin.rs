@@ -44,6 +44,10 @@ pub struct DeclareArgs {
     /// Delete the queue once unused this many milliseconds (x-expires).
     #[arg(long = "expires", alias = "expires-ms", value_name = "MS")]
     pub expires_ms: Option<u64>,
+    /// Make it a priority queue of levels 0..=N, N in 1..=255
+    /// (x-max-priority): higher priorities are delivered first.
+    #[arg(long, value_name = "N")]
+    pub max_priority: Option<u8>,
     /// One consumer at a time receives; the next registered takes over when
     /// it goes (x-single-active-consumer).
     #[arg(long)]
@@ -71,6 +75,7 @@ impl DeclareArgs {
             delivery_limit: self.delivery_limit,
             expires: self.expires_ms.map(Duration::from_millis),
             single_active_consumer: self.single_active_consumer,
+            max_priority: self.max_priority,
             ..Default::default()
         };
         if let Some(bytes) = self.capacity {
@@ -355,7 +360,7 @@ fn stats_json(s: &shmq::QueueStats) -> serde_json::Value {
         "dead_letter_exchange": s.options.dead_letter_exchange, "dead_letter_routing_key": s.options.dead_letter_routing_key,
         "delivery_limit": s.options.delivery_limit, "expires_ms": s.options.expires.map(|d| d.as_millis() as u64),
         "type": s.options.queue_type.to_string(),
-        "single_active_consumer": s.options.single_active_consumer,
+        "single_active_consumer": s.options.single_active_consumer, "max_priority": s.options.max_priority,
         "arguments": s.options.arguments().iter().map(|(k, v)| (k.clone(), super::definitions::arg_json(v))).collect::<serde_json::Map<_, _>>(),
     })
 }

@@ -51,6 +51,9 @@ pub struct PublishArgs {
     /// Per-message TTL in milliseconds.
     #[arg(long)]
     pub expiration: Option<String>,
+    /// Message priority, 0..=255 (delivered first from a priority queue).
+    #[arg(long)]
+    pub priority: Option<u8>,
     /// Print one line per published message.
     #[arg(long)]
     pub verbose: bool,
@@ -164,6 +167,7 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
         reply_to: args.reply_to.as_deref(),
         message_id: args.message_id.as_deref(),
         expiration: args.expiration.as_deref(),
+        priority: args.priority,
         headers: &headers,
         ..shmq::Properties::new()
     };

@@ -196,13 +196,14 @@ impl Namespace {
     /// ```
     pub fn delete_queue_if(&self, name: &str, if_unused: bool, if_empty: bool) -> Result<(), Error> {
         if if_unused || if_empty {
-            let chain = self.chain(name)?;
+            let chains = self.chains(name)?;
             if let Ok(me) = self.shared.peer() {
                 let dir = &self.shared.dir;
-                for handle in chain.segments() {
+                for handle in chains.iter().flat_map(Chain::segments) {
                     handle.ring.recover(me.token, &mut |token| liveness::is_alive(dir, token));
                 }
             }
+            let chain = self.chain(name)?;
             let in_use = |reason| Err(Error::QueueInUse { queue: name.to_owned(), reason });
             if if_unused && chain.first.ring.has_consumers(None) {
                 return in_use("in use");
@@ -233,18 +234,19 @@ impl Namespace {
     /// # }
     /// ```
     pub fn purge_queue(&self, name: &str) -> Result<u64, Error> {
-        let chain = self.chain(name)?;
         let peer = self.shared.peer()?;
         let mut purged = 0;
-        for handle in chain.segments() {
-            let agent = Agent::attach(handle, peer.clone(), ROLE_PRODUCER, 0)?;
-            while agent.queue.ring.discard_oldest(agent.owner) {
-                purged += 1;
+        for chain in self.chains(name)? {
+            for handle in chain.segments() {
+                let agent = Agent::attach(handle, peer.clone(), ROLE_PRODUCER, 0)?;
+                while agent.queue.ring.discard_oldest(agent.owner) {
+                    purged += 1;
+                }
+                agent.queue.ring.reclaim();
+                agent.queue.ring.notify_producers();
             }
-            agent.queue.ring.reclaim();
-            agent.queue.ring.notify_producers();
+            chain.retire();
         }
-        chain.retire();
         Ok(purged)
     }
 

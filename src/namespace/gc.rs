@@ -34,15 +34,20 @@ impl Namespace {
         for name in self.list_queues()? {
             let Ok(chain) = self.chain(&name) else { continue };
             let prefix = format!("{:016x}.", chain.first.segment().config.queue_id);
-            for handle in chain.segments() {
-                let ring = &handle.ring;
-                let report = ring.recover(me.token, &mut |token| liveness::is_alive(dir, token));
-                ring.reclaim();
-                total.requeued += report.requeued;
-                total.abandoned += report.abandoned;
-                total.agents_freed += report.agents_freed;
+            // A priority queue's levels, then its own chain.
+            let levels: Vec<_> =
+                crate::queue::priority::existing_levels(&chain.first).into_iter().map(crate::queue::chain::Chain::new).collect();
+            for each in levels.iter().chain(std::iter::once(&chain)) {
+                for handle in each.segments() {
+                    let ring = &handle.ring;
+                    let report = ring.recover(me.token, &mut |token| liveness::is_alive(dir, token));
+                    ring.reclaim();
+                    total.requeued += report.requeued;
+                    total.abandoned += report.abandoned;
+                    total.agents_freed += report.agents_freed;
+                }
+                each.retire();
             }
-            chain.retire();
             // Rings behind the head are retired: a retirer killed between
             // its `head` CAS and its unlink left the file (data and all)
             // where no retirer looks again. Remove it; give ring 0's data

@@ -113,6 +113,9 @@ impl Namespace {
             }
             if config.has_lifecycle() {
                 done.dead_lettered += self.bury_dead_heads(chain, dead_letters);
+                for level in crate::queue::priority::existing_levels(&chain.first) {
+                    done.dead_lettered += self.bury_dead_heads(&Chain::new(level), dead_letters);
+                }
             }
         }
         Ok(done)

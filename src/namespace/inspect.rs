@@ -4,6 +4,7 @@
 use crate::error::Error;
 use crate::message::PropertiesRef;
 use crate::namespace::Namespace;
+use crate::queue::chain::Chain;
 use crate::ring::layout::{owner_id, AGENT_SLOTS, ROLE_CONSUMER, ROLE_GETTER, ROLE_PRODUCER};
 use crate::ring::RingMemory;
 use crate::sync::Ordering;
@@ -82,9 +83,9 @@ impl Namespace {
     /// # }
     /// ```
     pub fn peek(&self, queue: &str, max: usize) -> Result<Vec<PeekedMessage>, Error> {
-        let chain = self.chain(queue)?;
         let mut out = Vec::new();
-        for handle in chain.segments() {
+        // A priority queue's highest level first: the order of delivery.
+        for handle in self.chains(queue)?.iter().flat_map(Chain::segments) {
             let ring = &handle.ring;
             for pos in ring.live_positions() {
                 if out.len() >= max {

@@ -355,8 +355,21 @@ impl Namespace {
             return Err(Error::ExclusiveConsumer { queue: name.to_owned() });
         }
         housekeeping::touch(agent.queue.segment());
+        let max_priority = agent.queue.segment().config.max_priority;
+        let first = agent.queue.clone();
         // A `basic.get` handle never makes an auto-delete queue go.
-        Ok(Consumer::new(agent, options, (auto_delete && !options.get_only).then(|| self.clone())))
+        let consumer = Consumer::new(agent, options, (auto_delete && !options.get_only).then(|| self.clone()));
+        if max_priority == 0 {
+            return Ok(consumer);
+        }
+        let peer = self.shared.peer()?;
+        let levels = (1..=max_priority)
+            .map(|level| {
+                let agent = Agent::attach(crate::queue::priority::level_queue(&first, level)?, peer.clone(), options.role(), 0)?;
+                Ok(Consumer::for_level(agent, options))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(consumer.with_levels(levels))
     }
 
     /// A publisher that routes through exchanges.
@@ -390,6 +403,16 @@ impl Namespace {
     pub(crate) fn chain(&self, name: &str) -> Result<Chain, Error> {
         let segment = self.open_segment(name)?;
         Ok(Chain::new(Arc::new(QueueHandle { ring: Ring::new(segment), ns: self.shared.clone() })))
+    }
+
+    /// Every chain of a queue in the order consumers take from them: a
+    /// priority queue's existing levels highest first, then the queue's own
+    /// (level 0), which is all a queue without priorities has.
+    pub(crate) fn chains(&self, name: &str) -> Result<Vec<Chain>, Error> {
+        let own = self.chain(name)?;
+        let mut chains: Vec<Chain> = crate::queue::priority::existing_levels(&own.first).into_iter().map(Chain::new).collect();
+        chains.push(own);
+        Ok(chains)
     }
 
     pub(crate) fn closest_queue(&self, name: &str) -> Option<String> {

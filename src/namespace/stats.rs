@@ -97,19 +97,30 @@ impl Namespace {
 
     /// Stats of a queue's chain: sizes summed over its rings; counters and
     /// handles from its first segment, where every handle keeps its row.
+    /// A priority queue's levels add their messages, rings and counters
+    /// (their handles are the level-0 ones').
     pub(super) fn stats_of(&self, chain: &Chain) -> QueueStats {
         let segment = chain.first.segment();
-        let (ready, bytes_used) = chain.depth();
-        let rings = chain.segments();
-        let mut stats = QueueStats {
-            name: segment.config.name.clone(),
-            ready,
-            bytes_used,
-            capacity_bytes: rings.iter().map(|r| u64::from(r.ring.geometry().data_units) * crate::ring::layout::UNIT as u64).sum(),
-            rings: rings.len() as u32,
-            options: segment.config.options(),
-            ..QueueStats::default()
-        };
+        let mut stats = QueueStats { name: segment.config.name.clone(), options: segment.config.options(), ..QueueStats::default() };
+        add_chain(&mut stats, chain, true);
+        for level in crate::queue::priority::existing_levels(&chain.first) {
+            add_chain(&mut stats, &Chain::new(level), false);
+        }
+        stats
+    }
+}
+
+/// Adds one chain's messages, rings and counters to `stats`, and its
+/// handles if `handles`.
+fn add_chain(stats: &mut QueueStats, chain: &Chain, handles: bool) {
+    let segment = chain.first.segment();
+    let (ready, bytes_used) = chain.depth();
+    let rings = chain.segments();
+    stats.ready += ready;
+    stats.bytes_used += bytes_used;
+    stats.capacity_bytes += rings.iter().map(|r| u64::from(r.ring.geometry().data_units) * crate::ring::layout::UNIT as u64).sum::<u64>();
+    stats.rings += rings.len() as u32;
+    {
         let add = |stats: &mut QueueStats, c: &crate::ring::layout::Counters| {
             stats.published = stats.published.saturating_add(c.published.load(Ordering::Relaxed));
             stats.delivered = stats.delivered.saturating_add(c.delivered.load(Ordering::Relaxed));
@@ -119,25 +130,24 @@ impl Namespace {
             stats.expired = stats.expired.saturating_add(c.expired.load(Ordering::Relaxed));
             stats.dead_lettered = stats.dead_lettered.saturating_add(c.dead_lettered.load(Ordering::Relaxed));
         };
-        add(&mut stats, segment.retired());
+        add(stats, segment.retired());
         for index in 0..crate::ring::layout::AGENT_SLOTS {
             let agent = segment.agent(index);
             // SYNC POINT AGENT: pairs with `register_agent`/`release_agent`.
             if agent.token.load(Ordering::Acquire) == 0 {
                 continue;
             }
-            add(&mut stats, &agent.counters);
+            add(stats, &agent.counters);
             match agent.role.load(Ordering::Relaxed) {
                 ROLE_CONSUMER => {
-                    stats.consumers = stats.consumers.saturating_add(1);
+                    stats.consumers = stats.consumers.saturating_add(u32::from(handles));
                     stats.unacked = stats.unacked.saturating_add(u64::from(agent.unacked.load(Ordering::Relaxed)));
                 }
                 // `basic.get` holds messages unacked but is no consumer.
                 ROLE_GETTER => stats.unacked = stats.unacked.saturating_add(u64::from(agent.unacked.load(Ordering::Relaxed))),
-                ROLE_PRODUCER => stats.producers = stats.producers.saturating_add(1),
+                ROLE_PRODUCER => stats.producers = stats.producers.saturating_add(u32::from(handles)),
                 _ => {}
             }
         }
-        stats
     }
 }

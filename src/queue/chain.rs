@@ -189,7 +189,7 @@ impl Chain {
         };
         let dir = &self.ns().dir;
         let config = self.first.segment().config.extent(next, geometry);
-        let exists = dir.exists(Sub::Extents, &segment::extent_name(config.queue_id, next));
+        let exists = dir.exists(Sub::Extents, &segment::extent_name(config.queue_id, config.level, next));
         if !exists {
             let size = crate::segment::layout::QueueOffsets::for_geometry(geometry).total;
             if check_budget && segment::bytes_in_use(dir).saturating_add(size) > self.ns().memory_budget {
@@ -239,7 +239,10 @@ impl Chain {
             if self.advance_head(head) {
                 segment.segment().release_data();
                 if head > 0 {
-                    self.ns().dir.unlink(Sub::Extents, &segment::extent_name(segment.segment().config.queue_id, head));
+                    self.ns().dir.unlink(
+                        Sub::Extents,
+                        &segment::extent_name(segment.segment().config.queue_id, segment.segment().config.level, head),
+                    );
                 }
                 retired += 1;
             }

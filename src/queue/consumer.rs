@@ -92,6 +92,10 @@ pub struct Consumer {
     /// The queue has a single active consumer and this is a consumer (not
     /// `basic.get`): it takes messages only while it is the active one.
     single_active: bool,
+    /// Priority queues: consumers of levels 1..=max (level `k` at `k - 1`),
+    /// polled highest first; this consumer reads level 0. They hold their
+    /// deliveries under this consumer's tags (src/queue/priority.rs).
+    levels: Option<Box<[Consumer]>>,
 }
 
 /// What an empty poll counts toward the next look at the clock (a message
@@ -130,15 +134,23 @@ impl DeliveryTags {
         Self { last: Cell::new(0), held: RefCell::new(std::collections::HashMap::with_capacity(room)) }
     }
 
-    /// The tag of a new delivery at slot position `pos` of ring slot
-    /// `ring`; `hold` records it for settling by tag (manual ack).
-    fn tag_for(&self, ring: usize, pos: u32, hold: bool) -> u64 {
+    /// The next tag.
+    #[inline]
+    fn next(&self) -> u64 {
         let tag = self.last.get() + 1;
         self.last.set(tag);
-        if hold {
-            self.held.borrow_mut().insert(tag, (ring, pos));
-        }
         tag
+    }
+
+    /// Records held delivery `tag` at slot position `pos` of ring slot
+    /// `ring`, for settling by tag (manual ack).
+    #[inline]
+    fn hold(&self, tag: u64, ring: usize, pos: u32) {
+        self.held.borrow_mut().insert(tag, (ring, pos));
+    }
+
+    fn holds(&self, tag: u64) -> bool {
+        self.held.borrow().contains_key(&tag)
     }
 
     /// The ring slot and position of held delivery `tag`, forgetting it.
@@ -181,6 +193,7 @@ impl Consumer {
         let dead_letters = RefCell::new(DeadLetterer::new(agent.queue.ns.clone()));
         let single_active = agent.queue.segment().config.single_active_consumer && !options.get_only;
         Self {
+            levels: None,
             single_active,
             dead_letters,
             chain,
@@ -242,7 +255,24 @@ impl Consumer {
     /// # Examples
     /// See [`Consumer`]; after `ack`, `unacked()` is 0.
     pub fn unacked(&self) -> u32 {
-        self.unacked.get()
+        let levels = self.levels.iter().flat_map(|levels| levels.iter()).map(|level| level.unacked.get());
+        self.unacked.get().saturating_add(levels.sum())
+    }
+
+    /// Makes this the consumer of a priority queue's level 0, reading
+    /// levels above it through `levels` (level `k` at `k - 1`).
+    pub(crate) fn with_levels(mut self, levels: Vec<Consumer>) -> Self {
+        self.levels = Some(levels.into_boxed_slice());
+        self
+    }
+
+    /// A consumer of one priority level: no single-active-consumer check
+    /// and no prefetch of its own (the level-0 consumer applies both).
+    pub(crate) fn for_level(agent: Agent, options: ConsumerOptions) -> Self {
+        let options = ConsumerOptions { prefetch: 0, exclusive: false, ..options };
+        let mut level = Self::new(agent, options, None);
+        level.single_active = false;
+        level
     }
 
     /// Takes a message if one is ready now.
@@ -266,7 +296,7 @@ impl Consumer {
     /// ```
     pub fn try_recv(&self) -> Result<Delivery<'_>, RecvError> {
         match self.poll()? {
-            Some((ring, record)) => Ok(self.delivery(ring, record)),
+            Some((from, ring, record)) => Ok(self.delivery(from, ring, record)),
             None => Err(if self.chain.is_deleted() { RecvError::QueueDeleted } else { RecvError::Empty }),
         }
     }
@@ -332,6 +362,21 @@ impl Consumer {
             self.tick(EMPTY_POLL_TICKS);
             return Ok(0);
         }
+        if self.levels.is_some() {
+            // Priority first: one message at a time, each from the highest
+            // level that has one.
+            let mut handled = 0;
+            while handled < max {
+                match self.poll() {
+                    Ok(Some((from, ring, record))) => handle(self.delivery(from, ring, record)),
+                    Ok(None) => break,
+                    Err(e) if handled == 0 => return Err(e),
+                    Err(_) => break,
+                }
+                handled += 1;
+            }
+            return Ok(handled);
+        }
         let manual = self.options.ack_mode == AckMode::Manual;
         let mut handled = 0;
         let mut records = [Record::default(); CHUNK];
@@ -358,7 +403,7 @@ impl Consumer {
                 self.on_delivered(current, record);
             }
             for record in &records[..batch.got] {
-                handle(self.delivery(current, *record));
+                handle(self.delivery(self, current, *record));
             }
             handled += batch.got;
             let mut buried = false;
@@ -375,8 +420,8 @@ impl Consumer {
                 // The batch path reads one ring; the single path also finds
                 // requeued messages in older rings and moves to the next.
                 match self.poll() {
-                    Ok(Some((ring, record))) => {
-                        handle(self.delivery(ring, record));
+                    Ok(Some((from, ring, record))) => {
+                        handle(self.delivery(from, ring, record));
                         handled += 1;
                     }
                     Ok(None) => break Ok(handled),
@@ -503,7 +548,11 @@ impl Consumer {
     }
 
     fn settle_multiple(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<usize, AckError> {
-        let tags = self.tags.held_up_to(tag.0);
+        let mut tags = self.tags.held_up_to(tag.0);
+        if let Some(levels) = &self.levels {
+            tags.extend(levels.iter().flat_map(|level| level.tags.held_up_to(tag.0)));
+            tags.sort_unstable();
+        }
         if tag.0 != 0 && tags.last() != Some(&tag.0) {
             return Err(AckError::UnknownDeliveryTag(tag.0));
         }
@@ -514,7 +563,11 @@ impl Consumer {
     }
 
     fn settle(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<(), AckError> {
-        let (ring, pos) = self.tags.take(tag.0).ok_or(AckError::UnknownDeliveryTag(tag.0))?;
+        let Some((ring, pos)) = self.tags.take(tag.0) else {
+            // A priority queue's delivery from a level above 0.
+            let level = self.levels.iter().flat_map(|levels| levels.iter()).find(|level| level.tags.holds(tag.0));
+            return level.ok_or(AckError::UnknownDeliveryTag(tag.0))?.settle(tag, how, ack);
+        };
         if !ack {
             if let Some((record, reason)) = self.dies_when_settled(ring, pos, how) {
                 self.bury(ring, &record, reason);
@@ -610,18 +663,24 @@ impl Consumer {
         }
     }
 
+    /// A delivery of `record`, taken by `from` (this consumer, or one of
+    /// its priority levels) from its ring slot `ring`, under this
+    /// consumer's next tag.
     #[inline]
-    fn delivery(&self, ring: usize, record: Record) -> Delivery<'_> {
-        let tag = self.tags.tag_for(ring, record.pos, self.options.ack_mode == AckMode::Manual);
-        Delivery { consumer: self, ring, record, tag, settled: false }
+    fn delivery<'a>(&'a self, from: &'a Consumer, ring: usize, record: Record) -> Delivery<'a> {
+        let tag = self.tags.next();
+        if self.options.ack_mode == AckMode::Manual {
+            from.tags.hold(tag, ring, record.pos);
+        }
+        Delivery { consumer: from, ring, record, tag, settled: false }
     }
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Delivery<'_>, RecvError> {
         let mut spins: u32 = 0;
         let mut spun = false;
         loop {
-            if let Some((ring, record)) = self.poll()? {
-                return Ok(self.delivery(ring, record));
+            if let Some((from, ring, record)) = self.poll()? {
+                return Ok(self.delivery(from, ring, record));
             }
             if self.chain.is_deleted() {
                 return Err(RecvError::QueueDeleted);
@@ -646,16 +705,22 @@ impl Consumer {
                     outcome = self.poll();
                     !matches!(outcome, Ok(None))
                 });
-                if let Some((ring, record)) = outcome? {
-                    return Ok(self.delivery(ring, record));
+                if let Some((from, ring, record)) = outcome? {
+                    return Ok(self.delivery(from, ring, record));
                 }
                 continue;
             }
-            let queue = self.with_agent(self.current.get(), |agent| agent.queue.clone());
+            // A priority queue's producers wake its first segment for
+            // every level.
+            let queue = if self.levels.is_some() {
+                self.home.queue.clone()
+            } else {
+                self.with_agent(self.current.get(), |agent| agent.queue.clone())
+            };
             let not_empty = queue.ring.not_empty();
             let ticket = not_empty.prepare_wait();
-            if let Some((ring, record)) = self.poll()? {
-                return Ok(self.delivery(ring, record));
+            if let Some((from, ring, record)) = self.poll()? {
+                return Ok(self.delivery(from, ring, record));
             }
             let slice = wait_slice(deadline, WAIT_SLICE).ok_or(RecvError::Timeout)?;
             not_empty.wait(ticket, Some(slice));
@@ -665,19 +730,36 @@ impl Consumer {
     }
 
     /// One attempt to take a message; `None` if nothing is deliverable.
-    /// Requeued messages in older rings come first, then the current ring;
-    /// a closed ring that dispatched everything hands over to the next.
-    fn poll(&self) -> Result<Option<(usize, Record)>, RecvError> {
-        let manual = self.options.ack_mode == AckMode::Manual;
+    /// Returns the consumer that took it (this one, or a priority level's)
+    /// and its ring slot there.
+    #[inline]
+    fn poll(&self) -> Result<Option<(&Consumer, usize, Record)>, RecvError> {
         if self.standing_by() {
             self.tick(EMPTY_POLL_TICKS);
             return Ok(None);
         }
-        if manual && self.options.prefetch != 0 && self.unacked.get() >= self.options.prefetch {
+        let manual = self.options.ack_mode == AckMode::Manual;
+        if manual && self.options.prefetch != 0 && self.unacked() >= self.options.prefetch {
             // A poller that only ever hears "full" or "empty" still sweeps.
             self.tick(1);
             return Err(RecvError::PrefetchFull(self.options.prefetch));
         }
+        if let Some(levels) = &self.levels {
+            for level in levels.iter().rev() {
+                if let Some((ring, record)) = level.poll_chain()? {
+                    return Ok(Some((level, ring, record)));
+                }
+            }
+        }
+        Ok(self.poll_chain()?.map(|(ring, record)| (self, ring, record)))
+    }
+
+    /// One attempt to take a message from this consumer's chain. Requeued
+    /// messages in older rings come first, then the current ring; a closed
+    /// ring that dispatched everything hands over to the next.
+    #[inline]
+    fn poll_chain(&self) -> Result<Option<(usize, Record)>, RecvError> {
+        let manual = self.options.ack_mode == AckMode::Manual;
         loop {
             let current = self.current.get();
             let seq = self.seq_of(current);
@@ -925,6 +1007,9 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        // Levels first: what they hold is back in the queue before a single
+        // active consumer hands over.
+        drop(self.levels.take());
         if self.unacked.get() > 0 {
             for ring in 0..self.rings.borrow().len() {
                 self.with_agent(ring, |agent| agent.queue.ring.requeue_all_of(agent.owner));
@@ -1114,10 +1199,12 @@ mod tests {
     #[test]
     fn every_delivery_gets_a_new_tag_even_at_the_same_position() {
         let tags = DeliveryTags::with_capacity(4);
-        let first = tags.tag_for(0, 10, true);
+        let first = tags.next();
+        tags.hold(first, 0, 10);
         assert_eq!(tags.take(first), Some((0, 10)));
         // Requeued and delivered again (or 2^32 positions on): position 10.
-        let again = tags.tag_for(0, 10, true);
+        let again = tags.next();
+        tags.hold(again, 0, 10);
         assert!(again > first);
         assert_eq!(tags.take(first), None, "a settled tag never settles a later delivery");
         assert_eq!(tags.take(again), Some((0, 10)));
@@ -1128,7 +1215,8 @@ mod tests {
         let tags = DeliveryTags::with_capacity(4);
         let mut last = 0;
         for pos in [u32::MAX - 1, u32::MAX, 0, 3, 1, 7] {
-            let tag = tags.tag_for(0, pos, true);
+            let tag = tags.next();
+            tags.hold(tag, 0, pos);
             assert!(tag > last);
             last = tag;
         }

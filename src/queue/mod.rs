@@ -4,6 +4,7 @@
 pub(crate) mod chain;
 pub(crate) mod consumer;
 pub(crate) mod dead_letter;
+pub(crate) mod priority;
 pub(crate) mod producer;
 pub(crate) mod trim;
 

@@ -2,9 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use super::chain::{Chain, Grown};
 use super::dead_letter::{drop_oldest, DeadLetterer, Fate};
-use super::{bump, now_ms, spin_until, wait_slice, Agent, WAIT_SLICE};
+use super::priority::{level_of, level_queue};
+use super::{bump, now_ms, spin_until, wait_slice, Agent, QueueHandle, WAIT_SLICE};
 use crate::error::PublishError;
 use crate::message::Properties;
 use crate::options::Overflow;
@@ -82,6 +85,19 @@ pub struct Producer {
     /// Dead-letters what this producer drops or refuses at the queue's
     /// length limit (queues with a dead-letter exchange).
     dead_letters: DeadLetterer,
+    /// Priority queues: the producers of levels 1..=max (src/queue/priority.rs).
+    levels: Option<Box<LevelProducers>>,
+    /// Priority queues: the queue's first segment, whose consumers sleep on
+    /// its event count for messages of every level.
+    wake: Option<Arc<QueueHandle>>,
+}
+
+/// A priority queue's producers of levels above 0, each attached at its
+/// first message of that priority.
+struct LevelProducers {
+    max: u8,
+    /// Level `k` at `k - 1`.
+    producers: Vec<Option<Producer>>,
 }
 
 /// A message being written in place: fill [`body_mut`](Reservation::body_mut),
@@ -121,7 +137,13 @@ struct Encoded {
 impl Producer {
     pub(crate) fn new(agent: Agent) -> Self {
         let chain = Chain::new(agent.queue.clone());
+        let config = &agent.queue.segment().config;
+        let max = config.max_priority;
+        // A level's own producer publishes into its level.
+        let levels = (max > 0 && config.level == 0).then(|| Box::new(LevelProducers { max, producers: (0..max).map(|_| None).collect() }));
         Self {
+            wake: levels.as_ref().map(|_| agent.queue.clone()),
+            levels,
             dead_letters: DeadLetterer::new(agent.queue.ns.clone()),
             chain,
             agent,
@@ -151,7 +173,52 @@ impl Producer {
     /// # }
     /// ```
     pub fn set_wait_hook(&mut self, hook: Option<WaitHook>) {
+        for level in self.level_producers() {
+            level.wait_hook.clone_from(&hook);
+        }
         self.wait_hook = hook;
+    }
+
+    /// The producers of this priority queue's levels above 0 opened so far.
+    fn level_producers(&mut self) -> impl Iterator<Item = &mut Producer> {
+        self.levels.iter_mut().flat_map(|levels| levels.producers.iter_mut().flatten())
+    }
+
+    /// Where a message of `priority` goes: `None` for this producer's own
+    /// chain (level 0, and every queue without priorities), else the
+    /// producer of its level, attached at first use.
+    #[inline]
+    fn level_for(&mut self, priority: Option<u8>) -> Result<Option<&mut Producer>, PublishError> {
+        let Some(levels) = self.levels.as_deref_mut() else { return Ok(None) };
+        let level = level_of(priority, levels.max);
+        if level == 0 {
+            return Ok(None);
+        }
+        let slot = &mut levels.producers[usize::from(level) - 1];
+        if slot.is_none() {
+            let first = self.home.as_ref().unwrap_or(&self.agent);
+            let open = || -> Result<Agent, crate::Error> {
+                Agent::attach(level_queue(&first.queue, level)?, first.peer.clone(), ROLE_PRODUCER, 0)
+            };
+            let mut producer = Producer::new(open().map_err(|e| PublishError::Routing(e.to_string()))?);
+            producer.wake = Some(first.queue.clone());
+            producer.timeout = self.timeout;
+            producer.wait_hook.clone_from(&self.wait_hook);
+            *slot = Some(producer);
+        }
+        Ok(slot.as_mut())
+    }
+
+    /// Wakes consumers of the ring just published to, and of a priority
+    /// queue's first segment, where its consumers sleep.
+    #[inline]
+    fn notify_consumers(&self) {
+        self.agent.queue.ring.notify_consumers();
+        if let Some(home) = &self.wake {
+            if !Arc::ptr_eq(home, &self.agent.queue) {
+                home.ring.notify_consumers();
+            }
+        }
     }
 
     /// True if this producer's last publish had to wait for the namespace's
@@ -170,7 +237,7 @@ impl Producer {
     /// # }
     /// ```
     pub fn is_blocked(&self) -> bool {
-        self.blocked
+        self.blocked || self.levels.iter().flat_map(|l| l.producers.iter().flatten()).any(Producer::is_blocked)
     }
 
     /// This handle's counters (in the queue's first segment).
@@ -202,6 +269,9 @@ impl Producer {
     /// # }
     /// ```
     pub fn set_publish_timeout(&mut self, timeout: Option<Duration>) {
+        for level in self.level_producers() {
+            level.timeout = timeout;
+        }
         self.timeout = timeout;
     }
 
@@ -246,6 +316,9 @@ impl Producer {
     /// # }
     /// ```
     pub fn publish_with(&mut self, properties: &Properties<'_>, body: &[u8]) -> Result<(), PublishError> {
+        if let Some(level) = self.level_for(properties.priority)? {
+            return level.publish_with(properties, body);
+        }
         let encoded = self.encode_size(properties, body.len())?;
         let claimed = self.claim(&[encoded.units], body.len() as u64);
         if matches!(claimed, Err(PublishError::QueueFull)) {
@@ -262,7 +335,7 @@ impl Producer {
         ring.commit(claim.first, start, end, encoded.props_len as u32, body.len() as u32, encoded.expires_at_ms);
         ring.claim_done(self.agent.owner);
         bump(&self.counters().published, 1);
-        ring.notify_consumers();
+        self.notify_consumers();
         self.agent.tick(1);
         Ok(())
     }
@@ -354,7 +427,7 @@ impl Producer {
             }
             ring.claim_done(self.agent.owner);
             bump(&self.counters().published, chunk.len() as u64);
-            ring.notify_consumers();
+            self.notify_consumers();
             self.agent.tick(chunk.len() as u32);
             done += chunk.len();
         }
@@ -387,6 +460,9 @@ impl Producer {
     /// # Examples
     /// See [`Reservation`].
     pub fn reserve(&mut self, properties: &Properties<'_>, body_len: usize) -> Result<Reservation<'_>, PublishError> {
+        if self.levels.is_some() && level_of(properties.priority, self.levels.as_ref().map_or(0, |l| l.max)) > 0 {
+            return self.level_for(properties.priority)?.ok_or(PublishError::Corrupt)?.reserve(properties, body_len);
+        }
         let encoded = self.encode_size(properties, body_len)?;
         // A reservation cannot be dropped on the spot: refuse it instead.
         let claim = self.claim(&[encoded.units], body_len as u64)?.ok_or(PublishError::QueueFull)?;
@@ -714,7 +790,7 @@ impl Reservation<'_> {
         ring.commit(self.pos, self.start, self.end, self.props_len, self.body_len, self.expires_at_ms);
         ring.claim_done(agent.owner);
         bump(&self.producer.counters().published, 1);
-        ring.notify_consumers();
+        self.producer.notify_consumers();
         agent.tick(1);
     }
 }

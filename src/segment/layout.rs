@@ -48,6 +48,9 @@ const FLAG_SINGLE_ACTIVE_CONSUMER: u32 = 8;
 const KNOWN_FLAGS: u32 = 15;
 /// `x-max-priority` at 408 (u32; 0 = not a priority queue).
 const MAX_PRIORITY_OFFSET: usize = 408;
+/// The priority level this segment's chain holds, at 412 (u32; 0 for the
+/// queue's own chain, which also holds unprioritised messages).
+const LEVEL_OFFSET: usize = 412;
 pub(crate) const RING_OFFSET: usize = 1024;
 pub(crate) const AGENTS_OFFSET: usize = RING_OFFSET + core::mem::size_of::<RingHeader>();
 pub(crate) const AGENT_BYTES: usize = core::mem::size_of::<AgentSlot>();
@@ -141,6 +144,7 @@ pub(crate) fn encode_queue_header(config: &QueueConfig, offsets: &QueueOffsets) 
         flags |= FLAG_SINGLE_ACTIVE_CONSUMER;
     }
     put_u32(&mut b, MAX_PRIORITY_OFFSET, u32::from(config.max_priority));
+    put_u32(&mut b, LEVEL_OFFSET, u32::from(config.level));
     put_u32(&mut b, 120, flags);
     put_u64(&mut b, 384, config.delivery_limit.map_or(NO_LIMIT, u64::from));
     put_u64(&mut b, 392, config.expires_ms);
@@ -256,9 +260,15 @@ pub(crate) fn decode_queue_header(
     };
     let max_priority = get_u32(b, MAX_PRIORITY_OFFSET);
     let max_priority = u8::try_from(max_priority).map_err(|_| Corrupt(format!("max priority {max_priority} is over 255")))?;
+    let level = get_u32(b, LEVEL_OFFSET);
+    let level = u8::try_from(level)
+        .ok()
+        .filter(|&l| l <= max_priority)
+        .ok_or_else(|| Corrupt(format!("priority level {level} is over the queue's max priority {max_priority}")))?;
     Ok(QueueConfig {
         single_active_consumer: flags & FLAG_SINGLE_ACTIVE_CONSUMER != 0,
         max_priority,
+        level,
         dead_letter_exchange,
         dead_letter_routing_key,
         delivery_limit,

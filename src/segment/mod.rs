@@ -48,6 +48,9 @@ pub(crate) struct QueueConfig {
     pub(crate) single_active_consumer: bool,
     /// `x-max-priority`; 0: not a priority queue.
     pub(crate) max_priority: u8,
+    /// The priority level whose messages this segment's chain holds (see
+    /// src/queue/priority.rs); 0 for the queue's own chain.
+    pub(crate) level: u8,
 }
 
 impl QueueConfig {
@@ -70,6 +73,7 @@ impl QueueConfig {
             queue_type: options.queue_type,
             single_active_consumer: options.single_active_consumer,
             max_priority: options.max_priority.unwrap_or(0),
+            level: 0,
         })
     }
 
@@ -109,10 +113,29 @@ impl QueueConfig {
     }
 }
 
-/// The file name of a queue's later segment: numbers only, so a name read
-/// from shared memory never reaches a path.
-pub(crate) fn extent_name(queue_id: u64, seq: u64) -> String {
-    format!("{queue_id:016x}.{seq}")
+/// The file name of segment `seq` of priority level `level`'s chain of a
+/// queue (`<id>.<seq>` for the queue's own chain, `<id>.p<level>.<seq>` for
+/// a level's): numbers only, so a name read from shared memory never
+/// reaches a path.
+pub(crate) fn extent_name(queue_id: u64, level: u8, seq: u64) -> String {
+    if level == 0 {
+        format!("{queue_id:016x}.{seq}")
+    } else {
+        format!("{queue_id:016x}.p{level}.{seq}")
+    }
+}
+
+/// `(level, seq)` of an extent file name's part after `<id>.`: the inverse
+/// of [`extent_name`]; `None` for anything else.
+pub(crate) fn parse_extent_name(rest: &str) -> Option<(u8, u64)> {
+    match rest.strip_prefix('p') {
+        Some(level_seq) => {
+            let (level, seq) = level_seq.split_once('.')?;
+            let level: u8 = level.parse().ok().filter(|&l| l > 0)?;
+            Some((level, seq.parse().ok()?))
+        }
+        None => Some((0, rest.parse().ok()?)),
+    }
 }
 
 /// A mapped queue segment. Implements [`RingMemory`] over the mapping.
@@ -149,7 +172,7 @@ pub(crate) fn create_queue(dir: &NamespaceDir, tmp_name: &str, config: &QueueCon
 /// Creates the queue's later segment `config.seq` (`extents/<id>.<seq>`)
 /// unless it exists.
 pub(crate) fn create_extent(dir: &NamespaceDir, tmp_name: &str, config: &QueueConfig) -> Result<Created, Error> {
-    create_segment(dir, tmp_name, config, Sub::Extents, &extent_name(config.queue_id, config.seq))
+    create_segment(dir, tmp_name, config, Sub::Extents, &extent_name(config.queue_id, config.level, config.seq))
 }
 
 fn create_segment(dir: &NamespaceDir, tmp_name: &str, config: &QueueConfig, sub: Sub, name: &str) -> Result<Created, Error> {
@@ -222,16 +245,24 @@ pub(crate) fn open_queue(dir: &NamespaceDir, name: &str) -> Result<QueueSegment,
 
 /// Maps and validates segment `seq` of the queue whose first segment has
 /// config `first`: it must name the same queue, id and sequence number.
+/// For a priority level's chain, `first` is the config of the level's first
+/// segment (or of any segment of the queue with that level set), and
+/// segment 0 is the level's first.
 pub(crate) fn open_extent(dir: &NamespaceDir, first: &QueueConfig, seq: u64) -> Result<QueueSegment, Error> {
-    let name = extent_name(first.queue_id, seq);
-    let segment = map_segment(dir, Sub::Extents, &name, KIND_EXTENT)?;
+    let name = extent_name(first.queue_id, first.level, seq);
+    let segment = map_segment(dir, Sub::Extents, &name, if seq == 0 { KIND_QUEUE } else { KIND_EXTENT })?;
     let c = &segment.config;
-    if c.name != first.name || c.queue_id != first.queue_id || c.seq != seq {
+    if c.name != first.name
+        || c.queue_id != first.queue_id
+        || c.seq != seq
+        || c.level != first.level
+        || c.max_priority != first.max_priority
+    {
         return Err(Error::Corrupt {
             path: segment.path.clone(),
             reason: format!(
-                "it claims to be segment {} of queue '{}' (id {:016x}), not segment {seq} of '{}'",
-                c.seq, c.name, c.queue_id, first.name
+                "it claims to be segment {} of level {} of queue '{}' (id {:016x}), not segment {seq} of level {} of '{}'",
+                c.seq, c.level, c.name, c.queue_id, first.level, first.name
             ),
         });
     }

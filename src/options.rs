@@ -705,11 +705,15 @@ pub struct ConsumerOptions {
     /// `basic.consume` with `exclusive`): refused if others are attached,
     /// and others are refused while it is.
     pub exclusive: bool,
+    /// This consumer's priority (RabbitMQ's `x-priority` consumer
+    /// argument): a consumer takes messages only while no consumer of a
+    /// higher priority has prefetch room. 0 by default; may be negative.
+    pub priority: i32,
 }
 
 impl Default for ConsumerOptions {
     fn default() -> Self {
-        Self { ack_mode: AckMode::Auto, prefetch: 0, busy_poll: false, get_only: false, exclusive: false }
+        Self { ack_mode: AckMode::Auto, prefetch: 0, busy_poll: false, get_only: false, exclusive: false, priority: 0 }
     }
 }
 
@@ -766,6 +770,19 @@ impl ConsumerOptions {
     #[must_use]
     pub fn prefetch(mut self, count: u32) -> Self {
         self.prefetch = count;
+        self
+    }
+
+    /// Sets this consumer's priority (see
+    /// [`priority`](ConsumerOptions::priority)).
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmq::ConsumerOptions::default().priority(5).priority, 5);
+    /// ```
+    #[must_use]
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
         self
     }
 

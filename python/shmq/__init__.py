@@ -748,18 +748,27 @@ class BlockingChannel:
     def basic_consume(self, queue: str, on_message_callback: Callable[..., None], auto_ack: bool = False,
                       exclusive: bool = False, consumer_tag: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> str:
         tag = consumer_tag or f"ctag1.{next(self._tags)}"
+        arguments = dict(arguments or {})
+        priority = arguments.pop("x-priority", 0)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            kind = "longstr" if isinstance(priority, (str, bytes)) else "bool" if isinstance(priority, bool) else type(priority).__name__
+            raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg 'x-priority' for queue '{queue}' in vhost '/': "
+                                             f'"expected integer, got {kind}"')
+        if not -(1 << 31) <= priority < (1 << 31):
+            raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - x-priority {priority} is outside the 32-bit range "
+                                             "shmq supports")
         if arguments:
-            # Refused, not ignored: consumer priorities (x-priority) and the
-            # rest are not implemented.
+            # Refused, not ignored: the rest are not implemented.
             raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - consumer arguments {sorted(arguments)} are not "
-                                             "supported by shmq; consume without them")
+                                             "supported by shmq; consume without them (x-priority is)")
         try:
             # As RabbitMQ 3.10's quorum queues: x-delivery-count on
             # redeliveries (a consumer's first delivery has none).
             count_header = "redelivered" if _counts_deliveries(self._ns.queue_stats(queue)["arguments"]) else None
             # Always manual natively: an auto-ack message is acked once its
             # callback ran, so stopping mid-batch loses nothing.
-            native = self._ns.consumer(queue, True, 0 if auto_ack else self._prefetch, count_header, exclusive=exclusive)
+            native = self._ns.consumer(queue, True, 0 if auto_ack else self._prefetch, count_header, exclusive=exclusive,
+                                       priority=priority)
         except ShmqError as e:
             raise _closed(e) from e
         self._subs[tag] = _Subscription(tag, queue, on_message_callback, native, auto_ack, 0 if auto_ack else self._prefetch)

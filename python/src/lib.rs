@@ -491,8 +491,9 @@ impl Namespace {
     /// times the message was requeued before) to the headers of what it
     /// receives: "redelivered" on redeliveries only (as RabbitMQ 3.10 does
     /// for a consumer), "always" on every delivery (as it does for
-    /// basic.get); None never.
-    #[pyo3(signature = (queue, manual_ack=false, prefetch=0, delivery_count_header=None, get_only=false, exclusive=false))]
+    /// basic.get); None never. `priority` is the consumer's x-priority.
+    #[pyo3(signature = (queue, manual_ack=false, prefetch=0, delivery_count_header=None, get_only=false, exclusive=false, priority=0))]
+    #[allow(clippy::too_many_arguments)] // pika's keyword arguments, one each
     fn consumer(
         &self,
         queue: &str,
@@ -501,6 +502,7 @@ impl Namespace {
         delivery_count_header: Option<&str>,
         get_only: bool,
         exclusive: bool,
+        priority: i32,
     ) -> PyResult<Consumer> {
         let count_header = match delivery_count_header {
             None => CountHeader::Never,
@@ -521,6 +523,7 @@ impl Namespace {
         if exclusive {
             o = o.exclusive();
         }
+        o = o.priority(priority);
         Ok(Consumer { inner: self.inner.consumer(queue, o).map_err(err)?, count_header })
     }
 }

@@ -95,6 +95,10 @@ pub struct ConsumeArgs {
     /// others while it runs).
     #[arg(long)]
     pub exclusive: bool,
+    /// Consumer priority (x-priority): messages go to the highest-priority
+    /// consumers that have prefetch room.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub priority: i32,
     /// Simulated work per message, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub work_ms: u64,
@@ -247,7 +251,7 @@ pub fn consume(cli: &Cli, args: &ConsumeArgs) -> CliResult {
     if args.announce {
         eprintln!("ready {queue}");
     }
-    let mut options = shmq::ConsumerOptions::default().prefetch(args.prefetch).busy_poll(args.busy_poll);
+    let mut options = shmq::ConsumerOptions::default().prefetch(args.prefetch).busy_poll(args.busy_poll).priority(args.priority);
     if args.exclusive {
         options = options.exclusive();
     }

@@ -354,6 +354,9 @@ impl Namespace {
         if refused() && (agent.queue.recover(agent.peer.token).agents_freed == 0 || refused()) {
             return Err(Error::ExclusiveConsumer { queue: name.to_owned() });
         }
+        if options.priority != 0 && !options.get_only {
+            agent.queue.ring.set_consumer_priority(agent.owner, options.priority);
+        }
         housekeeping::touch(agent.queue.segment());
         let max_priority = agent.queue.segment().config.max_priority;
         let first = agent.queue.clone();

@@ -96,6 +96,9 @@ pub struct Consumer {
     /// polled highest first; this consumer reads level 0. They hold their
     /// deliveries under this consumer's tags (src/queue/priority.rs).
     levels: Option<Box<[Consumer]>>,
+    /// The queue's consumers have priorities (as last seen by `poll`): this
+    /// one publishes its prefetch room for the others to see.
+    ranked: Cell<bool>,
 }
 
 /// What an empty poll counts toward the next look at the clock (a message
@@ -193,6 +196,7 @@ impl Consumer {
         let dead_letters = RefCell::new(DeadLetterer::new(agent.queue.ns.clone()));
         let single_active = agent.queue.segment().config.single_active_consumer && !options.get_only;
         Self {
+            ranked: Cell::new(false),
             levels: None,
             single_active,
             dead_letters,
@@ -358,7 +362,7 @@ impl Consumer {
     /// ```
     pub fn drain(&self, max: usize, mut handle: impl FnMut(Delivery<'_>)) -> Result<usize, RecvError> {
         const CHUNK: usize = 32;
-        if self.standing_by() {
+        if self.standing_by() || self.defers_to_higher_priority() {
             self.tick(EMPTY_POLL_TICKS);
             return Ok(0);
         }
@@ -566,7 +570,9 @@ impl Consumer {
         let Some((ring, pos)) = self.tags.take(tag.0) else {
             // A priority queue's delivery from a level above 0.
             let level = self.levels.iter().flat_map(|levels| levels.iter()).find(|level| level.tags.holds(tag.0));
-            return level.ok_or(AckError::UnknownDeliveryTag(tag.0))?.settle(tag, how, ack);
+            let settled = level.ok_or(AckError::UnknownDeliveryTag(tag.0))?.settle(tag, how, ack);
+            self.refresh_credit();
+            return settled;
         };
         if !ack {
             if let Some((record, reason)) = self.dies_when_settled(ring, pos, how) {
@@ -574,6 +580,7 @@ impl Consumer {
                 self.release_hold(ring);
                 self.unacked.set(self.unacked.get().saturating_sub(1));
                 self.home.slot().unacked.store(self.unacked.get(), Ordering::Relaxed);
+                self.refresh_credit();
                 return Ok(());
             }
         }
@@ -598,6 +605,7 @@ impl Consumer {
         if ack {
             bump(&slot.counters.acked, 1);
         }
+        self.refresh_credit();
         Ok(())
     }
 
@@ -672,6 +680,7 @@ impl Consumer {
         if self.options.ack_mode == AckMode::Manual {
             from.tags.hold(tag, ring, record.pos);
         }
+        self.refresh_credit();
         Delivery { consumer: from, ring, record, tag, settled: false }
     }
 
@@ -735,6 +744,10 @@ impl Consumer {
     #[inline]
     fn poll(&self) -> Result<Option<(&Consumer, usize, Record)>, RecvError> {
         if self.standing_by() {
+            self.tick(EMPTY_POLL_TICKS);
+            return Ok(None);
+        }
+        if self.defers_to_higher_priority() {
             self.tick(EMPTY_POLL_TICKS);
             return Ok(None);
         }
@@ -813,6 +826,39 @@ impl Consumer {
     #[inline]
     fn standing_by(&self) -> bool {
         self.single_active && !self.home.queue.ring.is_active_consumer(self.home.owner)
+    }
+
+    /// With consumer priorities in use on the queue: publishes this
+    /// consumer's prefetch room, and is true if a higher-priority consumer
+    /// has room (this one leaves the message to it).
+    #[inline]
+    fn defers_to_higher_priority(&self) -> bool {
+        let ring = &self.home.queue.ring;
+        if self.options.get_only || !ring.has_ranked_consumers() {
+            return false;
+        }
+        self.ranked.set(true);
+        let credit = self.credit();
+        ring.publish_credit(self.home.owner, credit);
+        credit != 0 && ring.outranked(self.home.owner)
+    }
+
+    /// How many more messages this consumer may take now.
+    fn credit(&self) -> u32 {
+        if self.options.ack_mode == AckMode::Manual && self.options.prefetch != 0 {
+            self.options.prefetch.saturating_sub(self.unacked())
+        } else {
+            u32::MAX
+        }
+    }
+
+    /// Publishes this consumer's prefetch room after it changed, if the
+    /// queue's consumers have priorities.
+    #[inline]
+    fn refresh_credit(&self) {
+        if self.ranked.get() {
+            self.home.queue.ring.publish_credit(self.home.owner, self.credit());
+        }
     }
 
     /// True if this consumer is the one that receives: always, unless the

@@ -78,6 +78,7 @@ impl HeapMemory {
                 exclusive_consumer: AtomicU64::new(0),
                 active_consumer: AtomicU64::new(0),
                 next_ticket: AtomicU32::new(0),
+                ranked_consumers: AtomicU32::new(0),
             }),
             chain: Line(ChainState {
                 closed: AtomicU32::new(0),
@@ -109,6 +110,8 @@ impl HeapMemory {
                 generation: AtomicU32::new(0),
                 ticket: AtomicU32::new(0),
                 releasing: AtomicU64::new(0),
+                priority: AtomicU32::new(0),
+                credit: AtomicU32::new(0),
             })
             .collect();
         let data_pos = data;

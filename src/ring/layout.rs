@@ -55,6 +55,9 @@ pub struct QueueState {
     /// The next consumer registration ticket (never 0): the oldest live
     /// ticket is next in line to be the single active consumer.
     pub(crate) next_ticket: AtomicU32,
+    /// Non-zero once a consumer with a priority other than 0 attached:
+    /// consumers then defer to higher-priority ones. Never cleared.
+    pub(crate) ranked_consumers: AtomicU32,
 }
 
 /// Per-agent (or retired) message counters.
@@ -183,6 +186,13 @@ pub struct AgentSlot {
     /// holder: sweepers take it by CAS, so only one resets the row, and a
     /// sweeper that died holding it is replaced by the next.
     pub(crate) releasing: AtomicU64,
+    /// A consumer's priority (`x-priority`, an i32's bits); 0 by default.
+    pub(crate) priority: AtomicU32,
+    /// How many more messages this consumer can take now (prefetch room;
+    /// `u32::MAX` unlimited), as it last published: 0 means blocked, and
+    /// lower-priority consumers may take messages (see
+    /// `src/ring/consumer_priority.rs`).
+    pub(crate) credit: AtomicU32,
 }
 
 /// Bits of an owner id that name the agent row; the rest hold the row's
@@ -227,6 +237,9 @@ const _: () = {
     assert!(offset_of!(QueueState, active_consumer) == 80);
     assert!(offset_of!(QueueState, next_ticket) == 88);
     assert!(offset_of!(AgentSlot, ticket) == 92);
+    assert!(offset_of!(QueueState, ranked_consumers) == 92);
+    assert!(offset_of!(AgentSlot, priority) == 104);
+    assert!(offset_of!(AgentSlot, credit) == 108);
     assert!(size_of::<RingHeader>() == 8 * LINE);
     assert!(offset_of!(RingHeader, produce) == 0);
     assert!(offset_of!(RingHeader, read) == LINE);

@@ -8,6 +8,7 @@
 //! the same slot in another lap. See docs/ARCHITECTURE.md for the protocol and
 //! docs/MEMORY-ORDERS.md for every SYNC POINT.
 
+mod consumer_priority;
 pub(crate) mod control;
 pub mod heap;
 pub(crate) mod layout;
@@ -1321,6 +1322,10 @@ impl<M: RingMemory> Ring<M> {
                 agent.pid.store(pid, Ordering::Relaxed);
                 agent.unacked.store(0, Ordering::Relaxed);
                 agent.prefetch.store(prefetch, Ordering::Relaxed);
+                agent.priority.store(0, Ordering::Relaxed);
+                agent.credit.store(if prefetch == 0 { u32::MAX } else { prefetch }, Ordering::Relaxed);
+                agent.priority.store(0, Ordering::Relaxed);
+                agent.credit.store(if prefetch == 0 { u32::MAX } else { prefetch }, Ordering::Relaxed);
                 let generation = agent.generation.load(Ordering::Relaxed).wrapping_add(1);
                 // SYNC POINT AGENT-GEN: Release pairs with the Acquire load in
                 // `dead_agents`: a sweeper that reads this generation then

@@ -69,7 +69,7 @@ pub use namespace::inspect::{HandleInfo, PeekedMessage};
 #[cfg(not(shmq_loom))]
 pub use namespace::publisher::{Publisher, Routed};
 #[cfg(not(shmq_loom))]
-pub use namespace::{Housekept, Namespace, NamespaceOptions, QueueStats, NAMESPACE_ENV};
+pub use namespace::{Housekept, Namespace, NamespaceOptions, QueueStats, DIRECT_REPLY_TO, NAMESPACE_ENV};
 #[cfg(not(shmq_loom))]
 pub use nsdir::{default_root, validate_name, DEFAULT_ROOT_PREFIX};
 #[cfg(not(shmq_loom))]

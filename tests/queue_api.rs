@@ -464,3 +464,25 @@ fn an_exclusive_consumer_holds_the_queue_alone_until_it_goes() {
     drop(holder);
     t.ns.consumer("q", ConsumerOptions::default()).unwrap();
 }
+
+/// Direct reply-to: a reply queue is the client's own (exclusive), routable
+/// by its name through the default exchange while its handle lives, and
+/// gone with it, so that a late reply is dropped, not kept.
+#[test]
+fn a_reply_queue_routes_replies_and_goes_with_its_handle() {
+    let t = TempNs::new("reply-to");
+    let client = shmq::Namespace::open_dir(t.path()).unwrap();
+    let reply_to = client.declare_reply_queue().unwrap();
+    assert!(reply_to.starts_with(&format!("{}.", shmq::DIRECT_REPLY_TO)));
+    assert_ne!(reply_to, client.declare_reply_queue().unwrap(), "every call gets a queue of its own");
+    // Another process (here: handle) may not consume it.
+    assert!(matches!(t.ns.consumer(&reply_to, ConsumerOptions::default()), Err(shmq::Error::ExclusiveQueue { .. })));
+    let mut server = t.ns.publisher();
+    assert_eq!(server.publish("", &reply_to, &shmq::Properties::new(), b"answer").unwrap().queues, 1);
+    let replies = client.consumer(&reply_to, ConsumerOptions::default()).unwrap();
+    assert_eq!(replies.try_recv().unwrap().body(), b"answer");
+    drop(replies);
+    drop(client);
+    assert_eq!(server.publish("", &reply_to, &shmq::Properties::new(), b"late").unwrap().queues, 0, "dropped");
+    assert!(t.ns.list_queues().unwrap().iter().all(|q| !q.starts_with(shmq::DIRECT_REPLY_TO)));
+}

@@ -41,6 +41,10 @@ from ._native import (
     topic_matches,
 )
 
+#: RabbitMQ's direct reply-to pseudo-queue: consume it (auto ack) and
+#: publish requests with ``reply_to=DIRECT_REPLY_TO`` on the same channel.
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+
 __all__ = [
     "AMQPChannelError",
     "AMQPConnectionError",
@@ -58,6 +62,7 @@ __all__ = [
     "ChannelWrongStateError",
     "Consumer",
     "DeliveryMode",
+    "DIRECT_REPLY_TO",
     "ExchangeNotFound",
     "InvalidArgument",
     "MAX_HEADER_DEPTH",
@@ -602,6 +607,9 @@ class BlockingChannel:
         # queue -> (native consumer for basic_get, the queue has x-expires)
         self._get_consumers: Dict[str, Tuple[Any, bool]] = {}
         self._on_cancel: List[Callable[[Any], None]] = []
+        # Direct reply-to: (consumer tag, this channel's reply queue) while
+        # it consumes amq.rabbitmq.reply-to.
+        self._reply: Optional[Tuple[str, str]] = None
         self.is_open = True
 
     # -- queues and exchanges
@@ -722,6 +730,10 @@ class BlockingChannel:
             raise ChannelWrongStateError("Channel is closed.")
         data = _body_bytes(body)
         props = _properties_dict(properties)
+        if props is not None and props.get("reply_to") == DIRECT_REPLY_TO:
+            if self._reply is None:
+                raise ChannelClosedByBroker(406, "PRECONDITION_FAILED - fast reply consumer does not exist")
+            props["reply_to"] = self._reply[1]
         connection = self.connection
         try:
             _queues, refused = self._publisher.publish_routed(exchange, routing_key, data, props, mandatory)
@@ -748,6 +760,8 @@ class BlockingChannel:
     def basic_consume(self, queue: str, on_message_callback: Callable[..., None], auto_ack: bool = False,
                       exclusive: bool = False, consumer_tag: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> str:
         tag = consumer_tag or f"ctag1.{next(self._tags)}"
+        if queue == DIRECT_REPLY_TO:
+            return self._consume_replies(tag, on_message_callback, auto_ack)
         arguments = dict(arguments or {})
         priority = arguments.pop("x-priority", 0)
         if isinstance(priority, bool) or not isinstance(priority, int):
@@ -774,10 +788,40 @@ class BlockingChannel:
         self._subs[tag] = _Subscription(tag, queue, on_message_callback, native, auto_ack, 0 if auto_ack else self._prefetch)
         return tag
 
+    def _consume_replies(self, tag: str, on_message_callback: Callable[..., None], auto_ack: bool) -> str:
+        """Direct reply-to: consuming the pseudo-queue gives this channel a
+        reply queue of its own (exclusive, auto-delete), which requests
+        published here with ``reply_to="amq.rabbitmq.reply-to"`` name."""
+        if not auto_ack:
+            raise ChannelClosedByBroker(406, "PRECONDITION_FAILED - reply consumer cannot acknowledge")
+        if self._reply is not None:
+            raise ChannelClosedByBroker(406, "PRECONDITION_FAILED - reply consumer already set")
+        try:
+            queue = self._ns.declare_reply_queue()
+            native = self._ns.consumer(queue, True, 0)
+        except ShmqError as e:
+            raise _closed(e) from e
+        self._reply = (tag, queue)
+        self._subs[tag] = _Subscription(tag, queue, on_message_callback, native, True)
+        return tag
+
+    def _drop_reply_queue(self) -> None:
+        """The reply consumer is gone: so is its queue, and replies sent to
+        it from now on are dropped, as RabbitMQ drops them."""
+        if self._reply is not None:
+            _tag, queue = self._reply
+            self._reply = None
+            try:
+                self._ns.delete_queue(queue)
+            except ShmqError:
+                pass  # already gone (deleted with its exclusive owner)
+
     def basic_cancel(self, consumer_tag: str) -> None:
         sub = self._subs.pop(consumer_tag, None)
         if sub is not None:
             sub.consumer = None
+        if self._reply is not None and self._reply[0] == consumer_tag:
+            self._drop_reply_queue()
 
     def stop_consuming(self, consumer_tag: Optional[str] = None) -> None:
         if consumer_tag:
@@ -950,6 +994,7 @@ class BlockingChannel:
     def close(self) -> None:
         """Unacked deliveries are requeued (the native consumers go)."""
         self._subs.clear()
+        self._drop_reply_queue()
         self._get_consumers.clear()
         self._tags_out.clear()
         # Dropped here, on the channel's thread: the native publisher may not

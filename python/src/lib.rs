@@ -481,6 +481,12 @@ impl Namespace {
         self.inner.unbind_queue(queue, exchange, key, &self::arguments(arguments)?).map_err(err)
     }
 
+    /// Declares a reply queue for direct reply-to (`amq.rabbitmq.reply-to.…`):
+    /// exclusive to this namespace handle, auto-delete; returns its name.
+    fn declare_reply_queue(&self) -> PyResult<String> {
+        self.inner.declare_reply_queue().map_err(err)
+    }
+
     /// A publisher (one per thread).
     fn publisher(&self) -> Publisher {
         Publisher::new(self.inner.publisher())

@@ -15,7 +15,53 @@ use crate::ring::Ring;
 use crate::routing::QueueMeta;
 use crate::segment::{self, Created, QueueConfig};
 
+/// RabbitMQ's direct reply-to pseudo-queue: a request whose `reply_to` is
+/// this gets a reply queue of the client's own (see
+/// [`Namespace::declare_reply_queue`]); the reply queues' names start with
+/// it.
+///
+/// # Examples
+/// ```
+/// assert_eq!(shmq::DIRECT_REPLY_TO, "amq.rabbitmq.reply-to");
+/// ```
+pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Data bytes of a reply queue's first ring: replies are few at a time,
+/// and the queue grows if not.
+const REPLY_QUEUE_BYTES: u64 = 64 << 10;
+
 impl Namespace {
+    /// Declares a queue for RPC replies to this namespace handle, as
+    /// RabbitMQ's direct reply-to gives a client one: server-named
+    /// (`amq.rabbitmq.reply-to.…`), exclusive to this handle and
+    /// auto-delete, so that it goes with its consumer, its handle or its
+    /// process, and a reply sent after that is dropped (unroutable).
+    /// Returns its name: put it in a request's `reply_to` and consume it
+    /// (auto ack, as RabbitMQ requires of a reply consumer).
+    ///
+    /// # Errors
+    /// As [`declare_queue`](Namespace::declare_queue).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-reply-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// let reply_to = ns.declare_reply_queue().unwrap();
+    /// assert!(reply_to.starts_with(shmq::DIRECT_REPLY_TO));
+    /// let replies = ns.consumer(&reply_to, Default::default()).unwrap();
+    /// // The server answers through the default exchange, by that name.
+    /// ns.publisher().publish("", &reply_to, &shmq::Properties::new(), b"42").unwrap();
+    /// assert_eq!(replies.try_recv().unwrap().body(), b"42");
+    /// # drop(replies); drop(ns); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn declare_reply_queue(&self) -> Result<String, Error> {
+        let name = format!("{DIRECT_REPLY_TO}.{:016x}{:016x}", liveness::random_token(), liveness::random_token());
+        let options = QueueOptions { exclusive: true, auto_delete: true, capacity_bytes: REPLY_QUEUE_BYTES, ..QueueOptions::default() };
+        Ok(self.declare_queue(&name, &options)?.name)
+    }
+
     /// Declares a queue: creates it, or checks that the existing one has the
     /// same options (RabbitMQ's `queue.declare`). Safe to race with other
     /// processes declaring the same queue. Returns the queue's stats.

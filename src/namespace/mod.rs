@@ -19,6 +19,7 @@ pub(crate) mod inspect;
 pub(crate) mod publisher;
 mod stats;
 
+pub use declare::DIRECT_REPLY_TO;
 pub use housekeeping::Housekept;
 pub use stats::QueueStats;
 

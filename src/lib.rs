@@ -71,7 +71,7 @@ pub use namespace::publisher::{Publisher, Routed};
 #[cfg(not(shmq_loom))]
 pub use namespace::{Housekept, Namespace, NamespaceOptions, QueueStats, DIRECT_REPLY_TO, NAMESPACE_ENV};
 #[cfg(not(shmq_loom))]
-pub use nsdir::{default_root, validate_name, DEFAULT_ROOT_PREFIX};
+pub use nsdir::{default_root, validate_name, validate_queue_name, DEFAULT_ROOT_PREFIX};
 #[cfg(not(shmq_loom))]
 pub use options::{AckMode, ConsumerOptions, Overflow, QueueOptions, QueueType, DEFAULT_MAX_MESSAGE_BYTES, MAX_TTL_MS, QUEUE_ARGUMENTS};
 #[cfg(not(shmq_loom))]

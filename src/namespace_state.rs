@@ -40,11 +40,12 @@ impl NamespaceState {
     /// memory: the directory handle validates it, and the unlink is relative
     /// to `queues/`, so no name reaches a file outside it.
     pub(crate) fn remove_queue_file(&self, name: &str) -> bool {
-        if crate::nsdir::validate_name("queue", name).is_err() {
+        if crate::nsdir::validate_queue_name(name).is_err() {
             return false;
         }
+        let file = crate::nsdir::queue_file_name(name);
         let Ok(segment) = segment::open_queue(&self.dir, name) else {
-            return self.dir.unlink(Sub::Queues, name);
+            return self.dir.unlink(Sub::Queues, &file);
         };
         // SYNC POINT DELETED: Release pairs with the loads in handles; they
         // only need to see the flag eventually, waiters are woken below.
@@ -54,7 +55,7 @@ impl NamespaceState {
         let ring = Ring::new(segment);
         ring.notify_consumers();
         ring.notify_producers();
-        let removed = self.dir.unlink(Sub::Queues, name);
+        let removed = self.dir.unlink(Sub::Queues, &file);
         // Its later rings: flag them too (handles there check their own
         // ring), wake their waiters, and remove them.
         // Priority levels' chains (`<id>.p<level>.<seq>`) too.

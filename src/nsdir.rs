@@ -83,6 +83,98 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<(), Error> {
     }
 }
 
+/// Checks a queue name as RabbitMQ does (1–255 bytes of UTF-8), except
+/// that NUL and control characters are refused (they would reach
+/// terminals and logs). `/`, `%`, `.` and `..` are fine: a queue's file is
+/// named by [`queue_file_name`], never by the name itself.
+///
+/// # Errors
+/// `Error::InvalidName` saying what is wrong.
+///
+/// # Examples
+/// ```
+/// assert!(shmq::validate_queue_name("orders/eu").is_ok());
+/// assert!(shmq::validate_queue_name("..").is_ok());
+/// assert!(shmq::validate_queue_name("a\nb").is_err());
+/// assert!(shmq::validate_queue_name("").is_err());
+/// ```
+pub fn validate_queue_name(name: &str) -> Result<(), Error> {
+    let reason: Option<std::borrow::Cow<'static, str>> = if name.is_empty() {
+        Some("a name is required".into())
+    } else if name.len() > 255 {
+        Some("names are at most 255 bytes".into())
+    } else if let Some((at, c)) = name.char_indices().find(|(_, c)| c.is_control()) {
+        Some(format!("names may not contain control characters, found U+{:04X} at byte {at}", c as u32).into())
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidName { what: "queue", name: name.to_owned(), reason }),
+        None => Ok(()),
+    }
+}
+
+/// The file name under `queues/` of the (validated) queue `name`: the name
+/// itself, with `%` and `/` percent-encoded and `.`/`..` as `%2E`/`%2E%2E`;
+/// if that is over 255 bytes, `%h` and 32 hex digits of a 128-bit hash of
+/// the name (the segment's header holds the name, checked on open). Only
+/// `[^/%]`, `%XX` and `%h…` come out: never a path of more than one part,
+/// never `.` or `..`.
+pub(crate) fn queue_file_name(name: &str) -> String {
+    if name == "." || name == ".." {
+        return "%2E".repeat(name.len());
+    }
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '/' => out.push_str("%2F"),
+            c => out.push(c),
+        }
+    }
+    if out.len() <= 255 {
+        return out;
+    }
+    // FNV-1a, 128 bits: stable across builds and processes.
+    let mut hash: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    for b in name.bytes() {
+        hash ^= u128::from(b);
+        hash = hash.wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013B);
+    }
+    format!("%h{hash:032x}")
+}
+
+/// The queue name a file under `queues/` stands for, the inverse of
+/// [`queue_file_name`]; `None` for a hashed name (read the segment's
+/// header) or a file no queue name gives.
+pub(crate) fn queue_name_of_file(file: &str) -> Option<String> {
+    if file.starts_with("%h") {
+        return None;
+    }
+    let mut out = Vec::with_capacity(file.len());
+    let bytes = file.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                let b = u8::from_str_radix(hex, 16).ok()?;
+                if !matches!(b, b'%' | b'/' | b'.') {
+                    return None;
+                }
+                out.push(b);
+                i += 3;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    let name = String::from_utf8(out).ok()?;
+    (queue_file_name(&name) == file).then_some(name)
+}
+
 /// One of the namespace's directories.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Sub {
@@ -594,6 +686,26 @@ mod tests {
             assert!(err.contains(&format!("{code} at byte {at}")), "{err}");
         }
         assert!(validate_name("queue", "fine-name.with_dots").is_ok());
+    }
+
+    #[test]
+    fn queue_file_names_are_one_safe_part_and_decode_back() {
+        let long_slashes = "/".repeat(200);
+        for name in ["plain", "orders/eu", "50%", "%2F", ".", "..", "../../etc", "a/./b", long_slashes.as_str(), "é/ü"] {
+            let file = queue_file_name(name);
+            assert!(!file.contains('/') && file != "." && file != ".." && !file.is_empty() && file.len() <= 255, "{name:?} -> {file:?}");
+            if file.starts_with("%h") {
+                assert_eq!(queue_name_of_file(&file), None);
+            } else {
+                assert_eq!(queue_name_of_file(&file).as_deref(), Some(name), "{file:?}");
+            }
+        }
+        assert_eq!(queue_file_name("orders/eu"), "orders%2Feu");
+        assert_ne!(queue_file_name(&"/".repeat(200)), queue_file_name(&"/".repeat(201)));
+        // Files no name gives are not names.
+        for file in ["%2", "%zz", "%41", "a%2fb"] {
+            assert_eq!(queue_name_of_file(file), None, "{file:?}");
+        }
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn errors_name_the_thing_suggest_a_fix_and_set_exit_codes() {
     assert!(stderr.contains("no such queue 'helo' in namespace") && stderr.contains("(did you mean 'hello'?)"), "{stderr}");
     let out = t.shmq().args(["declare-queue", "hello", "--overflow", "reject"]).output().unwrap();
     assert_eq!(out.status.code(), Some(4), "precondition failed");
-    let out = t.shmq().args(["declare-queue", "a/b"]).output().unwrap();
+    let out = t.shmq().args(["declare-queue", "a\nb"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "bad input");
     let out = t.shmq().args(["bind", "nope", "hello"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "missing exchange");

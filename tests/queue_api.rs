@@ -51,13 +51,32 @@ fn declare_is_idempotent_and_conflicts_are_precondition_errors() {
 #[test]
 fn bad_names_get_typed_errors() {
     let t = TempNs::new("names");
-    for bad in ["", "a/b", "a\0b", ".", ".."] {
+    for bad in ["", "a\0b", "a\nb", "\u{1b}[31m"] {
         assert!(matches!(t.ns.declare_queue(bad, &small()), Err(Error::InvalidName { .. })), "{bad:?}");
     }
     let long = "x".repeat(256);
     assert!(matches!(t.ns.declare_queue(&long, &small()), Err(Error::InvalidName { .. })));
     let max = "y".repeat(255);
     t.ns.declare_queue(&max, &small()).unwrap();
+    // Names RabbitMQ takes that are no file names are encoded on disk, not
+    // refused, and never reach a path: `..` and `../x` stay in queues/.
+    let slashes = "/".repeat(255);
+    let odd = ["orders/eu", ".", "..", "../escape", "50%", "%2F", slashes.as_str()];
+    for name in odd {
+        t.ns.declare_queue(name, &small()).unwrap();
+        t.ns.producer(name).unwrap().publish(name.as_bytes()).unwrap();
+    }
+    let listed = t.ns.list_queues().unwrap();
+    for name in odd {
+        assert!(listed.iter().any(|q| q == name), "{name:?} not listed: {listed:?}");
+        let consumer = t.ns.consumer(name, ConsumerOptions::default()).unwrap();
+        assert_eq!(consumer.try_recv().unwrap().body(), name.as_bytes());
+    }
+    assert!(!t.path().join("escape").exists() && !t.path().parent().unwrap().join("escape").exists());
+    for name in odd {
+        t.ns.delete_queue(name).unwrap();
+    }
+    assert_eq!(std::fs::read_dir(t.path().join("queues")).unwrap().count(), 1, "only the 255-y queue is left");
     assert!(matches!(t.ns.producer("nope"), Err(Error::QueueNotFound { .. })));
 }
 

@@ -4,7 +4,7 @@
 use super::{Namespace, QueueStats};
 use crate::error::Error;
 use crate::liveness;
-use crate::nsdir::validate_name;
+use crate::nsdir::validate_queue_name;
 use crate::options::QueueOptions;
 use std::sync::Arc;
 
@@ -90,7 +90,7 @@ impl Namespace {
             generated = format!("amq.gen-{:016x}{:08x}", liveness::random_token(), liveness::random_token() as u32);
             generated.as_str()
         } else {
-            validate_name("queue", name)?;
+            validate_queue_name(name)?;
             name
         };
         let config = QueueConfig::from_options(name, options)?;
@@ -201,7 +201,7 @@ impl Namespace {
     /// # }
     /// ```
     pub fn delete_queue(&self, name: &str) -> Result<(), Error> {
-        validate_name("queue", name)?;
+        validate_queue_name(name)?;
         let registered = self.update_table(|table| {
             let found = table.queue(name).is_some();
             table.remove_queue(name);

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::liveness;
 use crate::namespace_state::NamespaceState;
-use crate::nsdir::{validate_name, Create, NamespaceDir, Sub};
+use crate::nsdir::{validate_queue_name, Create, NamespaceDir, Sub};
 use crate::options::ConsumerOptions;
 use crate::queue::chain::Chain;
 use crate::queue::consumer::Consumer;
@@ -314,7 +314,8 @@ impl Namespace {
     /// # Examples
     /// See [`Namespace`].
     pub fn list_queues(&self) -> Result<Vec<String>, Error> {
-        let mut names = self.shared.dir.list(Sub::Queues)?;
+        let dir = &self.shared.dir;
+        let mut names: Vec<String> = dir.list(Sub::Queues)?.iter().filter_map(|file| segment::queue_of_file(dir, file)).collect();
         names.sort();
         Ok(names)
     }
@@ -385,7 +386,7 @@ impl Namespace {
     }
 
     pub(crate) fn open_segment(&self, name: &str) -> Result<segment::QueueSegment, Error> {
-        validate_name("queue", name)?;
+        validate_queue_name(name)?;
         match segment::open_queue(&self.shared.dir, name) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Err(Error::QueueNotFound {
                 queue: name.to_owned(),

@@ -166,7 +166,7 @@ pub(crate) enum Created {
 /// Creates `queues/<config.name>` as a queue segment unless it exists;
 /// `tmp/<tmp_name>` holds the segment while it is being built.
 pub(crate) fn create_queue(dir: &NamespaceDir, tmp_name: &str, config: &QueueConfig) -> Result<Created, Error> {
-    create_segment(dir, tmp_name, config, Sub::Queues, &config.name)
+    create_segment(dir, tmp_name, config, Sub::Queues, &crate::nsdir::queue_file_name(&config.name))
 }
 
 /// Creates the queue's later segment `config.seq` (`extents/<id>.<seq>`)
@@ -177,7 +177,7 @@ pub(crate) fn create_extent(dir: &NamespaceDir, tmp_name: &str, config: &QueueCo
 
 fn create_segment(dir: &NamespaceDir, tmp_name: &str, config: &QueueConfig, sub: Sub, name: &str) -> Result<Created, Error> {
     let path = dir.path_of(sub, name);
-    let open_existing = || if sub == Sub::Queues { open_queue(dir, name) } else { open_extent(dir, config, config.seq) };
+    let open_existing = || if sub == Sub::Queues { open_queue(dir, &config.name) } else { open_extent(dir, config, config.seq) };
     if dir.exists(sub, name) {
         return open_existing().map(Created::Existing);
     }
@@ -235,12 +235,30 @@ pub(crate) fn reserve(dir: &NamespaceDir, file: &File, len: u64, path: &Path) ->
     })
 }
 
-/// Maps and validates the existing queue segment `queues/<name>`: a regular
-/// file of a trusted owner (checked by [`NamespaceDir::open_file`]) whose
-/// size is exactly what its header implies, so that no access through the
-/// mapping can fall beyond the end of the file.
+/// Maps and validates the existing segment of queue `name` (its file is
+/// `queues/<queue_file_name(name)>`): a regular file of a trusted owner
+/// (checked by [`NamespaceDir::open_file`]) whose size is exactly what its
+/// header implies, so that no access through the mapping can fall beyond
+/// the end of the file, and whose header names this queue.
 pub(crate) fn open_queue(dir: &NamespaceDir, name: &str) -> Result<QueueSegment, Error> {
-    map_segment(dir, Sub::Queues, name, KIND_QUEUE)
+    let segment = map_segment(dir, Sub::Queues, &crate::nsdir::queue_file_name(name), KIND_QUEUE)?;
+    if segment.config.name != name {
+        return Err(Error::Corrupt {
+            path: segment.path.clone(),
+            reason: format!("it holds queue '{}', not '{name}'", segment.config.name.escape_debug()),
+        });
+    }
+    Ok(segment)
+}
+
+/// The queue a file under `queues/` holds, by its name or, for a hashed
+/// name, by its header; `None` if no queue name gives that file.
+pub(crate) fn queue_of_file(dir: &NamespaceDir, file: &str) -> Option<String> {
+    if let Some(name) = crate::nsdir::queue_name_of_file(file) {
+        return Some(name);
+    }
+    let name = map_segment(dir, Sub::Queues, file, KIND_QUEUE).ok()?.config.name;
+    (crate::nsdir::validate_queue_name(&name).is_ok() && crate::nsdir::queue_file_name(&name) == file).then_some(name)
 }
 
 /// Maps and validates segment `seq` of the queue whose first segment has

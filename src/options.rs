@@ -189,6 +189,11 @@ pub struct QueueOptions {
     pub exclusive: bool,
     /// Deleted when its last consumer goes away (after it had one).
     pub auto_delete: bool,
+    /// Declared durable (AMQP's `durable`). Every shmq queue outlives the
+    /// processes that use it; this is kept so that redeclares and exports
+    /// say what was declared, as RabbitMQ's do. A namespace in /dev/shm
+    /// does not outlive a reboot (an on-disk one does).
+    pub durable: bool,
     /// Where rejected, expired, dropped and over-delivered messages are
     /// republished (`x-dead-letter-exchange`; `""` is the default
     /// exchange). `None`: they are discarded.
@@ -224,6 +229,7 @@ impl Default for QueueOptions {
             message_ttl: None,
             exclusive: false,
             auto_delete: false,
+            durable: false,
             dead_letter_exchange: None,
             dead_letter_routing_key: None,
             delivery_limit: None,
@@ -427,6 +433,18 @@ impl QueueOptions {
     #[must_use]
     pub fn max_priority(mut self, max: u8) -> Self {
         self.max_priority = (max > 0).then_some(max);
+        self
+    }
+
+    /// Declares it durable (see [`durable`](QueueOptions::durable)).
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shmq::QueueOptions::default().durable(true).durable);
+    /// ```
+    #[must_use]
+    pub fn durable(mut self, on: bool) -> Self {
+        self.durable = on;
         self
     }
 

@@ -117,7 +117,8 @@ fn export_import_round_trips_in_rabbitmq_definitions_format() {
     assert_eq!(orders["vhost"], "/");
     assert_eq!(orders["durable"], true);
     assert_eq!(orders["arguments"]["x-overflow"], "drop-head");
-    assert_eq!(orders["arguments"]["x-shmq-capacity-bytes"], 1048576);
+    assert_eq!(orders["shmq"]["capacity_bytes"], 1048576, "shmq's own settings, beside RabbitMQ's arguments");
+    assert_eq!(orders["auto_delete"], false);
     assert!(orders["arguments"].get("x-max-length-bytes").is_none(), "no limit was declared");
     assert_eq!(orders["arguments"]["x-message-ttl"], 60000);
     let shop = exported["exchanges"].as_array().unwrap().iter().find(|x| x["name"] == "shop").unwrap().clone();
@@ -141,6 +142,79 @@ fn export_import_round_trips_in_rabbitmq_definitions_format() {
     dst.run(&["publish", "--exchange", "shop", "refund.created", "r1"]);
     assert_eq!(finish(dst.spawn(&["consume", "orders", "--count", "1"])), "o1\t0\n");
     assert_eq!(finish(dst.spawn(&["consume", "lost", "--count", "1"])), "r1\t0\n");
+}
+
+#[test]
+fn import_is_all_or_nothing_names_what_it_cannot_honour_and_picks_a_vhost() {
+    let t = TempNs::in_shm("cli-import-strict");
+    let file = t.path().join("defs.json");
+    let import = |defs: &str, extra: &[&str]| {
+        std::fs::write(&file, defs).unwrap();
+        t.shmq().args(["import", file.to_str().unwrap()]).args(extra).output().unwrap()
+    };
+    // What shmq cannot honour is named, and nothing is declared.
+    let defs = r#"{"users": [{"name": "guest"}], "vhosts": [{"name": "/"}],
+        "policies": [{"vhost": "/", "name": "ha", "pattern": ".*", "definition": {"ha-mode": "all"}}],
+        "queues": [{"name": "orders/eu", "vhost": "/", "auto_delete": false, "arguments": {"x-queue-mode": "lazy", "x-max-length": 5}},
+                   {"name": "plain", "vhost": "/", "auto_delete": true, "arguments": {}}],
+        "exchanges": [{"name": "delayed", "vhost": "/", "type": "x-delayed-message", "arguments": {}}],
+        "bindings": [{"source": "amq.direct", "vhost": "/", "destination": "plain", "destination_type": "queue", "routing_key": "k", "arguments": {}}]}"#;
+    let out = import(defs, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for named in [
+        "user 'guest'",
+        "policy 'ha'",
+        "queue 'orders/eu': argument 'x-queue-mode'",
+        "exchange 'delayed' of type 'x-delayed-message'",
+        "--skip-unsupported",
+    ] {
+        assert!(stderr.contains(named), "{named} not named: {stderr}");
+    }
+    assert!(t.ns.list_queues().unwrap().is_empty(), "nothing was declared");
+    // With --skip-unsupported: the rest, and the list of what was left out.
+    let out = import(defs, &["--skip-unsupported"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("skipped (not supported by shmq): policy 'ha'"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "imported 2 queues, 0 exchanges, 1 bindings; skipped 4 unsupported (listed above)\n");
+    assert_eq!(t.ns.queue_stats("orders/eu").unwrap().options.max_length, Some(5));
+    assert!(t.ns.queue_stats("plain").unwrap().options.auto_delete);
+    let exported = json(&t.run(&["export"]));
+    let names: Vec<&str> = exported["queues"].as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"orders/eu"), "{names:?}");
+    // Every problem at once, and still nothing declared.
+    let broken = r#"{"queues": [{"name": "a", "vhost": "/", "arguments": {"x-max-length": -1}},
+                                 {"name": "b", "vhost": "/", "arguments": {}}],
+        "bindings": [{"source": "nowhere", "vhost": "/", "destination": "b", "destination_type": "queue", "routing_key": "", "arguments": {}}]}"#;
+    let out = import(broken, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("queue 'a'") && stderr.contains("no exchange 'nowhere'"), "{stderr}");
+    assert!(t.ns.queue_stats("b").is_err());
+    // A failure while applying (a headers binding with an x-match
+    // RabbitMQ does not know is refused by the bind) removes what the
+    // import had declared.
+    let late = r#"{"queues": [{"name": "c", "vhost": "/", "arguments": {}}],
+        "exchanges": [{"name": "h", "vhost": "/", "type": "headers", "arguments": {}}],
+        "bindings": [{"source": "h", "vhost": "/", "destination": "c", "destination_type": "queue", "routing_key": "", "arguments": {"x-match": "sometimes"}}]}"#;
+    let out = import(late, &[]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("removed again"));
+    assert!(t.ns.queue_stats("c").is_err() && t.ns.declare_exchange_passive("h").is_err(), "rolled back");
+    // Several vhosts: pick one.
+    let two = r#"{"vhosts": [{"name": "/"}, {"name": "eu"}],
+        "queues": [{"name": "root-q", "vhost": "/", "arguments": {}}, {"name": "eu-q", "vhost": "eu", "arguments": {}}]}"#;
+    let out = import(two, &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 vhosts (/, eu): pick one with --vhost NAME"));
+    let out = import(two, &["--vhost", "eu"]);
+    assert!(out.status.success());
+    assert!(t.ns.queue_stats("eu-q").is_ok() && t.ns.queue_stats("root-q").is_err());
+    assert!(String::from_utf8_lossy(&import(two, &["--vhost", "us"]).stderr).contains("no vhost 'us'; it has: /, eu"));
+    // A `block` queue is exported as RabbitMQ's nearest, with a warning.
+    t.run(&["declare-queue", "held", "--max-length", "3", "--overflow", "block"]);
+    let out = t.shmq().args(["export"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("queue 'held' has overflow 'block'"));
+    let exported: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let held = exported["queues"].as_array().unwrap().iter().find(|q| q["name"] == "held").unwrap().clone();
+    assert_eq!((held["arguments"]["x-overflow"].as_str(), held["shmq"]["overflow"].as_str()), (Some("reject-publish"), Some("block")));
 }
 
 #[test]
@@ -345,7 +419,7 @@ fn import_refuses_queue_arguments_shmq_does_not_implement_and_declares_nothing()
     let out = t.shmq().args(["import", file.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success(), "an argument shmq would ignore must fail the import");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("'x-queue-mode'") && stderr.contains("not supported by shmq"), "{stderr}");
+    assert!(stderr.contains("'x-queue-mode'") && stderr.contains("cannot honour"), "{stderr}");
     assert!(t.ns.declare_queue_passive("work").is_err(), "nothing was declared");
     // Dead-letter settings are imported, and exported back as RabbitMQ's.
     let defs = r#"{"queues": [{"name": "work", "vhost": "/", "durable": true, "auto_delete": false,

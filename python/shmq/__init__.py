@@ -640,7 +640,8 @@ class BlockingChannel:
                 if quorum and not durable:
                     self._check_durable_redeclare(queue)
             name, ready, consumers = self._ns.declare_queue(queue, passive=passive, exclusive=exclusive or queue == "",
-                                                            auto_delete=auto_delete, arguments=None if passive else args)
+                                                            auto_delete=auto_delete, durable=durable,
+                                                            arguments=None if passive else args)
         except ShmqError as e:
             if isinstance(e, ChannelClosedByBroker):
                 raise

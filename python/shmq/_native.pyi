@@ -64,7 +64,7 @@ class Namespace:
     path: str
     def __init__(self, name: Optional[str] = None, memory_budget: Optional[int] = None) -> None: ...
     def declare_queue(self, name: str, passive: bool = False, exclusive: bool = False, auto_delete: bool = False,
-                      capacity_bytes: Optional[int] = None, max_length: Optional[int] = None,
+                      durable: bool = False, capacity_bytes: Optional[int] = None, max_length: Optional[int] = None,
                       max_length_bytes: Optional[int] = None,
                       max_message_bytes: Optional[int] = None, overflow: Optional[str] = None,
                       message_ttl_ms: Optional[int] = None,

@@ -249,6 +249,9 @@ fn stored_type(v: &shmq::ArgValue) -> &'static str {
 /// RabbitMQ has an argument for (e.g. `capacity_bytes`).
 fn inequivalent(name: &str, existing: &shmq::QueueOptions, requested: &shmq::QueueOptions, given: &QueueArguments) -> Option<String> {
     let lead = |key: &str| format!("inequivalent arg '{key}' for queue '{name}' in vhost '/'");
+    if existing.durable != requested.durable {
+        return Some(format!("{}: received '{}' but current is '{}'", lead("durable"), requested.durable, existing.durable));
+    }
     if existing.auto_delete != requested.auto_delete {
         return Some(format!("{}: received '{}' but current is '{}'", lead("auto_delete"), requested.auto_delete, existing.auto_delete));
     }
@@ -322,7 +325,7 @@ impl Namespace {
     /// `InvalidArgument`, a redeclare with other options
     /// `PreconditionFailed`; both carry `reply_text`, RabbitMQ's 406 text
     /// for the case. A passive declare ignores the options.
-    #[pyo3(signature = (name, passive=false, exclusive=false, auto_delete=false, capacity_bytes=None, max_length=None, max_length_bytes=None, max_message_bytes=None, overflow=None, message_ttl_ms=None, arguments=None))]
+    #[pyo3(signature = (name, passive=false, exclusive=false, auto_delete=false, durable=false, capacity_bytes=None, max_length=None, max_length_bytes=None, max_message_bytes=None, overflow=None, message_ttl_ms=None, arguments=None))]
     #[allow(clippy::too_many_arguments)]
     fn declare_queue(
         &self,
@@ -331,6 +334,7 @@ impl Namespace {
         passive: bool,
         exclusive: bool,
         auto_delete: bool,
+        durable: bool,
         capacity_bytes: Option<u64>,
         max_length: Option<u64>,
         max_length_bytes: Option<u64>,
@@ -342,7 +346,7 @@ impl Namespace {
         let stats = if passive {
             self.inner.declare_queue_passive(name).map_err(err)?
         } else {
-            let mut o = shmq::QueueOptions::default().exclusive(exclusive).auto_delete(auto_delete);
+            let mut o = shmq::QueueOptions::default().exclusive(exclusive).auto_delete(auto_delete).durable(durable);
             if let Some(c) = capacity_bytes {
                 o = o.capacity_bytes(c);
             }

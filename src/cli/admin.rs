@@ -48,6 +48,10 @@ pub struct DeclareArgs {
     /// (x-max-priority): higher priorities are delivered first.
     #[arg(long, value_name = "N")]
     pub max_priority: Option<u8>,
+    /// Declare it durable (AMQP's durable flag: kept and compared on
+    /// redeclare, as RabbitMQ does).
+    #[arg(long)]
+    pub durable: bool,
     /// One consumer at a time receives; the next registered takes over when
     /// it goes (x-single-active-consumer).
     #[arg(long)]
@@ -75,6 +79,7 @@ impl DeclareArgs {
             delivery_limit: self.delivery_limit,
             expires: self.expires_ms.map(Duration::from_millis),
             single_active_consumer: self.single_active_consumer,
+            durable: self.durable,
             max_priority: self.max_priority,
             ..Default::default()
         };

@@ -117,9 +117,24 @@ pub enum Command {
     Export {
         /// Output file; stdout if absent.
         file: Option<std::path::PathBuf>,
+        /// The vhost to name in the file (a namespace is one vhost).
+        #[arg(long, default_value = "/")]
+        vhost: String,
     },
-    /// Declare the topology in RabbitMQ definitions JSON (`-` for stdin).
-    Import { file: std::path::PathBuf },
+    /// Declare the topology in RabbitMQ definitions JSON (`-` for stdin):
+    /// all of it or nothing; what shmq cannot honour is refused by name.
+    Import {
+        file: std::path::PathBuf,
+        /// The vhost to import, for a file with several (a namespace is one
+        /// vhost).
+        #[arg(long)]
+        vhost: Option<String>,
+        /// Import what shmq supports and list on stderr what it leaves out
+        /// (policies, users, permissions, parameters, unsupported arguments
+        /// and exchange types), instead of refusing.
+        #[arg(long)]
+        skip_unsupported: bool,
+    },
     /// Live dashboard of queue depths, rates and consumers (q quits).
     Top(top::TopArgs),
     /// Print shell completions.
@@ -147,8 +162,10 @@ pub fn run() -> i32 {
         Command::Top(args) => top::run(&cli, args),
         Command::Get { queue, count, ack } => io::get(&cli, queue, *count, *ack),
         Command::Peek { queue, count } => io::peek(&cli, queue, *count),
-        Command::Export { file } => definitions::export(&cli, file.as_deref()),
-        Command::Import { file } => definitions::import(&cli, file),
+        Command::Export { file, vhost } => definitions::export(&cli, file.as_deref(), vhost),
+        Command::Import { file, vhost, skip_unsupported } => {
+            definitions::import(&cli, file, &definitions::ImportOptions { vhost: vhost.clone(), skip_unsupported: *skip_unsupported })
+        }
         Command::Completions { shell } => {
             clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "shmq", &mut std::io::stdout());
             Ok(())

@@ -323,6 +323,10 @@ fn check_same(existing: &QueueConfig, requested: &QueueConfig) -> Result<(), Err
     let fail =
         |field: &'static str, existing: String, requested: String| Err(Error::PreconditionFailed { queue, field, existing, requested });
     let (e, r) = (existing.options(), requested.options());
+    // RabbitMQ compares `durable` first.
+    if e.durable != r.durable {
+        return fail("durable", e.durable.to_string(), r.durable.to_string());
+    }
     if e.capacity_bytes != r.capacity_bytes {
         return fail("capacity_bytes", e.capacity_bytes.to_string(), r.capacity_bytes.to_string());
     }

@@ -101,7 +101,13 @@ impl Namespace {
     /// (their handles are the level-0 ones').
     pub(super) fn stats_of(&self, chain: &Chain) -> QueueStats {
         let segment = chain.first.segment();
-        let mut stats = QueueStats { name: segment.config.name.clone(), options: segment.config.options(), ..QueueStats::default() };
+        let mut options = segment.config.options();
+        // Kept in the routing table's registry, not in the segment.
+        if let Some((owner, auto_delete)) = self.shared.router().ok().and_then(|router| router.queue_meta(&segment.config.name)) {
+            options.exclusive = owner != 0;
+            options.auto_delete = auto_delete;
+        }
+        let mut stats = QueueStats { name: segment.config.name.clone(), options, ..QueueStats::default() };
         add_chain(&mut stats, chain, true);
         for level in crate::queue::priority::existing_levels(&chain.first) {
             add_chain(&mut stats, &Chain::new(level), false);

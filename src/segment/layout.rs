@@ -45,7 +45,8 @@ const FLAG_DEAD_LETTER_EXCHANGE: u32 = 1;
 const FLAG_DEAD_LETTER_ROUTING_KEY: u32 = 2;
 const FLAG_QUORUM: u32 = 4;
 const FLAG_SINGLE_ACTIVE_CONSUMER: u32 = 8;
-const KNOWN_FLAGS: u32 = 15;
+const FLAG_DURABLE: u32 = 16;
+const KNOWN_FLAGS: u32 = 31;
 /// `x-max-priority` at 408 (u32; 0 = not a priority queue).
 const MAX_PRIORITY_OFFSET: usize = 408;
 /// The priority level this segment's chain holds, at 412 (u32; 0 for the
@@ -142,6 +143,9 @@ pub(crate) fn encode_queue_header(config: &QueueConfig, offsets: &QueueOffsets) 
     }
     if config.single_active_consumer {
         flags |= FLAG_SINGLE_ACTIVE_CONSUMER;
+    }
+    if config.durable {
+        flags |= FLAG_DURABLE;
     }
     put_u32(&mut b, MAX_PRIORITY_OFFSET, u32::from(config.max_priority));
     put_u32(&mut b, LEVEL_OFFSET, u32::from(config.level));
@@ -267,6 +271,7 @@ pub(crate) fn decode_queue_header(
         .ok_or_else(|| Corrupt(format!("priority level {level} is over the queue's max priority {max_priority}")))?;
     Ok(QueueConfig {
         single_active_consumer: flags & FLAG_SINGLE_ACTIVE_CONSUMER != 0,
+        durable: flags & FLAG_DURABLE != 0,
         max_priority,
         level,
         dead_letter_exchange,

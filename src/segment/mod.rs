@@ -46,6 +46,8 @@ pub(crate) struct QueueConfig {
     pub(crate) queue_type: crate::QueueType,
     /// `x-single-active-consumer`.
     pub(crate) single_active_consumer: bool,
+    /// Declared durable.
+    pub(crate) durable: bool,
     /// `x-max-priority`; 0: not a priority queue.
     pub(crate) max_priority: u8,
     /// The priority level whose messages this segment's chain holds (see
@@ -72,6 +74,7 @@ impl QueueConfig {
             expires_ms: options.expires.map_or(0, |d| d.as_millis().clamp(1, u128::from(u64::MAX)) as u64),
             queue_type: options.queue_type,
             single_active_consumer: options.single_active_consumer,
+            durable: options.durable,
             max_priority: options.max_priority.unwrap_or(0),
             level: 0,
         })
@@ -89,6 +92,7 @@ impl QueueConfig {
             message_ttl: (self.message_ttl_ms != 0).then(|| std::time::Duration::from_millis(self.message_ttl_ms)),
             exclusive: false,
             auto_delete: false,
+            durable: self.durable,
             dead_letter_exchange: self.dead_letter_exchange.clone(),
             dead_letter_routing_key: self.dead_letter_routing_key.clone(),
             delivery_limit: self.delivery_limit,

@@ -213,7 +213,8 @@ pub struct QueueOptions {
     /// when it goes (`x-single-active-consumer`).
     pub single_active_consumer: bool,
     /// Higher-priority messages are delivered first, priorities above this
-    /// counting as this (`x-max-priority`, 1..=255). `None`: FIFO, and a
+    /// counting as this (`x-max-priority`, 0..=255; 0 and `None` make no
+    /// priority queue, but `Some(0)` is declared). `None`: FIFO, and a
     /// message's priority is only carried.
     pub max_priority: Option<u8>,
 }
@@ -424,7 +425,8 @@ impl QueueOptions {
     }
 
     /// Makes this a priority queue of levels 0..=`max` (`x-max-priority`):
-    /// consumers get higher-priority messages first; 0 means none.
+    /// consumers get higher-priority messages first. 0 makes no priority
+    /// queue, but is declared (as in RabbitMQ, a redeclare compares it).
     ///
     /// # Examples
     /// ```
@@ -432,7 +434,7 @@ impl QueueOptions {
     /// ```
     #[must_use]
     pub fn max_priority(mut self, max: u8) -> Self {
-        self.max_priority = (max > 0).then_some(max);
+        self.max_priority = Some(max);
         self
     }
 
@@ -542,11 +544,12 @@ impl QueueOptions {
                 }
                 "x-max-priority" => {
                     let n = int(0)?;
-                    // RabbitMQ's limit; 0 is no priority queue.
+                    // RabbitMQ's limit; 0 is no priority queue, but is
+                    // kept (redeclares compare it).
                     if n > 255 {
                         return Err(invalid(key, format!("{{max_value_exceeded,{n}}}")));
                     }
-                    self.max_priority = (n > 0).then_some(n as u8);
+                    self.max_priority = Some(n as u8);
                 }
                 "x-single-active-consumer" => match value {
                     ArgValue::Bool(on) => self.single_active_consumer = *on,
@@ -567,7 +570,7 @@ impl QueueOptions {
                 }
             }
         }
-        if self.max_priority.is_some() && (self.max_length.is_some() || self.max_length_bytes.is_some()) {
+        if self.max_priority.is_some_and(|n| n > 0) && (self.max_length.is_some() || self.max_length_bytes.is_some()) {
             let limit = if self.max_length.is_some() { "x-max-length" } else { "x-max-length-bytes" };
             return Err(invalid(limit, "not supported by shmq together with x-max-priority yet; drop one of them".into()));
         }
@@ -652,13 +655,10 @@ impl QueueOptions {
         if self.dead_letter_routing_key.is_some() && self.dead_letter_exchange.is_none() {
             return Err(Error::InvalidOptions("a dead-letter routing key needs a dead-letter exchange: set dead_letter_exchange".into()));
         }
-        if self.max_priority.is_some() && (self.max_length.is_some() || self.max_length_bytes.is_some()) {
+        if self.max_priority.is_some_and(|n| n > 0) && (self.max_length.is_some() || self.max_length_bytes.is_some()) {
             return Err(Error::InvalidOptions(
                 "x-max-length and x-max-length-bytes on a priority queue (x-max-priority) are not supported by shmq yet: drop one".into(),
             ));
-        }
-        if self.max_priority == Some(0) {
-            return Err(Error::InvalidOptions("max_priority must be 1..=255 (None: not a priority queue)".into()));
         }
         if self.expires == Some(Duration::ZERO) {
             return Err(Error::InvalidOptions("expires must be at least 1 ms".into()));

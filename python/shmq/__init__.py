@@ -820,6 +820,10 @@ class BlockingChannel:
     def basic_cancel(self, consumer_tag: str) -> None:
         sub = self._subs.pop(consumer_tag, None)
         if sub is not None:
+            if sub.consumer is not None:
+                # Kept alive by its unacked deliveries, if any: those can
+                # still be acked, but it receives no more and hands over.
+                sub.consumer.cancel()
             sub.consumer = None
         if self._reply is not None and self._reply[0] == consumer_tag:
             self._drop_reply_queue()

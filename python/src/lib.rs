@@ -1163,6 +1163,13 @@ impl Consumer {
         self.inner.nack(shmq::DeliveryTag(delivery_tag), requeue).map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))
     }
 
+    /// Stops receiving (AMQP's basic.cancel): no longer a consumer of the
+    /// queue (a single active consumer hands over at once); what it holds
+    /// can still be acked or rejected.
+    fn cancel(&self) {
+        self.inner.cancel();
+    }
+
     /// The queue this consumer reads.
     #[getter]
     fn queue(&self) -> String {

@@ -48,18 +48,27 @@ impl Namespace {
                 }
                 each.retire();
             }
-            // Rings behind the head are retired: a retirer killed between
-            // its `head` CAS and its unlink left the file (data and all)
-            // where no retirer looks again. Remove it; give ring 0's data
-            // pages back (its file stays: it is the queue's).
-            let head = chain.head();
+            // Rings behind a chain's head are retired: a retirer killed
+            // between its `head` CAS and its unlink left the file (data and
+            // all) where no retirer looks again. Remove it (never a chain's
+            // ring 0, which holds the chain's state); give ring 0's data
+            // pages back.
+            let head_of = |level: u8| {
+                if level == 0 {
+                    return Some(chain.head());
+                }
+                levels.iter().find(|l| l.first.segment().config.level == level).map(|l| l.head())
+            };
             for extent in &extents {
-                if extent.strip_prefix(prefix.as_str()).and_then(|s| s.parse::<u64>().ok()).is_some_and(|seq| seq < head) {
+                let Some((level, seq)) = extent.strip_prefix(prefix.as_str()).and_then(crate::segment::parse_extent_name) else { continue };
+                if seq > 0 && head_of(level).is_some_and(|head| seq < head) {
                     dir.unlink(Sub::Extents, extent);
                 }
             }
-            if head > 0 {
-                chain.first.segment().release_data();
+            for each in levels.iter().chain(std::iter::once(&chain)) {
+                if each.head() > 0 {
+                    each.first.segment().release_data();
+                }
             }
             live_ids.insert(prefix);
         }

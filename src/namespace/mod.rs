@@ -344,6 +344,11 @@ impl Namespace {
             return Err(Error::ExclusiveQueue { queue: name.to_owned() });
         }
         let agent = self.attach(name, options.role(), options.prefetch)?;
+        // RabbitMQ 3.10 refuses an exclusive consumer of a single-active-
+        // consumer queue, as if another held it.
+        if options.exclusive && agent.queue.segment().config.single_active_consumer {
+            return Err(Error::ExclusiveConsumer { queue: name.to_owned() });
+        }
         // `basic.get` is no consumer: exclusive use does not concern it.
         let refused = || {
             if options.exclusive {
@@ -361,20 +366,12 @@ impl Namespace {
         }
         housekeeping::touch(agent.queue.segment());
         let max_priority = agent.queue.segment().config.max_priority;
-        let first = agent.queue.clone();
         // A `basic.get` handle never makes an auto-delete queue go.
         let consumer = Consumer::new(agent, options, (auto_delete && !options.get_only).then(|| self.clone()));
         if max_priority == 0 {
             return Ok(consumer);
         }
-        let peer = self.shared.peer()?;
-        let levels = (1..=max_priority)
-            .map(|level| {
-                let agent = Agent::attach(crate::queue::priority::level_queue(&first, level)?, peer.clone(), options.role(), 0)?;
-                Ok(Consumer::for_level(agent, options))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
-        Ok(consumer.with_levels(levels))
+        Ok(consumer.with_levels(max_priority))
     }
 
     /// A publisher that routes through exchanges.

@@ -145,12 +145,14 @@ fn add_chain(stats: &mut QueueStats, chain: &Chain, handles: bool) {
             }
             add(stats, &agent.counters);
             match agent.role.load(Ordering::Relaxed) {
-                ROLE_CONSUMER => {
-                    stats.consumers = stats.consumers.saturating_add(u32::from(handles));
+                // A level's rows count no unacked: their consumer's row at
+                // level 0 shows its total.
+                ROLE_CONSUMER if handles => {
+                    stats.consumers = stats.consumers.saturating_add(1);
                     stats.unacked = stats.unacked.saturating_add(u64::from(agent.unacked.load(Ordering::Relaxed)));
                 }
                 // `basic.get` holds messages unacked but is no consumer.
-                ROLE_GETTER => stats.unacked = stats.unacked.saturating_add(u64::from(agent.unacked.load(Ordering::Relaxed))),
+                ROLE_GETTER if handles => stats.unacked = stats.unacked.saturating_add(u64::from(agent.unacked.load(Ordering::Relaxed))),
                 ROLE_PRODUCER => stats.producers = stats.producers.saturating_add(u32::from(handles)),
                 _ => {}
             }

@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use super::chain::Chain;
 use super::dead_letter::{DeadLetterer, Fate};
-use super::{bump, now_ms, spin_until, wait_slice, Agent, STALL_BEFORE_RECOVERY, WAIT_SLICE};
+use super::{bump, now_ms, spin_until, wait_slice, Agent, QueueHandle, STALL_BEFORE_RECOVERY, WAIT_SLICE};
+use std::sync::Arc;
+
+use super::priority::{open_level, Levels};
 use crate::error::{AckError, RecvError};
 use crate::message::PropertiesRef;
 use crate::options::{AckMode, ConsumerOptions};
@@ -95,10 +98,19 @@ pub struct Consumer {
     /// Priority queues: consumers of levels 1..=max (level `k` at `k - 1`),
     /// polled highest first; this consumer reads level 0. They hold their
     /// deliveries under this consumer's tags (src/queue/priority.rs).
-    levels: Option<Box<[Consumer]>>,
+    levels: Option<Levels>,
     /// The queue's consumers have priorities (as last seen by `poll`): this
     /// one publishes its prefetch room for the others to see.
     ranked: Cell<bool>,
+    /// Cancelled (`cancel`): takes nothing more; settles what it holds.
+    cancelled: Cell<bool>,
+    /// A priority level's consumer: the queue's first segment (where the
+    /// queue's consumers sleep, woken on a requeue here) and the level-0
+    /// consumer's row there, which shows the consumer's unacked total.
+    parent: Option<(Arc<QueueHandle>, u16)>,
+    /// Single active consumer: was active at the last look (a standby that
+    /// becomes active first recovers what a dead predecessor held).
+    was_active: Cell<bool>,
 }
 
 /// What an empty poll counts toward the next look at the clock (a message
@@ -196,6 +208,9 @@ impl Consumer {
         let dead_letters = RefCell::new(DeadLetterer::new(agent.queue.ns.clone()));
         let single_active = agent.queue.segment().config.single_active_consumer && !options.get_only;
         Self {
+            parent: None,
+            cancelled: Cell::new(false),
+            was_active: Cell::new(false),
             ranked: Cell::new(false),
             levels: None,
             single_active,
@@ -259,23 +274,38 @@ impl Consumer {
     /// # Examples
     /// See [`Consumer`]; after `ack`, `unacked()` is 0.
     pub fn unacked(&self) -> u32 {
-        let levels = self.levels.iter().flat_map(|levels| levels.iter()).map(|level| level.unacked.get());
+        let levels = self.levels.iter().flat_map(Levels::attached).map(|level| level.unacked.get());
         self.unacked.get().saturating_add(levels.sum())
     }
 
-    /// Makes this the consumer of a priority queue's level 0, reading
-    /// levels above it through `levels` (level `k` at `k - 1`).
-    pub(crate) fn with_levels(mut self, levels: Vec<Consumer>) -> Self {
-        self.levels = Some(levels.into_boxed_slice());
+    /// Makes this the consumer of a priority queue's level 0, reading the
+    /// levels above it as they come to exist.
+    pub(crate) fn with_levels(mut self, max: u8) -> Self {
+        self.levels = Some(Levels::new(max));
+        self.attach_new_levels();
         self
+    }
+
+    /// Attaches to the priority levels created since the last look (a
+    /// level exists once a message of its priority was published).
+    #[inline]
+    fn attach_new_levels(&self) {
+        let Some(levels) = &self.levels else { return };
+        let home = &self.home;
+        levels.refresh(&home.queue, |level| {
+            let queue = open_level(&home.queue, level)?;
+            let agent = Agent::attach(queue, home.peer.clone(), self.options.role(), 0).ok()?;
+            Some(Consumer::for_level(agent, self.options, (home.queue.clone(), home.owner)))
+        });
     }
 
     /// A consumer of one priority level: no single-active-consumer check
     /// and no prefetch of its own (the level-0 consumer applies both).
-    pub(crate) fn for_level(agent: Agent, options: ConsumerOptions) -> Self {
+    pub(crate) fn for_level(agent: Agent, options: ConsumerOptions, parent: (Arc<QueueHandle>, u16)) -> Self {
         let options = ConsumerOptions { prefetch: 0, exclusive: false, ..options };
         let mut level = Self::new(agent, options, None);
         level.single_active = false;
+        level.parent = Some(parent);
         level
     }
 
@@ -554,7 +584,7 @@ impl Consumer {
     fn settle_multiple(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<usize, AckError> {
         let mut tags = self.tags.held_up_to(tag.0);
         if let Some(levels) = &self.levels {
-            tags.extend(levels.iter().flat_map(|level| level.tags.held_up_to(tag.0)));
+            tags.extend(levels.attached().flat_map(|level| level.tags.held_up_to(tag.0)));
             tags.sort_unstable();
         }
         if tag.0 != 0 && tags.last() != Some(&tag.0) {
@@ -569,7 +599,7 @@ impl Consumer {
     fn settle(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<(), AckError> {
         let Some((ring, pos)) = self.tags.take(tag.0) else {
             // A priority queue's delivery from a level above 0.
-            let level = self.levels.iter().flat_map(|levels| levels.iter()).find(|level| level.tags.holds(tag.0));
+            let level = self.levels.iter().flat_map(Levels::attached).find(|level| level.tags.holds(tag.0));
             let settled = level.ok_or(AckError::UnknownDeliveryTag(tag.0))?.settle(tag, how, ack);
             self.refresh_credit();
             return settled;
@@ -578,8 +608,7 @@ impl Consumer {
             if let Some((record, reason)) = self.dies_when_settled(ring, pos, how) {
                 self.bury(ring, &record, reason);
                 self.release_hold(ring);
-                self.unacked.set(self.unacked.get().saturating_sub(1));
-                self.home.slot().unacked.store(self.unacked.get(), Ordering::Relaxed);
+                self.set_unacked(self.unacked.get().saturating_sub(1));
                 self.refresh_credit();
                 return Ok(());
             }
@@ -589,6 +618,9 @@ impl Consumer {
             if settled && how == Settle::Requeue {
                 // A requeue into an older ring: consumers look there first.
                 agent.queue.ring.notify_consumers();
+                if let Some((home, _)) = &self.parent {
+                    home.ring.notify_consumers();
+                }
             }
             settled
         });
@@ -599,9 +631,8 @@ impl Consumer {
             super::trim::trim_to_limits(&self.chain, &self.home.peer, self.counters(), &mut self.dead_letters.borrow_mut());
         }
         self.release_hold(ring);
-        self.unacked.set(self.unacked.get().saturating_sub(1));
+        self.set_unacked(self.unacked.get().saturating_sub(1));
         let slot = self.home.slot();
-        slot.unacked.store(self.unacked.get(), Ordering::Relaxed);
         if ack {
             bump(&slot.counters.acked, 1);
         }
@@ -758,7 +789,8 @@ impl Consumer {
             return Err(RecvError::PrefetchFull(self.options.prefetch));
         }
         if let Some(levels) = &self.levels {
-            for level in levels.iter().rev() {
+            self.attach_new_levels();
+            for level in levels.attached() {
                 if let Some((ring, record)) = level.poll_chain()? {
                     return Ok(Some((level, ring, record)));
                 }
@@ -825,7 +857,61 @@ impl Consumer {
     /// queue (`basic.get` never waits: it is no consumer).
     #[inline]
     fn standing_by(&self) -> bool {
-        self.single_active && !self.home.queue.ring.is_active_consumer(self.home.owner)
+        if self.cancelled.get() {
+            return true;
+        }
+        if !self.single_active {
+            return false;
+        }
+        let active = self.home.queue.ring.is_active_consumer(self.home.owner);
+        if active && !self.was_active.get() {
+            // Taking over: a dead predecessor's deliveries in later rings
+            // and priority levels come back first, before anything newer.
+            self.sweep(true);
+            for level in self.levels.iter().flat_map(Levels::attached) {
+                level.sweep(true);
+            }
+        }
+        self.was_active.set(active);
+        !active
+    }
+
+    /// Stops this consumer taking messages (AMQP's `basic.cancel`): from
+    /// now on it receives nothing and no longer counts as a consumer of the
+    /// queue (a single active consumer hands over at once; lower-priority
+    /// consumers stop deferring to it), while the deliveries it holds can
+    /// still be acked or rejected, by tag. Dropping it requeues those.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-cancel-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// ns.declare_queue("q", &shmq::QueueOptions::default().single_active_consumer(true)).unwrap();
+    /// ns.producer("q").unwrap().publish_batch(&[b"a", b"b"]).unwrap();
+    /// let first = ns.consumer("q", shmq::ConsumerOptions::default().manual_ack()).unwrap();
+    /// let second = ns.consumer("q", shmq::ConsumerOptions::default().manual_ack()).unwrap();
+    /// let tag = first.try_recv().unwrap().tag();
+    /// first.cancel();
+    /// assert_eq!(second.try_recv().unwrap().body(), b"b");
+    /// first.ack(tag).unwrap();
+    /// # drop((first, second)); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn cancel(&self) {
+        if self.cancelled.replace(true) {
+            return;
+        }
+        let ring = &self.home.queue.ring;
+        if self.ranked.get() {
+            ring.publish_credit(self.home.owner, 0);
+        }
+        // Its row stays (it holds deliveries) as a `basic.get`-like handle:
+        // held messages count, the consumer does not.
+        self.home.slot().role.store(crate::ring::layout::ROLE_GETTER, Ordering::Relaxed);
+        if self.single_active {
+            ring.hand_over(self.home.owner);
+        }
     }
 
     /// With consumer priorities in use on the queue: publishes this
@@ -834,13 +920,29 @@ impl Consumer {
     #[inline]
     fn defers_to_higher_priority(&self) -> bool {
         let ring = &self.home.queue.ring;
-        if self.options.get_only || !ring.has_ranked_consumers() {
+        // On a single-active-consumer queue the active one takes all,
+        // whatever the priorities (RabbitMQ 3.10).
+        if self.options.get_only || self.single_active || !ring.has_ranked_consumers() {
             return false;
         }
         self.ranked.set(true);
         let credit = self.credit();
         ring.publish_credit(self.home.owner, credit);
         credit != 0 && ring.outranked(self.home.owner)
+    }
+
+    /// Sets this consumer's unacked count, and its agent row's by the same
+    /// change. The row of a priority queue's level-0 consumer shows the
+    /// consumer's total over its levels (`list_consumers`, stats): a
+    /// level's consumer adds its change there too.
+    #[inline]
+    fn set_unacked(&self, n: u32) {
+        let delta = n.wrapping_sub(self.unacked.replace(n));
+        let add = |row: &crate::sync::AtomicU32| row.store(row.load(Ordering::Relaxed).wrapping_add(delta), Ordering::Relaxed);
+        add(&self.home.slot().unacked);
+        if let Some((queue, owner)) = &self.parent {
+            add(&crate::ring::RingMemory::agent(queue.segment(), crate::ring::owner_index(*owner)).unacked);
+        }
     }
 
     /// How many more messages this consumer may take now.
@@ -1017,7 +1119,7 @@ impl Consumer {
     #[inline]
     fn on_delivered(&self, ring: usize, record: &Record) {
         self.stalled_since.set(None);
-        self.unacked.set(self.unacked.get() + 1);
+        self.set_unacked(self.unacked.get() + 1);
         if ring != FIRST {
             if let Some(Some(entry)) = self.rings.borrow().get(ring) {
                 entry.held.set(entry.held.get() + 1);
@@ -1028,7 +1130,6 @@ impl Consumer {
         // from an older ring, would have been read through the wrong one).
         self.tick(1);
         let slot = self.home.slot();
-        slot.unacked.store(self.unacked.get(), Ordering::Relaxed);
         bump(&slot.counters.delivered, 1);
         if record.redelivered() {
             bump(&slot.counters.redelivered, 1);
@@ -1209,10 +1310,8 @@ impl Drop for Delivery<'_> {
             let reclaim = !consumer.defer_reclaim.get();
             consumer.with_agent(self.ring, |agent| agent.queue.ring.finish_owned(self.record.pos, self.record.flags, reclaim));
             consumer.release_hold(self.ring);
-            consumer.unacked.set(consumer.unacked.get().saturating_sub(1));
-            let slot = consumer.home.slot();
-            slot.unacked.store(consumer.unacked.get(), Ordering::Relaxed);
-            bump(&slot.counters.acked, 1);
+            consumer.set_unacked(consumer.unacked.get().saturating_sub(1));
+            bump(&consumer.home.slot().counters.acked, 1);
         }
     }
 }

@@ -9,19 +9,24 @@
 //! message (`Consumer::poll`). A queue without priorities has one level
 //! and pays one branch on a `None`.
 //!
-//! A level's first segment is created by the first handle that needs it
-//! (a producer publishing at that priority, or a consumer attaching), by
-//! the same create-then-link as any segment, so a process killed midway
-//! leaves at most a file in `tmp/` for `gc`. Deleting the queue removes
-//! every level's files with its own.
+//! A level's first segment is created by the first producer that publishes
+//! at its priority, by the same create-then-link as any segment (a process
+//! killed midway leaves at most a file in `tmp/` for `gc`), and marked in
+//! the queue's levels bitmap; consumers and tools attach to the levels the
+//! bitmap shows, so a queue costs memory only for the priorities it uses.
+//! Deleting the queue removes every level's files with its own.
 
+use std::cell::{Cell, OnceCell};
 use std::sync::Arc;
 
+use super::consumer::Consumer;
 use super::QueueHandle;
 use crate::error::Error;
 use crate::options::QueueOptions;
 use crate::ring::Ring;
+use crate::ring::RingMemory;
 use crate::segment::{self, Created, QueueConfig};
+use crate::sync::Ordering;
 
 /// Data bytes of a level's first ring at most: most levels of most queues
 /// hold little, and a level's chain grows as any queue's does.
@@ -55,6 +60,7 @@ pub(crate) fn level_queue(queue: &QueueHandle, level: u8) -> Result<Arc<QueueHan
         }
         Err(e) => return Err(e),
     };
+    mark_level(queue, level);
     Ok(Arc::new(QueueHandle { ring: Ring::new(segment), ns: queue.ns.clone() }))
 }
 
@@ -71,15 +77,91 @@ fn level_config(first: &QueueConfig, level: u8) -> Result<QueueConfig, Error> {
 
 /// The first segments of the levels above 0 that exist of the queue whose
 /// first segment is `queue`, highest first (the order consumers take
-/// from). A missing or damaged level is left out: tools show what they
-/// can read.
+/// from), as its levels bitmap has them. A missing or damaged level is left
+/// out: tools show what they can read.
 pub(crate) fn existing_levels(queue: &QueueHandle) -> Vec<Arc<QueueHandle>> {
+    levels_in(level_bits(queue)).filter_map(|level| open_level(queue, level)).collect()
+}
+
+/// Marks level `level` as existing in the queue's first segment `queue`,
+/// for consumers and tools to find it without looking for 255 files.
+fn mark_level(queue: &QueueHandle, level: u8) {
+    let word = &queue.segment().header().state.levels[usize::from(level / 64)];
+    let bit = 1u64 << (level % 64);
+    // SYNC POINT LEVELS: Release pairs with the Acquire in `level_bits`:
+    // whoever sees the bit finds the level's file complete and linked.
+    if word.load(Ordering::Relaxed) & bit == 0 {
+        word.fetch_or(bit, Ordering::Release);
+    }
+}
+
+/// The levels (1..=max) marked as existing in the queue's first segment
+/// `queue`; bits read from shared memory above the max are ignored.
+pub(crate) fn level_bits(queue: &QueueHandle) -> [u64; 4] {
+    let state = &queue.segment().header().state;
+    let max = queue.segment().config.max_priority;
+    let mut bits = [0u64; 4];
+    for (i, out) in bits.iter_mut().enumerate() {
+        // Levels 1..=max of the 64 this word holds.
+        let (lo, max) = (64 * i, usize::from(max));
+        let mask = match max.checked_sub(lo) {
+            None => 0,
+            Some(top) if top >= 63 => u64::MAX,
+            Some(top) => (1u64 << (top + 1)) - 1,
+        };
+        // SYNC POINT LEVELS: see `mark_level`.
+        *out = state.levels[i].load(Ordering::Acquire) & mask & if i == 0 { !1 } else { u64::MAX };
+    }
+    bits
+}
+
+/// The levels set in `bits`, highest first.
+pub(crate) fn levels_in(bits: [u64; 4]) -> impl Iterator<Item = u8> {
+    (1..=255u8).rev().filter(move |&level| bits[usize::from(level / 64)] & (1u64 << (level % 64)) != 0)
+}
+
+/// Level `level`'s first segment if it exists (never creates it).
+pub(crate) fn open_level(queue: &QueueHandle, level: u8) -> Option<Arc<QueueHandle>> {
     let first = &queue.segment().config;
-    (1..=first.max_priority)
-        .rev()
-        .filter_map(|level| {
-            let segment = segment::open_extent(&queue.ns.dir, &QueueConfig { level, ..first.clone() }, 0).ok()?;
-            Some(Arc::new(QueueHandle { ring: Ring::new(segment), ns: queue.ns.clone() }))
-        })
-        .collect()
+    let segment = segment::open_extent(&queue.ns.dir, &QueueConfig { level, ..first.clone() }, 0).ok()?;
+    Some(Arc::new(QueueHandle { ring: Ring::new(segment), ns: queue.ns.clone() }))
+}
+
+/// A priority queue's consumers of levels above 0, attached as the levels
+/// come to exist.
+pub(crate) struct Levels {
+    /// Level `k` at `k - 1`; boxed, so that a delivery's reference to its
+    /// level's consumer stays put.
+    by_level: Box<[OnceCell<Box<Consumer>>]>,
+    /// The levels bitmap as last looked at.
+    seen: Cell<[u64; 4]>,
+}
+
+impl Levels {
+    pub(crate) fn new(max: u8) -> Self {
+        Self { by_level: (0..max).map(|_| OnceCell::new()).collect(), seen: Cell::new([0; 4]) }
+    }
+
+    /// The attached levels' consumers, highest level first.
+    pub(crate) fn attached(&self) -> impl Iterator<Item = &Consumer> {
+        self.by_level.iter().rev().filter_map(|level| level.get().map(|c| &**c))
+    }
+
+    /// Attaches to the levels created since the last look, with
+    /// `attach(level)`. Cheap when nothing changed: four loads.
+    pub(crate) fn refresh(&self, queue: &QueueHandle, attach: impl Fn(u8) -> Option<Consumer>) {
+        let bits = level_bits(queue);
+        if bits == self.seen.get() {
+            return;
+        }
+        self.seen.set(bits);
+        for level in levels_in(bits) {
+            let slot = &self.by_level[usize::from(level) - 1];
+            if slot.get().is_none() {
+                if let Some(consumer) = attach(level) {
+                    let _ = slot.set(Box::new(consumer));
+                }
+            }
+        }
+    }
 }

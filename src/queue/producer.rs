@@ -194,9 +194,14 @@ impl Producer {
         if level == 0 {
             return Ok(None);
         }
+        let first = self.home.as_ref().unwrap_or(&self.agent);
+        // A level's chain knows nothing of a delete of the queue (nor does
+        // one created after it): ask the queue's first segment.
+        if first.queue.is_deleted() {
+            return Err(PublishError::QueueDeleted);
+        }
         let slot = &mut levels.producers[usize::from(level) - 1];
         if slot.is_none() {
-            let first = self.home.as_ref().unwrap_or(&self.agent);
             let open = || -> Result<Agent, crate::Error> {
                 Agent::attach(level_queue(&first.queue, level)?, first.peer.clone(), ROLE_PRODUCER, 0)
             };

@@ -79,6 +79,7 @@ impl HeapMemory {
                 active_consumer: AtomicU64::new(0),
                 next_ticket: AtomicU32::new(0),
                 ranked_consumers: AtomicU32::new(0),
+                levels: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             }),
             chain: Line(ChainState {
                 closed: AtomicU32::new(0),

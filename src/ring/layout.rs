@@ -58,6 +58,9 @@ pub struct QueueState {
     /// Non-zero once a consumer with a priority other than 0 attached:
     /// consumers then defer to higher-priority ones. Never cleared.
     pub(crate) ranked_consumers: AtomicU32,
+    /// Priority queues: bit `k` is set once level `k`'s first segment
+    /// exists (src/queue/priority.rs). Never cleared.
+    pub(crate) levels: [AtomicU64; 4],
 }
 
 /// Per-agent (or retired) message counters.
@@ -238,6 +241,8 @@ const _: () = {
     assert!(offset_of!(QueueState, next_ticket) == 88);
     assert!(offset_of!(AgentSlot, ticket) == 92);
     assert!(offset_of!(QueueState, ranked_consumers) == 92);
+    assert!(offset_of!(QueueState, levels) == 96);
+    assert!(size_of::<QueueState>() <= LINE);
     assert!(offset_of!(AgentSlot, priority) == 104);
     assert!(offset_of!(AgentSlot, credit) == 108);
     assert!(size_of::<RingHeader>() == 8 * LINE);

@@ -75,7 +75,9 @@ impl<M: RingMemory> Ring<M> {
         // SYNC POINT ACTIVE: see the CAS below.
         let mut current = word.load(Ordering::Acquire);
         loop {
-            let holder = (current != 0).then(|| (current - 1) as u16);
+            // Any bits from shared memory: a word beyond every owner id
+            // names nobody.
+            let holder = u16::try_from(current.wrapping_sub(1)).ok().filter(|_| current != 0);
             if let Some(holder) = holder.filter(|&h| Some(h) != except && self.is_live_consumer(h)) {
                 return Some(holder);
             }
@@ -126,9 +128,8 @@ impl<M: RingMemory> Ring<M> {
     /// ticket. Tickets wrap: the oldest is the one furthest behind the
     /// next ticket.
     fn oldest_consumer(&self, except: Option<u16>) -> Option<u16> {
-        let next_ticket = self.mem.header().state.next_ticket.load(Ordering::Relaxed);
-        let mut oldest: Option<(u32, u16)> = None;
-        for index in 0..AGENT_SLOTS {
+        let mut seen: [Option<(u32, u16)>; AGENT_SLOTS] = [None; AGENT_SLOTS];
+        for (index, slot) in seen.iter_mut().enumerate() {
             let agent = self.mem.agent(index);
             // SYNC POINT AGENT / AGENT-GEN: as in `lock_dead_agents`.
             if agent.token.load(Ordering::Acquire) == 0 || agent.role.load(Ordering::Relaxed) != ROLE_CONSUMER {
@@ -141,11 +142,12 @@ impl<M: RingMemory> Ring<M> {
             if ticket == 0 || Some(owner) == except {
                 continue;
             }
-            let age = next_ticket.wrapping_sub(ticket);
-            if oldest.is_none_or(|(best, _)| age > best) {
-                oldest = Some((age, owner));
-            }
+            *slot = Some((ticket, owner));
         }
-        oldest.map(|(_, owner)| owner)
+        // Read after the rows: every ticket seen was taken before this
+        // value (its row's Acquire orders the load), so no ticket taken
+        // during the scan looks 2^32 old.
+        let next_ticket = self.mem.header().state.next_ticket.load(Ordering::Relaxed);
+        seen.iter().flatten().max_by_key(|(ticket, _)| next_ticket.wrapping_sub(*ticket)).map(|&(_, owner)| owner)
     }
 }

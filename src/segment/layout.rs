@@ -46,7 +46,9 @@ const FLAG_DEAD_LETTER_ROUTING_KEY: u32 = 2;
 const FLAG_QUORUM: u32 = 4;
 const FLAG_SINGLE_ACTIVE_CONSUMER: u32 = 8;
 const FLAG_DURABLE: u32 = 16;
-const KNOWN_FLAGS: u32 = 31;
+/// `x-max-priority` was given (0 included: RabbitMQ compares it).
+const FLAG_MAX_PRIORITY: u32 = 32;
+const KNOWN_FLAGS: u32 = 63;
 /// `x-max-priority` at 408 (u32; 0 = not a priority queue).
 const MAX_PRIORITY_OFFSET: usize = 408;
 /// The priority level this segment's chain holds, at 412 (u32; 0 for the
@@ -146,6 +148,9 @@ pub(crate) fn encode_queue_header(config: &QueueConfig, offsets: &QueueOffsets) 
     }
     if config.durable {
         flags |= FLAG_DURABLE;
+    }
+    if config.max_priority_declared {
+        flags |= FLAG_MAX_PRIORITY;
     }
     put_u32(&mut b, MAX_PRIORITY_OFFSET, u32::from(config.max_priority));
     put_u32(&mut b, LEVEL_OFFSET, u32::from(config.level));
@@ -272,6 +277,7 @@ pub(crate) fn decode_queue_header(
     Ok(QueueConfig {
         single_active_consumer: flags & FLAG_SINGLE_ACTIVE_CONSUMER != 0,
         durable: flags & FLAG_DURABLE != 0,
+        max_priority_declared: flags & FLAG_MAX_PRIORITY != 0,
         max_priority,
         level,
         dead_letter_exchange,

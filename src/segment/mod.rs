@@ -50,6 +50,8 @@ pub(crate) struct QueueConfig {
     pub(crate) durable: bool,
     /// `x-max-priority`; 0: not a priority queue.
     pub(crate) max_priority: u8,
+    /// `x-max-priority` was declared (0 included).
+    pub(crate) max_priority_declared: bool,
     /// The priority level whose messages this segment's chain holds (see
     /// src/queue/priority.rs); 0 for the queue's own chain.
     pub(crate) level: u8,
@@ -76,6 +78,7 @@ impl QueueConfig {
             single_active_consumer: options.single_active_consumer,
             durable: options.durable,
             max_priority: options.max_priority.unwrap_or(0),
+            max_priority_declared: options.max_priority.is_some(),
             level: 0,
         })
     }
@@ -99,7 +102,7 @@ impl QueueConfig {
             expires: (self.expires_ms != 0).then(|| std::time::Duration::from_millis(self.expires_ms)),
             queue_type: self.queue_type,
             single_active_consumer: self.single_active_consumer,
-            max_priority: (self.max_priority != 0).then_some(self.max_priority),
+            max_priority: self.max_priority_declared.then_some(self.max_priority),
         }
     }
 

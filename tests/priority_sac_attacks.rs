@@ -1,5 +1,9 @@
-//! Review of single active consumer (1c146bf) and priority queues
-//! (3e2b355): each test here demonstrates a defect and fails today.
+//! Attacks on single active consumer, priority queues and consumer
+//! priorities, from their review: each test here failed before its fix (a
+//! deleted queue taking a publish, a stalled election, a line-jumping
+//! newcomer, a killed active consumer's message coming back late, levels
+//! costing memory before use, a requeue waking nobody, gc leaving retired
+//! level rings, unacked counts missing levels).
 
 mod common;
 
@@ -118,6 +122,7 @@ fn a_message_requeued_in_a_priority_level_wakes_a_waiting_consumer() {
 /// value read, so a wrapping distance near 2^32, and is elected as the
 /// oldest, ahead of a standby that waited all along.
 #[test]
+#[allow(clippy::disallowed_types)] // the test's own stop flag, not shared memory
 fn a_consumer_registering_during_an_election_never_jumps_the_line() {
     use shmq::ring::{heap::HeapMemory, Geometry, Ring};
     const CONSUMER: u32 = 2;
@@ -129,7 +134,8 @@ fn a_consumer_registering_during_an_election_never_jumps_the_line() {
     // newcomer's row.
     let fillers: Vec<u16> = (0..40).map(|i| ring.register_agent(0x100 + i, PRODUCER, 3, 0).unwrap()).collect();
     let stop = std::sync::atomic::AtomicBool::new(false);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let secs = std::env::var("SHMQ_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let deadline = Instant::now() + Duration::from_secs(secs);
     let (wrong, rounds) = std::thread::scope(|s| {
         let registrar = s.spawn(|| {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -160,4 +166,90 @@ fn a_consumer_registering_during_an_election_never_jumps_the_line() {
     });
     drop(fillers);
     assert!(wrong.is_none(), "after {rounds} elections the newcomer {wrong:?} was elected ahead of the waiting standby");
+}
+
+/// The active consumer of a single-active-consumer priority queue is
+/// killed holding a priority-5 message. Its successor is elected as soon as
+/// a sweep frees its row in the first segment, but the held message sits
+/// DELIVERED in level 5's ring until a later sweep of *that* ring: the
+/// successor first gets a newer message, not the dead one's unacked
+/// (which RabbitMQ, and shmq without priorities, deliver first).
+#[test]
+fn a_killed_active_consumer_s_message_in_a_level_comes_back_first() {
+    let t = TempNs::in_shm("review-sac-prio-kill");
+    t.ns.declare_queue("q", &QueueOptions::default().max_priority(5).single_active_consumer(true)).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    producer.publish_with(&prio(5), b"old").unwrap();
+    let mut holder = t.stress_agent("consumer", "q", &t.path().join("holder.log"), "c", &["--batch", "--hold-us", "60000000"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while t.ns.queue_stats("q").unwrap().unacked < 1 {
+        assert!(Instant::now() < deadline, "the holder never took the message");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let successor = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+    assert!(!successor.is_active());
+    common::kill(&mut holder);
+    producer.publish_with(&prio(5), b"new").unwrap();
+    let first = successor.recv_timeout(Duration::from_secs(5)).unwrap();
+    let got = (String::from_utf8_lossy(first.body()).into_owned(), first.redelivered());
+    assert_eq!(got, ("old".to_owned(), true), "the dead active consumer's unacked message did not come first");
+}
+
+/// A consumer (or one `basic.get`) of an empty x-max-priority 255 queue
+/// creates and prefaults all 255 level files at once (92 KiB each, 23 MiB),
+/// never asking the namespace's memory budget: here 6 times the budget,
+/// for a queue that holds nothing.
+#[test]
+fn attaching_to_an_empty_priority_queue_stays_within_the_memory_budget() {
+    let dir = std::env::temp_dir().join(format!("shmq-review-prio-budget-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let budget = 4 << 20;
+    let ns = shmq::Namespace::open_dir_with(&dir, shmq::NamespaceOptions::default().memory_budget(budget)).unwrap();
+    ns.declare_queue("q", &QueueOptions::default().max_priority(255).capacity_bytes(64 << 10)).unwrap();
+    let before = ns.memory_in_use();
+    let consumer = ns.consumer("q", ConsumerOptions::default());
+    let after = ns.memory_in_use();
+    let files = std::fs::read_dir(dir.join("extents")).map(|d| d.count()).unwrap_or(0);
+    drop(consumer);
+    drop(ns);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        after <= budget,
+        "attaching one consumer to an empty priority queue took the namespace from {before} to {after} bytes \
+         ({files} level files), over its {budget}-byte budget"
+    );
+}
+
+/// Single active consumer with consumer priorities (294d419, on top of
+/// 1c146bf): the active consumer defers to a higher-priority consumer that
+/// has prefetch room, but that one is a standby and never takes: nobody
+/// consumes. RabbitMQ 3.10 ignores consumer priorities on a
+/// single-active-consumer queue (the first registered receives).
+#[test]
+fn a_higher_priority_standby_does_not_stall_the_single_active_consumer() {
+    let t = TempNs::new("review-sac-xprio");
+    t.ns.declare_queue("q", &QueueOptions::default().single_active_consumer(true)).unwrap();
+    let active = t.ns.consumer("q", ConsumerOptions::default().manual_ack().prefetch(10)).unwrap();
+    let standby = t.ns.consumer("q", ConsumerOptions::default().manual_ack().prefetch(10).priority(10)).unwrap();
+    assert!(active.is_active() && !standby.is_active());
+    t.ns.producer("q").unwrap().publish(b"m").unwrap();
+    let got = active.recv_timeout(Duration::from_millis(500)).map(|d| d.body().to_vec());
+    let other = standby.try_recv().map(|d| d.body().to_vec());
+    assert_eq!(got, Ok(b"m".to_vec()), "the active consumer got nothing (the standby: {other:?}); the queue is stalled");
+}
+
+/// `list_consumers` (and `shmq list-consumers`) shows a priority-queue
+/// consumer's unacked count of level 0 only: it holds one unacked message of
+/// priority 5 and is listed with 0 (stats say 1).
+#[test]
+fn list_consumers_counts_unacked_messages_of_every_level() {
+    let t = TempNs::new("review-prio-list");
+    t.ns.declare_queue("q", &QueueOptions::default().max_priority(5)).unwrap();
+    t.ns.producer("q").unwrap().publish_with(&prio(5), b"m").unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().manual_ack()).unwrap();
+    let held = consumer.try_recv().unwrap();
+    let listed: Vec<u32> = t.ns.list_consumers().unwrap().iter().filter(|h| h.role == "consumer").map(|h| h.unacked).collect();
+    let stats = t.ns.queue_stats("q").unwrap().unacked;
+    held.ack().unwrap();
+    assert_eq!((listed, stats), (vec![1], 1));
 }

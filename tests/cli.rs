@@ -102,7 +102,7 @@ fn errors_name_the_thing_suggest_a_fix_and_set_exit_codes() {
 #[test]
 fn export_import_round_trips_in_rabbitmq_definitions_format() {
     let src = TempNs::in_shm("cli-export");
-    src.run(&["declare-queue", "orders", "--overflow", "drop-oldest", "--capacity", "1048576", "--ttl-ms", "60000"]);
+    src.run(&["declare-queue", "orders", "--overflow", "drop-oldest", "--capacity", "1048576", "--ttl-ms", "60000", "--durable"]);
     src.run(&["declare-queue", "audit"]);
     src.run(&["declare-exchange", "unrouted", "--type", "fanout"]);
     src.run(&["declare-exchange", "shop", "--type", "topic", "--alternate-exchange", "unrouted"]);
@@ -115,7 +115,9 @@ fn export_import_round_trips_in_rabbitmq_definitions_format() {
     }
     let orders = exported["queues"].as_array().unwrap().iter().find(|q| q["name"] == "orders").unwrap().clone();
     assert_eq!(orders["vhost"], "/");
-    assert_eq!(orders["durable"], true);
+    assert_eq!(orders["durable"], true, "declared durable");
+    let audit = exported["queues"].as_array().unwrap().iter().find(|q| q["name"] == "audit").unwrap().clone();
+    assert_eq!(audit["durable"], false, "declared without");
     assert_eq!(orders["arguments"]["x-overflow"], "drop-head");
     assert_eq!(orders["shmq"]["capacity_bytes"], 1048576, "shmq's own settings, beside RabbitMQ's arguments");
     assert_eq!(orders["auto_delete"], false);

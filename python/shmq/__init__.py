@@ -671,7 +671,7 @@ class BlockingChannel:
         alternate = (arguments or {}).get("alternate-exchange")
         kind = getattr(exchange_type, "value", exchange_type)
         try:
-            self._ns.declare_exchange(exchange, kind, passive, auto_delete, internal, alternate)
+            self._ns.declare_exchange(exchange, kind, passive, auto_delete, internal, alternate, durable)
         except ShmqError as e:
             raise _closed(e) from e
 

@@ -447,7 +447,8 @@ impl Namespace {
     }
 
     /// Declares an exchange (direct, fanout, topic or headers).
-    #[pyo3(signature = (name, kind="direct", passive=false, auto_delete=false, internal=false, alternate_exchange=None))]
+    #[pyo3(signature = (name, kind="direct", passive=false, auto_delete=false, internal=false, alternate_exchange=None, durable=false))]
+    #[allow(clippy::too_many_arguments)] // pika's keyword arguments, one each
     fn declare_exchange(
         &self,
         name: &str,
@@ -456,11 +457,15 @@ impl Namespace {
         auto_delete: bool,
         internal: bool,
         alternate_exchange: Option<&str>,
+        durable: bool,
     ) -> PyResult<()> {
         if passive {
             return self.inner.declare_exchange_passive(name).map(|_| ()).map_err(err);
         }
-        let mut o = shmq::ExchangeOptions::new(kind.parse().map_err(PyValueError::new_err)?).auto_delete(auto_delete).internal(internal);
+        let mut o = shmq::ExchangeOptions::new(kind.parse().map_err(PyValueError::new_err)?)
+            .auto_delete(auto_delete)
+            .internal(internal)
+            .durable(durable);
         if let Some(a) = alternate_exchange {
             o = o.alternate_exchange(a);
         }

@@ -115,6 +115,10 @@ pub struct ExchangeArgs {
     /// Only other exchanges may publish to it.
     #[arg(long)]
     pub internal: bool,
+    /// Declare it durable (kept, compared on redeclare and exported, as
+    /// RabbitMQ does).
+    #[arg(long)]
+    pub durable: bool,
     /// Where unroutable messages go.
     #[arg(long)]
     pub alternate_exchange: Option<String>,
@@ -157,7 +161,8 @@ pub fn parse_arguments(raw: &[String]) -> Result<Vec<(String, shmq::ArgValue)>, 
 pub fn run(cli: &Cli) -> CliResult {
     match &cli.command {
         Command::DeclareExchange(args) => {
-            let mut options = shmq::ExchangeOptions::new(args.kind).auto_delete(args.auto_delete).internal(args.internal);
+            let mut options =
+                shmq::ExchangeOptions::new(args.kind).auto_delete(args.auto_delete).internal(args.internal).durable(args.durable);
             if let Some(a) = &args.alternate_exchange {
                 options = options.alternate_exchange(a);
             }

@@ -69,7 +69,7 @@ pub fn export_value(ns: &shmq::Namespace, vhost: &str) -> Result<Value, Box<dyn 
             if let Some(a) = &e.options.alternate_exchange {
                 args.insert("alternate-exchange".into(), json!(a));
             }
-            json!({"name": e.name, "vhost": vhost, "type": e.options.kind.to_string(), "durable": true,
+            json!({"name": e.name, "vhost": vhost, "type": e.options.kind.to_string(), "durable": e.options.durable,
                    "auto_delete": e.options.auto_delete, "internal": e.options.internal, "arguments": args})
         })
         .collect();
@@ -219,7 +219,8 @@ impl Plan {
                 }
             };
             let flag = |key: &str| x.get(key).and_then(Value::as_bool).unwrap_or(false);
-            let mut o = shmq::ExchangeOptions::new(kind).auto_delete(flag("auto_delete")).internal(flag("internal"));
+            let mut o =
+                shmq::ExchangeOptions::new(kind).auto_delete(flag("auto_delete")).internal(flag("internal")).durable(flag("durable"));
             for (key, value) in x.get("arguments").and_then(Value::as_object).into_iter().flatten() {
                 match (key.as_str(), value.as_str()) {
                     ("alternate-exchange", Some(a)) => o = o.alternate_exchange(a),

@@ -18,6 +18,9 @@ fn describe(options: &ExchangeOptions) -> String {
     if options.auto_delete {
         text.push_str(", auto-delete");
     }
+    if options.durable {
+        text.push_str(", durable");
+    }
     if options.internal {
         text.push_str(", internal");
     }

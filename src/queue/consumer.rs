@@ -590,10 +590,28 @@ impl Consumer {
         if tag.0 != 0 && tags.last() != Some(&tag.0) {
             return Err(AckError::UnknownDeliveryTag(tag.0));
         }
-        for &t in &tags {
-            self.settle(DeliveryTag(t), how, ack)?;
+        // One pass: settle each, reclaim each ring once at the end.
+        let consumers = || std::iter::once(self).chain(self.levels.iter().flat_map(Levels::attached));
+        consumers().for_each(|c| c.defer_reclaim.set(true));
+        let settled = tags.iter().try_for_each(|&t| self.settle(DeliveryTag(t), how, ack));
+        for consumer in consumers() {
+            consumer.defer_reclaim.set(false);
+            consumer.reclaim_rings();
         }
-        Ok(tags.len())
+        settled.map(|()| tags.len())
+    }
+
+    /// Reclaims settled slots in every ring this consumer is attached to,
+    /// waking producers where room came back.
+    fn reclaim_rings(&self) {
+        let attached: Vec<usize> = self.rings.borrow().iter().enumerate().filter(|(_, e)| e.is_some()).map(|(i, _)| i).collect();
+        for ring in attached {
+            self.with_agent(ring, |agent| {
+                if agent.queue.ring.reclaim() {
+                    agent.queue.ring.notify_producers();
+                }
+            });
+        }
     }
 
     fn settle(&self, tag: DeliveryTag, how: Settle, ack: bool) -> Result<(), AckError> {

@@ -115,6 +115,10 @@ pub struct ExchangeOptions {
     pub internal: bool,
     /// Where messages go that match no binding.
     pub alternate_exchange: Option<String>,
+    /// Declared durable (AMQP's `durable`): kept and compared on
+    /// redeclare, and exported, as RabbitMQ does. Every exchange lives as
+    /// long as its namespace.
+    pub durable: bool,
 }
 
 impl ExchangeOptions {
@@ -123,7 +127,19 @@ impl ExchangeOptions {
     /// # Examples
     /// See [`ExchangeOptions`].
     pub fn new(kind: ExchangeKind) -> Self {
-        Self { kind, auto_delete: false, internal: false, alternate_exchange: None }
+        Self { kind, auto_delete: false, internal: false, alternate_exchange: None, durable: false }
+    }
+
+    /// Sets durable.
+    ///
+    /// # Examples
+    /// ```
+    /// assert!(shmq::ExchangeOptions::new(shmq::ExchangeKind::Direct).durable(true).durable);
+    /// ```
+    #[must_use]
+    pub fn durable(mut self, on: bool) -> Self {
+        self.durable = on;
+        self
     }
 
     /// Sets auto-delete.
@@ -291,7 +307,12 @@ impl Table {
     pub(crate) fn with_builtins() -> Self {
         let exchanges = BUILTIN_EXCHANGES
             .iter()
-            .map(|(name, kind)| ExchangeInfo { name: (*name).to_owned(), options: ExchangeOptions::new(*kind), builtin: true })
+            // Durable, as RabbitMQ's.
+            .map(|(name, kind)| ExchangeInfo {
+                name: (*name).to_owned(),
+                options: ExchangeOptions::new(*kind).durable(true),
+                builtin: true,
+            })
             .collect();
         Table { exchanges, queues: Vec::new(), bindings: Vec::new() }
     }

@@ -446,7 +446,10 @@ pub(crate) fn encode(table: &Table) -> Vec<u64> {
     for e in &table.exchanges {
         o.str(&e.name);
         o.u8(e.options.kind.code());
-        o.u8(u8::from(e.options.auto_delete) | u8::from(e.options.internal) << 1 | u8::from(e.builtin) << 2);
+        o.u8(u8::from(e.options.auto_delete)
+            | u8::from(e.options.internal) << 1
+            | u8::from(e.builtin) << 2
+            | u8::from(e.options.durable) << 3);
         match &e.options.alternate_exchange {
             Some(a) => {
                 o.u8(1);
@@ -585,7 +588,13 @@ pub(crate) fn decode_within(words: &[u64], limits: &RoutingLimits) -> Option<Tab
         };
         table.exchanges.push(ExchangeInfo {
             name,
-            options: ExchangeOptions { kind, auto_delete: flags & 1 != 0, internal: flags & 2 != 0, alternate_exchange },
+            options: ExchangeOptions {
+                kind,
+                auto_delete: flags & 1 != 0,
+                internal: flags & 2 != 0,
+                alternate_exchange,
+                durable: flags & 8 != 0,
+            },
             builtin: flags & 4 != 0,
         });
     }

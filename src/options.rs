@@ -411,16 +411,19 @@ impl QueueOptions {
         self
     }
 
-    /// Sets the queue type (`x-queue-type`).
+    /// Sets the queue type (`x-queue-type`). A quorum queue is durable, as
+    /// RabbitMQ requires (it refuses a non-durable one), so this sets
+    /// [`durable`](QueueOptions::durable) too.
     ///
     /// # Examples
     /// ```
     /// let o = shmq::QueueOptions::default().queue_type(shmq::QueueType::Quorum);
-    /// assert_eq!(o.queue_type, shmq::QueueType::Quorum);
+    /// assert_eq!((o.queue_type, o.durable), (shmq::QueueType::Quorum, true));
     /// ```
     #[must_use]
     pub fn queue_type(mut self, queue_type: QueueType) -> Self {
         self.queue_type = queue_type;
+        self.durable |= queue_type == QueueType::Quorum;
         self
     }
 

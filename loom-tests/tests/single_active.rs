@@ -88,3 +88,32 @@ fn standbys_never_displace_a_live_active_consumer() {
         assert!(ring.is_active_consumer(a));
     });
 }
+
+/// A consumer registers while the active one leaves and a standby elects:
+/// the newcomer never goes ahead of the standby that waited (its ticket is
+/// read against a next-ticket value taken after the rows; a review found a
+/// newcomer looking 2^32 old when that value was read first).
+#[test]
+fn a_consumer_registering_during_an_election_never_jumps_the_line() {
+    loom::model(|| {
+        let ring = ring();
+        let a = ring.register_agent(0xA, CONSUMER, 1, 0).unwrap();
+        let b = ring.register_agent(0xB, CONSUMER, 2, 0).unwrap();
+        assert!(ring.is_active_consumer(a));
+        let newcomer = {
+            let ring = ring.clone();
+            // Two registrations: its ticket runs ahead of any next-ticket
+            // value an elector may have read first.
+            thread::spawn(move || {
+                let first = ring.register_agent(0xC, CONSUMER, 3, 0).unwrap();
+                ring.release_agent(first, 0xC);
+                ring.register_agent(0xC, CONSUMER, 3, 0).unwrap()
+            })
+        };
+        ring.hand_over(a);
+        ring.release_agent(a, 0xA);
+        let c = newcomer.join().unwrap();
+        assert!(!ring.is_active_consumer(c), "the newcomer went ahead of the waiting standby");
+        assert!(ring.is_active_consumer(b));
+    });
+}

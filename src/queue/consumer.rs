@@ -860,8 +860,10 @@ impl Consumer {
                             // a process that polls now and then (a
                             // `basic_get` loop) still looks at the clock, so
                             // its sweeps and housekeeping (expiry in queues
-                            // nobody consumes) run within half a second.
-                            self.tick(EMPTY_POLL_TICKS);
+                            // nobody consumes) run within half a second. A
+                            // priority level's consumer is polled empty for
+                            // every message of the others: it counts 1.
+                            self.tick(if self.parent.is_some() { 1 } else { EMPTY_POLL_TICKS });
                         }
                     }
                     return Ok(None);

@@ -44,8 +44,13 @@ impl NamespaceState {
             return false;
         }
         let file = crate::nsdir::queue_file_name(name);
-        let Ok(segment) = segment::open_queue(&self.dir, name) else {
-            return self.dir.unlink(Sub::Queues, &file);
+        let segment = match segment::open_queue_file(&self.dir, name) {
+            // Another queue's (two names hashed alike): not this one to
+            // remove.
+            Ok(segment) if segment.config.name != name => return false,
+            Ok(segment) => segment,
+            // Damaged: nothing in it can be saved.
+            Err(_) => return self.dir.unlink(Sub::Queues, &file),
         };
         // SYNC POINT DELETED: Release pairs with the loads in handles; they
         // only need to see the flag eventually, waiters are woken below.

@@ -537,6 +537,8 @@ impl QueueOptions {
                         // one it does not is refused in its words.
                         invalid(key, if kind == "stream" { not_ours } else { format!("\"unsupported queue type '{kind}'\"") })
                     })?;
+                    // Quorum queues are durable (RabbitMQ refuses others).
+                    self.durable |= self.queue_type == QueueType::Quorum;
                 }
                 "x-dead-letter-exchange" => {
                     let name = name()?;

@@ -234,6 +234,35 @@ const QUORUM_EQUIVALENCE: &[&str] = &[
     "x-message-ttl",
 ];
 
+/// RabbitMQ's "inequivalent arg" text for a redeclare of exchange `name`
+/// with `requested` options that conflict with `existing`, in its order
+/// (type, durable, auto_delete, internal, then arguments).
+fn exchange_inequivalent(name: &str, existing: &shmq::ExchangeOptions, requested: &shmq::ExchangeOptions) -> Option<String> {
+    let lead = |key: &str| format!("inequivalent arg '{key}' for exchange '{name}' in vhost '/'");
+    let plain =
+        |key: &str, received: String, current: String| Some(format!("{}: received '{received}' but current is '{current}'", lead(key)));
+    if existing.kind != requested.kind {
+        return plain("type", requested.kind.to_string(), existing.kind.to_string());
+    }
+    for (key, current, received) in [
+        ("durable", existing.durable, requested.durable),
+        ("auto_delete", existing.auto_delete, requested.auto_delete),
+        ("internal", existing.internal, requested.internal),
+    ] {
+        if current != received {
+            return plain(key, received.to_string(), current.to_string());
+        }
+    }
+    let key = "alternate-exchange";
+    match (&existing.alternate_exchange, &requested.alternate_exchange) {
+        (a, b) if a == b => None,
+        (Some(current), Some(received)) => plain(key, received.clone(), current.clone()),
+        (None, Some(received)) => Some(format!("{}: received the value '{received}' of type 'longstr' but current is none", lead(key))),
+        (Some(current), None) => Some(format!("{}: received none but current is the value '{current}' of type 'longstr'", lead(key))),
+        (None, None) => None,
+    }
+}
+
 /// The type RabbitMQ would show for a stored argument: what pika sends such
 /// a value as (shmq keeps values, not their wire types).
 fn stored_type(v: &shmq::ArgValue) -> &'static str {
@@ -469,7 +498,16 @@ impl Namespace {
         if let Some(a) = alternate_exchange {
             o = o.alternate_exchange(a);
         }
-        self.inner.declare_exchange(name, &o).map_err(err)
+        match self.inner.declare_exchange(name, &o) {
+            Err(e @ shmq::Error::ExchangeConflict { .. }) => {
+                let existing = self.inner.declare_exchange_passive(name).ok().map(|x| x.options);
+                Err(match existing.and_then(|existing| exchange_inequivalent(name, &existing, &o)) {
+                    Some(text) => Python::with_gil(|py| with_reply_text(py, err(e), &precondition_failed(&text))),
+                    None => err(e),
+                })
+            }
+            other => other.map_err(err),
+        }
     }
 
     /// Deletes an exchange and its bindings.

@@ -76,7 +76,7 @@ pub fn export_value(ns: &shmq::Namespace, vhost: &str) -> Result<Value, Box<dyn 
     let bindings: Vec<Value> = ns
         .list_bindings()?
         .into_iter()
-        .filter(|b| !exclusive.contains(b.destination.name()))
+        .filter(|b| !matches!(&b.destination, shmq::Destination::Queue(q) if exclusive.contains(q)))
         .map(|b| {
             let kind = if matches!(b.destination, shmq::Destination::Queue(_)) { "queue" } else { "exchange" };
             let args: Map<String, Value> = b.arguments.iter().map(|(k, v)| (k.clone(), arg_json(v))).collect();
@@ -157,11 +157,13 @@ impl Plan {
         vhosts.dedup();
         let vhost = match (&options.vhost, vhosts.as_slice()) {
             (Some(wanted), _) if vhosts.contains(wanted) || vhosts.is_empty() => wanted.clone(),
-            (Some(wanted), _) => return Err(format!("the file has no vhost '{wanted}'; it has: {}", vhosts.join(", ")).into()),
+            (Some(wanted), _) => return Err(printable(&format!("the file has no vhost '{wanted}'; it has: {}", vhosts.join(", "))).into()),
             (None, []) => "/".to_owned(),
             (None, [only]) => only.clone(),
             (None, many) => {
-                return Err(format!("the file has {} vhosts ({}): pick one with --vhost NAME", many.len(), many.join(", ")).into());
+                return Err(
+                    printable(&format!("the file has {} vhosts ({}): pick one with --vhost NAME", many.len(), many.join(", "))).into()
+                );
             }
         };
         let mine = |key: &str| list(key).into_iter().filter(|item| vhost_of(item) == vhost).collect::<Vec<_>>();
@@ -258,6 +260,9 @@ impl Plan {
                 plan.bindings.push(shmq::Binding { source, destination, key: text(&b, "routing_key"), arguments });
             }
         }
+        // Names from the file reach the terminal: no control characters.
+        let problems: Vec<String> = problems.iter().map(|p| printable(p)).collect();
+        let unsupported: Vec<String> = unsupported.iter().map(|u| printable(u)).collect();
         if !problems.is_empty() {
             return Err(format!("nothing imported; fix these first:\n  {}", problems.join("\n  ")).into());
         }
@@ -320,10 +325,16 @@ impl Plan {
                     },
                 };
             }
-            return Err(format!("nothing imported (what this import had declared was removed again): {e}").into());
+            return Err(printable(&format!("nothing imported (what this import had declared was removed again): {e}")).into());
         }
         Ok(done)
     }
+}
+
+/// `text` with control characters shown as escapes (`\u{1b}`): names
+/// from a file must not drive the terminal.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
 
 /// What an import created, to remove if it fails.

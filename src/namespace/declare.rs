@@ -323,6 +323,7 @@ fn check_same(existing: &QueueConfig, requested: &QueueConfig) -> Result<(), Err
     let fail =
         |field: &'static str, existing: String, requested: String| Err(Error::PreconditionFailed { queue, field, existing, requested });
     let (e, r) = (existing.options(), requested.options());
+    // (An exclusive queue's requested durable flag was dropped already.)
     // RabbitMQ compares `durable` first.
     if e.durable != r.durable {
         return fail("durable", e.durable.to_string(), r.durable.to_string());

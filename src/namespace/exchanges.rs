@@ -259,8 +259,7 @@ impl Namespace {
             if add && !present {
                 table.bindings.push(binding);
             } else if !add && present {
-                table.bindings.retain(|b| *b != binding);
-                table.remove_unused_auto_delete_exchanges();
+                table.remove_bindings(|b| *b == binding);
             }
             Ok(())
         })

@@ -99,8 +99,11 @@ pub struct Consumer {
     /// polled highest first; this consumer reads level 0. They hold their
     /// deliveries under this consumer's tags (src/queue/priority.rs).
     levels: Option<Levels>,
-    /// The queue's consumers have priorities (as last seen by `poll`): this
-    /// one publishes its prefetch room for the others to see.
+    /// The queue's consumers have priorities (as last seen, at creation or
+    /// a sweep) and this one heeds them (not `basic.get`, not a single
+    /// active consumer, where the active one takes all, whatever the
+    /// priorities, as in RabbitMQ 3.10): it publishes its prefetch room
+    /// for the others to see, and defers to higher ones.
     ranked: Cell<bool>,
     /// Cancelled (`cancel`): takes nothing more; settles what it holds.
     cancelled: Cell<bool>,
@@ -207,7 +210,7 @@ impl Consumer {
         let chain = Chain::new(agent.queue.clone());
         let dead_letters = RefCell::new(DeadLetterer::new(agent.queue.ns.clone()));
         let single_active = agent.queue.segment().config.single_active_consumer && !options.get_only;
-        Self {
+        let consumer = Self {
             parent: None,
             cancelled: Cell::new(false),
             was_active: Cell::new(false),
@@ -226,7 +229,9 @@ impl Consumer {
             empty_polls: Cell::new(0),
             auto_delete,
             tags: DeliveryTags::with_capacity(options.prefetch),
-        }
+        };
+        consumer.learn_ranked();
+        consumer
     }
 
     /// The queue this consumer reads.
@@ -273,9 +278,12 @@ impl Consumer {
     ///
     /// # Examples
     /// See [`Consumer`]; after `ack`, `unacked()` is 0.
+    #[inline]
     pub fn unacked(&self) -> u32 {
-        let levels = self.levels.iter().flat_map(Levels::attached).map(|level| level.unacked.get());
-        self.unacked.get().saturating_add(levels.sum())
+        match &self.levels {
+            None => self.unacked.get(),
+            Some(levels) => self.unacked.get().saturating_add(levels.attached().map(|level| level.unacked.get()).sum()),
+        }
     }
 
     /// Makes this the consumer of a priority queue's level 0, reading the
@@ -306,6 +314,7 @@ impl Consumer {
         let mut level = Self::new(agent, options, None);
         level.single_active = false;
         level.parent = Some(parent);
+        level.ranked.set(false);
         level
     }
 
@@ -877,11 +886,11 @@ impl Consumer {
     /// queue (`basic.get` never waits: it is no consumer).
     #[inline]
     fn standing_by(&self) -> bool {
+        if !self.single_active && !self.cancelled.get() {
+            return false;
+        }
         if self.cancelled.get() {
             return true;
-        }
-        if !self.single_active {
-            return false;
         }
         let active = self.home.queue.ring.is_active_consumer(self.home.owner);
         if active && !self.was_active.get() {
@@ -939,13 +948,12 @@ impl Consumer {
     /// has room (this one leaves the message to it).
     #[inline]
     fn defers_to_higher_priority(&self) -> bool {
-        let ring = &self.home.queue.ring;
-        // On a single-active-consumer queue the active one takes all,
-        // whatever the priorities (RabbitMQ 3.10).
-        if self.options.get_only || self.single_active || !ring.has_ranked_consumers() {
+        // Learnt at creation and on each sweep (a consumer with a priority
+        // that attaches later is heeded within the sweep interval).
+        if !self.ranked.get() {
             return false;
         }
-        self.ranked.set(true);
+        let ring = &self.home.queue.ring;
         let credit = self.credit();
         ring.publish_credit(self.home.owner, credit);
         credit != 0 && ring.outranked(self.home.owner)
@@ -957,12 +965,29 @@ impl Consumer {
     /// level's consumer adds its change there too.
     #[inline]
     fn set_unacked(&self, n: u32) {
-        let delta = n.wrapping_sub(self.unacked.replace(n));
+        let old = self.unacked.replace(n);
+        if self.parent.is_none() && self.levels.is_none() {
+            self.home.slot().unacked.store(n, Ordering::Relaxed);
+        } else {
+            self.set_unacked_across_levels(n.wrapping_sub(old));
+        }
+    }
+
+    /// `set_unacked`'s part for a priority queue: rows change by `delta`,
+    /// this one's and, for a level's consumer, its level-0 consumer's.
+    #[cold]
+    fn set_unacked_across_levels(&self, delta: u32) {
         let add = |row: &crate::sync::AtomicU32| row.store(row.load(Ordering::Relaxed).wrapping_add(delta), Ordering::Relaxed);
         add(&self.home.slot().unacked);
         if let Some((queue, owner)) = &self.parent {
             add(&crate::ring::RingMemory::agent(queue.segment(), crate::ring::owner_index(*owner)).unacked);
         }
+    }
+
+    /// Looks whether the queue's consumers have priorities now.
+    fn learn_ranked(&self) {
+        let heeds = !self.options.get_only && !self.single_active && self.parent.is_none();
+        self.ranked.set(heeds && self.home.queue.ring.has_ranked_consumers());
     }
 
     /// How many more messages this consumer may take now.
@@ -1116,6 +1141,7 @@ impl Consumer {
     #[cold]
     #[inline(never)]
     fn maintain(&self) {
+        self.learn_ranked();
         let seq = self.seq_of(self.current.get());
         for older in self.chain.head()..seq {
             if let Ok(Some(queue)) = self.chain.segment(older) {

@@ -184,6 +184,17 @@ impl Producer {
         self.levels.iter_mut().flat_map(|levels| levels.producers.iter_mut().flatten())
     }
 
+    /// A priority queue's publish of a message with a priority: into its
+    /// level, or this producer's own chain for level 0. Off the plain path.
+    #[cold]
+    #[inline(never)]
+    fn publish_prioritized(&mut self, properties: &Properties<'_>, body: &[u8]) -> Result<(), PublishError> {
+        match self.level_for(properties.priority)? {
+            Some(level) => level.publish_with(properties, body),
+            None => self.publish_here(properties, body),
+        }
+    }
+
     /// Where a message of `priority` goes: `None` for this producer's own
     /// chain (level 0, and every queue without priorities), else the
     /// producer of its level, attached at first use.
@@ -321,9 +332,15 @@ impl Producer {
     /// # }
     /// ```
     pub fn publish_with(&mut self, properties: &Properties<'_>, body: &[u8]) -> Result<(), PublishError> {
-        if let Some(level) = self.level_for(properties.priority)? {
-            return level.publish_with(properties, body);
+        if self.levels.is_some() && properties.priority.is_some_and(|p| p > 0) {
+            return self.publish_prioritized(properties, body);
         }
+        self.publish_here(properties, body)
+    }
+
+    /// Publishes into this producer's own chain.
+    #[inline]
+    fn publish_here(&mut self, properties: &Properties<'_>, body: &[u8]) -> Result<(), PublishError> {
         let encoded = self.encode_size(properties, body.len())?;
         let claimed = self.claim(&[encoded.units], body.len() as u64);
         if matches!(claimed, Err(PublishError::QueueFull)) {

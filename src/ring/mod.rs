@@ -454,9 +454,11 @@ impl<M: RingMemory> Ring<M> {
         let count = units.len() as u32;
         let max_ready = limits.max_ready;
         debug_assert!(count >= 1);
-        if count > self.geo.slot_count {
+        if count > self.geo.slot_count || units.iter().any(|&u| u > self.geo.max_record_units()) {
             // A chunk sized for another ring (the producer switched to a
-            // smaller one meanwhile): the caller grows a ring with room.
+            // smaller one meanwhile), or a record over half this ring, which
+            // a consumer would refuse to read (`read_record`): the caller
+            // grows a ring with room.
             return Err(ClaimError::Full);
         }
         let intent = &self.mem.agent(owner_index(owner)).intent;

@@ -328,25 +328,28 @@ impl Table {
     /// Removes a queue and every binding to it.
     pub(crate) fn remove_queue(&mut self, name: &str) {
         self.queues.retain(|q| q.name != name);
-        self.bindings.retain(|b| b.destination != Destination::Queue(name.to_owned()));
-        self.remove_unused_auto_delete_exchanges();
+        self.remove_bindings(|b| b.destination == Destination::Queue(name.to_owned()));
     }
 
-    /// Auto-delete exchanges go when their last binding (as source) goes.
-    pub(crate) fn remove_unused_auto_delete_exchanges(&mut self) {
-        loop {
+    /// Removes the bindings `gone` picks. An auto-delete exchange that
+    /// loses its last binding (as source) goes too, with its own bindings,
+    /// as in RabbitMQ; one that never had a binding stays.
+    pub(crate) fn remove_bindings(&mut self, gone: impl Fn(&Binding) -> bool) {
+        let mut sources: Vec<String> = self.bindings.iter().filter(|b| gone(b)).map(|b| b.source.clone()).collect();
+        self.bindings.retain(|b| !gone(b));
+        while !sources.is_empty() {
             let unused: Vec<String> = self
                 .exchanges
                 .iter()
-                .filter(|e| e.options.auto_delete && !self.bindings.iter().any(|b| b.source == e.name))
+                .filter(|e| e.options.auto_delete && sources.contains(&e.name) && !self.bindings.iter().any(|b| b.source == e.name))
                 .map(|e| e.name.clone())
                 .collect();
-            if unused.is_empty() {
-                return;
-            }
+            sources.clear();
             for name in unused {
                 self.exchanges.retain(|e| e.name != name);
-                self.bindings.retain(|b| b.destination != Destination::Exchange(name.clone()));
+                let destination = Destination::Exchange(name);
+                sources.extend(self.bindings.iter().filter(|b| b.destination == destination).map(|b| b.source.clone()));
+                self.bindings.retain(|b| b.destination != destination);
             }
         }
     }

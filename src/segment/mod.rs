@@ -76,7 +76,8 @@ impl QueueConfig {
             expires_ms: options.expires.map_or(0, |d| d.as_millis().clamp(1, u128::from(u64::MAX)) as u64),
             queue_type: options.queue_type,
             single_active_consumer: options.single_active_consumer,
-            durable: options.durable,
+            // RabbitMQ makes exclusive queues non-durable, whatever asked.
+            durable: options.durable && !options.exclusive,
             max_priority: options.max_priority.unwrap_or(0),
             max_priority_declared: options.max_priority.is_some(),
             level: 0,
@@ -248,7 +249,7 @@ pub(crate) fn reserve(dir: &NamespaceDir, file: &File, len: u64, path: &Path) ->
 /// header implies, so that no access through the mapping can fall beyond
 /// the end of the file, and whose header names this queue.
 pub(crate) fn open_queue(dir: &NamespaceDir, name: &str) -> Result<QueueSegment, Error> {
-    let segment = map_segment(dir, Sub::Queues, &crate::nsdir::queue_file_name(name), KIND_QUEUE)?;
+    let segment = open_queue_file(dir, name)?;
     if segment.config.name != name {
         return Err(Error::Corrupt {
             path: segment.path.clone(),
@@ -256,6 +257,12 @@ pub(crate) fn open_queue(dir: &NamespaceDir, name: &str) -> Result<QueueSegment,
         });
     }
     Ok(segment)
+}
+
+/// Maps and validates the segment in queue `name`'s file, whichever queue
+/// its header names (a hashed file name may be another queue's).
+pub(crate) fn open_queue_file(dir: &NamespaceDir, name: &str) -> Result<QueueSegment, Error> {
+    map_segment(dir, Sub::Queues, &crate::nsdir::queue_file_name(name), KIND_QUEUE)
 }
 
 /// The queue a file under `queues/` holds, by its name or, for a hashed

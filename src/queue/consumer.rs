@@ -107,6 +107,9 @@ pub struct Consumer {
     ranked: Cell<bool>,
     /// Cancelled (`cancel`): takes nothing more; settles what it holds.
     cancelled: Cell<bool>,
+    /// Priority queues: the level the last poll took its message from (0:
+    /// this consumer's own chain).
+    polled_level: Cell<u8>,
     /// A priority level's consumer: the queue's first segment (where the
     /// queue's consumers sleep, woken on a requeue here) and the level-0
     /// consumer's row there, which shows the consumer's unacked total.
@@ -213,6 +216,7 @@ impl Consumer {
         let consumer = Self {
             parent: None,
             cancelled: Cell::new(false),
+            polled_level: Cell::new(0),
             was_active: Cell::new(false),
             ranked: Cell::new(false),
             levels: None,
@@ -339,7 +343,7 @@ impl Consumer {
     /// ```
     pub fn try_recv(&self) -> Result<Delivery<'_>, RecvError> {
         match self.poll()? {
-            Some((from, ring, record)) => Ok(self.delivery(from, ring, record)),
+            Some((ring, record)) => Ok(self.delivery(ring, record)),
             None => Err(if self.chain.is_deleted() { RecvError::QueueDeleted } else { RecvError::Empty }),
         }
     }
@@ -411,7 +415,7 @@ impl Consumer {
             let mut handled = 0;
             while handled < max {
                 match self.poll() {
-                    Ok(Some((from, ring, record))) => handle(self.delivery(from, ring, record)),
+                    Ok(Some((ring, record))) => handle(self.delivery(ring, record)),
                     Ok(None) => break,
                     Err(e) if handled == 0 => return Err(e),
                     Err(_) => break,
@@ -446,7 +450,7 @@ impl Consumer {
                 self.on_delivered(current, record);
             }
             for record in &records[..batch.got] {
-                handle(self.delivery(self, current, *record));
+                handle(self.delivery(current, *record));
             }
             handled += batch.got;
             let mut buried = false;
@@ -463,8 +467,8 @@ impl Consumer {
                 // The batch path reads one ring; the single path also finds
                 // requeued messages in older rings and moves to the next.
                 match self.poll() {
-                    Ok(Some((from, ring, record))) => {
-                        handle(self.delivery(from, ring, record));
+                    Ok(Some((ring, record))) => {
+                        handle(self.delivery(ring, record));
                         handled += 1;
                     }
                     Ok(None) => break Ok(handled),
@@ -729,11 +733,12 @@ impl Consumer {
         }
     }
 
-    /// A delivery of `record`, taken by `from` (this consumer, or one of
-    /// its priority levels) from its ring slot `ring`, under this
-    /// consumer's next tag.
+    /// A delivery of `record`, taken from ring slot `ring` by the consumer
+    /// the last poll took it with (this one, or one of its priority
+    /// levels'), under this consumer's next tag.
     #[inline]
-    fn delivery<'a>(&'a self, from: &'a Consumer, ring: usize, record: Record) -> Delivery<'a> {
+    fn delivery(&self, ring: usize, record: Record) -> Delivery<'_> {
+        let from = self.polled_by();
         let tag = self.tags.next();
         if self.options.ack_mode == AckMode::Manual {
             from.tags.hold(tag, ring, record.pos);
@@ -742,12 +747,21 @@ impl Consumer {
         Delivery { consumer: from, ring, record, tag, settled: false }
     }
 
+    /// The consumer the last poll took its message with.
+    #[inline]
+    fn polled_by(&self) -> &Consumer {
+        match (&self.levels, self.polled_level.get()) {
+            (Some(levels), level) if level > 0 => levels.get(level).unwrap_or(self),
+            _ => self,
+        }
+    }
+
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Delivery<'_>, RecvError> {
         let mut spins: u32 = 0;
         let mut spun = false;
         loop {
-            if let Some((from, ring, record)) = self.poll()? {
-                return Ok(self.delivery(from, ring, record));
+            if let Some((ring, record)) = self.poll()? {
+                return Ok(self.delivery(ring, record));
             }
             if self.chain.is_deleted() {
                 return Err(RecvError::QueueDeleted);
@@ -772,8 +786,8 @@ impl Consumer {
                     outcome = self.poll();
                     !matches!(outcome, Ok(None))
                 });
-                if let Some((from, ring, record)) = outcome? {
-                    return Ok(self.delivery(from, ring, record));
+                if let Some((ring, record)) = outcome? {
+                    return Ok(self.delivery(ring, record));
                 }
                 continue;
             }
@@ -786,8 +800,8 @@ impl Consumer {
             };
             let not_empty = queue.ring.not_empty();
             let ticket = not_empty.prepare_wait();
-            if let Some((from, ring, record)) = self.poll()? {
-                return Ok(self.delivery(from, ring, record));
+            if let Some((ring, record)) = self.poll()? {
+                return Ok(self.delivery(ring, record));
             }
             let slice = wait_slice(deadline, WAIT_SLICE).ok_or(RecvError::Timeout)?;
             not_empty.wait(ticket, Some(slice));
@@ -797,10 +811,9 @@ impl Consumer {
     }
 
     /// One attempt to take a message; `None` if nothing is deliverable.
-    /// Returns the consumer that took it (this one, or a priority level's)
-    /// and its ring slot there.
-    #[inline]
-    fn poll(&self) -> Result<Option<(&Consumer, usize, Record)>, RecvError> {
+    /// Returns its ring slot in the consumer that took it: this one, or (a
+    /// priority queue's) the level's noted in `polled_level`.
+    fn poll(&self) -> Result<Option<(usize, Record)>, RecvError> {
         if self.standing_by() {
             self.tick(EMPTY_POLL_TICKS);
             return Ok(None);
@@ -817,19 +830,22 @@ impl Consumer {
         }
         if let Some(levels) = &self.levels {
             self.attach_new_levels();
-            for level in levels.attached() {
-                if let Some((ring, record)) = level.poll_chain()? {
-                    return Ok(Some((level, ring, record)));
+            for (number, level) in levels.attached_numbered() {
+                if let Some(found) = level.poll_chain()? {
+                    self.polled_level.set(number);
+                    return Ok(Some(found));
                 }
             }
+            self.polled_level.set(0);
         }
-        Ok(self.poll_chain()?.map(|(ring, record)| (self, ring, record)))
+        self.poll_chain()
     }
 
     /// One attempt to take a message from this consumer's chain. Requeued
     /// messages in older rings come first, then the current ring; a closed
-    /// ring that dispatched everything hands over to the next.
-    #[inline]
+    /// ring that dispatched everything hands over to the next. Inlined:
+    /// the plain path's result then stays in registers.
+    #[inline(always)]
     fn poll_chain(&self) -> Result<Option<(usize, Record)>, RecvError> {
         let manual = self.options.ack_mode == AckMode::Manual;
         loop {

@@ -144,7 +144,17 @@ impl Levels {
 
     /// The attached levels' consumers, highest level first.
     pub(crate) fn attached(&self) -> impl Iterator<Item = &Consumer> {
-        self.by_level.iter().rev().filter_map(|level| level.get().map(|c| &**c))
+        self.attached_numbered().map(|(_, consumer)| consumer)
+    }
+
+    /// The attached levels' consumers with their levels, highest first.
+    pub(crate) fn attached_numbered(&self) -> impl Iterator<Item = (u8, &Consumer)> {
+        self.by_level.iter().enumerate().rev().filter_map(|(i, level)| level.get().map(|c| (i as u8 + 1, &**c)))
+    }
+
+    /// Level `level`'s consumer, if attached.
+    pub(crate) fn get(&self, level: u8) -> Option<&Consumer> {
+        self.by_level.get(usize::from(level).checked_sub(1)?)?.get().map(|c| &**c)
     }
 
     /// Attaches to the levels created since the last look, with

@@ -43,14 +43,7 @@ fn run_chaos(batch: bool, growing: bool) {
     let consumer_args: &[&str] = if batch || growing { &["--batch", "--hold-us", "50"] } else { &["--hold-us", "50"] };
     let mut producer = t.stress_agent("producer-queue", "work", &producer_log, "p", &["--interval-us", "10"]);
     let mut consumer = t.stress_agent("consumer", "work", &consumer_log, "c", consumer_args);
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
-    let mut rng = seed;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let (seed, mut next) = common::seeded_rng();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let (mut kills, mut by_gc, mut by_publisher) = (0u32, 0u32, 0u32);
     while Instant::now() < deadline {

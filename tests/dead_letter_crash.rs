@@ -59,14 +59,7 @@ fn run(mode: &str) {
         if mode == "rejected" { ("consumer", "work", &["--reject", "--hold-us", "50"]) } else { ("consumer", "idle", &[]) };
     let mut producer = t.stress_agent("producer-queue", "work", &producer_log, "p", &["--interval-us", "20"]);
     let mut worker = t.stress_agent(role, queue, &worker_log, "w", extra);
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
-    let mut rng = seed;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let (seed, mut next) = common::seeded_rng();
     let mut seen = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut kills = 0u32;

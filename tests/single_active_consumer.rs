@@ -61,14 +61,7 @@ fn killing_the_active_consumer_hands_over_with_nothing_lost_and_one_receiver_at_
     };
     let mut workers: Vec<Worker> = (0..3).map(spawn).collect();
     let mut logs: Vec<PathBuf> = workers.iter().map(|w| w.log.clone()).collect();
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
-    let mut rng = seed;
-    let mut next = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let (seed, mut next) = common::seeded_rng();
     let deadline = Instant::now() + Duration::from_secs(secs);
     let (mut kills, mut samples, mut spawned) = (0u32, 0u32, 3u32);
     while Instant::now() < deadline {

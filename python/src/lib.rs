@@ -278,10 +278,12 @@ fn stored_type(v: &shmq::ArgValue) -> &'static str {
 /// RabbitMQ has an argument for (e.g. `capacity_bytes`).
 fn inequivalent(name: &str, existing: &shmq::QueueOptions, requested: &shmq::QueueOptions, given: &QueueArguments) -> Option<String> {
     let lead = |key: &str| format!("inequivalent arg '{key}' for queue '{name}' in vhost '/'");
-    if existing.durable != requested.durable {
+    // Another queue type is found before the flags (RabbitMQ 3.10).
+    let same_type = existing.queue_type == requested.queue_type;
+    if same_type && existing.durable != requested.durable {
         return Some(format!("{}: received '{}' but current is '{}'", lead("durable"), requested.durable, existing.durable));
     }
-    if existing.auto_delete != requested.auto_delete {
+    if same_type && existing.auto_delete != requested.auto_delete {
         return Some(format!("{}: received '{}' but current is '{}'", lead("auto_delete"), requested.auto_delete, existing.auto_delete));
     }
     let (current, wanted) = (existing.arguments(), requested.arguments());

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Dict
 
 import pytest
 
@@ -53,3 +53,20 @@ def on_shmq(namespace: str, script: Callable[..., Any], timeout: float = 30, **k
 def both(rabbitmq: Any, namespace: str, script: Callable[..., Any], **kwargs: Any) -> Any:
     """The script's observations on RabbitMQ and on shmq: (expected, got)."""
     return on_rabbitmq(rabbitmq, script, **kwargs), on_shmq(namespace, script, **kwargs)
+
+
+def outcome(action: Callable[[], Any]) -> Any:
+    """What `action` came to: "ok", or the channel error's (reply code,
+    reply text), the same on both sides (pika's ChannelClosedByBroker and
+    shmq's)."""
+    try:
+        action()
+        return "ok"
+    except Exception as e:  # noqa: BLE001 - ChannelClosedByBroker on both sides
+        return (getattr(e, "reply_code", None), str(getattr(e, "reply_text", e)))
+
+
+def masked(seen: Dict[str, Any], text: str) -> Dict[str, Any]:
+    """`seen` with `text` (a per-run suffix) shown as `*` in the reply texts
+    of its outcomes, so that two runs compare equal."""
+    return {k: v if not isinstance(v, tuple) else (v[0], v[1].replace(text, "*")) for k, v in seen.items()}

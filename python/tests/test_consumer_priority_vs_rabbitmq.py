@@ -11,15 +11,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict, List, Tuple
 
-from differential import both
+from differential import both, masked, outcome
 
-
-def _try(action: Any) -> Any:
-    try:
-        action()
-        return "ok"
-    except Exception as e:  # noqa: BLE001 - ChannelClosedByBroker on both sides
-        return (getattr(e, "reply_code", None), str(getattr(e, "reply_text", e)))
 
 
 def consumer_priorities(connection: Any) -> Dict[str, Any]:
@@ -50,10 +43,10 @@ def consumer_priorities(connection: Any) -> Dict[str, Any]:
         connection.process_data_events(time_limit=0.05)
     connection.process_data_events(time_limit=0.2)
     seen: Dict[str, Any] = {"who got what": sorted(got, key=lambda g: int(g[1][1:]))}
-    seen["text priority"] = _try(lambda: connection.channel().basic_consume(queue, lambda *a: None,
+    seen["text priority"] = outcome(lambda: connection.channel().basic_consume(queue, lambda *a: None,
                                                                            arguments={"x-priority": "high"}))
     connection.channel().queue_delete(queue)
-    return {k: v if not isinstance(v, tuple) else (v[0], v[1].replace(suffix, "*")) for k, v in seen.items()}
+    return masked(seen, suffix)
 
 
 def test_consumer_priorities_as_rabbitmq(rabbitmq, namespace):

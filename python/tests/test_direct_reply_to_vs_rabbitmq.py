@@ -14,17 +14,10 @@ from typing import Any, Dict, List
 import pika
 
 import shmq
-from differential import both
+from differential import both, masked, outcome
 
 REPLY_TO = "amq.rabbitmq.reply-to"
 
-
-def _try(action: Any) -> Any:
-    try:
-        action()
-        return "ok"
-    except Exception as e:  # noqa: BLE001 - ChannelClosedByBroker on both sides
-        return (getattr(e, "reply_code", None), str(getattr(e, "reply_text", e)))
 
 
 def direct_reply_to(connection: Any) -> Dict[str, Any]:
@@ -59,21 +52,21 @@ def direct_reply_to(connection: Any) -> Dict[str, Any]:
     }
     # The client goes; a reply to it is dropped, nothing fails.
     client.close()
-    seen["reply to a client that is gone"] = _try(lambda: server.basic_publish("", addresses[0], b"late"))
+    seen["reply to a client that is gone"] = outcome(lambda: server.basic_publish("", addresses[0], b"late"))
     connection.process_data_events(time_limit=0.1)
     lone = connection.channel()
     # A round trip after the publish: RabbitMQ closes the channel
     # asynchronously; shmq refuses the publish itself.
-    seen["publish without the reply consumer"] = _try(lambda: [
+    seen["publish without the reply consumer"] = outcome(lambda: [
         lone.basic_publish("", rpc_queue, b"x", api.BasicProperties(reply_to=REPLY_TO)),
         lone.queue_declare(rpc_queue, passive=True)])
-    seen["reply consumer with manual ack"] = _try(lambda: connection.channel().basic_consume(
+    seen["reply consumer with manual ack"] = outcome(lambda: connection.channel().basic_consume(
         REPLY_TO, lambda *a: None, auto_ack=False))
     twice = connection.channel()
     twice.basic_consume(REPLY_TO, lambda *a: None, auto_ack=True)
-    seen["second reply consumer on a channel"] = _try(lambda: twice.basic_consume(REPLY_TO, lambda *a: None, auto_ack=True))
+    seen["second reply consumer on a channel"] = outcome(lambda: twice.basic_consume(REPLY_TO, lambda *a: None, auto_ack=True))
     connection.channel().queue_delete(rpc_queue)
-    return {k: v if not isinstance(v, tuple) else (v[0], v[1].replace(suffix, "*")) for k, v in seen.items()}
+    return masked(seen, suffix)
 
 
 def test_direct_reply_to_as_rabbitmq(rabbitmq, namespace):

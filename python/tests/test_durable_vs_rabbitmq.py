@@ -7,23 +7,16 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict
 
-from differential import both
+from differential import both, outcome
 
-
-def _try(action: Any) -> Any:
-    try:
-        action()
-        return "ok"
-    except Exception as e:  # noqa: BLE001 - ChannelClosedByBroker on both sides
-        return (getattr(e, "reply_code", None), str(getattr(e, "reply_text", e)))
 
 
 def exchange_redeclares(connection: Any) -> Dict[str, Any]:
     x = f"x-{uuid.uuid4().hex[:8]}"
     connection.channel().exchange_declare(x, "direct", durable=True)
     seen = {
-        "durable=False": _try(lambda: connection.channel().exchange_declare(x, "direct", durable=False)),
-        "amq.direct durable=False": _try(lambda: connection.channel().exchange_declare("amq.direct", "direct", durable=False)),
+        "durable=False": outcome(lambda: connection.channel().exchange_declare(x, "direct", durable=False)),
+        "amq.direct durable=False": outcome(lambda: connection.channel().exchange_declare("amq.direct", "direct", durable=False)),
     }
     connection.channel().exchange_delete(x)
     return {k: v if not isinstance(v, tuple) else (v[0], v[1].replace(x, "X")) for k, v in seen.items()}
@@ -45,7 +38,7 @@ def exclusive_redeclares(connection: Any) -> Dict[str, Any]:
     q = f"excl-{uuid.uuid4().hex[:8]}"
     ch = connection.channel()
     ch.queue_declare(q, exclusive=True, durable=True)
-    seen = {"exclusive, durable then not": _try(lambda: ch.queue_declare(q, exclusive=True, durable=False))}
+    seen = {"exclusive, durable then not": outcome(lambda: ch.queue_declare(q, exclusive=True, durable=False))}
     ch.queue_delete(q)
     return {k: v if not isinstance(v, tuple) else (v[0], v[1].replace(q, "Q")) for k, v in seen.items()}
 

@@ -10,15 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict
 
-from differential import both
+from differential import both, outcome
 
-
-def _try(action: Any) -> Any:
-    try:
-        action()
-        return "ok"
-    except Exception as e:  # noqa: BLE001 - ChannelClosedByBroker on both sides
-        return (getattr(e, "reply_code", None), str(getattr(e, "reply_text", e)))
 
 
 def exclusive_consumers(connection: Any) -> Dict[str, Any]:
@@ -32,15 +25,15 @@ def exclusive_consumers(connection: Any) -> Dict[str, Any]:
     holder = connection.channel()
     tag = holder.basic_consume(held, lambda *a: None, exclusive=True)
     seen: Dict[str, Any] = {
-        "exclusive on a busy queue": _try(lambda: connection.channel().basic_consume(busy, lambda *a: None, exclusive=True)),
-        "consume on a held queue": _try(lambda: connection.channel().basic_consume(held, lambda *a: None)),
-        "second exclusive on a held queue": _try(lambda: connection.channel().basic_consume(held, lambda *a: None,
+        "exclusive on a busy queue": outcome(lambda: connection.channel().basic_consume(busy, lambda *a: None, exclusive=True)),
+        "consume on a held queue": outcome(lambda: connection.channel().basic_consume(held, lambda *a: None)),
+        "second exclusive on a held queue": outcome(lambda: connection.channel().basic_consume(held, lambda *a: None,
                                                                                              exclusive=True)),
     }
     getter = connection.channel()
-    seen["basic_get on a held queue"] = _try(lambda: getter.basic_get(held, auto_ack=True))
+    seen["basic_get on a held queue"] = outcome(lambda: getter.basic_get(held, auto_ack=True))
     holder.basic_cancel(tag)
-    seen["consume after the cancel"] = _try(lambda: connection.channel().basic_consume(held, lambda *a: None))
+    seen["consume after the cancel"] = outcome(lambda: connection.channel().basic_consume(held, lambda *a: None))
     cleanup = connection.channel()
     for q in (busy, held):
         cleanup.queue_delete(q)

@@ -13,15 +13,8 @@ from typing import Any, Dict, List
 
 import pika
 
-from differential import both
+from differential import both, masked, outcome
 
-
-def _try(action: Any) -> Any:
-    try:
-        action()
-        return "ok"
-    except Exception as e:  # noqa: BLE001 - ChannelClosedByBroker on both sides
-        return (getattr(e, "reply_code", None), str(getattr(e, "reply_text", e)))
 
 
 def priorities(connection: Any) -> Dict[str, Any]:
@@ -72,13 +65,13 @@ def priorities(connection: Any) -> Dict[str, Any]:
     seen["x-max-priority 0"] = [ch.basic_get(plain, auto_ack=True)[2] for _ in range(4)]
 
     for name, value in (("too high", 256), ("negative", -1), ("text", "high")):
-        seen[name] = _try(lambda v=value: connection.channel().queue_declare(f"prio-bad-{suffix}", arguments={"x-max-priority": v}))
-    seen["redeclared with another max"] = _try(lambda: connection.channel().queue_declare(queue, arguments={"x-max-priority": 5}))
-    seen["redeclared without"] = _try(lambda: connection.channel().queue_declare(queue))
+        seen[name] = outcome(lambda v=value: connection.channel().queue_declare(f"prio-bad-{suffix}", arguments={"x-max-priority": v}))
+    seen["redeclared with another max"] = outcome(lambda: connection.channel().queue_declare(queue, arguments={"x-max-priority": 5}))
+    seen["redeclared without"] = outcome(lambda: connection.channel().queue_declare(queue))
     cleanup = connection.channel()
     cleanup.queue_delete(queue)
     cleanup.queue_delete(plain)
-    return {k: v if not isinstance(v, tuple) else (v[0], v[1].replace(suffix, "*")) for k, v in seen.items()}
+    return masked(seen, suffix)
 
 
 def test_priority_queues_as_rabbitmq(rabbitmq, namespace):

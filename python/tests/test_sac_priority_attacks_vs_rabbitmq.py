@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict, List
 
-from differential import both
+from differential import both, masked, outcome
 
 
-def _try(action: Any) -> Any:
+def outcome(action: Any) -> Any:
     try:
         action()
         return "ok"
@@ -75,11 +75,11 @@ def exclusive_on_single_active(connection: Any) -> Dict[str, Any]:
     queue = f"sac-excl-{uuid.uuid4().hex[:8]}"
     connection.channel().queue_declare(queue, arguments={"x-single-active-consumer": True})
     seen = {
-        "exclusive consumer": _try(lambda: connection.channel().basic_consume(queue, lambda *a: None, exclusive=True)),
-        "then a plain one": _try(lambda: connection.channel().basic_consume(queue, lambda *a: None)),
+        "exclusive consumer": outcome(lambda: connection.channel().basic_consume(queue, lambda *a: None, exclusive=True)),
+        "then a plain one": outcome(lambda: connection.channel().basic_consume(queue, lambda *a: None)),
     }
     connection.channel().queue_delete(queue)
-    return {k: v if not isinstance(v, tuple) else (v[0], v[1].replace(queue, "*")) for k, v in seen.items()}
+    return masked(seen, queue)
 
 
 def test_exclusive_consume_on_a_single_active_consumer_queue_as_rabbitmq(rabbitmq, namespace):
@@ -95,13 +95,13 @@ def max_priority_zero(connection: Any) -> Dict[str, Any]:
     connection.channel().queue_declare(zero, arguments={"x-max-priority": 0})
     connection.channel().queue_declare(plain)
     seen = {
-        "zero redeclared without": _try(lambda: connection.channel().queue_declare(zero)),
-        "plain redeclared with zero": _try(lambda: connection.channel().queue_declare(plain, arguments={"x-max-priority": 0})),
+        "zero redeclared without": outcome(lambda: connection.channel().queue_declare(zero)),
+        "plain redeclared with zero": outcome(lambda: connection.channel().queue_declare(plain, arguments={"x-max-priority": 0})),
     }
     cleanup = connection.channel()
     cleanup.queue_delete(zero)
     cleanup.queue_delete(plain)
-    return {k: v if not isinstance(v, tuple) else (v[0], v[1].replace(suffix, "*")) for k, v in seen.items()}
+    return masked(seen, suffix)
 
 
 def test_max_priority_zero_is_part_of_declare_equivalence(rabbitmq, namespace):

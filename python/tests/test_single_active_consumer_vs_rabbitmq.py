@@ -10,15 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict, List, Tuple
 
-from differential import both
+from differential import both, masked, outcome
 
-
-def _try(action: Any) -> Any:
-    try:
-        action()
-        return "ok"
-    except Exception as e:  # noqa: BLE001 - ChannelClosedByBroker on both sides
-        return (getattr(e, "reply_code", None), str(getattr(e, "reply_text", e)))
 
 
 def single_active_consumer(connection: Any) -> Dict[str, Any]:
@@ -68,12 +61,12 @@ def single_active_consumer(connection: Any) -> Dict[str, Any]:
     publish("m4")
     wait_for(4)
     seen["all"] = list(got)
-    seen["wrong type"] = _try(lambda: connection.channel().queue_declare(
+    seen["wrong type"] = outcome(lambda: connection.channel().queue_declare(
         f"sac-bad-{suffix}", arguments={"x-single-active-consumer": "yes"}))
-    seen["redeclared without it"] = _try(lambda: connection.channel().queue_declare(queue))
+    seen["redeclared without it"] = outcome(lambda: connection.channel().queue_declare(queue))
     setup = connection.channel()
     setup.queue_delete(queue)
-    return {k: v if not isinstance(v, tuple) else (v[0], v[1].replace(suffix, "*")) for k, v in seen.items()}
+    return masked(seen, suffix)
 
 
 def test_single_active_consumer_as_rabbitmq(rabbitmq, namespace):

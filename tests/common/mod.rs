@@ -103,3 +103,17 @@ pub fn finish(child: Child) -> String {
     assert!(out.status.success(), "child failed with {:?}", out.status);
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
+
+/// A seed from the clock and a xorshift generator from it: the kill -9
+/// tests' random timings, reproducible from the seed they print.
+pub fn seeded_rng() -> (u64, impl FnMut() -> u64) {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut state = seed;
+    let next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    (seed, next)
+}

@@ -86,7 +86,7 @@ pub fn validate_name(what: &'static str, name: &str) -> Result<(), Error> {
 /// Checks a queue name as RabbitMQ does (1–255 bytes of UTF-8), except
 /// that NUL and control characters are refused (they would reach
 /// terminals and logs). `/`, `%`, `.` and `..` are fine: a queue's file is
-/// named by [`queue_file_name`], never by the name itself.
+/// named by its percent-encoded form (docs/LAYOUT.md), never by the name itself.
 ///
 /// # Errors
 /// `Error::InvalidName` saying what is wrong.

@@ -20,7 +20,10 @@ from __future__ import annotations
 import enum
 import itertools
 import os
+import queue
 import threading
+import urllib.parse
+import warnings
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -62,6 +65,9 @@ __all__ = [
     "ChannelWrongStateError",
     "Consumer",
     "DeliveryMode",
+    "DuplicateConsumerTag",
+    "PlainCredentials",
+    "URLParameters",
     "DIRECT_REPLY_TO",
     "ExchangeNotFound",
     "InvalidArgument",
@@ -322,6 +328,29 @@ def _properties_dict(properties: Any) -> Optional[Dict[str, Any]]:
 
 
 @dataclass
+class PlainCredentials:
+    """As ``pika.PlainCredentials``: accepted so pika call sites keep
+    working. A namespace's access is its directory's permissions (the
+    processes' uid and groups, docs/SECURITY.md), so they are not used."""
+
+    username: str
+    password: str
+    erase_on_connect: bool = False
+
+
+_IGNORED_WARNED = False
+
+
+def _warn_ignored(names: List[str]) -> None:
+    """Once per process: which network parameters a connection ignores."""
+    global _IGNORED_WARNED
+    if names and not _IGNORED_WARNED:
+        _IGNORED_WARNED = True
+        warnings.warn(f"shmq ignores {', '.join(names)}: there is no broker to reach; the namespace is the connection "
+                      "(access is the namespace directory's permissions)", stacklevel=4)
+
+
+@dataclass
 class ConnectionParameters:
     """Where to connect: a namespace instead of a host. ``host`` and
     ``port`` are accepted (and ignored) so pika call sites keep working.
@@ -339,14 +368,32 @@ class ConnectionParameters:
     credentials: Any = None
     blocked_connection_timeout: Optional[float] = None
     memory_budget: Optional[int] = None
+    heartbeat: Optional[int] = None
 
     def __post_init__(self) -> None:
+        _warn_ignored([k for k in ("host", "port", "virtual_host", "credentials", "heartbeat") if getattr(self, k) is not None])
         timeout = self.blocked_connection_timeout
         if timeout is not None:  # pika's checks and messages
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
                 raise TypeError(f"blocked_connection_timeout must be a Real number, but got {timeout!r}")
             if timeout < 0:
                 raise ValueError(f"blocked_connection_timeout must be >= 0, but got {timeout!r}")
+
+
+def URLParameters(url: str) -> ConnectionParameters:  # noqa: N802 - pika's name
+    """As ``pika.URLParameters``: ``shm://NAMESPACE`` (a name, or
+    ``shm:///path/to/dir`` for a directory) names the namespace; an
+    ``amqp://`` URL connects to the default namespace (``$SHMQ_NAMESPACE``,
+    else ``default``), its host, port and credentials ignored, with a
+    warning."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme == "shm":
+        name = parsed.netloc or parsed.path
+        return ConnectionParameters(namespace=urllib.parse.unquote(name) or None)
+    if parsed.scheme in ("amqp", "amqps"):
+        _warn_ignored([f"the broker address in {parsed.scheme}://{parsed.hostname or ''}"])
+        return ConnectionParameters()
+    raise ValueError(f"URL scheme must be shm (or amqp, ignored), not {parsed.scheme!r}: {url!r}")
 
 
 class AMQPError(ShmqError):
@@ -376,6 +423,14 @@ class AMQPChannelError(AMQPError):
 class ChannelWrongStateError(AMQPChannelError):
     """The channel (or its connection) is closed, as
     ``pika.exceptions.ChannelWrongStateError``."""
+
+
+class DuplicateConsumerTag(AMQPChannelError):
+    """``basic_consume`` with a consumer tag this channel uses already, as
+    ``pika.exceptions.DuplicateConsumerTag``."""
+
+    def __repr__(self) -> str:
+        return f"DuplicateConsumerTag: {self.args[0]!r}"
 
 
 class ChannelClosed(AMQPChannelError):
@@ -607,6 +662,9 @@ class BlockingChannel:
         # queue -> (native consumer for basic_get, the queue has x-expires)
         self._get_consumers: Dict[str, Tuple[Any, bool]] = {}
         self._on_cancel: List[Callable[[Any], None]] = []
+        # The consume() generator: (consumer tag, its parameters, messages
+        # dispatched to it and not yet yielded).
+        self._generator: Optional[Tuple[str, Any, List[Tuple[Any, Any, Any]]]] = None
         # Direct reply-to: (consumer tag, this channel's reply queue) while
         # it consumes amq.rabbitmq.reply-to.
         self._reply: Optional[Tuple[str, str]] = None
@@ -684,6 +742,25 @@ class BlockingChannel:
         except ShmqError as e:
             raise _closed(e) from e
 
+    def exchange_bind(self, destination: str, source: str, routing_key: str = "",
+                      arguments: Optional[Dict[str, Any]] = None) -> _Frame:
+        """Bind exchange ``destination`` to ``source``, as pika's: messages
+        routed to ``source`` with a matching key go on to ``destination``."""
+        try:
+            self._ns.bind_exchange(destination, source, routing_key, arguments)
+        except ShmqError as e:
+            raise _closed(e) from e
+        return _Frame(type("BindOk", (), {"NAME": "Exchange.BindOk"})())
+
+    def exchange_unbind(self, destination: Optional[str] = None, source: Optional[str] = None, routing_key: str = "",
+                        arguments: Optional[Dict[str, Any]] = None) -> _Frame:
+        """Remove an exchange-to-exchange binding, as pika's."""
+        try:
+            self._ns.unbind_exchange(destination or "", source or "", routing_key, arguments)
+        except ShmqError as e:
+            raise _closed(e) from e
+        return _Frame(type("UnbindOk", (), {"NAME": "Exchange.UnbindOk"})())
+
     def queue_unbind(self, queue: str, exchange: Optional[str] = None, routing_key: Optional[str] = None,
                      arguments: Optional[Dict[str, Any]] = None) -> None:
         self._ns.unbind_queue(queue, exchange or "", routing_key if routing_key is not None else queue, arguments)
@@ -758,8 +835,17 @@ class BlockingChannel:
     def basic_qos(self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False) -> None:
         self._prefetch = prefetch_count
 
+    @property
+    def consumer_tags(self) -> List[str]:
+        """The tags of this channel's consumers, as pika's."""
+        return list(self._subs)
+
     def basic_consume(self, queue: str, on_message_callback: Callable[..., None], auto_ack: bool = False,
                       exclusive: bool = False, consumer_tag: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> str:
+        if not self.is_open:
+            raise ChannelWrongStateError("Channel is closed.")
+        if consumer_tag is not None and consumer_tag in self._subs:
+            raise DuplicateConsumerTag(consumer_tag)
         tag = consumer_tag or f"ctag1.{next(self._tags)}"
         if queue == DIRECT_REPLY_TO:
             return self._consume_replies(tag, on_message_callback, auto_ack)
@@ -844,10 +930,62 @@ class BlockingChannel:
         was_dispatching, connection._dispatching = connection._dispatching, True
         try:
             while self._consuming and self._subs:
-                if not self._deliver_ready(running) and self._consuming and self._subs:
-                    self._wait_and_deliver(0.1)
+                ran = connection._run_callbacks()
+                if not self._deliver_ready(running) and not ran and self._consuming and self._subs:
+                    self._wait_and_deliver(connection._next_timer_in(0.1))
         finally:
             connection._dispatching = was_dispatching
+
+    def consume(self, queue: str, auto_ack: bool = False, exclusive: bool = False,
+                arguments: Optional[Dict[str, Any]] = None,
+                inactivity_timeout: Optional[float] = None) -> Iterator[Tuple[Any, Any, Any]]:
+        """As pika's generator: yields ``(method, properties, body)`` for
+        each message of ``queue``; ``(None, None, None)`` each time
+        ``inactivity_timeout`` seconds pass without one. One such consumer
+        per channel; ``cancel()`` ends it."""
+        params = (queue, auto_ack, exclusive, arguments)
+        if self._generator is None:
+            pending: List[Tuple[Any, Any, Any]] = []
+            tag = self.basic_consume(queue, lambda _ch, m, p, b: pending.append((m, p, b)), auto_ack, exclusive,
+                                     arguments=arguments)
+            self._generator = (tag, params, pending)
+        elif self._generator[1] != params:
+            raise ValueError("Consume with different params not supported on existing channel consumer generator")
+        while self._generator is not None and self.is_open:
+            pending = self._generator[2]
+            if pending:
+                yield pending.pop(0)
+                continue
+            self.connection.process_data_events(time_limit=inactivity_timeout)
+            if not pending and inactivity_timeout is not None and self._generator is not None:
+                yield (None, None, None)
+
+    def get_waiting_message_count(self) -> int:
+        """Messages the ``consume()`` generator holds, not yet yielded."""
+        return len(self._generator[2]) if self._generator is not None else 0
+
+    def cancel(self) -> int:
+        """End the ``consume()`` generator's consumer, as pika's: the
+        messages it holds but did not yield are requeued (rejected with
+        requeue) unless they were auto-acked. Returns 0, as pika 1.x does
+        (its count was not meaningful)."""
+        if self._generator is None:
+            return 0
+        tag, (_queue, auto_ack, _exclusive, _arguments), pending = self._generator
+        self._generator = None
+        self.basic_cancel(tag)
+        if not auto_ack:
+            for method, _props, _body in pending:
+                self.basic_reject(method.delivery_tag, requeue=True)
+        return 0
+
+    def basic_recover(self, requeue: bool = True) -> None:
+        """Redeliver every message this channel holds unacked, as pika's
+        (RabbitMQ implements only ``requeue=True``)."""
+        if not requeue:
+            raise NotImplementedError("basic_recover(requeue=False): RabbitMQ answers 540 NOT_IMPLEMENTED, shmq too")
+        if self._tags_out:
+            self.basic_nack(0, multiple=True, requeue=True)
 
     def add_on_cancel_callback(self, callback: Callable[[Any], None]) -> None:
         """As pika's: ``callback(method_frame)`` when a consumer of this
@@ -1044,6 +1182,11 @@ class BlockingConnection:
         self._blocked_since: Optional[float] = None
         self._dispatching = False
         self._housekept_at = 0.0
+        # call_later: [due (monotonic), sequence, callback]; threadsafe
+        # callbacks from other threads.
+        self._timers: List[List[Any]] = []
+        self._timer_sequence = itertools.count()
+        self._threadsafe: "queue.SimpleQueue[Callable[[], Any]]" = queue.SimpleQueue()
         self.is_open = True
 
     @property
@@ -1110,6 +1253,59 @@ class BlockingConnection:
         self._blocked_since = None
         self.close()
 
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> Any:
+        """Run ``callback()`` on this connection's thread ``delay`` seconds
+        from now, from inside ``process_data_events``, ``sleep`` or
+        ``start_consuming``, as pika's. Returns a handle for
+        ``remove_timeout``."""
+        if not callable(callback):
+            raise TypeError(f"callback must be a callable, but got {callback!r}")
+        timer = [time.monotonic() + max(delay, 0), next(self._timer_sequence), callback]
+        self._timers.append(timer)
+        return timer
+
+    def remove_timeout(self, timeout_id: Any) -> None:
+        """Cancel a ``call_later`` that has not run."""
+        self._timers = [t for t in self._timers if t is not timeout_id]
+
+    def add_callback_threadsafe(self, callback: Callable[[], Any]) -> None:
+        """Run ``callback()`` on this connection's thread, from any thread,
+        as pika's: the way to hand work (an ack, a publish) to the thread
+        that owns the connection. It runs at the next
+        ``process_data_events``, ``sleep`` or ``start_consuming`` turn
+        (within 100 ms of waiting)."""
+        if not callable(callback):
+            raise TypeError(f"callback must be a callable, but got {callback!r}")
+        if not self.is_open:
+            raise ConnectionWrongStateError("BlockingConnection.add_callback_threadsafe() called on closed or closing connection.")
+        self._threadsafe.put(callback)
+
+    def _run_callbacks(self) -> int:
+        """Runs the threadsafe callbacks queued and the timers due; how
+        many ran."""
+        ran = 0
+        while True:
+            try:
+                callback = self._threadsafe.get_nowait()
+            except queue.Empty:
+                break
+            callback()
+            ran += 1
+        now = time.monotonic()
+        due = sorted((t for t in self._timers if t[0] <= now), key=lambda t: (t[0], t[1]))
+        for timer in due:
+            if timer in self._timers:
+                self._timers.remove(timer)
+                timer[2]()
+                ran += 1
+        return ran
+
+    def _next_timer_in(self, default: float) -> float:
+        """Seconds until the next timer, at most `default`."""
+        if not self._timers:
+            return default
+        return max(0.0, min(default, min(t[0] for t in self._timers) - time.monotonic()))
+
     def channel(self, channel_number: Optional[int] = None) -> BlockingChannel:
         """A new channel (raises ``ConnectionWrongStateError`` once closed)."""
         if not self.is_open:
@@ -1134,13 +1330,14 @@ class BlockingConnection:
         self._dispatching = True
         try:
             while True:
+                ran = self._run_callbacks()
                 channels = [ch for ch in self._channels if ch.is_open]
-                if sum(ch._deliver_ready() for ch in channels):
+                if sum(ch._deliver_ready() for ch in channels) + ran:
                     return
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     return
-                step = 0.1 if left is None else min(0.1, left)
+                step = self._next_timer_in(0.1 if left is None else min(0.1, left))
                 consuming = [ch for ch in channels if ch._subs]
                 if not consuming:
                     # Nothing to dispatch: wait out the limit, as pika does
@@ -1182,4 +1379,4 @@ class BlockingConnection:
         self.close()
 
 
-from . import exceptions  # noqa: E402 - pika.exceptions' names, defined above
+from . import exceptions, exchange_type, spec  # noqa: E402 - pika's modules, on the names defined above

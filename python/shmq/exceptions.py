@@ -34,6 +34,7 @@ from . import (
     ChannelWrongStateError,
     ConnectionBlockedTimeout,
     ConnectionWrongStateError,
+    DuplicateConsumerTag,
     NackError,
     UnroutableError,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "ChannelWrongStateError",
     "ConnectionBlockedTimeout",
     "ConnectionWrongStateError",
+    "DuplicateConsumerTag",
     "NackError",
     "UnroutableError",
 ]

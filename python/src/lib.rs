@@ -530,6 +530,18 @@ impl Namespace {
         self.inner.unbind_queue(queue, exchange, key, &self::arguments(arguments)?).map_err(err)
     }
 
+    /// Binds exchange `destination` to exchange `source` (exchange-to-exchange).
+    #[pyo3(signature = (destination, source, key="", arguments=None))]
+    fn bind_exchange(&self, destination: &str, source: &str, key: &str, arguments: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        self.inner.bind_exchange(destination, source, key, &self::arguments(arguments)?).map_err(err)
+    }
+
+    /// Removes an exchange-to-exchange binding.
+    #[pyo3(signature = (destination, source, key="", arguments=None))]
+    fn unbind_exchange(&self, destination: &str, source: &str, key: &str, arguments: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+        self.inner.unbind_exchange(destination, source, key, &self::arguments(arguments)?).map_err(err)
+    }
+
     /// Declares a reply queue for direct reply-to (`amq.rabbitmq.reply-to.…`):
     /// exclusive to this namespace handle, auto-delete; returns its name.
     fn declare_reply_queue(&self) -> PyResult<String> {

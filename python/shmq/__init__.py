@@ -18,6 +18,7 @@ Two APIs over the same queues (and the same queues Rust processes use):
 from __future__ import annotations
 
 import enum
+import functools
 import itertools
 import os
 import queue
@@ -628,7 +629,7 @@ class _Subscription:
 
 def _closed(e: Exception) -> ChannelClosedByBroker:
     if isinstance(e, (QueueNotFound, ExchangeNotFound)):
-        return ChannelClosedByBroker(404, f"NOT_FOUND - {e}")
+        return ChannelClosedByBroker(404, getattr(e, "reply_text", None) or f"NOT_FOUND - {e}")
     if isinstance(e, _native.AccessRefused):
         return ChannelClosedByBroker(403, getattr(e, "reply_text", None) or f"ACCESS_REFUSED - {e}")
     if isinstance(e, PreconditionFailed):
@@ -636,6 +637,19 @@ def _closed(e: Exception) -> ChannelClosedByBroker:
         # inequivalent queue arguments), else shmq's.
         return ChannelClosedByBroker(406, getattr(e, "reply_text", None) or f"PRECONDITION_FAILED - {e}")
     return ChannelClosedByBroker(500, str(e))
+
+
+def _open_only(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A channel call that raises ``ChannelWrongStateError`` once the
+    channel is closed (by ``close()`` or a channel error), as pika's."""
+
+    @functools.wraps(method)
+    def checked(self: "BlockingChannel", *args: Any, **kwargs: Any) -> Any:
+        if not self.is_open:
+            raise ChannelWrongStateError("Channel is closed.")
+        return method(self, *args, **kwargs)
+
+    return checked
 
 
 class BlockingChannel:
@@ -662,6 +676,8 @@ class BlockingChannel:
         # queue -> (native consumer for basic_get, the queue has x-expires)
         self._get_consumers: Dict[str, Tuple[Any, bool]] = {}
         self._on_cancel: List[Callable[[Any], None]] = []
+        # Transactions: None, or what tx_commit will carry out.
+        self._tx: Optional[List[Callable[[], None]]] = None
         # The consume() generator: (consumer tag, its parameters, messages
         # dispatched to it and not yet yielded).
         self._generator: Optional[Tuple[str, Any, List[Tuple[Any, Any, Any]]]] = None
@@ -672,6 +688,7 @@ class BlockingChannel:
 
     # -- queues and exchanges
 
+    @_open_only
     def queue_declare(self, queue: str = "", passive: bool = False, durable: bool = False, exclusive: bool = False,
                       auto_delete: bool = False, arguments: Optional[Dict[str, Any]] = None) -> _Frame:
         """As pika's. ``arguments`` takes the RabbitMQ queue arguments in
@@ -693,7 +710,7 @@ class BlockingChannel:
                     # on its properties, in RabbitMQ's order and words.
                     for bad, prop in ((auto_delete, "auto-delete"), (exclusive, "exclusive-owner"), (not durable, "non-durable")):
                         if bad:
-                            raise ChannelClosedByBroker(
+                            raise self._closed_with(
                                 406, f"PRECONDITION_FAILED - invalid property '{prop}' for queue '{queue}' in vhost '/'")
                 if quorum and not durable:
                     self._check_durable_redeclare(queue)
@@ -705,7 +722,7 @@ class BlockingChannel:
                 raise
             if isinstance(e, PreconditionFailed) and not durable and not passive:
                 self._check_durable_redeclare(queue)
-            raise _closed(e) from e
+            raise self._closed_with(_closed(e)) from e
         return _Frame(_QueueDeclareOk(name, ready, consumers))
 
     def _existing_arguments(self, queue: str) -> Optional[Dict[str, Any]]:
@@ -721,9 +738,10 @@ class BlockingChannel:
         anything else of an existing queue."""
         existing = self._existing_arguments(queue)
         if existing is not None and existing.get("x-queue-type") == "quorum":
-            raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - inequivalent arg 'durable' for queue '{queue}' "
+            raise self._closed_with(406, f"PRECONDITION_FAILED - inequivalent arg 'durable' for queue '{queue}' "
                                              "in vhost '/': received 'false' but current is 'true'")
 
+    @_open_only
     def exchange_declare(self, exchange: str, exchange_type: str = "direct", passive: bool = False, durable: bool = False,
                          auto_delete: bool = False, internal: bool = False, arguments: Optional[Dict[str, Any]] = None) -> None:
         alternate = (arguments or {}).get("alternate-exchange")
@@ -731,17 +749,20 @@ class BlockingChannel:
         try:
             self._ns.declare_exchange(exchange, kind, passive, auto_delete, internal, alternate, durable)
         except ShmqError as e:
-            raise _closed(e) from e
+            raise self._closed_with(_closed(e)) from e
 
+    @_open_only
     def exchange_delete(self, exchange: Optional[str] = None, if_unused: bool = False) -> None:
         self._ns.delete_exchange(exchange or "", if_unused)
 
+    @_open_only
     def queue_bind(self, queue: str, exchange: str, routing_key: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> None:
         try:
             self._ns.bind_queue(queue, exchange, routing_key if routing_key is not None else queue, arguments)
         except ShmqError as e:
-            raise _closed(e) from e
+            raise self._closed_with(_closed(e)) from e
 
+    @_open_only
     def exchange_bind(self, destination: str, source: str, routing_key: str = "",
                       arguments: Optional[Dict[str, Any]] = None) -> _Frame:
         """Bind exchange ``destination`` to ``source``, as pika's: messages
@@ -749,25 +770,29 @@ class BlockingChannel:
         try:
             self._ns.bind_exchange(destination, source, routing_key, arguments)
         except ShmqError as e:
-            raise _closed(e) from e
+            raise self._closed_with(_closed(e)) from e
         return _Frame(type("BindOk", (), {"NAME": "Exchange.BindOk"})())
 
+    @_open_only
     def exchange_unbind(self, destination: Optional[str] = None, source: Optional[str] = None, routing_key: str = "",
                         arguments: Optional[Dict[str, Any]] = None) -> _Frame:
         """Remove an exchange-to-exchange binding, as pika's."""
         try:
             self._ns.unbind_exchange(destination or "", source or "", routing_key, arguments)
         except ShmqError as e:
-            raise _closed(e) from e
+            raise self._closed_with(_closed(e)) from e
         return _Frame(type("UnbindOk", (), {"NAME": "Exchange.UnbindOk"})())
 
+    @_open_only
     def queue_unbind(self, queue: str, exchange: Optional[str] = None, routing_key: Optional[str] = None,
                      arguments: Optional[Dict[str, Any]] = None) -> None:
         self._ns.unbind_queue(queue, exchange or "", routing_key if routing_key is not None else queue, arguments)
 
+    @_open_only
     def queue_purge(self, queue: str) -> _Frame:
         return _Frame(type("PurgeOk", (), {"message_count": self._ns.purge_queue(queue)})())
 
+    @_open_only
     def queue_delete(self, queue: str, if_unused: bool = False, if_empty: bool = False) -> _Frame:
         """Delete a queue, as pika's: with `if_unused` or `if_empty`, a queue
         with consumers or messages is refused with RabbitMQ's 406. Deleting a
@@ -779,17 +804,62 @@ class BlockingChannel:
         except QueueNotFound:
             count = 0
         except ShmqError as e:
-            raise _closed(e) from e
+            raise self._closed_with(_closed(e)) from e
         return _Frame(type("DeleteOk", (), {"message_count": count})())
 
     # -- publishing
 
+    @_open_only
     def confirm_delivery(self) -> None:
         """Turn on publisher confirms, as pika's: from now on
         ``basic_publish`` raises ``NackError`` when a queue refuses the
         message (at its limit with ``x-overflow: reject-publish``) and
         ``UnroutableError`` when a ``mandatory`` message reaches no queue."""
+        if self._tx is not None:
+            raise self._closed_with(406, "PRECONDITION_FAILED - cannot switch from tx to confirm mode")
         self._confirm = True
+
+    # -- transactions
+
+    @_open_only
+    def tx_select(self) -> _Frame:
+        """Make the channel transactional, as pika's: from now on its
+        publishes and acks/nacks/rejects take effect at ``tx_commit`` and
+        are dropped by ``tx_rollback`` (the messages stay unacked)."""
+        if self._confirm:
+            raise self._closed_with(406, "PRECONDITION_FAILED - cannot switch from confirm to tx mode")
+        if self._tx is None:
+            self._tx = []
+        return _Frame(type("SelectOk", (), {"NAME": "Tx.SelectOk"})())
+
+    def tx_commit(self) -> _Frame:
+        """Carry out what the transaction holds, in order."""
+        work = self._transaction("tx_commit")
+        self._tx = []
+        for step in work:
+            step()
+        return _Frame(type("CommitOk", (), {"NAME": "Tx.CommitOk"})())
+
+    def tx_rollback(self) -> _Frame:
+        """Drop what the transaction holds."""
+        self._transaction("tx_rollback")
+        self._tx = []
+        return _Frame(type("RollbackOk", (), {"NAME": "Tx.RollbackOk"})())
+
+    def _transaction(self, call: str) -> List[Callable[[], None]]:
+        if not self.is_open:
+            raise ChannelWrongStateError("Channel is closed.")
+        if self._tx is None:
+            raise self._closed_with(406, "PRECONDITION_FAILED - channel is not transactional")
+        return self._tx
+
+    def _closed_with(self, error: Any, text: Optional[str] = None) -> "ChannelClosedByBroker":
+        """A channel error (a ``ChannelClosedByBroker``, or its reply code
+        and text), as RabbitMQ's: the channel closes (its unacked
+        deliveries go back to their queues) and later calls on it raise
+        ``ChannelWrongStateError``, as pika's."""
+        self.close()
+        return error if isinstance(error, ChannelClosedByBroker) else ChannelClosedByBroker(error, text or "")
 
     def basic_publish(self, exchange: str, routing_key: str, body: Any, properties: Optional[BasicProperties] = None,
                       mandatory: bool = False) -> None:
@@ -806,11 +876,20 @@ class BlockingChannel:
         GIL is released while it waits; Ctrl-C raises KeyboardInterrupt."""
         if not self.is_open:
             raise ChannelWrongStateError("Channel is closed.")
+        if self._tx is not None:
+            # Held until tx_commit (the body is copied now, as sent).
+            held = _body_bytes(body)
+            self._tx.append(lambda: self._publish_now(exchange, routing_key, held, properties, mandatory))
+            return None
+        return self._publish_now(exchange, routing_key, body, properties, mandatory)
+
+    def _publish_now(self, exchange: str, routing_key: str, body: Any, properties: Optional[BasicProperties],
+                     mandatory: bool) -> None:
         data = _body_bytes(body)
         props = _properties_dict(properties)
         if props is not None and props.get("reply_to") == DIRECT_REPLY_TO:
             if self._reply is None:
-                raise ChannelClosedByBroker(406, "PRECONDITION_FAILED - fast reply consumer does not exist")
+                raise self._closed_with(406, "PRECONDITION_FAILED - fast reply consumer does not exist")
             props["reply_to"] = self._reply[1]
         connection = self.connection
         try:
@@ -832,6 +911,7 @@ class BlockingChannel:
 
     # -- consuming
 
+    @_open_only
     def basic_qos(self, prefetch_size: int = 0, prefetch_count: int = 0, global_qos: bool = False) -> None:
         self._prefetch = prefetch_count
 
@@ -853,14 +933,14 @@ class BlockingChannel:
         priority = arguments.pop("x-priority", 0)
         if isinstance(priority, bool) or not isinstance(priority, int):
             kind = "longstr" if isinstance(priority, (str, bytes)) else "bool" if isinstance(priority, bool) else type(priority).__name__
-            raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - invalid arg 'x-priority' for queue '{queue}' in vhost '/': "
+            raise self._closed_with(406, f"PRECONDITION_FAILED - invalid arg 'x-priority' for queue '{queue}' in vhost '/': "
                                              f'"expected integer, got {kind}"')
         if not -(1 << 31) <= priority < (1 << 31):
-            raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - x-priority {priority} is outside the 32-bit range "
+            raise self._closed_with(406, f"PRECONDITION_FAILED - x-priority {priority} is outside the 32-bit range "
                                              "shmq supports")
         if arguments:
             # Refused, not ignored: the rest are not implemented.
-            raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - consumer arguments {sorted(arguments)} are not "
+            raise self._closed_with(406, f"PRECONDITION_FAILED - consumer arguments {sorted(arguments)} are not "
                                              "supported by shmq; consume without them (x-priority is)")
         try:
             # As RabbitMQ 3.10's quorum queues: x-delivery-count on
@@ -871,7 +951,7 @@ class BlockingChannel:
             native = self._ns.consumer(queue, True, 0 if auto_ack else self._prefetch, count_header, exclusive=exclusive,
                                        priority=priority)
         except ShmqError as e:
-            raise _closed(e) from e
+            raise self._closed_with(_closed(e)) from e
         self._subs[tag] = _Subscription(tag, queue, on_message_callback, native, auto_ack, 0 if auto_ack else self._prefetch)
         return tag
 
@@ -880,14 +960,14 @@ class BlockingChannel:
         reply queue of its own (exclusive, auto-delete), which requests
         published here with ``reply_to="amq.rabbitmq.reply-to"`` name."""
         if not auto_ack:
-            raise ChannelClosedByBroker(406, "PRECONDITION_FAILED - reply consumer cannot acknowledge")
+            raise self._closed_with(406, "PRECONDITION_FAILED - reply consumer cannot acknowledge")
         if self._reply is not None:
-            raise ChannelClosedByBroker(406, "PRECONDITION_FAILED - reply consumer already set")
+            raise self._closed_with(406, "PRECONDITION_FAILED - reply consumer already set")
         try:
             queue = self._ns.declare_reply_queue()
             native = self._ns.consumer(queue, True, 0)
         except ShmqError as e:
-            raise _closed(e) from e
+            raise self._closed_with(_closed(e)) from e
         self._reply = (tag, queue)
         self._subs[tag] = _Subscription(tag, queue, on_message_callback, native, True)
         return tag
@@ -979,6 +1059,7 @@ class BlockingChannel:
                 self.basic_reject(method.delivery_tag, requeue=True)
         return 0
 
+    @_open_only
     def basic_recover(self, requeue: bool = True) -> None:
         """Redeliver every message this channel holds unacked, as pika's
         (RabbitMQ implements only ``requeue=True``)."""
@@ -1071,6 +1152,7 @@ class BlockingChannel:
         method = Deliver(sub.tag, tag, m.redelivered, m.exchange, m.routing_key)
         sub.callback(self, method, _LazyProperties(m), m.body)
 
+    @_open_only
     def basic_get(self, queue: str, auto_ack: bool = False) -> Tuple[Optional[GetOk], Optional[BasicProperties], Optional[bytes]]:
         """As pika's: ``(GetOk, BasicProperties, body)``, or ``(None, None,
         None)`` if the queue has nothing ready. Finding nothing, it first
@@ -1086,7 +1168,7 @@ class BlockingChannel:
                 count_header = "always" if _counts_deliveries(arguments) else None
                 entry = (self._ns.consumer(queue, True, 0, count_header, get_only=True), "x-expires" in arguments)
             except ShmqError as e:
-                raise _closed(e) from e
+                raise self._closed_with(_closed(e)) from e
             self._get_consumers[queue] = entry
         consumer, expires = entry
         m = consumer.try_recv()
@@ -1108,6 +1190,12 @@ class BlockingChannel:
         return GetOk(tag, m.redelivered, m.exchange, m.routing_key), BasicProperties(**m.properties), m.body
 
     def _settle(self, delivery_tag: int, multiple: bool, how: Callable[[Any, int], None]) -> None:
+        if self._tx is not None:
+            self._tx.append(lambda: self._settle_now(delivery_tag, multiple, how))
+            return
+        self._settle_now(delivery_tag, multiple, how)
+
+    def _settle_now(self, delivery_tag: int, multiple: bool, how: Callable[[Any, int], None]) -> None:
         tags = [t for t in self._tags_out if t <= delivery_tag] if multiple else [delivery_tag]
         if multiple and delivery_tag == 0:
             tags = list(self._tags_out)
@@ -1117,12 +1205,14 @@ class BlockingChannel:
                 # As RabbitMQ: the broker closes the channel (its unacked
                 # deliveries go back to their queues) with 406.
                 self.close()
-                raise ChannelClosedByBroker(406, f"PRECONDITION_FAILED - unknown delivery tag {t}")
+                raise self._closed_with(406, f"PRECONDITION_FAILED - unknown delivery tag {t}")
             how(entry[0], entry[1])
 
+    @_open_only
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         self._settle(delivery_tag, multiple, lambda c, t: c.ack(t))
 
+    @_open_only
     def basic_nack(self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True) -> None:
         """As pika's. Without requeue the message is dead-lettered to its
         queue's ``x-dead-letter-exchange`` (reason ``rejected``) if it has
@@ -1130,6 +1220,7 @@ class BlockingChannel:
         dead-letters it (reason ``delivery_limit``) or discards it."""
         self._settle(delivery_tag, multiple, lambda c, t: c.nack(t, requeue))
 
+    @_open_only
     def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
         """As pika's; dead-letters as ``basic_nack`` does."""
         self.basic_nack(delivery_tag, False, requeue)

@@ -33,8 +33,15 @@ create_exception!(_native, UnknownDeliveryTag, ShmqError, "The delivery tag is n
 fn err(e: shmq::Error) -> PyErr {
     let text = e.to_string();
     match e {
-        shmq::Error::QueueNotFound { .. } => QueueNotFound::new_err(text),
-        shmq::Error::ExchangeNotFound { .. } => ExchangeNotFound::new_err(text),
+        // RabbitMQ's 404 texts for the channel error pika raises.
+        shmq::Error::QueueNotFound { queue, .. } => {
+            let reply = format!("NOT_FOUND - no queue '{queue}' in vhost '/'");
+            Python::with_gil(|py| with_reply_text(py, QueueNotFound::new_err(text), &reply))
+        }
+        shmq::Error::ExchangeNotFound { exchange, .. } => {
+            let reply = format!("NOT_FOUND - no exchange '{exchange}' in vhost '/'");
+            Python::with_gil(|py| with_reply_text(py, ExchangeNotFound::new_err(text), &reply))
+        }
         shmq::Error::PreconditionFailed { .. } | shmq::Error::ExchangeConflict { .. } | shmq::Error::ExchangeInUse { .. } => {
             PreconditionFailed::new_err(text)
         }

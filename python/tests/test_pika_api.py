@@ -172,17 +172,25 @@ def test_nack_requeue_sets_redelivered_and_multiple_ack(namespace):
 
 
 def test_errors_pika_users_expect(namespace):
-    ch = connect(namespace).channel()
+    connection = connect(namespace)
+    ch = connection.channel()
     with pytest.raises(shmq.ChannelClosedByBroker) as missing:
         ch.queue_declare(queue="nope", passive=True)
     assert missing.value.reply_code == 404
+    # A channel error closes the channel, as in pika: a new one goes on.
+    assert ch.is_closed
+    with pytest.raises(shmq.ChannelWrongStateError):
+        ch.queue_declare(queue="q")
+    ch = connection.channel()
     ch.queue_declare(queue="q", arguments={"x-overflow": "reject-publish"})
     with pytest.raises(shmq.ChannelClosedByBroker) as conflict:
         ch.queue_declare(queue="q")
     assert conflict.value.reply_code == 406
+    ch = connection.channel()
     ch.exchange_declare(exchange="x", exchange_type="direct")
     with pytest.raises(shmq.ChannelClosedByBroker):
         ch.exchange_declare(exchange="x", exchange_type="topic")
+    ch = connection.channel()
     with pytest.raises(shmq.Unroutable):
         ch.basic_publish(exchange="x", routing_key="none", body="b", mandatory=True)
     with pytest.raises(shmq.ExchangeNotFound):
@@ -295,8 +303,8 @@ def test_queue_arguments_shmq_does_not_implement_are_refused_not_ignored(namespa
 
 
 def test_redeclaring_with_other_arguments_names_the_first_that_differs_as_rabbitmq_does(namespace):
-    ch = connect(namespace).channel()
-    ch.queue_declare(queue="q", arguments={"x-max-length": 10, "x-dead-letter-exchange": "a"})
+    connection = connect(namespace)
+    connection.channel().queue_declare(queue="q", arguments={"x-max-length": 10, "x-dead-letter-exchange": "a"})
     for arguments, text in (
         ({"x-max-length": 20, "x-dead-letter-exchange": "a"}, "inequivalent arg 'x-max-length' for queue 'q' in vhost '/': "
                                                               "received '20' but current is '10'"),
@@ -306,10 +314,10 @@ def test_redeclaring_with_other_arguments_names_the_first_that_differs_as_rabbit
          "inequivalent arg 'x-expires' for queue 'q' in vhost '/': received the value '5000' of type 'signedint' but current is none"),
     ):
         with pytest.raises(shmq.ChannelClosedByBroker) as conflict:
-            ch.queue_declare(queue="q", arguments=arguments)
+            connection.channel().queue_declare(queue="q", arguments=arguments)
         assert (conflict.value.reply_code, conflict.value.reply_text) == (406, "PRECONDITION_FAILED - " + text)
     with pytest.raises(shmq.ChannelClosedByBroker) as conflict:
-        ch.queue_declare(queue="q", auto_delete=True, arguments={"x-max-length": 10, "x-dead-letter-exchange": "a"})
+        connection.channel().queue_declare(queue="q", auto_delete=True, arguments={"x-max-length": 10, "x-dead-letter-exchange": "a"})
     assert conflict.value.reply_text == ("PRECONDITION_FAILED - inequivalent arg 'auto_delete' for queue 'q' in vhost '/': "
                                          "received 'true' but current is 'false'")
 

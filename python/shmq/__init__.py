@@ -676,6 +676,9 @@ class BlockingChannel:
         # queue -> (native consumer for basic_get, the queue has x-expires)
         self._get_consumers: Dict[str, Tuple[Any, bool]] = {}
         self._on_cancel: List[Callable[[Any], None]] = []
+        # Returned (unroutable mandatory) messages, for the return callbacks.
+        self._on_return: List[Callable[..., Any]] = []
+        self._returned: List[Tuple[Return, Any, bytes]] = []
         # Transactions: None, or what tx_commit will carry out.
         self._tx: Optional[List[Callable[[], None]]] = None
         # The consume() generator: (consumer tag, its parameters, messages
@@ -896,8 +899,14 @@ class BlockingChannel:
             _queues, refused = self._publisher.publish_routed(exchange, routing_key, data, props, mandatory)
         except Unroutable:
             connection._publish_done()
+            # As RabbitMQ's basic.return: the channel's return callbacks get
+            # it from the next process_data_events; without confirms the
+            # publish raises nothing, with them UnroutableError (both as
+            # pika does).
+            self._returned.append((Return(312, "NO_ROUTE", exchange, routing_key),
+                                   properties if properties is not None else BasicProperties(), data))
             if not self._confirm:
-                raise
+                return None
             returned = ReturnedMessage(Return(312, "NO_ROUTE", exchange, routing_key), properties, data)
             raise UnroutableError([returned]) from None
         except ConnectionBlockedTimeout:
@@ -1087,11 +1096,28 @@ class BlockingChannel:
             callback(frame)
         return True
 
+    def add_on_return_callback(self, callback: Callable[..., Any]) -> None:
+        """As pika's: ``callback(channel, method, properties, body)`` for
+        each ``mandatory`` message that reached no queue (``method`` a
+        ``Basic.Return``: 312 ``NO_ROUTE``), from ``process_data_events``
+        or ``start_consuming``. Without publisher confirms that is how an
+        unroutable mandatory publish is reported (the publish raises
+        nothing); with them, the publish raises ``UnroutableError`` too."""
+        self._on_return.append(callback)
+
+    def _deliver_returns(self) -> int:
+        """Hands returned messages to the return callbacks; how many."""
+        returned, self._returned = self._returned, []
+        for method, properties, body in returned:
+            for callback in list(self._on_return):
+                callback(self, method, properties, body)
+        return len(returned)
+
     def _deliver_ready(self, running: Callable[[], bool] = lambda: True) -> int:
         """Dispatch what the consumers hold ready (within prefetch), without
         waiting; returns how many callbacks ran. A batch taken while
         ``running()`` turns false goes back to its queue."""
-        delivered = 0
+        delivered = self._deliver_returns() if self._returned else 0
         for sub in list(self._subs.values()):
             # Take what is ready in one native call (within prefetch).
             consumer = sub.consumer

@@ -1178,13 +1178,14 @@ class BlockingChannel:
         method = Deliver(sub.tag, tag, m.redelivered, m.exchange, m.routing_key)
         sub.callback(self, method, _LazyProperties(m), m.body)
 
-    @_open_only
     def basic_get(self, queue: str, auto_ack: bool = False) -> Tuple[Optional[GetOk], Optional[BasicProperties], Optional[bytes]]:
         """As pika's: ``(GetOk, BasicProperties, body)``, or ``(None, None,
         None)`` if the queue has nothing ready. Finding nothing, it first
         runs the namespace's timers if they are due (as a broker runs them
         on its own), so that a message that expired into this queue from an
         unconsumed one (dead-lettering) arrives while a script polls."""
+        if not self.is_open:
+            raise ChannelWrongStateError("Channel is closed.")
         entry = self._get_consumers.get(queue)
         if entry is None:
             try:
@@ -1215,13 +1216,12 @@ class BlockingChannel:
             return None, None, None
         return GetOk(tag, m.redelivered, m.exchange, m.routing_key), BasicProperties(**m.properties), m.body
 
-    def _settle(self, delivery_tag: int, multiple: bool, how: Callable[[Any, int], None]) -> None:
-        if self._tx is not None:
-            self._tx.append(lambda: self._settle_now(delivery_tag, multiple, how))
+    def _settle(self, delivery_tag: int, multiple: bool, how: Callable[[Any, int], None], now: bool = False) -> None:
+        if not self.is_open:
+            raise ChannelWrongStateError("Channel is closed.")
+        if self._tx is not None and not now:
+            self._tx.append(lambda: self._settle(delivery_tag, multiple, how, now=True))
             return
-        self._settle_now(delivery_tag, multiple, how)
-
-    def _settle_now(self, delivery_tag: int, multiple: bool, how: Callable[[Any, int], None]) -> None:
         tags = [t for t in self._tags_out if t <= delivery_tag] if multiple else [delivery_tag]
         if multiple and delivery_tag == 0:
             tags = list(self._tags_out)
@@ -1234,11 +1234,9 @@ class BlockingChannel:
                 raise self._closed_with(406, f"PRECONDITION_FAILED - unknown delivery tag {t}")
             how(entry[0], entry[1])
 
-    @_open_only
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         self._settle(delivery_tag, multiple, lambda c, t: c.ack(t))
 
-    @_open_only
     def basic_nack(self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True) -> None:
         """As pika's. Without requeue the message is dead-lettered to its
         queue's ``x-dead-letter-exchange`` (reason ``rejected``) if it has
@@ -1246,7 +1244,6 @@ class BlockingChannel:
         dead-letters it (reason ``delivery_limit``) or discards it."""
         self._settle(delivery_tag, multiple, lambda c, t: c.nack(t, requeue))
 
-    @_open_only
     def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
         """As pika's; dead-letters as ``basic_nack`` does."""
         self.basic_nack(delivery_tag, False, requeue)
@@ -1401,13 +1398,16 @@ class BlockingConnection:
         """Runs the threadsafe callbacks queued and the timers due; how
         many ran."""
         ran = 0
-        while True:
+        # Checked first: the common case, nothing queued, costs no exception.
+        while not self._threadsafe.empty():
             try:
                 callback = self._threadsafe.get_nowait()
             except queue.Empty:
                 break
             callback()
             ran += 1
+        if not self._timers:
+            return ran
         now = time.monotonic()
         due = sorted((t for t in self._timers if t[0] <= now), key=lambda t: (t[0], t[1]))
         for timer in due:

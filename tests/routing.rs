@@ -325,7 +325,10 @@ fn per_exchange_counters_sum_over_publisher_processes() {
     queues(&t.ns, &["q"]);
     t.ns.bind_queue("q", "amq.direct", "k", &[]).unwrap();
     t.run(&["publish", "--exchange", "amq.direct", "k", "m{i}", "--count", "100"]);
-    t.run(&["publish", "--exchange", "amq.direct", "nobody", "u{i}", "--count", "7"]);
+    // Unroutable: counted, and the command says so and fails.
+    let out = t.shmq().args(["publish", "--exchange", "amq.direct", "nobody", "u{i}", "--count", "7"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("7 messages were unroutable"), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(t.ns.exchange_stats("amq.direct"), (107, 7));
     assert_eq!(t.ns.exchange_stats("amq.topic"), (0, 0));
     let listed: serde_json::Value = serde_json::from_str(&t.run(&["list-exchanges", "--json"])).unwrap();

@@ -182,6 +182,9 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
         body
     };
     let mut published = 0u64;
+    // Messages no queue took (unroutable), and refusals by full queues:
+    // said, and the command fails, never a silent loss.
+    let (mut unroutable, mut refused) = (0u64, 0u64);
     let started = Instant::now();
     let mut send = |body: Vec<u8>| -> CliResult {
         match &mut sink {
@@ -192,8 +195,10 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
                 } else {
                     p.publish(exchange, &args.queue, &props, &body)?
                 };
-                if !routed.is_complete() {
-                    eprintln!("shmq: {} matched queues were full", routed.full);
+                refused += routed.full as u64;
+                if routed.queues == 0 {
+                    unroutable += 1;
+                    return Ok(());
                 }
             }
         }
@@ -221,14 +226,29 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
     }
     let elapsed = started.elapsed();
     if cli.json {
-        println!("{}", json!({"queue": args.queue, "published": published, "seconds": elapsed.as_secs_f64()}));
+        println!(
+            "{}",
+            json!({"queue": args.queue, "published": published, "unroutable": unroutable, "refused": refused,
+                   "seconds": elapsed.as_secs_f64()})
+        );
     } else if !args.verbose {
         match &args.exchange {
             Some(exchange) => println!("published {published} messages to exchange '{exchange}' with routing key '{}'", args.queue),
             None => println!("published {published} messages to '{}'", args.queue),
         }
     }
-    Ok(())
+    let mut lost = Vec::new();
+    if unroutable > 0 {
+        lost.push(format!("{unroutable} messages were unroutable (no queue is bound for routing key '{}') and were dropped", args.queue));
+    }
+    if refused > 0 {
+        lost.push(format!("{refused} times a full queue (overflow reject-publish) refused a message"));
+    }
+    if lost.is_empty() {
+        Ok(())
+    } else {
+        Err(lost.join("; ").into())
+    }
 }
 
 enum Sink {

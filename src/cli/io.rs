@@ -119,7 +119,13 @@ pub struct ConsumeArgs {
 pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
     let ns = namespace(cli)?;
     let mut sink = match &args.exchange {
-        Some(exchange) => Sink::Exchange(Box::new(ns.publisher()), exchange.clone()),
+        Some(exchange) => {
+            // Named, with a did-you-mean, before anything is sent (exit 3).
+            if !exchange.is_empty() {
+                ns.declare_exchange_passive(exchange)?;
+            }
+            Sink::Exchange(Box::new(ns.publisher()), exchange.clone())
+        }
         None => Sink::Queue(ns.producer(&args.queue)?),
     };
     match &mut sink {

@@ -94,6 +94,9 @@ fn errors_name_the_thing_suggest_a_fix_and_set_exit_codes() {
     assert_eq!(out.status.code(), Some(4), "precondition failed");
     let out = t.shmq().args(["declare-queue", "a\nb"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "bad input");
+    let out = t.shmq().args(["publish", "--exchange", "amq.directt", "k", "x"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "missing exchange on publish");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(did you mean 'amq.direct'?)"));
     let out = t.shmq().args(["bind", "nope", "hello"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "missing exchange");
     assert!(String::from_utf8_lossy(&out.stderr).contains("no such exchange 'nope'"));

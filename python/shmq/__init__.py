@@ -443,9 +443,45 @@ class ChannelClosedByBroker(ChannelClosed):
     of a missing queue); ``reply_code`` and ``reply_text`` as in pika."""
 
     def __init__(self, reply_code: int, reply_text: str) -> None:
-        super().__init__(f"({reply_code}, {reply_text!r})")
+        # ``args`` as pika's: (reply_code, reply_text).
+        super().__init__(reply_code, reply_text)
         self.reply_code = reply_code
         self.reply_text = reply_text
+
+    def __str__(self) -> str:
+        return f"({self.reply_code}, {self.reply_text!r})"
+
+
+# The rest of pika.exceptions' names, in its hierarchy, so that code that
+# catches them (a reconnect loop's ``except ConnectionClosedByBroker``)
+# runs. shmq raises the ones that can happen here; a broker that closes a
+# connection or a lost socket cannot.
+class ConnectionClosed(AMQPConnectionError):
+    """As ``pika.exceptions.ConnectionClosed``."""
+
+
+class ConnectionClosedByBroker(ConnectionClosed):
+    """As ``pika.exceptions.ConnectionClosedByBroker``."""
+
+
+class ConnectionClosedByClient(ConnectionClosed):
+    """As ``pika.exceptions.ConnectionClosedByClient``."""
+
+
+class StreamLostError(AMQPConnectionError):
+    """As ``pika.exceptions.StreamLostError``."""
+
+
+class AMQPHeartbeatTimeout(AMQPConnectionError):
+    """As ``pika.exceptions.AMQPHeartbeatTimeout``."""
+
+
+class ChannelClosedByClient(ChannelClosed):
+    """As ``pika.exceptions.ChannelClosedByClient``."""
+
+
+class ConsumerCancelled(AMQPChannelError):
+    """As ``pika.exceptions.ConsumerCancelled``."""
 
 
 class NackError(AMQPChannelError):
@@ -646,7 +682,7 @@ def _open_only(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def checked(self: "BlockingChannel", *args: Any, **kwargs: Any) -> Any:
         if not self.is_open:
-            raise ChannelWrongStateError("Channel is closed.")
+            raise self._closed_error()
         return method(self, *args, **kwargs)
 
     return checked
@@ -676,11 +712,16 @@ class BlockingChannel:
         # queue -> (native consumer for basic_get, the queue has x-expires)
         self._get_consumers: Dict[str, Tuple[Any, bool]] = {}
         self._on_cancel: List[Callable[[Any], None]] = []
+        # The channel error an asynchronous call (an ack of an unknown tag)
+        # caused, for the next call to raise.
+        self._failed: Optional[ChannelClosedByBroker] = None
         # Returned (unroutable mandatory) messages, for the return callbacks.
         self._on_return: List[Callable[..., Any]] = []
         self._returned: List[Tuple[Return, Any, bytes]] = []
-        # Transactions: None, or what tx_commit will carry out.
+        # Transactions: None, or what tx_commit will carry out, and the
+        # deliveries acked in it (back to unacked on rollback).
         self._tx: Optional[List[Callable[[], None]]] = None
+        self._tx_held: List[Tuple[int, Tuple[Any, int]]] = []
         # The consume() generator: (consumer tag, its parameters, messages
         # dispatched to it and not yet yielded).
         self._generator: Optional[Tuple[str, Any, List[Tuple[Any, Any, Any]]]] = None
@@ -756,7 +797,14 @@ class BlockingChannel:
 
     @_open_only
     def exchange_delete(self, exchange: Optional[str] = None, if_unused: bool = False) -> None:
-        self._ns.delete_exchange(exchange or "", if_unused)
+        """As pika's; deleting an exchange that does not exist succeeds, as
+        in RabbitMQ."""
+        try:
+            self._ns.delete_exchange(exchange or "", if_unused)
+        except ExchangeNotFound:
+            pass
+        except ShmqError as e:
+            raise self._closed_with(_closed(e)) from e
 
     @_open_only
     def queue_bind(self, queue: str, exchange: str, routing_key: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> None:
@@ -782,6 +830,8 @@ class BlockingChannel:
         """Remove an exchange-to-exchange binding, as pika's."""
         try:
             self._ns.unbind_exchange(destination or "", source or "", routing_key, arguments)
+        except (QueueNotFound, ExchangeNotFound):
+            pass  # nothing bound, nothing to undo: RabbitMQ answers UnbindOk
         except ShmqError as e:
             raise self._closed_with(_closed(e)) from e
         return _Frame(type("UnbindOk", (), {"NAME": "Exchange.UnbindOk"})())
@@ -789,11 +839,20 @@ class BlockingChannel:
     @_open_only
     def queue_unbind(self, queue: str, exchange: Optional[str] = None, routing_key: Optional[str] = None,
                      arguments: Optional[Dict[str, Any]] = None) -> None:
-        self._ns.unbind_queue(queue, exchange or "", routing_key if routing_key is not None else queue, arguments)
+        try:
+            self._ns.unbind_queue(queue, exchange or "", routing_key if routing_key is not None else queue, arguments)
+        except (QueueNotFound, ExchangeNotFound):
+            pass  # nothing bound, nothing to undo: RabbitMQ answers UnbindOk
+        except ShmqError as e:
+            raise self._closed_with(_closed(e)) from e
 
     @_open_only
     def queue_purge(self, queue: str) -> _Frame:
-        return _Frame(type("PurgeOk", (), {"message_count": self._ns.purge_queue(queue)})())
+        try:
+            purged = self._ns.purge_queue(queue)
+        except ShmqError as e:
+            raise self._closed_with(_closed(e)) from e
+        return _Frame(type("PurgeOk", (), {"message_count": purged})())
 
     @_open_only
     def queue_delete(self, queue: str, if_unused: bool = False, if_empty: bool = False) -> _Frame:
@@ -838,7 +897,7 @@ class BlockingChannel:
     def tx_commit(self) -> _Frame:
         """Carry out what the transaction holds, in order."""
         work = self._transaction("tx_commit")
-        self._tx = []
+        self._tx, self._tx_held = [], []
         for step in work:
             step()
         return _Frame(type("CommitOk", (), {"NAME": "Tx.CommitOk"})())
@@ -846,22 +905,31 @@ class BlockingChannel:
     def tx_rollback(self) -> _Frame:
         """Drop what the transaction holds."""
         self._transaction("tx_rollback")
-        self._tx = []
+        # The acks are undone: those deliveries are unacked again.
+        self._tags_out.update(self._tx_held)
+        self._tx, self._tx_held = [], []
         return _Frame(type("RollbackOk", (), {"NAME": "Tx.RollbackOk"})())
 
     def _transaction(self, call: str) -> List[Callable[[], None]]:
         if not self.is_open:
-            raise ChannelWrongStateError("Channel is closed.")
+            raise self._closed_error()
         if self._tx is None:
             raise self._closed_with(406, "PRECONDITION_FAILED - channel is not transactional")
         return self._tx
+
+    def _closed_error(self) -> AMQPChannelError:
+        """What a call on a closed channel raises, as pika: the error that
+        closed it, once, if an asynchronous call (an ack) caused it; else
+        ``ChannelWrongStateError``."""
+        failed, self._failed = self._failed, None
+        return failed if failed is not None else ChannelWrongStateError("Channel is closed.")
 
     def _closed_with(self, error: Any, text: Optional[str] = None) -> "ChannelClosedByBroker":
         """A channel error (a ``ChannelClosedByBroker``, or its reply code
         and text), as RabbitMQ's: the channel closes (its unacked
         deliveries go back to their queues) and later calls on it raise
         ``ChannelWrongStateError``, as pika's."""
-        self.close()
+        self._teardown()
         return error if isinstance(error, ChannelClosedByBroker) else ChannelClosedByBroker(error, text or "")
 
     def basic_publish(self, exchange: str, routing_key: str, body: Any, properties: Optional[BasicProperties] = None,
@@ -878,7 +946,7 @@ class BlockingChannel:
         (then ``ConnectionBlockedTimeout``, and the connection closes). The
         GIL is released while it waits; Ctrl-C raises KeyboardInterrupt."""
         if not self.is_open:
-            raise ChannelWrongStateError("Channel is closed.")
+            raise self._closed_error()
         if self._tx is not None:
             # Held until tx_commit (the body is copied now, as sent).
             held = _body_bytes(body)
@@ -932,7 +1000,7 @@ class BlockingChannel:
     def basic_consume(self, queue: str, on_message_callback: Callable[..., None], auto_ack: bool = False,
                       exclusive: bool = False, consumer_tag: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> str:
         if not self.is_open:
-            raise ChannelWrongStateError("Channel is closed.")
+            raise self._closed_error()
         if consumer_tag is not None and consumer_tag in self._subs:
             raise DuplicateConsumerTag(consumer_tag)
         tag = consumer_tag or f"ctag1.{next(self._tags)}"
@@ -1011,6 +1079,8 @@ class BlockingChannel:
     def start_consuming(self) -> None:
         """Deliver to the callbacks until ``stop_consuming`` or no consumers
         are left. Ctrl-C raises KeyboardInterrupt promptly."""
+        if not self.is_open:
+            raise self._closed_error()
         self._consuming = True
         running = lambda: self._consuming  # noqa: E731
         connection = self.connection
@@ -1026,27 +1096,42 @@ class BlockingChannel:
             connection._dispatching = was_dispatching
 
     def consume(self, queue: str, auto_ack: bool = False, exclusive: bool = False,
-                arguments: Optional[Dict[str, Any]] = None,
-                inactivity_timeout: Optional[float] = None) -> Iterator[Tuple[Any, Any, Any]]:
+                arguments: Optional[Dict[str, Any]] = None, inactivity_timeout: Optional[float] = None,
+                consumer_tag: Optional[str] = None) -> Iterator[Tuple[Any, Any, Any]]:
         """As pika's generator: yields ``(method, properties, body)`` for
         each message of ``queue``; ``(None, None, None)`` each time
         ``inactivity_timeout`` seconds pass without one. One such consumer
-        per channel; ``cancel()`` ends it."""
-        params = (queue, auto_ack, exclusive, arguments)
+        per channel (a call with the same queue, ``auto_ack`` and
+        ``exclusive`` resumes it); ``cancel()`` ends it, and so does the
+        consumer's cancellation (its queue deleted, or ``basic_cancel``)."""
+        if inactivity_timeout is not None and inactivity_timeout < 0:
+            raise ValueError(f"inactivity_timeout must be non-negative, but got {inactivity_timeout!r}")
+        params = (queue, auto_ack, exclusive)
         if self._generator is None:
             pending: List[Tuple[Any, Any, Any]] = []
             tag = self.basic_consume(queue, lambda _ch, m, p, b: pending.append((m, p, b)), auto_ack, exclusive,
-                                     arguments=arguments)
+                                     consumer_tag=consumer_tag, arguments=arguments)
             self._generator = (tag, params, pending)
         elif self._generator[1] != params:
             raise ValueError("Consume with different params not supported on existing channel consumer generator")
         while self._generator is not None and self.is_open:
-            pending = self._generator[2]
+            tag, _params, pending = self._generator
             if pending:
                 yield pending.pop(0)
                 continue
-            self.connection.process_data_events(time_limit=inactivity_timeout)
-            if not pending and inactivity_timeout is not None and self._generator is not None:
+            if tag not in self._subs:
+                # Cancelled (its queue deleted, or basic_cancel): done.
+                self._generator = None
+                return
+            deadline = None if inactivity_timeout is None else time.monotonic() + inactivity_timeout
+            # Wait the whole timeout for a message of ours: timers, other
+            # consumers' deliveries and returns do not cut it short.
+            while not pending and tag in self._subs and self.is_open:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    break
+                self.connection.process_data_events(time_limit=left)
+            if not pending and tag in self._subs and inactivity_timeout is not None:
                 yield (None, None, None)
 
     def get_waiting_message_count(self) -> int:
@@ -1060,7 +1145,7 @@ class BlockingChannel:
         (its count was not meaningful)."""
         if self._generator is None:
             return 0
-        tag, (_queue, auto_ack, _exclusive, _arguments), pending = self._generator
+        tag, (_queue, auto_ack, _exclusive), pending = self._generator
         self._generator = None
         self.basic_cancel(tag)
         if not auto_ack:
@@ -1185,7 +1270,7 @@ class BlockingChannel:
         on its own), so that a message that expired into this queue from an
         unconsumed one (dead-lettering) arrives while a script polls."""
         if not self.is_open:
-            raise ChannelWrongStateError("Channel is closed.")
+            raise self._closed_error()
         entry = self._get_consumers.get(queue)
         if entry is None:
             try:
@@ -1216,22 +1301,29 @@ class BlockingChannel:
             return None, None, None
         return GetOk(tag, m.redelivered, m.exchange, m.routing_key), BasicProperties(**m.properties), m.body
 
-    def _settle(self, delivery_tag: int, multiple: bool, how: Callable[[Any, int], None], now: bool = False) -> None:
+    def _settle(self, delivery_tag: int, multiple: bool, how: Callable[[Any, int], None]) -> None:
         if not self.is_open:
-            raise ChannelWrongStateError("Channel is closed.")
-        if self._tx is not None and not now:
-            self._tx.append(lambda: self._settle(delivery_tag, multiple, how, now=True))
-            return
+            raise self._closed_error()
         tags = [t for t in self._tags_out if t <= delivery_tag] if multiple else [delivery_tag]
         if multiple and delivery_tag == 0:
             tags = list(self._tags_out)
-        for t in tags:
-            entry = self._tags_out.pop(t, None)
-            if entry is None:
-                # As RabbitMQ: the broker closes the channel (its unacked
-                # deliveries go back to their queues) with 406.
-                self.close()
-                raise self._closed_with(406, f"PRECONDITION_FAILED - unknown delivery tag {t}")
+        # Every tag checked (and taken) now, as RabbitMQ checks an ack when
+        # it arrives, inside a transaction too: an unknown one closes the
+        # channel with 406 (its unacked deliveries go back to their queues)
+        # before anything is settled.
+        if any(t not in self._tags_out for t in tags):
+            # As pika: an ack is sent, not answered; RabbitMQ's 406 closes
+            # the channel and the next call on it raises it.
+            unknown = next(t for t in tags if t not in self._tags_out)
+            self._failed = self._closed_with(406, f"PRECONDITION_FAILED - unknown delivery tag {unknown}")
+            return
+        entries = [(t, self._tags_out.pop(t)) for t in tags]
+        if self._tx is not None:
+            # Held: carried out by tx_commit, given back by tx_rollback.
+            self._tx_held.extend(entries)
+            self._tx.append(lambda: [how(entry[0], entry[1]) for _t, entry in entries])
+            return
+        for _t, entry in entries:
             how(entry[0], entry[1])
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
@@ -1248,8 +1340,20 @@ class BlockingChannel:
         """As pika's; dead-letters as ``basic_nack`` does."""
         self.basic_nack(delivery_tag, False, requeue)
 
-    def close(self) -> None:
-        """Unacked deliveries are requeued (the native consumers go)."""
+    def close(self, reply_code: int = 0, reply_text: str = "Normal shutdown") -> None:
+        """Close the channel, as pika's: unacked deliveries are requeued
+        (the native consumers go); closing a closed channel raises
+        ``ChannelWrongStateError``."""
+        if not self.is_open:
+            raise self._closed_error()
+        self._teardown()
+
+    def _teardown(self) -> None:
+        """Closes the channel, whatever its state (a channel error, the
+        connection closing)."""
+        # A transaction and a generator go with it; what they held goes back
+        # to its queues with the native consumers.
+        self._tx, self._tx_held, self._generator = None, [], None
         self._subs.clear()
         self._drop_reply_queue()
         self._get_consumers.clear()
@@ -1301,6 +1405,10 @@ class BlockingConnection:
         self._timers: List[List[Any]] = []
         self._timer_sequence = itertools.count()
         self._threadsafe: "queue.SimpleQueue[Callable[[], Any]]" = queue.SimpleQueue()
+        # Once threadsafe callbacks are used, waits are cut into 10 ms
+        # slices, so that one runs within 10 ms (a native wait cannot be
+        # woken from Python).
+        self._threadsafe_used = False
         self.is_open = True
 
     @property
@@ -1372,6 +1480,8 @@ class BlockingConnection:
         from now, from inside ``process_data_events``, ``sleep`` or
         ``start_consuming``, as pika's. Returns a handle for
         ``remove_timeout``."""
+        if delay < 0:
+            raise ValueError(f"call_later: delay must be non-negative, but got {delay!r}")
         if not callable(callback):
             raise TypeError(f"callback must be a callable, but got {callback!r}")
         timer = [time.monotonic() + max(delay, 0), next(self._timer_sequence), callback]
@@ -1392,6 +1502,7 @@ class BlockingConnection:
             raise TypeError(f"callback must be a callable, but got {callback!r}")
         if not self.is_open:
             raise ConnectionWrongStateError("BlockingConnection.add_callback_threadsafe() called on closed or closing connection.")
+        self._threadsafe_used = True
         self._threadsafe.put(callback)
 
     def _run_callbacks(self) -> int:
@@ -1418,7 +1529,10 @@ class BlockingConnection:
         return ran
 
     def _next_timer_in(self, default: float) -> float:
-        """Seconds until the next timer, at most `default`."""
+        """Seconds until the next timer, at most `default` (and 10 ms once
+        threadsafe callbacks are in use)."""
+        if self._threadsafe_used:
+            default = min(default, 0.01)
         if not self._timers:
             return default
         return max(0.0, min(default, min(t[0] for t in self._timers) - time.monotonic()))
@@ -1484,7 +1598,7 @@ class BlockingConnection:
 
     def close(self) -> None:
         for ch in self._channels:
-            ch.close()
+            ch._teardown()
         self._channels.clear()
         self._ns = None
         self.is_open = False

@@ -50,7 +50,7 @@ fn management_commands_show_what_processes_did() {
     assert!(t.run(&["list-exchanges"]).contains("amq.topic"));
     // reset refuses while a live process is attached.
     let out = t.shmq().args(["reset"]).output().unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(4), "in use: a failed precondition");
     assert!(String::from_utf8_lossy(&out.stderr).contains("live processes attached"));
     holder.kill().unwrap();
     holder.wait().unwrap();

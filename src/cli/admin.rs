@@ -535,13 +535,12 @@ fn reset(cli: &Cli, force: bool) -> CliResult {
     let ns = namespace(cli)?;
     let live: Vec<_> = ns.peers().into_iter().filter(|p| p.1).collect();
     if !live.is_empty() && !force {
-        return Err(format!(
+        return Err(Box::new(super::InUse(format!(
             "namespace '{}' has {} live processes attached (pids {:?}): stop them, or pass --force",
             ns.name(),
             live.len(),
             live.iter().filter_map(|p| p.2).collect::<Vec<_>>()
-        )
-        .into());
+        ))));
     }
     for name in ns.list_queues()? {
         let _ = ns.delete_queue(&name);

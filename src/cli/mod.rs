@@ -208,11 +208,25 @@ fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
             | shmq::Error::InvalidArgumentType { .. },
         ) => 2,
         _ if e.downcast_ref::<shmq::RecvError>().is_some() => 7,
+        _ if e.downcast_ref::<InUse>().is_some() => 4,
         _ => 1,
     }
 }
 
 pub type CliResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A command refused because what it would change is in use (exit code 4,
+/// as a failed precondition), saying what holds it and what to do.
+#[derive(Debug)]
+pub struct InUse(pub String);
+
+impl std::fmt::Display for InUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InUse {}
 
 /// Opens the namespace the command line names. Only commands that declare
 /// something (a queue, an exchange, a binding, imported definitions) may

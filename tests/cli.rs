@@ -94,6 +94,11 @@ fn errors_name_the_thing_suggest_a_fix_and_set_exit_codes() {
     assert_eq!(out.status.code(), Some(4), "precondition failed");
     let out = t.shmq().args(["declare-queue", "a\nb"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "bad input");
+    // An auto-delete queue goes with its last consumer.
+    t.run(&["declare-queue", "brief", "--auto-delete"]);
+    t.run(&["publish", "brief", "hi"]);
+    assert_eq!(finish(t.spawn(&["consume", "brief", "--count", "1"])), "hi\t0\n");
+    assert!(!t.run(&["list-queues"]).contains("brief"), "deleted with its last consumer");
     let out = t.shmq().args(["publish", "--exchange", "amq.directt", "k", "x"]).output().unwrap();
     assert_eq!(out.status.code(), Some(3), "missing exchange on publish");
     assert!(String::from_utf8_lossy(&out.stderr).contains("(did you mean 'amq.direct'?)"));

@@ -52,6 +52,9 @@ pub struct DeclareArgs {
     /// redeclare, as RabbitMQ does).
     #[arg(long)]
     pub durable: bool,
+    /// Delete the queue when its last consumer goes (after it had one).
+    #[arg(long)]
+    pub auto_delete: bool,
     /// One consumer at a time receives; the next registered takes over when
     /// it goes (x-single-active-consumer).
     #[arg(long)]
@@ -80,6 +83,7 @@ impl DeclareArgs {
             expires: self.expires_ms.map(Duration::from_millis),
             single_active_consumer: self.single_active_consumer,
             durable: self.durable,
+            auto_delete: self.auto_delete,
             max_priority: self.max_priority,
             ..Default::default()
         };

@@ -94,6 +94,16 @@ fn errors_name_the_thing_suggest_a_fix_and_set_exit_codes() {
     assert_eq!(out.status.code(), Some(4), "precondition failed");
     let out = t.shmq().args(["declare-queue", "a\nb"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "bad input");
+    // Columns as rabbitmqctl list_queues takes them.
+    let listed = t.run(&["list-queues", "name", "messages", "consumers"]);
+    assert!(
+        listed.lines().nth(1).is_some_and(|h| h.split_whitespace().collect::<Vec<_>>() == ["name", "messages", "consumers"]),
+        "{listed}"
+    );
+    assert!(listed.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["hello", "0", "0"]), "{listed}");
+    let out = t.shmq().args(["list-queues", "name", "colour"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown column 'colour': use any of name, messages"));
     // An auto-delete queue goes with its last consumer.
     t.run(&["declare-queue", "brief", "--auto-delete"]);
     t.run(&["publish", "brief", "hi"]);

@@ -307,7 +307,13 @@ pub fn run(cli: &Cli) -> CliResult {
             Ok(())
         }
         Command::Status => status(cli),
-        Command::ListQueues { rates } => list_queues(cli, *rates),
+        Command::ListQueues { rates, columns } if !columns.is_empty() => {
+            if *rates {
+                return Err("--rates shows the full table; leave out the columns, or --rates".into());
+            }
+            list_queue_columns(cli, columns)
+        }
+        Command::ListQueues { rates, .. } => list_queues(cli, *rates),
         Command::ListPeers => list_peers(cli),
         Command::DeclareQueue(args) => declare(cli, args),
         Command::DeleteQueue { name, if_unused, if_empty } => {
@@ -459,6 +465,80 @@ fn list_queues(cli: &Cli, with_rates: bool) -> CliResult {
     print!("{}", table(&headers, &rows));
     let (in_use, budget) = (ns.memory_in_use(), ns.memory_budget());
     println!("Memory: {in_use} of a {budget}-byte budget in queue rings ({})", percent(in_use, budget));
+    Ok(())
+}
+
+/// The columns `list-queues COLUMN...` knows: rabbitmqctl's names first.
+const QUEUE_COLUMNS: &[&str] = &[
+    "name",
+    "messages",
+    "messages_ready",
+    "messages_unacknowledged",
+    "consumers",
+    "durable",
+    "auto_delete",
+    "exclusive",
+    "arguments",
+    "type",
+    "message_bytes",
+    "published",
+    "delivered",
+    "acked",
+    "redelivered",
+    "dropped",
+    "expired",
+    "dead_lettered",
+];
+
+/// One column of a queue, as JSON (for `--json`) and as shown.
+fn queue_column(s: &shmq::QueueStats, column: &str) -> serde_json::Value {
+    let o = &s.options;
+    match column {
+        "name" => json!(s.name),
+        "messages" => json!(s.ready + s.unacked),
+        "messages_ready" => json!(s.ready),
+        "messages_unacknowledged" => json!(s.unacked),
+        "consumers" => json!(s.consumers),
+        "durable" => json!(o.durable),
+        "auto_delete" => json!(o.auto_delete),
+        "exclusive" => json!(o.exclusive),
+        "arguments" => {
+            json!(o.arguments().iter().map(|(k, v)| (k.clone(), super::definitions::arg_json(v))).collect::<serde_json::Map<_, _>>())
+        }
+        "type" => json!(o.queue_type.to_string()),
+        "message_bytes" => json!(s.bytes_used),
+        "published" => json!(s.published),
+        "delivered" => json!(s.delivered),
+        "acked" => json!(s.acked),
+        "redelivered" => json!(s.redelivered),
+        "dropped" => json!(s.dropped),
+        "expired" => json!(s.expired),
+        "dead_lettered" => json!(s.dead_lettered),
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// `list-queues COLUMN...`: only those columns, as rabbitmqctl prints them.
+fn list_queue_columns(cli: &Cli, columns: &[String]) -> CliResult {
+    if let Some(unknown) = columns.iter().find(|c| !QUEUE_COLUMNS.contains(&c.as_str())) {
+        return Err(Box::new(super::BadInput(format!("unknown column '{unknown}': use any of {}", QUEUE_COLUMNS.join(", ")))));
+    }
+    let ns = namespace(cli)?;
+    let stats = all_stats(&ns)?;
+    if cli.json {
+        let v: Vec<_> =
+            stats.iter().map(|s| serde_json::Value::Object(columns.iter().map(|c| (c.clone(), queue_column(s, c))).collect())).collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(());
+    }
+    println!("Listing queues for namespace '{}' ...", ns.name());
+    let shown = |v: serde_json::Value| match v {
+        serde_json::Value::String(text) => text,
+        other => other.to_string(),
+    };
+    let rows: Vec<Vec<String>> = stats.iter().map(|s| columns.iter().map(|c| shown(queue_column(s, c))).collect()).collect();
+    let headers: Vec<&str> = columns.iter().map(String::as_str).collect();
+    print!("{}", table(&headers, &rows));
     Ok(())
 }
 

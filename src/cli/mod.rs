@@ -43,11 +43,19 @@ pub enum Command {
     Compare(bench::BenchArgs),
     /// Namespace overview: queues, peers, memory.
     Status,
-    /// List queues with depth, consumers, counters and (with --rates) rates.
+    /// List queues with depth, consumers, counters and (with --rates) rates;
+    /// or, as `rabbitmqctl list_queues name messages consumers`, just the
+    /// columns named.
     ListQueues {
         /// Sample the counters for one second and show per-second rates.
         #[arg(long)]
         rates: bool,
+        /// Columns to show, in order (rabbitmqctl's names: name, messages,
+        /// messages_ready, messages_unacknowledged, consumers, durable,
+        /// auto_delete, exclusive, arguments, type, message_bytes; and
+        /// shmq's counters: published, delivered, acked, redelivered,
+        /// dropped, expired, dead_lettered).
+        columns: Vec<String>,
     },
     /// List processes attached to the namespace.
     ListPeers,
@@ -209,6 +217,7 @@ fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
         ) => 2,
         _ if e.downcast_ref::<shmq::RecvError>().is_some() => 7,
         _ if e.downcast_ref::<InUse>().is_some() => 4,
+        _ if e.downcast_ref::<BadInput>().is_some() => 2,
         _ => 1,
     }
 }
@@ -227,6 +236,19 @@ impl std::fmt::Display for InUse {
 }
 
 impl std::error::Error for InUse {}
+
+/// A command line asking for something that does not exist (exit code 2,
+/// bad input), saying what would do.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
 
 /// Opens the namespace the command line names. Only commands that declare
 /// something (a queue, an exchange, a binding, imported definitions) may

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 import traceback
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
 
@@ -70,3 +70,24 @@ def masked(seen: Dict[str, Any], text: str) -> Dict[str, Any]:
     """`seen` with `text` (a per-run suffix) shown as `*` in the reply texts
     of its outcomes, so that two runs compare equal."""
     return {k: v if not isinstance(v, tuple) else (v[0], v[1].replace(text, "*")) for k, v in seen.items()}
+
+
+def error_kind(action: Callable[[], Any]) -> str:
+    """"ok", or the class name of what `action` raised (pika's and shmq's
+    exception classes share their names)."""
+    try:
+        action()
+        return "ok"
+    except Exception as e:  # noqa: BLE001 - the exception's class is what is compared
+        return type(e).__name__
+
+
+def drain(channel: Any, queue: str) -> List[Tuple[str, bool]]:
+    """Every message left in `queue`, taken with basic_get (auto ack), as
+    (body, redelivered)."""
+    taken = []
+    while True:
+        method, _props, body = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            return taken
+        taken.append((body.decode(), method.redelivered))

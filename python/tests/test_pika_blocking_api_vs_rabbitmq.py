@@ -18,7 +18,7 @@ import pika.exchange_type
 import pika.spec
 
 import shmq
-from differential import both, outcome
+from differential import both, drain, outcome
 
 
 def blocking_api(connection: Any) -> Dict[str, Any]:
@@ -39,13 +39,8 @@ def blocking_api(connection: Any) -> Dict[str, Any]:
     ch.basic_publish(src, "z.b", b"not-through")
     ch.exchange_unbind(dst, src, "a.*")
     ch.basic_publish(src, "a.c", b"after-unbind")
-    got = []
-    while True:
-        method, props, body = ch.basic_get(q, auto_ack=True)
-        if method is None:
-            break
-        got.append((body.decode(), props.delivery_mode))
-    seen["exchange bindings"] = got
+    method, props, body = ch.basic_get(q, auto_ack=True)
+    seen["exchange bindings"] = [(body.decode(), props.delivery_mode)] + [(b, None) for b, _again in drain(ch, q)]
 
     # Consumer tags.
     tags = connection.channel()
@@ -73,13 +68,7 @@ def blocking_api(connection: Any) -> Dict[str, Any]:
     seen["taken by the generator"] = taken
     seen["waiting in the generator"] = gen_ch.get_waiting_message_count()
     seen["requeued by cancel"] = gen_ch.cancel()
-    back = []
-    while True:
-        method, _props, body = ch.basic_get(q, auto_ack=True)
-        if method is None:
-            break
-        back.append((body.decode(), method.redelivered))
-    seen["back in the queue"] = back
+    seen["back in the queue"] = drain(ch, q)
     idle = connection.channel()
     seen["an idle generator yields"] = [next(idle.consume(q, inactivity_timeout=0.2))]
     idle.cancel()

@@ -15,15 +15,8 @@ from typing import Any, Dict, List
 import pika
 
 import shmq
-from differential import both
+from differential import both, error_kind
 
-
-def _kind(action: Any) -> str:
-    try:
-        action()
-        return "ok"
-    except Exception as e:  # noqa: BLE001 - the exception's class is what is compared
-        return type(e).__name__
 
 
 def returns(connection: Any) -> Dict[str, Any]:
@@ -38,9 +31,9 @@ def returns(connection: Any) -> Dict[str, Any]:
     ch.add_on_return_callback(lambda _ch, method, props, body: returned.append(
         (method.reply_code, method.reply_text, method.exchange, method.routing_key, props.correlation_id, body)))
     seen: Dict[str, Any] = {
-        "unroutable, no confirms": _kind(lambda: ch.basic_publish(x, "unknown", b"lost", api.BasicProperties(correlation_id="c1"),
+        "unroutable, no confirms": error_kind(lambda: ch.basic_publish(x, "unknown", b"lost", api.BasicProperties(correlation_id="c1"),
                                                                  mandatory=True)),
-        "routable, no confirms": _kind(lambda: ch.basic_publish(x, "known", b"kept", mandatory=True)),
+        "routable, no confirms": error_kind(lambda: ch.basic_publish(x, "known", b"kept", mandatory=True)),
     }
     for _ in range(10):
         connection.process_data_events(time_limit=0.05)
@@ -52,7 +45,7 @@ def returns(connection: Any) -> Dict[str, Any]:
     confirming.confirm_delivery()
     confirmed: List[Any] = []
     confirming.add_on_return_callback(lambda *a: confirmed.append(a[1].reply_code))
-    seen["unroutable, confirms"] = _kind(lambda: confirming.basic_publish(x, "unknown", b"x", mandatory=True))
+    seen["unroutable, confirms"] = error_kind(lambda: confirming.basic_publish(x, "unknown", b"x", mandatory=True))
     connection.process_data_events(time_limit=0.1)
     seen["returned under confirms"] = confirmed
     cleanup = connection.channel()

@@ -10,16 +10,8 @@ import time
 import uuid
 from typing import Any, Dict
 
-from differential import both, outcome
+from differential import both, drain, outcome
 
-
-def _drain(ch: Any, q: str) -> list:
-    bodies = []
-    while True:
-        method, _props, body = ch.basic_get(q, auto_ack=True)
-        if method is None:
-            return bodies
-        bodies.append(body.decode())
 
 
 def failed_commit(connection: Any) -> Dict[str, Any]:
@@ -33,7 +25,7 @@ def failed_commit(connection: Any) -> Dict[str, Any]:
     tx.basic_ack(999)
     seen["commit"] = outcome(tx.tx_commit)[0]
     time.sleep(0.2)
-    seen["queue after unknown tag"] = _drain(ch, q)
+    seen["queue after unknown tag"] = [body for body, _again in drain(ch, q)]
 
     ch.basic_publish("", q, b"M")
     tx = connection.channel()
@@ -44,7 +36,7 @@ def failed_commit(connection: Any) -> Dict[str, Any]:
     tx.basic_ack(method.delivery_tag)
     seen["commit of a double ack"] = outcome(tx.tx_commit)[0]
     time.sleep(0.2)
-    seen["queue after double ack"] = _drain(ch, q)
+    seen["queue after double ack"] = [body for body, _again in drain(ch, q)]
     return seen
 
 

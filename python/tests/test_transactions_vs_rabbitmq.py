@@ -10,15 +10,8 @@ from __future__ import annotations
 import uuid
 from typing import Any, Dict
 
-from differential import both, masked, outcome
+from differential import both, drain, error_kind, masked, outcome
 
-
-def _kind(action: Any) -> str:
-    try:
-        action()
-        return "ok"
-    except Exception as e:  # noqa: BLE001 - the exception's class is what is compared
-        return type(e).__name__
 
 
 def transactions(connection: Any) -> Dict[str, Any]:
@@ -44,13 +37,7 @@ def transactions(connection: Any) -> Dict[str, Any]:
     tx.basic_ack(second.delivery_tag)
     tx.tx_commit()
     tx.close()
-    back = []
-    while True:
-        method, _props, body = ch.basic_get(q, auto_ack=True)
-        if method is None:
-            break
-        back.append((body.decode(), method.redelivered))
-    seen["after the transactional channel closed"] = back
+    seen["after the transactional channel closed"] = drain(ch, q)
     seen["commit without select"] = outcome(lambda: connection.channel().tx_commit())
     confirming = connection.channel()
     confirming.confirm_delivery()
@@ -60,8 +47,8 @@ def transactions(connection: Any) -> Dict[str, Any]:
     seen["confirm after tx"] = outcome(lambda: transactional.confirm_delivery())
     bad = connection.channel()
     seen["a channel error"] = outcome(lambda: bad.queue_declare(f"nope-{s}", passive=True))
-    seen["the channel after it"] = (bad.is_closed, _kind(lambda: bad.basic_publish("", q, b"x")),
-                                    _kind(lambda: bad.queue_declare(q, passive=True)))
+    seen["the channel after it"] = (bad.is_closed, error_kind(lambda: bad.basic_publish("", q, b"x")),
+                                    error_kind(lambda: bad.queue_declare(q, passive=True)))
     connection.channel().queue_delete(q)
     return masked(seen, s)
 

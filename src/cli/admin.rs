@@ -521,7 +521,8 @@ fn queue_column(s: &shmq::QueueStats, column: &str) -> serde_json::Value {
 /// `list-queues COLUMN...`: only those columns, as rabbitmqctl prints them.
 fn list_queue_columns(cli: &Cli, columns: &[String]) -> CliResult {
     if let Some(unknown) = columns.iter().find(|c| !QUEUE_COLUMNS.contains(&c.as_str())) {
-        return Err(Box::new(super::BadInput(format!("unknown column '{unknown}': use any of {}", QUEUE_COLUMNS.join(", ")))));
+        let message = format!("unknown column '{unknown}': use any of {}", QUEUE_COLUMNS.join(", "));
+        return Err(Box::new(super::Refused { code: 2, message }));
     }
     let ns = namespace(cli)?;
     let stats = all_stats(&ns)?;
@@ -619,12 +620,13 @@ fn reset(cli: &Cli, force: bool) -> CliResult {
     let ns = namespace(cli)?;
     let live: Vec<_> = ns.peers().into_iter().filter(|p| p.1).collect();
     if !live.is_empty() && !force {
-        return Err(Box::new(super::InUse(format!(
+        let message = format!(
             "namespace '{}' has {} live processes attached (pids {:?}): stop them, or pass --force",
             ns.name(),
             live.len(),
             live.iter().filter_map(|p| p.2).collect::<Vec<_>>()
-        ))));
+        );
+        return Err(Box::new(super::Refused { code: 4, message }));
     }
     for name in ns.list_queues()? {
         let _ = ns.delete_queue(&name);

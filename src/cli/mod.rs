@@ -216,39 +216,28 @@ fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
             | shmq::Error::InvalidArgumentType { .. },
         ) => 2,
         _ if e.downcast_ref::<shmq::RecvError>().is_some() => 7,
-        _ if e.downcast_ref::<InUse>().is_some() => 4,
-        _ if e.downcast_ref::<BadInput>().is_some() => 2,
+        _ if e.downcast_ref::<Refused>().is_some() => e.downcast_ref::<Refused>().map_or(1, |r| r.code),
         _ => 1,
     }
 }
 
 pub type CliResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A command refused because what it would change is in use (exit code 4,
-/// as a failed precondition), saying what holds it and what to do.
+/// A command refused with the exit code it says (4: in use, as a failed
+/// precondition; 2: bad input), and what to do.
 #[derive(Debug)]
-pub struct InUse(pub String);
+pub struct Refused {
+    pub code: i32,
+    pub message: String,
+}
 
-impl std::fmt::Display for InUse {
+impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for InUse {}
-
-/// A command line asking for something that does not exist (exit code 2,
-/// bad input), saying what would do.
-#[derive(Debug)]
-pub struct BadInput(pub String);
-
-impl std::fmt::Display for BadInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for BadInput {}
+impl std::error::Error for Refused {}
 
 /// Opens the namespace the command line names. Only commands that declare
 /// something (a queue, an exchange, a binding, imported definitions) may

@@ -505,3 +505,14 @@ fn a_reply_queue_routes_replies_and_goes_with_its_handle() {
     assert_eq!(server.publish("", &reply_to, &shmq::Properties::new(), b"late").unwrap().queues, 0, "dropped");
     assert!(t.ns.list_queues().unwrap().iter().all(|q| !q.starts_with(shmq::DIRECT_REPLY_TO)));
 }
+
+/// A `basic.get` handle takes no consumer-only option: refused, not ignored.
+#[test]
+fn a_get_handle_refuses_consumer_options() {
+    let t = TempNs::new("get-options");
+    t.ns.declare_queue("q", &QueueOptions::default()).unwrap();
+    for options in [ConsumerOptions::default().for_get().exclusive(), ConsumerOptions::default().for_get().priority(3)] {
+        assert!(matches!(t.ns.consumer("q", options), Err(Error::InvalidOptions(_))), "{options:?}");
+    }
+    assert_eq!(t.ns.queue_stats("q").unwrap().consumers, 0, "nothing was left attached");
+}

@@ -48,9 +48,8 @@ fn model(writes: u32) {
         let younger = younger.join().unwrap();
         leaver.join().unwrap();
         assert!(!younger, "the younger standby was made active while the older one waited");
-        // `older` may be false: it looked before `a` left. Once it has
-        // left, the older one is active, for good.
-        let _ = older;
+        // `older` may be false: it looked before `a` left; never both.
+        assert!(!(older && younger));
         assert!(ring.is_active_consumer(b), "nobody took over from the consumer that left");
         assert!(!ring.is_active_consumer(c));
         assert_eq!(ring.elect_active(None), Some(b));

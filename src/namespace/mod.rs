@@ -334,11 +334,20 @@ impl Namespace {
     /// A consumer on queue `name`.
     ///
     /// # Errors
-    /// As [`producer`](Namespace::producer).
+    /// As [`producer`](Namespace::producer); `ExclusiveConsumer` if another
+    /// consumer holds it exclusively (or this one asks for that and cannot
+    /// have it); `InvalidOptions` for a `basic.get` handle with `exclusive`
+    /// or a priority.
     ///
     /// # Examples
     /// See [`Consumer`].
     pub fn consumer(&self, name: &str, options: ConsumerOptions) -> Result<Consumer, Error> {
+        // Refused, not ignored: a `basic.get` handle is no consumer.
+        if options.get_only && (options.exclusive || options.priority != 0) {
+            return Err(Error::InvalidOptions(
+                "a basic.get handle (for_get) takes no exclusive or priority: those are for consumers".into(),
+            ));
+        }
         let (owner, auto_delete) = self.shared.router()?.queue_meta(name).unwrap_or((0, false));
         if owner != 0 && owner != self.shared.peer()?.token {
             return Err(Error::ExclusiveQueue { queue: name.to_owned() });
@@ -361,7 +370,7 @@ impl Namespace {
         if refused() && (agent.queue.recover(agent.peer.token).agents_freed == 0 || refused()) {
             return Err(Error::ExclusiveConsumer { queue: name.to_owned() });
         }
-        if options.priority != 0 && !options.get_only {
+        if options.priority != 0 {
             agent.queue.ring.set_consumer_priority(agent.owner, options.priority);
         }
         housekeeping::touch(agent.queue.segment());

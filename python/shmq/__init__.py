@@ -1036,6 +1036,8 @@ class BlockingChannel:
         """Direct reply-to: consuming the pseudo-queue gives this channel a
         reply queue of its own (exclusive, auto-delete), which requests
         published here with ``reply_to="amq.rabbitmq.reply-to"`` name."""
+        # `exclusive` and consumer arguments mean nothing here; RabbitMQ 3.10
+        # accepts and ignores them for the reply consumer too (checked).
         if not auto_ack:
             raise self._closed_with(406, "PRECONDITION_FAILED - reply consumer cannot acknowledge")
         if self._reply is not None:

@@ -1158,6 +1158,9 @@ impl Consumer {
     #[inline(never)]
     fn maintain(&self) {
         self.learn_ranked();
+        if let Some(levels) = &self.levels {
+            levels.look_again();
+        }
         let seq = self.seq_of(self.current.get());
         for older in self.chain.head()..seq {
             if let Ok(Some(queue)) = self.chain.segment(older) {

@@ -157,6 +157,13 @@ impl Levels {
         self.by_level.get(usize::from(level).checked_sub(1)?)?.get().map(|c| &**c)
     }
 
+    /// Makes the next `refresh` look again at every level: one that could
+    /// not be attached (no free agent row, a file error) is retried, once a
+    /// sweep.
+    pub(crate) fn look_again(&self) {
+        self.seen.set([0; 4]);
+    }
+
     /// Attaches to the levels created since the last look, with
     /// `attach(level)`. Cheap when nothing changed: four loads.
     pub(crate) fn refresh(&self, queue: &QueueHandle, attach: impl Fn(u8) -> Option<Consumer>) {

@@ -434,7 +434,26 @@ class DuplicateConsumerTag(AMQPChannelError):
         return f"DuplicateConsumerTag: {self.args[0]!r}"
 
 
-class ChannelClosed(AMQPChannelError):
+class _ClosedWithReply:
+    """``reply_code`` and ``reply_text`` of a closed channel or connection,
+    kept in ``args`` as pika keeps them."""
+
+    def __init__(self, reply_code: int, reply_text: str) -> None:
+        super().__init__(int(reply_code), str(reply_text))  # type: ignore[call-arg]
+
+    @property
+    def reply_code(self) -> int:
+        return self.args[0]  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def reply_text(self) -> str:
+        return self.args[1]  # type: ignore[attr-defined,no-any-return]
+
+    def __str__(self) -> str:
+        return f"({self.reply_code}, {self.reply_text!r})"
+
+
+class ChannelClosed(_ClosedWithReply, AMQPChannelError):
     """The channel was closed, as ``pika.exceptions.ChannelClosed``."""
 
 
@@ -442,26 +461,17 @@ class ChannelClosedByBroker(ChannelClosed):
     """Raised where pika raises ChannelClosedByBroker (e.g. a passive declare
     of a missing queue); ``reply_code`` and ``reply_text`` as in pika."""
 
-    def __init__(self, reply_code: int, reply_text: str) -> None:
-        # ``args`` as pika's: (reply_code, reply_text).
-        super().__init__(reply_code, reply_text)
-        self.reply_code = reply_code
-        self.reply_text = reply_text
-
-    def __str__(self) -> str:
-        return f"({self.reply_code}, {self.reply_text!r})"
-
 
 # The rest of pika.exceptions' names, in its hierarchy, so that code that
 # catches them (a reconnect loop's ``except ConnectionClosedByBroker``)
-# runs. shmq raises the ones that can happen here; a broker that closes a
-# connection or a lost socket cannot.
-class ConnectionClosed(AMQPConnectionError):
-    """As ``pika.exceptions.ConnectionClosed``."""
+# runs. shmq raises the ones that can happen here; a lost socket cannot.
+class ConnectionClosed(_ClosedWithReply, AMQPConnectionError):
+    """As ``pika.exceptions.ConnectionClosed``: ``reply_code``, ``reply_text``."""
 
 
 class ConnectionClosedByBroker(ConnectionClosed):
-    """As ``pika.exceptions.ConnectionClosedByBroker``."""
+    """As ``pika.exceptions.ConnectionClosedByBroker``: what RabbitMQ closes
+    the connection with (540 for ``basic_recover(requeue=False)``)."""
 
 
 class ConnectionClosedByClient(ConnectionClosed):
@@ -1157,10 +1167,13 @@ class BlockingChannel:
 
     @_open_only
     def basic_recover(self, requeue: bool = True) -> None:
-        """Redeliver every message this channel holds unacked, as pika's
-        (RabbitMQ implements only ``requeue=True``)."""
+        """Redeliver every message this channel holds unacked, as pika's.
+        RabbitMQ implements only ``requeue=True``; ``requeue=False`` closes
+        the connection with 540 ``NOT_IMPLEMENTED`` there and here."""
         if not requeue:
-            raise NotImplementedError("basic_recover(requeue=False): RabbitMQ answers 540 NOT_IMPLEMENTED, shmq too")
+            # A connection error in RabbitMQ: every channel goes.
+            self.connection.close()
+            raise ConnectionClosedByBroker(540, "NOT_IMPLEMENTED - requeue=false")
         if self._tags_out:
             self.basic_nack(0, multiple=True, requeue=True)
 
@@ -1382,6 +1395,20 @@ def _wait_callback(connection: "weakref.ReferenceType[BlockingConnection]") -> C
     return on_wait
 
 
+class _Timer:
+    """A ``call_later`` handle: the opaque id ``remove_timeout`` takes."""
+
+    __slots__ = ("due", "sequence", "callback", "_pending")
+
+    def __init__(self, due: float, sequence: int, callback: Callable[[], Any], pending: List["_Timer"]) -> None:
+        self.due, self.sequence, self.callback, self._pending = due, sequence, callback, pending
+
+    def cancel(self) -> None:
+        """Take the timer out of its connection's pending list, if still there."""
+        if self in self._pending:
+            self._pending.remove(self)
+
+
 class BlockingConnection:
     """As ``pika.BlockingConnection``, over a namespace.
 
@@ -1404,7 +1431,7 @@ class BlockingConnection:
         self._housekept_at = 0.0
         # call_later: [due (monotonic), sequence, callback]; threadsafe
         # callbacks from other threads.
-        self._timers: List[List[Any]] = []
+        self._timers: List[_Timer] = []
         self._timer_sequence = itertools.count()
         self._threadsafe: "queue.SimpleQueue[Callable[[], Any]]" = queue.SimpleQueue()
         # Once threadsafe callbacks are used, waits are cut into 10 ms
@@ -1486,13 +1513,15 @@ class BlockingConnection:
             raise ValueError(f"call_later: delay must be non-negative, but got {delay!r}")
         if not callable(callback):
             raise TypeError(f"callback must be a callable, but got {callback!r}")
-        timer = [time.monotonic() + max(delay, 0), next(self._timer_sequence), callback]
+        timer = _Timer(time.monotonic() + max(delay, 0), next(self._timer_sequence), callback, self._timers)
         self._timers.append(timer)
         return timer
 
     def remove_timeout(self, timeout_id: Any) -> None:
-        """Cancel a ``call_later`` that has not run."""
-        self._timers = [t for t in self._timers if t is not timeout_id]
+        """Cancel a ``call_later`` that has not run (one that ran, or was
+        cancelled, is no error). Anything but a ``call_later`` handle raises
+        ``AttributeError``, as pika's."""
+        timeout_id.cancel()
 
     def add_callback_threadsafe(self, callback: Callable[[], Any]) -> None:
         """Run ``callback()`` on this connection's thread, from any thread,
@@ -1522,11 +1551,11 @@ class BlockingConnection:
         if not self._timers:
             return ran
         now = time.monotonic()
-        due = sorted((t for t in self._timers if t[0] <= now), key=lambda t: (t[0], t[1]))
+        due = sorted((t for t in self._timers if t.due <= now), key=lambda t: (t.due, t.sequence))
         for timer in due:
             if timer in self._timers:
                 self._timers.remove(timer)
-                timer[2]()
+                timer.callback()
                 ran += 1
         return ran
 
@@ -1537,7 +1566,7 @@ class BlockingConnection:
             default = min(default, 0.01)
         if not self._timers:
             return default
-        return max(0.0, min(default, min(t[0] for t in self._timers) - time.monotonic()))
+        return max(0.0, min(default, min(t.due for t in self._timers) - time.monotonic()))
 
     def channel(self, channel_number: Optional[int] = None) -> BlockingChannel:
         """A new channel (raises ``ConnectionWrongStateError`` once closed)."""
@@ -1598,7 +1627,12 @@ class BlockingConnection:
             if time_limit <= 0:
                 break
 
-    def close(self) -> None:
+    def close(self, reply_code: int = 200, reply_text: str = "Normal shutdown") -> None:
+        """Close every channel (their unacked deliveries are requeued) and
+        the connection; closing a closed connection raises
+        ``ConnectionWrongStateError``, as pika's."""
+        if not self.is_open:
+            raise ConnectionWrongStateError(f"BlockingConnection.close({reply_code}, {reply_text!r}) called on closed connection.")
         for ch in self._channels:
             ch._teardown()
         self._channels.clear()
@@ -1609,7 +1643,8 @@ class BlockingConnection:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.close()
+        if self.is_open:
+            self.close()
 
 
 from . import exceptions, exchange_type, spec  # noqa: E402 - pika's modules, on the names defined above

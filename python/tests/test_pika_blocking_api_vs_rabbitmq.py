@@ -18,7 +18,7 @@ import pika.exchange_type
 import pika.spec
 
 import shmq
-from differential import both, drain, outcome
+from differential import both, drain, error_kind, outcome
 
 
 def blocking_api(connection: Any) -> Dict[str, Any]:
@@ -86,6 +86,8 @@ def blocking_api(connection: Any) -> Dict[str, Any]:
     connection.call_later(0.05, lambda: events.append("timer"))
     cancelled = connection.call_later(0.05, lambda: events.append("removed timer"))
     connection.remove_timeout(cancelled)
+    seen["remove_timeout of a removed handle"] = error_kind(lambda: connection.remove_timeout(cancelled))
+    seen["remove_timeout of a non-handle"] = error_kind(lambda: connection.remove_timeout(object()))
     worker = threading.Thread(target=lambda: connection.add_callback_threadsafe(lambda: events.append("from a thread")))
     worker.start()
     worker.join()
@@ -95,6 +97,7 @@ def blocking_api(connection: Any) -> Dict[str, Any]:
             break
     connection.process_data_events(time_limit=0.1)
     seen["callbacks"] = sorted(events)
+    seen["remove_timeout of a handle that ran"] = error_kind(lambda: connection.remove_timeout(cancelled))
     seen["credentials"] = outcome(lambda: api.PlainCredentials("guest", "guest"))
 
     cleanup = connection.channel()
@@ -112,3 +115,40 @@ def test_blocking_api_as_pika_with_rabbitmq(rabbitmq, namespace):
     assert expected["requeued by cancel"] == 0 and expected["taken by the generator"] == ["m0", "m1"]
     assert expected["waiting in the generator"] == 3 and [b for b, again in expected["back in the queue"] if again] == ["m2", "m3", "m4"]
     assert expected["an idle generator yields"] == [(None, None, None)]
+
+
+def recover_without_requeue(connection: Any, q: str) -> Dict[str, Any]:
+    """RabbitMQ implements basic.recover only with requeue: without, it
+    closes the connection (540), and what the connection held comes back."""
+    api = shmq if isinstance(connection, shmq.BlockingConnection) else pika
+    ch = connection.channel()
+    ch.queue_declare(q)
+    ch.basic_publish("", q, b"held")
+    ch.basic_get(q)
+    seen: Dict[str, Any] = {}
+    try:
+        ch.basic_recover(requeue=False)
+        seen["recover(requeue=False)"] = "ok"
+    except api.exceptions.ConnectionClosedByBroker as e:
+        seen["recover(requeue=False)"] = (type(e).__name__, e.reply_code, e.reply_text, e.args)
+    seen["open after"] = (connection.is_open, ch.is_open)
+    seen["a new channel"] = error_kind(connection.channel)
+    seen["close again"] = error_kind(connection.close)
+    return seen
+
+
+def left_in(connection: Any, q: str) -> Any:
+    ch = connection.channel()
+    left = drain(ch, q)
+    ch.queue_delete(q)
+    return left
+
+
+def test_recover_without_requeue_closes_the_connection_as_rabbitmq(rabbitmq, namespace):
+    q = f"recover-{uuid.uuid4().hex[:8]}"
+    expected, got = both(rabbitmq, namespace, recover_without_requeue, q=q)
+    assert got == expected
+    assert both(rabbitmq, namespace, left_in, q=q) == ([("held", True)], [("held", True)])
+    assert expected["recover(requeue=False)"] == ("ConnectionClosedByBroker", 540, "NOT_IMPLEMENTED - requeue=false",
+                                                  (540, "NOT_IMPLEMENTED - requeue=false"))
+    assert expected["open after"] == (False, False) and expected["a new channel"] == "ConnectionWrongStateError"

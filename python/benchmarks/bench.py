@@ -2,11 +2,14 @@
 """Python publisher and consumer in separate processes, 64-byte messages:
 shmq's pika-style API against pika + RabbitMQ in the same run.
 
-    python3 python/benchmarks/bench.py [--messages N] [--round-trips N] [--no-rabbitmq]
+    python3 python/benchmarks/bench.py [--messages N] [--round-trips N] [--trials N] [--no-rabbitmq]
 
-RabbitMQ is measured when a server answers on localhost:5672, or when
-Debian's rabbitmq-server is installed (this script starts it). Prints a
-table and, with --json, one JSON object.
+Throughput is measured plain and in confirm mode (``confirm_delivery()``:
+every ``basic_publish`` returns only once the message is enqueued, or raises),
+the two interleaved over --trials runs; the confirm-mode cost is the median
+of the paired ratios. RabbitMQ is measured when a server answers on
+localhost:5672, or when Debian's rabbitmq-server is installed (this script
+starts it). Prints a table and, with --json, one JSON object.
 """
 
 import argparse
@@ -47,11 +50,13 @@ def shmq_consumer(ns_path, queue, n, ready):
     consume_n(shmq.BlockingConnection(shmq.ConnectionParameters(namespace=ns_path)).channel(), queue, n, ready)
 
 
-def shmq_throughput(ns_path, n):
+def shmq_throughput(ns_path, n, confirm=False):
     import shmq
     queue = "tp"
     ch = shmq.BlockingConnection(shmq.ConnectionParameters(namespace=ns_path)).channel()
     ch.queue_declare(queue=queue)
+    if confirm:
+        ch.confirm_delivery()
     ready = mp.Event()
     proc = mp.Process(target=shmq_consumer, args=(ns_path, queue, n, ready))
     proc.start()
@@ -124,12 +129,14 @@ def pika_consumer(queue, n, ready):
     conn.close()
 
 
-def pika_throughput(n):
+def pika_throughput(n, confirm=False):
     import pika
     queue = f"tp-{uuid.uuid4().hex[:8]}"
     conn = pika.BlockingConnection(pika.ConnectionParameters("localhost"))
     ch = conn.channel()
     ch.queue_declare(queue=queue)
+    if confirm:
+        ch.confirm_delivery()
     ready = mp.Event()
     proc = mp.Process(target=pika_consumer, args=(queue, n, ready))
     proc.start()
@@ -197,30 +204,51 @@ def main():
     ap.add_argument("--round-trips", type=int, default=20_000)
     ap.add_argument("--rabbit-messages", type=int, default=20_000)
     ap.add_argument("--no-rabbitmq", action="store_true")
+    ap.add_argument("--trials", type=int, default=3, help="interleaved plain/confirm throughput runs")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     ns_path = f"/dev/shm/shmq-pybench-{os.getpid()}"
     try:
+        plain, confirmed = interleaved(lambda confirm: shmq_throughput(ns_path, args.messages, confirm), args.trials)
         results = {
-            "shmq_msgs_per_sec": shmq_throughput(ns_path, args.messages),
+            "shmq_msgs_per_sec": statistics.median(plain),
+            "shmq_confirm_msgs_per_sec": statistics.median(confirmed),
+            "shmq_confirm_ratio": statistics.median(c / p for p, c in zip(plain, confirmed)),
             "shmq_one_way_median_ns": shmq_latency(ns_path, args.round_trips),
         }
     finally:
         shutil.rmtree(ns_path, ignore_errors=True)
     if not args.no_rabbitmq and start_rabbitmq():
-        results["pika_msgs_per_sec"] = pika_throughput(args.rabbit_messages)
+        plain, confirmed = interleaved(lambda confirm: pika_throughput(args.rabbit_messages, confirm), args.trials)
+        results["pika_msgs_per_sec"] = statistics.median(plain)
+        results["pika_confirm_msgs_per_sec"] = statistics.median(confirmed)
+        results["pika_confirm_ratio"] = statistics.median(c / p for p, c in zip(plain, confirmed))
         results["pika_one_way_median_ns"] = pika_latency(min(args.round_trips, 2000))
         results["throughput_ratio"] = results["shmq_msgs_per_sec"] / results["pika_msgs_per_sec"]
+        results["confirm_throughput_ratio"] = results["shmq_confirm_msgs_per_sec"] / results["pika_confirm_msgs_per_sec"]
     if args.json:
         print(json.dumps(results))
         return
-    print(f"{'system':<22}{'msgs/s':>14}{'one-way p50':>16}")
-    print(f"{'shmq (Python)':<22}{results['shmq_msgs_per_sec']:>14,.0f}{results['shmq_one_way_median_ns'] / 1000:>13.1f} us")
+    print(f"{'system':<22}{'msgs/s':>14}{'confirm mode':>14}{'confirm/plain':>15}{'one-way p50':>16}")
+    for name, key in (("shmq (Python)", "shmq"), ("pika + RabbitMQ", "pika")):
+        if f"{key}_msgs_per_sec" in results:
+            print(f"{name:<22}{results[f'{key}_msgs_per_sec']:>14,.0f}{results[f'{key}_confirm_msgs_per_sec']:>14,.0f}"
+                  f"{results[f'{key}_confirm_ratio']:>15.2f}{results[f'{key}_one_way_median_ns'] / 1000:>13.1f} us")
     if "pika_msgs_per_sec" in results:
-        print(f"{'pika + RabbitMQ':<22}{results['pika_msgs_per_sec']:>14,.0f}{results['pika_one_way_median_ns'] / 1000:>13.1f} us")
-        print(f"shmq / pika throughput: {results['throughput_ratio']:.1f}x")
+        print(f"shmq / pika throughput: {results['throughput_ratio']:.1f}x plain, "
+              f"{results['confirm_throughput_ratio']:.1f}x in confirm mode")
     else:
         print("RabbitMQ not measured: no server on localhost:5672 and no rabbitmq-server installed")
+
+
+def interleaved(measure, trials):
+    """`measure(confirm)` run plain, then in confirm mode, `trials` times:
+    the two lists of rates, paired by trial."""
+    plain, confirmed = [], []
+    for _ in range(trials):
+        plain.append(measure(False))
+        confirmed.append(measure(True))
+    return plain, confirmed
 
 
 if __name__ == "__main__":

@@ -25,6 +25,15 @@ Two APIs:
   Each delivery to ``queue.consume(callback)`` runs as its own task, so
   ``set_qos(prefetch_count=N)`` bounds how many run at once, as in aio-pika.
 
+  Channels have publisher confirms by default, as aio-pika's: a publish
+  returns its ``Basic.Ack`` (pamqp's class when pamqp is installed) or
+  raises ``DeliveryError`` when a queue refuses the message; a channel
+  opened with ``publisher_confirms=False`` can run transactions
+  (``channel.transaction()``). Both are shmq's publisher confirms and
+  transactions (``BlockingChannel.confirm_delivery``, ``tx_select``...)
+  under aio-pika's names; a publish is confirmed before it returns, as
+  nothing stands between the publisher and the queue.
+
 * the native ``AsyncConsumer`` / ``AsyncPublisher`` over a ``Namespace``.
 
 A receive polls the queue and, while it is empty, awaits ``asyncio.sleep``
@@ -43,10 +52,11 @@ import types
 import uuid
 from datetime import datetime, timedelta, timezone
 from pprint import pformat
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Set, Union
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Set, Tuple, Union
 
 from . import BasicProperties, Consumer, Namespace
-from . import BlockingChannel, BlockingConnection, ChannelClosedByBroker, ConnectionParameters, URLParameters
+from . import BlockingChannel, BlockingConnection, ChannelClosedByBroker, ConnectionParameters, NackError
+from . import UnroutableError, URLParameters
 from . import Message as _NativeMessage
 
 log = logging.getLogger(__name__)
@@ -56,17 +66,21 @@ __all__ = [
     "AsyncPublisher",
     "Channel",
     "Connection",
+    "DeliveryError",
     "DeliveryMode",
     "Exchange",
     "ExchangeType",
     "IncomingMessage",
     "Message",
+    "PublishError",
     "Queue",
     "QueueIterator",
     "RobustChannel",
     "RobustConnection",
     "RobustExchange",
     "RobustQueue",
+    "Transaction",
+    "TransactionState",
     "abc",
     "connect",
     "connect_robust",
@@ -143,6 +157,75 @@ class ExchangeType(str, enum.Enum):
     HEADERS = "headers"
 
 
+# -- protocol frames: what publish and the transaction calls return
+#
+# pamqp's classes when it is installed (aio-pika code checks
+# ``isinstance(confirmation, pamqp.commands.Basic.Ack)``), else ours, with
+# the same names and fields.
+
+try:
+    from pamqp.commands import Basic, Tx
+except ImportError:  # pragma: no cover - exercised only without pamqp
+    class _Frame:
+        name = ""
+
+        def __init__(self, **fields: Any) -> None:
+            self.__dict__.update(fields)
+
+        def __repr__(self) -> str:
+            return f"<{self.name} object at {id(self):#x}>"
+
+    class Basic:  # type: ignore[no-redef]
+        """``pamqp.commands.Basic``'s confirmation frames."""
+
+        class Ack(_Frame):
+            name = "Basic.Ack"
+
+            def __init__(self, delivery_tag: int = 0, multiple: bool = False) -> None:
+                super().__init__(delivery_tag=delivery_tag, multiple=multiple)
+
+        class Nack(_Frame):
+            name = "Basic.Nack"
+
+            def __init__(self, delivery_tag: int = 0, multiple: bool = False, requeue: bool = True) -> None:
+                super().__init__(delivery_tag=delivery_tag, multiple=multiple, requeue=requeue)
+
+        class Return(_Frame):
+            name = "Basic.Return"
+
+            def __init__(self, reply_code: int = 0, reply_text: str = "", exchange: str = "",
+                         routing_key: str = "") -> None:
+                super().__init__(reply_code=reply_code, reply_text=reply_text, exchange=exchange,
+                                 routing_key=routing_key)
+
+    class Tx:  # type: ignore[no-redef]
+        """``pamqp.commands.Tx``'s replies."""
+
+        class SelectOk(_Frame):
+            name = "Tx.SelectOk"
+
+        class CommitOk(_Frame):
+            name = "Tx.CommitOk"
+
+        class RollbackOk(_Frame):
+            name = "Tx.RollbackOk"
+
+
+# -- exceptions, under aio_pika.exceptions' names
+#
+# DeliveryError and PublishError also derive from aiormq's when it is
+# installed (aio-pika re-exports aiormq's), so that ``except
+# aiormq.exceptions.DeliveryError`` catches a refused publish here too.
+
+try:
+    from aiormq.exceptions import DeliveryError as _AiormqDeliveryError
+    from aiormq.exceptions import PublishError as _AiormqPublishError
+    _DELIVERY_BASES: Tuple[type, ...] = (_AiormqDeliveryError,)
+    _PUBLISH_BASES: Tuple[type, ...] = (_AiormqPublishError,)
+except ImportError:  # pragma: no cover - exercised only without aiormq
+    _DELIVERY_BASES = _PUBLISH_BASES = ()
+
+
 class AMQPException(Exception):
     """Base of aio-pika's exceptions here."""
 
@@ -159,20 +242,80 @@ class ChannelInvalidStateError(AMQPException, RuntimeError):
     """The channel (or connection) is closed, as aio-pika's."""
 
 
-class PublishError(AMQPException):
+class DeliveryError(AMQPException, *_DELIVERY_BASES):  # type: ignore[misc]
+    """A queue refused a message published on a channel with publisher
+    confirms (``x-overflow: reject-publish`` at its limit), as aiormq's:
+    ``frame`` is the ``Basic.Nack``, ``message`` None."""
+
+    def __init__(self, message: Any, frame: Any, *args: Any) -> None:
+        Exception.__init__(self, message, frame, *args)
+        self.message = message
+        self.frame = frame
+
+    def __str__(self) -> str:
+        frame = self.frame
+        name = getattr(frame, "name", type(frame).__name__)
+        fields = {"Basic.Nack": ("delivery_tag", "multiple"), "Basic.Reject": ("delivery_tag", "requeue"),
+                  "Basic.Return": ("reply_code", "reply_text", "exchange", "routing_key")}.get(name, ())
+        details = ", ".join(f"{field}={getattr(frame, field)!r}" for field in fields)
+        return f"Message delivery failed: {name}({details})"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}: {self}>"
+
+
+class PublishError(DeliveryError, *_PUBLISH_BASES):  # type: ignore[misc]
     """An unroutable mandatory message on a channel opened with
-    ``on_return_raises=True``, as aio-pika's."""
+    ``on_return_raises=True``, as aio-pika's: ``message`` is the returned
+    ``IncomingMessage``, ``frame`` the ``Basic.Return`` (312 NO_ROUTE)."""
+
+    def __init__(self, message: Any, frame: Any, *args: Any) -> None:
+        Exception.__init__(self, frame.reply_text, frame.routing_key, *args)
+        self.message = message
+        self.frame = frame
 
 
-exceptions = types.SimpleNamespace(
-    AMQPException=AMQPException,
-    AMQPError=AMQPException,
-    MessageProcessError=MessageProcessError,
-    QueueEmpty=QueueEmpty,
-    ChannelInvalidStateError=ChannelInvalidStateError,
-    PublishError=PublishError,
-    ChannelClosed=ChannelClosedByBroker,
-)
+class CallbackCollection:
+    """A set of callbacks, as aio-pika's ``CallbackCollection``:
+    ``add(cb)``/``discard(cb)``; calling it calls each ``cb(sender,
+    *args)`` (an awaitable result runs as a task), and logs what one
+    raises."""
+
+    def __init__(self, sender: Any) -> None:
+        self._sender = sender
+        self._callbacks: Dict[Callable[..., Any], None] = {}
+
+    def add(self, callback: Callable[..., Any]) -> None:
+        if not callable(callback):
+            raise ValueError("Callback is not callable")
+        self._callbacks[callback] = None
+
+    def discard(self, callback: Callable[..., Any]) -> None:
+        self._callbacks.pop(callback, None)
+
+    def remove(self, callback: Callable[..., Any]) -> None:
+        del self._callbacks[callback]
+
+    def clear(self) -> None:
+        self._callbacks.clear()
+
+    def __contains__(self, callback: object) -> bool:
+        return callback in self._callbacks
+
+    def __iter__(self) -> Iterator[Callable[..., Any]]:
+        return iter(list(self._callbacks))
+
+    def __len__(self) -> int:
+        return len(self._callbacks)
+
+    def __call__(self, *args: Any) -> None:
+        for callback in list(self._callbacks):
+            try:
+                result = callback(self._sender, *args)
+                if inspect.isawaitable(result):
+                    asyncio.ensure_future(result)
+            except Exception:  # noqa: BLE001 - logged, as aio-pika's
+                log.exception("Callback %r error", callback)
 
 
 def _expiration_ms(value: Any) -> Optional[str]:
@@ -372,10 +515,23 @@ class Exchange:
 
     async def publish(self, message: Message, routing_key: str, *, mandatory: bool = True, immediate: bool = False,
                       timeout: Optional[float] = None) -> Optional[Any]:
-        """Publish ``message`` with ``routing_key``. As aio-pika's,
-        ``mandatory`` defaults to True: an unroutable message goes to the
-        channel's ``return_callbacks`` (or raises ``PublishError`` on a
-        channel opened with ``on_return_raises=True``)."""
+        """Publish ``message`` with ``routing_key``, as aio-pika's.
+
+        On a channel with publisher confirms (``connection.channel()``'s
+        default) it returns a ``Basic.Ack``, raises ``DeliveryError`` when a
+        queue refuses the message (``x-overflow: reject-publish`` at its
+        limit), and, ``mandatory`` (the default) and unroutable, hands the
+        message to the channel's ``return_callbacks`` and returns it (raises
+        ``PublishError`` on a channel opened with ``on_return_raises=True``).
+        Without confirms it returns None, and a refused or returned message
+        is dropped (aio-pika logs the return), as with RabbitMQ. Publishing
+        to an internal exchange raises ``ValueError``. ``timeout`` is
+        accepted: the publish does not wait for a broker (a publish waiting
+        for room at the memory budget is bounded by the connection's
+        ``blocked_connection_timeout``, not by it)."""
+        if self.internal:
+            # Refused here, as aio-pika refuses it, before the channel sees it.
+            raise ValueError(f"Can not publish to internal exchange: '{self.name}'!")
         if immediate:
             raise NotImplementedError("immediate: RabbitMQ refuses it (540 NOT_IMPLEMENTED), shmq too")
         return await self.channel._publish(self.name, routing_key, message, mandatory)
@@ -560,16 +716,29 @@ class QueueIterator:
 
 
 class Channel:
-    """A channel, as ``aio_pika.Channel``: ``async with`` closes it."""
+    """A channel, as ``aio_pika.Channel``: ``async with`` closes it.
 
-    def __init__(self, connection: "Connection", on_return_raises: bool = False) -> None:
+    With ``publisher_confirms`` (the default, as in aio-pika) each publish
+    returns its confirmation (see ``Exchange.publish``); without it the
+    channel can be made transactional (``transaction()``)."""
+
+    def __init__(self, connection: "Connection", publisher_confirms: bool = True,
+                 on_return_raises: bool = False) -> None:
+        if not publisher_confirms and on_return_raises:
+            raise RuntimeError('"on_return_raises" not applicable without "publisher_confirms"')
         self.connection = connection
+        self.publisher_confirms = publisher_confirms
+        self.on_return_raises = on_return_raises
         self._blocking: BlockingChannel = connection._blocking.channel()
+        if publisher_confirms:
+            self._blocking.confirm_delivery()
         self._blocking.add_on_return_callback(self._on_return)
-        self._on_return_raises = on_return_raises
+        # The publish sequence number, as a broker counts publishes on a
+        # channel: the delivery tag of each confirmation.
+        self._delivery_tag = 0
         self._returned: List[IncomingMessage] = []
-        self.return_callbacks: List[Callable[[IncomingMessage], Any]] = []
-        self.close_callbacks: List[Callable[..., Any]] = []
+        self.return_callbacks = CallbackCollection(self)
+        self.close_callbacks = CallbackCollection(self)
         self._poller: Optional["asyncio.Task[None]"] = None
         self._tasks: Set["asyncio.Task[Any]"] = set()
         self.default_exchange = Exchange(self, "", ExchangeType.DIRECT)
@@ -632,8 +801,7 @@ class Channel:
                 poller.cancel()
         if not self._blocking.is_closed:
             self._blocking.close()
-            for callback in list(self.close_callbacks):
-                callback(self, exc)
+            self.close_callbacks(exc)
 
     async def __aenter__(self) -> "Channel":
         return self
@@ -648,9 +816,16 @@ class Channel:
     # -- publishing
 
     def _on_return(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        self._returned.append(IncomingMessage(self, body, properties, delivery_tag=None, consumer_tag=None,
-                                              exchange=method.exchange, routing_key=method.routing_key,
-                                              redelivered=False, no_ack=True))
+        message = IncomingMessage(self, body, properties, delivery_tag=None, consumer_tag=None,
+                                  exchange=method.exchange, routing_key=method.routing_key, redelivered=False,
+                                  no_ack=True)
+        if self.publisher_confirms:
+            self._returned.append(message)  # for the publish it answers
+        else:
+            # aio-pika (aiormq) matches a return to its publish by the
+            # publish's confirmation: without confirms it has none, and
+            # logs the message instead of calling the return callbacks.
+            log.error("Unhandled message %r returning", message)
 
     async def _publish(self, exchange: str, routing_key: str, message: Message, mandatory: bool) -> Optional[Any]:
         self._check()
@@ -659,18 +834,40 @@ class Channel:
             # As aio-pika (aiormq): every message published carries a
             # message_id, a random UUID's hex unless it has one.
             properties.message_id = uuid.uuid4().hex
-        self._blocking.basic_publish(exchange, routing_key, message.body, properties, mandatory)
+        self._delivery_tag += 1
+        tag = self._delivery_tag
+        refused = False
+        try:
+            self._blocking.basic_publish(exchange, routing_key, message.body, properties, mandatory)
+        except NackError:  # confirms only: a queue refused it
+            refused = True
+        except UnroutableError:  # confirms only: also handed to _on_return, next
+            pass
         self._blocking._deliver_returns()
         returned, self._returned = self._returned, []
         await asyncio.sleep(0)
+        if not self.publisher_confirms:
+            return None
+        if refused:
+            # RabbitMQ nacks a refused publish with multiple=True when
+            # nothing older is unconfirmed, as is always so here.
+            raise DeliveryError(None, Basic.Nack(delivery_tag=tag, multiple=True))
         if returned:
-            if self._on_return_raises:
-                raise PublishError(returned[0])
-            for m in returned:
-                for callback in list(self.return_callbacks):
-                    callback(m)
+            frame = Basic.Return(reply_code=312, reply_text="NO_ROUTE", exchange=exchange, routing_key=routing_key)
+            if self.on_return_raises:
+                raise PublishError(returned[0], frame)
+            self.return_callbacks(returned[0])
             return returned[0]
-        return None
+        return Basic.Ack(delivery_tag=tag, multiple=False)
+
+    def transaction(self) -> "Transaction":
+        """A transaction on this channel, as aio-pika's (``async with
+        channel.transaction():`` commits, or rolls back on an exception):
+        the channel's publishes and acks take effect at its commit. A
+        channel with publisher confirms has none: ``RuntimeError``."""
+        if self.publisher_confirms:
+            raise RuntimeError("Cannot create transaction when publisher confirms are enabled")
+        return Transaction(self)
 
     # -- consuming
 
@@ -727,6 +924,68 @@ class Channel:
             self._poller = None
 
 
+class TransactionState(str, enum.Enum):
+    """As ``aio_pika.abc.TransactionState`` (its spelling too)."""
+
+    CREATED = "created"
+    COMMITED = "commited"
+    ROLLED_BACK = "rolled back"
+    STARTED = "started"
+
+
+class Transaction:
+    """A transaction, as ``aio_pika.Transaction`` (from
+    ``channel.transaction()``): ``select()`` makes the channel
+    transactional; from then on its publishes and its acks, nacks and
+    rejects are held until ``commit()`` carries them out, in order, or
+    ``rollback()`` drops them (the deliveries stay unacked). ``async with``
+    selects, then commits, or rolls back if the block raises. ``state``
+    says which of these ran last."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self.state = TransactionState.CREATED
+
+    @property
+    def channel(self) -> Channel:
+        if self._channel.is_closed:
+            raise RuntimeError("Closed channel")
+        return self._channel
+
+    async def select(self, timeout: Optional[float] = None) -> Any:
+        self.channel._blocking.tx_select()
+        self.state = TransactionState.STARTED
+        return Tx.SelectOk()
+
+    async def commit(self, timeout: Optional[float] = None) -> Any:
+        channel = self.channel
+        channel._blocking.tx_commit()
+        channel._blocking._deliver_returns()  # what the commit published and no queue took
+        self.state = TransactionState.COMMITED
+        return Tx.CommitOk()
+
+    async def rollback(self, timeout: Optional[float] = None) -> Any:
+        self.channel._blocking.tx_rollback()
+        self.state = TransactionState.ROLLED_BACK
+        return Tx.RollbackOk()
+
+    async def __aenter__(self) -> "Transaction":
+        await self.select()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None:
+            await self.rollback()
+        else:
+            await self.commit()
+
+    def __str__(self) -> str:
+        return self.state.value
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} {self.state.value}>"
+
+
 class Connection:
     """A connection to a namespace, as ``aio_pika.Connection``: ``async
     with`` closes it (and its channels)."""
@@ -734,7 +993,7 @@ class Connection:
     def __init__(self, parameters: ConnectionParameters) -> None:
         self._blocking = BlockingConnection(parameters)
         self._channels: List[Channel] = []
-        self.close_callbacks: List[Callable[..., Any]] = []
+        self.close_callbacks = CallbackCollection(self)
 
     @property
     def is_closed(self) -> bool:
@@ -744,7 +1003,7 @@ class Connection:
                       on_return_raises: bool = False) -> Channel:
         if self.is_closed:
             raise ChannelInvalidStateError("connection is closed")
-        channel = Channel(self, on_return_raises=on_return_raises)
+        channel = Channel(self, publisher_confirms=publisher_confirms, on_return_raises=on_return_raises)
         self._channels.append(channel)
         return channel
 
@@ -758,8 +1017,7 @@ class Connection:
             await channel.close(exc)
         self._channels.clear()
         self._blocking.close()
-        for callback in list(self.close_callbacks):
-            callback(self, exc)
+        self.close_callbacks(exc)
 
     async def __aenter__(self) -> "Connection":
         return self
@@ -819,4 +1077,17 @@ abc.AbstractConnection = Connection  # type: ignore[attr-defined]
 abc.AbstractRobustConnection = RobustConnection  # type: ignore[attr-defined]
 abc.DeliveryMode = DeliveryMode  # type: ignore[attr-defined]
 abc.ExchangeType = ExchangeType  # type: ignore[attr-defined]
+abc.AbstractTransaction = Transaction  # type: ignore[attr-defined]
+abc.TransactionState = TransactionState  # type: ignore[attr-defined]
 sys.modules[abc.__name__] = abc
+
+# ``from shmq.aio.exceptions import DeliveryError``, as ``aio_pika.exceptions``.
+exceptions = types.ModuleType(__name__ + ".exceptions",
+                              "aio-pika's exceptions: shmq.aio's under aio_pika.exceptions' names.")
+for _name_, _exception_ in dict(
+        AMQPException=AMQPException, AMQPError=AMQPException, MessageProcessError=MessageProcessError,
+        QueueEmpty=QueueEmpty, ChannelInvalidStateError=ChannelInvalidStateError, DeliveryError=DeliveryError,
+        PublishError=PublishError, ChannelClosed=ChannelClosedByBroker).items():
+    setattr(exceptions, _name_, _exception_)
+del _name_, _exception_
+sys.modules[exceptions.__name__] = exceptions

@@ -13,7 +13,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyType, PyWeakrefReference};
 
 create_exception!(_native, ShmqError, PyException, "An shmq operation failed; the message says what to do.");
 create_exception!(_native, QueueNotFound, ShmqError, "The queue does not exist.");
@@ -656,6 +656,19 @@ impl Publisher {
         inner.set_wait_hook(Some(hook));
         Self { inner, wait }
     }
+
+    /// A publish's result for Python: `(queues reached, queues that
+    /// refused)`, or the exception that interrupted its wait.
+    fn outcome(&self, routed: Result<shmq::Routed, shmq::PublishError>) -> PyResult<(usize, usize)> {
+        match routed {
+            Ok(routed) => Ok((routed.queues, routed.full)),
+            Err(shmq::PublishError::Interrupted) => match self.wait.error.lock().unwrap_or_else(PoisonError::into_inner).take() {
+                Some(e) => Err(e),
+                None => Err(publish_err(shmq::PublishError::Interrupted)),
+            },
+            Err(e) => Err(publish_err(e)),
+        }
+    }
 }
 
 /// `datetime.datetime`, `calendar.timegm` and `datetime.timezone.utc`,
@@ -791,6 +804,76 @@ fn encode_table(entries: &[(String, PyHeader)]) -> PyResult<Vec<u8>> {
     shmq::Headers::encode(&values).map_err(publish_err)
 }
 
+/// A message body (str, bytes, bytearray or memoryview), as bytes.
+fn body_bytes<'py>(item: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+    let py = item.py();
+    if let Ok(bytes) = item.downcast::<PyBytes>() {
+        Ok(bytes.clone())
+    } else if let Ok(text) = item.downcast::<pyo3::types::PyString>() {
+        Ok(PyBytes::new(py, text.to_cow()?.as_bytes()))
+    } else if item.is_instance_of::<pyo3::types::PyByteArray>() || item.is_instance_of::<pyo3::types::PyMemoryView>() {
+        Ok(py.get_type::<PyBytes>().call1((item,))?.downcast_into::<PyBytes>()?)
+    } else {
+        Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "body must be str, bytes, bytearray or memoryview, not {}",
+            item.get_type().name()?
+        )))
+    }
+}
+
+/// Runs `f` with `props` (a dict of AMQP basic properties: content_type,
+/// correlation_id, reply_to, headers, ...) as `shmq::Properties`.
+fn with_properties<R>(props: Option<&Bound<'_, PyDict>>, f: impl FnOnce(&shmq::Properties<'_>) -> PyResult<R>) -> PyResult<R> {
+    let get = |k: &str| -> PyResult<Option<String>> {
+        match props.map(|p| p.get_item(k)).transpose()?.flatten() {
+            Some(v) if !v.is_none() => Ok(Some(v.str()?.to_string())),
+            _ => Ok(None),
+        }
+    };
+    let get_int = |k: &str| -> PyResult<Option<u64>> {
+        match props.map(|p| p.get_item(k)).transpose()?.flatten() {
+            Some(v) if !v.is_none() => Ok(Some(v.extract::<u64>()?)),
+            _ => Ok(None),
+        }
+    };
+    let (content_type, content_encoding, correlation_id, reply_to, message_id, expiration, kind, user_id, app_id) = (
+        get("content_type")?,
+        get("content_encoding")?,
+        get("correlation_id")?,
+        get("reply_to")?,
+        get("message_id")?,
+        get("expiration")?,
+        get("type")?,
+        get("user_id")?,
+        get("app_id")?,
+    );
+    let (timestamp, priority, delivery_mode) = (get_int("timestamp")?, get_int("priority")?, get_int("delivery_mode")?);
+    // Headers: owned copies, nested tables and arrays encoded; the
+    // properties borrow from them.
+    let owned_headers = match props.map(|p| p.get_item("headers")).transpose()?.flatten() {
+        Some(h) if !h.is_none() => py_table(h.downcast::<PyDict>()?, 0)?,
+        _ => Vec::new(),
+    };
+    let headers = owned_headers.iter().map(|(k, v)| Ok((k.as_str(), v.value()?))).collect::<PyResult<Vec<_>>>()?;
+    let properties = shmq::Properties {
+        content_type: content_type.as_deref(),
+        content_encoding: content_encoding.as_deref(),
+        correlation_id: correlation_id.as_deref(),
+        reply_to: reply_to.as_deref(),
+        message_id: message_id.as_deref(),
+        expiration: expiration.as_deref(),
+        kind: kind.as_deref(),
+        user_id: user_id.as_deref(),
+        app_id: app_id.as_deref(),
+        timestamp,
+        priority: priority.map(|p| p.min(255) as u8),
+        delivery_mode: delivery_mode.map(|m| m.min(255) as u8),
+        headers: &headers,
+        ..shmq::Properties::new()
+    };
+    f(&properties)
+}
+
 #[pymethods]
 impl Publisher {
     /// Publishes; returns the number of queues reached (queues that refused
@@ -805,7 +888,7 @@ impl Publisher {
         py: Python<'_>,
         exchange: &str,
         routing_key: &str,
-        body: &[u8],
+        body: &Bound<'_, PyAny>,
         props: Option<&Bound<'_, PyDict>>,
         mandatory: bool,
     ) -> PyResult<usize> {
@@ -822,76 +905,59 @@ impl Publisher {
         py: Python<'_>,
         exchange: &str,
         routing_key: &str,
-        body: &[u8],
+        body: &Bound<'_, PyAny>,
         props: Option<&Bound<'_, PyDict>>,
         mandatory: bool,
     ) -> PyResult<(usize, usize)> {
-        let get = |k: &str| -> PyResult<Option<String>> {
-            match props.map(|p| p.get_item(k)).transpose()?.flatten() {
-                Some(v) if !v.is_none() => Ok(Some(v.str()?.to_string())),
-                _ => Ok(None),
+        let body = body_bytes(body)?;
+        let body = body.as_bytes();
+        with_properties(props, |properties| {
+            self.wait.error.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let publisher = &mut self.inner;
+            // Publishing copies into shared memory and may wait for room (flow
+            // control): both without the GIL. The wait hook takes it back briefly.
+            let routed = py.allow_threads(move || {
+                if mandatory {
+                    publisher.publish_mandatory(exchange, routing_key, properties, body)
+                } else {
+                    publisher.publish(exchange, routing_key, properties, body)
+                }
+            });
+            self.outcome(routed)
+        })
+    }
+
+    /// Publishes every body of `bodies` (a sequence of bytes-like objects)
+    /// with the same exchange, routing key and properties: routed once and
+    /// copied into each matched queue a chunk per claim, with the GIL
+    /// released. Returns `(copies enqueued, copies refused)` summed over the
+    /// messages (a refusal does not stop the rest). With `mandatory`, a
+    /// batch that no queue would take raises `Unroutable` and nothing is
+    /// published.
+    #[pyo3(signature = (exchange, routing_key, bodies, props=None, mandatory=false))]
+    fn publish_many(
+        &mut self,
+        py: Python<'_>,
+        exchange: &str,
+        routing_key: &str,
+        bodies: &Bound<'_, PyAny>,
+        props: Option<&Bound<'_, PyDict>>,
+        mandatory: bool,
+    ) -> PyResult<(usize, usize)> {
+        // Bytes are borrowed in place; str, bytearray and memoryview are
+        // copied to bytes first, as `publish` takes them.
+        let owned = bodies.try_iter()?.map(|item| body_bytes(&item?)).collect::<PyResult<Vec<_>>>()?;
+        let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
+        with_properties(props, |properties| {
+            if mandatory && self.inner.route_count(exchange, routing_key, properties).map_err(publish_err)? == 0 {
+                return Err(publish_err(shmq::PublishError::Unroutable));
             }
-        };
-        let get_int = |k: &str| -> PyResult<Option<u64>> {
-            match props.map(|p| p.get_item(k)).transpose()?.flatten() {
-                Some(v) if !v.is_none() => Ok(Some(v.extract::<u64>()?)),
-                _ => Ok(None),
-            }
-        };
-        let (content_type, content_encoding, correlation_id, reply_to, message_id, expiration, kind, user_id, app_id) = (
-            get("content_type")?,
-            get("content_encoding")?,
-            get("correlation_id")?,
-            get("reply_to")?,
-            get("message_id")?,
-            get("expiration")?,
-            get("type")?,
-            get("user_id")?,
-            get("app_id")?,
-        );
-        let (timestamp, priority, delivery_mode) = (get_int("timestamp")?, get_int("priority")?, get_int("delivery_mode")?);
-        // Headers: owned copies, nested tables and arrays encoded; the
-        // properties borrow from them.
-        let owned_headers = match props.map(|p| p.get_item("headers")).transpose()?.flatten() {
-            Some(h) if !h.is_none() => py_table(h.downcast::<PyDict>()?, 0)?,
-            _ => Vec::new(),
-        };
-        let headers = owned_headers.iter().map(|(k, v)| Ok((k.as_str(), v.value()?))).collect::<PyResult<Vec<_>>>()?;
-        let properties = shmq::Properties {
-            content_type: content_type.as_deref(),
-            content_encoding: content_encoding.as_deref(),
-            correlation_id: correlation_id.as_deref(),
-            reply_to: reply_to.as_deref(),
-            message_id: message_id.as_deref(),
-            expiration: expiration.as_deref(),
-            kind: kind.as_deref(),
-            user_id: user_id.as_deref(),
-            app_id: app_id.as_deref(),
-            timestamp,
-            priority: priority.map(|p| p.min(255) as u8),
-            delivery_mode: delivery_mode.map(|m| m.min(255) as u8),
-            headers: &headers,
-            ..shmq::Properties::new()
-        };
-        self.wait.error.lock().unwrap_or_else(PoisonError::into_inner).take();
-        let publisher = &mut self.inner;
-        // Publishing copies into shared memory and may wait for room (flow
-        // control): both without the GIL. The wait hook takes it back briefly.
-        let routed = py.allow_threads(move || {
-            if mandatory {
-                publisher.publish_mandatory(exchange, routing_key, &properties, body)
-            } else {
-                publisher.publish(exchange, routing_key, &properties, body)
-            }
-        });
-        match routed {
-            Ok(routed) => Ok((routed.queues, routed.full)),
-            Err(shmq::PublishError::Interrupted) => match self.wait.error.lock().unwrap_or_else(PoisonError::into_inner).take() {
-                Some(e) => Err(e),
-                None => Err(publish_err(shmq::PublishError::Interrupted)),
-            },
-            Err(e) => Err(publish_err(e)),
-        }
+            self.wait.error.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let publisher = &mut self.inner;
+            let refs = &refs;
+            let routed = py.allow_threads(move || publisher.publish_batch(exchange, routing_key, properties, refs));
+            self.outcome(routed)
+        })
     }
 
     /// Sets the callable called with the reason ("memory": the namespace is
@@ -920,8 +986,15 @@ impl Publisher {
     }
 }
 
-/// A received message, copied out of shared memory. `properties` is built
-/// on first access (most consumers never look at it).
+/// A received message: `body` (bytes, copied out of shared memory, so it
+/// stays valid after the ack), `properties` (`BasicProperties`, decoded on
+/// first use: most consumers never look at them), `routing_key`,
+/// `exchange`, `redelivered`, `delivery_count` (RabbitMQ's
+/// `x-delivery-count`: requeues before this delivery), and
+/// `ack(multiple=False)`, `nack(requeue=True, multiple=False)`,
+/// `reject(requeue=True)` for manual-ack consumers (`multiple`: every
+/// delivery the consumer holds up to this one too). Once its consumer is
+/// closed, settling raises `ShmqError`: what it held was requeued.
 #[pyclass(module = "shmq._native")]
 struct Message {
     #[pyo3(get)]
@@ -930,35 +1003,103 @@ struct Message {
     delivery_tag: u64,
     #[pyo3(get)]
     redelivered: bool,
-    #[pyo3(get)]
-    exchange: String,
-    #[pyo3(get)]
-    routing_key: String,
     /// How many times the message was requeued before this delivery
     /// (RabbitMQ's quorum queues' `x-delivery-count`).
     #[pyo3(get)]
     delivery_count: u32,
-    props: Option<Props>,
+    raw_props: Vec<u8>,
+    count_header: CountHeader,
     props_dict: Option<Py<PyDict>>,
+    /// Its consumer, weakly: a closed (dropped) consumer requeues what it
+    /// held, whatever messages are still referenced.
+    consumer: Option<Py<PyWeakrefReference>>,
+}
+
+/// `shmq.BasicProperties`, looked up once.
+static BASIC_PROPERTIES: GILOnceCell<Py<PyAny>> = GILOnceCell::new();
+
+impl Message {
+    fn properties_ref(&self) -> shmq::PropertiesRef<'_> {
+        // Validated when parsed (the bytes came from shared memory); a
+        // damaged block reads as no properties, as `Delivery::properties`.
+        shmq::PropertiesRef::parse(&self.raw_props).unwrap_or_default()
+    }
+
+    /// The consumer that received this message, while it is open.
+    fn consumer<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Consumer>> {
+        let gone = || ShmqError::new_err("the consumer of this message was closed: its unacked messages were requeued");
+        let consumer = self.consumer.as_ref().ok_or_else(gone)?.bind(py).upgrade().ok_or_else(gone)?;
+        Ok(consumer.downcast_into::<Consumer>()?)
+    }
 }
 
 #[pymethods]
 impl Message {
-    /// The AMQP basic properties, as a dict.
     #[getter]
-    fn properties(&mut self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+    fn exchange(&self) -> &str {
+        self.properties_ref().exchange.unwrap_or("")
+    }
+
+    #[getter]
+    fn routing_key(&self) -> &str {
+        self.properties_ref().routing_key.unwrap_or("")
+    }
+
+    /// The AMQP basic properties, as a dict (built once).
+    #[getter]
+    fn properties_dict(&mut self, py: Python<'_>) -> PyResult<Py<PyDict>> {
         if let Some(d) = &self.props_dict {
             return Ok(d.clone_ref(py));
         }
-        let d = props_dict(py, self.props.take().unwrap_or_default())?;
+        let d = props_dict(py, &self.properties_ref(), self.delivery_count, self.count_header)?;
         self.props_dict = Some(d.clone_ref(py));
         Ok(d)
+    }
+
+    /// The AMQP basic properties, as `shmq.BasicProperties`.
+    #[getter]
+    fn properties(&mut self, py: Python<'_>) -> PyResult<PyObject> {
+        let fields = self.properties_dict(py)?;
+        let class = BASIC_PROPERTIES.get_or_try_init(py, || py.import("shmq")?.getattr("BasicProperties").map(Bound::unbind))?;
+        Ok(class.bind(py).call((), Some(fields.bind(py)))?.unbind())
+    }
+
+    /// Acknowledges (manual-ack consumers); with `multiple`, every delivery
+    /// the consumer holds up to this one too (one call for a `recv_many`
+    /// batch: ack its last message).
+    #[pyo3(signature = (multiple=false))]
+    fn ack(&self, py: Python<'_>, multiple: bool) -> PyResult<usize> {
+        self.consumer(py)?.borrow().ack(self.delivery_tag, multiple)
+    }
+
+    /// Rejects, requeueing (flagged redelivered), or without requeue
+    /// dead-lettering (to the queue's `x-dead-letter-exchange`, if it has
+    /// one) or discarding. A requeue past the queue's `x-delivery-limit`
+    /// dead-letters or discards too. `multiple` as in `ack`.
+    #[pyo3(signature = (requeue=true, multiple=false))]
+    fn nack(&self, py: Python<'_>, requeue: bool, multiple: bool) -> PyResult<usize> {
+        self.consumer(py)?.borrow().nack(self.delivery_tag, requeue, multiple)
+    }
+
+    /// `nack` of this delivery alone (AMQP's `basic.reject`).
+    #[pyo3(signature = (requeue=true))]
+    fn reject(&self, py: Python<'_>, requeue: bool) -> PyResult<usize> {
+        self.nack(py, requeue, false)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Message(body={}, routing_key={:?}, redelivered={})",
+            self.body.bind(py).repr().map_or_else(|_| "?".to_owned(), |r| r.to_string()),
+            self.routing_key(),
+            if self.redelivered { "True" } else { "False" }
+        )
     }
 }
 
 /// A consumer of one queue. Used from the thread that created it: other
 /// threads get a RuntimeError from PyO3 (make one consumer per thread).
-#[pyclass(module = "shmq._native", unsendable)]
+#[pyclass(module = "shmq._native", unsendable, weakref)]
 struct Consumer {
     inner: shmq::Consumer,
     count_header: CountHeader,
@@ -982,189 +1123,171 @@ struct Unshared<'a>(&'a shmq::Consumer);
 // refused by PyO3's thread check before they get a reference).
 unsafe impl Send for Unshared<'_> {}
 
-/// A delivery copied out of shared memory (so it can cross the GIL).
+/// A delivery copied out of shared memory, so it can cross the GIL (the
+/// blocking path receives with the GIL released).
 struct Owned {
     body: Vec<u8>,
     tag: u64,
     redelivered: bool,
     delivery_count: u32,
-    exchange: String,
-    routing_key: String,
-    props: Props,
+    raw_props: Vec<u8>,
 }
 
-/// Properties copied out of shared memory.
-#[derive(Default)]
-struct Props {
-    strings: Vec<(&'static str, Option<String>)>,
-    numbers: Vec<(&'static str, Option<u64>)>,
-    headers: Option<Vec<(String, OwnedHeader)>>,
-}
-
-enum OwnedHeader {
-    Str(String),
-    Bytes(Vec<u8>),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    Void,
-    Timestamp(u64),
-    Decimal(u8, i32),
-    Table(Vec<(String, OwnedHeader)>),
-    Array(Vec<OwnedHeader>),
-}
-
-/// Copies a header value; `depth` is the nesting of what holds it. The
-/// table was validated (nested at most `MAX_HEADER_DEPTH` deep) when the
-/// delivery was parsed; the bound here only keeps the recursion finite
-/// whatever the bytes say.
-fn own_header(v: shmq::HeaderValue<'_>, depth: usize) -> OwnedHeader {
-    let nested = depth + 1;
-    match v {
-        shmq::HeaderValue::Str(s) => OwnedHeader::Str(s.to_owned()),
-        shmq::HeaderValue::Bytes(b) => OwnedHeader::Bytes(b.to_vec()),
-        shmq::HeaderValue::Int(i) => OwnedHeader::Int(i),
-        shmq::HeaderValue::Float(f) => OwnedHeader::Float(f),
-        shmq::HeaderValue::Bool(b) => OwnedHeader::Bool(b),
-        shmq::HeaderValue::Void => OwnedHeader::Void,
-        shmq::HeaderValue::Timestamp(t) => OwnedHeader::Timestamp(t),
-        shmq::HeaderValue::Decimal { scale, value } => OwnedHeader::Decimal(scale, value),
-        shmq::HeaderValue::Table(_) | shmq::HeaderValue::Array(_) if nested > shmq::MAX_HEADER_DEPTH => OwnedHeader::Void,
-        shmq::HeaderValue::Table(t) => OwnedHeader::Table(t.iter().map(|(k, v)| (k.to_owned(), own_header(v, nested))).collect()),
-        shmq::HeaderValue::Array(a) => OwnedHeader::Array(a.iter().map(|v| own_header(v, nested)).collect()),
-    }
-}
-
-fn own(d: &shmq::Delivery<'_>, count_header: CountHeader) -> Owned {
-    let p = d.properties();
-    let s = |v: Option<&str>| v.map(str::to_owned);
-    let delivery_count = d.delivery_count();
-    let mut headers = (!p.headers.is_empty()).then(|| p.headers.iter().map(|(k, v)| (k.to_owned(), own_header(v, 0))).collect::<Vec<_>>());
-    if count_header == CountHeader::Always || (count_header == CountHeader::Redelivered && delivery_count > 0) {
-        // Set as RabbitMQ sets it: replacing one the publisher put there.
-        let h = headers.get_or_insert_with(Vec::new);
-        h.retain(|(k, _)| k != "x-delivery-count");
-        h.push(("x-delivery-count".to_owned(), OwnedHeader::Int(i64::from(delivery_count))));
-    }
+fn own(d: &shmq::Delivery<'_>) -> Owned {
     Owned {
         body: d.body().to_vec(),
         tag: d.tag().0,
         redelivered: d.redelivered(),
-        delivery_count,
-        exchange: p.exchange.unwrap_or("").to_owned(),
-        routing_key: p.routing_key.unwrap_or("").to_owned(),
-        props: Props {
-            strings: vec![
-                ("content_type", s(p.content_type)),
-                ("content_encoding", s(p.content_encoding)),
-                ("correlation_id", s(p.correlation_id)),
-                ("reply_to", s(p.reply_to)),
-                ("message_id", s(p.message_id)),
-                ("expiration", s(p.expiration)),
-                ("type", s(p.kind)),
-                ("user_id", s(p.user_id)),
-                ("app_id", s(p.app_id)),
-            ],
-            numbers: vec![
-                ("timestamp", p.timestamp),
-                ("priority", p.priority.map(u64::from)),
-                ("delivery_mode", p.delivery_mode.map(u64::from)),
-            ],
-            headers,
-        },
+        delivery_count: d.delivery_count(),
+        raw_props: d.properties_bytes().to_vec(),
     }
 }
 
 /// A header value for Python, as pika decodes it: a table as a dict, an
-/// array as a list, a timestamp as an aware `datetime` in UTC.
-fn header_py(py: Python<'_>, v: OwnedHeader) -> PyResult<PyObject> {
+/// array as a list, a timestamp as an aware `datetime` in UTC. `depth` is
+/// the nesting of what holds it: the table was validated (nested at most
+/// `MAX_HEADER_DEPTH` deep) when parsed; the bound here only keeps the
+/// recursion finite whatever the bytes say.
+fn header_py(py: Python<'_>, v: shmq::HeaderValue<'_>, depth: usize) -> PyResult<PyObject> {
+    let nested = depth + 1;
     Ok(match v {
-        OwnedHeader::Str(s) => s.into_pyobject(py)?.into_any().unbind(),
-        OwnedHeader::Bytes(b) => PyBytes::new(py, &b).into_any().unbind(),
+        shmq::HeaderValue::Str(s) => s.into_pyobject(py)?.into_any().unbind(),
+        shmq::HeaderValue::Bytes(b) => PyBytes::new(py, b).into_any().unbind(),
         // As pika decodes them: a 64-bit integer (one that needs more than
         // 32 bits, which pika sends as AMQP's `l`) as its `long`.
-        OwnedHeader::Int(i) if i32::try_from(i).is_err() => py.import("shmq")?.getattr("long")?.call1((i,))?.unbind(),
-        OwnedHeader::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
-        OwnedHeader::Float(f) => f.into_pyobject(py)?.into_any().unbind(),
-        OwnedHeader::Bool(b) => PyBool::new(py, b).to_owned().into_any().unbind(),
-        OwnedHeader::Void => py.None(),
-        OwnedHeader::Timestamp(t) => datetime_of(py, t)?,
-        OwnedHeader::Decimal(scale, value) => {
+        shmq::HeaderValue::Int(i) if i32::try_from(i).is_err() => py.import("shmq")?.getattr("long")?.call1((i,))?.unbind(),
+        shmq::HeaderValue::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
+        shmq::HeaderValue::Float(f) => f.into_pyobject(py)?.into_any().unbind(),
+        shmq::HeaderValue::Bool(b) => PyBool::new(py, b).to_owned().into_any().unbind(),
+        shmq::HeaderValue::Void => py.None(),
+        shmq::HeaderValue::Timestamp(t) => datetime_of(py, t)?,
+        shmq::HeaderValue::Decimal { scale, value } => {
             // As pika decodes it: Decimal(value) * Decimal(10) ** -scale.
             let decimal = py.import("decimal")?.getattr("Decimal")?;
             let ten_power = decimal.call1((10,))?.call_method1("__pow__", (-i64::from(scale),))?;
             decimal.call1((value,))?.call_method1("__mul__", (ten_power,))?.unbind()
         }
-        OwnedHeader::Table(entries) => table_py(py, entries)?.into_any().unbind(),
-        OwnedHeader::Array(values) => {
-            let items = values.into_iter().map(|v| header_py(py, v)).collect::<PyResult<Vec<_>>>()?;
+        shmq::HeaderValue::Table(_) | shmq::HeaderValue::Array(_) if nested > shmq::MAX_HEADER_DEPTH => py.None(),
+        shmq::HeaderValue::Table(t) => {
+            let d = PyDict::new(py);
+            for (k, v) in t.iter() {
+                d.set_item(k, header_py(py, v, nested)?)?;
+            }
+            d.into_any().unbind()
+        }
+        shmq::HeaderValue::Array(a) => {
+            let items = a.iter().map(|v| header_py(py, v, nested)).collect::<PyResult<Vec<_>>>()?;
             PyList::new(py, items)?.into_any().unbind()
         }
     })
 }
 
-fn table_py(py: Python<'_>, entries: Vec<(String, OwnedHeader)>) -> PyResult<Bound<'_, PyDict>> {
-    let d = PyDict::new(py);
-    for (k, v) in entries {
-        d.set_item(k, header_py(py, v)?)?;
-    }
-    Ok(d)
-}
-
-fn props_dict(py: Python<'_>, p: Props) -> PyResult<Py<PyDict>> {
+fn props_dict(py: Python<'_>, p: &shmq::PropertiesRef<'_>, delivery_count: u32, count_header: CountHeader) -> PyResult<Py<PyDict>> {
     let props = PyDict::new(py);
-    for (k, v) in p.strings {
+    for (k, v) in [
+        ("content_type", p.content_type),
+        ("content_encoding", p.content_encoding),
+        ("correlation_id", p.correlation_id),
+        ("reply_to", p.reply_to),
+        ("message_id", p.message_id),
+        ("expiration", p.expiration),
+        ("type", p.kind),
+        ("user_id", p.user_id),
+        ("app_id", p.app_id),
+    ] {
         props.set_item(k, v)?;
     }
-    for (k, v) in p.numbers {
+    for (k, v) in [("timestamp", p.timestamp), ("priority", p.priority.map(u64::from)), ("delivery_mode", p.delivery_mode.map(u64::from))] {
         props.set_item(k, v)?;
     }
-    match p.headers {
-        Some(headers) => props.set_item("headers", table_py(py, headers)?)?,
-        None => props.set_item("headers", py.None())?,
+    let counted = count_header == CountHeader::Always || (count_header == CountHeader::Redelivered && delivery_count > 0);
+    if p.headers.is_empty() && !counted {
+        props.set_item("headers", py.None())?;
+    } else {
+        let headers = PyDict::new(py);
+        for (k, v) in p.headers.iter() {
+            headers.set_item(k, header_py(py, v, 0)?)?;
+        }
+        if counted {
+            // Set as RabbitMQ sets it: replacing one the publisher put there.
+            headers.set_item("x-delivery-count", delivery_count)?;
+        }
+        props.set_item("headers", headers)?;
     }
     Ok(props.unbind())
 }
 
-fn message(py: Python<'_>, o: Owned) -> PyResult<Message> {
-    Ok(Message {
-        body: PyBytes::new(py, &o.body).unbind(),
-        delivery_tag: o.tag,
-        redelivered: o.redelivered,
-        exchange: o.exchange,
-        routing_key: o.routing_key,
-        delivery_count: o.delivery_count,
-        props: Some(o.props),
-        props_dict: None,
-    })
-}
-
-#[pymethods]
 impl Consumer {
-    /// Waits for a message (None: forever) and returns it, or None on timeout.
-    /// The GIL is released while waiting; Ctrl-C raises KeyboardInterrupt
-    /// within 100 ms.
-    #[pyo3(signature = (timeout=None))]
-    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Message>> {
-        let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+    /// A Message for a delivery, built in place with the GIL held.
+    fn message(slf: &Bound<'_, Self>, d: &shmq::Delivery<'_>) -> PyResult<Message> {
+        let py = slf.py();
+        Ok(Message {
+            body: PyBytes::new(py, d.body()).unbind(),
+            delivery_tag: d.tag().0,
+            redelivered: d.redelivered(),
+            delivery_count: d.delivery_count(),
+            raw_props: d.properties_bytes().to_vec(),
+            count_header: slf.borrow().count_header,
+            props_dict: None,
+            consumer: Some(PyWeakrefReference::new(slf)?.unbind()),
+        })
+    }
+
+    /// A Message for a delivery copied out without the GIL.
+    fn owned_message(slf: &Bound<'_, Self>, o: Owned) -> PyResult<Message> {
+        let py = slf.py();
+        Ok(Message {
+            body: PyBytes::new(py, &o.body).unbind(),
+            delivery_tag: o.tag,
+            redelivered: o.redelivered,
+            delivery_count: o.delivery_count,
+            raw_props: o.raw_props,
+            count_header: slf.borrow().count_header,
+            props_dict: None,
+            consumer: Some(PyWeakrefReference::new(slf)?.unbind()),
+        })
+    }
+
+    /// Up to `max` messages ready now, built with the GIL held.
+    fn take_ready(slf: &Bound<'_, Self>, max: usize, out: &mut Vec<Message>) -> PyResult<()> {
+        let mut failed = None;
+        let drained = slf.borrow().inner.drain(max, |d| match Self::message(slf, &d) {
+            Ok(m) => out.push(m),
+            // The delivery is still ours: dropped unsettled, it goes back.
+            Err(e) => failed = Some(e),
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        match drained {
+            // A consumer at its prefetch limit has nothing ready, as a pika
+            // consumer whose channel holds `prefetch_count` unacked.
+            Ok(_) | Err(shmq::RecvError::PrefetchFull(_)) => Ok(()),
+            Err(e) => Err(ShmqError::new_err(e.to_string())),
+        }
+    }
+
+    /// Waits, with the GIL released, for the first message, at most until
+    /// `deadline`: it comes back copied out. Ctrl-C raises within 100 ms.
+    fn wait_first(slf: &Bound<'_, Self>, deadline: Option<Instant>) -> PyResult<Option<Owned>> {
+        let py = slf.py();
+        let this = slf.borrow();
         loop {
             let slice = match deadline {
                 Some(d) => d.saturating_duration_since(Instant::now()).min(Duration::from_millis(100)),
                 None => Duration::from_millis(100),
             };
-            let consumer = Unshared(&self.inner);
-            let count_header = self.count_header;
-            // Wait and copy out without the GIL; build Python objects with it.
+            let consumer = Unshared(&this.inner);
             let got = py.allow_threads(move || {
                 let consumer = consumer;
                 match consumer.0.recv_timeout(slice) {
-                    Ok(d) => Ok(Some(own(&d, count_header))),
+                    Ok(d) => Ok(Some(own(&d))),
                     Err(shmq::RecvError::Timeout) => Ok(None),
                     Err(e) => Err(e),
                 }
             });
             match got {
-                Ok(Some(owned)) => return Ok(Some(message(py, owned)?)),
+                Ok(Some(owned)) => return Ok(Some(owned)),
                 Ok(None) => {}
                 Err(shmq::RecvError::PrefetchFull(n)) => {
                     return Err(ShmqError::new_err(format!("prefetch limit of {n} unacked messages reached: ack some first")))
@@ -1177,30 +1300,65 @@ impl Consumer {
             }
         }
     }
+}
 
-    /// A message if one is ready now, else None.
-    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Message>> {
-        match self.inner.try_recv() {
-            Ok(d) => Ok(Some(message(py, own(&d, self.count_header))?)),
-            Err(shmq::RecvError::Empty) | Err(shmq::RecvError::PrefetchFull(_)) => Ok(None),
-            Err(e) => Err(ShmqError::new_err(e.to_string())),
+fn deadline_after(timeout: Option<f64>) -> Option<Instant> {
+    timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)))
+}
+
+#[pymethods]
+impl Consumer {
+    /// Waits for a message (None: forever) and returns it, or None on timeout.
+    /// A message ready now is taken at once; otherwise the GIL is released
+    /// while waiting, and Ctrl-C raises KeyboardInterrupt within 100 ms.
+    #[pyo3(signature = (timeout=None))]
+    fn recv(slf: &Bound<'_, Self>, timeout: Option<f64>) -> PyResult<Option<Message>> {
+        if let Some(m) = Self::try_recv(slf)? {
+            return Ok(Some(m));
+        }
+        match Self::wait_first(slf, deadline_after(timeout))? {
+            Some(owned) => Ok(Some(Self::owned_message(slf, owned)?)),
+            None => Ok(None),
         }
     }
 
-    /// Up to `max` messages that are ready now (possibly none): the batch
-    /// path for throughput.
+    /// A message if one is ready now, else None.
+    fn try_recv(slf: &Bound<'_, Self>) -> PyResult<Option<Message>> {
+        let this = slf.borrow();
+        let taken = match this.inner.try_recv() {
+            Ok(d) => Ok(Some(Self::message(slf, &d)?)),
+            Err(shmq::RecvError::Empty) | Err(shmq::RecvError::PrefetchFull(_)) => Ok(None),
+            Err(e) => Err(ShmqError::new_err(e.to_string())),
+        };
+        taken
+    }
+
+    /// Up to `max` messages that are ready now (possibly none).
     #[pyo3(signature = (max=64))]
-    fn try_recv_many(&self, py: Python<'_>, max: usize) -> PyResult<Vec<Message>> {
+    fn try_recv_many(slf: &Bound<'_, Self>, max: usize) -> PyResult<Vec<Message>> {
         let mut out = Vec::new();
-        let mut owned = Vec::new();
-        match self.inner.drain(max, |d| owned.push(own(&d, self.count_header))) {
-            // A consumer at its prefetch limit has nothing ready, as a pika
-            // consumer whose channel holds `prefetch_count` unacked.
-            Ok(_) | Err(shmq::RecvError::PrefetchFull(_)) => {}
-            Err(e) => return Err(ShmqError::new_err(e.to_string())),
+        Self::take_ready(slf, max, &mut out)?;
+        Ok(out)
+    }
+
+    /// Waits for a message (None: forever; at most `timeout` seconds), then
+    /// takes up to `max` that are ready, in one call: a list, empty on
+    /// timeout. Messages ready now are taken at once; otherwise the GIL is
+    /// released while waiting, and Ctrl-C raises KeyboardInterrupt within
+    /// 100 ms. The batch path for consumers: ack the lot with
+    /// `batch[-1].ack(multiple=True)`.
+    #[pyo3(signature = (max=64, timeout=None))]
+    fn recv_many(slf: &Bound<'_, Self>, max: usize, timeout: Option<f64>) -> PyResult<Vec<Message>> {
+        if max == 0 {
+            return Err(PyValueError::new_err("recv_many: max must be at least 1"));
         }
-        for o in owned {
-            out.push(message(py, o)?);
+        let mut out = Vec::with_capacity(max.min(1024));
+        Self::take_ready(slf, max, &mut out)?;
+        if out.is_empty() {
+            if let Some(first) = Self::wait_first(slf, deadline_after(timeout))? {
+                out.push(Self::owned_message(slf, first)?);
+                Self::take_ready(slf, max - 1, &mut out)?;
+            }
         }
         Ok(out)
     }
@@ -1213,18 +1371,27 @@ impl Consumer {
         Ok(())
     }
 
-    /// Acknowledges a delivery.
-    fn ack(&self, delivery_tag: u64) -> PyResult<()> {
-        self.inner.ack(shmq::DeliveryTag(delivery_tag)).map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))
+    /// Acknowledges a delivery; with `multiple`, every delivery this
+    /// consumer holds up to and including it (AMQP's `multiple` flag) in
+    /// one pass. Returns how many were settled.
+    #[pyo3(signature = (delivery_tag, multiple=false))]
+    fn ack(&self, delivery_tag: u64, multiple: bool) -> PyResult<usize> {
+        let tag = shmq::DeliveryTag(delivery_tag);
+        let settled = if multiple { self.inner.ack_multiple(tag) } else { self.inner.ack(tag).map(|()| 1) };
+        settled.map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))
     }
 
     /// Rejects a delivery: requeues it (flagged redelivered), or without
     /// requeue dead-letters it to the queue's x-dead-letter-exchange (if it
     /// has one) or discards it. A requeue past the queue's x-delivery-limit
     /// dead-letters or discards it too.
-    #[pyo3(signature = (delivery_tag, requeue=true))]
-    fn nack(&self, delivery_tag: u64, requeue: bool) -> PyResult<()> {
-        self.inner.nack(shmq::DeliveryTag(delivery_tag), requeue).map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))
+    /// With `multiple`, every delivery held up to and including it; returns
+    /// how many were settled.
+    #[pyo3(signature = (delivery_tag, requeue=true, multiple=false))]
+    fn nack(&self, delivery_tag: u64, requeue: bool, multiple: bool) -> PyResult<usize> {
+        let tag = shmq::DeliveryTag(delivery_tag);
+        let settled = if multiple { self.inner.nack_multiple(tag, requeue) } else { self.inner.nack(tag, requeue).map(|()| 1) };
+        settled.map_err(|e| UnknownDeliveryTag::new_err(e.to_string()))
     }
 
     /// Stops receiving (AMQP's basic.cancel): no longer a consumer of the

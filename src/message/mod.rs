@@ -306,8 +306,16 @@ pub struct PropertiesRef<'a> {
 }
 
 impl<'a> PropertiesRef<'a> {
-    /// Parses and validates encoded properties; `None` if malformed.
-    pub(crate) fn parse(bytes: &'a [u8]) -> Option<Self> {
+    /// Parses and validates encoded properties (as
+    /// [`Delivery::properties_bytes`](crate::Delivery::properties_bytes)
+    /// gives them); `None` if malformed.
+    ///
+    /// # Examples
+    /// ```
+    /// assert_eq!(shmq::PropertiesRef::parse(&[]), Some(shmq::PropertiesRef::default()));
+    /// assert_eq!(shmq::PropertiesRef::parse(&[0xff]), None);
+    /// ```
+    pub fn parse(bytes: &'a [u8]) -> Option<Self> {
         let mut p = PropertiesRef::default();
         let mut r = Reader { bytes, at: 0 };
         while !r.done() {

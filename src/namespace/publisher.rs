@@ -212,6 +212,48 @@ impl Publisher {
         self.publish_inner(exchange, routing_key, properties, body, true)
     }
 
+    /// Publishes every body in `bodies` with the same exchange, routing key
+    /// and properties: routed once, then copied into each matched queue a
+    /// chunk per claim, as [`Producer::publish_batch`](crate::Producer::publish_batch).
+    /// The result's counts are summed over the messages: `queues` is the
+    /// copies enqueued, `full` the copies refused (a refusal does not stop
+    /// the rest of the batch). A batch no queue takes is dropped and counted
+    /// as unroutable, as `publish` does.
+    ///
+    /// # Errors
+    /// As [`publish`](Publisher::publish); on an error other than routing,
+    /// the messages before the failing one were published.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-pubbatch-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// ns.declare_queue("q", &Default::default()).unwrap();
+    /// let mut publisher = ns.publisher();
+    /// let routed = publisher.publish_batch("", "q", &shmq::Properties::new(), &[b"a", b"b", b"c"]).unwrap();
+    /// assert_eq!(routed, shmq::Routed { queues: 3, full: 0 });
+    /// # drop(publisher); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn publish_batch(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties<'_>,
+        bodies: &[&[u8]],
+    ) -> Result<Routed, PublishError> {
+        self.route(exchange, routing_key, properties)?;
+        let result = self.publish_routed_batch(exchange, routing_key, properties, bodies);
+        if let Ok(routed) = &result {
+            let unroutable = routed.queues == 0 && routed.full == 0;
+            for _ in 0..bodies.len() {
+                self.count(exchange, unroutable);
+            }
+        }
+        result
+    }
+
     /// How many queues a message would reach, without publishing it (a dry
     /// run of the routing decision).
     ///
@@ -370,7 +412,6 @@ impl Publisher {
         body: &[u8],
         mandatory: bool,
     ) -> Result<Routed, PublishError> {
-        let Some(router) = self.router.as_ref() else { return Err(PublishError::Routing("no routing snapshot".into())) };
         if self.targets.is_empty() {
             if mandatory {
                 return Err(PublishError::Unroutable);
@@ -378,40 +419,89 @@ impl Publisher {
             self.ns.shared.routing.unroutable().fetch_add(1, Ordering::Relaxed);
             return Ok(Routed::default());
         }
-        // `BCC` routes but is never delivered, as in RabbitMQ.
-        let without_bcc: Vec<(&str, crate::HeaderValue<'_>)>;
-        let headers = if properties.headers.iter().any(|(k, _)| *k == "BCC") {
-            without_bcc = properties.headers.iter().filter(|(k, _)| *k != "BCC").copied().collect();
-            &without_bcc[..]
-        } else {
-            properties.headers
-        };
+        let without_bcc = without_bcc(properties.headers);
+        let headers = without_bcc.as_deref().unwrap_or(properties.headers);
         let stamped = Properties { routing_key: Some(routing_key), exchange: Some(exchange), headers, ..*properties };
         let mut routed = Routed::default();
-        for &target in &self.targets {
-            let slot = &mut self.producers[target];
-            if slot.is_none() {
-                match self.ns.producer(&router.queue_names[target]) {
-                    Ok(mut p) => {
-                        p.set_publish_timeout(self.timeout);
-                        p.set_wait_hook(self.wait_hook.clone());
-                        *slot = Some(p);
-                    }
-                    // Deleted between the snapshot and now: as if unbound.
-                    Err(Error::QueueNotFound { .. }) => continue,
-                    Err(e) => return Err(PublishError::Routing(e.to_string())),
-                }
-            }
-            let Some(producer) = slot.as_mut() else { continue };
+        for i in 0..self.targets.len() {
+            let target = self.targets[i];
+            let Some(producer) = self.target_producer(target)? else { continue };
             match producer.publish_with(&stamped, body) {
                 Ok(()) => routed.queues += 1,
                 Err(PublishError::QueueFull) | Err(PublishError::Timeout) => routed.full += 1,
-                Err(PublishError::QueueDeleted) => *slot = None,
+                Err(PublishError::QueueDeleted) => self.producers[target] = None,
                 Err(e) => return Err(e),
             }
         }
         Ok(routed)
     }
+
+    /// As `publish_routed`, for a batch; the counts are summed over its
+    /// messages.
+    fn publish_routed_batch(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties<'_>,
+        bodies: &[&[u8]],
+    ) -> Result<Routed, PublishError> {
+        if self.targets.is_empty() {
+            self.ns.shared.routing.unroutable().fetch_add(bodies.len() as u64, Ordering::Relaxed);
+            return Ok(Routed::default());
+        }
+        let without_bcc = without_bcc(properties.headers);
+        let headers = without_bcc.as_deref().unwrap_or(properties.headers);
+        let stamped = Properties { routing_key: Some(routing_key), exchange: Some(exchange), headers, ..*properties };
+        let mut routed = Routed::default();
+        for i in 0..self.targets.len() {
+            let target = self.targets[i];
+            let Some(producer) = self.target_producer(target)? else { continue };
+            let mut rest = bodies;
+            while !rest.is_empty() {
+                let (done, result) = producer.publish_chunks(&stamped, rest);
+                routed.queues += done;
+                match result {
+                    Ok(()) => break,
+                    // That message is refused; the queue may take the next.
+                    Err(PublishError::QueueFull) | Err(PublishError::Timeout) => {
+                        routed.full += 1;
+                        rest = &rest[done + 1..];
+                    }
+                    Err(PublishError::QueueDeleted) => {
+                        self.producers[target] = None;
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(routed)
+    }
+
+    /// The producer for matched queue `target`, opened on first use; None
+    /// if the queue was deleted since the snapshot (as if unbound).
+    fn target_producer(&mut self, target: usize) -> Result<Option<&mut Producer>, PublishError> {
+        let Some(router) = self.router.as_ref() else { return Err(PublishError::Routing("no routing snapshot".into())) };
+        let slot = &mut self.producers[target];
+        if slot.is_none() {
+            match self.ns.producer(&router.queue_names[target]) {
+                Ok(mut p) => {
+                    p.set_publish_timeout(self.timeout);
+                    p.set_wait_hook(self.wait_hook.clone());
+                    *slot = Some(p);
+                }
+                Err(Error::QueueNotFound { .. }) => return Ok(None),
+                Err(e) => return Err(PublishError::Routing(e.to_string())),
+            }
+        }
+        Ok(slot.as_mut())
+    }
+}
+
+/// `headers` without `BCC`, if it has one: `BCC` routes but is never
+/// delivered, as in RabbitMQ.
+fn without_bcc<'a>(headers: &[(&'a str, crate::HeaderValue<'a>)]) -> Option<Vec<(&'a str, crate::HeaderValue<'a>)>> {
+    headers.iter().any(|(k, _)| *k == "BCC").then(|| headers.iter().filter(|(k, _)| *k != "BCC").copied().collect())
 }
 
 impl Drop for Publisher {

@@ -1280,6 +1280,27 @@ impl<'c> Delivery<'c> {
         self.bytes(self.record.props_len as usize, self.record.body_len as usize)
     }
 
+    /// The properties as stored, encoded: copy them out to parse later with
+    /// [`PropertiesRef::parse`] (cheaper than copying each field when most
+    /// messages' properties are never looked at).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-propbytes-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// ns.producer("q").unwrap().publish_with(&shmq::Properties::new().app_id("me"), b"x").unwrap();
+    /// let consumer = ns.consumer("q", Default::default()).unwrap();
+    /// let copied = consumer.try_recv().unwrap().properties_bytes().to_vec();
+    /// assert_eq!(shmq::PropertiesRef::parse(&copied).unwrap().app_id, Some("me"));
+    /// # drop(consumer); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn properties_bytes(&self) -> &[u8] {
+        self.bytes(0, self.record.props_len as usize)
+    }
+
     /// The properties, parsed in place. A damaged properties block reads as
     /// empty properties (the body is still delivered).
     ///

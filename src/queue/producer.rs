@@ -385,8 +385,45 @@ impl Producer {
     /// # }
     /// ```
     pub fn publish_batch(&mut self, bodies: &[&[u8]]) -> Result<usize, PublishError> {
+        self.publish_batch_with(&Properties::new(), bodies)
+    }
+
+    /// As [`publish_batch`](Producer::publish_batch), every message with the
+    /// same `properties`.
+    ///
+    /// # Errors
+    /// As [`publish_batch`](Producer::publish_batch).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-batchwith-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// let mut producer = ns.producer("q").unwrap();
+    /// let props = shmq::Properties::new().content_type("text/plain");
+    /// assert_eq!(producer.publish_batch_with(&props, &[b"a", b"b"]).unwrap(), 2);
+    /// # drop(producer); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn publish_batch_with(&mut self, properties: &Properties<'_>, bodies: &[&[u8]]) -> Result<usize, PublishError> {
+        let (done, result) = self.publish_chunks(properties, bodies);
+        result.map(|()| done)
+    }
+
+    /// Publishes `bodies` a chunk per claim; returns how many were
+    /// published and the error that stopped it, if one did.
+    pub(crate) fn publish_chunks(&mut self, properties: &Properties<'_>, bodies: &[&[u8]]) -> (usize, Result<(), PublishError>) {
+        if self.levels.is_some() && properties.priority.is_some_and(|p| p > 0) {
+            // Another level's chain: one message at a time (cold).
+            for (done, body) in bodies.iter().enumerate() {
+                if let Err(e) = self.publish_prioritized(properties, body) {
+                    return (done, Err(e));
+                }
+            }
+            return (bodies.len(), Ok(()));
+        }
         let mut done = 0;
-        let props = Properties::new();
         let geometry = self.agent.queue.ring.geometry();
         // A chunk must fit an empty ring, or its claim could never succeed:
         // at most half the data (so wrap padding fits too) and the slots.
@@ -402,11 +439,13 @@ impl Producer {
             _ => 1,
         }
         .min(geometry.slot_count as usize);
-        // The same (empty) properties for every message: encoded once. The
-        // expiry is taken per chunk once claimed: a chunk may wait (block,
-        // memory budget), and a TTL counts from the enqueue.
-        let props_len = props.encoded_len()?;
-        let ttl = self.ttl_for(&props)?;
+        // The same properties for every message: sized once. The expiry is
+        // taken per chunk once claimed: a chunk may wait (block, memory
+        // budget), and a TTL counts from the enqueue.
+        let (props_len, ttl) = match (properties.encoded_len(), self.ttl_for(properties)) {
+            (Ok(len), Ok(ttl)) => (len, ttl),
+            (Err(e), _) | (_, Err(e)) => return (0, Err(e)),
+        };
         while done < bodies.len() {
             let mut units = [0u32; MAX_BATCH];
             let mut count = 0;
@@ -417,7 +456,7 @@ impl Producer {
                     // Publish what precedes the bad message; the next round
                     // starts at it and returns the error.
                     Err(_) if count > 0 => break,
-                    Err(e) => return Err(e),
+                    Err(e) => return (done, Err(e)),
                 };
                 if count > 0 && total + u64::from(record_units) > max_units {
                     break;
@@ -431,20 +470,24 @@ impl Producer {
             let bytes = chunk.iter().map(|b| b.len() as u64).sum();
             let claimed = self.claim(units, bytes);
             if matches!(claimed, Err(PublishError::QueueFull)) && chunk.len() == 1 {
-                self.refused(&props, chunk[0]);
+                self.refused(properties, chunk[0]);
             }
-            let Some(claim) = claimed? else {
-                bump(&self.counters().dropped, chunk.len() as u64);
-                done += chunk.len();
-                continue;
+            let claim = match claimed {
+                Ok(Some(claim)) => claim,
+                Ok(None) => {
+                    bump(&self.counters().dropped, chunk.len() as u64);
+                    done += chunk.len();
+                    continue;
+                }
+                Err(e) => return (done, Err(e)),
             };
             let expires = expiry(ttl);
             let ring = &self.agent.queue.ring;
             let mut data = claim.data;
             for (i, (body, &u)) in chunk.iter().zip(units).enumerate() {
                 let (start, end) = ring.place(data, u);
-                self.write_record(start, &props, 0, body);
-                ring.commit(claim.first.wrapping_add(i as u32), start, end, 0, body.len() as u32, expires);
+                self.write_record(start, properties, props_len, body);
+                ring.commit(claim.first.wrapping_add(i as u32), start, end, props_len as u32, body.len() as u32, expires);
                 data = end;
             }
             ring.claim_done(self.agent.owner);
@@ -453,7 +496,7 @@ impl Producer {
             self.agent.tick(chunk.len() as u32);
             done += chunk.len();
         }
-        Ok(done)
+        (done, Ok(()))
     }
 
     /// A full `reject-publish-dlx` queue refused a message: dead-letter it

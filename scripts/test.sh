@@ -32,6 +32,6 @@ RUSTFLAGS="--cfg shmq_loom" CARGO_TARGET_DIR=target/loom \
   cargo test -p shmq-loom-tests --release
 
 echo "== python bindings (pip install ./python, then pytest)"
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore maturin pytest 'pika==1.4.4' 'aio-pika==10.2.1'
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore maturin pytest 'pika==1.4.4' 'aio-pika==10.2.1' 'celery==5.7.0' 'kombu==5.7.0'
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore ./python
 python3 -m pytest -q python/tests

@@ -21,8 +21,18 @@ use crate::nsdir::{NamespaceDir, Sub};
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) token: u64,
+    /// The process that registered it (see [`inherited`]).
+    pub(crate) pid: u32,
     dir: Arc<NamespaceDir>,
     _lock: File,
+}
+
+/// True in a process other than `pid`: a `fork` child dropping a handle it
+/// inherited. Such a child must leave its parent's shared state alone:
+/// requeueing the parent's deliveries, freeing its rows or unlinking its
+/// peer file would act on a live process's behalf.
+pub(crate) fn inherited(pid: u32) -> bool {
+    std::process::id() != pid
 }
 
 /// A fresh random non-zero token.
@@ -64,12 +74,15 @@ impl Peer {
         let _ = std::io::Write::write_all(&mut &file, format!("{}\n", std::process::id()).as_bytes());
         dir.rename(Sub::Tmp, &tmp, Sub::Peers, &peer_name(token))?;
         drop(guard);
-        Ok(Peer { token, dir: dir.clone(), _lock: file })
+        Ok(Peer { token, pid: std::process::id(), dir: dir.clone(), _lock: file })
     }
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
+        if inherited(self.pid) {
+            return;
+        }
         // A clean exit leaves no file behind.
         self.dir.unlink(Sub::Peers, &peer_name(self.token));
     }

@@ -127,6 +127,10 @@ impl NamespaceState {
 
 impl Drop for NamespaceState {
     fn drop(&mut self) {
+        // A fork child's copy: the exclusive queues are the parent's.
+        if self.peer.lock().unwrap_or_else(|e| e.into_inner()).as_ref().is_some_and(|p| crate::liveness::inherited(p.pid)) {
+            return;
+        }
         // Exclusive queues end with the namespace handle that declared them,
         // as RabbitMQ's end with their connection.
         let names = std::mem::take(&mut *self.exclusive.lock().unwrap_or_else(|e| e.into_inner()));

@@ -29,7 +29,16 @@ fn patch(path: &std::path::Path, offset: u64, bytes: &[u8]) {
 #[test]
 fn foreign_file_is_corrupt() {
     let t = TempNs::new("foreign");
+    // A file the routing table does not list is no queue at all.
     std::fs::write(t.path().join("queues").join("q"), vec![b'x'; 20000]).unwrap();
+    assert!(matches!(t.ns.producer("q").unwrap_err(), Error::QueueNotFound { .. }));
+    // A registered queue whose file was replaced by foreign bytes.
+    // Declaring over it is refused (the file is not overwritten) ...
+    assert!(matches!(t.ns.declare_queue("q", &options()).unwrap_err(), Error::Corrupt { .. }));
+    // ... until it is removed.
+    std::fs::remove_file(queue_file(&t)).unwrap();
+    t.ns.declare_queue("q", &options()).unwrap();
+    std::fs::write(queue_file(&t), vec![b'x'; 20000]).unwrap();
     let err = t.ns.producer("q").unwrap_err();
     assert!(matches!(err, Error::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("bad magic"));

@@ -51,9 +51,14 @@ fn declare_is_idempotent_and_conflicts_are_precondition_errors() {
 #[test]
 fn bad_names_get_typed_errors() {
     let t = TempNs::new("names");
-    for bad in ["", "a\0b", "a\nb", "\u{1b}[31m"] {
+    for bad in ["a\0b", "a\nb", "\u{1b}[31m"] {
         assert!(matches!(t.ns.declare_queue(bad, &small()), Err(Error::InvalidName { .. })), "{bad:?}");
     }
+    // An empty name asks for a server-named queue, as in RabbitMQ.
+    let generated = t.ns.declare_queue("", &small()).unwrap().name;
+    assert!(generated.starts_with("amq.gen-"), "{generated}");
+    assert!(matches!(t.ns.producer(""), Err(Error::InvalidName { .. })));
+    t.ns.delete_queue(&generated).unwrap();
     let long = "x".repeat(256);
     assert!(matches!(t.ns.declare_queue(&long, &small()), Err(Error::InvalidName { .. })));
     let max = "y".repeat(255);

@@ -165,8 +165,8 @@ class Namespace:
         return self._native.path
 
     def declare_queue(self, name: str = "", **options: Any) -> str:
-        """Declare a queue; returns its name (generated for ``name=''`` with
-        ``exclusive=True``). Options: passive, exclusive, auto_delete,
+        """Declare a queue; returns its name (generated for ``name=''``, as
+        RabbitMQ's ``amq.gen-...`` names). Options: passive, exclusive, auto_delete,
         capacity_bytes (the first ring's size), max_length, max_length_bytes,
         max_message_bytes, overflow ('drop-head' (the default),
         'reject-publish', 'reject-publish-dlx' or 'block'), message_ttl_ms,
@@ -745,7 +745,7 @@ class BlockingChannel:
                                 406, f"PRECONDITION_FAILED - invalid property '{prop}' for queue '{queue}' in vhost '/'")
                 if quorum and not durable:
                     self._check_durable_redeclare(queue)
-            name, ready, consumers = self._ns.declare_queue(queue, passive=passive, exclusive=exclusive or queue == "",
+            name, ready, consumers = self._ns.declare_queue(queue, passive=passive, exclusive=exclusive,
                                                             auto_delete=auto_delete, durable=durable,
                                                             arguments=None if passive else args)
         except ShmqError as e:

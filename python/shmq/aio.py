@@ -757,7 +757,7 @@ class Channel:
     async def declare_queue(self, name: Optional[str] = None, *, durable: bool = False, exclusive: bool = False,
                             passive: bool = False, auto_delete: bool = False,
                             arguments: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> Queue:
-        """As aio-pika's; no name: a server-named exclusive queue."""
+        """As aio-pika's; no name: a server-named queue (``amq.gen-...``)."""
         self._check()
         queue = Queue(self, name or "", durable, exclusive, auto_delete, arguments, passive)
         await queue.declare()

@@ -247,3 +247,35 @@ def test_basic_publish_many_has_the_outcomes_of_a_publish_per_body(rabbitmq, nam
     assert expected["over the limit, confirmed"] == "NackError"
     assert expected["kept"] == [("a", False), ("b", False), ("c", False)]
     assert expected["before commit"] == [] and expected["after commit"] == [("t1", False), ("t2", False)]
+
+
+def test_a_fork_child_dropping_inherited_handles_leaves_the_parent_alone(namespace):
+    """multiprocessing's fork, Celery's prefork pool: a child that drops the
+    consumer, publisher and namespace it inherited must not requeue the
+    parent's unacked deliveries, free its rows, flush its counts or unlink
+    its liveness file."""
+    import gc
+    import os
+
+    ns = shmq.Namespace(namespace)
+    ns.declare_queue("q")
+    ns.declare_queue("", exclusive=True)
+    ns.publish_many("", "q", [b"held", b"ready"])
+    consumer = ns.consumer("q", manual_ack=True, prefetch=1)
+    held = consumer.recv(timeout=1)
+    peers = sorted(os.listdir(os.path.join(namespace, "peers")))
+    queues_before = sorted(ns._native.list_queues())
+    pid = os.fork()
+    if pid == 0:
+        try:
+            del consumer, held, ns
+            gc.collect()
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    stats = ns.stats("q")
+    assert (stats["ready"], stats["unacked"], stats["consumers"]) == (1, 1, 1)
+    assert sorted(os.listdir(os.path.join(namespace, "peers"))) == peers
+    assert sorted(ns._native.list_queues()) == queues_before  # the exclusive queue is still the parent's
+    held.ack()
+    assert ns.stats("q")["unacked"] == 0

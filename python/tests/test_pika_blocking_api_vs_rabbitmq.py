@@ -152,3 +152,34 @@ def test_recover_without_requeue_closes_the_connection_as_rabbitmq(rabbitmq, nam
     assert expected["recover(requeue=False)"] == ("ConnectionClosedByBroker", 540, "NOT_IMPLEMENTED - requeue=false",
                                                   (540, "NOT_IMPLEMENTED - requeue=false"))
     assert expected["open after"] == (False, False) and expected["a new channel"] == "ConnectionWrongStateError"
+
+
+def server_named(connection: Any) -> Dict[str, Any]:
+    """queue_declare('') names the queue (amq.gen-...), exclusive or not."""
+    ch = connection.channel()
+    shared = ch.queue_declare("", durable=False).method.queue
+    own = ch.queue_declare("", exclusive=True).method.queue
+    return {"names": [n.startswith("amq.gen-") and len(n) > len("amq.gen-") for n in (shared, own)],
+            "distinct": shared != own, "queues": (shared, own)}
+
+
+def still_there(connection: Any, queues: Any) -> Dict[str, Any]:
+    ch = connection.channel()
+    seen = {"shared": outcome(lambda: ch.queue_declare(queues[0], passive=True))}
+    ch = connection.channel() if not ch.is_open else ch
+    seen["exclusive"] = outcome(lambda: ch.queue_declare(queues[1], passive=True))[0]
+    if seen["shared"] == "ok":
+        connection.channel().queue_delete(queues[0])
+    return seen
+
+
+def test_server_named_queues_exclusive_or_not_as_rabbitmq(rabbitmq, namespace):
+    from differential import on_rabbitmq, on_shmq
+
+    expected, got = on_rabbitmq(rabbitmq, server_named), on_shmq(namespace, server_named)
+    assert {k: v for k, v in got.items() if k != "queues"} == {k: v for k, v in expected.items() if k != "queues"}
+    assert expected["names"] == [True, True]
+    # After the declaring connection closed: the non-exclusive one stays.
+    after = (on_rabbitmq(rabbitmq, still_there, queues=expected["queues"]),
+             on_shmq(namespace, still_there, queues=got["queues"]))
+    assert after[1] == after[0] == {"shared": "ok", "exclusive": 404}

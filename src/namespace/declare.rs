@@ -86,7 +86,8 @@ impl Namespace {
     /// ```
     pub fn declare_queue(&self, name: &str, options: &QueueOptions) -> Result<QueueStats, Error> {
         let generated;
-        let name = if name.is_empty() && options.exclusive {
+        // As RabbitMQ: an empty name asks for a server-named queue.
+        let name = if name.is_empty() {
             generated = format!("amq.gen-{:016x}{:08x}", liveness::random_token(), liveness::random_token() as u32);
             generated.as_str()
         } else {

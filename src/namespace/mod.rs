@@ -393,14 +393,30 @@ impl Namespace {
 
     pub(crate) fn open_segment(&self, name: &str) -> Result<segment::QueueSegment, Error> {
         validate_queue_name(name)?;
+        let not_found =
+            || Error::QueueNotFound { queue: name.to_owned(), namespace: self.shared.name.clone(), did_you_mean: self.closest_queue(name) };
+        if !self.is_registered(name)? {
+            return Err(not_found());
+        }
         match segment::open_queue(&self.shared.dir, name) {
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Err(Error::QueueNotFound {
-                queue: name.to_owned(),
-                namespace: self.shared.name.clone(),
-                did_you_mean: self.closest_queue(name),
-            }),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Err(not_found()),
             other => other,
         }
+    }
+
+    /// Whether the routing table lists `name`: a queue is registered
+    /// before its file is made and unregistered before its file goes, so a
+    /// file the table does not list is a deleted queue's (its deleter died
+    /// before unlinking it). An exclusive queue whose owning process died
+    /// is removed here and then (as RabbitMQ deletes one when its
+    /// connection drops), not only at the next table change.
+    fn is_registered(&self, name: &str) -> Result<bool, Error> {
+        let Some((owner, _)) = self.shared.router()?.queue_meta(name) else { return Ok(false) };
+        if owner == 0 || owner == self.shared.registered_token() || liveness::is_alive(&self.shared.dir, owner) {
+            return Ok(true);
+        }
+        self.update_table(|_| Ok(()))?;
+        Ok(false)
     }
 
     pub(crate) fn attach(&self, name: &str, role: u32, prefetch: u32) -> Result<Agent, Error> {

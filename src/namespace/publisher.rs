@@ -76,6 +76,9 @@ pub struct Publisher {
     since_flush: u32,
     /// Scratch for the queues a `CC`/`BCC` key routes to.
     cc_targets: Vec<usize>,
+    /// The process that made it: a `fork` child's copy does not flush the
+    /// parent's pending counts.
+    pid: u32,
 }
 
 /// The routing keys in a message's `CC` and `BCC` headers (arrays of
@@ -111,6 +114,7 @@ impl Publisher {
             pending: Vec::new(),
             since_flush: 0,
             cc_targets: Vec::new(),
+            pid: std::process::id(),
         }
     }
 
@@ -506,6 +510,9 @@ fn without_bcc<'a>(headers: &[(&'a str, crate::HeaderValue<'a>)]) -> Option<Vec<
 
 impl Drop for Publisher {
     fn drop(&mut self) {
+        if crate::liveness::inherited(self.pid) {
+            return;
+        }
         self.flush_counts();
     }
 }

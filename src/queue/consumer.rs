@@ -1219,6 +1219,9 @@ impl Consumer {
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        if crate::liveness::inherited(self.home.peer.pid) {
+            return; // a fork child's copy: the parent's deliveries stay its own
+        }
         // Levels first: what they hold is back in the queue before a single
         // active consumer hands over.
         drop(self.levels.take());

@@ -173,6 +173,9 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        if crate::liveness::inherited(self.peer.pid) {
+            return;
+        }
         self.queue.ring.release_agent(self.owner, self.peer.token);
     }
 }

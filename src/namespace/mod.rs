@@ -421,6 +421,7 @@ impl Namespace {
 
     pub(crate) fn attach(&self, name: &str, role: u32, prefetch: u32) -> Result<Agent, Error> {
         let segment = self.open_segment(name)?;
+        segment.prefault();
         let peer = self.shared.peer()?;
         let queue = Arc::new(QueueHandle { ring: Ring::new(segment), ns: self.shared.clone() });
         Agent::attach(queue, peer, role, prefetch)

@@ -114,6 +114,7 @@ impl Chain {
         let dir = &self.ns().dir;
         match segment::open_extent(dir, &self.first.segment().config, seq) {
             Ok(mapped) => {
+                mapped.prefault();
                 let handle = Arc::new(QueueHandle { ring: Ring::new(mapped), ns: self.first.ns.clone() });
                 let mut later = self.later.borrow_mut();
                 later.push(handle.clone());

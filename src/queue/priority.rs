@@ -51,7 +51,10 @@ pub(crate) fn level_queue(queue: &QueueHandle, level: u8) -> Result<Arc<QueueHan
     let dir = &queue.ns.dir;
     let config = level_config(first, level)?;
     let segment = match segment::open_extent(dir, &config, 0) {
-        Ok(segment) => segment,
+        Ok(segment) => {
+            segment.prefault();
+            segment
+        }
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             let tmp = format!("level-{:016x}", crate::liveness::random_token());
             match segment::create_extent(dir, &tmp, &config)? {

@@ -327,17 +327,23 @@ fn map_segment(dir: &NamespaceDir, sub: Sub, name: &str, kind: u32) -> Result<Qu
         HeaderProblem::Corrupt(reason) => corrupt(reason),
     })?;
     let offsets = QueueOffsets::for_geometry(config.geometry);
-    let segment = QueueSegment { map, base, path: path.to_owned(), config, offsets, _file: file };
-    // Only a valid segment's pages are faulted in (its size was checked),
-    // and only an open ring's: a closed one takes no more writes, and a
-    // retired one's data pages were given back, not to be faulted in again.
-    if segment.header().chain.closed.load(Ordering::Relaxed) == 0 {
-        prefault(&segment._file, &segment.map);
-    }
-    Ok(segment)
+    Ok(QueueSegment { map, base, path: path.to_owned(), config, offsets, _file: file })
 }
 
 impl QueueSegment {
+    /// Faults the mapping's pages in now, for a producer or consumer about
+    /// to use the ring: its first messages then take no page faults. Not
+    /// done for a look at a queue (stats, a passive declare), which would
+    /// pay it for nothing (half a millisecond for a default ring). Only an
+    /// open ring's: a closed one takes no more writes, and a retired one's
+    /// data pages were given back, not to be faulted in again. The size
+    /// was validated when it was mapped.
+    pub(crate) fn prefault(&self) {
+        if self.header().chain.closed.load(Ordering::Relaxed) == 0 {
+            prefault(&self._file, &self.map);
+        }
+    }
+
     fn ready_word(&self) -> &AtomicU32 {
         // SAFETY: READY_OFFSET is 4-aligned and inside the mapping.
         unsafe { &*(self.base.as_ptr().add(READY_OFFSET) as *const AtomicU32) }

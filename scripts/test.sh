@@ -31,7 +31,15 @@ RUSTFLAGS="--cfg shmq_loom" CARGO_TARGET_DIR=target/loom \
   LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}" \
   cargo test -p shmq-loom-tests --release
 
-echo "== python bindings (pip install ./python, then pytest)"
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore maturin pytest 'pika==1.4.4' 'aio-pika==10.2.1' 'celery==5.7.0' 'kombu==5.7.0'
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore ./python
-python3 -m pytest -q python/tests
+echo "== python bindings (an abi3 wheel built with maturin, installed into a fresh venv, then pytest)"
+# The wheel, not the source tree, is what the tests import: a packaging
+# mistake (a module left out of the wheel, say) cannot pass unseen.
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore maturin
+rm -rf target/wheels target/python-venv
+python3 -m maturin build --quiet --release --manifest-path python/Cargo.toml --out target/wheels
+python3 -m venv target/python-venv
+venv_pip() { target/python-venv/bin/python -m pip install --quiet --disable-pip-version-check "$@"; }
+venv_pip pytest 'pika==1.4.4' 'aio-pika==10.2.1' 'celery==5.7.0' 'kombu==5.7.0'
+venv_pip target/wheels/shmq-*abi3*.whl
+# On PATH first, so the `python3` and `celery` the tests start are the venv's.
+PATH="$PWD/target/python-venv/bin:$PATH" SHMQ_EXPECT_WHEEL=1 target/python-venv/bin/python -m pytest -q python/tests

@@ -1443,6 +1443,13 @@ class BlockingConnection:
         """True once the connection is closed, as pika's."""
         return not self.is_open
 
+    @property
+    def native_namespace(self) -> Any:
+        """The native namespace handle this connection works through (what
+        shmq's kombu transport shares with it: exclusive queues belong to
+        it), or ``None`` once closed."""
+        return self._ns
+
     def add_on_connection_blocked_callback(self, callback: Callable[["BlockingConnection", MethodFrame], Any]) -> None:
         """Call ``callback(connection, method_frame)`` when a publish starts
         waiting for the namespace's memory budget (flow control), as pika

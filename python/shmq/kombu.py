@@ -56,10 +56,9 @@ thread): an ack, or a close, from another thread is carried out by the
 owning thread at its next ``drain_events`` turn, within about 0.1 s.
 
 Fork: a process forked while a connection is open (a prefork pool
-replacing a child) inherits it but must not use or free it: freeing it
-would hand the parent's unacked messages back to their queues. Inherited
-connections are therefore kept, never freed, in the child, and using one
-raises an error that says to open a new connection (kombu and Celery do).
+replacing a child) inherits it but must not use it; the child keeps it,
+never freed, and using it raises an error that says to open a new
+connection (kombu and Celery do).
 
 Refused rather than ignored: queue arguments shmq does not implement (406;
 ``shmq.QUEUE_ARGUMENTS`` lists those it does), consumer arguments other
@@ -607,7 +606,7 @@ class Connection:
         #: The native namespace: the pika channels declare in it and the
         #: consumers here take from it, so that an exclusive queue this
         #: connection declares is its own to consume.
-        self.namespace = self._blocking._ns
+        self.namespace = self._blocking.native_namespace
         self._serial = next(_connection_serials)
         _OPEN_SERIALS.add(self._serial)
         self._channels: List[Channel] = []
@@ -713,10 +712,11 @@ class Connection:
             raise shmq.ConnectionWrongStateError("the shmq connection is closed")
 
 
-# Fork: a child gets copies of its parent's open connections. Freeing one
-# in the child would run the native destructors on the parent's shared state
-# (handing its unacked deliveries back to their queues, deregistering its
-# consumers), so the child keeps them, unused, for its whole life.
+# Fork: a child gets copies of its parent's open connections. The native
+# handles do nothing when a child frees them (they leave the parent's shared
+# state alone), but they belong to threads the child does not have, so
+# freeing them there would only warn; the child keeps them, unused, for its
+# whole life.
 _OPEN: "weakref.WeakSet[Connection]" = weakref.WeakSet()
 _INHERITED: List[Connection] = []
 

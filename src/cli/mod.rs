@@ -7,6 +7,7 @@ mod definitions;
 mod demo;
 mod io;
 mod perf;
+mod shovel;
 mod stress;
 mod top;
 
@@ -143,6 +144,12 @@ pub enum Command {
         #[arg(long)]
         skip_unsupported: bool,
     },
+    /// Move messages between a queue here and RabbitMQ (or another
+    /// namespace), as RabbitMQ's dynamic shovels do.
+    Shovel {
+        #[command(subcommand)]
+        command: shovel::ShovelCommand,
+    },
     /// Live dashboard of queue depths, rates and consumers (q quits).
     Top(top::TopArgs),
     /// Print shell completions.
@@ -168,6 +175,7 @@ pub fn run() -> i32 {
         Command::Publish(args) => io::publish(&cli, args),
         Command::Consume(args) => io::consume(&cli, args),
         Command::Top(args) => top::run(&cli, args),
+        Command::Shovel { command } => shovel::run(&cli, command),
         Command::Get { queue, count, ack } => io::get(&cli, queue, *count, *ack),
         Command::Peek { queue, count } => io::peek(&cli, queue, *count),
         Command::Export { file, vhost } => definitions::export(&cli, file.as_deref(), vhost),
@@ -245,6 +253,7 @@ impl std::error::Error for Refused {}
 pub fn namespace(cli: &Cli) -> Result<shmq::Namespace, shmq::Error> {
     let creates = match &cli.command {
         Command::DeclareQueue(_) | Command::DeclareExchange(_) | Command::Bind(_) | Command::Import { .. } => true,
+        Command::Shovel { command } => matches!(command, shovel::ShovelCommand::Declare(_)),
         Command::Consume(args) => args.declare || args.queue.is_empty(),
         _ => false,
     };

@@ -1,0 +1,178 @@
+//! `shmq shovel`: moves messages between a shmq queue and a RabbitMQ broker
+//! (or another namespace), as RabbitMQ's dynamic shovels do, with their
+//! parameter names: `declare`, `delete`, `list`, and `run` (the process
+//! that moves them).
+
+mod convert;
+pub mod definition;
+mod run;
+
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value};
+
+use super::{Cli, CliResult};
+
+#[derive(Subcommand, Debug)]
+pub enum ShovelCommand {
+    /// Define a shovel (replacing one of the same name), with RabbitMQ's
+    /// dynamic-shovel parameters.
+    Declare(Box<DeclareArgs>),
+    /// Remove a shovel's definition (a runner running it stops at its next
+    /// restart; stop the runner to stop it now).
+    Delete { name: String },
+    /// The shovels, with whether a runner runs them, their state, counts
+    /// and last error.
+    List,
+    /// Run shovels (all of the namespace's if none is named) until each is
+    /// done; faults are retried after reconnect-delay.
+    Run { names: Vec<String> },
+}
+
+#[derive(Args, Debug)]
+pub struct DeclareArgs {
+    pub name: String,
+    /// shm://NAMESPACE, shm:///directory or amqp://user:pass@host:port/vhost.
+    #[arg(long)]
+    src_uri: String,
+    #[arg(long)]
+    src_queue: Option<String>,
+    /// Bind a server-named queue to this exchange for the shovel's life.
+    #[arg(long)]
+    src_exchange: Option<String>,
+    /// With --src-exchange (default "#").
+    #[arg(long)]
+    src_exchange_key: Option<String>,
+    /// Unacknowledged messages in flight (default 1000).
+    #[arg(long)]
+    src_prefetch_count: Option<u16>,
+    /// never (default), queue-length, or a count: stop after that many.
+    #[arg(long)]
+    src_delete_after: Option<String>,
+    #[arg(long)]
+    dest_uri: String,
+    #[arg(long)]
+    dest_queue: Option<String>,
+    #[arg(long)]
+    dest_exchange: Option<String>,
+    /// With --dest-exchange (default: the message's own routing key).
+    #[arg(long)]
+    dest_exchange_key: Option<String>,
+    /// on-confirm (default), on-publish or no-ack.
+    #[arg(long)]
+    ack_mode: Option<String>,
+    /// Seconds between a fault and the next try (default 5; 0: stop).
+    #[arg(long)]
+    reconnect_delay: Option<f64>,
+    /// Add RabbitMQ's x-shovelled header.
+    #[arg(long)]
+    dest_add_forward_headers: bool,
+    /// Add RabbitMQ's x-shovelled-timestamp header.
+    #[arg(long)]
+    dest_add_timestamp_header: bool,
+}
+
+impl DeclareArgs {
+    /// The definition as RabbitMQ's parameter value object.
+    fn value(&self) -> Map<String, Value> {
+        let mut v = Map::new();
+        let mut put = |k: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                v.insert(k.to_owned(), value);
+            }
+        };
+        put("src-uri", Some(self.src_uri.clone().into()));
+        put("src-queue", self.src_queue.clone().map(Value::from));
+        put("src-exchange", self.src_exchange.clone().map(Value::from));
+        put("src-exchange-key", self.src_exchange_key.clone().map(Value::from));
+        put("src-prefetch-count", self.src_prefetch_count.map(Value::from));
+        put(
+            "src-delete-after",
+            self.src_delete_after.as_ref().map(|d| d.parse::<u64>().map_or_else(|_| Value::from(d.clone()), Value::from)),
+        );
+        put("dest-uri", Some(self.dest_uri.clone().into()));
+        put("dest-queue", self.dest_queue.clone().map(Value::from));
+        put("dest-exchange", self.dest_exchange.clone().map(Value::from));
+        put("dest-exchange-key", self.dest_exchange_key.clone().map(Value::from));
+        put("ack-mode", self.ack_mode.clone().map(Value::from));
+        put("reconnect-delay", self.reconnect_delay.map(Value::from));
+        put("dest-add-forward-headers", self.dest_add_forward_headers.then_some(Value::Bool(true)));
+        put("dest-add-timestamp-header", self.dest_add_timestamp_header.then_some(Value::Bool(true)));
+        v
+    }
+}
+
+pub fn run(cli: &Cli, command: &ShovelCommand) -> CliResult {
+    let ns = super::namespace(cli)?;
+    match command {
+        ShovelCommand::Declare(args) => {
+            let shovel = definition::Shovel::from_value(&args.name, args.value())?;
+            definition::save(&ns, &shovel)?;
+            println!("declared shovel {}", shovel.name);
+            Ok(())
+        }
+        ShovelCommand::Delete { name } => {
+            definition::remove(&ns, name)?;
+            println!("deleted shovel {name}");
+            Ok(())
+        }
+        ShovelCommand::List => list(cli, &ns),
+        ShovelCommand::Run { names } => run::run(&ns, names),
+    }
+}
+
+/// Whether a runner holds the shovel's lock, and its last status.
+fn status(ns: &shmq::Namespace, name: &str) -> (bool, Value) {
+    let dir = definition::shovels_dir(ns);
+    let running = std::fs::File::open(dir.join(format!("{name}.lock")))
+        .is_ok_and(|f| rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared).is_err());
+    let status = definition::read_bounded(&dir.join(format!("{name}.status.json")))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .filter(Value::is_object)
+        .unwrap_or(Value::Null);
+    (running, status)
+}
+
+fn list(cli: &Cli, ns: &shmq::Namespace) -> CliResult {
+    let mut rows = Vec::new();
+    let mut json = Vec::new();
+    for name in definition::names(ns)? {
+        let (running, status) = status(ns, &name);
+        let shovel = definition::load(ns, &name);
+        let state = match (&shovel, running) {
+            (Err(_), _) => "invalid".to_owned(),
+            (Ok(_), true) => status.get("state").and_then(Value::as_str).unwrap_or("starting").to_owned(),
+            (Ok(_), false) => "not running".to_owned(),
+        };
+        let field = |k: &str| status.get(k).cloned().unwrap_or(Value::Null);
+        let (src, dest) = match &shovel {
+            Ok(s) => (endpoint_text(&s.value, "src"), endpoint_text(&s.value, "dest")),
+            Err(e) => (e.to_string(), String::new()),
+        };
+        json.push(serde_json::json!({
+            "name": name, "state": state, "running": running, "src": src, "dest": dest,
+            "transferred": field("transferred"), "last_error": field("last_error"),
+            "definition": shovel.as_ref().map(|s| Value::Object(s.value.clone())).unwrap_or(Value::Null),
+        }));
+        let transferred = field("transferred").as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
+        let error = field("last_error").as_str().unwrap_or("").to_owned();
+        rows.push(vec![name, state, src, dest, transferred, error]);
+    }
+    if cli.json {
+        println!("{}", Value::Array(json));
+    } else {
+        print!("{}", super::table(&["name", "state", "source", "destination", "transferred", "last error"], &rows));
+    }
+    Ok(())
+}
+
+/// "uri queue" or "uri exchange/key" for a listing (passwords hidden).
+fn endpoint_text(value: &Map<String, Value>, side: &str) -> String {
+    let get = |k: &str| value.get(&format!("{side}-{k}")).and_then(Value::as_str).unwrap_or("");
+    let uri = run::redact(get("uri"));
+    match (get("queue"), get("exchange")) {
+        (q, _) if !q.is_empty() => format!("{uri} queue {q}"),
+        (_, x) if !x.is_empty() => format!("{uri} exchange {x}/{}", get("exchange-key")),
+        _ => uri,
+    }
+}

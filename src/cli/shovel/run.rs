@@ -1,0 +1,520 @@
+//! Running shovels: one thread a shovel, each in a loop of sessions (connect
+//! both ends, move messages, and on a fault log it, wait `reconnect-delay`
+//! and start again). At-least-once under `on-confirm`: the source's ack
+//! follows the destination's confirm (shmq → RabbitMQ) or the local
+//! publish's return (RabbitMQ → shmq); a session that fails leaves what it
+//! held unacked, so the source redelivers it, flagged redelivered.
+//!
+//! A runner holds `shovels/<name>.lock` (flock) while it runs a shovel, so
+//! one process at a time runs it and `shmq shovel list` tells whether
+//! anyone does; it writes the shovel's state and counts to
+//! `shovels/<name>.status.json`.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_lite::stream::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString, ShortString};
+use lapin::Confirmation;
+use lapin::{Channel, Connection, ConnectionProperties};
+use rustix::fs::{flock, FlockOperation};
+use serde_json::json;
+
+use super::convert::{self, Moved};
+use super::definition::{self, AckMode, DeleteAfter, Endpoint, Shovel};
+
+/// How long a wait for a source message lasts before the runner looks at
+/// its connections and the status file again.
+const POLL: Duration = Duration::from_millis(200);
+
+/// Why a session ended without a fault.
+enum Ended {
+    /// `src-delete-after` reached: the shovel is done.
+    Done,
+}
+
+type SessionResult = Result<Ended, String>;
+
+/// A running shovel's counters and state, as its status file shows them.
+pub struct Progress {
+    shovel: Shovel,
+    status_path: std::path::PathBuf,
+    pub transferred: u64,
+    /// Messages still to move under `src-delete-after` (None: no limit, or
+    /// not known yet for `queue-length`).
+    remaining: Option<u64>,
+    state: String,
+    last_error: Option<String>,
+    written: Instant,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn log(name: &str, text: &str) {
+    eprintln!("shmq shovel {name}: {text}");
+}
+
+impl Progress {
+    fn set_state(&mut self, state: &str, error: Option<String>) {
+        if self.state != state || error.is_some() {
+            match &error {
+                Some(e) => log(&self.shovel.name, &format!("{state}: {e}")),
+                None => log(&self.shovel.name, state),
+            }
+        }
+        self.state = state.to_owned();
+        if error.is_some() {
+            self.last_error = error;
+        }
+        self.write();
+    }
+
+    fn write(&mut self) {
+        self.written = Instant::now();
+        let status = json!({
+            "state": self.state, "transferred": self.transferred, "last_error": self.last_error,
+            "updated": unix_now(), "pid": std::process::id(),
+        });
+        if let Err(e) = definition::write_atomically(&self.status_path, &status.to_string()) {
+            log(&self.shovel.name, &format!("cannot write its status file: {e}"));
+        }
+    }
+
+    /// Counts `n` moved messages; true once `src-delete-after` is reached.
+    fn moved(&mut self, n: u64) -> bool {
+        self.transferred += n;
+        if let Some(left) = self.remaining.as_mut() {
+            *left = left.saturating_sub(n);
+        }
+        if self.written.elapsed() >= Duration::from_secs(1) {
+            self.write();
+        }
+        self.remaining == Some(0)
+    }
+
+    /// How many messages the next batch may take.
+    fn batch_limit(&self) -> usize {
+        let prefetch = usize::from(self.shovel.src_prefetch_count);
+        self.remaining.map_or(prefetch, |left| prefetch.min(usize::try_from(left).unwrap_or(usize::MAX)))
+    }
+}
+
+/// Runs the named shovels (all of the namespace's if none) until each is
+/// done (`src-delete-after`); faults are retried after `reconnect-delay`
+/// (0: the shovel stops at its first fault, as in RabbitMQ).
+pub fn run(ns: &shmq::Namespace, names: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let names = if names.is_empty() { definition::names(ns)? } else { names.to_vec() };
+    if names.is_empty() {
+        return Err(Box::new(crate::shmq_cli::Refused {
+            code: 3,
+            message: "no shovels to run: declare one with `shmq shovel declare`".into(),
+        }));
+    }
+    let dir = definition::shovels_dir(ns);
+    let mut threads = Vec::new();
+    for name in names {
+        let shovel = definition::load(ns, &name)?;
+        let lock_path = dir.join(format!("{name}.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&lock_path)?;
+        if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
+            return Err(Box::new(crate::shmq_cli::Refused {
+                code: 4,
+                message: format!("shovel {name} is run by another process already"),
+            }));
+        }
+        let status_path = dir.join(format!("{name}.status.json"));
+        let remaining = match shovel.src_delete_after {
+            DeleteAfter::Count(n) => Some(n),
+            DeleteAfter::Never | DeleteAfter::QueueLength => None,
+        };
+        let progress =
+            Progress { shovel, status_path, transferred: 0, remaining, state: String::new(), last_error: None, written: Instant::now() };
+        threads.push(std::thread::Builder::new().name(format!("shovel {name}")).spawn(move || {
+            let _held = lock;
+            run_one(progress)
+        })?);
+    }
+    let mut failed = 0;
+    for t in threads {
+        if !t.join().unwrap_or(false) {
+            failed += 1;
+        }
+    }
+    if failed > 0 {
+        return Err(format!("{failed} shovel(s) stopped at a fault (reconnect-delay 0)").into());
+    }
+    Ok(())
+}
+
+/// One shovel's loop of sessions; true if it ended done, false if it
+/// stopped at a fault.
+fn run_one(mut progress: Progress) -> bool {
+    loop {
+        progress.set_state("starting", None);
+        match session(&mut progress) {
+            Ok(Ended::Done) => {
+                progress.set_state("terminated", None);
+                return true;
+            }
+            Err(e) => {
+                let delay = progress.shovel.reconnect_delay_secs;
+                progress.set_state(if delay > 0.0 { "reconnecting" } else { "stopped" }, Some(e));
+                if delay <= 0.0 {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_secs_f64(delay));
+            }
+        }
+    }
+}
+
+fn session(progress: &mut Progress) -> SessionResult {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let (src, dest) = (progress.shovel.src.clone(), progress.shovel.dest.clone());
+    match (&src, &dest) {
+        (Endpoint::Shm(from), Endpoint::Amqp(to)) => runtime.block_on(async {
+            let channel = amqp_channel(to, progress.shovel.ack_mode == AckMode::OnConfirm).await?;
+            let dest = Destination::Amqp(Box::new(channel));
+            shm_source(progress, from, dest).await
+        }),
+        (Endpoint::Shm(from), Endpoint::Shm(to)) => {
+            let ns = open_namespace(to)?;
+            runtime.block_on(shm_source(progress, from, Destination::Shm(Box::new(ns.publisher()), ns)))
+        }
+        (Endpoint::Amqp(from), Endpoint::Shm(to)) => runtime.block_on(amqp_source(progress, from, to)),
+        (Endpoint::Amqp(_), Endpoint::Amqp(_)) => Err("both ends are RabbitMQ".into()),
+    }
+}
+
+fn open_namespace(name: &str) -> Result<shmq::Namespace, String> {
+    let opened = if name.starts_with('/') { shmq::Namespace::open_dir(name) } else { shmq::Namespace::open(name) };
+    opened.map_err(|e| format!("namespace {name}: {e}"))
+}
+
+async fn amqp_channel(uri: &str, confirms: bool) -> Result<(Connection, Channel), String> {
+    let connection =
+        Connection::connect(uri, ConnectionProperties::default()).await.map_err(|e| format!("connecting to {}: {e}", redact(uri)))?;
+    let channel = connection.create_channel().await.map_err(|e| e.to_string())?;
+    if confirms {
+        channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| e.to_string())?;
+    }
+    Ok((connection, channel))
+}
+
+/// A URI without its password, for logs and status.
+pub(super) fn redact(uri: &str) -> String {
+    match (uri.find("://"), uri.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &uri[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &uri[..scheme + 3], &uri[at..])
+        }
+        _ => uri.to_owned(),
+    }
+}
+
+/// Declares `queue` on RabbitMQ unless it exists (durable, as RabbitMQ's
+/// shovel declares it); returns its message count. On channels of its own:
+/// a passive declare's 404 closes its channel, and the shovel's channels
+/// keep their confirm mode and consumers.
+async fn amqp_queue(connection: &Connection, queue: &str) -> Result<u32, String> {
+    let name = ShortString::try_new(queue).map_err(|_| format!("queue name {queue:?} is over 255 bytes"))?;
+    let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+    let probe = connection.create_channel().await.map_err(|e| e.to_string())?;
+    if let Ok(q) = probe.queue_declare(name.clone(), passive, FieldTable::default()).await {
+        let _ = probe.close(200, "declared".into()).await;
+        return Ok(q.message_count());
+    }
+    let channel = connection.create_channel().await.map_err(|e| e.to_string())?;
+    let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+    let q = channel.queue_declare(name, durable, FieldTable::default()).await.map_err(|e| format!("declaring {queue}: {e}"))?;
+    let _ = channel.close(200, "declared".into()).await;
+    Ok(q.message_count())
+}
+
+/// Declares a queue in a namespace unless it exists; returns its depth.
+fn shm_queue(ns: &shmq::Namespace, queue: &str) -> Result<u64, String> {
+    match ns.declare_queue_passive(queue) {
+        Ok(stats) => Ok(stats.ready),
+        Err(shmq::Error::QueueNotFound { .. }) => {
+            ns.declare_queue(queue, &shmq::QueueOptions::default()).map(|s| s.ready).map_err(|e| format!("declaring {queue}: {e}"))
+        }
+        Err(e) => Err(format!("queue {queue}: {e}")),
+    }
+}
+
+enum Destination {
+    Amqp(Box<(Connection, Channel)>),
+    Shm(Box<shmq::Publisher>, shmq::Namespace),
+}
+
+/// Where a message goes: the destination exchange and routing key.
+fn target(shovel: &Shovel, m: &Moved, source_exchange: &str) -> (String, String) {
+    match (&shovel.dest_queue, &shovel.dest_exchange) {
+        (Some(q), _) => (String::new(), q.clone()),
+        (None, Some(x)) => (x.clone(), shovel.dest_exchange_key.clone().unwrap_or_else(|| m.routing_key.clone())),
+        (None, None) => (source_exchange.to_owned(), m.routing_key.clone()),
+    }
+}
+
+/// The headers RabbitMQ's shovel adds: `x-shovelled` (with
+/// `dest-add-forward-headers`; shmq adds `src-redelivered` to it, so a
+/// possible duplicate is marked) and `x-shovelled-timestamp`.
+fn stamped(shovel: &Shovel, mut m: Moved) -> Moved {
+    if shovel.add_forward_headers {
+        let mut entry = FieldTable::default();
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()));
+        entry.insert("shovel-name".into(), text(&shovel.name));
+        entry.insert("shovel-type".into(), text("dynamic"));
+        entry.insert("shovel-vhost".into(), text("/"));
+        entry.insert("shovelled-by".into(), text("shmq"));
+        for (key, value) in [("src-uri", &shovel.src), ("dest-uri", &shovel.dest)] {
+            let uri = match value {
+                Endpoint::Shm(ns) => format!("shm://{ns}"),
+                Endpoint::Amqp(u) => redact(u),
+            };
+            entry.insert(key.into(), text(&uri));
+        }
+        for (key, value) in [
+            ("src-queue", &shovel.src_queue),
+            ("src-exchange", &shovel.src_exchange),
+            ("dest-queue", &shovel.dest_queue),
+            ("dest-exchange", &shovel.dest_exchange),
+        ] {
+            if let Some(v) = value {
+                entry.insert(key.into(), text(v));
+            }
+        }
+        entry.insert("src-redelivered".into(), AMQPValue::Boolean(m.redelivered));
+        m.properties =
+            convert::add_header(m.properties, "x-shovelled", AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::FieldTable(entry)])));
+    }
+    if shovel.add_timestamp_header {
+        m.properties = convert::add_header(m.properties, "x-shovelled-timestamp", AMQPValue::Timestamp(unix_now()));
+    }
+    m
+}
+
+/// shmq → anywhere: a manual-ack consumer (auto-ack under `no-ack`), a
+/// batch at a time; the batch is acked once the destination has it (its
+/// confirms, under `on-confirm`).
+async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) -> SessionResult {
+    let shovel = progress.shovel.clone();
+    let ns = open_namespace(from)?;
+    let queue = match (&shovel.src_queue, &shovel.src_exchange) {
+        (Some(q), _) => {
+            let depth = shm_queue(&ns, q)?;
+            if shovel.src_delete_after == DeleteAfter::QueueLength && progress.remaining.is_none() {
+                progress.remaining = Some(depth);
+            }
+            q.clone()
+        }
+        (None, Some(x)) => {
+            let q = ns.declare_queue("", &shmq::QueueOptions::default().exclusive(true)).map_err(|e| e.to_string())?.name;
+            ns.bind_queue(&q, x, &shovel.src_exchange_key, &[]).map_err(|e| format!("binding to {x}: {e}"))?;
+            q
+        }
+        (None, None) => return Err("no source queue or exchange".into()),
+    };
+    if let (Destination::Amqp(amqp), Some(q)) = (&dest, &shovel.dest_queue) {
+        amqp_queue(&amqp.0, q).await?;
+    }
+    if let (Destination::Shm(_, to), Some(q)) = (&dest, &shovel.dest_queue) {
+        shm_queue(to, q)?;
+    }
+    let mode = if shovel.ack_mode == AckMode::NoAck { shmq::AckMode::Auto } else { shmq::AckMode::Manual };
+    let options = shmq::ConsumerOptions { ack_mode: mode, prefetch: u32::from(shovel.src_prefetch_count), ..Default::default() };
+    let consumer = ns.consumer(&queue, options).map_err(|e| format!("consuming {queue}: {e}"))?;
+    progress.set_state("running", None);
+    if progress.remaining == Some(0) {
+        return Ok(Ended::Done);
+    }
+    loop {
+        if let Destination::Amqp(amqp) = &dest {
+            if !amqp.0.status().connected() {
+                return Err("the RabbitMQ connection closed".into());
+            }
+        }
+        let limit = progress.batch_limit();
+        let mut batch: Vec<(Moved, String, shmq::DeliveryTag)> = Vec::with_capacity(limit);
+        let take = |d: shmq::Delivery<'_>, batch: &mut Vec<(Moved, String, shmq::DeliveryTag)>| -> Result<(), String> {
+            let exchange = d.properties().exchange.unwrap_or("").to_owned();
+            let tag = d.tag();
+            batch.push((convert::from_shmq(&d)?, exchange, tag));
+            Ok(())
+        };
+        match consumer.recv_timeout(POLL) {
+            Ok(d) => take(d, &mut batch)?,
+            Err(shmq::RecvError::Timeout) => continue,
+            Err(e) => return Err(format!("consuming {queue}: {e}")),
+        }
+        let mut failed = None;
+        let drained = consumer.drain(limit - 1, |d| {
+            if let Err(e) = take(d, &mut batch) {
+                failed = Some(e);
+            }
+        });
+        match drained {
+            // At the prefetch limit: the batch is what is in flight.
+            Ok(_) | Err(shmq::RecvError::PrefetchFull(_)) => {}
+            Err(e) => return Err(format!("consuming {queue}: {e}")),
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let last = batch.last().map(|(_, _, tag)| *tag);
+        let n = batch.len() as u64;
+        match &mut dest {
+            Destination::Amqp(amqp) => {
+                let channel = &amqp.1;
+                let mut confirms = Vec::with_capacity(batch.len());
+                for (m, exchange, _) in batch {
+                    let (x, key) = target(&shovel, &m, &exchange);
+                    let m = stamped(&shovel, m);
+                    let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+                    let x = ShortString::try_new(x).map_err(|_| "exchange name over 255 bytes".to_string())?;
+                    let key = ShortString::try_new(key).map_err(|_| "routing key over 255 bytes".to_string())?;
+                    confirms
+                        .push(channel.basic_publish(x, key, options, &m.body, m.properties).await.map_err(|e| format!("publishing: {e}"))?);
+                }
+                if shovel.ack_mode == AckMode::OnConfirm {
+                    for confirm in confirms {
+                        match confirm.await.map_err(|e| format!("awaiting a confirm: {e}"))? {
+                            Confirmation::Ack(None) => {}
+                            // Never taken as a confirm: the source keeps it.
+                            Confirmation::NotRequested => return Err("the destination channel is not in confirm mode".into()),
+                            Confirmation::Ack(Some(_)) => {
+                                return Err("the destination returned a message as unroutable (no queue bound)".into())
+                            }
+                            Confirmation::Nack(_) => return Err("the destination refused (nacked) a message".into()),
+                        }
+                    }
+                }
+            }
+            Destination::Shm(publisher, _) => {
+                for (m, exchange, _) in batch {
+                    let (x, key) = target(&shovel, &m, &exchange);
+                    let m = stamped(&shovel, m);
+                    publish_local(publisher, &x, &key, &m)?;
+                }
+            }
+        }
+        if let (Some(tag), true) = (last, shovel.ack_mode != AckMode::NoAck) {
+            consumer.ack_multiple(tag).map_err(|e| format!("acking the source: {e}"))?;
+        }
+        if progress.moved(n) {
+            return Ok(Ended::Done);
+        }
+    }
+}
+
+/// Publishes into shmq, mandatory; waits while a `reject` queue is full
+/// (flow control: the shovel slows, nothing is dropped). Errors: no queue
+/// took it (unroutable), or a publish error.
+fn publish_local(publisher: &mut shmq::Publisher, exchange: &str, key: &str, m: &Moved) -> Result<(), String> {
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let routed = convert::with_shmq_properties(&m.properties, |p| publisher.publish_mandatory(exchange, key, p, &m.body))?;
+        match routed {
+            Ok(r) if r.full == 0 => return Ok(()),
+            // A full `reject` queue: try again later (a fanout's other
+            // queues may get it twice then; the source redelivered flag and
+            // x-shovelled mark such copies).
+            Ok(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(shmq::PublishError::Unroutable) => {
+                return Err(format!("no queue takes messages for exchange {exchange:?} key {key:?} at the destination"))
+            }
+            Err(e) => return Err(format!("publishing: {e}")),
+        }
+    }
+}
+
+/// RabbitMQ → shmq: a consumer with `src-prefetch-count`; each message is
+/// acked once the local publish returned. A fault drops the connection, so
+/// RabbitMQ requeues what was unacked, in order, flagged redelivered.
+async fn amqp_source(progress: &mut Progress, uri: &str, to: &str) -> SessionResult {
+    let shovel = progress.shovel.clone();
+    let ns = open_namespace(to)?;
+    let (connection, channel) = amqp_channel(uri, false).await?;
+    let queue = match (&shovel.src_queue, &shovel.src_exchange) {
+        (Some(q), _) => {
+            let depth = amqp_queue(&connection, q).await?;
+            if shovel.src_delete_after == DeleteAfter::QueueLength && progress.remaining.is_none() {
+                progress.remaining = Some(u64::from(depth));
+            }
+            q.clone()
+        }
+        (None, Some(x)) => {
+            let options = QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
+            let q = channel.queue_declare("".into(), options, FieldTable::default()).await.map_err(|e| e.to_string())?;
+            let key = ShortString::try_new(shovel.src_exchange_key.clone()).map_err(|_| "src-exchange-key over 255 bytes".to_string())?;
+            let exchange = ShortString::try_new(x.clone()).map_err(|_| "src-exchange over 255 bytes".to_string())?;
+            channel
+                .queue_bind(q.name().clone(), exchange, key, QueueBindOptions::default(), FieldTable::default())
+                .await
+                .map_err(|e| format!("binding to {x}: {e}"))?;
+            q.name().as_str().to_owned()
+        }
+        (None, None) => return Err("no source queue or exchange".into()),
+    };
+    if let Some(q) = &shovel.dest_queue {
+        shm_queue(&ns, q)?;
+    }
+    if progress.remaining == Some(0) {
+        return Ok(Ended::Done);
+    }
+    channel.basic_qos(shovel.src_prefetch_count, BasicQosOptions::default()).await.map_err(|e| e.to_string())?;
+    let no_ack = shovel.ack_mode == AckMode::NoAck;
+    let tag = ShortString::try_new(format!("shmq-shovel-{}", shovel.name)).unwrap_or_else(|_| "shmq-shovel".into());
+    let queue_name = ShortString::try_new(queue.clone()).map_err(|_| "src-queue over 255 bytes".to_string())?;
+    let mut consumer = channel
+        .basic_consume(queue_name, tag, BasicConsumeOptions { no_ack, ..BasicConsumeOptions::default() }, FieldTable::default())
+        .await
+        .map_err(|e| format!("consuming {queue}: {e}"))?;
+    let mut publisher = ns.publisher();
+    progress.set_state("running", None);
+    loop {
+        let delivery = match tokio::time::timeout(POLL, consumer.next()).await {
+            Err(_) => {
+                if !connection.status().connected() {
+                    return Err("the RabbitMQ connection closed".into());
+                }
+                continue;
+            }
+            Ok(None) => return Err("RabbitMQ cancelled the consumer".into()),
+            Ok(Some(Err(e))) => return Err(format!("consuming {queue}: {e}")),
+            Ok(Some(Ok(d))) => d,
+        };
+        let source_exchange = delivery.exchange.as_str().to_owned();
+        let m = Moved {
+            properties: delivery.properties.clone(),
+            body: delivery.data.clone(),
+            routing_key: delivery.routing_key.as_str().to_owned(),
+            redelivered: delivery.redelivered,
+        };
+        let (x, key) = target(&shovel, &m, &source_exchange);
+        let m = stamped(&shovel, m);
+        publish_local(&mut publisher, &x, &key, &m)?;
+        if !no_ack {
+            delivery.acker.ack(lapin::options::BasicAckOptions::default()).await.map_err(|e| format!("acking the source: {e}"))?;
+        }
+        if progress.moved(1) {
+            let _ = connection.close(200, "shovel done".into()).await;
+            return Ok(Ended::Done);
+        }
+    }
+}

@@ -151,7 +151,7 @@ fn export_import_round_trips_in_rabbitmq_definitions_format() {
     let file = src.path().join("definitions.json");
     src.run(&["export", file.to_str().unwrap()]);
     let dst = TempNs::in_shm("cli-import");
-    assert_eq!(dst.run(&["import", file.to_str().unwrap()]), "imported 2 queues, 2 exchanges, 2 bindings\n");
+    assert_eq!(dst.run(&["import", file.to_str().unwrap()]), "imported 2 queues, 2 exchanges, 2 bindings, 0 shovels\n");
     assert_eq!(json(&dst.run(&["export"]))["queues"], exported["queues"]);
     assert_eq!(json(&dst.run(&["export"]))["exchanges"], exported["exchanges"]);
     assert_eq!(json(&dst.run(&["export"]))["bindings"], exported["bindings"]);
@@ -196,7 +196,10 @@ fn import_is_all_or_nothing_names_what_it_cannot_honour_and_picks_a_vhost() {
     let out = import(defs, &["--skip-unsupported"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("skipped (not supported by shmq): policy 'ha'"));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "imported 2 queues, 0 exchanges, 1 bindings; skipped 4 unsupported (listed above)\n");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "imported 2 queues, 0 exchanges, 1 bindings, 0 shovels; skipped 4 unsupported (listed above)\n"
+    );
     assert_eq!(t.ns.queue_stats("orders/eu").unwrap().options.max_length, Some(5));
     assert!(t.ns.queue_stats("plain").unwrap().options.auto_delete);
     let exported = json(&t.run(&["export"]));

@@ -311,3 +311,35 @@ def test_a_second_runner_of_the_same_shovel_is_refused_and_delete_forgets_it(shm
     assert json.loads(shovel(shmq_bin, namespace, "list", "--json").stdout) == []
     missing = shovel(shmq_bin, namespace, "delete", "one", check=False)
     assert missing.returncode == 3 and "no shovel" in missing.stderr
+
+
+def test_export_and_import_carry_shovels_as_rabbitmq_parameters(shmq_bin, namespace, tmp_path):
+    shovel(shmq_bin, namespace, "declare", "to-cluster", "--src-uri", f"shm://{namespace}", "--src-queue", "outbox",
+           "--dest-uri", "amqp://app:secret@rabbit-1:5672/%2f", "--dest-exchange", "events", "--ack-mode", "on-publish",
+           "--src-prefetch-count", "250", "--dest-add-forward-headers")
+    exported = subprocess.run([shmq_bin, "-n", namespace, "export"], capture_output=True, text=True, check=True, timeout=WAIT).stdout
+    parameters = json.loads(exported)["parameters"]
+    assert parameters == [{"vhost": "/", "component": "shovel", "name": "to-cluster", "value": {
+        "src-uri": f"shm://{namespace}", "src-queue": "outbox", "src-prefetch-count": 250,
+        "dest-uri": "amqp://app:secret@rabbit-1:5672/%2f", "dest-exchange": "events", "ack-mode": "on-publish",
+        "dest-add-forward-headers": True}}]
+    other = namespace + "-imported"
+    try:
+        defs = tmp_path / "defs.json"
+        defs.write_text(exported)
+        imported = subprocess.run([shmq_bin, "-n", other, "import", str(defs)], capture_output=True, text=True, timeout=WAIT)
+        assert imported.returncode == 0, imported.stderr
+        assert imported.stdout.strip().endswith("1 shovels")
+        listed = json.loads(shovel(shmq_bin, other, "list", "--json").stdout)
+        assert [(s["name"], s["definition"]) for s in listed] == [("to-cluster", parameters[0]["value"])]
+        # A parameter that is no valid shovel: nothing is imported.
+        bad = json.loads(exported)
+        bad["parameters"][0]["name"] = "broken"
+        bad["parameters"][0]["value"]["ack-mode"] = "maybe"
+        defs.write_text(json.dumps(bad))
+        refused = subprocess.run([shmq_bin, "-n", other, "import", str(defs)], capture_output=True, text=True, timeout=WAIT)
+        assert refused.returncode != 0 and "shovel 'broken'" in refused.stderr and "ack-mode" in refused.stderr
+        assert [s["name"] for s in json.loads(shovel(shmq_bin, other, "list", "--json").stdout)] == ["to-cluster"]
+    finally:
+        import shutil
+        shutil.rmtree(other, ignore_errors=True)

@@ -84,13 +84,19 @@ pub fn export_value(ns: &shmq::Namespace, vhost: &str) -> Result<Value, Box<dyn 
                    "routing_key": b.key, "arguments": args})
         })
         .collect();
+    // Shovels as RabbitMQ's runtime parameters of component "shovel".
+    let mut parameters = Vec::new();
+    for name in super::shovel::definition::names(ns)? {
+        let shovel = super::shovel::definition::load(ns, &name)?;
+        parameters.push(json!({"vhost": vhost, "component": "shovel", "name": name, "value": Value::Object(shovel.value)}));
+    }
     Ok(json!({
         "rabbit_version": "3.13.0",
         "rabbitmq_version": "3.13.0",
         "product_name": "shmq",
         "product_version": env!("CARGO_PKG_VERSION"),
         "users": [], "vhosts": [{"name": vhost}], "permissions": [], "topic_permissions": [],
-        "parameters": [], "global_parameters": [], "policies": [],
+        "parameters": parameters, "global_parameters": [], "policies": [],
         "queues": queues, "exchanges": exchanges, "bindings": bindings,
     }))
 }
@@ -128,6 +134,7 @@ pub struct Imported {
     pub queues: usize,
     pub exchanges: usize,
     pub bindings: usize,
+    pub shovels: usize,
     pub skipped: usize,
 }
 
@@ -136,6 +143,7 @@ struct Plan {
     queues: Vec<(String, shmq::QueueOptions)>,
     exchanges: Vec<(String, shmq::ExchangeOptions)>,
     bindings: Vec<shmq::Binding>,
+    shovels: Vec<super::shovel::definition::Shovel>,
     skipped: Vec<String>,
 }
 
@@ -167,7 +175,7 @@ impl Plan {
             }
         };
         let mine = |key: &str| list(key).into_iter().filter(|item| vhost_of(item) == vhost).collect::<Vec<_>>();
-        let mut plan = Plan { queues: Vec::new(), exchanges: Vec::new(), bindings: Vec::new(), skipped: Vec::new() };
+        let mut plan = Plan { queues: Vec::new(), exchanges: Vec::new(), bindings: Vec::new(), shovels: Vec::new(), skipped: Vec::new() };
         let mut unsupported = Vec::new();
         let mut problems = Vec::new();
         // Entities shmq has nothing for: access control is the file
@@ -183,7 +191,18 @@ impl Plan {
             unsupported.push(format!("policy '{}' (pattern '{}')", text(&p, "name"), text(&p, "pattern")));
         }
         for p in mine("parameters") {
-            unsupported.push(format!("{} parameter '{}'", text(&p, "component"), text(&p, "name")));
+            let name = text(&p, "name");
+            if text(&p, "component") != "shovel" {
+                unsupported.push(format!("{} parameter '{name}'", text(&p, "component")));
+                continue;
+            }
+            match p.get("value").and_then(Value::as_object) {
+                Some(value) => match super::shovel::definition::Shovel::from_value(&name, value.clone()) {
+                    Ok(shovel) => plan.shovels.push(shovel),
+                    Err(e) => problems.push(format!("shovel '{name}': {e}")),
+                },
+                None => problems.push(format!("shovel '{name}': its value is not an object")),
+            }
         }
         for p in list("global_parameters") {
             unsupported.push(format!("global parameter '{}'", text(&p, "name")));
@@ -314,6 +333,18 @@ impl Plan {
             }
             Ok(())
         })();
+        // Shovels last: they name queues the import may just have declared.
+        let existing_shovels = super::shovel::definition::names(ns)?;
+        let result = result.map_err(|e| e.to_string()).and_then(|()| {
+            for shovel in &self.shovels {
+                super::shovel::definition::save(ns, shovel).map_err(|e| format!("shovel '{}': {e}", shovel.name))?;
+                if !existing_shovels.contains(&shovel.name) {
+                    created.push(Undo::Shovel(shovel.name.clone()));
+                }
+                done.shovels += 1;
+            }
+            Ok(())
+        });
         if let Err(e) = result {
             for undo in created.into_iter().rev() {
                 let _ = match undo {
@@ -323,6 +354,10 @@ impl Plan {
                         shmq::Destination::Queue(q) => ns.unbind_queue(q, &b.source, &b.key, &b.arguments),
                         shmq::Destination::Exchange(x) => ns.unbind_exchange(x, &b.source, &b.key, &b.arguments),
                     },
+                    Undo::Shovel(name) => {
+                        let _ = super::shovel::definition::remove(ns, &name);
+                        Ok(())
+                    }
                 };
             }
             return Err(printable(&format!("nothing imported (what this import had declared was removed again): {e}")).into());
@@ -342,6 +377,7 @@ enum Undo {
     Queue(String),
     Exchange(String),
     Binding(shmq::Binding),
+    Shovel(String),
 }
 
 /// A queue's options from its definition; arguments shmq does not
@@ -397,13 +433,18 @@ pub fn import(cli: &Cli, file: &std::path::Path, options: &ImportOptions) -> Cli
     let defs: Value = serde_json::from_str(&text).map_err(|e| format!("{} is not definitions JSON: {e}", file.display()))?;
     let done = import_value(&namespace(cli)?, &defs, options)?;
     if cli.json {
-        println!("{}", json!({"queues": done.queues, "exchanges": done.exchanges, "bindings": done.bindings, "skipped": done.skipped}));
+        println!(
+            "{}",
+            json!({"queues": done.queues, "exchanges": done.exchanges, "bindings": done.bindings, "shovels": done.shovels,
+                   "skipped": done.skipped})
+        );
     } else {
         println!(
-            "imported {} queues, {} exchanges, {} bindings{}",
+            "imported {} queues, {} exchanges, {} bindings, {} shovels{}",
             done.queues,
             done.exchanges,
             done.bindings,
+            done.shovels,
             if done.skipped > 0 { format!("; skipped {} unsupported (listed above)", done.skipped) } else { String::new() }
         );
     }

@@ -343,3 +343,33 @@ def test_export_and_import_carry_shovels_as_rabbitmq_parameters(shmq_bin, namesp
     finally:
         import shutil
         shutil.rmtree(other, ignore_errors=True)
+
+
+def test_a_full_reject_publish_queue_slows_the_shovel_and_loses_nothing(shmq_bin, namespace, rabbitmq):
+    """RabbitMQ → shmq into a queue of 50 with x-overflow reject-publish: the
+    shovel waits for room (flow control) instead of dropping."""
+    src = f"flow-{uuid.uuid4().hex[:8]}"
+    count = 1000
+    publish_to_rabbitmq(rabbitmq, src, range(count))
+    with shmq.BlockingConnection(shmq.ConnectionParameters(namespace=namespace)) as connection:
+        connection.channel().queue_declare("small", arguments={"x-max-length": 50, "x-overflow": "reject-publish"})
+    shovel(shmq_bin, namespace, "declare", "flow", "--src-uri", amqp_uri(rabbitmq), "--src-queue", src,
+           "--dest-uri", f"shm://{namespace}", "--dest-queue", "small", "--src-delete-after", "queue-length")
+    proc = runner(shmq_bin, namespace, "flow")
+    got: List[int] = []
+    deadline = time.monotonic() + WAIT
+    consumer = shmq.Namespace(namespace).consumer("small")
+    peak = 0
+    while len(got) < count and time.monotonic() < deadline:
+        peak = max(peak, shmq.Namespace(namespace).stats("small")["ready"])
+        m = consumer.recv(timeout=1)
+        if m is not None:
+            got.append(index_of(m.body))
+            if len(got) % 100 == 0:
+                # The queue was full meanwhile: the shovel waited.
+                assert shmq.Namespace(namespace).stats("small")["dropped"] == 0
+                time.sleep(0.05)
+    wait_for(proc)
+    assert got == list(range(count))
+    assert peak == 50  # it was full, and the shovel waited for room
+    assert shmq.Namespace(namespace).stats("small")["dropped"] == 0

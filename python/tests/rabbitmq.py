@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 INSTALL_HINT = "apt-get install -y rabbitmq-server (scripts/test.sh installs it)"
 
@@ -58,9 +58,15 @@ def _epmd_running() -> bool:
 
 class Broker:
     """One private RabbitMQ node. `start()` returns once it accepts AMQP
-    connections on `port`; `stop()` stops it and removes its directory."""
+    connections on `port`; `stop()` stops it and removes its directory.
 
-    def __init__(self) -> None:
+    `plugins` names plugins to enable (none by default, as before):
+    `rabbitmq_management` listens on `management_port` and
+    `rabbitmq_prometheus` on `prometheus_port`, both on 127.0.0.1 (free
+    ports picked here; the attributes are set whether or not the plugin is
+    enabled)."""
+
+    def __init__(self, plugins: Sequence[str] = ()) -> None:
         self.server = _script("rabbitmq-server")
         self.ctl = _script("rabbitmqctl")
         self.node = f"shmq-test-{os.getpid()}-{uuid.uuid4().hex[:8]}@localhost"
@@ -68,6 +74,15 @@ class Broker:
         self.dist_port = free_port()
         while self.dist_port == self.port:
             self.dist_port = free_port()
+        self.plugins = list(plugins)
+        taken = {self.port, self.dist_port}
+        self.management_port = self.prometheus_port = 0
+        for attr in ("management_port", "prometheus_port"):
+            port = free_port()
+            while port in taken:
+                port = free_port()
+            taken.add(port)
+            setattr(self, attr, port)
         self.dir = Path(tempfile.mkdtemp(prefix="shmq-rabbitmq-"))
         self.process: Optional[subprocess.Popen] = None
         self.startup_seconds: Optional[float] = None
@@ -77,11 +92,16 @@ class Broker:
         cookie = home / ".erlang.cookie"
         cookie.write_text(uuid.uuid4().hex.upper())
         cookie.chmod(0o400)
-        (self.dir / "enabled_plugins").write_text("[].\n")
+        (self.dir / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
         # Our own config, so a system /etc/rabbitmq/rabbitmq.conf does not
         # apply; a low disk limit, so a nearly full /tmp does not block
         # publishers (pika would then wait for the block to lift).
-        (self.dir / "rabbitmq.conf").write_text("disk_free_limit.absolute = 1MB\nloopback_users.guest = true\n")
+        conf = "disk_free_limit.absolute = 1MB\nloopback_users.guest = true\n"
+        if "rabbitmq_management" in self.plugins:
+            conf += f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
+        if "rabbitmq_prometheus" in self.plugins:
+            conf += f"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {self.prometheus_port}\n"
+        (self.dir / "rabbitmq.conf").write_text(conf)
         (self.dir / "rabbitmq-env.conf").write_text("")
         self.env = dict(
             os.environ,

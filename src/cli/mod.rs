@@ -6,6 +6,7 @@ mod bench;
 mod definitions;
 mod demo;
 mod io;
+mod management;
 mod perf;
 mod shovel;
 mod stress;
@@ -152,6 +153,9 @@ pub enum Command {
     },
     /// Live dashboard of queue depths, rates and consumers (q quits).
     Top(top::TopArgs),
+    /// HTTP server with RabbitMQ's management API (the part its tools use)
+    /// and Prometheus metrics, serving namespaces as vhosts.
+    Management(management::ManagementArgs),
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
     #[command(hide = true)]
@@ -175,6 +179,7 @@ pub fn run() -> i32 {
         Command::Publish(args) => io::publish(&cli, args),
         Command::Consume(args) => io::consume(&cli, args),
         Command::Top(args) => top::run(&cli, args),
+        Command::Management(args) => management::run(&cli, args),
         Command::Shovel { command } => shovel::run(&cli, command),
         Command::Get { queue, count, ack } => io::get(&cli, queue, *count, *ack),
         Command::Peek { queue, count } => io::peek(&cli, queue, *count),

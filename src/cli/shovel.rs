@@ -26,6 +26,10 @@ pub enum ShovelCommand {
     /// Run shovels (all of the namespace's if none is named) until each is
     /// done; faults are retried after reconnect-delay.
     Run { names: Vec<String> },
+    /// The shovel benchmark's baseline: lapin alone against RabbitMQ, with
+    /// the shovel's client settings (python/benchmarks/shovel.py).
+    #[command(hide = true)]
+    Baseline(run::BaselineArgs),
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +106,9 @@ impl DeclareArgs {
 }
 
 pub fn run(cli: &Cli, command: &ShovelCommand) -> CliResult {
+    if let ShovelCommand::Baseline(args) = command {
+        return run::baseline(args); // no namespace
+    }
     let ns = super::namespace(cli)?;
     match command {
         ShovelCommand::Declare(args) => {
@@ -117,6 +124,7 @@ pub fn run(cli: &Cli, command: &ShovelCommand) -> CliResult {
         }
         ShovelCommand::List => list(cli, &ns),
         ShovelCommand::Run { names } => run::run(&ns, names),
+        ShovelCommand::Baseline(args) => run::baseline(args),
     }
 }
 

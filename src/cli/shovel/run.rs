@@ -518,3 +518,76 @@ async fn amqp_source(progress: &mut Progress, uri: &str, to: &str) -> SessionRes
         }
     }
 }
+
+/// What the baseline does.
+#[derive(clap::Args, Debug)]
+pub struct BaselineArgs {
+    /// amqp://user:pass@host:port/vhost
+    #[arg(long)]
+    uri: String,
+    #[arg(long)]
+    queue: String,
+    /// publish (with confirms, `window` in flight) or consume (manual acks,
+    /// prefetch `window`).
+    #[arg(long)]
+    mode: String,
+    #[arg(long)]
+    count: u64,
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// As the shovel's src-prefetch-count.
+    #[arg(long, default_value_t = 1000)]
+    window: u16,
+}
+
+/// lapin alone: publishes `count` messages with confirms (awaited a window
+/// at a time, as the shovel awaits a batch's) or consumes them with acks;
+/// prints messages per second.
+pub fn baseline(args: &BaselineArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rate = runtime.block_on(async {
+        let (connection, channel) = amqp_channel(&args.uri, args.mode == "publish").await?;
+        amqp_queue(&connection, &args.queue).await?;
+        let queue = ShortString::try_new(args.queue.clone()).map_err(|_| "queue name over 255 bytes".to_string())?;
+        let body = vec![b'x'; args.size];
+        let began = Instant::now();
+        match args.mode.as_str() {
+            "publish" => {
+                let mut sent = 0;
+                while sent < args.count {
+                    let n = u64::from(args.window).min(args.count - sent);
+                    let mut confirms = Vec::with_capacity(n as usize);
+                    for _ in 0..n {
+                        let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
+                        let published =
+                            channel.basic_publish("".into(), queue.clone(), options, &body, lapin::BasicProperties::default()).await;
+                        confirms.push(published.map_err(|e| e.to_string())?);
+                    }
+                    for confirm in confirms {
+                        if !matches!(confirm.await.map_err(|e| e.to_string())?, Confirmation::Ack(None)) {
+                            return Err("a publish was not confirmed".to_string());
+                        }
+                    }
+                    sent += n;
+                }
+            }
+            "consume" => {
+                channel.basic_qos(args.window, BasicQosOptions::default()).await.map_err(|e| e.to_string())?;
+                let mut consumer = channel
+                    .basic_consume(queue, "baseline".into(), BasicConsumeOptions::default(), FieldTable::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for _ in 0..args.count {
+                    let delivery = consumer.next().await.ok_or("the consumer was cancelled")?.map_err(|e| e.to_string())?;
+                    delivery.acker.ack(lapin::options::BasicAckOptions::default()).await.map_err(|e| e.to_string())?;
+                }
+            }
+            other => return Err(format!("--mode {other}: publish or consume")),
+        }
+        let rate = args.count as f64 / began.elapsed().as_secs_f64();
+        let _ = connection.close(200, "done".into()).await;
+        Ok(rate)
+    })?;
+    println!("{rate:.0}");
+    Ok(())
+}

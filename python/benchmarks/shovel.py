@@ -7,7 +7,8 @@ with the shovel's client settings, in the same run, interleaved:
 
 * shmq -> RabbitMQ: `shmq shovel run` moving N messages out of a shmq
   queue, against `shmq shovel baseline --mode publish` (lapin publishing N
-  with confirms, 1000 in flight, as the shovel).
+  with confirms, 1000 in flight, as the shovel). Both are timed as whole
+  processes (start, connect, move, exit).
 * RabbitMQ -> shmq: the shovel moving N messages into shmq, against lapin
   consuming N with acks (prefetch 1000).
 * Added latency: 2000 messages, one every 0.5 ms, published into shmq and
@@ -46,12 +47,16 @@ def sh(*args: str) -> str:
     return subprocess.run([str(BIN), *args], capture_output=True, text=True, check=True, timeout=600).stdout
 
 
+def timed(args: list) -> float:
+    began = time.perf_counter()
+    sh(*args)
+    return time.perf_counter() - began
+
+
 def timed_shovel(ns: str, name: str, src: str, src_queue: str, dest: str, dest_queue: str) -> float:
     sh("-n", ns, "shovel", "declare", name, "--src-uri", src, "--src-queue", src_queue, "--dest-uri", dest,
        "--dest-queue", dest_queue, "--src-delete-after", "queue-length")
-    began = time.perf_counter()
-    sh("-n", ns, "shovel", "run", name)
-    elapsed = time.perf_counter() - began
+    elapsed = timed(["-n", ns, "shovel", "run", name])
     sh("-n", ns, "shovel", "delete", name)
     return elapsed
 
@@ -60,16 +65,17 @@ def throughput(broker: Broker, ns: str, size: int, count: int) -> dict:
     uri = f"amqp://guest:guest@127.0.0.1:{broker.port}/%2f"
     direct_q, shovel_q = f"direct-{uuid.uuid4().hex[:6]}", f"shovelled-{uuid.uuid4().hex[:6]}"
     out = {}
-    out["direct_publish"] = float(sh("shovel", "baseline", "--uri", uri, "--queue", direct_q, "--mode", "publish",
-                                     "--count", str(count), "--size", str(size)))
+    # Each side timed as a whole process (start, connect, move, exit).
+    out["direct_publish"] = count / timed(["shovel", "baseline", "--uri", uri, "--queue", direct_q, "--mode", "publish",
+                                           "--count", str(count), "--size", str(size)])
     local = shmq.Namespace(ns)
     local.declare_queue("outbox")
     body = b"x" * size
     for start in range(0, count, 1000):
         local.publish_many("", "outbox", [body] * min(1000, count - start))
     out["shovel_out"] = count / timed_shovel(ns, "out", f"shm://{ns}", "outbox", uri, shovel_q)
-    out["direct_consume"] = float(sh("shovel", "baseline", "--uri", uri, "--queue", direct_q, "--mode", "consume",
-                                     "--count", str(count), "--size", str(size)))
+    out["direct_consume"] = count / timed(["shovel", "baseline", "--uri", uri, "--queue", direct_q, "--mode", "consume",
+                                           "--count", str(count), "--size", str(size)])
     out["shovel_in"] = count / timed_shovel(ns, "in", uri, shovel_q, f"shm://{ns}", "inbox")
     local._native.purge_queue("inbox")
     connection = broker.connect()

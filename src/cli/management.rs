@@ -91,7 +91,13 @@ pub fn run(cli: &Cli, args: &ManagementArgs) -> CliResult {
     }
     let users = match &args.users {
         Some(path) => auth::Users::load(path).map_err(|message| Refused { code: 2, message })?,
-        None => auth::Users::default(),
+        None => {
+            eprintln!(
+                "shmq management: no --users file: guest/guest is accepted from loopback, that is from every account \
+                 on this machine (RabbitMQ's default); give --users FILE to allow only the users it lists"
+            );
+            auth::Users::builtin_guest()
+        }
     };
     let names = if args.namespace.is_empty() { vec![cli.namespace.clone()] } else { args.namespace.clone() };
     let mut vhosts: Vec<api::Vhost> = Vec::new();

@@ -131,7 +131,7 @@ pub fn run(cli: &Cli, command: &ShovelCommand) -> CliResult {
 /// Whether a runner holds the shovel's lock, and its last status.
 fn status(ns: &shmq::Namespace, name: &str) -> (bool, Value) {
     let dir = definition::shovels_dir(ns);
-    let running = std::fs::File::open(dir.join(format!("{name}.lock")))
+    let running = definition::open_owned(&dir.join(format!("{name}.lock")), false)
         .is_ok_and(|f| rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockShared).is_err());
     let status = definition::read_bounded(&dir.join(format!("{name}.status.json")))
         .ok()
@@ -160,7 +160,7 @@ fn list(cli: &Cli, ns: &shmq::Namespace) -> CliResult {
         json.push(serde_json::json!({
             "name": name, "state": state, "running": running, "src": src, "dest": dest,
             "transferred": field("transferred"), "last_error": field("last_error"),
-            "definition": shovel.as_ref().map(|s| Value::Object(s.value.clone())).unwrap_or(Value::Null),
+            "definition": shovel.as_ref().map(|s| redacted(&s.value)).unwrap_or(Value::Null),
         }));
         let transferred = field("transferred").as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
         let error = field("last_error").as_str().unwrap_or("").to_owned();
@@ -174,10 +174,22 @@ fn list(cli: &Cli, ns: &shmq::Namespace) -> CliResult {
     Ok(())
 }
 
+/// A definition with its URIs' passwords hidden.
+fn redacted(value: &Map<String, Value>) -> Value {
+    let mut shown = value.clone();
+    for key in ["src-uri", "dest-uri"] {
+        if let Some(Value::String(uri)) = shown.get(key) {
+            let hidden = definition::redact(uri);
+            shown.insert(key.to_owned(), Value::String(hidden));
+        }
+    }
+    Value::Object(shown)
+}
+
 /// "uri queue" or "uri exchange/key" for a listing (passwords hidden).
 fn endpoint_text(value: &Map<String, Value>, side: &str) -> String {
     let get = |k: &str| value.get(&format!("{side}-{k}")).and_then(Value::as_str).unwrap_or("");
-    let uri = run::redact(get("uri"));
+    let uri = definition::redact(get("uri"));
     match (get("queue"), get("exchange")) {
         (q, _) if !q.is_empty() => format!("{uri} queue {q}"),
         (_, x) if !x.is_empty() => format!("{uri} exchange {x}/{}", get("exchange-key")),

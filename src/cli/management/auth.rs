@@ -1,6 +1,7 @@
 //! Authentication for `shmq management`, as RabbitMQ's management plugin
-//! does it: HTTP basic auth; the `guest`/`guest` user only from loopback
-//! peers (RabbitMQ's `loopback_users`); other users from a file of
+//! does it: HTTP basic auth; without a users file, the `guest`/`guest`
+//! user, only from loopback peers (RabbitMQ's `loopback_users`); with one,
+//! only the users it lists (guest too only if it lists guest), from a file of
 //! `name:hash` lines, where the hash is RabbitMQ's default
 //! (`rabbit_password_hashing_sha256`): base64(salt ++ sha256(salt ++
 //! password)) with a 4-byte random salt. `shmq management hash-password`
@@ -19,10 +20,13 @@ use sha2::{Digest, Sha256};
 const SALT_BYTES: usize = 4;
 
 /// Who may log in.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Users {
     /// Salted hashes by user name.
     hashes: HashMap<String, Vec<u8>>,
+    /// `guest`/`guest` without a users file: every local account can use
+    /// it (loopback), as with RabbitMQ's default.
+    builtin_guest: bool,
 }
 
 /// Why a request was not let in: RabbitMQ's reasons.
@@ -37,6 +41,11 @@ pub enum Denied {
 }
 
 impl Users {
+    /// No users file: `guest`/`guest` from loopback only.
+    pub fn builtin_guest() -> Users {
+        Users { hashes: HashMap::new(), builtin_guest: true }
+    }
+
     /// Reads a users file: one `name:hash` per line; blank lines and lines
     /// starting with `#` are skipped.
     ///
@@ -53,7 +62,7 @@ impl Users {
     /// # Errors
     /// As [`load`](Users::load).
     pub fn parse(text: &str) -> Result<Users, String> {
-        let mut users = Users::default();
+        let mut users = Users { hashes: HashMap::new(), builtin_guest: false };
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -87,7 +96,7 @@ impl Users {
             if !verify(hash, password) {
                 return Err(Denied::LoginFailed);
             }
-        } else if !(name == "guest" && password == "guest") {
+        } else if !(self.builtin_guest && name == "guest" && password == "guest") {
             return Err(Denied::LoginFailed);
         }
         if name == "guest" && !is_loopback(peer) {
@@ -151,8 +160,12 @@ mod tests {
     fn guest_only_from_loopback_and_file_users_from_anywhere() {
         let line = format!("# operators\n\nalice:{}\n", hash_password("s3cret").unwrap());
         let users = Users::parse(&line).unwrap();
-        assert_eq!(users.check(Some(&basic("guest", "guest")), LOCAL), Ok("guest".into()));
-        assert_eq!(users.check(Some(&basic("guest", "guest")), REMOTE), Err(Denied::LoopbackOnly));
+        // A users file that does not list guest turns guest off.
+        assert_eq!(users.check(Some(&basic("guest", "guest")), LOCAL), Err(Denied::LoginFailed));
+        let builtin = Users::builtin_guest();
+        assert_eq!(builtin.check(Some(&basic("guest", "guest")), LOCAL), Ok("guest".into()));
+        assert_eq!(builtin.check(Some(&basic("guest", "guest")), REMOTE), Err(Denied::LoopbackOnly));
+        assert_eq!(builtin.check(Some(&basic("alice", "s3cret")), LOCAL), Err(Denied::LoginFailed));
         assert_eq!(users.check(Some(&basic("alice", "s3cret")), REMOTE), Ok("alice".into()));
         assert_eq!(users.check(Some(&basic("alice", "wrong")), LOCAL), Err(Denied::LoginFailed));
         assert_eq!(users.check(Some(&basic("bob", "x")), LOCAL), Err(Denied::LoginFailed));
@@ -160,7 +173,7 @@ mod tests {
         assert_eq!(users.check(Some("Bearer abc"), LOCAL), Err(Denied::NoCredentials));
         assert_eq!(users.check(Some("Basic !!!"), LOCAL), Err(Denied::LoginFailed));
         let mapped = IpAddr::V6(std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped());
-        assert_eq!(users.check(Some(&basic("guest", "guest")), mapped), Ok("guest".into()));
+        assert_eq!(builtin.check(Some(&basic("guest", "guest")), mapped), Ok("guest".into()));
     }
 
     #[test]

@@ -6,13 +6,16 @@
 //!
 //! Limits: a request head (request line and headers) of at most
 //! [`MAX_HEAD_BYTES`] and [`MAX_HEADERS`] headers (else 431), a body of at
-//! most [`MAX_BODY_BYTES`] (else 413, checked before it is read), a whole
-//! request within [`REQUEST_DEADLINE`] of its first byte (else the
-//! connection is closed), an idle keep-alive connection closed after
-//! [`KEEP_ALIVE_IDLE`], and at most [`MAX_PENDING`] accepted connections
-//! waiting for a worker (else 503). A worker serving a keep-alive
-//! connection hands it back (closes it) after a response when other
-//! connections wait, so idle clients cannot hold the pool.
+//! most [`MAX_BODY_BYTES`] (else 413, checked before it is read), the head
+//! within [`HEAD_DEADLINE`] and the whole request within
+//! [`REQUEST_DEADLINE`] of the connection's acceptance (or of the previous
+//! response), else the connection is closed; and at most [`MAX_PENDING`]
+//! accepted connections waiting for a worker (else 503). A worker serving a
+//! keep-alive connection hands it back (closes it) after a response when
+//! other connections wait. So a silent or slow client holds a worker for at
+//! most `HEAD_DEADLINE`; enough of them (the pool's size) can still delay
+//! others by that much, which is why the server binds to loopback by
+//! default.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -27,10 +30,10 @@ pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 pub const MAX_HEADERS: usize = 64;
 /// The largest request body (RabbitMQ's default limit is 20 MB).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-/// A request must arrive whole within this time of its first byte.
+/// A request's head must arrive within this time of the wait's start.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(5);
+/// A request must arrive whole within this time of the wait's start.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
-/// An idle keep-alive connection is closed after this time.
-pub const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(5);
 /// Accepted connections that may wait for a free worker.
 pub const MAX_PENDING: usize = 64;
 /// How long writing a response may take.
@@ -152,11 +155,8 @@ fn serve_connection(mut stream: TcpStream, handler: &Handler, pending: &AtomicUs
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     // Bytes read past the end of the previous request (pipelining).
     let mut buffer: Vec<u8> = Vec::new();
-    let mut first = true;
     loop {
-        let idle = if first { REQUEST_DEADLINE } else { KEEP_ALIVE_IDLE };
-        first = false;
-        let request = match read_request(&mut stream, &mut buffer, peer, idle) {
+        let request = match read_request(&mut stream, &mut buffer, peer) {
             Ok(r) => r,
             Err(ReadError::Gone) => return,
             Err(ReadError::Refuse(status, reason)) => {
@@ -226,14 +226,16 @@ fn fill(stream: &mut TcpStream, buffer: &mut Vec<u8>, deadline: Instant) -> Resu
     }
 }
 
-/// Reads one request: its head within `idle` of waiting (then the rest
-/// within [`REQUEST_DEADLINE`]), and its body.
-fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>, peer: SocketAddr, idle: Duration) -> Result<Request, ReadError> {
+/// Reads one request: its head within [`HEAD_DEADLINE`] of the wait's
+/// start (an idle keep-alive connection is closed then too), its body
+/// within [`REQUEST_DEADLINE`].
+fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>, peer: SocketAddr) -> Result<Request, ReadError> {
     let started = Instant::now();
+    let head_deadline = started + HEAD_DEADLINE;
     if buffer.is_empty() {
-        fill(stream, buffer, started + idle)?;
+        fill(stream, buffer, head_deadline)?;
     }
-    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let deadline = started + REQUEST_DEADLINE;
     // The head.
     let (head_len, method, path, query, headers, version) = loop {
         let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -253,7 +255,7 @@ fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>, peer: SocketAddr, 
             Ok(httparse::Status::Partial) if buffer.len() >= MAX_HEAD_BYTES => {
                 return Err(ReadError::Refuse(431, "request head too large"));
             }
-            Ok(httparse::Status::Partial) => fill(stream, buffer, deadline)?,
+            Ok(httparse::Status::Partial) => fill(stream, buffer, head_deadline)?,
             Err(httparse::Error::TooManyHeaders) => return Err(ReadError::Refuse(431, "too many headers")),
             Err(_) => return Err(ReadError::Refuse(400, "malformed HTTP request")),
         }

@@ -44,6 +44,17 @@ impl Counters {
     }
 
     /// Adds another's counts (saturating: they come from shared memory).
+    /// The counters as an array, in field order.
+    fn fields(&self) -> [u64; 7] {
+        [self.published, self.delivered, self.acked, self.redelivered, self.dropped, self.expired, self.dead_lettered]
+    }
+
+    /// True if any counter is below `earlier`'s: counters only grow, so
+    /// this is another queue of the same name (deleted and declared again).
+    fn restarted_since(&self, earlier: &Counters) -> bool {
+        self.fields().iter().zip(earlier.fields()).any(|(now, before)| *now < before)
+    }
+
     pub fn add(&mut self, o: &Counters) {
         self.published = self.published.saturating_add(o.published);
         self.delivered = self.delivered.saturating_add(o.delivered);
@@ -195,8 +206,7 @@ impl Sampler {
         for q in queues {
             let c = Counters::of(q);
             if let Some(before) = totals.seen.get(&q.name) {
-                // Fewer published than before: a new queue of that name.
-                if c.published < before.published {
+                if c.restarted_since(before) {
                     let before = *before;
                     totals.gone.add(&before);
                 }
@@ -246,5 +256,9 @@ mod tests {
         assert_eq!(sampler.totals("v", &[queue("a", 2)]).published, 17);
         assert_eq!(sampler.totals("v", &[queue("a", 3)]).published, 18);
         assert_eq!(sampler.totals("other", &[]).published, 0);
+        // Redeclared with more published but fewer acked: still a new queue.
+        let acked = |p: u64, a: u64| shmq::QueueStats { name: "c".into(), published: p, acked: a, ..Default::default() };
+        assert_eq!(sampler.totals("w", &[acked(1, 1)]).acked, 1);
+        assert_eq!(sampler.totals("w", &[acked(5, 0)]).acked, 1);
     }
 }

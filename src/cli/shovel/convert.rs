@@ -8,6 +8,7 @@ use lapin::types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable, L
 use lapin::BasicProperties;
 
 /// A message in transit: lapin's properties (headers included) and body.
+#[derive(Clone)]
 pub struct Moved {
     pub properties: BasicProperties,
     pub body: Vec<u8>,

@@ -2,11 +2,15 @@
 //! `src-queue`, `dest-uri`, `ack-mode`, ...), validated, and kept in the
 //! namespace as `shovels/<name>.json` (the parameter's `value` object, so an
 //! export carries it as RabbitMQ's `parameters` entry of component
-//! `shovel`). Files there are untrusted input: read without following
-//! links, bounded in size, and validated as a caller's definition is.
+//! `shovel`). Files there are untrusted input: the folder must be no
+//! link, a definition is read only if it is a regular file owned by the
+//! user running the command (a member of a shared namespace's group cannot
+//! plant one that runs with another member's rights), without following
+//! links or blocking on a FIFO, bounded in size, and validated as a
+//! caller's definition is.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -103,12 +107,30 @@ pub fn validate_name(name: &str) -> Result<(), Refused> {
     Ok(())
 }
 
+/// `uri` with its password hidden (`amqp://user:***@host/...`), for
+/// messages, logs, status and listings.
+pub fn redact(uri: &str) -> String {
+    let Some(scheme_end) = uri.find("://").map(|i| i + 3) else { return uri.to_owned() };
+    // The authority ends at the first '/' after the scheme; its user info at
+    // the last '@' in it (a password may hold '@').
+    let authority_end = uri[scheme_end..].find('/').map_or(uri.len(), |i| scheme_end + i);
+    match uri[scheme_end..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &uri[scheme_end..scheme_end + at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &uri[..scheme_end], &uri[scheme_end + at..])
+        }
+        None => uri.to_owned(),
+    }
+}
+
 /// Parses a `src-uri`/`dest-uri`.
 fn endpoint(key: &str, uri: &str) -> Result<Endpoint, Refused> {
+    let shown = redact(uri);
     if let Some(rest) = uri.strip_prefix("shm://") {
         // shm://NAME, or shm:///abs/dir
         if rest.is_empty() {
-            return Err(bad(format!("{key} {uri:?}: name the namespace (shm://NAME or shm:///directory)")));
+            return Err(bad(format!("{key} {shown:?}: name the namespace (shm://NAME or shm:///directory)")));
         }
         return Ok(Endpoint::Shm(rest.to_owned()));
     }
@@ -116,9 +138,9 @@ fn endpoint(key: &str, uri: &str) -> Result<Endpoint, Refused> {
         return Ok(Endpoint::Amqp(uri.to_owned()));
     }
     if uri.starts_with("amqps://") {
-        return Err(bad(format!("{key} {uri:?}: amqps:// (TLS) is not built into this shmq; use amqp:// on a trusted network")));
+        return Err(bad(format!("{key} {shown:?}: amqps:// (TLS) is not built into this shmq; use amqp:// on a trusted network")));
     }
-    Err(bad(format!("{key} {uri:?}: expected shm://NAMESPACE, shm:///directory or amqp://user:pass@host:port/vhost")))
+    Err(bad(format!("{key} {shown:?}: expected shm://NAMESPACE, shm:///directory or amqp://user:pass@host:port/vhost")))
 }
 
 fn string(value: &Map<String, Value>, key: &str) -> Result<Option<String>, Refused> {
@@ -221,10 +243,11 @@ impl Shovel {
         };
         let reconnect_delay_secs = match value.get("reconnect-delay") {
             None | Some(Value::Null) => 5.0,
+            // Below 0.1 s a broker that is down would be hammered.
             Some(v) => v
                 .as_f64()
-                .filter(|d| d.is_finite() && (0.0..=86_400.0).contains(d))
-                .ok_or_else(|| bad(format!("shovel {name}: reconnect-delay {v}: expected 0 to 86400 seconds")))?,
+                .filter(|d| *d == 0.0 || (d.is_finite() && (0.1..=86_400.0).contains(d)))
+                .ok_or_else(|| bad(format!("shovel {name}: reconnect-delay {v}: expected 0 (stop at a fault) or 0.1 to 86400 seconds")))?,
         };
         Ok(Shovel {
             name: name.to_owned(),
@@ -252,17 +275,64 @@ pub fn shovels_dir(ns: &shmq::Namespace) -> PathBuf {
     ns.path().join("shovels")
 }
 
+/// Refuses a `shovels` that is a link, no directory, or writable by every
+/// user (anyone could have put a definition there).
+fn check_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_dir() && m.mode() & 0o002 != 0 => Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} is writable by every user (mode {:o}): not trusted", dir.display(), m.mode() & 0o7777),
+        )),
+        Ok(m) if m.file_type().is_dir() => Ok(()),
+        Ok(_) => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{} is not a directory (a link?)", dir.display()))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens a file of `shovels/`: no link followed, no blocking on a FIFO; a
+/// regular file owned by this user only.
+pub fn open_owned(path: &Path, write: bool) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = path.parent() {
+        check_dir(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .create(write)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("writable by others (mode {:o}): not trusted", meta.mode() & 0o7777),
+        ));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("owned by uid {}, not by this user ({me}): not trusted", meta.uid()),
+        ));
+    }
+    Ok(file)
+}
+
 fn file_of(dir: &Path, name: &str, suffix: &str) -> Result<PathBuf, Refused> {
     validate_name(name)?;
     Ok(dir.join(format!("{name}{suffix}")))
 }
 
-/// Reads a regular file without following a link, at most `MAX_FILE_BYTES`.
+/// Reads a file of `shovels/` (see [`open_owned`]), at most
+/// `MAX_FILE_BYTES`.
 pub fn read_bounded(path: &Path) -> std::io::Result<String> {
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
-    }
+    let file = open_owned(path, false)?;
     let mut text = String::new();
     file.take(MAX_FILE_BYTES + 1).read_to_string(&mut text)?;
     if text.len() as u64 > MAX_FILE_BYTES {
@@ -284,14 +354,32 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 /// Stores a validated definition (replacing one of the same name).
 pub fn save(ns: &shmq::Namespace, shovel: &Shovel) -> Result<(), Box<dyn std::error::Error>> {
     let dir = shovels_dir(ns);
-    std::fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir)?;
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.into()),
+    }
+    check_dir(&dir)?;
     let text = serde_json::to_string_pretty(&Value::Object(shovel.value.clone()))?;
     write_atomically(&file_of(&dir, &shovel.name, ".json")?, &text)?;
     Ok(())
 }
 
-/// Removes a definition (and its status).
+/// The queue a shovel with a shmq `src-exchange` binds to it: kept
+/// between its sessions (so a fault loses nothing), removed with it.
+pub fn exchange_queue(name: &str) -> String {
+    format!("shovel.{name}")
+}
+
+/// Removes a definition (and its status, and the queue of a shmq
+/// `src-exchange`).
 pub fn remove(ns: &shmq::Namespace, name: &str) -> Result<(), Box<dyn std::error::Error>> {
+    if let Ok(Shovel { src: Endpoint::Shm(src), src_exchange: Some(_), .. }) = load(ns, name) {
+        let opened = if src.starts_with('/') { shmq::Namespace::open_dir(&src) } else { shmq::Namespace::open(&src) };
+        if let Ok(src_ns) = opened {
+            let _ = src_ns.delete_queue(&exchange_queue(name));
+        }
+    }
     let dir = shovels_dir(ns);
     match std::fs::remove_file(file_of(&dir, name, ".json")?) {
         Ok(()) => {}

@@ -10,7 +10,6 @@
 //! anyone does; it writes the shovel's state and counts to
 //! `shovels/<name>.status.json`.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_lite::stream::StreamExt;
@@ -24,11 +23,20 @@ use rustix::fs::{flock, FlockOperation};
 use serde_json::json;
 
 use super::convert::{self, Moved};
-use super::definition::{self, AckMode, DeleteAfter, Endpoint, Shovel};
+use super::definition::{self, redact, AckMode, DeleteAfter, Endpoint, Shovel};
 
 /// How long a wait for a source message lasts before the runner looks at
 /// its connections and the status file again.
 const POLL: Duration = Duration::from_millis(200);
+
+/// Sessions in a row in which RabbitMQ closed the channel over one message
+/// (e.g. a `user_id` that is not the connection's user: 406) after which
+/// the refusal is taken as final: the source rejects that message
+/// (dead-lettering it if its queue has a dead-letter exchange) and the
+/// shovel goes on, instead of one message stopping it for ever. A nack (a
+/// full queue) or a return (no binding) is not counted: the message stays
+/// in the source and is tried again, as flow control.
+const MAX_ATTEMPTS: u32 = 5;
 
 /// Why a session ended without a fault.
 enum Ended {
@@ -43,6 +51,12 @@ pub struct Progress {
     shovel: Shovel,
     status_path: std::path::PathBuf,
     pub transferred: u64,
+    /// Messages the destination refused for good (see `MAX_ATTEMPTS`),
+    /// rejected at the source.
+    rejected: u64,
+    /// Sessions in a row that ended with RabbitMQ refusing the message the
+    /// shovel sent alone (see `MAX_ATTEMPTS`).
+    refusals: u32,
     /// Messages still to move under `src-delete-after` (None: no limit, or
     /// not known yet for `queue-length`).
     remaining: Option<u64>,
@@ -77,7 +91,7 @@ impl Progress {
     fn write(&mut self) {
         self.written = Instant::now();
         let status = json!({
-            "state": self.state, "transferred": self.transferred, "last_error": self.last_error,
+            "state": self.state, "transferred": self.transferred, "rejected": self.rejected, "last_error": self.last_error,
             "updated": unix_now(), "pid": std::process::id(),
         });
         if let Err(e) = definition::write_atomically(&self.status_path, &status.to_string()) {
@@ -95,6 +109,12 @@ impl Progress {
             self.write();
         }
         self.remaining == Some(0)
+    }
+
+    /// Records a message rejected at the source for good.
+    fn rejected(&mut self, why: String) {
+        self.rejected += 1;
+        self.set_state("running", Some(why));
     }
 
     /// How many messages the next batch may take.
@@ -120,13 +140,7 @@ pub fn run(ns: &shmq::Namespace, names: &[String]) -> Result<(), Box<dyn std::er
     for name in names {
         let shovel = definition::load(ns, &name)?;
         let lock_path = dir.join(format!("{name}.lock"));
-        let lock = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&lock_path)?;
+        let lock = definition::open_owned(&lock_path, true).map_err(|e| format!("{}: {e}", lock_path.display()))?;
         if flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
             return Err(Box::new(crate::shmq_cli::Refused {
                 code: 4,
@@ -138,8 +152,17 @@ pub fn run(ns: &shmq::Namespace, names: &[String]) -> Result<(), Box<dyn std::er
             DeleteAfter::Count(n) => Some(n),
             DeleteAfter::Never | DeleteAfter::QueueLength => None,
         };
-        let progress =
-            Progress { shovel, status_path, transferred: 0, remaining, state: String::new(), last_error: None, written: Instant::now() };
+        let progress = Progress {
+            shovel,
+            status_path,
+            transferred: 0,
+            rejected: 0,
+            refusals: 0,
+            remaining,
+            state: String::new(),
+            last_error: None,
+            written: Instant::now(),
+        };
         threads.push(std::thread::Builder::new().name(format!("shovel {name}")).spawn(move || {
             let _held = lock;
             run_one(progress)
@@ -165,6 +188,13 @@ fn run_one(mut progress: Progress) -> bool {
         match session(&mut progress) {
             Ok(Ended::Done) => {
                 progress.set_state("terminated", None);
+                // As RabbitMQ deletes a shovel that reached src-delete-after:
+                // running it again would move more.
+                if let Err(e) = std::fs::remove_file(progress.status_path.with_file_name(format!("{}.json", progress.shovel.name))) {
+                    log(&progress.shovel.name, &format!("done, but its definition could not be removed: {e}"));
+                } else {
+                    log(&progress.shovel.name, "done (src-delete-after reached): its definition was removed");
+                }
                 return true;
             }
             Err(e) => {
@@ -184,7 +214,9 @@ fn session(progress: &mut Progress) -> SessionResult {
     let (src, dest) = (progress.shovel.src.clone(), progress.shovel.dest.clone());
     match (&src, &dest) {
         (Endpoint::Shm(from), Endpoint::Amqp(to)) => runtime.block_on(async {
-            let channel = amqp_channel(to, progress.shovel.ack_mode == AckMode::OnConfirm).await?;
+            // on-publish too: its confirms come after the source's ack, and
+            // what the destination returns or refuses is then reported.
+            let channel = amqp_channel(to, progress.shovel.ack_mode != AckMode::NoAck).await?;
             let dest = Destination::Amqp(Box::new(channel));
             shm_source(progress, from, dest).await
         }),
@@ -210,18 +242,6 @@ async fn amqp_channel(uri: &str, confirms: bool) -> Result<(Connection, Channel)
         channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| e.to_string())?;
     }
     Ok((connection, channel))
-}
-
-/// A URI without its password, for logs and status.
-pub(super) fn redact(uri: &str) -> String {
-    match (uri.find("://"), uri.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &uri[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &uri[..scheme + 3], &uri[at..])
-        }
-        _ => uri.to_owned(),
-    }
 }
 
 /// Declares `queue` on RabbitMQ unless it exists (durable, as RabbitMQ's
@@ -321,7 +341,10 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
             q.clone()
         }
         (None, Some(x)) => {
-            let q = ns.declare_queue("", &shmq::QueueOptions::default().exclusive(true)).map_err(|e| e.to_string())?.name;
+            // A queue of the shovel's own, kept between sessions: what a
+            // failed session held stays in it.
+            let q = definition::exchange_queue(&shovel.name);
+            shm_queue(&ns, &q)?;
             ns.bind_queue(&q, x, &shovel.src_exchange_key, &[]).map_err(|e| format!("binding to {x}: {e}"))?;
             q
         }
@@ -346,7 +369,7 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
                 return Err("the RabbitMQ connection closed".into());
             }
         }
-        let limit = progress.batch_limit();
+        let mut limit = progress.batch_limit();
         let mut batch: Vec<(Moved, String, shmq::DeliveryTag)> = Vec::with_capacity(limit);
         let take = |d: shmq::Delivery<'_>, batch: &mut Vec<(Moved, String, shmq::DeliveryTag)>| -> Result<(), String> {
             let exchange = d.properties().exchange.unwrap_or("").to_owned();
@@ -354,17 +377,34 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
             batch.push((convert::from_shmq(&d)?, exchange, tag));
             Ok(())
         };
-        match consumer.recv_timeout(POLL) {
-            Ok(d) => take(d, &mut batch)?,
+        let first = match consumer.recv_timeout(POLL) {
+            Ok(d) => d,
             Err(shmq::RecvError::Timeout) => continue,
             Err(e) => return Err(format!("consuming {queue}: {e}")),
-        }
-        let mut failed = None;
-        let drained = consumer.drain(limit - 1, |d| {
-            if let Err(e) = take(d, &mut batch) {
-                failed = Some(e);
+        };
+        if first.redelivered() && shovel.ack_mode != AckMode::NoAck {
+            // After a fault: alone, so that a message the destination
+            // refuses is found out and does not hold the others back.
+            if progress.refusals >= MAX_ATTEMPTS {
+                let why = format!("RabbitMQ refused a message {} times in a row: rejected at the source", progress.refusals);
+                first.nack(false).map_err(|e| format!("rejecting at the source: {e}"))?;
+                progress.refusals = 0;
+                progress.rejected(why);
+                continue;
             }
-        });
+            limit = 1;
+        }
+        take(first, &mut batch)?;
+        let mut failed = None;
+        let drained = if limit == 1 {
+            Ok(0)
+        } else {
+            consumer.drain(limit - 1, |d| {
+                if let Err(e) = take(d, &mut batch) {
+                    failed = Some(e);
+                }
+            })
+        };
         match drained {
             // At the prefetch limit: the batch is what is in flight.
             Ok(_) | Err(shmq::RecvError::PrefetchFull(_)) => {}
@@ -377,7 +417,16 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
         let n = batch.len() as u64;
         match &mut dest {
             Destination::Amqp(amqp) => {
-                let channel = &amqp.1;
+                let (connection, channel) = (&amqp.0, &amqp.1);
+                // The channel closed by the broker over the message sent
+                // alone while the connection stays up: that message's fault.
+                let alone = batch.len() == 1;
+                let refused = |progress: &mut Progress, e: String| {
+                    if alone && connection.status().connected() {
+                        progress.refusals += 1;
+                    }
+                    e
+                };
                 let mut confirms = Vec::with_capacity(batch.len());
                 for (m, exchange, _) in batch {
                     let (x, key) = target(&shovel, &m, &exchange);
@@ -385,12 +434,34 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
                     let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
                     let x = ShortString::try_new(x).map_err(|_| "exchange name over 255 bytes".to_string())?;
                     let key = ShortString::try_new(key).map_err(|_| "routing key over 255 bytes".to_string())?;
-                    confirms
-                        .push(channel.basic_publish(x, key, options, &m.body, m.properties).await.map_err(|e| format!("publishing: {e}"))?);
+                    let published = channel.basic_publish(x, key, options, &m.body, m.properties).await;
+                    confirms.push(published.map_err(|e| refused(progress, format!("publishing: {e}")))?);
+                }
+                if shovel.ack_mode == AckMode::OnPublish {
+                    // The source's ack first; then what the destination did.
+                    if let Some(tag) = last {
+                        consumer.ack_multiple(tag).map_err(|e| format!("acking the source: {e}"))?;
+                    }
+                    let mut lost = 0;
+                    for confirm in confirms {
+                        if !matches!(confirm.await, Ok(Confirmation::Ack(None))) {
+                            lost += 1;
+                        }
+                    }
+                    if lost > 0 {
+                        let why = format!(
+                            "{lost} messages acked at the source were returned or refused by the destination (ack-mode on-publish): lost"
+                        );
+                        progress.set_state("running", Some(why));
+                    }
+                    if progress.moved(n) {
+                        return Ok(Ended::Done);
+                    }
+                    continue;
                 }
                 if shovel.ack_mode == AckMode::OnConfirm {
                     for confirm in confirms {
-                        match confirm.await.map_err(|e| format!("awaiting a confirm: {e}"))? {
+                        match confirm.await.map_err(|e| refused(progress, format!("awaiting a confirm: {e}")))? {
                             Confirmation::Ack(None) => {}
                             // Never taken as a confirm: the source keeps it.
                             Confirmation::NotRequested => return Err("the destination channel is not in confirm mode".into()),
@@ -405,14 +476,14 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
             Destination::Shm(publisher, _) => {
                 for (m, exchange, _) in batch {
                     let (x, key) = target(&shovel, &m, &exchange);
-                    let m = stamped(&shovel, m);
-                    publish_local(publisher, &x, &key, &m)?;
+                    publish_local(publisher, &shovel, &x, &key, m)?;
                 }
             }
         }
         if let (Some(tag), true) = (last, shovel.ack_mode != AckMode::NoAck) {
             consumer.ack_multiple(tag).map_err(|e| format!("acking the source: {e}"))?;
         }
+        progress.refusals = 0;
         if progress.moved(n) {
             return Ok(Ended::Done);
         }
@@ -422,16 +493,17 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
 /// Publishes into shmq, mandatory; waits while a `reject` queue is full
 /// (flow control: the shovel slows, nothing is dropped). Errors: no queue
 /// took it (unroutable), or a publish error.
-fn publish_local(publisher: &mut shmq::Publisher, exchange: &str, key: &str, m: &Moved) -> Result<(), String> {
+fn publish_local(publisher: &mut shmq::Publisher, shovel: &Shovel, exchange: &str, key: &str, mut m: Moved) -> Result<(), String> {
     let mut pause = Duration::from_millis(1);
     loop {
-        let routed = convert::with_shmq_properties(&m.properties, |p| publisher.publish_mandatory(exchange, key, p, &m.body))?;
+        let stamped = stamped(shovel, m.clone());
+        let routed = convert::with_shmq_properties(&stamped.properties, |p| publisher.publish_mandatory(exchange, key, p, &stamped.body))?;
         match routed {
             Ok(r) if r.full == 0 => return Ok(()),
-            // A full `reject` queue: try again later (a fanout's other
-            // queues may get it twice then; the source redelivered flag and
-            // x-shovelled mark such copies).
-            Ok(_) => {
+            // A full `reject` queue: try again later. Queues that took it
+            // get it again then: such copies are marked (src-redelivered).
+            Ok(r) => {
+                m.redelivered |= r.queues > 0;
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
@@ -507,8 +579,17 @@ async fn amqp_source(progress: &mut Progress, uri: &str, to: &str) -> SessionRes
             redelivered: delivery.redelivered,
         };
         let (x, key) = target(&shovel, &m, &source_exchange);
-        let m = stamped(&shovel, m);
-        publish_local(&mut publisher, &x, &key, &m)?;
+        if let Err(e) = convert::with_shmq_properties(&m.properties, |_| ()) {
+            // It can never be stored here (e.g. headers nested too deep):
+            // rejected at the source, as a poison message, not retried.
+            if !no_ack {
+                let requeue = lapin::options::BasicRejectOptions { requeue: false };
+                delivery.acker.reject(requeue).await.map_err(|e| format!("rejecting at the source: {e}"))?;
+            }
+            progress.rejected(format!("a message shmq cannot store was rejected at the source: {e}"));
+            continue;
+        }
+        publish_local(&mut publisher, &shovel, &x, &key, m)?;
         if !no_ack {
             delivery.acker.ack(lapin::options::BasicAckOptions::default()).await.map_err(|e| format!("acking the source: {e}"))?;
         }

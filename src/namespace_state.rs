@@ -108,16 +108,27 @@ impl NamespaceState {
         Ok(router)
     }
 
-    /// This process's liveness token if it registered one yet, else 0.
+    /// This process's liveness token if it registered one yet, else 0 (a
+    /// fork child has none until it registers its own).
     pub(crate) fn registered_token(&self) -> u64 {
-        self.peer.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0, |p| p.token)
+        self.peer.lock().unwrap_or_else(|e| e.into_inner()).as_ref().filter(|p| !crate::liveness::inherited(p.pid)).map_or(0, |p| p.token)
     }
 
-    /// This process's liveness token, registered on first use.
+    /// This process's liveness token, registered on first use. A fork
+    /// child registers its own (and drops its copy of the parent's list of
+    /// exclusive queues, which stay the parent's): what it attaches after
+    /// the fork is recovered when it dies, not when its parent does.
     pub(crate) fn peer(&self) -> Result<Arc<Peer>, Error> {
         let mut guard = self.peer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(peer) = guard.as_ref() {
-            return Ok(peer.clone());
+            if !crate::liveness::inherited(peer.pid) {
+                return Ok(peer.clone());
+            }
+            self.exclusive.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            // Dropping the copy leaves the parent's file alone (Peer's Drop
+            // does nothing in a child) and, with the last copy, closes the
+            // child's descriptor of its lock: the parent's death shows then.
+            drop(guard.take());
         }
         let peer = Arc::new(Peer::register(&self.dir)?);
         *guard = Some(peer.clone());

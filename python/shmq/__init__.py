@@ -103,10 +103,14 @@ class Consumer:
 
     def __init__(self, native: Any) -> None:
         self._native = native
-        self._thread = threading.get_ident()
+        self._thread: Optional[int] = threading.get_ident()
+        _CONSUMERS.add(self)
 
     def _check_thread(self) -> None:
         if threading.get_ident() != self._thread:
+            if self._thread is None:  # see _after_fork_in_child
+                raise ShmqError("this shmq Consumer was opened by the parent of this forked process: open a new one "
+                                "here (what it holds stays the parent's)")
             raise RuntimeError("an shmq Consumer belongs to the thread that created it: create one consumer per thread "
                                "(publishing from any thread through the Namespace is fine)")
 
@@ -159,6 +163,7 @@ class Namespace:
     def __init__(self, name: Optional[str] = None, memory_budget: Optional[int] = None) -> None:
         self._native = _native.Namespace(name, memory_budget)
         self._local = threading.local()
+        _NAMESPACES.add(self)
 
     @property
     def path(self) -> str:
@@ -238,6 +243,16 @@ class Namespace:
 
     def __exit__(self, *exc: Any) -> None:
         self._local = threading.local()
+
+
+def _check_bodies(bodies: Any) -> None:
+    """A batch's ``bodies`` must be an iterable of bodies: a single str,
+    bytes, bytearray or memoryview would be taken apart (a str into one
+    message per character). The native call checks it too; a transaction
+    holds the bodies before they reach it."""
+    if isinstance(bodies, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"bodies must be an iterable of message bodies, not a single {type(bodies).__name__}: "
+                        "wrap one body in a list")
 
 
 def _body_bytes(body: Any) -> bytes:
@@ -728,6 +743,10 @@ class BlockingChannel:
         other is refused with 406 rather than ignored. A passive declare
         ignores them, as RabbitMQ's does."""
         args = arguments or {}
+        if passive and queue == "":
+            # A passive declare names no server-named queue: RabbitMQ looks
+            # for one called '' (whatever the channel declared before).
+            raise self._closed_with(404, "NOT_FOUND - no queue '' in vhost '/'")
         try:
             if not passive:
                 # RabbitMQ's order: the arguments; then, for a new queue, a
@@ -953,6 +972,7 @@ class BlockingChannel:
         published; in a transaction it is held until ``tx_commit``."""
         if not self.is_open:
             raise self._closed_error()
+        _check_bodies(bodies)
         if self._tx is not None:
             held = [_body_bytes(b) for b in bodies]
             self._tx.append(lambda: self._publish_now(exchange, routing_key, held, properties, mandatory, many=True))
@@ -1320,6 +1340,11 @@ class BlockingChannel:
         tags = [t for t in self._tags_out if t <= delivery_tag] if multiple else [delivery_tag]
         if multiple and delivery_tag == 0:
             tags = list(self._tags_out)
+        elif multiple and delivery_tag not in self._tags_out:
+            # As RabbitMQ: `multiple` settles up to a tag this channel still
+            # holds; another (settled already, or never given) is unknown,
+            # not "everything below it".
+            tags.append(delivery_tag)
         # Every tag checked (and taken) now, as RabbitMQ checks an ack when
         # it arrives, inside a transaction too: an unknown one closes the
         # channel with 406 (its unacked deliveries go back to their queues)
@@ -1650,6 +1675,84 @@ class BlockingConnection:
     def __exit__(self, *exc: Any) -> None:
         if self.is_open:
             self.close()
+
+
+# ---------------------------------------------------------------- fork
+#
+# A forked child (multiprocessing, a prefork server) inherits its parent's
+# handles, and with them the descriptor of the parent's liveness lock (a
+# flock on <namespace>/peers/<token>): while the child keeps it, the kernel
+# sees the lock held, so a parent that dies stays alive to every other
+# process, and what it held unacked is never handed back. Handles opened
+# from an inherited namespace would register under the parent's liveness
+# token too, so a child that died holding deliveries, or mid-publish, would
+# count as alive while its parent lives. In the child, then: the inherited
+# lock descriptors are pointed at /dev/null (the parent's lock stays its
+# own: a flock goes only when every descriptor of it is closed), each
+# ``Namespace`` gets a handle of its own, and inherited consumers refuse to
+# be used (what they hold is the parent's).
+_NAMESPACES: "weakref.WeakSet[Namespace]" = weakref.WeakSet()
+_CONSUMERS: "weakref.WeakSet[Consumer]" = weakref.WeakSet()
+_HEX = frozenset("0123456789abcdef")
+
+
+def _release_inherited_peer_locks() -> None:
+    """Points every descriptor of a liveness file (``<dir>/peers/<16 hex>``
+    in a namespace directory, one holding ``shmq.ns``) at /dev/null. The
+    descriptor numbers stay valid: the native handles close them later."""
+    try:
+        entries = os.listdir("/proc/self/fd")
+    except OSError:
+        return
+    devnull = -1
+    try:
+        for entry in entries:
+            try:
+                target = os.readlink(f"/proc/self/fd/{entry}")
+            except OSError:
+                continue
+            peers, token = os.path.split(target)
+            if len(token) != 16 or not _HEX.issuperset(token) or os.path.basename(peers) != "peers":
+                continue
+            if not os.path.exists(os.path.join(os.path.dirname(peers), "shmq.ns")):
+                continue
+            if devnull < 0:
+                devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            os.dup2(devnull, int(entry), inheritable=False)
+    finally:
+        if devnull >= 0:
+            os.close(devnull)
+
+
+class _OpenedInChild:
+    """An inherited native namespace, in a forked child: the first use opens
+    the child's own handle on the same directory (not at fork: the
+    directory may be gone by then, and opening would make it again)."""
+
+    __slots__ = ("_owner", "path")
+
+    def __init__(self, owner: "Namespace", path: str) -> None:
+        self._owner = weakref.ref(owner)
+        self.path = path
+
+    def __getattr__(self, name: str) -> Any:
+        native = _native.Namespace(self.path)
+        owner = self._owner()
+        if owner is not None and owner._native is self:
+            owner._native = native
+        return getattr(native, name)
+
+
+def _after_fork_in_child() -> None:
+    _release_inherited_peer_locks()
+    for consumer in list(_CONSUMERS):
+        consumer._thread = None
+    for namespace in list(_NAMESPACES):
+        namespace._native = _OpenedInChild(namespace, namespace._native.path)
+        namespace._local = threading.local()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 from . import exceptions, exchange_type, spec  # noqa: E402 - pika's modules, on the names defined above

@@ -340,7 +340,7 @@ class Channel(base.StdChannel):
             raise NotImplementedError("basic_publish(immediate=True): RabbitMQ refuses it since 3.0 "
                                       "(540 NOT_IMPLEMENTED), and so does shmq")
         publisher = self.connection._publisher()
-        publisher.set_publish_timeout(timeout)
+        publisher.set_publish_timeout(timeout)  # inf (or over 1e9 s): no limit
         try:
             _reached, refused = publisher.publish_routed(exchange, routing_key, message.body, message.properties,
                                                          mandatory)
@@ -523,7 +523,9 @@ class Channel(base.StdChannel):
         self._check_open()
         if self._elsewhere(self._settle, delivery_tag, multiple, requeue):
             return
-        if multiple:
+        if multiple and (delivery_tag == 0 or delivery_tag in self._held):
+            # Up to a tag the channel still holds, as RabbitMQ: another is
+            # unknown (406), not "everything below it".
             tags = [t for t in self._held if delivery_tag == 0 or t <= delivery_tag]
         elif delivery_tag in self._held:
             tags = [delivery_tag]

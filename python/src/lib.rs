@@ -946,6 +946,15 @@ impl Publisher {
     ) -> PyResult<(usize, usize)> {
         // Bytes are borrowed in place; str, bytearray and memoryview are
         // copied to bytes first, as `publish` takes them.
+        if bodies.is_instance_of::<PyBytes>()
+            || bodies.is_instance_of::<PyString>()
+            || bodies.is_instance_of::<pyo3::types::PyByteArray>()
+            || bodies.is_instance_of::<pyo3::types::PyMemoryView>()
+        {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "bodies must be an iterable of message bodies, not a single body: wrap one body in a list (or use publish)",
+            ));
+        }
         let owned = bodies.try_iter()?.map(|item| body_bytes(&item?)).collect::<PyResult<Vec<_>>>()?;
         let refs: Vec<&[u8]> = owned.iter().map(|b| b.as_bytes()).collect();
         with_properties(props, |properties| {
@@ -974,8 +983,9 @@ impl Publisher {
     /// takes). A publish that times out is refused by the queues it waited
     /// for (counted in `publish_routed`'s second figure).
     #[pyo3(signature = (timeout=None))]
-    fn set_publish_timeout(&mut self, timeout: Option<f64>) {
-        self.inner.set_publish_timeout(timeout.map(|t| Duration::from_secs_f64(t.max(0.0))));
+    fn set_publish_timeout(&mut self, timeout: Option<f64>) -> PyResult<()> {
+        self.inner.set_publish_timeout(timeout_of(timeout)?);
+        Ok(())
     }
 
     /// True while flow control holds this publisher back: its last publish
@@ -1013,6 +1023,8 @@ struct Message {
     /// Its consumer, weakly: a closed (dropped) consumer requeues what it
     /// held, whatever messages are still referenced.
     consumer: Option<Py<PyWeakrefReference>>,
+    /// The consumer's thread: the only one that may settle the message.
+    thread: std::thread::ThreadId,
 }
 
 /// `shmq.BasicProperties`, looked up once.
@@ -1027,6 +1039,12 @@ impl Message {
 
     /// The consumer that received this message, while it is open.
     fn consumer<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, Consumer>> {
+        if std::thread::current().id() != self.thread {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "an shmq message is settled on its consumer's thread: a consumer belongs to the thread that created it \
+                 (hand the delivery tag to that thread, e.g. with BlockingConnection.add_callback_threadsafe)",
+            ));
+        }
         let gone = || ShmqError::new_err("the consumer of this message was closed: its unacked messages were requeued");
         let consumer = self.consumer.as_ref().ok_or_else(gone)?.bind(py).upgrade().ok_or_else(gone)?;
         Ok(consumer.downcast_into::<Consumer>()?)
@@ -1089,9 +1107,9 @@ impl Message {
 
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "Message(body={}, routing_key={:?}, redelivered={})",
+            "Message(body={}, routing_key={}, redelivered={})",
             self.body.bind(py).repr().map_or_else(|_| "?".to_owned(), |r| r.to_string()),
-            self.routing_key(),
+            PyString::new(py, self.routing_key()).repr().map_or_else(|_| "?".to_owned(), |r| r.to_string()),
             if self.redelivered { "True" } else { "False" }
         )
     }
@@ -1230,6 +1248,7 @@ impl Consumer {
             count_header: slf.borrow().count_header,
             props_dict: None,
             consumer: Some(PyWeakrefReference::new(slf)?.unbind()),
+            thread: std::thread::current().id(),
         })
     }
 
@@ -1245,6 +1264,7 @@ impl Consumer {
             count_header: slf.borrow().count_header,
             props_dict: None,
             consumer: Some(PyWeakrefReference::new(slf)?.unbind()),
+            thread: std::thread::current().id(),
         })
     }
 
@@ -1302,8 +1322,19 @@ impl Consumer {
     }
 }
 
-fn deadline_after(timeout: Option<f64>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)))
+/// A timeout in seconds as a `Duration`: `None` (and infinity, or more
+/// than a billion seconds) is no limit; a negative one is 0; NaN is refused.
+fn timeout_of(timeout: Option<f64>) -> PyResult<Option<Duration>> {
+    match timeout {
+        Some(t) if t.is_nan() => Err(PyValueError::new_err("timeout: NaN is no number of seconds")),
+        Some(t) if t > 1e9 => Ok(None),
+        Some(t) => Ok(Some(Duration::from_secs_f64(t.max(0.0)))),
+        None => Ok(None),
+    }
+}
+
+fn deadline_after(timeout: Option<f64>) -> PyResult<Option<Instant>> {
+    Ok(timeout_of(timeout)?.and_then(|d| Instant::now().checked_add(d)))
 }
 
 #[pymethods]
@@ -1316,7 +1347,7 @@ impl Consumer {
         if let Some(m) = Self::try_recv(slf)? {
             return Ok(Some(m));
         }
-        match Self::wait_first(slf, deadline_after(timeout))? {
+        match Self::wait_first(slf, deadline_after(timeout)?)? {
             Some(owned) => Ok(Some(Self::owned_message(slf, owned)?)),
             None => Ok(None),
         }
@@ -1355,7 +1386,7 @@ impl Consumer {
         let mut out = Vec::with_capacity(max.min(1024));
         Self::take_ready(slf, max, &mut out)?;
         if out.is_empty() {
-            if let Some(first) = Self::wait_first(slf, deadline_after(timeout))? {
+            if let Some(first) = Self::wait_first(slf, deadline_after(timeout)?)? {
                 out.push(Self::owned_message(slf, first)?);
                 Self::take_ready(slf, max - 1, &mut out)?;
             }

@@ -315,7 +315,15 @@ impl Namespace {
     /// See [`Namespace`].
     pub fn list_queues(&self) -> Result<Vec<String>, Error> {
         let dir = &self.shared.dir;
-        let mut names: Vec<String> = dir.list(Sub::Queues)?.iter().filter_map(|file| segment::queue_of_file(dir, file)).collect();
+        // Only queues the routing table lists: a file it does not is a
+        // deleted queue's leftover (or planted), as `is_registered` says.
+        let router = self.shared.router()?;
+        let mut names: Vec<String> = dir
+            .list(Sub::Queues)?
+            .iter()
+            .filter_map(|file| segment::queue_of_file(dir, file))
+            .filter(|name| router.queue_meta(name).is_some())
+            .collect();
         names.sort();
         Ok(names)
     }
@@ -347,6 +355,10 @@ impl Namespace {
             return Err(Error::InvalidOptions(
                 "a basic.get handle (for_get) takes no exclusive or priority: those are for consumers".into(),
             ));
+        }
+        // An exclusive queue of a dead process is gone, not locked.
+        if !self.is_registered(name)? {
+            return Err(self.queue_not_found(name));
         }
         let (owner, auto_delete) = self.shared.router()?.queue_meta(name).unwrap_or((0, false));
         if owner != 0 && owner != self.shared.peer()?.token {
@@ -393,15 +405,17 @@ impl Namespace {
 
     pub(crate) fn open_segment(&self, name: &str) -> Result<segment::QueueSegment, Error> {
         validate_queue_name(name)?;
-        let not_found =
-            || Error::QueueNotFound { queue: name.to_owned(), namespace: self.shared.name.clone(), did_you_mean: self.closest_queue(name) };
         if !self.is_registered(name)? {
-            return Err(not_found());
+            return Err(self.queue_not_found(name));
         }
         match segment::open_queue(&self.shared.dir, name) {
-            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Err(not_found()),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Err(self.queue_not_found(name)),
             other => other,
         }
+    }
+
+    fn queue_not_found(&self, name: &str) -> Error {
+        Error::QueueNotFound { queue: name.to_owned(), namespace: self.shared.name.clone(), did_you_mean: self.closest_queue(name) }
     }
 
     /// Whether the routing table lists `name`: a queue is registered

@@ -248,7 +248,7 @@ impl Publisher {
         bodies: &[&[u8]],
     ) -> Result<Routed, PublishError> {
         self.route(exchange, routing_key, properties)?;
-        let result = self.publish_routed_batch(exchange, routing_key, properties, bodies);
+        let result = self.publish_routed(exchange, routing_key, properties, bodies, false);
         if let Ok(routed) = &result {
             let unroutable = routed.queues == 0 && routed.full == 0;
             for _ in 0..bodies.len() {
@@ -381,7 +381,7 @@ impl Publisher {
         if let Some(router) = self.router.as_ref() {
             self.targets.retain(|&t| keep(&router.queue_names[t]));
         }
-        let result = self.publish_routed(exchange, routing_key, properties, body, false);
+        let result = self.publish_routed(exchange, routing_key, properties, &[body], false);
         if let Ok(routed) = &result {
             self.count(exchange, routed.queues == 0 && routed.full == 0);
         }
@@ -398,7 +398,7 @@ impl Publisher {
     ) -> Result<Routed, PublishError> {
         let result = self
             .route(exchange, routing_key, properties)
-            .and_then(|()| self.publish_routed(exchange, routing_key, properties, body, mandatory));
+            .and_then(|()| self.publish_routed(exchange, routing_key, properties, &[body], mandatory));
         match &result {
             Ok(routed) => self.count(exchange, routed.queues == 0 && routed.full == 0),
             Err(PublishError::Unroutable) => self.count(exchange, true),
@@ -407,49 +407,21 @@ impl Publisher {
         result
     }
 
-    /// Publishes to the queues `route` put in `self.targets`.
+    /// Publishes `bodies` (one message, or a batch) to the queues `route`
+    /// put in `self.targets`; a batch's counts are summed over its
+    /// messages.
     fn publish_routed(
         &mut self,
         exchange: &str,
         routing_key: &str,
         properties: &Properties<'_>,
-        body: &[u8],
+        bodies: &[&[u8]],
         mandatory: bool,
     ) -> Result<Routed, PublishError> {
         if self.targets.is_empty() {
             if mandatory {
                 return Err(PublishError::Unroutable);
             }
-            self.ns.shared.routing.unroutable().fetch_add(1, Ordering::Relaxed);
-            return Ok(Routed::default());
-        }
-        let without_bcc = without_bcc(properties.headers);
-        let headers = without_bcc.as_deref().unwrap_or(properties.headers);
-        let stamped = Properties { routing_key: Some(routing_key), exchange: Some(exchange), headers, ..*properties };
-        let mut routed = Routed::default();
-        for i in 0..self.targets.len() {
-            let target = self.targets[i];
-            let Some(producer) = self.target_producer(target)? else { continue };
-            match producer.publish_with(&stamped, body) {
-                Ok(()) => routed.queues += 1,
-                Err(PublishError::QueueFull) | Err(PublishError::Timeout) => routed.full += 1,
-                Err(PublishError::QueueDeleted) => self.producers[target] = None,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(routed)
-    }
-
-    /// As `publish_routed`, for a batch; the counts are summed over its
-    /// messages.
-    fn publish_routed_batch(
-        &mut self,
-        exchange: &str,
-        routing_key: &str,
-        properties: &Properties<'_>,
-        bodies: &[&[u8]],
-    ) -> Result<Routed, PublishError> {
-        if self.targets.is_empty() {
             self.ns.shared.routing.unroutable().fetch_add(bodies.len() as u64, Ordering::Relaxed);
             return Ok(Routed::default());
         }
@@ -460,6 +432,16 @@ impl Publisher {
         for i in 0..self.targets.len() {
             let target = self.targets[i];
             let Some(producer) = self.target_producer(target)? else { continue };
+            if let [body] = bodies {
+                // One message: the plain path.
+                match producer.publish_with(&stamped, body) {
+                    Ok(()) => routed.queues += 1,
+                    Err(PublishError::QueueFull) | Err(PublishError::Timeout) => routed.full += 1,
+                    Err(PublishError::QueueDeleted) => self.producers[target] = None,
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
             let mut rest = bodies;
             while !rest.is_empty() {
                 let (done, result) = producer.publish_chunks(&stamped, rest);

@@ -1,5 +1,6 @@
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import uuid
@@ -8,6 +9,13 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+
+# Tests stop example processes with Ctrl-C (SIGINT). A suite started in the
+# background by a non-interactive shell (`cmd &`, nohup) inherits SIGINT
+# ignored, and an ignored signal stays ignored across exec, so those
+# processes would never see it. Handled here, it is reset to the default in
+# every process the tests start.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

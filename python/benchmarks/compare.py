@@ -32,7 +32,12 @@ iceoryx2           iceoryx2's Python publish-subscribe API, a
                    subscriber buffer 1024; the subscriber polls
                    ``receive()`` in a loop (the API has no blocking
                    receive; its examples poll too) and copies the payload
-                   out, as every other consumer gets ``bytes``
+                   out, as every other consumer gets ``bytes``; the
+                   sender stays until the receiver has everything (a
+                   subscriber loses what it has not taken when the
+                   publisher goes) and sends again a sample that
+                   ``send()`` says reached no subscriber (counted in the
+                   output; see ``Iceoryx2.sender``)
 rabbitmq           pika ``BlockingConnection`` + a private RabbitMQ
                    (``basic_publish`` without confirms / ``basic_consume``
                    with ``auto_ack``)
@@ -1012,7 +1017,7 @@ class State:
         for p in list(self.children):
             stop_process(p)
         for w in list(self.workers):
-            stop_worker(w)
+            stop_worker(w, grace=2)  # only a worker interrupted mid-run is left here
         if self.redis is not None:
             self.redis.stop()
         if self.rabbitmq is not None:
@@ -1032,13 +1037,13 @@ class State:
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
 
-def stop_worker(worker: subprocess.Popen) -> None:
+def stop_worker(worker: subprocess.Popen, grace: float = 15) -> None:
     """Cold shutdown (SIGQUIT: every task has run and been acked by then),
-    SIGKILL to the worker's process group if it lingers."""
+    SIGKILL to the worker's process group if it lingers `grace` seconds."""
     if worker.poll() is None:
         try:
             os.killpg(worker.pid, signal.SIGQUIT)
-            worker.wait(15)
+            worker.wait(grace)
         except subprocess.TimeoutExpired:
             pass
         except ProcessLookupError:

@@ -598,7 +598,7 @@ impl Namespace {
             o = o.exclusive();
         }
         o = o.priority(priority);
-        Ok(Consumer { inner: self.inner.consumer(queue, o).map_err(err)?, count_header })
+        Ok(Consumer { inner: self.inner.consumer(queue, o).map_err(err)?, count_header, thread: std::thread::current().id() })
     }
 }
 
@@ -1121,6 +1121,9 @@ impl Message {
 struct Consumer {
     inner: shmq::Consumer,
     count_header: CountHeader,
+    /// The thread that made it (an unsendable consumer never leaves it):
+    /// its messages are settled there; looked up once, not per message.
+    thread: std::thread::ThreadId,
 }
 
 /// When a consumer adds `x-delivery-count` to the headers it hands out.
@@ -1248,7 +1251,7 @@ impl Consumer {
             count_header: slf.borrow().count_header,
             props_dict: None,
             consumer: Some(PyWeakrefReference::new(slf)?.unbind()),
-            thread: std::thread::current().id(),
+            thread: slf.borrow().thread,
         })
     }
 
@@ -1264,7 +1267,7 @@ impl Consumer {
             count_header: slf.borrow().count_header,
             props_dict: None,
             consumer: Some(PyWeakrefReference::new(slf)?.unbind()),
-            thread: std::thread::current().id(),
+            thread: slf.borrow().thread,
         })
     }
 

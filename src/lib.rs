@@ -39,6 +39,8 @@ mod sync;
 #[doc(hidden)]
 pub mod ring;
 
+#[cfg(all(feature = "async", not(shmq_loom)))]
+pub mod aio;
 #[cfg(not(shmq_loom))]
 mod liveness;
 #[cfg(not(shmq_loom))]

@@ -98,6 +98,14 @@ pub(crate) fn sender_selected_keys<'a>(headers: &'a [(&'a str, crate::HeaderValu
         })
 }
 
+/// Where a publish interrupted while waiting for room stopped: the next
+/// matched queue to copy the message into, and what it reached so far.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Resume {
+    next: usize,
+    routed: Routed,
+}
+
 /// Publishes between flushes of the per-exchange counters.
 const FLUSH_EVERY: u32 = 64;
 
@@ -396,15 +404,57 @@ impl Publisher {
         body: &[u8],
         mandatory: bool,
     ) -> Result<Routed, PublishError> {
-        let result = self
-            .route(exchange, routing_key, properties)
-            .and_then(|()| self.publish_routed(exchange, routing_key, properties, &[body], mandatory));
+        self.publish_resumable(exchange, routing_key, properties, body, mandatory, &mut None)
+    }
+
+    /// One message: routes it (unless `resume` holds a publish interrupted
+    /// before), then copies it into the matched queues from where it
+    /// stopped. On `Interrupted` (a wait hook said no, as the async
+    /// publisher's does) `resume` notes the queue that would have waited, so
+    /// a second call with the same arguments goes on from there and no
+    /// queue gets the message twice. Counted once it ends.
+    pub(crate) fn publish_resumable(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties<'_>,
+        body: &[u8],
+        mandatory: bool,
+        resume: &mut Option<Resume>,
+    ) -> Result<Routed, PublishError> {
+        let progress = match resume {
+            Some(progress) => progress,
+            None => {
+                self.route(exchange, routing_key, properties)?;
+                resume.insert(Resume::default())
+            }
+        };
+        let result = self.publish_routed_from(exchange, routing_key, properties, &[body], mandatory, progress);
+        if result == Err(PublishError::Interrupted) {
+            return result;
+        }
+        *resume = None;
         match &result {
             Ok(routed) => self.count(exchange, routed.queues == 0 && routed.full == 0),
             Err(PublishError::Unroutable) => self.count(exchange, true),
             Err(_) => {}
         }
         result
+    }
+
+    /// The producer of the queue an interrupted publish stopped at.
+    #[cfg(feature = "async")]
+    pub(crate) fn stalled_producer(&self, resume: &Resume) -> Option<&Producer> {
+        let target = *self.targets.get(resume.next)?;
+        self.producers.get(target)?.as_ref()
+    }
+
+    /// Gives up on the queue an interrupted publish stopped at (its wait
+    /// timed out): counted as full, as a blocking publish's timeout is.
+    #[cfg(feature = "async")]
+    pub(crate) fn skip_stalled(resume: &mut Resume) {
+        resume.routed.full += 1;
+        resume.next += 1;
     }
 
     /// Publishes `bodies` (one message, or a batch) to the queues `route`
@@ -418,6 +468,21 @@ impl Publisher {
         bodies: &[&[u8]],
         mandatory: bool,
     ) -> Result<Routed, PublishError> {
+        self.publish_routed_from(exchange, routing_key, properties, bodies, mandatory, &mut Resume::default())
+    }
+
+    /// `publish_routed` from the matched queue `progress.next` on, adding to
+    /// `progress.routed`; an error leaves `progress.next` at the queue that
+    /// failed.
+    fn publish_routed_from(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties<'_>,
+        bodies: &[&[u8]],
+        mandatory: bool,
+        progress: &mut Resume,
+    ) -> Result<Routed, PublishError> {
         if self.targets.is_empty() {
             if mandatory {
                 return Err(PublishError::Unroutable);
@@ -428,8 +493,9 @@ impl Publisher {
         let without_bcc = without_bcc(properties.headers);
         let headers = without_bcc.as_deref().unwrap_or(properties.headers);
         let stamped = Properties { routing_key: Some(routing_key), exchange: Some(exchange), headers, ..*properties };
-        let mut routed = Routed::default();
-        for i in 0..self.targets.len() {
+        let routed = &mut progress.routed;
+        for i in progress.next..self.targets.len() {
+            progress.next = i;
             let target = self.targets[i];
             let Some(producer) = self.target_producer(target)? else { continue };
             if let [body] = bodies {
@@ -461,7 +527,8 @@ impl Publisher {
                 }
             }
         }
-        Ok(routed)
+        progress.next = self.targets.len();
+        Ok(*routed)
     }
 
     /// The producer for matched queue `target`, opened on first use; None

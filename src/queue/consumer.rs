@@ -791,23 +791,34 @@ impl Consumer {
                 }
                 continue;
             }
-            // A priority queue's producers wake its first segment for
-            // every level.
-            let queue = if self.levels.is_some() {
-                self.home.queue.clone()
-            } else {
-                self.with_agent(self.current.get(), |agent| agent.queue.clone())
-            };
-            let not_empty = queue.ring.not_empty();
-            let ticket = not_empty.prepare_wait();
+            let (queue, ticket) = self.arm_not_empty();
             if let Some((ring, record)) = self.poll()? {
                 return Ok(self.delivery(ring, record));
             }
             let slice = wait_slice(deadline, WAIT_SLICE).ok_or(RecvError::Timeout)?;
-            not_empty.wait(ticket, Some(slice));
+            queue.ring.not_empty().wait(ticket, Some(slice));
             spun = false;
             self.sweep(false);
         }
+    }
+
+    /// The async consumer's sleep ([`crate::aio`]): arms the eventcount a
+    /// blocking `recv` would sleep on and returns it (with the mapping that
+    /// holds it) and the ticket. The caller re-checks with `try_recv` before
+    /// it sleeps, and calls [`Consumer::after_sleep`] when it wakes.
+    pub(crate) fn arm_not_empty(&self) -> (Arc<QueueHandle>, u32) {
+        // A priority queue's producers wake its first segment for every
+        // level.
+        let queue =
+            if self.levels.is_some() { self.home.queue.clone() } else { self.with_agent(self.current.get(), |agent| agent.queue.clone()) };
+        let ticket = queue.ring.not_empty().prepare_wait();
+        (queue, ticket)
+    }
+
+    /// After an async sleep: sweep for dead peers if due, as `recv` does.
+    #[cfg(feature = "async")]
+    pub(crate) fn after_sleep(&self) {
+        self.sweep(false);
     }
 
     /// One attempt to take a message; `None` if nothing is deliverable.

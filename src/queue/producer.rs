@@ -804,19 +804,31 @@ impl Producer {
         if self.chain.is_deleted() {
             return Err(PublishError::QueueDeleted);
         }
-        let queue = self.agent.queue.clone();
-        let not_full = queue.ring.not_full();
-        let ticket = not_full.prepare_wait();
+        let (queue, ticket) = self.arm_not_full();
         let outcome = self.try_claim(units);
         if !waiting(&outcome) {
             return Ok(outcome.ok());
         }
         let most = if reason == WaitReason::MemoryBudget { BUDGET_WAIT_SLICE } else { WAIT_SLICE };
         let slice = wait_slice(deadline, most).ok_or(PublishError::Timeout)?;
-        not_full.wait(ticket, Some(slice));
-        // Room may be held by dead consumers' unacked messages.
-        self.agent.maybe_recover(false);
+        queue.ring.not_full().wait(ticket, Some(slice));
+        self.after_sleep();
         Ok(None)
+    }
+
+    /// Arms the eventcount a publish waiting for room sleeps on and returns
+    /// it (with the mapping that holds it) and the ticket; the caller
+    /// re-checks before it sleeps (the async producer's sleep too).
+    pub(crate) fn arm_not_full(&self) -> (Arc<QueueHandle>, u32) {
+        let queue = self.agent.queue.clone();
+        let ticket = queue.ring.not_full().prepare_wait();
+        (queue, ticket)
+    }
+
+    /// After a sleep for room: room may be held by dead consumers' unacked
+    /// messages.
+    pub(crate) fn after_sleep(&self) {
+        self.agent.maybe_recover(false);
     }
 }
 

@@ -152,16 +152,27 @@ fn encode_table(t: &FieldTable, depth: usize) -> Result<Vec<u8>, String> {
 
 /// Runs `f` with an AMQP message's properties as shmq's (headers encoded).
 pub fn with_shmq_properties<R>(p: &BasicProperties, f: impl FnOnce(&shmq::Properties<'_>) -> R) -> Result<R, String> {
-    let headers = match p.headers() {
-        Some(t) => encode_table(t, 0)?,
-        None => Vec::new(),
-    };
+    let headers = encoded_headers(p)?;
     let table = shmq::Headers::from_encoded(&headers).ok_or("the headers did not encode")?;
     let entries: Vec<(&str, shmq::HeaderValue<'_>)> = table.iter().collect();
+    Ok(f(&shmq_properties(p, &entries)))
+}
+
+/// An AMQP message's headers, encoded as shmq stores them.
+pub fn encoded_headers(p: &BasicProperties) -> Result<Vec<u8>, String> {
+    match p.headers() {
+        Some(t) => encode_table(t, 0),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// An AMQP message's properties as shmq's, with `headers` (decoded from
+/// [`encoded_headers`]).
+pub fn shmq_properties<'a>(p: &'a BasicProperties, headers: &'a [(&'a str, shmq::HeaderValue<'a>)]) -> shmq::Properties<'a> {
     fn s(v: &Option<ShortString>) -> Option<&str> {
         v.as_ref().map(ShortString::as_str)
     }
-    let properties = shmq::Properties {
+    shmq::Properties {
         content_type: s(p.content_type()),
         content_encoding: s(p.content_encoding()),
         correlation_id: s(p.correlation_id()),
@@ -174,10 +185,9 @@ pub fn with_shmq_properties<R>(p: &BasicProperties, f: impl FnOnce(&shmq::Proper
         timestamp: *p.timestamp(),
         priority: *p.priority(),
         delivery_mode: *p.delivery_mode(),
-        headers: &entries,
+        headers,
         ..shmq::Properties::new()
-    };
-    Ok(f(&properties))
+    }
 }
 
 /// `headers` with `key` set to `value` (RabbitMQ's `x-shovelled` is an

@@ -22,6 +22,8 @@ use lapin::{Channel, Connection, ConnectionProperties};
 use rustix::fs::{flock, FlockOperation};
 use serde_json::json;
 
+use shmq::aio::{AsyncConsumer, AsyncPublisher};
+
 use super::convert::{self, Moved};
 use super::definition::{self, redact, AckMode, DeleteAfter, Endpoint, Shovel};
 
@@ -222,7 +224,7 @@ fn session(progress: &mut Progress) -> SessionResult {
         }),
         (Endpoint::Shm(from), Endpoint::Shm(to)) => {
             let ns = open_namespace(to)?;
-            runtime.block_on(shm_source(progress, from, Destination::Shm(Box::new(ns.publisher()), ns)))
+            runtime.block_on(shm_source(progress, from, Destination::Shm(Box::new(AsyncPublisher::new(ns.publisher())), ns)))
         }
         (Endpoint::Amqp(from), Endpoint::Shm(to)) => runtime.block_on(amqp_source(progress, from, to)),
         (Endpoint::Amqp(_), Endpoint::Amqp(_)) => Err("both ends are RabbitMQ".into()),
@@ -276,7 +278,7 @@ fn shm_queue(ns: &shmq::Namespace, queue: &str) -> Result<u64, String> {
 
 enum Destination {
     Amqp(Box<(Connection, Channel)>),
-    Shm(Box<shmq::Publisher>, shmq::Namespace),
+    Shm(Box<AsyncPublisher>, shmq::Namespace),
 }
 
 /// Where a message goes: the destination exchange and routing key.
@@ -358,7 +360,7 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
     }
     let mode = if shovel.ack_mode == AckMode::NoAck { shmq::AckMode::Auto } else { shmq::AckMode::Manual };
     let options = shmq::ConsumerOptions { ack_mode: mode, prefetch: u32::from(shovel.src_prefetch_count), ..Default::default() };
-    let consumer = ns.consumer(&queue, options).map_err(|e| format!("consuming {queue}: {e}"))?;
+    let mut consumer = AsyncConsumer::new(ns.consumer(&queue, options).map_err(|e| format!("consuming {queue}: {e}"))?);
     progress.set_state("running", None);
     if progress.remaining == Some(0) {
         return Ok(Ended::Done);
@@ -377,7 +379,8 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
             batch.push((convert::from_shmq(&d)?, exchange, tag));
             Ok(())
         };
-        let first = match consumer.recv_timeout(POLL) {
+        // Asleep in shmq's reactor, not polling, until a message comes.
+        let first = match consumer.recv_timeout(POLL).await {
             Ok(d) => d,
             Err(shmq::RecvError::Timeout) => continue,
             Err(e) => return Err(format!("consuming {queue}: {e}")),
@@ -395,6 +398,7 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
             limit = 1;
         }
         take(first, &mut batch)?;
+        let consumer = consumer.consumer();
         let mut failed = None;
         let drained = if limit == 1 {
             Ok(0)
@@ -476,7 +480,7 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
             Destination::Shm(publisher, _) => {
                 for (m, exchange, _) in batch {
                     let (x, key) = target(&shovel, &m, &exchange);
-                    publish_local(publisher, &shovel, &x, &key, m)?;
+                    publish_local(publisher, &shovel, &x, &key, m).await?;
                 }
             }
         }
@@ -490,21 +494,26 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
     }
 }
 
-/// Publishes into shmq, mandatory; waits while a `reject` queue is full
-/// (flow control: the shovel slows, nothing is dropped). Errors: no queue
-/// took it (unroutable), or a publish error.
-fn publish_local(publisher: &mut shmq::Publisher, shovel: &Shovel, exchange: &str, key: &str, mut m: Moved) -> Result<(), String> {
+/// Publishes into shmq, mandatory; awaits room in a full `block` queue and
+/// retries while a `reject` queue is full (flow control: the shovel slows,
+/// nothing is dropped). Errors: no queue took it (unroutable), or a
+/// publish error.
+async fn publish_local(publisher: &mut AsyncPublisher, shovel: &Shovel, exchange: &str, key: &str, mut m: Moved) -> Result<(), String> {
     let mut pause = Duration::from_millis(1);
     loop {
         let stamped = stamped(shovel, m.clone());
-        let routed = convert::with_shmq_properties(&stamped.properties, |p| publisher.publish_mandatory(exchange, key, p, &stamped.body))?;
+        let headers = convert::encoded_headers(&stamped.properties)?;
+        let table = shmq::Headers::from_encoded(&headers).ok_or("the headers did not encode")?;
+        let entries: Vec<(&str, shmq::HeaderValue<'_>)> = table.iter().collect();
+        let properties = convert::shmq_properties(&stamped.properties, &entries);
+        let routed = publisher.publish_mandatory(exchange, key, &properties, &stamped.body).await;
         match routed {
             Ok(r) if r.full == 0 => return Ok(()),
             // A full `reject` queue: try again later. Queues that took it
             // get it again then: such copies are marked (src-redelivered).
             Ok(r) => {
                 m.redelivered |= r.queues > 0;
-                std::thread::sleep(pause);
+                tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_millis(100));
             }
             Err(shmq::PublishError::Unroutable) => {
@@ -557,7 +566,7 @@ async fn amqp_source(progress: &mut Progress, uri: &str, to: &str) -> SessionRes
         .basic_consume(queue_name, tag, BasicConsumeOptions { no_ack, ..BasicConsumeOptions::default() }, FieldTable::default())
         .await
         .map_err(|e| format!("consuming {queue}: {e}"))?;
-    let mut publisher = ns.publisher();
+    let mut publisher = AsyncPublisher::new(ns.publisher());
     progress.set_state("running", None);
     loop {
         let delivery = match tokio::time::timeout(POLL, consumer.next()).await {
@@ -589,7 +598,7 @@ async fn amqp_source(progress: &mut Progress, uri: &str, to: &str) -> SessionRes
             progress.rejected(format!("a message shmq cannot store was rejected at the source: {e}"));
             continue;
         }
-        publish_local(&mut publisher, &shovel, &x, &key, m)?;
+        publish_local(&mut publisher, &shovel, &x, &key, m).await?;
         if !no_ack {
             delivery.acker.ack(lapin::options::BasicAckOptions::default()).await.map_err(|e| format!("acking the source: {e}"))?;
         }

@@ -15,6 +15,8 @@ command -v clang >/dev/null || need+=(libclang-dev clang)
 # name, ports and data directory), so a system broker the package may start
 # on 5672 does not get in their way.
 command -v rabbitmq-server >/dev/null || test -x /usr/sbin/rabbitmq-server || need+=(rabbitmq-server)
+# The management web UI's browser test drives Debian's headless chromium.
+test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || need+=(chromium chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"; fi
 
 echo "== cargo test (unit, integration, doc)"
@@ -39,7 +41,7 @@ rm -rf target/wheels target/python-venv
 python3 -m maturin build --quiet --release --manifest-path python/Cargo.toml --out target/wheels
 python3 -m venv target/python-venv
 venv_pip() { target/python-venv/bin/python -m pip install --quiet --disable-pip-version-check "$@"; }
-venv_pip pytest 'pika==1.4.4' 'aio-pika==10.2.1' 'celery==5.7.0' 'kombu==5.7.0'
+venv_pip pytest 'pika==1.4.4' 'aio-pika==10.2.1' 'celery==5.7.0' 'kombu==5.7.0' selenium
 venv_pip target/wheels/shmq-*abi3*.whl
 # On PATH first, so the `python3` and `celery` the tests start are the venv's.
 PATH="$PWD/target/python-venv/bin:$PATH" SHMQ_EXPECT_WHEEL=1 target/python-venv/bin/python -m pytest -q python/tests

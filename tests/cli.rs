@@ -334,37 +334,225 @@ fn bench_runs_producers_and_consumers_and_reports_rates_and_latency() {
     assert!(!out.status.success());
 }
 
+/// `shmq top` in a real terminal: a detached tmux session (tmux is
+/// installed by .ci/run), killed when dropped.
+struct TopInTmux {
+    session: String,
+}
+
+impl TopInTmux {
+    /// Starts `shmq --namespace DIR top ARGS` in a `width` × `height` terminal.
+    fn start(namespace: &std::path::Path, args: &str, width: u16, height: u16) -> TopInTmux {
+        static SESSIONS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let session = format!("shmq-top-{}-{n}", std::process::id());
+        let cmd = format!("{} --namespace {} top {args}", env!("CARGO_BIN_EXE_shmq"), namespace.display());
+        let top = TopInTmux { session };
+        let (w, h) = (width.to_string(), height.to_string());
+        assert!(top.tmux(&["new-session", "-d", "-s", &top.session, "-x", &w, "-y", &h, &cmd]).status.success());
+        top
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("tmux").args(args).output().expect("tmux is installed")
+    }
+
+    /// Presses keys, by tmux's names (`End`, `PPage`, `Escape`, `/`).
+    fn press(&self, keys: &[&str]) {
+        for key in keys {
+            assert!(self.tmux(&["send-keys", "-t", &self.session, key]).status.success());
+        }
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.tmux(&["capture-pane", "-t", &self.session, "-p"]).stdout).into_owned()
+    }
+
+    /// The screen once `shows` holds of it; panics with the screen if it
+    /// does not within 30 s (debug builds on a busy machine are slow).
+    fn wait_until(&self, what: &str, shows: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if shows(&screen) {
+                return screen;
+            }
+            assert!(std::time::Instant::now() < deadline, "top never showed {what}:\n{screen}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Whether the session ended (top exited) within 3 s.
+    fn exits(&self) -> bool {
+        for _ in 0..30 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if !self.tmux(&["has-session", "-t", &self.session]).status.success() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl Drop for TopInTmux {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-session", "-t", &self.session]);
+    }
+}
+
+/// The first cell of each table row on a top screen whose first cell
+/// starts with `prefix`, top to bottom.
+fn rows_shown(screen: &str, prefix: &str) -> Vec<String> {
+    screen
+        .lines()
+        .filter_map(|l| l.strip_prefix('│')?.split_whitespace().next().filter(|w| w.starts_with(prefix)).map(str::to_owned))
+        .collect()
+}
+
 #[test]
 fn top_runs_interactively_in_a_terminal_and_quits_on_q() {
-    // A real terminal: tmux (installed by .ci/run).
     let t = TempNs::in_shm("cli-top-tmux");
     t.run(&["declare-queue", "visible_queue"]);
-    let session = format!("shmq-top-{}", std::process::id());
-    let cmd = format!("{} --namespace {} top --interval-ms 200", env!("CARGO_BIN_EXE_shmq"), t.path().display());
-    let tmux = |args: &[&str]| std::process::Command::new("tmux").args(args).output().expect("tmux is installed");
-    assert!(tmux(&["new-session", "-d", "-s", &session, "-x", "120", "-y", "30", &cmd]).status.success());
-    let mut screen = String::new();
-    for _ in 0..50 {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        screen = String::from_utf8_lossy(&tmux(&["capture-pane", "-t", &session, "-p"]).stdout).into_owned();
-        if screen.contains("visible_queue") {
-            break;
+    let top = TopInTmux::start(t.path(), "--interval-ms 200", 120, 30);
+    top.wait_until("the queue", |s| s.contains("shmq top") && s.contains("visible_queue"));
+    top.press(&["q"]);
+    assert!(top.exits(), "q quits top");
+}
+
+#[test]
+fn top_scrolls_sorts_and_filters_the_queues() {
+    let t = TempNs::in_shm("cli-top-keys");
+    // q-00 .. q-39 holding i * 7 % 40 messages: q-17 the most (39), q-00 none.
+    for i in 0..40u64 {
+        let name = format!("q-{i:02}");
+        t.ns.declare_queue(&name, &shmq::QueueOptions::default().capacity_bytes(16384)).unwrap();
+        let mut producer = t.ns.producer(&name).unwrap();
+        for _ in 0..i * 7 % 40 {
+            producer.publish(b"m").unwrap();
         }
     }
-    assert!(screen.contains("shmq top") && screen.contains("visible_queue"), "{screen}");
-    tmux(&["send-keys", "-t", &session, "q"]);
-    let mut gone = false;
-    for _ in 0..30 {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        if !tmux(&["has-session", "-t", &session]).status.success() {
-            gone = true;
-            break;
-        }
+    let top = TopInTmux::start(t.path(), "--interval-ms 300", 120, 30);
+    let first_page = rows_shown(&top.wait_until("the first page", |s| s.contains("│q-00")), "q-");
+    assert_eq!(first_page[0], "q-00", "by name at start");
+    assert!(first_page.len() < 40 && !first_page.contains(&"q-39".to_owned()), "one page: {first_page:?}");
+
+    // Each wait is for a whole frame: the screen may be caught mid-draw.
+    top.press(&["End"]);
+    let last_page = top.wait_until("the last page", |s| rows_shown(s, "q-").last().map(String::as_str) == Some("q-39"));
+    assert!(!rows_shown(&last_page, "q-").contains(&"q-00".to_owned()), "{last_page}");
+    top.press(&["Home", "Down", "j"]);
+    top.wait_until("the page scrolled by two", |s| rows_shown(s, "q-").first().map(String::as_str) == Some("q-02"));
+    top.press(&["PPage"]);
+    top.wait_until("the first page again", |s| rows_shown(s, "q-").first().map(String::as_str) == Some("q-00"));
+
+    top.press(&["s"]);
+    top.wait_until("q-17, q-34 and q-11 (39, 38 and 37 messages) first", |s| {
+        s.contains("by messages largest first") && rows_shown(s, "q-").starts_with(&["q-17".into(), "q-34".into(), "q-11".into()])
+    });
+    top.press(&["r"]);
+    top.wait_until("q-00 and q-23 (0 and 1 message) first", |s| {
+        s.contains("by messages smallest first") && rows_shown(s, "q-").starts_with(&["q-00".into(), "q-23".into()])
+    });
+
+    top.press(&["/", "3", "9"]);
+    top.wait_until("only q-39", |s| s.contains("matching \"39\"") && rows_shown(s, "q-") == ["q-39"]);
+    top.press(&["Enter", "Escape"]);
+    top.wait_until("every queue again", |s| s.contains("1-") && s.contains("of 40,") && !s.contains("matching"));
+    top.press(&["q"]);
+    assert!(top.exits(), "q quits top");
+}
+
+/// A namespace holding `count` small queues `q00000`, `q00001`, ...: the
+/// default routing table holds 4096, so it is created with room for more.
+fn namespace_with_queues(tag: &str, count: usize) -> TempNs {
+    let dir = std::path::PathBuf::from(format!("/dev/shm/shmq-test-{tag}-{}", std::process::id()));
+    let limits = shmq::RoutingLimits { max_queues: 16384, table_bytes: 16 << 20, ..Default::default() };
+    let options = shmq::NamespaceOptions::default().routing_limits(limits);
+    let ns = shmq::Namespace::open_with(dir.to_str().unwrap(), options).expect("create the namespace");
+    for i in 0..count {
+        ns.declare_queue(&format!("q{i:05}"), &shmq::QueueOptions::default().capacity_bytes(1024)).unwrap();
     }
-    if !gone {
-        tmux(&["kill-session", "-t", &session]);
-    }
-    assert!(gone, "q quits top");
+    TempNs { dir, ns }
+}
+
+#[test]
+fn top_with_ten_thousand_queues_shows_a_page_and_finds_one_near_the_end() {
+    let t = namespace_with_queues("cli-top-10k", 10_000);
+    let top = TopInTmux::start(t.path(), "--interval-ms 1000", 120, 30);
+    let first = top.wait_until("the first page", |s| s.contains("│q00000"));
+    assert!(first.contains("queues 10000") && first.contains("1-") && first.contains("of 10000,"), "{first}");
+    let read_in = first.lines().find_map(|l| l.split("read in ").nth(1)).and_then(|rest| rest.split("ms").next());
+    eprintln!("top read 10 000 queues in {} ms (debug build)", read_in.unwrap_or("?").trim());
+    top.press(&["/", "q0999", "0"]);
+    top.wait_until("only the queue near the end", |s| rows_shown(s, "q0") == ["q09990"]);
+    top.press(&["Escape"]);
+    top.wait_until("every queue again", |s| s.contains("of 10000,"));
+    top.press(&["End"]);
+    top.wait_until("the last queue", |s| s.contains("│q09999"));
+    top.press(&["q"]);
+    assert!(top.exits(), "q quits top");
+}
+
+#[test]
+fn top_json_is_one_snapshot_of_queues_exchanges_consumers_peers_and_shovels() {
+    let t = TempNs::in_shm("cli-top-json");
+    t.run(&["declare-queue", "tasks"]);
+    t.run(&["declare-exchange", "logs", "--type", "fanout"]);
+    t.run(&["bind", "logs", "tasks"]);
+    t.run(&["publish", "tasks", "a", "b"]);
+    shovel_declare(&t, "to-rabbit", "tasks");
+    let consumer = t.ns.consumer("tasks", shmq::ConsumerOptions::default().manual_ack().prefetch(7)).unwrap();
+    let snapshot = json(&t.run(&["top", "--json", "--interval-ms", "100"]));
+    drop(consumer);
+    let queue = &snapshot["queues"][0];
+    assert_eq!((queue["name"].as_str(), queue["messages_ready"].as_u64()), (Some("tasks"), Some(2)), "{snapshot}");
+    assert_eq!(queue["publish_rate"].as_f64(), Some(0.0), "nothing published between the samples");
+    let exchanges = snapshot["exchanges"].as_array().unwrap();
+    assert!(exchanges.iter().any(|x| x["name"] == "logs" && x["type"] == "fanout"), "{snapshot}");
+    assert!(exchanges.iter().any(|x| x["name"] == "amq.topic"));
+    let consumers = snapshot["consumers"].as_array().unwrap();
+    assert!(consumers.iter().any(|c| c["queue"] == "tasks" && c["role"] == "consumer" && c["prefetch"] == 7), "{snapshot}");
+    assert!(snapshot["peers"].as_array().unwrap().iter().any(|p| p["alive"] == true && p["pid"] == std::process::id()));
+    let shovels = snapshot["shovels"].as_array().unwrap();
+    assert_eq!((shovels.len(), shovels[0]["name"].as_str(), shovels[0]["state"].as_str()), (1, Some("to-rabbit"), Some("not running")));
+    assert!(!snapshot.to_string().contains("secret"), "passwords are hidden: {snapshot}");
+}
+
+/// Declares a shovel from `queue` to a RabbitMQ that need not exist (it
+/// is not run), with a password that must never be shown.
+fn shovel_declare(t: &TempNs, name: &str, queue: &str) {
+    let src = format!("shm://{}", t.path().display());
+    let dest = "amqp://guest:secret@127.0.0.1:5672/%2f";
+    t.run(&["shovel", "declare", name, "--src-uri", &src, "--src-queue", queue, "--dest-uri", dest, "--dest-queue", queue]);
+}
+
+#[test]
+fn a_declared_shovel_shows_in_status_and_top_as_shovel_list_shows_it() {
+    let t = TempNs::in_shm("cli-shovel-status");
+    t.run(&["declare-queue", "outbox"]);
+    assert!(!t.run(&["status"]).contains("shovels"), "no shovels, no section");
+    shovel_declare(&t, "outbox-to-rabbit", "outbox");
+    let listed = json(&t.run(&["shovel", "list", "--json"]));
+    let state = listed[0]["state"].as_str().unwrap().to_owned();
+    assert_eq!(state, "not running");
+
+    let status = t.run(&["status"]);
+    let row = status.lines().find(|l| l.contains("outbox-to-rabbit")).unwrap_or_else(|| panic!("no shovel row: {status}"));
+    assert!(status.contains("shovels:        1") && row.contains(&state) && row.trim_end().ends_with('-'), "{status}");
+    let status = json(&t.run(&["status", "--json"]));
+    assert_eq!(status["shovels"][0]["name"], "outbox-to-rabbit");
+    assert_eq!(status["shovels"][0]["state"], state.as_str());
+    assert_eq!(status["shovels"][0]["transferred"], serde_json::Value::Null, "never run");
+
+    let top = TopInTmux::start(t.path(), "--interval-ms 300", 120, 30);
+    top.wait_until("the queues", |s| s.contains("│outbox"));
+    top.press(&["4"]);
+    let shovels = top.wait_until("the shovel and its state", |s| {
+        s.lines().any(|l| l.contains("│outbox-to-rabbit") && l.contains(&state) && l.contains("***@127.0.0.1"))
+    });
+    assert!(!shovels.contains("secret"), "{shovels}");
+    top.press(&["q"]);
+    assert!(top.exits(), "q quits top");
 }
 
 #[test]

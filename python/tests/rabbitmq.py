@@ -64,9 +64,10 @@ class Broker:
     `rabbitmq_management` listens on `management_port` and
     `rabbitmq_prometheus` on `prometheus_port`, both on 127.0.0.1 (free
     ports picked here; the attributes are set whether or not the plugin is
-    enabled)."""
+    enabled). `extra_conf` is appended to its rabbitmq.conf (a TLS
+    listener, say)."""
 
-    def __init__(self, plugins: Sequence[str] = ()) -> None:
+    def __init__(self, plugins: Sequence[str] = (), extra_conf: str = "") -> None:
         self.server = _script("rabbitmq-server")
         self.ctl = _script("rabbitmqctl")
         self.node = f"shmq-test-{os.getpid()}-{uuid.uuid4().hex[:8]}@localhost"
@@ -101,7 +102,7 @@ class Broker:
             conf += f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {self.management_port}\n"
         if "rabbitmq_prometheus" in self.plugins:
             conf += f"prometheus.tcp.ip = 127.0.0.1\nprometheus.tcp.port = {self.prometheus_port}\n"
-        (self.dir / "rabbitmq.conf").write_text(conf)
+        (self.dir / "rabbitmq.conf").write_text(conf + extra_conf)
         (self.dir / "rabbitmq-env.conf").write_text("")
         self.env = dict(
             os.environ,

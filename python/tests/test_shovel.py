@@ -22,6 +22,7 @@ import pika
 import pytest
 
 import shmq
+from rabbitmq import free_port
 
 WAIT = 60  # seconds: the bound on any one wait
 
@@ -288,7 +289,8 @@ def test_bad_definitions_are_refused_with_what_to_fix(shmq_bin, namespace, args,
 
 def test_both_ends_rabbitmq_and_bad_uris_are_refused(shmq_bin, namespace):
     for src, dest, expected in [("amqp://h/", "amqp://g/", "both ends are RabbitMQ"), ("http://h/", f"shm://{namespace}", "expected shm://"),
-                                ("amqps://h/", f"shm://{namespace}", "TLS")]:
+                                ("amqps://h/?verify=verify_none", f"shm://{namespace}", "always verifies"),
+                                ("amqp://h/?cacertfile=/ca.pem", f"shm://{namespace}", "use amqps://")]:
         result = shovel(shmq_bin, namespace, "declare", "bad", "--src-uri", src, "--src-queue", "q", "--dest-uri", dest,
                         check=False)
         assert result.returncode == 2 and expected in result.stderr, result.stderr
@@ -420,3 +422,81 @@ def test_a_broker_restart_mid_stream_loses_nothing(shmq_bin, namespace, rabbitmq
     marked = {int.from_bytes(b, "big") for b, p in received if p.headers["x-shovelled"][-1]["src-redelivered"]}
     assert set(counts) == set(range(count)), f"lost: {sorted(set(range(count)) - set(counts))[:10]}"
     assert {i for i, n in counts.items() if n > 1} <= marked
+
+
+def test_a_rabbitmq_memory_alarm_slows_the_shovel_and_loses_nothing(shmq_bin, namespace, rabbitmq):
+    """shmq → RabbitMQ while RabbitMQ's memory alarm is on (its watermark set
+    to 1 byte): the broker blocks the shovel's connection, the shovel waits
+    with the messages still held in shmq (acked only after a confirm), and
+    once the alarm clears every message arrives, in order, once."""
+    count = 2000
+    dest = f"alarm-{uuid.uuid4().hex[:8]}"
+    shovel(shmq_bin, namespace, "declare", "alarm", "--src-uri", f"shm://{namespace}", "--src-queue", "local",
+           "--dest-uri", amqp_uri(rabbitmq), "--dest-queue", dest, "--src-prefetch-count", "100")
+    with shmq.BlockingConnection(shmq.ConnectionParameters(namespace=namespace)) as connection:
+        connection.channel().queue_declare("local")
+    proc = runner(shmq_bin, namespace, "alarm")
+    try:
+        deadline = time.monotonic() + WAIT
+        while json.loads(shovel(shmq_bin, namespace, "list", "--json").stdout)[0]["state"] != "running":
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        assert rabbitmq._ctl("set_vm_memory_high_watermark", "absolute", "1").returncode == 0
+        try:
+            publish_to_shmq(namespace, "local", range(count))
+            while "blocked" not in rabbitmq._ctl("list_connections", "state").stdout:
+                assert time.monotonic() < deadline, rabbitmq._ctl("list_connections", "state").stdout
+                time.sleep(0.1)
+            time.sleep(1.0)
+            held = shmq.Namespace(namespace).stats("local")
+            with rabbitmq.connect() as connection:
+                arrived = connection.channel().queue_declare(dest, passive=True).method.message_count
+            # Blocked: what RabbitMQ has not confirmed is still in shmq.
+            assert held["ready"] + held["unacked"] + arrived == count, (held, arrived)
+            assert held["ready"] + held["unacked"] >= count - 100, (held, arrived)
+            assert proc.poll() is None
+        finally:
+            assert rabbitmq._ctl("set_vm_memory_high_watermark", "0.4").returncode == 0
+        while True:
+            left = shmq.Namespace(namespace).stats("local")
+            if left["ready"] == 0 and left["unacked"] == 0:
+                break
+            assert time.monotonic() < deadline + WAIT, left
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait()
+    received = drain_rabbitmq(rabbitmq, dest)
+    assert [index_of(b) for b, _ in received] == list(range(count))
+
+
+def test_a_list_of_uris_fails_over_to_the_next_node(shmq_bin, namespace, rabbitmq):
+    """dest-uri names two nodes, the first down (nothing listens on its
+    port): the shovel's first session fails there, the next connects to the
+    second and moves everything; listings hide both passwords."""
+    count = 500
+    dest = f"failover-{uuid.uuid4().hex[:8]}"
+    publish_to_shmq(namespace, "local", range(count))
+    down = f"amqp://guest:secret1@127.0.0.1:{free_port()}/%2f"
+    shovel(shmq_bin, namespace, "declare", "out", "--src-uri", f"shm://{namespace}", "--src-queue", "local",
+           "--dest-uri", down, "--dest-uri", amqp_uri(rabbitmq), "--dest-queue", dest,
+           "--dest-add-forward-headers", "--reconnect-delay", "0.2")
+    listed = json.loads(shovel(shmq_bin, namespace, "list", "--json").stdout)[0]
+    assert listed["definition"]["dest-uri"] == [down.replace("secret1", "***"), amqp_uri(rabbitmq).replace("guest:guest", "guest:***")]
+    assert "secret1" not in json.dumps(listed)
+    proc = runner(shmq_bin, namespace, "out")
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            left = shmq.Namespace(namespace).stats("local")
+            if left["ready"] == 0 and left["unacked"] == 0:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, left
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        _out, err = proc.communicate()
+    assert "reconnecting" in err and "secret1" not in err
+    received = drain_rabbitmq(rabbitmq, dest)
+    check_intact(received, count)
+    assert all(p.headers["x-shovelled"][0]["dest-uri"].endswith(f":{rabbitmq.port}/%2f") for _, p in received)

@@ -93,7 +93,7 @@ impl Future for Changed {
         if let Some(sleep) = &this.sleep {
             return if sleep.is_over(cx.waker()) { Poll::Ready(()) } else { Poll::Pending };
         }
-        let word = this.side.of(&this.queue).seq.as_std();
+        let word = &this.side.of(&this.queue).seq;
         let keep: reactor::KeepAlive = this.queue.clone();
         match reactor::Sleep::register(keep, word, this.ticket, this.deadline, cx.waker()) {
             Ok(sleep) => {

@@ -20,12 +20,13 @@
 //! checking its words every [`FALLBACK_POLL`]: slower wake-ups, same
 //! results.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use rustix::thread::futex;
+
+use crate::sync::{AtomicU32, Ordering};
 
 /// Registrations one reactor thread serves: `futex_waitv` takes at most
 /// 128 words, and one is the thread's control word.
@@ -91,7 +92,7 @@ impl Shard {
         // SYNC POINT AIO-CONTROL: Release pairs with the thread's Acquire
         // load of `control` before it builds its wait list.
         self.control.fetch_add(1, Ordering::Release);
-        let _ = futex::wake(&self.control, futex::Flags::PRIVATE, 1);
+        let _ = futex::wake(self.control.as_std(), futex::Flags::PRIVATE, 1);
     }
 
     /// The thread's loop: sleep on every live registration, fire what moved.
@@ -113,15 +114,13 @@ impl Shard {
             if fallback {
                 let slice = deadline.map_or(FALLBACK_POLL, |d| d.saturating_duration_since(Instant::now()).min(FALLBACK_POLL));
                 let timeout = timespec(slice);
-                let _ = futex::wait(&self.control, futex::Flags::PRIVATE, control, Some(&timeout));
+                let _ = futex::wait(self.control.as_std(), futex::Flags::PRIVATE, control, Some(&timeout));
             } else {
                 let timeout = deadline.map(|d| absolute(d.saturating_duration_since(Instant::now())));
-                match futex::waitv(&waits, futex::WaitvFlags::empty(), timeout.as_ref(), rustix::time::ClockId::Monotonic) {
-                    Err(rustix::io::Errno::NOSYS) => fallback = true,
-                    // A woken word, a word that had moved already (EAGAIN),
-                    // a deadline (ETIMEDOUT), a signal (EINTR): look.
-                    _ => {}
-                }
+                let woken = futex::waitv(&waits, futex::WaitvFlags::empty(), timeout.as_ref(), rustix::time::ClockId::Monotonic);
+                // Anything else (a woken word, a word that had moved already:
+                // EAGAIN, a deadline: ETIMEDOUT, a signal: EINTR): look.
+                fallback = woken == Err(rustix::io::Errno::NOSYS);
             }
             self.fire();
         }
@@ -146,7 +145,7 @@ impl Shard {
 fn wait_on(word: &AtomicU32, value: u32, flags: futex::WaitFlags) -> futex::Wait {
     let mut wait = futex::Wait::new();
     wait.val = u64::from(value);
-    wait.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
+    wait.uaddr = futex::WaitPtr::new(word.as_std().as_ptr().cast());
     wait.flags = flags | futex::WaitFlags::SIZE_U32;
     wait
 }
@@ -230,10 +229,4 @@ impl Drop for Sleep {
         // wake of it only costs a look.
         self.shard.lock()[self.slot] = None;
     }
-}
-
-/// Reactor threads started so far (for tests and the docs' figures).
-#[cfg(test)]
-pub(crate) fn threads() -> usize {
-    reactor().shards.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
 }

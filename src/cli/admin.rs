@@ -205,15 +205,7 @@ pub fn run(cli: &Cli) -> CliResult {
             let ns = namespace(cli)?;
             let handles = ns.list_consumers()?;
             if cli.json {
-                let v: Vec<_> = handles
-                    .iter()
-                    .map(|h| {
-                        json!({"queue": h.queue, "role": h.role, "pid": h.pid, "alive": h.alive, "prefetch": h.prefetch,
-                                     "unacked": h.unacked, "published": h.published, "delivered": h.delivered, "acked": h.acked,
-                                     "active": h.active})
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(v));
+                println!("{}", serde_json::Value::Array(handles.iter().map(handle_json).collect()));
                 return Ok(());
             }
             println!("Listing consumers and producers for namespace '{}' ...", ns.name());
@@ -244,34 +236,15 @@ pub fn run(cli: &Cli) -> CliResult {
             let ns = namespace(cli)?;
             let exchanges = ns.list_exchanges()?;
             if cli.json {
-                let v: Vec<_> = exchanges
-                    .iter()
-                    .map(|e| {
-                        let (published, unroutable) = ns.exchange_stats(&e.name);
-                        json!({"name": e.name, "type": e.options.kind.to_string(), "auto_delete": e.options.auto_delete,
-                               "internal": e.options.internal, "alternate_exchange": e.options.alternate_exchange, "builtin": e.builtin,
-                               "published": published, "unroutable": unroutable})
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(v));
+                println!("{}", serde_json::Value::Array(exchanges.iter().map(|e| exchange_json(&ns, e)).collect()));
                 return Ok(());
             }
             println!("Listing exchanges for namespace '{}' ...", ns.name());
             let (dp, du) = ns.exchange_stats("");
             let mut rows = vec![vec!["(default)".to_string(), "direct".to_string(), String::new(), dp.to_string(), du.to_string()]];
             rows.extend(exchanges.iter().map(|e| {
-                let mut flags = Vec::new();
-                if e.options.auto_delete {
-                    flags.push("auto-delete".to_string());
-                }
-                if e.options.internal {
-                    flags.push("internal".to_string());
-                }
-                if let Some(a) = &e.options.alternate_exchange {
-                    flags.push(format!("alternate-exchange={a}"));
-                }
                 let (published, unroutable) = ns.exchange_stats(&e.name);
-                vec![e.name.clone(), e.options.kind.to_string(), flags.join(","), published.to_string(), unroutable.to_string()]
+                vec![e.name.clone(), e.options.kind.to_string(), exchange_flags(e), published.to_string(), unroutable.to_string()]
             }));
             print!("{}", table(&["name", "type", "flags", "published", "unroutable"], &rows));
             Ok(())
@@ -347,6 +320,36 @@ pub fn run(cli: &Cli) -> CliResult {
     }
 }
 
+/// An attached handle as `list-consumers --json` prints it.
+pub(super) fn handle_json(h: &shmq::HandleInfo) -> serde_json::Value {
+    json!({"queue": h.queue, "role": h.role, "pid": h.pid, "alive": h.alive, "prefetch": h.prefetch,
+           "unacked": h.unacked, "published": h.published, "delivered": h.delivered, "acked": h.acked,
+           "active": h.active})
+}
+
+/// An exchange as `list-exchanges --json` prints it, with its counters.
+pub(super) fn exchange_json(ns: &shmq::Namespace, e: &shmq::ExchangeInfo) -> serde_json::Value {
+    let (published, unroutable) = ns.exchange_stats(&e.name);
+    json!({"name": e.name, "type": e.options.kind.to_string(), "auto_delete": e.options.auto_delete,
+           "internal": e.options.internal, "alternate_exchange": e.options.alternate_exchange, "builtin": e.builtin,
+           "published": published, "unroutable": unroutable})
+}
+
+/// An exchange's flags for a table: `auto-delete,internal,alternate-exchange=X`.
+pub(super) fn exchange_flags(e: &shmq::ExchangeInfo) -> String {
+    let mut flags = Vec::new();
+    if e.options.auto_delete {
+        flags.push("auto-delete".to_string());
+    }
+    if e.options.internal {
+        flags.push("internal".to_string());
+    }
+    if let Some(a) = &e.options.alternate_exchange {
+        flags.push(format!("alternate-exchange={a}"));
+    }
+    flags.join(",")
+}
+
 fn say(cli: &Cli, text: &str, value: serde_json::Value) {
     if cli.json {
         println!("{value}");
@@ -366,7 +369,8 @@ fn declare(cli: &Cli, args: &DeclareArgs) -> CliResult {
     Ok(())
 }
 
-fn stats_json(s: &shmq::QueueStats) -> serde_json::Value {
+/// A queue as `list-queues --json` prints it.
+pub(super) fn stats_json(s: &shmq::QueueStats) -> serde_json::Value {
     json!({
         "name": s.name, "messages_ready": s.ready, "messages_unacked": s.unacked,
         "consumers": s.consumers, "producers": s.producers, "bytes_used": s.bytes_used,
@@ -385,7 +389,8 @@ fn stats_json(s: &shmq::QueueStats) -> serde_json::Value {
     })
 }
 
-fn all_stats(ns: &shmq::Namespace) -> Result<Vec<shmq::QueueStats>, shmq::Error> {
+/// Stats of every queue, by name; queues deleted meanwhile are left out.
+pub(super) fn all_stats(ns: &shmq::Namespace) -> Result<Vec<shmq::QueueStats>, shmq::Error> {
     let mut out = Vec::new();
     for name in ns.list_queues()? {
         match ns.queue_stats(&name) {
@@ -564,12 +569,16 @@ fn dead_letter_summary(s: &shmq::QueueStats) -> String {
     }
 }
 
+/// A peer (token, alive, pid) as `list-peers --json` prints it.
+pub(super) fn peer_json((token, alive, pid): (u64, bool, Option<u32>)) -> serde_json::Value {
+    json!({"token": format!("{token:016x}"), "alive": alive, "pid": pid})
+}
+
 fn list_peers(cli: &Cli) -> CliResult {
     let ns = namespace(cli)?;
     let peers = ns.peers();
     if cli.json {
-        let v: Vec<_> = peers.iter().map(|(t, alive, pid)| json!({"token": format!("{t:016x}"), "alive": alive, "pid": pid})).collect();
-        println!("{}", serde_json::Value::Array(v));
+        println!("{}", serde_json::Value::Array(peers.iter().map(|p| peer_json(*p)).collect()));
         return Ok(());
     }
     let rows: Vec<Vec<String>> = peers
@@ -590,12 +599,14 @@ fn status(cli: &Cli) -> CliResult {
     // Figures from shared memory: saturate, never overflow.
     let used = stats.iter().fold(0u64, |sum, s| sum.saturating_add(s.bytes_used));
     let (in_use, budget) = (ns.memory_in_use(), ns.memory_budget());
+    let shovels = super::shovel::list_shovels(&ns)?;
     if cli.json {
         println!(
             "{}",
             json!({"namespace": ns.name(), "path": ns.path(), "layout_version": shmq::LAYOUT_VERSION, "queues": stats.len(),
                    "live_peers": live, "dead_peers": peers.len() - live, "bytes_used": used,
-                   "memory_in_use": in_use, "memory_budget": budget})
+                   "memory_in_use": in_use, "memory_budget": budget,
+                   "shovels": shovels.iter().map(super::shovel::ShovelListing::to_json).collect::<Vec<_>>()})
         );
         return Ok(());
     }
@@ -605,6 +616,19 @@ fn status(cli: &Cli) -> CliResult {
     println!("  peers:          {live} alive, {} dead", peers.len() - live);
     println!("  message bytes:  {used} in use");
     println!("  memory:         {in_use} of a {budget}-byte budget in queue rings ({})", percent(in_use, budget));
+    if !shovels.is_empty() {
+        println!("  shovels:        {}", shovels.len());
+        let rows: Vec<Vec<String>> = shovels
+            .into_iter()
+            .map(|l| {
+                let transferred = l.transferred_text();
+                vec![l.name, l.state, transferred, l.last_error.unwrap_or_default()]
+            })
+            .collect();
+        for line in table(&["name", "state", "transferred", "last error"], &rows).lines() {
+            println!("    {line}");
+        }
+    }
     Ok(())
 }
 

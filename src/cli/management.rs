@@ -8,7 +8,8 @@
 //! - `auth.rs`: basic auth, `guest` from loopback, a users file;
 //! - `api.rs`: the `/api/...` routes and their JSON;
 //! - `stats.rs`: rates and monotonic totals from the shared counters;
-//! - `metrics.rs`: `/metrics` in Prometheus's text format.
+//! - `metrics.rs`: `/metrics` in Prometheus's text format;
+//! - `ui.rs`: the web UI at `/` (files in `ui/`), a client of the API.
 //!
 //! docs/MANAGEMENT.md lists the endpoints and their RabbitMQ counterparts.
 
@@ -17,6 +18,7 @@ mod auth;
 mod http;
 mod metrics;
 mod stats;
+mod ui;
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener};

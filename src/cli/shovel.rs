@@ -6,6 +6,7 @@
 mod convert;
 pub mod definition;
 mod run;
+mod tls;
 
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value};
@@ -35,9 +36,11 @@ pub enum ShovelCommand {
 #[derive(Args, Debug)]
 pub struct DeclareArgs {
     pub name: String,
-    /// shm://NAMESPACE, shm:///directory or amqp://user:pass@host:port/vhost.
-    #[arg(long)]
-    src_uri: String,
+    /// shm://NAMESPACE, shm:///directory, amqp://user:pass@host:port/vhost
+    /// or amqps://...; repeat it for the nodes of a RabbitMQ cluster,
+    /// connected to in turn.
+    #[arg(long, required = true)]
+    src_uri: Vec<String>,
     #[arg(long)]
     src_queue: Option<String>,
     /// Bind a server-named queue to this exchange for the shovel's life.
@@ -52,8 +55,9 @@ pub struct DeclareArgs {
     /// never (default), queue-length, or a count: stop after that many.
     #[arg(long)]
     src_delete_after: Option<String>,
-    #[arg(long)]
-    dest_uri: String,
+    /// As --src-uri.
+    #[arg(long, required = true)]
+    dest_uri: Vec<String>,
     #[arg(long)]
     dest_queue: Option<String>,
     #[arg(long)]
@@ -75,6 +79,15 @@ pub struct DeclareArgs {
     dest_add_timestamp_header: bool,
 }
 
+/// One URI as a string, several (a cluster's nodes) as a list, as
+/// RabbitMQ's shovel parameters have them.
+fn uris(given: &[String]) -> Value {
+    match given {
+        [one] => Value::from(one.clone()),
+        many => Value::from(many.to_vec()),
+    }
+}
+
 impl DeclareArgs {
     /// The definition as RabbitMQ's parameter value object.
     fn value(&self) -> Map<String, Value> {
@@ -84,7 +97,7 @@ impl DeclareArgs {
                 v.insert(k.to_owned(), value);
             }
         };
-        put("src-uri", Some(self.src_uri.clone().into()));
+        put("src-uri", Some(uris(&self.src_uri)));
         put("src-queue", self.src_queue.clone().map(Value::from));
         put("src-exchange", self.src_exchange.clone().map(Value::from));
         put("src-exchange-key", self.src_exchange_key.clone().map(Value::from));
@@ -93,7 +106,7 @@ impl DeclareArgs {
             "src-delete-after",
             self.src_delete_after.as_ref().map(|d| d.parse::<u64>().map_or_else(|_| Value::from(d.clone()), Value::from)),
         );
-        put("dest-uri", Some(self.dest_uri.clone().into()));
+        put("dest-uri", Some(uris(&self.dest_uri)));
         put("dest-queue", self.dest_queue.clone().map(Value::from));
         put("dest-exchange", self.dest_exchange.clone().map(Value::from));
         put("dest-exchange-key", self.dest_exchange_key.clone().map(Value::from));
@@ -141,9 +154,46 @@ fn status(ns: &shmq::Namespace, name: &str) -> (bool, Value) {
     (running, status)
 }
 
-fn list(cli: &Cli, ns: &shmq::Namespace) -> CliResult {
-    let mut rows = Vec::new();
-    let mut json = Vec::new();
+/// One shovel as `shovel list`, `status` and `top` show it.
+#[derive(Clone, Debug)]
+pub struct ShovelListing {
+    pub name: String,
+    /// "not running", "invalid", or the state its runner last wrote.
+    pub state: String,
+    /// Whether a runner holds the shovel's lock.
+    pub running: bool,
+    /// Source and destination as text, passwords hidden.
+    pub src: String,
+    pub dest: String,
+    /// Messages moved, as its runner last wrote; `None` before any runner.
+    pub transferred: Option<u64>,
+    pub last_error: Option<String>,
+    /// The definition with passwords hidden; `Null` if it does not load.
+    pub definition: Value,
+}
+
+impl ShovelListing {
+    /// The listing as `shovel list --json` prints it.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "name": self.name, "state": self.state, "running": self.running, "src": self.src, "dest": self.dest,
+            "transferred": self.transferred, "last_error": self.last_error, "definition": self.definition,
+        })
+    }
+
+    /// The transferred count for a table: `-` before any runner.
+    pub fn transferred_text(&self) -> String {
+        self.transferred.map_or_else(|| "-".to_owned(), |n| n.to_string())
+    }
+}
+
+/// Every shovel of the namespace, by name, with its state, counts and last
+/// error (stale as soon as read: a runner rewrites its status as it goes).
+///
+/// # Errors
+/// The shovels folder cannot be read.
+pub fn list_shovels(ns: &shmq::Namespace) -> Result<Vec<ShovelListing>, Box<dyn std::error::Error>> {
+    let mut listings = Vec::new();
     for name in definition::names(ns)? {
         let (running, status) = status(ns, &name);
         let shovel = definition::load(ns, &name);
@@ -152,25 +202,38 @@ fn list(cli: &Cli, ns: &shmq::Namespace) -> CliResult {
             (Ok(_), true) => status.get("state").and_then(Value::as_str).unwrap_or("starting").to_owned(),
             (Ok(_), false) => "not running".to_owned(),
         };
-        let field = |k: &str| status.get(k).cloned().unwrap_or(Value::Null);
         let (src, dest) = match &shovel {
             Ok(s) => (endpoint_text(&s.value, "src"), endpoint_text(&s.value, "dest")),
             Err(e) => (e.to_string(), String::new()),
         };
-        json.push(serde_json::json!({
-            "name": name, "state": state, "running": running, "src": src, "dest": dest,
-            "transferred": field("transferred"), "last_error": field("last_error"),
-            "definition": shovel.as_ref().map(|s| redacted(&s.value)).unwrap_or(Value::Null),
-        }));
-        let transferred = field("transferred").as_u64().map_or_else(|| "-".to_owned(), |n| n.to_string());
-        let error = field("last_error").as_str().unwrap_or("").to_owned();
-        rows.push(vec![name, state, src, dest, transferred, error]);
+        listings.push(ShovelListing {
+            state,
+            running,
+            src,
+            dest,
+            transferred: status.get("transferred").and_then(Value::as_u64),
+            last_error: status.get("last_error").and_then(Value::as_str).map(str::to_owned),
+            definition: shovel.as_ref().map(|s| redacted(&s.value)).unwrap_or(Value::Null),
+            name,
+        });
     }
+    Ok(listings)
+}
+
+fn list(cli: &Cli, ns: &shmq::Namespace) -> CliResult {
+    let listings = list_shovels(ns)?;
     if cli.json {
-        println!("{}", Value::Array(json));
-    } else {
-        print!("{}", super::table(&["name", "state", "source", "destination", "transferred", "last error"], &rows));
+        println!("{}", Value::Array(listings.iter().map(ShovelListing::to_json).collect()));
+        return Ok(());
     }
+    let rows: Vec<Vec<String>> = listings
+        .into_iter()
+        .map(|l| {
+            let transferred = l.transferred_text();
+            vec![l.name, l.state, l.src, l.dest, transferred, l.last_error.unwrap_or_default()]
+        })
+        .collect();
+    print!("{}", super::table(&["name", "state", "source", "destination", "transferred", "last error"], &rows));
     Ok(())
 }
 
@@ -178,10 +241,15 @@ fn list(cli: &Cli, ns: &shmq::Namespace) -> CliResult {
 fn redacted(value: &Map<String, Value>) -> Value {
     let mut shown = value.clone();
     for key in ["src-uri", "dest-uri"] {
-        if let Some(Value::String(uri)) = shown.get(key) {
-            let hidden = definition::redact(uri);
-            shown.insert(key.to_owned(), Value::String(hidden));
-        }
+        let hidden = match shown.get(key) {
+            Some(Value::String(uri)) => Value::String(definition::redact(uri)),
+            // A cluster's nodes.
+            Some(Value::Array(uris)) => {
+                Value::Array(uris.iter().map(|u| u.as_str().map_or(Value::Null, |u| Value::String(definition::redact(u)))).collect())
+            }
+            _ => continue,
+        };
+        shown.insert(key.to_owned(), hidden);
     }
     Value::Object(shown)
 }
@@ -189,7 +257,11 @@ fn redacted(value: &Map<String, Value>) -> Value {
 /// "uri queue" or "uri exchange/key" for a listing (passwords hidden).
 fn endpoint_text(value: &Map<String, Value>, side: &str) -> String {
     let get = |k: &str| value.get(&format!("{side}-{k}")).and_then(Value::as_str).unwrap_or("");
-    let uri = definition::redact(get("uri"));
+    let uri = match value.get(&format!("{side}-uri")) {
+        // A cluster's nodes, space-separated.
+        Some(Value::Array(uris)) => uris.iter().filter_map(Value::as_str).map(definition::redact).collect::<Vec<_>>().join(" "),
+        _ => definition::redact(get("uri")),
+    };
     match (get("queue"), get("exchange")) {
         (q, _) if !q.is_empty() => format!("{uri} queue {q}"),
         (_, x) if !x.is_empty() => format!("{uri} exchange {x}/{}", get("exchange-key")),

@@ -1,159 +1,59 @@
 //! `shmq top`: a live dashboard of every queue's depth, rates and consumers,
-//! the counterpart of RabbitMQ's management overview. Rates come from the
-//! per-handle counters in shared memory, sampled each interval. On a
-//! terminal it is interactive (q or Esc quits); piped, it prints each frame
-//! as text, which is also how it is tested.
+//! with tabs for exchanges, attached handles and shovels, the counterpart
+//! of RabbitMQ's management overview. Rates come from the per-handle
+//! counters in shared memory, sampled each interval. On a terminal it is
+//! interactive (scroll, sort, filter; q quits); piped, it prints each frame
+//! as text; with `--json` it prints one snapshot and exits.
 
-use std::collections::HashMap;
+mod sample;
+mod view;
+
 use std::time::{Duration, Instant};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use ratatui::backend::{Backend, TestBackend};
-use ratatui::layout::{Constraint, Layout};
-use ratatui::style::{Modifier, Style};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Sparkline, Table};
-use ratatui::{Frame, Terminal};
+use ratatui::Terminal;
 
 use super::{namespace, Cli, CliResult};
+use sample::{Dashboard, Section};
+use view::{Action, View};
 
 #[derive(Args, Debug)]
 pub struct TopArgs {
-    /// Refresh interval in milliseconds.
+    /// Refresh interval in milliseconds (with --json: the time between the
+    /// two samples the rates come from).
     #[arg(long, default_value_t = 1000)]
     pub interval_ms: u64,
     /// Stop after this many refreshes (0: until q or Esc).
     #[arg(long, default_value_t = 0)]
     pub iterations: u64,
+    /// What the queues are sorted by at start (s cycles, r reverses).
+    #[arg(long, value_enum, default_value_t = QueueSort::Name)]
+    pub sort: QueueSort,
+    /// Reverse the sort: names z-a, numbers smallest first.
+    #[arg(long)]
+    pub reverse: bool,
+    /// Show only rows whose name holds this text, ignoring case (/ edits
+    /// it, Esc clears it).
+    #[arg(long, default_value = "")]
+    pub filter: String,
 }
 
-/// How many samples the sparkline keeps.
-const HISTORY: usize = 120;
-
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct QueueRow {
-    pub name: String,
-    pub ready: u64,
-    pub unacked: u64,
-    pub consumers: u32,
-    pub bytes_used: u64,
-    pub capacity: u64,
-    pub publish_rate: f64,
-    pub deliver_rate: f64,
-    pub ack_rate: f64,
-}
-
-/// Everything one frame shows.
-#[derive(Debug, Default)]
-pub struct Dashboard {
-    pub namespace: String,
-    pub peers_alive: usize,
-    pub peers_dead: usize,
-    pub unroutable: u64,
-    pub rows: Vec<QueueRow>,
-    /// Total publish rate per interval, newest last.
-    pub history: Vec<u64>,
-    last: HashMap<String, (u64, u64, u64)>,
-    last_at: Option<Instant>,
-}
-
-impl Dashboard {
-    /// Takes a sample and updates rates and history.
-    pub fn sample(&mut self, ns: &shmq::Namespace) -> Result<(), shmq::Error> {
-        let now = Instant::now();
-        let elapsed = self.last_at.map(|t| now.duration_since(t).as_secs_f64()).filter(|s| *s > 0.0);
-        let mut rows = Vec::new();
-        let mut next = HashMap::new();
-        for name in ns.list_queues()? {
-            let Ok(s) = ns.queue_stats(&name) else { continue };
-            let counters = (s.published, s.delivered, s.acked);
-            let rate = |now: u64, before: u64| elapsed.map_or(0.0, |secs| now.saturating_sub(before) as f64 / secs);
-            let (p0, d0, a0) = self.last.get(&name).copied().unwrap_or(counters);
-            rows.push(QueueRow {
-                name: name.clone(),
-                ready: s.ready,
-                unacked: s.unacked,
-                consumers: s.consumers,
-                bytes_used: s.bytes_used,
-                capacity: s.capacity_bytes,
-                publish_rate: rate(s.published, p0),
-                deliver_rate: rate(s.delivered, d0),
-                ack_rate: rate(s.acked, a0),
-            });
-            next.insert(name, counters);
-        }
-        let peers = ns.peers();
-        self.namespace = ns.name().to_owned();
-        self.peers_alive = peers.iter().filter(|p| p.1).count();
-        self.peers_dead = peers.len() - self.peers_alive;
-        self.unroutable = ns.unroutable_count();
-        if elapsed.is_some() {
-            self.history.push(rows.iter().fold(0u64, |sum, r| sum.saturating_add(r.publish_rate as u64)));
-            if self.history.len() > HISTORY {
-                self.history.remove(0);
-            }
-        }
-        self.rows = rows;
-        self.last = next;
-        self.last_at = Some(now);
-        Ok(())
-    }
-
-    /// Draws the dashboard.
-    pub fn render(&self, frame: &mut Frame<'_>) {
-        let [header, table, spark] =
-            Layout::vertical([Constraint::Length(3), Constraint::Min(5), Constraint::Length(6)]).areas(frame.area());
-        let summary = format!(
-            "namespace {}  |  queues {}  |  peers {} alive, {} dead  |  unroutable {}  |  q quits",
-            self.namespace,
-            self.rows.len(),
-            self.peers_alive,
-            self.peers_dead,
-            self.unroutable
-        );
-        frame.render_widget(Paragraph::new(Line::from(summary)).block(Block::default().borders(Borders::ALL).title(" shmq top ")), header);
-        let rows = self.rows.iter().map(|r| {
-            Row::new(vec![
-                r.name.clone(),
-                r.ready.to_string(),
-                r.unacked.to_string(),
-                r.consumers.to_string(),
-                format!("{:.0}", r.publish_rate),
-                format!("{:.0}", r.deliver_rate),
-                format!("{:.0}", r.ack_rate),
-                format!("{}/{}", r.bytes_used, r.capacity),
-            ])
-        });
-        let widths = [
-            Constraint::Min(16),
-            Constraint::Length(9),
-            Constraint::Length(9),
-            Constraint::Length(9),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(20),
-        ];
-        let header_row = Row::new(vec!["queue", "ready", "unacked", "consumers", "publish/s", "deliver/s", "ack/s", "bytes"])
-            .style(Style::default().add_modifier(Modifier::BOLD));
-        frame.render_widget(
-            Table::new(rows, widths).header(header_row).block(Block::default().borders(Borders::ALL).title(" queues ")),
-            table,
-        );
-        let peak = self.history.iter().max().copied().unwrap_or(0);
-        frame.render_widget(
-            Sparkline::default()
-                .block(Block::default().borders(Borders::ALL).title(format!(" publish rate, all queues (peak {peak}/s) ")))
-                .data(&self.history),
-            spark,
-        );
-    }
+/// The queue sorts, in the order the `s` key cycles through them (that of
+/// `view::QUEUE_SORTS`, which names them on screen).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QueueSort {
+    Name,
+    Messages,
+    Publish,
+    Deliver,
+    Consumers,
 }
 
 /// Renders one frame into a text screen of `width` × `height`.
-pub fn render_text(dashboard: &Dashboard, width: u16, height: u16) -> String {
+fn render_text(dashboard: &Dashboard, view: &mut View, width: u16, height: u16) -> String {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
-    terminal.draw(|f| dashboard.render(f)).expect("draw");
+    terminal.draw(|f| view::render(dashboard, view, f)).expect("draw");
     let buffer = terminal.backend().buffer().clone();
     let mut out = String::new();
     for y in 0..buffer.area.height {
@@ -168,14 +68,23 @@ pub fn run(cli: &Cli, args: &TopArgs) -> CliResult {
     let ns = namespace(cli)?;
     let interval = Duration::from_millis(args.interval_ms.max(50));
     let mut dashboard = Dashboard::default();
-    dashboard.sample(&ns)?;
+    if cli.json {
+        // Two samples, for rates.
+        dashboard.sample(&ns, &Section::ALL)?;
+        std::thread::sleep(interval);
+        dashboard.sample(&ns, &Section::ALL)?;
+        println!("{}", dashboard.to_json(&ns));
+        return Ok(());
+    }
+    let mut view = View::new(args.sort as usize, args.reverse, args.filter.clone());
+    dashboard.sample(&ns, &[view.tab])?;
     if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         // Piped: print each frame as text.
         let mut n = 0;
         loop {
             std::thread::sleep(interval);
-            dashboard.sample(&ns)?;
-            println!("{}", render_text(&dashboard, 110, 24));
+            dashboard.sample(&ns, &[view.tab])?;
+            println!("{}", render_text(&dashboard, &mut view, 110, 24));
             n += 1;
             if args.iterations != 0 && n >= args.iterations {
                 return Ok(());
@@ -183,36 +92,50 @@ pub fn run(cli: &Cli, args: &TopArgs) -> CliResult {
         }
     }
     let mut terminal = ratatui::init();
-    let result = interactive(&ns, &mut terminal, &mut dashboard, interval, args.iterations);
+    let result = interactive(&ns, &mut terminal, &mut dashboard, &mut view, interval, args.iterations);
     ratatui::restore();
     result
 }
 
+/// Redraws at each key and each interval, when it samples again.
 fn interactive<B: Backend>(
     ns: &shmq::Namespace,
     terminal: &mut Terminal<B>,
     dashboard: &mut Dashboard,
+    view: &mut View,
     interval: Duration,
     iterations: u64,
 ) -> CliResult
 where
     B::Error: 'static,
 {
-    use crossterm::event::{self, Event, KeyCode};
+    use crossterm::event::{self, Event, KeyEventKind};
     let mut n = 0;
     loop {
-        terminal.draw(|f| dashboard.render(f))?;
+        terminal.draw(|f| view::render(dashboard, view, f))?;
         let deadline = Instant::now() + interval;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            if event::poll(left)? {
-                if let Event::Key(key) = event::read()? {
-                    if matches!(key.code, KeyCode::Char('q') | KeyCode::Esc) {
-                        return Ok(());
+            if !event::poll(left)? {
+                break;
+            }
+            let redraw = match event::read()? {
+                Event::Key(key) if key.kind != KeyEventKind::Release => match view.on_key(key) {
+                    Action::Quit => return Ok(()),
+                    Action::TabChanged => {
+                        dashboard.sample_section(ns, view.tab)?;
+                        true
                     }
-                }
+                    Action::Redraw => true,
+                    Action::Nothing => false,
+                },
+                Event::Resize(..) => true,
+                _ => false,
+            };
+            if redraw {
+                terminal.draw(|f| view::render(dashboard, view, f))?;
             }
         }
-        dashboard.sample(ns)?;
+        dashboard.sample(ns, &[view.tab])?;
         n += 1;
         if iterations != 0 && n >= iterations {
             return Ok(());
@@ -222,39 +145,115 @@ where
 
 #[cfg(test)]
 mod tests {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+    use super::sample::QueueRow;
     use super::*;
 
+    fn queue(name: &str, ready: u64, publish_rate: f64) -> QueueRow {
+        let stats = shmq::QueueStats { name: name.into(), ready, ..Default::default() };
+        QueueRow { stats, publish_rate, ..Default::default() }
+    }
+
+    fn press(view: &mut View, keys: &str) {
+        for c in keys.chars() {
+            view.on_key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+        }
+    }
+
+    /// The queue names in the order a frame shows them.
+    fn shown_queues(screen: &str) -> Vec<String> {
+        screen
+            .lines()
+            .filter_map(|l| l.strip_prefix('│')?.split_whitespace().next().filter(|w| w.starts_with("q-")).map(str::to_owned))
+            .collect()
+    }
+
     #[test]
-    fn renders_queues_rates_and_the_sparkline() {
-        let dashboard = Dashboard {
-            namespace: "app".into(),
-            peers_alive: 2,
-            peers_dead: 1,
-            unroutable: 4,
-            rows: vec![QueueRow {
-                name: "task_queue".into(),
-                ready: 12,
-                unacked: 3,
-                consumers: 2,
-                bytes_used: 640,
-                capacity: 8388608,
-                publish_rate: 1500.0,
-                deliver_rate: 1400.0,
-                ack_rate: 1390.0,
-            }],
-            history: vec![100, 800, 1500],
-            ..Dashboard::default()
+    fn renders_queues_rates_counters_and_the_sparkline() {
+        let mut dashboard = Dashboard::default();
+        dashboard.namespace = "app".into();
+        dashboard.peers = vec![(1, true, Some(10)), (2, true, Some(11)), (3, false, None)];
+        dashboard.unroutable = 4;
+        let stats = shmq::QueueStats {
+            name: "task_queue".into(),
+            ready: 12,
+            unacked: 3,
+            consumers: 2,
+            bytes_used: 640,
+            capacity_bytes: 8388608,
+            dropped: 5,
+            expired: 6,
+            redelivered: 7,
+            dead_lettered: 8,
+            ..Default::default()
         };
-        let screen = render_text(&dashboard, 110, 20);
+        dashboard.queues = vec![QueueRow { stats, publish_rate: 1500.0, deliver_rate: 1400.0, ack_rate: 1390.0 }];
+        dashboard.history = vec![100, 800, 1500];
+        let screen = render_text(&dashboard, &mut View::new(0, false, String::new()), 110, 20);
         assert!(screen.contains("namespace app"), "{screen}");
         assert!(screen.contains("peers 2 alive, 1 dead"));
         assert!(screen.contains("unroutable 4"));
         let row = screen.lines().find(|l| l.contains("task_queue")).expect("a row for the queue");
-        for cell in ["12", "3", "2", "1500", "1400", "1390", "640/8388608"] {
+        for cell in ["12", "3", "2", "1500", "1400", "1390", "5/6/7/8", "640/8388608"] {
             assert!(row.contains(cell), "{cell} missing from {row}");
         }
         assert!(screen.contains("peak 1500/s"));
         // The sparkline's tallest bar is drawn with a full block.
         assert!(screen.contains('█'), "{screen}");
+    }
+
+    #[test]
+    fn a_long_name_is_shown_whole_when_the_terminal_is_wide_enough() {
+        let long = format!("q-{}", "x".repeat(80));
+        let mut dashboard = Dashboard::default();
+        dashboard.queues = vec![queue(&long, 1, 0.0)];
+        let screen = render_text(&dashboard, &mut View::new(0, false, String::new()), 200, 20);
+        assert!(screen.contains(&long), "{screen}");
+    }
+
+    #[test]
+    fn keys_sort_reverse_filter_and_scroll_the_queues() {
+        let mut dashboard = Dashboard::default();
+        dashboard.queues = (0..40).map(|i| queue(&format!("q-{i:02}"), (i * 7 % 40) as u64, f64::from(i))).collect();
+        let mut view = View::new(0, false, String::new());
+        let first = shown_queues(&render_text(&dashboard, &mut view, 110, 24));
+        assert_eq!(first.first().map(String::as_str), Some("q-00"));
+        assert!(first.len() < 40, "one page only: {first:?}");
+
+        press(&mut view, "s"); // messages, largest first
+        let by_depth = shown_queues(&render_text(&dashboard, &mut view, 110, 24));
+        assert_eq!(by_depth[0], "q-17", "17 * 7 % 40 = 39 is the deepest");
+        press(&mut view, "r");
+        assert_eq!(shown_queues(&render_text(&dashboard, &mut view, 110, 24))[0], "q-00");
+        press(&mut view, "rs"); // publish rate, largest first
+        assert_eq!(shown_queues(&render_text(&dashboard, &mut view, 110, 24))[0], "q-39");
+
+        press(&mut view, "sss"); // back to names
+        view.on_key(KeyEvent::new(KeyCode::End, KeyModifiers::NONE));
+        let last = shown_queues(&render_text(&dashboard, &mut view, 110, 24));
+        assert_eq!(last.last().map(String::as_str), Some("q-39"), "End shows the last page");
+        view.on_key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE));
+        view.on_key(KeyEvent::new(KeyCode::Home, KeyModifiers::NONE));
+        press(&mut view, "jj");
+        assert_eq!(shown_queues(&render_text(&dashboard, &mut view, 110, 24))[0], "q-02");
+
+        press(&mut view, "/3");
+        let filtered = shown_queues(&render_text(&dashboard, &mut view, 110, 40));
+        assert_eq!(filtered, ["q-03", "q-13", "q-23", "q-30", "q-31", "q-32", "q-33", "q-34", "q-35", "q-36", "q-37", "q-38", "q-39"]);
+        view.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        assert_eq!(view.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)), Action::Redraw, "Esc clears the filter first");
+        assert!(view.filter.is_empty());
+        assert_eq!(view.on_key(KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE)), Action::Quit, "then quits");
+    }
+
+    #[test]
+    fn q_typed_into_the_filter_does_not_quit() {
+        let mut view = View::new(0, false, String::new());
+        press(&mut view, "/q");
+        assert_eq!(view.filter, "q");
+        assert_eq!(view.on_key(KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE)), Action::Redraw);
+        view.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+        assert_eq!(view.on_key(KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE)), Action::Quit);
     }
 }

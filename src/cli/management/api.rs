@@ -12,10 +12,12 @@ use base64::Engine;
 use serde_json::{json, Map, Value};
 
 use super::super::definitions;
+use super::super::shovel;
 use super::auth::{Denied, Users};
 use super::http::{Request, Response};
 use super::metrics;
 use super::stats::{figures, Counters, Rates, Sampler, VhostSnapshot};
+use super::ui;
 
 /// The RabbitMQ version whose management API this one follows (what its
 /// tests compare against); shmq's own is `product_version`.
@@ -448,6 +450,12 @@ fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
 impl Api {
     /// Answers one request.
     pub fn handle(&self, request: &Request) -> Response {
+        // The UI's files hold no data: served to anyone, as RabbitMQ's are.
+        if !self.prometheus_only {
+            if let Some(page) = ui::serve(request) {
+                return page;
+            }
+        }
         if let Err(denied) = self.authenticate(request) {
             return denied.into_response();
         }
@@ -455,13 +463,23 @@ impl Api {
     }
 
     fn authenticate(&self, request: &Request) -> Result<String, ApiError> {
-        let challenge = ("www-authenticate", "Basic realm=\"RabbitMQ Management\"".to_owned());
+        // A script's request (the UI's: `X-Requested-With: XMLHttpRequest`)
+        // gets no challenge, so that the browser shows the UI's own login
+        // error instead of its password dialog.
+        let script = request.header("x-requested-with").is_some_and(|v| v.eq_ignore_ascii_case("XMLHttpRequest"));
+        let challenge = || {
+            if script {
+                Vec::new()
+            } else {
+                vec![("www-authenticate", "Basic realm=\"RabbitMQ Management\"".to_owned())]
+            }
+        };
         match self.users.check(request.header("authorization"), request.peer.ip()) {
             Ok(user) => Ok(user),
-            Err(Denied::NoCredentials) => Err(ApiError { status: 401, body: None, headers: vec![challenge] }),
-            Err(Denied::LoginFailed) => Err(ApiError { headers: vec![challenge], ..ApiError::new(401, "not_authorized", "Login failed") }),
+            Err(Denied::NoCredentials) => Err(ApiError { status: 401, body: None, headers: challenge() }),
+            Err(Denied::LoginFailed) => Err(ApiError { headers: challenge(), ..ApiError::new(401, "not_authorized", "Login failed") }),
             Err(Denied::LoopbackOnly) => {
-                Err(ApiError { headers: vec![challenge], ..ApiError::new(401, "not_authorized", "User can only log in via localhost") })
+                Err(ApiError { headers: challenge(), ..ApiError::new(401, "not_authorized", "User can only log in via localhost") })
             }
         }
     }
@@ -599,6 +617,10 @@ impl Api {
                 "POST" => self.definitions_post(Some(vh), request, q("skip-unsupported") == Some("true")),
                 _ => Err(method_not_allowed("HEAD, GET, POST, OPTIONS")),
             },
+            ["shovels"] => get(&|| list(self.shovels_json(None))),
+            ["shovels", vh] => get(&|| list(self.shovels_json(Some(vh)))),
+            ["shmq", "peers"] => get(&|| list(self.peers_json(None))),
+            ["shmq", "peers", vh] => get(&|| list(self.peers_json(Some(vh)))),
             ["healthchecks", "node"] => get(&|| self.healthcheck()),
             ["aliveness-test", vh] => get(&|| self.aliveness(vh)),
             _ => Err(not_found()),
@@ -1253,6 +1275,111 @@ impl Api {
         Ok(Response::empty(204))
     }
 
+    /// `GET /api/shovels[/{vhost}]`, as RabbitMQ's shovel_management
+    /// plugin: every shovel `shmq shovel declare` stored in the vhost's
+    /// namespace, as `shmq shovel list` lists them, with the state its
+    /// runner (`shmq shovel run`) last wrote in RabbitMQ's terms
+    /// (`starting`, `running`, `terminated` with a `reason`), URIs with
+    /// their passwords hidden, and shmq's own figures under `shmq`.
+    fn shovels_json(&self, vh: Option<&str>) -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        for v in self.vhosts_of(vh)? {
+            let listings = shovel::list_shovels(&v.ns).map_err(|e| ApiError::new(500, "internal_server_error", e.to_string()))?;
+            out.extend(listings.iter().map(|l| self.shovel_json(&v.name, l)));
+        }
+        Ok(out)
+    }
+
+    fn shovel_json(&self, vhost: &str, l: &shovel::ShovelListing) -> Value {
+        // RabbitMQ's states: a shovel waiting to reconnect, stopped, done,
+        // invalid or without a runner is `terminated`, with why.
+        let (state, reason) = match l.state.as_str() {
+            "starting" => ("starting", None),
+            "running" => ("running", None),
+            "not running" => ("terminated", Some("no `shmq shovel run` process runs it".to_owned())),
+            "invalid" => ("terminated", Some(format!("invalid definition: {}", l.src))),
+            "terminated" => ("terminated", Some("done (src-delete-after reached)".to_owned())),
+            other => ("terminated", Some(l.last_error.as_ref().map_or_else(|| other.to_owned(), |e| format!("{other}: {e}")))),
+        };
+        let mut m = Map::new();
+        m.insert("name".into(), json!(l.name));
+        m.insert("vhost".into(), json!(vhost));
+        m.insert("type".into(), json!("dynamic"));
+        m.insert("state".into(), json!(state));
+        m.insert("node".into(), json!(self.node));
+        if let Some(reason) = reason {
+            m.insert("reason".into(), json!(reason));
+        }
+        if let Some(definition) = l.definition.as_object() {
+            for side in ["src", "dest"] {
+                let text = |k: &str| definition.get(&format!("{side}-{k}")).and_then(Value::as_str);
+                // Already redacted by the listing.
+                let uri = text("uri").unwrap_or("");
+                m.insert(format!("{side}_uri"), json!(uri));
+                m.insert(format!("{side}_protocol"), json!(if uri.starts_with("amqp") { "amqp091" } else { "shm" }));
+                for key in ["queue", "exchange", "exchange-key"] {
+                    if let Some(value) = text(key) {
+                        m.insert(format!("{side}_{}", key.replace('-', "_")), json!(value));
+                    }
+                }
+            }
+        }
+        if state == "running" {
+            m.insert("blocked_status".into(), json!("running"));
+        }
+        // RabbitMQ 4.1's count of moved messages.
+        if let Some(n) = l.transferred {
+            m.insert("forwarded".into(), json!(n));
+        }
+        m.insert(
+            "shmq".into(),
+            json!({"state": l.state, "runner": l.running, "transferred": l.transferred, "last_error": l.last_error,
+                   "src": l.src, "dest": l.dest}),
+        );
+        Value::Object(m)
+    }
+
+    /// `GET /api/shmq/peers[/{vhost}]` (shmq's own): the processes attached
+    /// to each namespace, from the library's liveness records, with the
+    /// queue handles each holds and its command name. A process that opened
+    /// the namespace more than once (a shovel between two queues of it) has
+    /// one row, with each of its liveness tokens in `tokens`.
+    fn peers_json(&self, vh: Option<&str>) -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        for v in self.vhosts_of(vh)? {
+            let handles = v.ns.list_consumers().map_err(|e| library_error(e, &v.name))?;
+            // By process: (pid, alive, tokens); a token without a pid alone.
+            let mut processes: Vec<(Option<u32>, bool, Vec<u64>)> = Vec::new();
+            for (token, alive, pid) in v.ns.peers() {
+                match processes.iter_mut().find(|p| pid.is_some() && p.0 == pid) {
+                    Some(p) => {
+                        p.1 |= alive;
+                        p.2.push(token);
+                    }
+                    None => processes.push((pid, alive, vec![token])),
+                }
+            }
+            for (pid, alive, tokens) in processes {
+                let mine: Vec<&shmq::HandleInfo> = handles.iter().filter(|h| Some(h.pid) == pid).collect();
+                let count = |role: &str| mine.iter().filter(|h| h.role == role).count();
+                let mut queues: Vec<Value> = mine.iter().map(|h| json!({"name": h.queue, "role": h.role})).collect();
+                queues.dedup();
+                let tokens: Vec<String> = tokens.iter().map(|t| format!("{t:016x}")).collect();
+                out.push(json!({
+                    "name": pid.map_or_else(|| format!("token {}", tokens[0]), |p| format!("pid {p}")),
+                    "vhost": v.name, "pid": pid, "tokens": tokens, "alive": alive,
+                    "state": if alive { "running" } else { "dead" },
+                    "command": pid.and_then(process_name),
+                    "consumers": count("consumer"), "producers": count("producer"), "queues": queues,
+                    "delivered": mine.iter().map(|h| h.delivered).sum::<u64>(),
+                    "acked": mine.iter().map(|h| h.acked).sum::<u64>(),
+                    "published": mine.iter().map(|h| h.published).sum::<u64>(),
+                }));
+            }
+        }
+        Ok(out)
+    }
+
     fn healthcheck(&self) -> ApiResult {
         for v in &self.vhosts {
             if let Err(e) = v.ns.list_queues().and_then(|_| v.ns.list_exchanges()) {
@@ -1296,6 +1423,13 @@ impl Api {
             }
         }
     }
+}
+
+/// A process's command name (`/proc/PID/comm`: its executable's name, at
+/// most 15 bytes; not its arguments, which may hold passwords).
+fn process_name(pid: u32) -> Option<String> {
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(name.trim_end().chars().take(64).collect())
 }
 
 /// A binding, explicit or the default exchange's implicit one.

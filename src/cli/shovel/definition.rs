@@ -46,8 +46,21 @@ pub enum Endpoint {
     /// A shmq namespace: a name (under /dev/shm) or, with a leading `/`, a
     /// directory.
     Shm(String),
-    /// A RabbitMQ broker (`amqp://user:pass@host:port/vhost`).
-    Amqp(String),
+    /// A RabbitMQ broker (`amqp://user:pass@host:port/vhost`), or the
+    /// nodes of a cluster to connect to in turn (never empty).
+    Amqp(Vec<String>),
+}
+
+impl Endpoint {
+    /// The endpoint for connection attempt `attempt`: a cluster's URIs are
+    /// tried in turn, so after a node fails the next attempt goes to
+    /// another (RabbitMQ's shovel picks one at random).
+    pub fn for_attempt(&self, attempt: usize) -> Endpoint {
+        match self {
+            Endpoint::Amqp(uris) if uris.len() > 1 => Endpoint::Amqp(vec![uris[attempt % uris.len()].clone()]),
+            other => other.clone(),
+        }
+    }
 }
 
 /// When the source acknowledges a message.
@@ -134,13 +147,11 @@ fn endpoint(key: &str, uri: &str) -> Result<Endpoint, Refused> {
         }
         return Ok(Endpoint::Shm(rest.to_owned()));
     }
-    if uri.starts_with("amqp://") {
-        return Ok(Endpoint::Amqp(uri.to_owned()));
+    if uri.starts_with("amqp://") || uri.starts_with("amqps://") {
+        super::tls::parse(uri).map_err(|e| bad(format!("{key} {shown:?}: {e}")))?;
+        return Ok(Endpoint::Amqp(vec![uri.to_owned()]));
     }
-    if uri.starts_with("amqps://") {
-        return Err(bad(format!("{key} {shown:?}: amqps:// (TLS) is not built into this shmq; use amqp:// on a trusted network")));
-    }
-    Err(bad(format!("{key} {shown:?}: expected shm://NAMESPACE, shm:///directory or amqp://user:pass@host:port/vhost")))
+    Err(bad(format!("{key} {shown:?}: expected shm://NAMESPACE, shm:///directory, amqp://user:pass@host:port/vhost or amqps://...")))
 }
 
 fn string(value: &Map<String, Value>, key: &str) -> Result<Option<String>, Refused> {
@@ -159,21 +170,32 @@ fn boolean(value: &Map<String, Value>, key: &str) -> Result<bool, Refused> {
     }
 }
 
-/// `src-uri` may be a string or, as RabbitMQ allows, a list of them (the
-/// first is used; shmq does not fail over between them yet, so more than
-/// one is refused).
+/// `src-uri` may be a string or, as RabbitMQ allows, a list of them: the
+/// nodes of a RabbitMQ cluster, connected to in turn (see
+/// [`Endpoint::for_attempt`]).
 fn uri(value: &Map<String, Value>, key: &str) -> Result<Endpoint, Refused> {
-    let text = match value.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(list)) if list.len() == 1 => match &list[0] {
-            Value::String(s) => s.clone(),
-            other => return Err(bad(format!("{key}: expected a URI string, got {other}"))),
-        },
-        Some(Value::Array(_)) => return Err(bad(format!("{key}: give one URI (shmq does not fail over between several)"))),
+    let texts = match value.get(key) {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(bad(format!("{key}: expected a URI string, got {other}"))),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(Value::Array(_)) => return Err(bad(format!("{key}: the list of URIs is empty"))),
         Some(other) => return Err(bad(format!("{key}: expected a URI string, got {other}"))),
         None => return Err(bad(format!("{key} is required"))),
     };
-    endpoint(key, &text)
+    let mut uris = Vec::with_capacity(texts.len());
+    for text in &texts {
+        match endpoint(key, text)? {
+            Endpoint::Amqp(one) => uris.extend(one),
+            shm if texts.len() == 1 => return Ok(shm),
+            _ => return Err(bad(format!("{key}: a list of URIs names the nodes of a RabbitMQ cluster; a shm:// end is one namespace"))),
+        }
+    }
+    Ok(Endpoint::Amqp(uris))
 }
 
 impl Shovel {

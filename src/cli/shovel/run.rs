@@ -65,6 +65,12 @@ pub struct Progress {
     state: String,
     last_error: Option<String>,
     written: Instant,
+    /// The definition as declared (`shovel` holds this session's URIs).
+    definition: Shovel,
+    /// Sessions started: which of a cluster's URIs the next one uses.
+    sessions: usize,
+    /// `transferred` as the status file last showed it.
+    written_transferred: u64,
 }
 
 fn unix_now() -> u64 {
@@ -92,12 +98,21 @@ impl Progress {
 
     fn write(&mut self) {
         self.written = Instant::now();
+        self.written_transferred = self.transferred;
         let status = json!({
             "state": self.state, "transferred": self.transferred, "rejected": self.rejected, "last_error": self.last_error,
             "updated": unix_now(), "pid": std::process::id(),
         });
         if let Err(e) = definition::write_atomically(&self.status_path, &status.to_string()) {
             log(&self.shovel.name, &format!("cannot write its status file: {e}"));
+        }
+    }
+
+    /// Writes the status file if it is behind (called while idle, so the
+    /// counts of a burst show once it is over).
+    fn catch_up(&mut self) {
+        if self.written_transferred != self.transferred {
+            self.write();
         }
     }
 
@@ -155,6 +170,7 @@ pub fn run(ns: &shmq::Namespace, names: &[String]) -> Result<(), Box<dyn std::er
             DeleteAfter::Never | DeleteAfter::QueueLength => None,
         };
         let progress = Progress {
+            definition: shovel.clone(),
             shovel,
             status_path,
             transferred: 0,
@@ -164,6 +180,8 @@ pub fn run(ns: &shmq::Namespace, names: &[String]) -> Result<(), Box<dyn std::er
             state: String::new(),
             last_error: None,
             written: Instant::now(),
+            sessions: 0,
+            written_transferred: 0,
         };
         threads.push(std::thread::Builder::new().name(format!("shovel {name}")).spawn(move || {
             let _held = lock;
@@ -213,12 +231,18 @@ fn run_one(mut progress: Progress) -> bool {
 
 fn session(progress: &mut Progress) -> SessionResult {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    // A cluster's nodes in turn: this session's URIs, also what the
+    // x-shovelled header names.
+    let attempt = progress.sessions;
+    progress.sessions += 1;
+    progress.shovel.src = progress.definition.src.for_attempt(attempt);
+    progress.shovel.dest = progress.definition.dest.for_attempt(attempt);
     let (src, dest) = (progress.shovel.src.clone(), progress.shovel.dest.clone());
     match (&src, &dest) {
         (Endpoint::Shm(from), Endpoint::Amqp(to)) => runtime.block_on(async {
             // on-publish too: its confirms come after the source's ack, and
             // what the destination returns or refuses is then reported.
-            let channel = amqp_channel(to, progress.shovel.ack_mode != AckMode::NoAck).await?;
+            let channel = amqp_channel(&to[0], progress.shovel.ack_mode != AckMode::NoAck).await?;
             let dest = Destination::Amqp(Box::new(channel));
             shm_source(progress, from, dest).await
         }),
@@ -226,7 +250,7 @@ fn session(progress: &mut Progress) -> SessionResult {
             let ns = open_namespace(to)?;
             runtime.block_on(shm_source(progress, from, Destination::Shm(Box::new(AsyncPublisher::new(ns.publisher())), ns)))
         }
-        (Endpoint::Amqp(from), Endpoint::Shm(to)) => runtime.block_on(amqp_source(progress, from, to)),
+        (Endpoint::Amqp(from), Endpoint::Shm(to)) => runtime.block_on(amqp_source(progress, &from[0], to)),
         (Endpoint::Amqp(_), Endpoint::Amqp(_)) => Err("both ends are RabbitMQ".into()),
     }
 }
@@ -237,8 +261,12 @@ fn open_namespace(name: &str) -> Result<shmq::Namespace, String> {
 }
 
 async fn amqp_channel(uri: &str, confirms: bool) -> Result<(Connection, Channel), String> {
-    let connection =
-        Connection::connect(uri, ConnectionProperties::default()).await.map_err(|e| format!("connecting to {}: {e}", redact(uri)))?;
+    let target = super::tls::parse(uri)?;
+    let tls = target.tls_config()?;
+    let runtime = lapin::runtime::default_runtime().map_err(|e| e.to_string())?;
+    let connection = Connection::connect_with_config(&target.uri, ConnectionProperties::default(), tls, runtime)
+        .await
+        .map_err(|e| format!("connecting to {}: {e}", redact(uri)))?;
     let channel = connection.create_channel().await.map_err(|e| e.to_string())?;
     if confirms {
         channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| e.to_string())?;
@@ -304,7 +332,7 @@ fn stamped(shovel: &Shovel, mut m: Moved) -> Moved {
         for (key, value) in [("src-uri", &shovel.src), ("dest-uri", &shovel.dest)] {
             let uri = match value {
                 Endpoint::Shm(ns) => format!("shm://{ns}"),
-                Endpoint::Amqp(u) => redact(u),
+                Endpoint::Amqp(u) => u.iter().map(|u| redact(u)).collect::<Vec<_>>().join(" "),
             };
             entry.insert(key.into(), text(&uri));
         }
@@ -382,7 +410,10 @@ async fn shm_source(progress: &mut Progress, from: &str, mut dest: Destination) 
         // Asleep in shmq's reactor, not polling, until a message comes.
         let first = match consumer.recv_timeout(POLL).await {
             Ok(d) => d,
-            Err(shmq::RecvError::Timeout) => continue,
+            Err(shmq::RecvError::Timeout) => {
+                progress.catch_up();
+                continue;
+            }
             Err(e) => return Err(format!("consuming {queue}: {e}")),
         };
         if first.redelivered() && shovel.ack_mode != AckMode::NoAck {
@@ -574,6 +605,7 @@ async fn amqp_source(progress: &mut Progress, uri: &str, to: &str) -> SessionRes
                 if !connection.status().connected() {
                     return Err("the RabbitMQ connection closed".into());
                 }
+                progress.catch_up();
                 continue;
             }
             Ok(None) => return Err("RabbitMQ cancelled the consumer".into()),

@@ -106,6 +106,19 @@ pub enum Error {
         /// Bytes free on that file system when it failed, if known.
         available: Option<u64>,
     },
+    /// A new queue's first segment would take the namespace past its memory
+    /// budget (fixed when the namespace was created).
+    #[error("declaring queue '{queue}' needs {needed} bytes, but the namespace's segments take {in_use} of its memory budget of {budget} bytes: delete queues, or create the namespace with a larger budget (--memory-budget)")]
+    MemoryBudget {
+        /// The queue.
+        queue: String,
+        /// Bytes its first segment takes.
+        needed: u64,
+        /// Bytes the namespace's segments take now.
+        in_use: u64,
+        /// The namespace's budget.
+        budget: u64,
+    },
     /// A file or directory in the namespace's path failed a safety check:
     /// another user owns it, it is writable by others, or it is a symbolic
     /// link, FIFO or device where shmq expects a directory or a regular file.

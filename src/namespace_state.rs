@@ -30,11 +30,42 @@ pub(crate) struct NamespaceState {
     pub(crate) exclusive: Mutex<Vec<String>>,
     /// Bytes all queue segments may take (fixed at creation, in `shmq.ns`).
     pub(crate) memory_budget: u64,
+    /// The bytes queue segments took when last counted, when, and what
+    /// this process declared since (see [`NamespaceState::bytes_in_use`]).
+    bytes_counted: Mutex<Option<(u64, std::time::Instant, u32)>>,
     /// This process's share of the broker's timers (see `housekeeping.rs`).
     pub(crate) housekeeping: crate::namespace::housekeeping::HousekeepingLock,
 }
 
+/// How stale the count of bytes in use may be when a declare checks the
+/// budget: counting stats every segment file, so it is not done per
+/// declare; declares in between add their own sizes.
+const COUNT_AGAIN_AFTER: (std::time::Duration, u32) = (std::time::Duration::from_millis(100), 64);
+
 impl NamespaceState {
+    /// The bytes the namespace's segments take: counted (a `stat` of every
+    /// segment file) at most every 100 ms or 64 declares, plus the segments
+    /// this process declared since.
+    pub(crate) fn bytes_in_use(&self) -> u64 {
+        let mut counted = self.bytes_counted.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *counted {
+            Some((bytes, at, declares)) if at.elapsed() < COUNT_AGAIN_AFTER.0 && declares < COUNT_AGAIN_AFTER.1 => bytes,
+            _ => {
+                let bytes = crate::segment::bytes_in_use(&self.dir);
+                *counted = Some((bytes, std::time::Instant::now(), 0));
+                bytes
+            }
+        }
+    }
+
+    /// Notes a segment of `bytes` this process just created.
+    pub(crate) fn count_created(&self, bytes: u64) {
+        if let Some((total, _, declares)) = self.bytes_counted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
+            *total = total.saturating_add(bytes);
+            *declares += 1;
+        }
+    }
+
     /// Marks a queue's segment deleted, wakes its waiters and unlinks it.
     /// Returns false if there was no such file. `name` may come from shared
     /// memory: the directory handle validates it, and the unlink is relative
@@ -61,6 +92,8 @@ impl NamespaceState {
         ring.notify_consumers();
         ring.notify_producers();
         let removed = self.dir.unlink(Sub::Queues, &file);
+        // The next budget check counts afresh, without this queue.
+        *self.bytes_counted.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
         // Its later rings: flag them too (handles there check their own
         // ring), wake their waiters, and remove them.
         // Priority levels' chains (`<id>.p<level>.<seq>`) too.
@@ -91,6 +124,7 @@ impl NamespaceState {
             router: Mutex::new(None),
             exclusive: Mutex::new(Vec::new()),
             memory_budget,
+            bytes_counted: Mutex::new(None),
             housekeeping: Default::default(),
         }
     }

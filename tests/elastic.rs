@@ -371,3 +371,36 @@ fn acks_requeue_ttl_and_prefetch_work_across_rings_as_in_one() {
     let stats = t.ns.queue_stats("q").unwrap();
     assert_eq!((stats.ready, stats.unacked, stats.expired), (0, 0, 30));
 }
+
+#[test]
+fn declares_past_the_memory_budget_are_refused_and_a_delete_makes_room() {
+    // Before, declares never looked at the budget: 10 000 default queues
+    // took 24 GB of a 9.9 GB budget (and /dev/shm with it).
+    let dir = std::env::temp_dir().join(format!("shmq-declare-budget-{}", std::process::id()));
+    let _cleanup = scopeguard(dir.clone());
+    let ns = shmq::Namespace::open_dir_with(&dir, NamespaceOptions::default().memory_budget(16 << 20)).unwrap();
+    let mut declared = Vec::new();
+    let refused = loop {
+        let name = format!("q{}", declared.len());
+        match ns.declare_queue(&name, &Default::default()) {
+            Ok(_) => declared.push(name),
+            Err(e) => break e,
+        }
+        assert!(declared.len() < 10_000, "the budget never refused a declare");
+    };
+    let shmq::Error::MemoryBudget { queue, needed, in_use, budget } = &refused else { panic!("{refused:?}") };
+    assert_eq!(queue, &format!("q{}", declared.len()));
+    assert_eq!(*budget, 16 << 20);
+    assert!(in_use + needed > *budget && *in_use <= *budget, "{refused}");
+    assert!(refused.to_string().contains("memory budget"), "{refused}");
+    assert!(!declared.is_empty());
+    // The refused queue was not left registered.
+    let names: Vec<String> = ns.list_queues().unwrap();
+    assert_eq!(names.len(), declared.len());
+    assert!(!names.contains(queue));
+    // Redeclaring an existing queue takes no new memory: still fine.
+    ns.declare_queue(&declared[0], &Default::default()).unwrap();
+    // A delete makes room at once.
+    ns.delete_queue(&declared[0]).unwrap();
+    ns.declare_queue(queue, &Default::default()).unwrap();
+}

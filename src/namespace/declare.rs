@@ -62,6 +62,19 @@ impl Namespace {
         Ok(self.declare_queue(&name, &options)?.name)
     }
 
+    /// Refuses a new queue whose first segment would take the namespace
+    /// past its memory budget; else counts it in.
+    fn check_budget(&self, name: &str, config: &QueueConfig) -> Result<(), Error> {
+        let needed = crate::segment::layout::QueueOffsets::for_geometry(config.geometry).total;
+        let in_use = self.shared.bytes_in_use();
+        let budget = self.shared.memory_budget;
+        if in_use.saturating_add(needed) > budget {
+            return Err(Error::MemoryBudget { queue: name.to_owned(), needed, in_use, budget });
+        }
+        self.shared.count_created(needed);
+        Ok(())
+    }
+
     /// Declares a queue: creates it, or checks that the existing one has the
     /// same options (RabbitMQ's `queue.declare`). Safe to race with other
     /// processes declaring the same queue. Returns the queue's stats.
@@ -69,6 +82,7 @@ impl Namespace {
     /// # Errors
     /// `InvalidName`, `InvalidOptions`, `PreconditionFailed` if it exists
     /// with other options, `NoSpace` if the file system cannot hold it,
+    /// `MemoryBudget` if the namespace's memory budget cannot,
     /// `PermissionDenied`, `Corrupt`, `IncompatibleVersion`.
     ///
     /// # Examples
@@ -118,6 +132,15 @@ impl Namespace {
                 Ok(true)
             }
         })?;
+        if registered {
+            if let Err(e) = self.check_budget(name, &config) {
+                let _ = self.update_table(|table| {
+                    table.remove_queue(name);
+                    Ok(())
+                });
+                return Err(e);
+            }
+        }
         let tmp_name = format!("q-{:016x}", liveness::random_token());
         let created = segment::create_queue(&self.shared.dir, &tmp_name, &config);
         let segment = match created {

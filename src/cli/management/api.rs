@@ -130,7 +130,7 @@ fn library_error(e: shmq::Error, vhost: &str) -> ApiError {
         | E::ExclusiveQueue { .. }
         | E::ExclusiveConsumer { .. }
         | E::QueueDeleted { .. }) => bad_request(e.to_string()),
-        e @ (E::TableFull { .. } | E::NoSpace { .. } | E::TooManyHandles { .. } | E::LockTimeout { .. }) => {
+        e @ (E::TableFull { .. } | E::NoSpace { .. } | E::MemoryBudget { .. } | E::TooManyHandles { .. } | E::LockTimeout { .. }) => {
             ApiError::new(503, "unavailable", e.to_string())
         }
         e => ApiError::new(500, "internal_server_error", e.to_string()),

@@ -374,8 +374,9 @@ fn acks_requeue_ttl_and_prefetch_work_across_rings_as_in_one() {
 
 #[test]
 fn declares_past_the_memory_budget_are_refused_and_a_delete_makes_room() {
-    // Before, declares never looked at the budget: 10 000 default queues
-    // took 24 GB of a 9.9 GB budget (and /dev/shm with it).
+    // Before, declares never looked at the budget: an import of thousands
+    // of queues took a namespace to 245 % of its budget (and filled
+    // /dev/shm).
     let dir = std::env::temp_dir().join(format!("shmq-declare-budget-{}", std::process::id()));
     let _cleanup = scopeguard(dir.clone());
     let ns = shmq::Namespace::open_dir_with(&dir, NamespaceOptions::default().memory_budget(16 << 20)).unwrap();

@@ -220,7 +220,10 @@ fn exit_code(e: &(dyn std::error::Error + 'static)) -> i32 {
         Some(shmq::Error::AccessRefused { .. }) => 2,
         Some(shmq::Error::TableFull { .. }) => 6,
         Some(shmq::Error::Corrupt { .. }) | Some(shmq::Error::IncompatibleVersion { .. }) => 5,
-        Some(shmq::Error::NoSpace { .. }) | Some(shmq::Error::MemoryBudget { .. }) | Some(shmq::Error::PermissionDenied { .. }) | Some(shmq::Error::UnsafePath { .. }) => 6,
+        Some(shmq::Error::NoSpace { .. })
+        | Some(shmq::Error::MemoryBudget { .. })
+        | Some(shmq::Error::PermissionDenied { .. })
+        | Some(shmq::Error::UnsafePath { .. }) => 6,
         Some(shmq::Error::LockTimeout { .. }) => 7,
         Some(
             shmq::Error::InvalidName { .. }

@@ -521,3 +521,24 @@ fn a_get_handle_refuses_consumer_options() {
     }
     assert_eq!(t.ns.queue_stats("q").unwrap().consumers, 0, "nothing was left attached");
 }
+
+#[test]
+fn drain_timeout_sleeps_until_a_batch_comes_from_another_thread() {
+    let t = TempNs::new("drain-timeout");
+    t.ns.declare_queue("q", &QueueOptions::default()).unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    let ns = t.ns.clone();
+    let publisher = std::thread::spawn(move || {
+        // Long after the consumer's spin: it is asleep in the futex.
+        std::thread::sleep(Duration::from_millis(200));
+        ns.producer("q").unwrap().publish_batch(&[b"a", b"b", b"c"]).unwrap();
+    });
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        consumer.drain_timeout(32, Duration::from_secs(30), |d| got.push(d.body().to_vec())).unwrap();
+    }
+    assert_eq!(got, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    publisher.join().unwrap();
+    t.ns.delete_queue("q").unwrap();
+    assert_eq!(consumer.drain_timeout(32, Duration::from_secs(30), |_| {}), Err(RecvError::QueueDeleted));
+}

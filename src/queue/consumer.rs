@@ -450,6 +450,58 @@ impl Consumer {
         self.recv_until(Some(Instant::now() + timeout))
     }
 
+    /// As [`drain`](Consumer::drain), but waits up to `timeout` for the
+    /// first message (sleeping in the futex after a brief spin, as `recv`
+    /// does), so a batched consumer need not spin: the blocking batch
+    /// receive.
+    ///
+    /// # Errors
+    /// [`RecvError::Timeout`] if nothing came; otherwise as
+    /// [`drain`](Consumer::drain).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-draintimeout-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// let consumer = ns.consumer("q", Default::default()).unwrap();
+    /// let wait = std::time::Duration::from_millis(10);
+    /// assert_eq!(consumer.drain_timeout(32, wait, |_| {}), Err(shmq::RecvError::Timeout));
+    /// ns.producer("q").unwrap().publish_batch(&[b"a", b"b"]).unwrap();
+    /// assert_eq!(consumer.drain_timeout(32, wait, |_| {}), Ok(2));
+    /// # drop(consumer); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn drain_timeout(&self, max: usize, timeout: Duration, mut handle: impl FnMut(Delivery<'_>)) -> Result<usize, RecvError> {
+        let deadline = Instant::now() + timeout;
+        let mut handled = 0;
+        let mut outcome = Ok(0);
+        if spin_until(|| {
+            outcome = self.drain(max, &mut handle);
+            !matches!(outcome, Ok(0))
+        }) {
+            return outcome;
+        }
+        loop {
+            if self.chain.is_deleted() {
+                return Err(RecvError::QueueDeleted);
+            }
+            let (queue, ticket) = self.arm_not_empty();
+            handled += self.drain(max, &mut handle)?;
+            if handled > 0 {
+                return Ok(handled);
+            }
+            let slice = wait_slice(Some(deadline), WAIT_SLICE).ok_or(RecvError::Timeout)?;
+            queue.ring.not_empty().wait(ticket, Some(slice));
+            self.sweep(false);
+            handled += self.drain(max, &mut handle)?;
+            if handled > 0 {
+                return Ok(handled);
+            }
+        }
+    }
+
     /// Calls `handle` on every message ready now, up to `max`, and returns
     /// how many it handled: the batch path for throughput. In auto-ack mode
     /// each delivery is settled when `handle` returns.

@@ -17,6 +17,8 @@ command -v clang >/dev/null || need+=(libclang-dev clang)
 command -v rabbitmq-server >/dev/null || test -x /usr/sbin/rabbitmq-server || need+=(rabbitmq-server)
 # The management web UI's browser test drives Debian's headless chromium.
 test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || need+=(chromium chromium-driver)
+# The shovel's TLS test makes its certificates with openssl.
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then apt-get update -qq && apt-get install -y -qq "${need[@]}"; fi
 
 echo "== cargo test (unit, integration, doc)"
@@ -41,7 +43,11 @@ rm -rf target/wheels target/python-venv
 python3 -m maturin build --quiet --release --manifest-path python/Cargo.toml --out target/wheels
 python3 -m venv target/python-venv
 venv_pip() { target/python-venv/bin/python -m pip install --quiet --disable-pip-version-check "$@"; }
-venv_pip pytest 'pika==1.4.4' 'aio-pika==10.2.1' 'celery==5.7.0' 'kombu==5.7.0' selenium
+venv_pip pytest 'pika==1.4.4' 'aio-pika==10.2.1' 'celery==5.7.0' 'kombu==5.7.0' 'selenium==4.51.0'
 venv_pip target/wheels/shmq-*abi3*.whl
+# RabbitMQ's own CLI, rabbitmqadmin v2, for test_rabbitmqadmin_vs_rabbitmq.py
+# (a crates.io build, about 4 minutes on a 2-core VM; kept in target/tools).
+test -x target/tools/bin/rabbitmqadmin || cargo install --quiet rabbitmqadmin --locked --root target/tools
 # On PATH first, so the `python3` and `celery` the tests start are the venv's.
-PATH="$PWD/target/python-venv/bin:$PATH" SHMQ_EXPECT_WHEEL=1 target/python-venv/bin/python -m pytest -q python/tests
+PATH="$PWD/target/python-venv/bin:$PATH" SHMQ_EXPECT_WHEEL=1 RABBITMQADMIN="$PWD/target/tools/bin/rabbitmqadmin" \
+  target/python-venv/bin/python -m pytest -q python/tests

@@ -137,6 +137,78 @@ fn library_error(e: shmq::Error, vhost: &str) -> ApiError {
     }
 }
 
+/// The queue arguments RabbitMQ 3.10 compares on a redeclare, in its order
+/// (`rabbit_classic_queue`/`rabbit_quorum_queue`): the first that differs
+/// is the one its 400 names. `x-delivery-limit` on a classic queue is
+/// shmq's own, compared last.
+const CLASSIC_EQUIVALENCE: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-delivery-limit",
+];
+const QUORUM_EQUIVALENCE: &[&str] = &[
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-overflow",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-delivery-limit",
+    "x-message-ttl",
+];
+
+/// RabbitMQ's reason for a `PUT /api/queues/...` that redeclares `name`
+/// with settings other than the `existing` ones, as
+/// `rabbit_misc:assert_args_equivalence` words it: both values plainly, or
+/// one side `none` and the other "the value '…' of type '…'" (the types
+/// the management API gives JSON values: `long`, `longstr`, `bool`).
+/// `None` if nothing RabbitMQ has an argument for differs (shmq's own
+/// sizes, say).
+fn queue_inequivalent(name: &str, vhost: &str, existing: &shmq::QueueOptions, requested: &shmq::QueueOptions) -> Option<String> {
+    let lead = |key: &str| format!("inequivalent arg '{key}' for queue '{name}' in vhost '{vhost}'");
+    // Another queue type is found before the flags (RabbitMQ 3.10).
+    if existing.queue_type == requested.queue_type {
+        for (key, current, received) in
+            [("durable", existing.durable, requested.durable), ("auto_delete", existing.auto_delete, requested.auto_delete)]
+        {
+            if current != received {
+                return Some(format!("{}: received '{received}' but current is '{current}'", lead(key)));
+            }
+        }
+    }
+    let shown = |v: &shmq::ArgValue| {
+        let kind = match v {
+            shmq::ArgValue::Int(_) => "long",
+            shmq::ArgValue::Bool(_) => "bool",
+            shmq::ArgValue::Str(_) | shmq::ArgValue::Void => "longstr",
+        };
+        (v.to_string(), kind)
+    };
+    let (current, wanted) = (existing.arguments(), requested.arguments());
+    let lookup = |args: &[(String, shmq::ArgValue)], key: &str| args.iter().find(|(k, _)| k == key).map(|(_, v)| shown(v));
+    let order = if existing.queue_type == shmq::QueueType::Quorum { QUORUM_EQUIVALENCE } else { CLASSIC_EQUIVALENCE };
+    order.iter().find_map(|key| {
+        let text = match (lookup(&wanted, key), lookup(&current, key)) {
+            (new, cur) if new == cur => return None,
+            (Some((r, _)), Some((c, _))) => format!("received '{r}' but current is '{c}'"),
+            (Some((r, kind)), None) => format!("received the value '{r}' of type '{kind}' but current is none"),
+            (None, Some((c, kind))) => format!("received none but current is the value '{c}' of type '{kind}'"),
+            (None, None) => return None,
+        };
+        Some(format!("{}: {text}", lead(key)))
+    })
+}
+
 /// Decodes one percent-encoded path segment; `None` if malformed or not
 /// UTF-8.
 pub fn decode_segment(segment: &str) -> Option<String> {
@@ -809,9 +881,14 @@ impl Api {
             .map_err(|e| library_error(e, &v.name))?
             .durable(flag(&body, "durable")?)
             .auto_delete(flag(&body, "auto_delete")?);
-        let existed = v.ns.queue_stats(name).is_ok();
-        v.ns.declare_queue(name, &options).map_err(|e| library_error(e, &v.name))?;
-        Ok(Response::empty(if existed { 204 } else { 201 }))
+        let existing = v.ns.queue_stats(name).ok();
+        v.ns.declare_queue(name, &options).map_err(|e| match (&e, &existing) {
+            (shmq::Error::PreconditionFailed { .. }, Some(s)) => {
+                queue_inequivalent(name, &v.name, &s.options, &options).map_or_else(|| library_error(e, &v.name), bad_request)
+            }
+            _ => library_error(e, &v.name),
+        })?;
+        Ok(Response::empty(if existing.is_some() { 204 } else { 201 }))
     }
 
     fn queue_delete(&self, vh: &str, name: &str, if_unused: bool, if_empty: bool) -> ApiResult {

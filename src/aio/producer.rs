@@ -14,8 +14,9 @@ use super::{Changed, Side};
 use crate::error::PublishError;
 use crate::message::Properties;
 use crate::namespace::publisher::{Publisher, Resume, Routed};
-use crate::queue::producer::Producer;
+use crate::queue::producer::{Producer, BUDGET_WAIT_SLICE};
 use crate::queue::SWEEP_INTERVAL;
+use crate::WaitReason;
 
 /// The wait hook of an async handle's blocking one: never wait there.
 fn never_wait() -> crate::WaitHook {
@@ -27,14 +28,17 @@ fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.map(|t| Instant::now() + t)
 }
 
-/// When the next sleep ends: a slice (so dead consumers are swept, as a
-/// blocking publish does), or the deadline if sooner; `None` if it passed.
-fn sleep_until(deadline: Option<Instant>) -> Option<Instant> {
+/// When the next sleep ends: a slice, or the deadline if sooner; `None` if
+/// it passed. The slice is the sweep interval (dead consumers' room is
+/// found), or, at the memory budget, the blocking publish's 10 ms: room
+/// there comes from other queues' rings, whose frees nobody here hears.
+fn sleep_until(deadline: Option<Instant>, reason: WaitReason) -> Option<Instant> {
     let now = Instant::now();
+    let slice = if reason == WaitReason::MemoryBudget { BUDGET_WAIT_SLICE } else { SWEEP_INTERVAL };
     match deadline {
         Some(d) if now >= d => None,
-        Some(d) => Some(d.min(now + SWEEP_INTERVAL)),
-        None => Some(now + SWEEP_INTERVAL),
+        Some(d) => Some(d.min(now + slice)),
+        None => Some(now + slice),
     }
 }
 
@@ -125,12 +129,12 @@ impl AsyncProducer {
                 Err(PublishError::Interrupted) => {}
                 done => return done,
             }
-            let (queue, ticket) = self.producer.arm_not_full();
+            let (queue, ticket, reason) = self.producer.arm_stalled();
             match self.producer.publish_with(properties, body) {
                 Err(PublishError::Interrupted) => {}
                 done => return done,
             }
-            let until = sleep_until(deadline).ok_or(PublishError::Timeout)?;
+            let until = sleep_until(deadline, reason).ok_or(PublishError::Timeout)?;
             Changed::new(queue, Side::NotFull, ticket, until).await;
             self.producer.after_sleep();
         }
@@ -256,7 +260,7 @@ impl AsyncPublisher {
                 done => return done,
             }
             let Some(stalled) = resume.as_mut() else { continue };
-            let Some((queue, ticket)) = self.publisher.stalled_producer(stalled).map(Producer::arm_not_full) else {
+            let Some((queue, ticket, reason)) = self.publisher.stalled_producer(stalled).map(Producer::arm_stalled) else {
                 Publisher::skip_stalled(stalled);
                 continue;
             };
@@ -265,7 +269,7 @@ impl AsyncPublisher {
                 done => return done,
             }
             let Some(stalled) = resume.as_mut() else { continue };
-            match sleep_until(deadline) {
+            match sleep_until(deadline, reason) {
                 Some(until) => {
                     Changed::new(queue, Side::NotFull, ticket, until).await;
                     if let Some(producer) = self.publisher.stalled_producer(stalled) {

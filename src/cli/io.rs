@@ -126,7 +126,7 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
             }
             Sink::Exchange(Box::new(ns.publisher()), exchange.clone())
         }
-        None => Sink::Queue(ns.producer(&args.queue)?),
+        None => Sink::Queue(Box::new(ns.producer(&args.queue)?)),
     };
     match &mut sink {
         Sink::Exchange(p, _) => p.set_publish_timeout(args.timeout_ms.map(Duration::from_millis)),
@@ -258,8 +258,8 @@ pub fn publish(cli: &Cli, args: &PublishArgs) -> CliResult {
 }
 
 enum Sink {
-    Queue(shmq::Producer),
-    // Boxed: a publisher carries its routing scratch, far larger than a producer.
+    // Both boxed: the two differ in size, and neither is small.
+    Queue(Box<shmq::Producer>),
     Exchange(Box<shmq::Publisher>, String),
 }
 

@@ -444,9 +444,9 @@ impl Publisher {
 
     /// The producer of the queue an interrupted publish stopped at.
     #[cfg(feature = "async")]
-    pub(crate) fn stalled_producer(&self, resume: &Resume) -> Option<&Producer> {
+    pub(crate) fn stalled_producer(&mut self, resume: &Resume) -> Option<&mut Producer> {
         let target = *self.targets.get(resume.next)?;
-        self.producers.get(target)?.as_ref()
+        self.producers.get_mut(target)?.as_mut()
     }
 
     /// Gives up on the queue an interrupted publish stopped at (its wait

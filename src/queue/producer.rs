@@ -38,7 +38,7 @@ pub type WaitHook = std::sync::Arc<dyn Fn(WaitReason) -> bool + Send + Sync>;
 
 /// How long a publish blocked by the memory budget sleeps between looks:
 /// room comes back when a consumer retires a ring, which wakes nobody here.
-const BUDGET_WAIT_SLICE: Duration = Duration::from_millis(10);
+pub(crate) const BUDGET_WAIT_SLICE: Duration = Duration::from_millis(10);
 
 /// Most messages one `publish_batch` call claims at once.
 pub const MAX_BATCH: usize = 64;
@@ -80,6 +80,10 @@ pub struct Producer {
     /// The last publish waited for the memory budget and has not got room
     /// since.
     blocked: bool,
+    /// Why this producer's last publish had to wait (set before the wait
+    /// hook is asked): tells the async producer which ring to sleep on and
+    /// for how long.
+    stalled: Option<(Instant, WaitReason)>,
     /// Body bytes of the claim being made (for `max_length_bytes`).
     claim_bytes: u64,
     /// Dead-letters what this producer drops or refuses at the queue's
@@ -152,6 +156,7 @@ impl Producer {
             reclaim_hint: ReclaimHint::default(),
             wait_hook: None,
             blocked: false,
+            stalled: None,
             claim_bytes: 0,
         }
     }
@@ -788,6 +793,7 @@ impl Producer {
     /// timeout passed; `Interrupted` if the wait hook says so.
     fn wait(&mut self, reason: WaitReason, units: &[u32], deadline: &mut Option<Option<Instant>>) -> Result<Option<Claim>, PublishError> {
         let deadline = *deadline.get_or_insert_with(|| self.timeout.map(|t| Instant::now() + t));
+        self.stalled = Some((Instant::now(), reason));
         if let Some(hook) = &self.wait_hook {
             if !hook(reason) {
                 return Err(PublishError::Interrupted);
@@ -826,9 +832,39 @@ impl Producer {
     }
 
     /// After a sleep for room: room may be held by dead consumers' unacked
-    /// messages.
+    /// messages (in this producer's ring, or a priority level's).
     pub(crate) fn after_sleep(&self) {
         self.agent.maybe_recover(false);
+        for level in self.levels.iter().flat_map(|l| l.producers.iter().flatten()) {
+            level.agent.maybe_recover(false);
+        }
+    }
+
+    /// For the async producer, after a publish the wait hook interrupted:
+    /// arms the ring that publish waited on (a priority level's, or this
+    /// producer's own) and returns it, the ticket, and why it waited.
+    #[cfg(feature = "async")]
+    pub(crate) fn arm_stalled(&mut self) -> (Arc<QueueHandle>, u32, WaitReason) {
+        // The latest stall is this publish's; older ones are stale (an
+        // earlier publish's, whose retry then found room).
+        let latest = |p: &Producer| p.stalled.map(|(at, _)| at);
+        let own = latest(self);
+        let level = self
+            .levels
+            .as_mut()
+            .and_then(|l| l.producers.iter_mut().flatten().filter(|p| p.stalled.is_some()).max_by_key(|p| latest(p)))
+            .filter(|level| latest(level) > own);
+        let stalled = match level {
+            Some(level) => level,
+            None => self,
+        };
+        let reason = stalled.stalled.take().map_or(WaitReason::QueueFull, |(_, reason)| reason);
+        let (queue, ticket) = stalled.arm_not_full();
+        self.stalled = None;
+        for level in self.level_producers() {
+            level.stalled = None;
+        }
+        (queue, ticket, reason)
     }
 }
 

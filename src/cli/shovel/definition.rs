@@ -122,17 +122,19 @@ pub fn validate_name(name: &str) -> Result<(), Refused> {
 
 /// `uri` with its password hidden (`amqp://user:***@host/...`), for
 /// messages, logs, status and listings.
+///
+/// The user info ends at the *last* `@` in the URI: a password may hold
+/// `@`, and unencoded `/` or `?` too (such a URI does not connect, but is
+/// still shown). An `@` in the path or query then hides more than the
+/// password, never less.
 pub fn redact(uri: &str) -> String {
     let Some(scheme_end) = uri.find("://").map(|i| i + 3) else { return uri.to_owned() };
-    // The authority ends at the first '/' after the scheme; its user info at
-    // the last '@' in it (a password may hold '@').
-    let authority_end = uri[scheme_end..].find('/').map_or(uri.len(), |i| scheme_end + i);
-    match uri[scheme_end..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &uri[scheme_end..scheme_end + at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &uri[..scheme_end], &uri[scheme_end + at..])
-        }
+    let Some(at) = uri[scheme_end..].rfind('@').map(|i| scheme_end + i) else { return uri.to_owned() };
+    let userinfo = &uri[scheme_end..at];
+    match userinfo.split_once(':') {
+        Some((user, _password)) if !user.contains(['/', '?', '#']) => format!("{}{user}:***{}", &uri[..scheme_end], &uri[at..]),
+        // What looks like the user name is not one: hide it all.
+        Some(_) => format!("{}***{}", &uri[..scheme_end], &uri[at..]),
         None => uri.to_owned(),
     }
 }
@@ -148,6 +150,14 @@ fn endpoint(key: &str, uri: &str) -> Result<Endpoint, Refused> {
         return Ok(Endpoint::Shm(rest.to_owned()));
     }
     if uri.starts_with("amqp://") || uri.starts_with("amqps://") {
+        let scheme_end = uri.find("://").map_or(0, |i| i + 3);
+        if let Some(at) = uri[scheme_end..].rfind('@') {
+            if uri[scheme_end..scheme_end + at].contains(['/', '?', '#']) {
+                return Err(bad(format!(
+                    "{key} {shown:?}: its user name or password holds '/', '?' or '#': percent-encode them (%2F, %3F, %23)"
+                )));
+            }
+        }
         super::tls::parse(uri).map_err(|e| bad(format!("{key} {shown:?}: {e}")))?;
         return Ok(Endpoint::Amqp(vec![uri.to_owned()]));
     }
@@ -453,6 +463,21 @@ pub fn names(ns: &shmq::Namespace) -> Result<Vec<String>, Box<dyn std::error::Er
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_hides_passwords_holding_at_slash_and_question_marks() {
+        for (uri, shown) in [
+            ("amqp://guest:secret@host:5672/%2f", "amqp://guest:***@host:5672/%2f"),
+            ("amqp://guest:pa/ssSECRET@host/v", "amqp://guest:***@host/v"),
+            ("amqp://guest:a@b/SECRET@host/v", "amqp://guest:***@host/v"),
+            ("amqps://guest:pa?SECRET@host:5671/%2f", "amqps://guest:***@host:5671/%2f"),
+            ("amqp://host/v", "amqp://host/v"),
+            ("amqps://u:p@h/?cacertfile=/a@b/ca.pem", "amqps://u:***@b/ca.pem"),
+        ] {
+            assert_eq!(redact(uri), shown);
+            assert!(!redact(uri).contains("SECRET"));
+        }
+    }
 
     fn def(pairs: &[(&str, Value)]) -> Map<String, Value> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect()

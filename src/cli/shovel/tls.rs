@@ -95,9 +95,11 @@ pub fn parse(uri: &str) -> Result<AmqpTarget, String> {
             "fail_if_no_peer_cert" if value == "true" || value == "false" => {}
             "fail_if_no_peer_cert" => return Err(format!("fail_if_no_peer_cert={value}: expected true or false")),
             _ if LAPIN_KEYS.contains(&name) => kept.push(pair),
+            // Not named: an unencoded '?' in a password would make part of
+            // the password this "key".
             _ => {
                 return Err(format!(
-                    "unknown URI query key {name:?}: shmq takes {} and, with amqps://, cacertfile, certfile, keyfile, verify, server_name_indication",
+                    "an unknown URI query key: shmq takes {} and, with amqps://, cacertfile, certfile, keyfile, verify, server_name_indication, fail_if_no_peer_cert (percent-encode any '?' in a password)",
                     LAPIN_KEYS.join(", ")
                 ))
             }
@@ -116,7 +118,14 @@ pub fn parse(uri: &str) -> Result<AmqpTarget, String> {
 /// Reads a PEM file, bounded.
 fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("{what} {}: {e}", path.display()))?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: opening a FIFO with no writer would otherwise hang the
+    // shovel; the type check below then refuses it.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("{what} {}: {e}", path.display()))?;
     let metadata = file.metadata().map_err(|e| format!("{what} {}: {e}", path.display()))?;
     if !metadata.is_file() {
         return Err(format!("{what} {}: not a regular file", path.display()));
@@ -172,6 +181,7 @@ mod tests {
         assert!(parse("amqps://h/?server_name_indication=other").unwrap_err().contains("\"h\""));
         assert!(parse("amqps://h:1/?server_name_indication=h").is_ok());
         assert!(parse("amqps://h/?colour=blue").unwrap_err().contains("unknown URI query key"));
+        assert!(!parse("amqps://h/?colour=blue").unwrap_err().contains("colour"), "key names are not echoed");
         assert!(parse("amqps://h/?cacertfile=%zz").unwrap_err().contains("hex"));
     }
 

@@ -166,7 +166,9 @@ fn absolute(after: Duration) -> futex::Timespec {
 /// The reactor threads of this process.
 #[derive(Default)]
 struct Reactor {
-    shards: Mutex<Vec<Arc<Shard>>>,
+    /// The process the shards' threads run in, and the shards. A fork
+    /// child inherits the list but not the threads: it starts its own.
+    shards: Mutex<(u32, Vec<Arc<Shard>>)>,
 }
 
 fn reactor() -> &'static Reactor {
@@ -189,7 +191,16 @@ impl Sleep {
     pub(crate) fn register(keep: KeepAlive, word: &AtomicU32, ticket: u32, deadline: Instant, waker: &Waker) -> std::io::Result<Sleep> {
         let registration = Registration { word, ticket, deadline, waker: waker.clone(), fired: false, _keep: keep };
         let reactor = reactor();
-        let mut shards = reactor.shards.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = reactor.shards.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (pid, shards) = &mut *guard;
+        if *pid != std::process::id() {
+            // A fork child (or the first use): the parent's shards have no
+            // thread here; their registrations were the parent's tasks.
+            *pid = std::process::id();
+            // Leaked, not dropped: their wakers belong to the parent's
+            // executors, whose state here is a copy.
+            std::mem::forget(std::mem::take(shards));
+        }
         for shard in shards.iter() {
             let mut slots = shard.lock();
             if let Some(slot) = slots.iter().position(Option::is_none) {

@@ -146,7 +146,9 @@ fn an_src_exchange_shovel_keeps_the_message_a_faulted_session_held() {
     );
     let log = src.path().join("sx.log");
     let mut child = runner(&src, &["sx"], &log);
-    assert!(wait_until(Duration::from_secs(10), || !src.ns.list_queues().unwrap().is_empty()), "the shovel bound no queue");
+    // Bound, not only declared (the session declares, then binds).
+    let bound = || src.ns.publisher().route_count("amq.fanout", "", &Properties::new()).unwrap() == 1;
+    assert!(wait_until(Duration::from_secs(10), bound), "the shovel bound no queue");
     let routed = src.ns.publisher().publish("amq.fanout", "", &Properties::new(), b"precious").unwrap();
     assert_eq!(routed.queues, 1);
     // Let it fail at least once, then give it somewhere to go.

@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from typing import Any, Dict, Optional, Tuple
@@ -300,3 +301,49 @@ def test_metrics_pass_promtool(shmq_management, shmq_bin, namespace):
     checked = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert checked.stdout.strip() == "" and checked.stderr.strip() == "", checked.stdout + checked.stderr
+
+
+def test_a_real_prometheus_scrapes_the_metrics(shmq_management, tmp_path):
+    """Debian's Prometheus server scrapes shmq's /metrics (basic auth, as
+    for RabbitMQ's plugin when it is behind the management listener) and
+    its query API returns the queue's ready count."""
+    shmq, _ = shmq_management
+    ok(shmq, "PUT", "/api/queues/%2F/scraped", {"arguments": {}})
+    for i in range(7):
+        ok(shmq, "POST", "/api/exchanges/%2F/amq.default/publish",
+           {"properties": {}, "routing_key": "scraped", "payload": f"m{i}", "payload_encoding": "string"})
+    promtool()  # installs Debian's prometheus package (server and promtool) if missing
+    server = shutil.which("prometheus")
+    if server is None:
+        pytest.skip("Debian's prometheus server is not installed and could not be (apt-get install prometheus)")
+    from rabbitmq import free_port
+    port = free_port()
+    target = shmq.split("://", 1)[1]
+    (tmp_path / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\n"
+        "scrape_configs:\n  - job_name: shmq\n    basic_auth: {username: guest, password: guest}\n"
+        f"    static_configs:\n      - targets: ['{target}']\n")
+    process = subprocess.Popen([server, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'data'}",
+                                f"--web.listen-address=127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        query = urllib.parse.quote('rabbitmq_queue_messages_ready{queue="scraped"}')
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/query?query={query}", timeout=5) as response:
+                    result = json.load(response)["data"]["result"]
+                if result:
+                    break
+            except (urllib.error.URLError, ConnectionError, KeyError):
+                pass
+            assert time.monotonic() < deadline, "Prometheus never got a sample of the queue"
+            time.sleep(0.5)
+        assert result[0]["value"][1] == "7"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/targets", timeout=5) as response:
+            targets = json.load(response)["data"]["activeTargets"]
+        assert [t["health"] for t in targets] == ["up"], targets
+    finally:
+        process.kill()
+        process.wait()

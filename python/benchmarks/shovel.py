@@ -57,7 +57,10 @@ def timed_shovel(ns: str, name: str, src: str, src_queue: str, dest: str, dest_q
     sh("-n", ns, "shovel", "declare", name, "--src-uri", src, "--src-queue", src_queue, "--dest-uri", dest,
        "--dest-queue", dest_queue, "--src-delete-after", "queue-length")
     elapsed = timed(["-n", ns, "shovel", "run", name])
-    sh("-n", ns, "shovel", "delete", name)
+    # src-delete-after reached: the runner removed the definition itself,
+    # as RabbitMQ does.
+    listed = [s["name"] for s in json.loads(sh("-n", ns, "shovel", "list", "--json"))]
+    assert name not in listed, f"shovel {name} still defined after it finished"
     return elapsed
 
 

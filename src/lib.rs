@@ -75,7 +75,9 @@ pub use namespace::{Housekept, Namespace, NamespaceOptions, QueueStats, DIRECT_R
 #[cfg(not(shmq_loom))]
 pub use nsdir::{default_root, validate_name, validate_queue_name, DEFAULT_ROOT_PREFIX};
 #[cfg(not(shmq_loom))]
-pub use options::{AckMode, ConsumerOptions, Overflow, QueueOptions, QueueType, DEFAULT_MAX_MESSAGE_BYTES, MAX_TTL_MS, QUEUE_ARGUMENTS};
+pub use options::{
+    AckMode, ConsumerOptions, Inequivalence, Overflow, QueueOptions, QueueType, DEFAULT_MAX_MESSAGE_BYTES, MAX_TTL_MS, QUEUE_ARGUMENTS,
+};
 #[cfg(not(shmq_loom))]
 pub use queue::consumer::{Consumer, Delivery, DeliveryTag};
 #[cfg(not(shmq_loom))]

@@ -144,6 +144,23 @@ pub const MAX_TTL_MS: u64 = u32::MAX as u64;
 /// default queue takes.
 pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 16 << 20;
 
+/// The first thing a redeclare differs in, as RabbitMQ names it: a flag
+/// (`durable`, `auto_delete`) or an argument (`x-max-length`, ...), with
+/// the requested and the existing value (`None`: not set on that side).
+/// See [`QueueOptions::inequivalence`].
+///
+/// # Examples
+/// See [`QueueOptions::inequivalence`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inequivalence {
+    /// The flag or argument.
+    pub key: &'static str,
+    /// The value the redeclare asked for.
+    pub received: Option<crate::ArgValue>,
+    /// The queue's value.
+    pub current: Option<crate::ArgValue>,
+}
+
 /// Options of a queue, fixed when it is declared. Declaring an existing
 /// queue with different options fails with
 /// [`Error::PreconditionFailed`](crate::Error::PreconditionFailed).
@@ -580,6 +597,67 @@ impl QueueOptions {
             return Err(invalid(limit, "not supported by shmq together with x-max-priority yet; drop one of them".into()));
         }
         Ok(self)
+    }
+
+    /// What a redeclare with `requested` would be refused over, as
+    /// RabbitMQ 3.10 reports it: the first difference in its order (the
+    /// `durable` and `auto_delete` flags unless the queue type differs, then
+    /// the arguments as `rabbit_classic_queue`/`rabbit_quorum_queue` list
+    /// them; shmq's `x-delivery-limit` on a classic queue last). `None` if
+    /// nothing RabbitMQ has a flag or argument for differs (e.g.
+    /// `capacity_bytes`).
+    ///
+    /// # Examples
+    /// ```
+    /// let existing = shmq::QueueOptions::default().max_length(100);
+    /// let differs = existing.inequivalence(&shmq::QueueOptions::default().max_length(5)).unwrap();
+    /// assert_eq!(differs.key, "x-max-length");
+    /// assert_eq!((differs.received, differs.current), (Some(shmq::ArgValue::Int(5)), Some(shmq::ArgValue::Int(100))));
+    /// ```
+    pub fn inequivalence(&self, requested: &QueueOptions) -> Option<Inequivalence> {
+        const CLASSIC: &[&str] = &[
+            "x-expires",
+            "x-message-ttl",
+            "x-dead-letter-exchange",
+            "x-dead-letter-routing-key",
+            "x-max-length",
+            "x-max-length-bytes",
+            "x-max-priority",
+            "x-overflow",
+            "x-single-active-consumer",
+            "x-queue-type",
+            "x-delivery-limit",
+        ];
+        const QUORUM: &[&str] = &[
+            "x-dead-letter-exchange",
+            "x-dead-letter-routing-key",
+            "x-expires",
+            "x-max-length",
+            "x-max-length-bytes",
+            "x-overflow",
+            "x-single-active-consumer",
+            "x-queue-type",
+            "x-delivery-limit",
+            "x-message-ttl",
+        ];
+        use crate::ArgValue::Bool;
+        // Another queue type is found before the flags (RabbitMQ 3.10).
+        if self.queue_type == requested.queue_type {
+            for (key, current, received) in
+                [("durable", self.durable, requested.durable), ("auto_delete", self.auto_delete, requested.auto_delete)]
+            {
+                if current != received {
+                    return Some(Inequivalence { key, received: Some(Bool(received)), current: Some(Bool(current)) });
+                }
+            }
+        }
+        let (current, wanted) = (self.arguments(), requested.arguments());
+        let lookup = |args: &[(String, crate::ArgValue)], key: &str| args.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let order = if self.queue_type == QueueType::Quorum { QUORUM } else { CLASSIC };
+        order.iter().find_map(|&key| {
+            let (received, current) = (lookup(&wanted, key), lookup(&current, key));
+            (received != current).then_some(Inequivalence { key, received, current })
+        })
     }
 
     /// These options as RabbitMQ queue arguments: the inverse of

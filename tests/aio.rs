@@ -7,7 +7,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::TempNs;
+use common::{cpu_time, TempNs};
 use futures_lite::StreamExt;
 use shmq::aio::{AsyncConsumer, AsyncProducer, AsyncPublisher};
 use shmq::{AckMode, ConsumerOptions, ExchangeKind, ExchangeOptions, Overflow, Properties, QueueOptions, RecvError};
@@ -31,24 +31,6 @@ fn threads_named(prefix: &str) -> usize {
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
         .filter(|name| name.starts_with(prefix))
         .count()
-}
-
-/// CPU time (user + system) used so far by this process's threads whose
-/// name starts with one of `prefixes`, to the kernel's tick (10 ms).
-fn cpu_time(prefixes: &[&str]) -> Duration {
-    let mut ticks = 0;
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let Ok(name) = std::fs::read_to_string(task.path().join("comm")) else { continue };
-        if !prefixes.iter().any(|p| name.starts_with(p)) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
-        // After the name's closing parenthesis: state is field 3, utime and
-        // stime are fields 14 and 15.
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-        ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    }
-    Duration::from_millis(ticks * 10)
 }
 
 /// A runtime whose worker threads are named `name`, so that the CPU they

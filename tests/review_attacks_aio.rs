@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::TempNs;
+use common::{cpu_time, TempNs};
 use futures_lite::StreamExt;
 use shmq::aio::{AsyncConsumer, AsyncProducer, AsyncPublisher};
 use shmq::{AckMode, ConsumerOptions, ExchangeKind, ExchangeOptions, Overflow, Properties, QueueOptions, RecvError};
@@ -34,22 +34,6 @@ fn manual(prefetch: u32) -> ConsumerOptions {
 
 fn prio(p: u8) -> Properties<'static> {
     Properties { priority: Some(p), ..Properties::new() }
-}
-
-/// CPU time (user + system) of this process's threads whose name starts
-/// with one of `prefixes` (kernel ticks, 10 ms).
-fn cpu_time(prefixes: &[&str]) -> Duration {
-    let mut ticks = 0;
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let Ok(name) = std::fs::read_to_string(task.path().join("comm")) else { continue };
-        if !prefixes.iter().any(|p| name.starts_with(p)) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-        ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    }
-    Duration::from_millis(ticks * 10)
 }
 
 // ---------------------------------------------------------------------------

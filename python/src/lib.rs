@@ -211,36 +211,6 @@ fn invalid_argument(py: Python<'_>, e: shmq::Error, given: &QueueArguments) -> P
     with_reply_text(py, InvalidArgument::new_err(text), &reply)
 }
 
-/// The arguments RabbitMQ 3.10 compares when a queue is redeclared, in its
-/// order (`rabbit_classic_queue`/`rabbit_quorum_queue` `queue_arguments`):
-/// the first that differs is the one its 406 names. A classic queue with
-/// `x-delivery-limit` is shmq's own, compared last.
-const CLASSIC_EQUIVALENCE: &[&str] = &[
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-single-active-consumer",
-    "x-queue-type",
-    "x-delivery-limit",
-];
-const QUORUM_EQUIVALENCE: &[&str] = &[
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-expires",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-overflow",
-    "x-single-active-consumer",
-    "x-queue-type",
-    "x-delivery-limit",
-    "x-message-ttl",
-];
-
 /// RabbitMQ's "inequivalent arg" text for a redeclare of exchange `name`
 /// with `requested` options that conflict with `existing`, in its order
 /// (type, durable, auto_delete, internal, then arguments).
@@ -284,43 +254,24 @@ fn stored_type(v: &shmq::ArgValue) -> &'static str {
 /// queue's `existing` ones; `None` if the difference is in nothing
 /// RabbitMQ has an argument for (e.g. `capacity_bytes`).
 fn inequivalent(name: &str, existing: &shmq::QueueOptions, requested: &shmq::QueueOptions, given: &QueueArguments) -> Option<String> {
-    let lead = |key: &str| format!("inequivalent arg '{key}' for queue '{name}' in vhost '/'");
-    // Another queue type is found before the flags (RabbitMQ 3.10).
-    let same_type = existing.queue_type == requested.queue_type;
-    if same_type && existing.durable != requested.durable {
-        return Some(format!("{}: received '{}' but current is '{}'", lead("durable"), requested.durable, existing.durable));
-    }
-    if same_type && existing.auto_delete != requested.auto_delete {
-        return Some(format!("{}: received '{}' but current is '{}'", lead("auto_delete"), requested.auto_delete, existing.auto_delete));
-    }
-    let (current, wanted) = (existing.arguments(), requested.arguments());
-    let lookup = |args: &[(String, shmq::ArgValue)], key: &str| args.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-    let order = if existing.queue_type == shmq::QueueType::Quorum { QUORUM_EQUIVALENCE } else { CLASSIC_EQUIVALENCE };
-    for key in order {
-        let (cur, new) = (lookup(&current, key), lookup(&wanted, key));
-        if cur == new {
-            continue;
-        }
-        // As rabbit_misc:assert_args_equivalence prints them: a value on
-        // both sides plainly, one side missing as "none" and the other as
-        // "the value '…' of type '…'". The received side as given
-        // (`x-queue-type: classic` is no setting in shmq's options, but
-        // RabbitMQ shows it received).
-        let received = match (&new, given.given(key)) {
-            (_, Some((kind, shown))) => Some((shown.to_owned(), kind)),
-            (Some(v), None) => Some((v.to_string(), stored_type(v))),
-            (None, None) => None,
-        };
-        let current_shown = cur.as_ref().map(|v| (v.to_string(), stored_type(v)));
-        let text = match (received, current_shown) {
-            (Some(received), Some((c, _))) => format!("received '{}' but current is '{c}'", received.0),
-            (Some(received), None) => format!("received the value '{}' of type '{}' but current is none", received.0, received.1),
-            (None, Some((c, kind))) => format!("received none but current is the value '{c}' of type '{kind}'"),
-            (None, None) => continue,
-        };
-        return Some(format!("{}: {text}", lead(key)));
-    }
-    None
+    let differs = existing.inequivalence(requested)?;
+    // As rabbit_misc:assert_args_equivalence prints them: a value on both
+    // sides plainly, one side missing as "none" and the other as "the value
+    // '…' of type '…'". The received side as given (`x-queue-type: classic`
+    // is no setting in shmq's options, but RabbitMQ shows it received).
+    let received = match (&differs.received, given.given(differs.key)) {
+        (_, Some((kind, shown))) => Some((shown.to_owned(), kind)),
+        (Some(v), None) => Some((v.to_string(), stored_type(v))),
+        (None, None) => None,
+    };
+    let current = differs.current.as_ref().map(|v| (v.to_string(), stored_type(v)));
+    let text = match (received, current) {
+        (Some((r, _)), Some((c, _))) => format!("received '{r}' but current is '{c}'"),
+        (Some((r, kind)), None) => format!("received the value '{r}' of type '{kind}' but current is none"),
+        (None, Some((c, kind))) => format!("received none but current is the value '{c}' of type '{kind}'"),
+        (None, None) => return None,
+    };
+    Some(format!("inequivalent arg '{}' for queue '{name}' in vhost '/': {text}", differs.key))
 }
 
 #[pymethods]

@@ -117,3 +117,22 @@ pub fn seeded_rng() -> (u64, impl FnMut() -> u64) {
     };
     (seed, next)
 }
+
+/// CPU time (user + system) used so far by this process's threads whose
+/// name starts with one of `prefixes`, to the kernel's tick (10 ms): what a
+/// test of "does not spin" measures.
+pub fn cpu_time(prefixes: &[&str]) -> std::time::Duration {
+    let mut ticks = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let Ok(name) = std::fs::read_to_string(task.path().join("comm")) else { continue };
+        if !prefixes.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        // After the name's closing parenthesis: state is field 3, utime and
+        // stime are fields 14 and 15.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        ticks += fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    }
+    std::time::Duration::from_millis(ticks * 10)
+}

@@ -137,36 +137,6 @@ fn library_error(e: shmq::Error, vhost: &str) -> ApiError {
     }
 }
 
-/// The queue arguments RabbitMQ 3.10 compares on a redeclare, in its order
-/// (`rabbit_classic_queue`/`rabbit_quorum_queue`): the first that differs
-/// is the one its 400 names. `x-delivery-limit` on a classic queue is
-/// shmq's own, compared last.
-const CLASSIC_EQUIVALENCE: &[&str] = &[
-    "x-expires",
-    "x-message-ttl",
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-max-priority",
-    "x-overflow",
-    "x-single-active-consumer",
-    "x-queue-type",
-    "x-delivery-limit",
-];
-const QUORUM_EQUIVALENCE: &[&str] = &[
-    "x-dead-letter-exchange",
-    "x-dead-letter-routing-key",
-    "x-expires",
-    "x-max-length",
-    "x-max-length-bytes",
-    "x-overflow",
-    "x-single-active-consumer",
-    "x-queue-type",
-    "x-delivery-limit",
-    "x-message-ttl",
-];
-
 /// RabbitMQ's reason for a `PUT /api/queues/...` that redeclares `name`
 /// with settings other than the `existing` ones, as
 /// `rabbit_misc:assert_args_equivalence` words it: both values plainly, or
@@ -175,17 +145,8 @@ const QUORUM_EQUIVALENCE: &[&str] = &[
 /// `None` if nothing RabbitMQ has an argument for differs (shmq's own
 /// sizes, say).
 fn queue_inequivalent(name: &str, vhost: &str, existing: &shmq::QueueOptions, requested: &shmq::QueueOptions) -> Option<String> {
-    let lead = |key: &str| format!("inequivalent arg '{key}' for queue '{name}' in vhost '{vhost}'");
-    // Another queue type is found before the flags (RabbitMQ 3.10).
-    if existing.queue_type == requested.queue_type {
-        for (key, current, received) in
-            [("durable", existing.durable, requested.durable), ("auto_delete", existing.auto_delete, requested.auto_delete)]
-        {
-            if current != received {
-                return Some(format!("{}: received '{received}' but current is '{current}'", lead(key)));
-            }
-        }
-    }
+    let differs = existing.inequivalence(requested)?;
+    // Typed as they arrive in JSON: numbers as longs.
     let shown = |v: &shmq::ArgValue| {
         let kind = match v {
             shmq::ArgValue::Int(_) => "long",
@@ -194,19 +155,13 @@ fn queue_inequivalent(name: &str, vhost: &str, existing: &shmq::QueueOptions, re
         };
         (v.to_string(), kind)
     };
-    let (current, wanted) = (existing.arguments(), requested.arguments());
-    let lookup = |args: &[(String, shmq::ArgValue)], key: &str| args.iter().find(|(k, _)| k == key).map(|(_, v)| shown(v));
-    let order = if existing.queue_type == shmq::QueueType::Quorum { QUORUM_EQUIVALENCE } else { CLASSIC_EQUIVALENCE };
-    order.iter().find_map(|key| {
-        let text = match (lookup(&wanted, key), lookup(&current, key)) {
-            (new, cur) if new == cur => return None,
-            (Some((r, _)), Some((c, _))) => format!("received '{r}' but current is '{c}'"),
-            (Some((r, kind)), None) => format!("received the value '{r}' of type '{kind}' but current is none"),
-            (None, Some((c, kind))) => format!("received none but current is the value '{c}' of type '{kind}'"),
-            (None, None) => return None,
-        };
-        Some(format!("{}: {text}", lead(key)))
-    })
+    let text = match (differs.received.as_ref().map(shown), differs.current.as_ref().map(shown)) {
+        (Some((r, _)), Some((c, _))) => format!("received '{r}' but current is '{c}'"),
+        (Some((r, kind)), None) => format!("received the value '{r}' of type '{kind}' but current is none"),
+        (None, Some((c, kind))) => format!("received none but current is the value '{c}' of type '{kind}'"),
+        (None, None) => return None,
+    };
+    Some(format!("inequivalent arg '{}' for queue '{name}' in vhost '{vhost}': {text}", differs.key))
 }
 
 /// Decodes one percent-encoded path segment; `None` if malformed or not

@@ -278,3 +278,23 @@ fn an_async_consumer_killed_mid_stream_loses_nothing() {
     assert!(seen.iter().all(|s| *s));
     assert!(redelivered > 0, "the killed consumer's unacked messages come back flagged");
 }
+
+#[test]
+fn the_async_handles_keep_the_publish_timeout_set_before_wrapping() {
+    // Set on the blocking handle, then wrapped: the timeout is not dropped.
+    let ns = TempNs::new("aio-timeout-kept");
+    ns.ns.declare_queue("q", &bounded_block(1)).unwrap();
+    let mut producer = ns.ns.producer("q").unwrap();
+    producer.set_publish_timeout(Some(Duration::from_millis(20)));
+    let mut producer = AsyncProducer::new(producer);
+    let mut publisher = ns.ns.publisher();
+    publisher.set_publish_timeout(Some(Duration::from_millis(20)));
+    let mut publisher = AsyncPublisher::new(publisher);
+    let rt = runtime();
+    rt.block_on(async {
+        producer.publish(b"1").await.unwrap();
+        assert_eq!(producer.publish(b"2").await, Err(shmq::PublishError::Timeout));
+        let routed = publisher.publish("", "q", &Properties::new(), b"3").await.unwrap();
+        assert_eq!(routed, shmq::Routed { queues: 0, full: 1 });
+    });
+}

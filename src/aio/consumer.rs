@@ -18,7 +18,8 @@ use crate::PropertiesRef;
 /// Every `SWEEP_INTERVAL` (200 ms) asleep the task wakes to sweep for dead
 /// peers (how often any handle sweeps at most),
 /// as a blocking `recv` does, so a crashed consumer's messages come back to
-/// an idle async one too.
+/// an idle async one too. `ConsumerOptions::busy_poll` does not apply: an
+/// async consumer never spins (it would hold the executor's thread).
 ///
 /// # Examples
 /// See [the module](crate::aio).

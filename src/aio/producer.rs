@@ -53,13 +53,15 @@ pub struct AsyncProducer {
 }
 
 impl AsyncProducer {
-    /// Wraps a producer (replacing its wait hook).
+    /// Wraps a producer, keeping its publish timeout; its wait hook is
+    /// replaced (a publish that would wait awaits instead).
     ///
     /// # Examples
     /// See [the module](crate::aio).
     pub fn new(mut producer: Producer) -> Self {
         producer.set_wait_hook(Some(never_wait()));
-        Self { producer, timeout: None }
+        let timeout = producer.publish_timeout();
+        Self { producer, timeout }
     }
 
     /// The blocking producer (counts, queue name).
@@ -164,13 +166,15 @@ pub struct AsyncPublisher {
 }
 
 impl AsyncPublisher {
-    /// Wraps a publisher (replacing its wait hook).
+    /// Wraps a publisher, keeping its publish timeout; its wait hook is
+    /// replaced (a publish that would wait awaits instead).
     ///
     /// # Examples
     /// See [`AsyncPublisher`].
     pub fn new(mut publisher: Publisher) -> Self {
         publisher.set_wait_hook(Some(never_wait()));
-        Self { publisher, timeout: None }
+        let timeout = publisher.publish_timeout();
+        Self { publisher, timeout }
     }
 
     /// How long one publish waits for room in all (default: as long as it

@@ -442,6 +442,13 @@ impl Publisher {
         result
     }
 
+    /// The publish timeout set with `set_publish_timeout` (the async
+    /// publisher takes it over).
+    #[cfg(feature = "async")]
+    pub(crate) fn publish_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     /// The producer of the queue an interrupted publish stopped at.
     #[cfg(feature = "async")]
     pub(crate) fn stalled_producer(&mut self, resume: &Resume) -> Option<&mut Producer> {

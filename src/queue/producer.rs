@@ -822,6 +822,13 @@ impl Producer {
         Ok(None)
     }
 
+    /// The publish timeout set with `set_publish_timeout` (the async
+    /// producer takes it over).
+    #[cfg(feature = "async")]
+    pub(crate) fn publish_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
     /// Arms the eventcount a publish waiting for room sleeps on and returns
     /// it (with the mapping that holds it) and the ticket; the caller
     /// re-checks before it sleeps (the async producer's sleep too).

@@ -17,6 +17,11 @@ pub enum System {
     ShmqBusy,
     /// Busy-poll, publishing and draining in batches of 32.
     ShmqBatch,
+    /// As `ShmqBatch`, with manual acks: one `ack_multiple` per batch.
+    ShmqManualBatch,
+    /// As `ShmqBusy`, each message published through a topic exchange with
+    /// 1000 bindings (`Publisher::publish`) instead of to the queue.
+    ShmqTopic,
     Iceoryx2,
     UnixSocket,
     Pipe,
@@ -27,10 +32,12 @@ pub enum System {
 }
 
 impl System {
-    pub const ALL: [System; 10] = [
+    pub const ALL: [System; 12] = [
         System::ShmqBlocking,
         System::ShmqBusy,
         System::ShmqBatch,
+        System::ShmqManualBatch,
+        System::ShmqTopic,
         System::Iceoryx2,
         System::UnixSocket,
         System::Pipe,
@@ -45,6 +52,8 @@ impl System {
             System::ShmqBlocking => "shmq (blocking)",
             System::ShmqBusy => "shmq (busy-poll)",
             System::ShmqBatch => "shmq (batches of 32)",
+            System::ShmqManualBatch => "shmq (manual ack, batches of 32)",
+            System::ShmqTopic => "shmq (topic, 1000 bindings)",
             System::Iceoryx2 => "iceoryx2",
             System::UnixSocket => "unix socket",
             System::Pipe => "pipe",
@@ -60,6 +69,8 @@ impl System {
             System::ShmqBlocking => "shmq",
             System::ShmqBusy => "shmq-busy",
             System::ShmqBatch => "shmq-batch",
+            System::ShmqManualBatch => "shmq-manual-batch",
+            System::ShmqTopic => "shmq-topic",
             System::Iceoryx2 => "iceoryx2",
             System::UnixSocket => "uds",
             System::Pipe => "pipe",
@@ -72,7 +83,12 @@ impl System {
 
     /// True for the rows that are shmq itself.
     pub fn is_shmq(self) -> bool {
-        matches!(self, System::ShmqBlocking | System::ShmqBusy | System::ShmqBatch)
+        matches!(self, System::ShmqBlocking | System::ShmqBusy | System::ShmqBatch | System::ShmqManualBatch | System::ShmqTopic)
+    }
+
+    /// Publishes and drains in batches of [`BATCH`].
+    fn batched(self) -> bool {
+        matches!(self, System::ShmqBatch | System::ShmqManualBatch)
     }
 
     fn from_key(key: &str) -> Option<System> {
@@ -157,19 +173,28 @@ fn throughput_in(system: System, size: usize, count: u64, path: &str, body: &[u8
     // timed on first-touch page faults.
     let warmup = if system == System::RabbitMq { 0 } else { BareRing::slots_for(size) };
     match system {
-        System::ShmqBlocking | System::ShmqBusy | System::ShmqBatch => {
+        System::ShmqBlocking | System::ShmqBusy | System::ShmqBatch | System::ShmqManualBatch | System::ShmqTopic => {
             let ns = shmq::Namespace::open_dir(shm_dir(path))?;
             ns.declare_queue("q", &queue_options(size))?;
             let (mut child, mut ctl) = spawn(system, "sink", size, count + warmup, path, false)?;
             expect(&mut ctl, "ready")?;
             let mut producer = ns.producer("q")?;
+            let mut publisher = ns.publisher();
+            if system == System::ShmqTopic {
+                bind_topic(&ns, "q", &mut publisher)?;
+            }
             let bodies = [body; BATCH];
+            let properties = shmq::Properties::new();
             let mut started = Instant::now();
             for (phase, n) in [warmup, count].into_iter().enumerate() {
                 if phase == 1 {
                     started = Instant::now();
                 }
-                if system == System::ShmqBatch {
+                if system == System::ShmqTopic {
+                    for _ in 0..n {
+                        publisher.publish(TOPIC_EXCHANGE, TOPIC_KEY, &properties, body)?;
+                    }
+                } else if system.batched() {
                     let mut sent = 0;
                     while sent < n {
                         let k = (n - sent).min(BATCH as u64) as usize;
@@ -331,20 +356,33 @@ fn latency_in(system: System, size: usize, round_trips: u64, path: &str) -> R<[f
         }
     };
     match system {
-        System::ShmqBlocking | System::ShmqBusy | System::ShmqBatch => {
+        System::ShmqBlocking | System::ShmqBusy | System::ShmqBatch | System::ShmqManualBatch | System::ShmqTopic => {
             let ns = shmq::Namespace::open_dir(shm_dir(path))?;
             ns.declare_queue("ping", &queue_options(size))?;
             ns.declare_queue("pong", &queue_options(size))?;
             let (mut child, mut ctl) = spawn(system, "echo", size, total, path, false)?;
             expect(&mut ctl, "ready")?;
             let mut producer = ns.producer("ping")?;
-            let consumer = ns.consumer("pong", shmq::ConsumerOptions::default().busy_poll(system != System::ShmqBlocking))?;
+            let mut publisher = ns.publisher();
+            if system == System::ShmqTopic {
+                bind_topic(&ns, "ping", &mut publisher)?;
+            }
+            let properties = shmq::Properties::new();
+            let consumer = ns.consumer("pong", consumer_options(system))?;
             for i in 0..total {
                 let started = Instant::now();
-                producer.publish(&body)?;
+                if system == System::ShmqTopic {
+                    publisher.publish(TOPIC_EXCHANGE, TOPIC_KEY, &properties, &body)?;
+                } else {
+                    producer.publish(&body)?;
+                }
                 let d = consumer.recv()?;
                 back[..d.body().len()].copy_from_slice(d.body());
-                drop(d);
+                if system == System::ShmqManualBatch {
+                    d.ack()?;
+                } else {
+                    drop(d);
+                }
                 record(i, started, &mut hist);
             }
             child.wait()?;
@@ -528,6 +566,41 @@ pub fn competing(workers: usize, count: u64) -> R<f64> {
 /// Messages per batch for `shmq (batches of 32)`.
 const BATCH: usize = 32;
 
+/// The topic exchange `shmq (topic, 1000 bindings)` publishes through, and
+/// the routing key it publishes with: one of its 1000 bindings matches.
+const TOPIC_EXCHANGE: &str = "t";
+const TOPIC_KEY: &str = "stock.3.nyse";
+
+/// Binds `queue` to a topic exchange with 1000 bindings (literal, `*` and
+/// `#` patterns, as benches/routing.rs), of which one matches [`TOPIC_KEY`],
+/// and checks the route.
+fn bind_topic(ns: &shmq::Namespace, queue: &str, publisher: &mut shmq::Publisher) -> R<()> {
+    ns.declare_exchange(TOPIC_EXCHANGE, &shmq::ExchangeOptions::new(shmq::ExchangeKind::Topic))?;
+    for i in 0..1000u32 {
+        let key = match i % 3 {
+            0 => format!("stock.{i}.nyse"),
+            1 => format!("stock.*.exchange{i}"),
+            _ => format!("region{i}.#"),
+        };
+        ns.bind_queue(queue, TOPIC_EXCHANGE, &key, &[])?;
+    }
+    if publisher.route_count(TOPIC_EXCHANGE, TOPIC_KEY, &shmq::Properties::new())? != 1 {
+        return Err("the topic key must reach exactly one queue".into());
+    }
+    Ok(())
+}
+
+/// How each shmq system's consumers receive: busy-poll but for the
+/// blocking row; manual acks (no prefetch limit) for the manual row.
+fn consumer_options(system: System) -> shmq::ConsumerOptions {
+    let options = shmq::ConsumerOptions::default().busy_poll(system != System::ShmqBlocking);
+    if system == System::ShmqManualBatch {
+        options.manual_ack()
+    } else {
+        options
+    }
+}
+
 /// Bytes of ring every shared-memory system gets: room for 64 messages (8
 /// above 64 KiB) plus framing, at least 4 MiB; the bare ring and shmq use
 /// the same memory.
@@ -584,13 +657,20 @@ pub fn child(args: &[String]) -> R<()> {
     };
     let mut buf = vec![0u8; size];
     match (system, mode) {
-        (System::ShmqBatch, "sink") => {
+        (System::ShmqBatch | System::ShmqManualBatch, "sink") => {
             let ns = shmq::Namespace::open_dir(shm_dir(path))?;
-            let consumer = ns.consumer("q", shmq::ConsumerOptions::default().busy_poll(true))?;
+            let consumer = ns.consumer("q", consumer_options(system))?;
             say("ready")?;
             let mut got = 0;
             while got < count {
-                let n = consumer.drain(BATCH, |d| buf[..d.body().len()].copy_from_slice(d.body()))?;
+                let mut last = None;
+                let n = consumer.drain(BATCH, |d| {
+                    buf[..d.body().len()].copy_from_slice(d.body());
+                    last = Some(d.tag());
+                })?;
+                if let (System::ShmqManualBatch, Some(tag)) = (system, last) {
+                    consumer.ack_multiple(tag)?;
+                }
                 if n == 0 {
                     std::hint::spin_loop();
                 }
@@ -598,9 +678,9 @@ pub fn child(args: &[String]) -> R<()> {
             }
             say("done")?;
         }
-        (System::ShmqBlocking | System::ShmqBusy, "sink") => {
+        (System::ShmqBlocking | System::ShmqBusy | System::ShmqTopic, "sink") => {
             let ns = shmq::Namespace::open_dir(shm_dir(path))?;
-            let consumer = ns.consumer("q", shmq::ConsumerOptions::default().busy_poll(system == System::ShmqBusy))?;
+            let consumer = ns.consumer("q", consumer_options(system))?;
             say("ready")?;
             for _ in 0..count {
                 let d = consumer.recv()?;
@@ -608,14 +688,17 @@ pub fn child(args: &[String]) -> R<()> {
             }
             say("done")?;
         }
-        (System::ShmqBlocking | System::ShmqBusy | System::ShmqBatch, "echo") => {
+        (s, "echo") if s.is_shmq() => {
             let ns = shmq::Namespace::open_dir(shm_dir(path))?;
-            let consumer = ns.consumer("ping", shmq::ConsumerOptions::default().busy_poll(system != System::ShmqBlocking))?;
+            let consumer = ns.consumer("ping", consumer_options(system))?;
             let mut producer = ns.producer("pong")?;
             say("ready")?;
             for _ in 0..count {
                 let d = consumer.recv()?;
                 producer.publish(d.body())?;
+                if system == System::ShmqManualBatch {
+                    d.ack()?;
+                }
             }
         }
         (_, "fanout-sinks") | (_, "workers") => {

@@ -12,7 +12,7 @@ fn quick_run_writes_a_report_with_every_system_measured() {
         .env("SUITE_QUICK", "1")
         .env("SUITE_REPEAT", "2")
         .env("SUITE_SIZES", "64,65536")
-        .env("SUITE_ONLY", "shmq,shmq-busy,shmq-batch,iceoryx2,uds,pipe,mq,crossbeam,ring")
+        .env("SUITE_ONLY", "shmq,shmq-busy,shmq-batch,shmq-manual-batch,shmq-topic,iceoryx2,uds,pipe,mq,crossbeam,ring")
         .status()
         .expect("suite runs");
     assert!(status.success());
@@ -21,6 +21,8 @@ fn quick_run_writes_a_report_with_every_system_measured() {
         "shmq (blocking)",
         "shmq (busy-poll)",
         "shmq (batches of 32)",
+        "shmq (manual ack, batches of 32)",
+        "shmq (topic, 1000 bindings)",
         "iceoryx2",
         "unix socket",
         "pipe",
@@ -39,6 +41,10 @@ fn quick_run_writes_a_report_with_every_system_measured() {
     assert!(report.contains("| POSIX mq |") || report.contains("POSIX mq at"), "{report}");
     assert!(report.contains("latency p50: shmq (busy-poll) ≤ 1.5× bare ring"));
     assert!(!report.contains("≤ 1.5× bare ring | not measured"), "{report}");
+    for target in ["manual acks ÷ auto acks", "topic exchange with 1000 bindings ÷ publishing to the queue"] {
+        let line = report.lines().find(|l| l.contains(target)).unwrap_or_else(|| panic!("{target} in\n{report}"));
+        assert!(!line.contains("not measured"), "{line}");
+    }
     for plot in ["latency-p50.svg", "latency-p99.svg", "latency-p999.svg", "throughput.svg", "fanout.svg", "workers.svg"] {
         let svg = std::fs::read_to_string(out.join(plot)).expect(plot);
         assert!(svg.starts_with("<svg") && svg.contains("polyline"), "{plot}");

@@ -118,7 +118,7 @@ LABELS = {
 }
 BASELINE = {"messaging": "shmq", "celery": "celery-shmq"}
 
-QUEUE_BOUND = 4096          # shmq: max_length, overflow 'block' (as `shmq compare` declares its queue)
+QUEUE_BOUND = 4096          # shmq: max_length, overflow 'block' (as the comparison suite, bench-suite/, declares its queue)
 FASTER_FIFO_BYTES = 8 << 20  # faster-fifo's circular buffer
 IOX_BUFFER = 1024           # iceoryx2: subscriber buffer (samples in flight)
 # Systems much slower than shmq get fewer messages, so that a run takes

@@ -172,6 +172,6 @@ fn run_patterns(demo: &Demo, args: &DemoArgs) -> CliResult {
         secs,
         args.messages as f64 / secs / 1e6
     );
-    println!("\nFor precise numbers next to a Unix socket and a bare ring, run `shmq compare`;\nfor load tests of your own topology, `shmq bench`.");
+    println!("\nFor numbers next to other IPC and a bare ring, run `bash bench-suite/run.sh`\n(`SUITE_QUICK=1` for a quick one); for load tests of your own topology, `shmq bench`.");
     Ok(())
 }

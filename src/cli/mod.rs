@@ -7,7 +7,6 @@ mod definitions;
 mod demo;
 mod io;
 mod management;
-mod perf;
 mod shovel;
 mod stress;
 mod top;
@@ -39,10 +38,7 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Load test like RabbitMQ's PerfTest: producers, consumers, topology;
     /// rates and end-to-end latency every second.
-    Bench(perf::PerfArgs),
-    /// Throughput and latency between two processes for shmq, a Unix socket
-    /// and a bare ring, side by side in one run.
-    Compare(bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Namespace overview: queues, peers, memory.
     Status,
     /// List queues with depth, consumers, counters and (with --rates) rates;
@@ -159,9 +155,7 @@ pub enum Command {
     /// Print shell completions.
     Completions { shell: clap_complete::Shell },
     #[command(hide = true)]
-    BenchChild(bench::ChildArgs),
-    #[command(hide = true)]
-    BenchAgent(perf::AgentArgs),
+    BenchAgent(bench::AgentArgs),
     #[command(hide = true)]
     StressAgent(stress::StressArgs),
 }
@@ -171,10 +165,8 @@ pub fn run() -> i32 {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Demo(args) => demo::run(&cli, args),
-        Command::Bench(args) => perf::run(&cli, args),
-        Command::Compare(args) => bench::run(&cli, args),
-        Command::BenchAgent(args) => perf::agent(&cli, args),
-        Command::BenchChild(args) => bench::child(&cli, args),
+        Command::Bench(args) => bench::run(&cli, args),
+        Command::BenchAgent(args) => bench::agent(&cli, args),
         Command::StressAgent(args) => stress::run(&cli, args),
         Command::Publish(args) => io::publish(&cli, args),
         Command::Consume(args) => io::consume(&cli, args),

@@ -459,3 +459,38 @@ fn cc_and_bcc_headers_route_too_and_bcc_is_never_delivered() {
         assert!(consumer.try_recv().is_err(), "{key} got one copy");
     }
 }
+
+/// A publisher reuses its last routing decision for a repeated exchange and
+/// key: a binding added or removed in between (a new table generation), a
+/// dead-lettered copy that filters the targets, and headers that a headers
+/// exchange routes by must all still route afresh.
+#[test]
+fn a_repeated_routing_key_reuses_the_decision_only_while_it_holds() {
+    let t = TempNs::in_shm("r-lastroute");
+    let ns = &t.ns;
+    queues(ns, &["a", "b", "h"]);
+    ns.declare_exchange("t", &ExchangeOptions::new(ExchangeKind::Topic)).unwrap();
+    ns.bind_queue("a", "t", "k.*", &[]).unwrap();
+    let mut publisher = ns.publisher();
+    let props = Properties::new();
+    assert_eq!(publisher.publish("t", "k.x", &props, b"1").unwrap().queues, 1);
+    ns.bind_queue("b", "t", "#", &[]).unwrap();
+    assert_eq!(publisher.publish("t", "k.x", &props, b"2").unwrap().queues, 2);
+    ns.unbind_queue("a", "t", "k.*", &[]).unwrap();
+    assert_eq!(publisher.publish("t", "k.x", &props, b"3").unwrap().queues, 1);
+    assert_eq!(publisher.publish("t", "k.y", &props, b"4").unwrap().queues, 1);
+    assert_eq!(drain(ns, "a"), ["1", "2"]);
+    assert_eq!(drain(ns, "b"), ["2", "3", "4"]);
+    // The same exchange and key, with and without the header a headers
+    // exchange (bound behind the topic one) routes by.
+    ns.declare_exchange("hx", &ExchangeOptions::new(ExchangeKind::Headers)).unwrap();
+    ns.bind_exchange("hx", "t", "doc", &[]).unwrap();
+    let args = vec![("format".to_string(), ArgValue::Str("pdf".into()))];
+    ns.bind_queue("h", "hx", "", &args).unwrap();
+    let pdf = [("format", HeaderValue::Str("pdf"))];
+    let with_pdf = Properties::new().headers(&pdf);
+    for (props, expect) in [(&props, 1), (&with_pdf, 2), (&props, 1), (&with_pdf, 2)] {
+        assert_eq!(publisher.publish("t", "doc", props, b"d").unwrap().queues, expect);
+    }
+    assert_eq!(drain(ns, "h").len(), 2);
+}

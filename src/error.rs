@@ -321,6 +321,9 @@ pub enum PublishError {
     /// A property cannot be encoded.
     #[error("invalid message property: {0}")]
     InvalidProperty(&'static str),
+    /// A batch reservation asked for no messages or too many.
+    #[error("invalid batch: {0}")]
+    InvalidBatch(&'static str),
     /// The queue's cursors are impossible: the segment is damaged.
     #[error("the queue's segment is corrupt (its cursors are inconsistent): delete and redeclare the queue")]
     Corrupt,

@@ -81,7 +81,7 @@ pub use options::{
 #[cfg(not(shmq_loom))]
 pub use queue::consumer::{Consumer, Delivery, DeliveryTag};
 #[cfg(not(shmq_loom))]
-pub use queue::producer::{Producer, Reservation, WaitHook, WaitReason, MAX_BATCH};
+pub use queue::producer::{BatchReservation, Producer, Reservation, WaitHook, WaitReason, MAX_BATCH};
 pub use ring::layout::AGENT_SLOTS;
 #[cfg(not(shmq_loom))]
 pub use routing::table::RoutingLimits;

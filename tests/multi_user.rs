@@ -243,7 +243,7 @@ fn a_group_member_with_umask_077_stays_checkable_and_its_unacked_messages_come_b
     let ns = shmq::Namespace::open_dir_with(&dir, NamespaceOptions::default().group_shared(true)).unwrap();
     let t = TempNs { dir: dir.clone(), ns };
     t.ns.declare_queue("work", &QueueOptions::default()).unwrap();
-    t.ns.producer("work").unwrap().publish_batch(&[b"one", b"two", b"three"]).unwrap();
+    t.ns.producer("work").unwrap().publish_batch(["one", "two", "three"]).unwrap();
     let path = dir.to_str().unwrap();
     // Member A (uid 65534, group 0, umask 077) takes a message and sits on it.
     let mut member = shmq_as(65534, 0, "077", &["-n", path, "consume", "work", "--manual-ack", "--work-ms", "600000"])

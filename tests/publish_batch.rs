@@ -116,8 +116,34 @@ fn a_message_too_large_stops_the_batch_after_publishing_what_precedes_it() {
     let t = TempNs::new("batch-too-large");
     t.ns.declare_queue("q", &QueueOptions::default().max_message_bytes(64)).unwrap();
     let big = vec![0u8; 100];
-    let err = t.ns.publisher().publish_batch("", "q", &Properties::new(), &[b"a", &big, b"c"]);
+    let err = t.ns.publisher().publish_batch("", "q", &Properties::new(), &[&b"a"[..], &big, b"c"]);
     assert!(matches!(err, Err(shmq::PublishError::TooLarge { .. })), "{err:?}");
     let got: Vec<String> = drain(&t, "q").into_iter().map(|m| m.0).collect();
     assert_eq!(got, ["a"]);
+}
+
+/// `Producer::publish_batch` takes any iterator of byte-like items, a
+/// chunk of up to 64 at a time: 200 `String`s arrive in order; owned
+/// `Vec`s and a borrowed slice of them work too; an oversized body in the
+/// second chunk stops the batch there, with every body before it published
+/// and none after it.
+#[test]
+fn a_producer_batch_takes_any_iterator_of_bodies_in_chunks() {
+    let t = TempNs::new("batchiter");
+    t.ns.declare_queue("q", &QueueOptions::default().max_message_bytes(1024)).unwrap();
+    let mut producer = t.ns.producer("q").unwrap();
+    assert_eq!(producer.publish_batch((0..200).map(|i| format!("m{i}"))).unwrap(), 200);
+    assert_eq!(producer.publish_batch(bodies(3)).unwrap(), 3);
+    let owned = bodies(2);
+    assert_eq!(producer.publish_batch(owned.iter()).unwrap(), 2);
+    assert_eq!(producer.publish_batch(std::iter::empty::<&[u8]>()).unwrap(), 0);
+    let got: Vec<String> = drain(&t, "q").into_iter().map(|r| r.0).collect();
+    let want: Vec<String> =
+        (0..200).map(|i| format!("m{i}")).chain((0..3).map(|i| format!("m{i}"))).chain((0..2).map(|i| format!("m{i}"))).collect();
+    assert_eq!(got, want);
+    let mut batch = bodies(100);
+    batch[70] = vec![0; 4096];
+    assert!(matches!(producer.publish_batch(&batch), Err(shmq::PublishError::TooLarge { .. })));
+    let got: Vec<String> = drain(&t, "q").into_iter().map(|r| r.0).collect();
+    assert_eq!(got, (0..70).map(|i| format!("m{i}")).collect::<Vec<_>>());
 }

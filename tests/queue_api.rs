@@ -523,7 +523,7 @@ fn a_get_handle_refuses_consumer_options() {
 }
 
 #[test]
-fn drain_timeout_sleeps_until_a_batch_comes_from_another_thread() {
+fn recv_many_sleeps_until_a_batch_comes_from_another_thread() {
     let t = TempNs::new("drain-timeout");
     t.ns.declare_queue("q", &QueueOptions::default()).unwrap();
     let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
@@ -535,10 +535,97 @@ fn drain_timeout_sleeps_until_a_batch_comes_from_another_thread() {
     });
     let mut got = Vec::new();
     while got.len() < 3 {
-        consumer.drain_timeout(32, Duration::from_secs(30), |d| got.push(d.body().to_vec())).unwrap();
+        consumer.recv_many(32, Duration::from_secs(30), |d| got.push(d.body().to_vec())).unwrap();
     }
     assert_eq!(got, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
     publisher.join().unwrap();
     t.ns.delete_queue("q").unwrap();
-    assert_eq!(consumer.drain_timeout(32, Duration::from_secs(30), |_| {}), Err(RecvError::QueueDeleted));
+    assert_eq!(consumer.recv_many(32, Duration::from_secs(30), |_| {}), Err(RecvError::QueueDeleted));
+}
+
+/// The CPU time a thread named `name` uses while it runs `f`, and `f`'s
+/// result.
+fn cpu_of<R: Send>(name: &str, f: impl FnOnce() -> R + Send) -> (R, Duration) {
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn_scoped(s, || {
+                let result = f();
+                (result, common::cpu_time(&[name]))
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    })
+}
+
+/// `Producer::set_busy_poll`: a publish waiting for room in a `block`
+/// queue spins (it uses the CPU the whole time) instead of sleeping, takes
+/// the room as soon as it frees, and still times out; without it the same
+/// wait sleeps.
+#[test]
+fn a_busy_polling_producer_spins_for_room_and_still_times_out() {
+    let t = TempNs::new("prod-busy");
+    t.ns.declare_queue("q", &QueueOptions::default().max_length(1).overflow(Overflow::Block)).unwrap();
+    let consumer = t.ns.consumer("q", ConsumerOptions::default()).unwrap();
+    for busy in [true, false] {
+        let ns = t.ns.clone();
+        let (result, cpu) = cpu_of(if busy { "busy-prod" } else { "sleepy-prod" }, move || {
+            let mut producer = ns.producer("q").unwrap();
+            producer.set_busy_poll(busy);
+            producer.set_publish_timeout(Some(Duration::from_millis(400)));
+            producer.publish(b"fills").unwrap();
+            producer.publish(b"waits")
+        });
+        assert_eq!(result, Err(PublishError::Timeout), "busy {busy}");
+        if busy {
+            assert!(cpu >= Duration::from_millis(100), "a busy-polling wait of 400 ms used {cpu:?} of CPU");
+        } else {
+            assert!(cpu <= Duration::from_millis(60), "a sleeping wait of 400 ms used {cpu:?} of CPU");
+        }
+        assert_eq!(consumer.try_recv().unwrap().body(), b"fills");
+    }
+    // Room that frees while it spins is taken.
+    let ns = t.ns.clone();
+    let publisher = std::thread::spawn(move || {
+        let mut producer = ns.producer("q").unwrap();
+        producer.set_busy_poll(true);
+        producer.publish(b"1").unwrap();
+        producer.publish(b"2").unwrap();
+    });
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        if let Ok(d) = consumer.recv_timeout(Duration::from_secs(30)) {
+            got.push(d.body().to_vec());
+        }
+    }
+    publisher.join().unwrap();
+    assert_eq!(got, [b"1".to_vec(), b"2".to_vec()]);
+}
+
+/// `recv_many` with `busy_poll`: it spins while it waits (CPU the whole
+/// time), returns the batch that comes, and times out on an empty queue.
+#[test]
+fn recv_many_with_busy_poll_spins_and_times_out() {
+    let t = TempNs::new("recvmany-busy");
+    t.ns.declare_queue("q", &QueueOptions::default()).unwrap();
+    let ns = t.ns.clone();
+    let (result, cpu) = cpu_of("busy-recv", move || {
+        let consumer = ns.consumer("q", ConsumerOptions::default().busy_poll(true)).unwrap();
+        consumer.recv_many(32, Duration::from_millis(400), |_| {})
+    });
+    assert_eq!(result, Err(RecvError::Timeout));
+    assert!(cpu >= Duration::from_millis(100), "a busy-polling wait of 400 ms used {cpu:?} of CPU");
+    let consumer = t.ns.consumer("q", ConsumerOptions::default().busy_poll(true)).unwrap();
+    let ns = t.ns.clone();
+    let publisher = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        ns.producer("q").unwrap().publish_batch(["x", "y"]).unwrap();
+    });
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        consumer.recv_many(32, Duration::from_secs(30), |d| got.push(d.body().to_vec())).unwrap();
+    }
+    publisher.join().unwrap();
+    assert_eq!(got, [b"x".to_vec(), b"y".to_vec()]);
 }

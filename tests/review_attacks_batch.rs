@@ -41,7 +41,7 @@ fn a_batch_failing_at_one_message_publishes_nothing_after_it_to_any_queue() {
         t.ns.bind_queue(q, "fan", "", &[]).unwrap();
     }
     let big = vec![b'x'; 1000];
-    let err = t.ns.publisher().publish_batch("fan", "", &Properties::new(), &[b"s1", &big, b"s3"]);
+    let err = t.ns.publisher().publish_batch("fan", "", &Properties::new(), &[&b"s1"[..], &big, b"s3"]);
     assert!(matches!(err, Err(shmq::PublishError::TooLarge { .. })), "{err:?}");
     // One publish per message, stopping at the error, gives a = [s1, big]
     // (it took `big` before `b` refused it) and b = [s1].
@@ -60,7 +60,7 @@ fn a_batch_stopped_by_an_error_counts_what_it_published() {
     t.ns.declare_queue("q", &QueueOptions::default().max_message_bytes(64)).unwrap();
     let big = vec![0u8; 100];
     let before = t.ns.exchange_stats("").0;
-    let err = t.ns.publisher().publish_batch("", "q", &Properties::new(), &[b"a", b"b", &big]);
+    let err = t.ns.publisher().publish_batch("", "q", &Properties::new(), &[&b"a"[..], b"b", &big]);
     assert!(matches!(err, Err(shmq::PublishError::TooLarge { .. })), "{err:?}");
     assert_eq!(bodies(&t, "q"), ["a", "b"]);
     assert_eq!(t.ns.exchange_stats("").0 - before, 2, "two messages were published through the default exchange");

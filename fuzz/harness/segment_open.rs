@@ -134,7 +134,7 @@ fn queue_mode(fx: &mut Fixture, bytes: &[u8], len: u64) {
         let _ = producer.publish(b"fuzz");
         let headers = [("x", HeaderValue::Int(1)), ("s", HeaderValue::Str("v"))];
         let _ = producer.publish_with(&Properties::new().message_id("m").headers(&headers), b"with properties");
-        let _ = producer.publish_batch(&[b"a", b"bb", b"ccc"]);
+        let _ = producer.publish_batch([&b"a"[..], b"bb", b"ccc"]);
         if let Ok(mut r) = producer.reserve(&Properties::new(), 3) {
             r.body_mut().copy_from_slice(b"res");
             r.commit();

@@ -67,6 +67,7 @@ pub struct Publisher {
     scratch: RouteScratch,
     targets: Vec<usize>,
     timeout: Option<Duration>,
+    busy_poll: bool,
     wait_hook: Option<crate::WaitHook>,
     /// Per-exchange counts not yet added to the shared counters:
     /// `(exchange, hash, published, unroutable)`. Flushed every
@@ -153,6 +154,7 @@ impl Publisher {
             scratch: RouteScratch::default(),
             targets: Vec::new(),
             timeout: None,
+            busy_poll: false,
             wait_hook: None,
             pending: Vec::new(),
             since_flush: 0,
@@ -179,6 +181,26 @@ impl Publisher {
         self.timeout = timeout;
         for producer in self.producers.iter_mut().flatten() {
             producer.set_publish_timeout(timeout);
+        }
+    }
+
+    /// Spin rather than sleep while a publish waits for room in a matched
+    /// queue; see [`Producer::set_busy_poll`](crate::Producer::set_busy_poll).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-pubbusy-{}", std::process::id()));
+    /// let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// let mut publisher = ns.publisher();
+    /// publisher.set_busy_poll(true);
+    /// # std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn set_busy_poll(&mut self, on: bool) {
+        self.busy_poll = on;
+        for producer in self.producers.iter_mut().flatten() {
+            producer.set_busy_poll(on);
         }
     }
 
@@ -260,9 +282,11 @@ impl Publisher {
         self.publish_inner(exchange, routing_key, properties, body, true)
     }
 
-    /// Publishes every body in `bodies` with the same exchange, routing key
-    /// and properties: routed once, then copied into each matched queue a
-    /// chunk per claim, as [`Producer::publish_batch`](crate::Producer::publish_batch).
+    /// Publishes every body in `bodies` (a slice of anything that is bytes:
+    /// `&[u8]`, `Vec<u8>`, `String`, ...) with the same exchange, routing
+    /// key and properties: routed once, then copied into each matched queue
+    /// a chunk per claim, as [`Producer::publish_batch`](crate::Producer::publish_batch).
+    /// (A slice, not any iterator: every matched queue gets every body.)
     /// The result's counts are summed over the messages: `queues` is the
     /// copies enqueued, `full` the copies refused (a refusal does not stop
     /// the rest of the batch). A batch no queue takes is dropped and counted
@@ -284,20 +308,18 @@ impl Publisher {
     /// # drop(publisher); std::fs::remove_dir_all(&dir).ok();
     /// # }
     /// ```
-    pub fn publish_batch(
+    pub fn publish_batch<B: AsRef<[u8]>>(
         &mut self,
         exchange: &str,
         routing_key: &str,
         properties: &Properties<'_>,
-        bodies: &[&[u8]],
+        bodies: &[B],
     ) -> Result<Routed, PublishError> {
         self.route(exchange, routing_key, properties)?;
         let result = self.publish_routed(exchange, routing_key, properties, bodies, false);
         if let Ok(routed) = &result {
             let unroutable = routed.queues == 0 && routed.full == 0;
-            for _ in 0..bodies.len() {
-                self.count(exchange, unroutable);
-            }
+            self.count(exchange, unroutable, bodies.len() as u64);
         }
         result
     }
@@ -387,8 +409,8 @@ impl Publisher {
         Ok(())
     }
 
-    /// Counts one publish to `exchange`.
-    fn count(&mut self, exchange: &str, unroutable: bool) {
+    /// Counts `n` publishes to `exchange`.
+    fn count(&mut self, exchange: &str, unroutable: bool, n: u64) {
         let index = match self.pending.iter().position(|(name, ..)| same_name(name, exchange)) {
             Some(i) => i,
             None => {
@@ -397,9 +419,9 @@ impl Publisher {
             }
         };
         let entry = &mut self.pending[index];
-        entry.2 += 1;
-        entry.3 += u64::from(unroutable);
-        self.since_flush += 1;
+        entry.2 += n;
+        entry.3 += if unroutable { n } else { 0 };
+        self.since_flush = self.since_flush.saturating_add(n.min(u64::from(u32::MAX)) as u32);
         if self.since_flush >= FLUSH_EVERY {
             self.flush_counts();
         }
@@ -435,7 +457,7 @@ impl Publisher {
         }
         let result = self.publish_routed(exchange, routing_key, properties, &[body], false);
         if let Ok(routed) = &result {
-            self.count(exchange, routed.queues == 0 && routed.full == 0);
+            self.count(exchange, routed.queues == 0 && routed.full == 0, 1);
         }
         result
     }
@@ -479,8 +501,8 @@ impl Publisher {
         }
         *resume = None;
         match &result {
-            Ok(routed) => self.count(exchange, routed.queues == 0 && routed.full == 0),
-            Err(PublishError::Unroutable) => self.count(exchange, true),
+            Ok(routed) => self.count(exchange, routed.queues == 0 && routed.full == 0, 1),
+            Err(PublishError::Unroutable) => self.count(exchange, true, 1),
             Err(_) => {}
         }
         result
@@ -511,12 +533,12 @@ impl Publisher {
     /// Publishes `bodies` (one message, or a batch) to the queues `route`
     /// put in `self.targets`; a batch's counts are summed over its
     /// messages.
-    fn publish_routed(
+    fn publish_routed<B: AsRef<[u8]>>(
         &mut self,
         exchange: &str,
         routing_key: &str,
         properties: &Properties<'_>,
-        bodies: &[&[u8]],
+        bodies: &[B],
         mandatory: bool,
     ) -> Result<Routed, PublishError> {
         self.publish_routed_from(exchange, routing_key, properties, bodies, mandatory, &mut Resume::default())
@@ -525,12 +547,12 @@ impl Publisher {
     /// `publish_routed` from the matched queue `progress.next` on, adding to
     /// `progress.routed`; an error leaves `progress.next` at the queue that
     /// failed.
-    fn publish_routed_from(
+    fn publish_routed_from<B: AsRef<[u8]>>(
         &mut self,
         exchange: &str,
         routing_key: &str,
         properties: &Properties<'_>,
-        bodies: &[&[u8]],
+        bodies: &[B],
         mandatory: bool,
         progress: &mut Resume,
     ) -> Result<Routed, PublishError> {
@@ -551,7 +573,7 @@ impl Publisher {
             let Some(producer) = self.target_producer(target)? else { continue };
             if let [body] = bodies {
                 // One message: the plain path.
-                match producer.publish_with(&stamped, body) {
+                match producer.publish_with(&stamped, body.as_ref()) {
                     Ok(()) => routed.queues += 1,
                     Err(PublishError::QueueFull) | Err(PublishError::Timeout) => routed.full += 1,
                     Err(PublishError::QueueDeleted) => self.producers[target] = None,
@@ -591,6 +613,7 @@ impl Publisher {
             match self.ns.producer(&router.queue_names[target]) {
                 Ok(mut p) => {
                     p.set_publish_timeout(self.timeout);
+                    p.set_busy_poll(self.busy_poll);
                     p.set_wait_hook(self.wait_hook.clone());
                     *slot = Some(p);
                 }

@@ -450,10 +450,12 @@ impl Consumer {
         self.recv_until(Some(Instant::now() + timeout))
     }
 
-    /// As [`drain`](Consumer::drain), but waits up to `timeout` for the
-    /// first message (sleeping in the futex after a brief spin, as `recv`
-    /// does), so a batched consumer need not spin: the blocking batch
-    /// receive.
+    /// Receives up to `max` messages, waiting up to `timeout` for the first
+    /// one: the blocking batch receive. As [`drain`](Consumer::drain) (it
+    /// calls `handle` on each and returns how many), but an empty queue
+    /// makes it wait as `recv` does: a brief spin, then a futex sleep, or
+    /// spinning all along with [`busy_poll`](crate::ConsumerOptions::busy_poll).
+    /// Batched consumers need not spin on `drain`.
     ///
     /// # Errors
     /// [`RecvError::Timeout`] if nothing came; otherwise as
@@ -462,18 +464,20 @@ impl Consumer {
     /// # Examples
     /// ```
     /// # #[cfg(not(shmq_loom))] {
-    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-draintimeout-{}", std::process::id()));
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-recvmany-{}", std::process::id()));
     /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
     /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
     /// let consumer = ns.consumer("q", Default::default()).unwrap();
     /// let wait = std::time::Duration::from_millis(10);
-    /// assert_eq!(consumer.drain_timeout(32, wait, |_| {}), Err(shmq::RecvError::Timeout));
+    /// assert_eq!(consumer.recv_many(32, wait, |_| {}), Err(shmq::RecvError::Timeout));
     /// ns.producer("q").unwrap().publish_batch(&[b"a", b"b"]).unwrap();
-    /// assert_eq!(consumer.drain_timeout(32, wait, |_| {}), Ok(2));
+    /// let mut bodies = Vec::new();
+    /// assert_eq!(consumer.recv_many(32, wait, |d| bodies.push(d.body().to_vec())), Ok(2));
+    /// assert_eq!(bodies, [b"a", b"b"]);
     /// # drop(consumer); std::fs::remove_dir_all(&dir).ok();
     /// # }
     /// ```
-    pub fn drain_timeout(&self, max: usize, timeout: Duration, mut handle: impl FnMut(Delivery<'_>)) -> Result<usize, RecvError> {
+    pub fn recv_many(&self, max: usize, timeout: Duration, mut handle: impl FnMut(Delivery<'_>)) -> Result<usize, RecvError> {
         let deadline = Instant::now() + timeout;
         let mut handled = 0;
         let mut outcome = Ok(0);
@@ -482,6 +486,26 @@ impl Consumer {
             !matches!(outcome, Ok(0))
         }) {
             return outcome;
+        }
+        if self.options.busy_poll {
+            let mut spins: u32 = 0;
+            loop {
+                let got = self.drain(max, &mut handle)?;
+                if got > 0 {
+                    return Ok(got);
+                }
+                spins = spins.wrapping_add(1);
+                if spins.is_multiple_of(4096) {
+                    if self.chain.is_deleted() {
+                        return Err(RecvError::QueueDeleted);
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(RecvError::Timeout);
+                    }
+                    self.sweep(false);
+                }
+                core::hint::spin_loop();
+            }
         }
         loop {
             if self.chain.is_deleted() {

@@ -43,6 +43,16 @@ pub(crate) const BUDGET_WAIT_SLICE: Duration = Duration::from_millis(10);
 /// Most messages one `publish_batch` call claims at once.
 pub const MAX_BATCH: usize = 64;
 
+/// A body `publish_batch_with` took from its iterator, held (on the stack)
+/// while its chunk is published.
+struct Held<T>(Option<T>);
+
+impl<T: AsRef<[u8]>> AsRef<[u8]> for Held<T> {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref().map_or(&[], AsRef::as_ref)
+    }
+}
+
 /// A handle that publishes to one queue. Obtain one with
 /// [`Namespace::producer`](crate::Namespace::producer).
 ///
@@ -74,6 +84,8 @@ pub struct Producer {
     /// one: every handle keeps its counters there, for stats.
     home: Option<Agent>,
     timeout: Option<Duration>,
+    /// Spin rather than sleep while waiting for room (`set_busy_poll`).
+    busy_poll: bool,
     /// Last seen reclaim cursor; see `Ring::try_claim`.
     reclaim_hint: ReclaimHint,
     wait_hook: Option<WaitHook>,
@@ -132,6 +144,26 @@ pub struct Reservation<'p> {
     committed: bool,
 }
 
+/// Several messages being written in place, claimed together by
+/// [`Producer::reserve_batch`]: fill each [`body_mut`](BatchReservation::body_mut),
+/// then [`commit`](BatchReservation::commit). Dropping it uncommitted
+/// abandons them all (consumers skip them).
+///
+/// # Examples
+/// See [`Producer::reserve_batch`].
+pub struct BatchReservation<'p> {
+    producer: &'p mut Producer,
+    first: u32,
+    count: usize,
+    /// Per message: first data unit, one past its last, body bytes.
+    records: [(u32, u32, u32); MAX_BATCH],
+    props_len: u32,
+    /// Body bytes of all the messages (given back if abandoned).
+    bytes: u64,
+    expires_at_ms: u64,
+    committed: bool,
+}
+
 struct Encoded {
     props_len: usize,
     units: u32,
@@ -153,6 +185,7 @@ impl Producer {
             agent,
             home: None,
             timeout: None,
+            busy_poll: false,
             reclaim_hint: ReclaimHint::default(),
             wait_hook: None,
             blocked: false,
@@ -224,6 +257,7 @@ impl Producer {
             let mut producer = Producer::new(open().map_err(|e| PublishError::Routing(e.to_string()))?);
             producer.wake = Some(first.queue.clone());
             producer.timeout = self.timeout;
+            producer.busy_poll = self.busy_poll;
             producer.wait_hook.clone_from(&self.wait_hook);
             *slot = Some(producer);
         }
@@ -294,6 +328,35 @@ impl Producer {
             level.timeout = timeout;
         }
         self.timeout = timeout;
+    }
+
+    /// With `true`, a publish waiting for room (a `block` queue at its
+    /// limit, a full ring, the memory budget) spins on the CPU instead of
+    /// sleeping on a futex: it takes room the moment it frees, at the cost
+    /// of a core, as a busy-poll consumer does. The publish timeout, the
+    /// wait hook and the sweeps for dead consumers work as when sleeping.
+    /// An [`AsyncProducer`](crate::aio::AsyncProducer) awaits room instead:
+    /// this does not apply to it.
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-prodbusy-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// ns.declare_queue("q", &shmq::QueueOptions::default().max_length(1).overflow(shmq::Overflow::Block)).unwrap();
+    /// let mut producer = ns.producer("q").unwrap();
+    /// producer.set_busy_poll(true);
+    /// producer.set_publish_timeout(Some(std::time::Duration::from_millis(20)));
+    /// producer.publish(b"fits").unwrap();
+    /// assert_eq!(producer.publish(b"waits, spinning, then times out"), Err(shmq::PublishError::Timeout));
+    /// # drop(producer); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn set_busy_poll(&mut self, on: bool) {
+        for level in self.level_producers() {
+            level.busy_poll = on;
+        }
+        self.busy_poll = on;
     }
 
     /// Publishes `body` with no properties.
@@ -370,12 +433,15 @@ impl Producer {
     /// Publishes several bodies (no properties) with one claim and one
     /// wake-up per chunk: the fast path for throughput. A chunk is up to 64
     /// messages, no more than the ring's slots and half its bytes, so any
-    /// batch fits. Returns how many were published, which is all of them
-    /// unless an error stopped it midway.
+    /// batch fits. The bodies are anything that iterates over byte slices
+    /// (`&[&[u8]]`, `Vec<Vec<u8>>`, an iterator of `String`s, ...), taken a
+    /// chunk at a time without allocating. Returns how many were published,
+    /// which is all of them unless an error stopped it midway.
     ///
     /// # Errors
-    /// As [`publish_with`](Producer::publish_with); messages before the
-    /// failing one were published.
+    /// As [`publish_with`](Producer::publish_with); the messages before the
+    /// failing one were published, the failing one and every later one
+    /// were not (up to 63 of them were already taken from the iterator).
     ///
     /// # Examples
     /// ```
@@ -385,11 +451,16 @@ impl Producer {
     /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
     /// let mut producer = ns.producer("q").unwrap();
     /// let bodies: [&[u8]; 3] = [b"a", b"b", b"c"];
-    /// assert_eq!(producer.publish_batch(&bodies).unwrap(), 3);
+    /// assert_eq!(producer.publish_batch(bodies).unwrap(), 3);
+    /// assert_eq!(producer.publish_batch((0..100).map(|i| format!("order {i}"))).unwrap(), 100);
     /// # drop(producer); std::fs::remove_dir_all(&dir).ok();
     /// # }
     /// ```
-    pub fn publish_batch(&mut self, bodies: &[&[u8]]) -> Result<usize, PublishError> {
+    pub fn publish_batch<I>(&mut self, bodies: I) -> Result<usize, PublishError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
         self.publish_batch_with(&Properties::new(), bodies)
     }
 
@@ -407,22 +478,47 @@ impl Producer {
     /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
     /// let mut producer = ns.producer("q").unwrap();
     /// let props = shmq::Properties::new().content_type("text/plain");
-    /// assert_eq!(producer.publish_batch_with(&props, &[b"a", b"b"]).unwrap(), 2);
+    /// assert_eq!(producer.publish_batch_with(&props, [b"a", b"b"]).unwrap(), 2);
     /// # drop(producer); std::fs::remove_dir_all(&dir).ok();
     /// # }
     /// ```
-    pub fn publish_batch_with(&mut self, properties: &Properties<'_>, bodies: &[&[u8]]) -> Result<usize, PublishError> {
-        let (done, result) = self.publish_chunks(properties, bodies);
-        result.map(|()| done)
+    pub fn publish_batch_with<I>(&mut self, properties: &Properties<'_>, bodies: I) -> Result<usize, PublishError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut bodies = bodies.into_iter();
+        let mut chunk: [Held<I::Item>; MAX_BATCH] = std::array::from_fn(|_| Held(None));
+        let mut published = 0;
+        loop {
+            let mut taken = 0;
+            for (held, body) in chunk.iter_mut().zip(bodies.by_ref()) {
+                *held = Held(Some(body));
+                taken += 1;
+            }
+            if taken == 0 {
+                return Ok(published);
+            }
+            let (done, result) = self.publish_chunks(properties, &chunk[..taken]);
+            published += done;
+            result?;
+            if taken < MAX_BATCH {
+                return Ok(published);
+            }
+        }
     }
 
     /// Publishes `bodies` a chunk per claim; returns how many were
     /// published and the error that stopped it, if one did.
-    pub(crate) fn publish_chunks(&mut self, properties: &Properties<'_>, bodies: &[&[u8]]) -> (usize, Result<(), PublishError>) {
+    pub(crate) fn publish_chunks<B: AsRef<[u8]>>(
+        &mut self,
+        properties: &Properties<'_>,
+        bodies: &[B],
+    ) -> (usize, Result<(), PublishError>) {
         if self.levels.is_some() && properties.priority.is_some_and(|p| p > 0) {
             // Another level's chain: one message at a time (cold).
             for (done, body) in bodies.iter().enumerate() {
-                if let Err(e) = self.publish_prioritized(properties, body) {
+                if let Err(e) = self.publish_prioritized(properties, body.as_ref()) {
                     return (done, Err(e));
                 }
             }
@@ -456,7 +552,7 @@ impl Producer {
             let mut count = 0;
             let mut total = 0u64;
             for body in &bodies[done..bodies.len().min(done + max_count)] {
-                let record_units = match self.units_for(props_len, body.len()) {
+                let record_units = match self.units_for(props_len, body.as_ref().len()) {
                     Ok(record_units) => record_units,
                     // Publish what precedes the bad message; the next round
                     // starts at it and returns the error.
@@ -472,10 +568,10 @@ impl Producer {
             }
             let chunk = &bodies[done..done + count];
             let units = &units[..count];
-            let bytes = chunk.iter().map(|b| b.len() as u64).sum();
+            let bytes = chunk.iter().map(|b| b.as_ref().len() as u64).sum();
             let claimed = self.claim(units, bytes);
             if matches!(claimed, Err(PublishError::QueueFull)) && chunk.len() == 1 {
-                self.refused(properties, chunk[0]);
+                self.refused(properties, chunk[0].as_ref());
             }
             let claim = match claimed {
                 Ok(Some(claim)) => claim,
@@ -490,6 +586,7 @@ impl Producer {
             let ring = &self.agent.queue.ring;
             let mut data = claim.data;
             for (i, (body, &u)) in chunk.iter().zip(units).enumerate() {
+                let body = body.as_ref();
                 let (start, end) = ring.place(data, u);
                 self.write_record(start, properties, props_len, body);
                 ring.commit(claim.first.wrapping_add(i as u32), start, end, props_len as u32, body.len() as u32, expires);
@@ -546,6 +643,87 @@ impl Producer {
             props_len: encoded.props_len as u32,
             body_len: body_len as u32,
             expires_at_ms: encoded.expires_at_ms,
+            committed: false,
+        })
+    }
+
+    /// Claims room for `body_lens.len()` messages (1 to [`MAX_BATCH`], at
+    /// most half the ring's bytes), all with `properties`, in one claim,
+    /// and returns them for in-place writing: the batch form of
+    /// [`reserve`](Producer::reserve). Fill each
+    /// [`body_mut`](BatchReservation::body_mut), then
+    /// [`commit`](BatchReservation::commit) them all with one wake-up;
+    /// dropped uncommitted, none is published.
+    ///
+    /// # Errors
+    /// [`PublishError::InvalidBatch`] for no message, more than
+    /// [`MAX_BATCH`], or more than the ring holds at once; otherwise as
+    /// [`reserve`](Producer::reserve), for the batch as a whole (a queue
+    /// with a length limit and a policy that refuses or drops takes one
+    /// message per claim: there, use `reserve`).
+    ///
+    /// # Examples
+    /// ```
+    /// # #[cfg(not(shmq_loom))] {
+    /// # let dir = std::env::temp_dir().join(format!("shmq-doc-resbatch-{}", std::process::id()));
+    /// # let ns = shmq::Namespace::open_dir(&dir).unwrap();
+    /// # ns.declare_queue("q", &shmq::QueueOptions::default()).unwrap();
+    /// let mut producer = ns.producer("q").unwrap();
+    /// let mut batch = producer.reserve_batch(&shmq::Properties::new(), &[3, 5]).unwrap();
+    /// batch.body_mut(0).copy_from_slice(b"one");
+    /// batch.body_mut(1).copy_from_slice(b"three");
+    /// batch.commit();
+    /// let consumer = ns.consumer("q", Default::default()).unwrap();
+    /// assert_eq!(consumer.try_recv().unwrap().body(), b"one");
+    /// assert_eq!(consumer.try_recv().unwrap().body(), b"three");
+    /// # drop((producer, consumer)); std::fs::remove_dir_all(&dir).ok();
+    /// # }
+    /// ```
+    pub fn reserve_batch(&mut self, properties: &Properties<'_>, body_lens: &[usize]) -> Result<BatchReservation<'_>, PublishError> {
+        if self.levels.is_some() && level_of(properties.priority, self.levels.as_ref().map_or(0, |l| l.max)) > 0 {
+            return self.level_for(properties.priority)?.ok_or(PublishError::Corrupt)?.reserve_batch(properties, body_lens);
+        }
+        let geometry = self.agent.queue.ring.geometry();
+        if body_lens.is_empty() || body_lens.len() > MAX_BATCH.min(geometry.slot_count as usize) {
+            return Err(PublishError::InvalidBatch("reserve 1 to 64 messages at once, and no more than the queue's ring holds"));
+        }
+        let config = &self.agent.queue.segment().config;
+        let limited = config.max_length.is_some() || config.max_length_bytes.is_some();
+        if body_lens.len() > 1 && limited && config.overflow.unwrap_or_default() != Overflow::Block {
+            return Err(PublishError::InvalidBatch(
+                "a queue with a length limit that refuses or drops takes one message per claim: use reserve",
+            ));
+        }
+        let props_len = properties.encoded_len()?;
+        let mut units = [0u32; MAX_BATCH];
+        let mut total = 0u64;
+        for (u, &len) in units.iter_mut().zip(body_lens) {
+            *u = self.units_for(props_len, len)?;
+            total += u64::from(*u);
+        }
+        if total > u64::from(geometry.data_units / 2) {
+            return Err(PublishError::InvalidBatch("the batch is over half the queue's ring bytes: reserve fewer messages at once"));
+        }
+        let count = body_lens.len();
+        let bytes = body_lens.iter().map(|&len| len as u64).sum();
+        let claim = self.claim(&units[..count], bytes)?.ok_or(PublishError::QueueFull)?;
+        let expires_at_ms = expiry(self.ttl_for(properties)?);
+        let mut records = [(0u32, 0u32, 0u32); MAX_BATCH];
+        let mut data = claim.data;
+        for ((record, &u), &len) in records.iter_mut().zip(&units[..count]).zip(body_lens) {
+            let (start, end) = self.agent.queue.ring.place(data, u);
+            self.write_record(start, properties, props_len, &[]);
+            *record = (start, end, len as u32);
+            data = end;
+        }
+        Ok(BatchReservation {
+            producer: self,
+            first: claim.first,
+            count,
+            records,
+            props_len: props_len as u32,
+            bytes,
+            expires_at_ms,
             committed: false,
         })
     }
@@ -817,7 +995,9 @@ impl Producer {
         }
         let most = if reason == WaitReason::MemoryBudget { BUDGET_WAIT_SLICE } else { WAIT_SLICE };
         let slice = wait_slice(deadline, most).ok_or(PublishError::Timeout)?;
-        queue.ring.not_full().wait(ticket, Some(slice));
+        if !self.busy_poll {
+            queue.ring.not_full().wait(ticket, Some(slice));
+        }
         self.after_sleep();
         Ok(None)
     }
@@ -912,6 +1092,82 @@ impl Reservation<'_> {
         bump(&self.producer.counters().published, 1);
         self.producer.notify_consumers();
         agent.tick(1);
+    }
+}
+
+impl BatchReservation<'_> {
+    /// How many messages the batch holds.
+    ///
+    /// # Examples
+    /// See [`Producer::reserve_batch`].
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Always false: a batch holds at least one message.
+    ///
+    /// # Examples
+    /// See [`Producer::reserve_batch`].
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Message `index`'s body bytes to fill in, in shared memory.
+    ///
+    /// # Panics
+    /// If `index` is not below [`len`](BatchReservation::len).
+    ///
+    /// # Examples
+    /// See [`Producer::reserve_batch`].
+    pub fn body_mut(&mut self, index: usize) -> &mut [u8] {
+        assert!(index < self.count, "message {index} of a batch of {}", self.count);
+        let (start, _, body_len) = self.records[index];
+        let queue = &self.producer.agent.queue;
+        let offset = queue.ring.data_offset(start) + self.props_len as usize;
+        match queue.segment().data_ptr(offset, body_len as usize) {
+            // SAFETY: the claimed records are ours until commit or drop, in
+            // bounds (checked), disjoint from one another, and `&mut self`
+            // makes this borrow unique.
+            Some(ptr) => unsafe { std::slice::from_raw_parts_mut(ptr, body_len as usize) },
+            None => &mut [],
+        }
+    }
+
+    /// Makes every message deliverable, in order, with one wake-up.
+    ///
+    /// # Examples
+    /// See [`Producer::reserve_batch`].
+    pub fn commit(mut self) {
+        self.committed = true;
+        let agent = &self.producer.agent;
+        let ring = &agent.queue.ring;
+        for (i, &(start, end, body_len)) in self.records[..self.count].iter().enumerate() {
+            ring.commit(self.first.wrapping_add(i as u32), start, end, self.props_len, body_len, self.expires_at_ms);
+        }
+        ring.claim_done(agent.owner);
+        bump(&self.producer.counters().published, self.count as u64);
+        self.producer.notify_consumers();
+        agent.tick(self.count as u32);
+    }
+}
+
+impl Drop for BatchReservation<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            let ring = &self.producer.agent.queue.ring;
+            for i in 0..self.count {
+                ring.abandon(self.first.wrapping_add(i as u32));
+            }
+            ring.release_bytes(self.bytes);
+            ring.claim_done(self.producer.agent.owner);
+            ring.notify_consumers();
+        }
+    }
+}
+
+impl std::fmt::Debug for BatchReservation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchReservation").field("first", &self.first).field("count", &self.count).finish()
     }
 }
 

@@ -160,9 +160,12 @@ fn targets(md: &mut String, rows: &[Row], pika: Option<&Pika>) -> R<()> {
     line("throughput: shmq (batches of 32) ≥ 20× Unix socket", pair(batch, uds, rate), "×", &|m| m >= 20.0)?;
     line("blocking latency p50: shmq (blocking) ÷ Unix socket ≤ 1", pair(blocking, uds, p50), "×", &|m| m <= 1.0)?;
     let (manual, topic) = (find(System::ShmqManualBatch), find(System::ShmqTopic));
-    line("throughput: manual acks ÷ auto acks, batches of 32 (one `ack_multiple` per batch) ≥ 0.8", pair(manual, batch, rate), "×", &|m| {
-        m >= 0.8
-    })?;
+    line(
+        "throughput: manual acks ÷ auto acks, batches of 32 (one `ack_multiple` per batch) ≥ 0.8",
+        pair(manual, batch, rate),
+        "×",
+        &|m| m >= 0.8,
+    )?;
     line(
         "throughput: topic exchange with 1000 bindings ÷ publishing to the queue, one message per call ≥ 0.85",
         pair(topic, busy, rate),

@@ -45,17 +45,24 @@ fn a_committed_batch_arrives_in_order_with_its_properties() {
 #[test]
 fn a_dropped_batch_is_never_delivered_and_gives_its_room_back() {
     let t = TempNs::new("resbatch-drop");
-    // Byte-limited and blocking: the dropped batch's bytes must come back,
-    // or the next publish would wait for ever (it times out instead).
-    let options = QueueOptions::default().max_length_bytes(100).overflow(Overflow::Block);
-    t.ns.declare_queue("q", &options).unwrap();
-    let mut producer = t.ns.producer("q").unwrap();
-    producer.set_publish_timeout(Some(Duration::from_secs(5)));
-    for _ in 0..3 {
-        drop(producer.reserve_batch(&Properties::new(), &[40, 40]).unwrap());
+    // Limited and blocking: the dropped batches' room must come back, or
+    // the publishes after them would wait (they time out instead).
+    let counted = QueueOptions::default().max_length(2).overflow(Overflow::Block);
+    let sized = QueueOptions::default().max_length_bytes(100).overflow(Overflow::Block);
+    for (queue, options, lens) in [("q", counted, &[40, 40][..]), ("bytes", sized, &[90][..])] {
+        t.ns.declare_queue(queue, &options).unwrap();
+        let mut producer = t.ns.producer(queue).unwrap();
+        producer.set_publish_timeout(Some(Duration::from_secs(5)));
+        for _ in 0..3 {
+            drop(producer.reserve_batch(&Properties::new(), lens).unwrap());
+        }
+        for &len in lens {
+            producer.publish(&vec![b'x'; len]).unwrap();
+        }
     }
-    producer.publish(&[b'x'; 90]).unwrap();
-    assert_eq!(bodies(&t.ns), ["x".repeat(90)]);
+    assert_eq!(bodies(&t.ns), ["x".repeat(40), "x".repeat(40)]);
+    let consumer = t.ns.consumer("bytes", ConsumerOptions::default()).unwrap();
+    assert_eq!(consumer.try_recv().unwrap().body(), [b'x'; 90]);
 }
 
 #[test]
@@ -63,6 +70,8 @@ fn requests_a_batch_cannot_honour_are_refused_with_a_reason() {
     let t = TempNs::new("resbatch-bad");
     t.ns.declare_queue("q", &QueueOptions::default().capacity_bytes(64 << 10)).unwrap();
     t.ns.declare_queue("reject", &QueueOptions::default().max_length(10).overflow(Overflow::Reject)).unwrap();
+    t.ns.declare_queue("three", &QueueOptions::default().max_length(3).overflow(Overflow::Block)).unwrap();
+    t.ns.declare_queue("bytes", &QueueOptions::default().max_length_bytes(1000).overflow(Overflow::Block)).unwrap();
     let mut producer = t.ns.producer("q").unwrap();
     let refused = |r: Result<shmq::BatchReservation<'_>, PublishError>| matches!(r, Err(PublishError::InvalidBatch(_)));
     assert!(refused(producer.reserve_batch(&Properties::new(), &[])));
@@ -72,6 +81,13 @@ fn requests_a_batch_cannot_honour_are_refused_with_a_reason() {
     let mut reject = t.ns.producer("reject").unwrap();
     assert!(refused(reject.reserve_batch(&Properties::new(), &[1, 1])));
     reject.reserve_batch(&Properties::new(), &[1]).unwrap().commit();
+    // More than a blocking max-length holds could never be granted; a byte
+    // limit takes one message per claim (recovery counts bytes per slot).
+    let mut three = t.ns.producer("three").unwrap();
+    assert!(refused(three.reserve_batch(&Properties::new(), &[1; 4])));
+    three.reserve_batch(&Properties::new(), &[1; 3]).unwrap().commit();
+    let mut bytes = t.ns.producer("bytes").unwrap();
+    assert!(refused(bytes.reserve_batch(&Properties::new(), &[1, 1])));
     let err = PublishError::InvalidBatch("x").to_string();
     assert!(err.starts_with("invalid batch"), "{err}");
     // Nothing was claimed by the refusals.

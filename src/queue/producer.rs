@@ -43,8 +43,11 @@ pub(crate) const BUDGET_WAIT_SLICE: Duration = Duration::from_millis(10);
 /// Most messages one `publish_batch` call claims at once.
 pub const MAX_BATCH: usize = 64;
 
-/// A body `publish_batch_with` took from its iterator, held (on the stack)
-/// while its chunk is published.
+/// Largest item `publish_batch_with` holds a chunk of on the stack.
+const HELD_ON_STACK: usize = 64;
+
+/// A body `publish_batch_with` took from its iterator, held while its chunk
+/// is published.
 struct Held<T>(Option<T>);
 
 impl<T: AsRef<[u8]>> AsRef<[u8]> for Held<T> {
@@ -487,8 +490,38 @@ impl Producer {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let mut bodies = bodies.into_iter();
-        let mut chunk: [Held<I::Item>; MAX_BATCH] = std::array::from_fn(|_| Held(None));
+        let bodies = bodies.into_iter();
+        // A chunk of bodies is held while it is published: on the stack for
+        // references and other small items, on the heap for large ones
+        // (64 by-value 64 KiB arrays would overflow a thread's stack).
+        if std::mem::size_of::<Held<I::Item>>() <= HELD_ON_STACK {
+            self.publish_iter_on_stack(properties, bodies)
+        } else {
+            let mut chunk: Vec<Held<I::Item>> = (0..MAX_BATCH).map(|_| Held(None)).collect();
+            self.publish_iter(properties, bodies, &mut chunk)
+        }
+    }
+
+    /// `publish_iter` with the chunk in an array on the stack: a function
+    /// of its own, so that the array is in no other path's stack frame.
+    #[inline(never)]
+    fn publish_iter_on_stack<T: AsRef<[u8]>>(
+        &mut self,
+        properties: &Properties<'_>,
+        bodies: impl Iterator<Item = T>,
+    ) -> Result<usize, PublishError> {
+        let mut chunk: [Held<T>; MAX_BATCH] = std::array::from_fn(|_| Held(None));
+        self.publish_iter(properties, bodies, &mut chunk)
+    }
+
+    /// `publish_batch_with`'s loop: fills `chunk` from `bodies`, publishes
+    /// it, until the iterator ends or a publish fails.
+    fn publish_iter<T: AsRef<[u8]>>(
+        &mut self,
+        properties: &Properties<'_>,
+        mut bodies: impl Iterator<Item = T>,
+        chunk: &mut [Held<T>],
+    ) -> Result<usize, PublishError> {
         let mut published = 0;
         loop {
             let mut taken = 0;
@@ -502,10 +535,26 @@ impl Producer {
             let (done, result) = self.publish_chunks(properties, &chunk[..taken]);
             published += done;
             result?;
-            if taken < MAX_BATCH {
+            if taken < chunk.len() {
                 return Ok(published);
             }
         }
+    }
+
+    /// Most messages one claim may take in this queue. With a length limit
+    /// and a policy that refuses or drops, one: the policy applies to each
+    /// message, as in RabbitMQ. `block` waits for room for a whole chunk, no
+    /// larger than the count limit. A byte limit: one, because recovery
+    /// gives back the ready bytes of a dead producer's claim slot by slot
+    /// (`Ring::abandon_stalled`) and only a single-slot claim records them.
+    fn max_claim(&self) -> usize {
+        let config = &self.agent.queue.segment().config;
+        let max = match (config.max_length, config.max_length_bytes, config.overflow.unwrap_or_default()) {
+            (None, None, _) => MAX_BATCH,
+            (Some(n), None, Overflow::Block) => MAX_BATCH.min(n.max(1) as usize),
+            _ => 1,
+        };
+        max.min(self.agent.queue.ring.geometry().slot_count as usize)
     }
 
     /// Publishes `bodies` a chunk per claim; returns how many were
@@ -529,17 +578,7 @@ impl Producer {
         // A chunk must fit an empty ring, or its claim could never succeed:
         // at most half the data (so wrap padding fits too) and the slots.
         let max_units = u64::from(geometry.data_units / 2);
-        // With a length limit and a policy that refuses or drops, one
-        // message per claim: the policy applies to each message, as in
-        // RabbitMQ. `block` waits for room for a whole chunk, no larger than
-        // the limit.
-        let config = &self.agent.queue.segment().config;
-        let max_count = match (config.max_length, config.max_length_bytes, config.overflow.unwrap_or_default()) {
-            (None, None, _) => MAX_BATCH,
-            (Some(n), None, Overflow::Block) => MAX_BATCH.min(n.max(1) as usize),
-            _ => 1,
-        }
-        .min(geometry.slot_count as usize);
+        let max_count = self.max_claim();
         // The same properties for every message: sized once. The expiry is
         // taken per chunk once claimed: a chunk may wait (block, memory
         // budget), and a TTL counts from the enqueue.
@@ -548,11 +587,16 @@ impl Producer {
             (Err(e), _) | (_, Err(e)) => return (0, Err(e)),
         };
         while done < bodies.len() {
+            // Each body's bytes are looked up once, before the claim: an
+            // `AsRef` that answers differently the second time (or panics)
+            // can neither outgrow the claim nor leave it uncommitted.
+            let mut slices: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
             let mut units = [0u32; MAX_BATCH];
             let mut count = 0;
             let mut total = 0u64;
             for body in &bodies[done..bodies.len().min(done + max_count)] {
-                let record_units = match self.units_for(props_len, body.as_ref().len()) {
+                let body = body.as_ref();
+                let record_units = match self.units_for(props_len, body.len()) {
                     Ok(record_units) => record_units,
                     // Publish what precedes the bad message; the next round
                     // starts at it and returns the error.
@@ -564,14 +608,15 @@ impl Producer {
                 }
                 total += u64::from(record_units);
                 units[count] = record_units;
+                slices[count] = body;
                 count += 1;
             }
-            let chunk = &bodies[done..done + count];
+            let chunk = &slices[..count];
             let units = &units[..count];
-            let bytes = chunk.iter().map(|b| b.as_ref().len() as u64).sum();
+            let bytes = chunk.iter().map(|b| b.len() as u64).sum();
             let claimed = self.claim(units, bytes);
             if matches!(claimed, Err(PublishError::QueueFull)) && chunk.len() == 1 {
-                self.refused(properties, chunk[0].as_ref());
+                self.refused(properties, chunk[0]);
             }
             let claim = match claimed {
                 Ok(Some(claim)) => claim,
@@ -585,8 +630,7 @@ impl Producer {
             let expires = expiry(ttl);
             let ring = &self.agent.queue.ring;
             let mut data = claim.data;
-            for (i, (body, &u)) in chunk.iter().zip(units).enumerate() {
-                let body = body.as_ref();
+            for (i, (&body, &u)) in chunk.iter().zip(units).enumerate() {
                 let (start, end) = ring.place(data, u);
                 self.write_record(start, properties, props_len, body);
                 ring.commit(claim.first.wrapping_add(i as u32), start, end, props_len as u32, body.len() as u32, expires);
@@ -687,14 +731,14 @@ impl Producer {
         if body_lens.is_empty() || body_lens.len() > MAX_BATCH.min(geometry.slot_count as usize) {
             return Err(PublishError::InvalidBatch("reserve 1 to 64 messages at once, and no more than the queue's ring holds"));
         }
-        let config = &self.agent.queue.segment().config;
-        let limited = config.max_length.is_some() || config.max_length_bytes.is_some();
-        if body_lens.len() > 1 && limited && config.overflow.unwrap_or_default() != Overflow::Block {
+        if body_lens.len() > self.max_claim() {
             return Err(PublishError::InvalidBatch(
-                "a queue with a length limit that refuses or drops takes one message per claim: use reserve",
+                "this queue takes fewer messages per claim (its max-length with overflow block, or one with a byte limit or a policy that refuses or drops): reserve fewer",
             ));
         }
         let props_len = properties.encoded_len()?;
+        // Before the claim: an error after it would leave the claim behind.
+        let ttl = self.ttl_for(properties)?;
         let mut units = [0u32; MAX_BATCH];
         let mut total = 0u64;
         for (u, &len) in units.iter_mut().zip(body_lens) {
@@ -707,7 +751,7 @@ impl Producer {
         let count = body_lens.len();
         let bytes = body_lens.iter().map(|&len| len as u64).sum();
         let claim = self.claim(&units[..count], bytes)?.ok_or(PublishError::QueueFull)?;
-        let expires_at_ms = expiry(self.ttl_for(properties)?);
+        let expires_at_ms = expiry(ttl);
         let mut records = [(0u32, 0u32, 0u32); MAX_BATCH];
         let mut data = claim.data;
         for ((record, &u), &len) in records.iter_mut().zip(&units[..count]).zip(body_lens) {
@@ -916,6 +960,13 @@ impl Producer {
 
     /// The queue is at its `max_length`: apply the overflow policy.
     fn overflow(&mut self, units: &[u32], deadline: &mut Option<Option<Instant>>) -> Result<Option<Claim>, PublishError> {
+        // Abandoned claims (dropped reservations, dead producers' claims) at
+        // the head count as ready until a consumer steps over them: step
+        // over them here, so that a queue nobody consumes from is not held
+        // at its limit by messages that do not exist.
+        if self.agent.queue.ring.skip_dead_head() {
+            return Ok(None);
+        }
         match self.agent.queue.segment().config.overflow.unwrap_or_default() {
             Overflow::Reject | Overflow::RejectPublishDlx => {
                 // Room may be held by a dead consumer: a publisher that only
@@ -995,7 +1046,23 @@ impl Producer {
         }
         let most = if reason == WaitReason::MemoryBudget { BUDGET_WAIT_SLICE } else { WAIT_SLICE };
         let slice = wait_slice(deadline, most).ok_or(PublishError::Timeout)?;
-        if !self.busy_poll {
+        if self.busy_poll {
+            // Spin for the slice a sleep would take, so that the wait hook
+            // and the caller's growth and budget checks run as often.
+            let until = Instant::now() + slice;
+            let mut spins: u32 = 0;
+            loop {
+                let outcome = self.try_claim(units);
+                if !waiting(&outcome) {
+                    return Ok(outcome.ok());
+                }
+                spins = spins.wrapping_add(1);
+                if spins.is_multiple_of(256) && Instant::now() >= until {
+                    break;
+                }
+                core::hint::spin_loop();
+            }
+        } else {
             queue.ring.not_full().wait(ticket, Some(slice));
         }
         self.after_sleep();

@@ -702,10 +702,12 @@ impl<M: RingMemory> Ring<M> {
     }
 
     /// Moves `read` past head slots that can never be delivered (abandoned,
-    /// delivered, done), up to the first READY or FREE one.
-    pub fn skip_dead_head(&self) {
+    /// delivered, done), up to the first READY or FREE one. True if it
+    /// found any.
+    pub fn skip_dead_head(&self) -> bool {
         let header = self.mem.header();
         let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::Acquire));
+        let mut skipped = false;
         for _ in 0..self.geo.slot_count {
             let read = header.read.load(Ordering::Acquire);
             if read == produced {
@@ -716,7 +718,9 @@ impl<M: RingMemory> Ring<M> {
                 break;
             }
             self.help_past(read);
+            skipped = true;
         }
+        skipped
     }
 
     /// The eventcount consumers sleep on while the ring is empty.

@@ -494,17 +494,7 @@ impl Consumer {
                 if got > 0 {
                     return Ok(got);
                 }
-                spins = spins.wrapping_add(1);
-                if spins.is_multiple_of(4096) {
-                    if self.chain.is_deleted() {
-                        return Err(RecvError::QueueDeleted);
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(RecvError::Timeout);
-                    }
-                    self.sweep(false);
-                }
-                core::hint::spin_loop();
+                self.busy_round(&mut spins, Some(deadline))?;
             }
         }
         loop {
@@ -941,14 +931,7 @@ impl Consumer {
                 return Err(RecvError::QueueDeleted);
             }
             if self.options.busy_poll {
-                spins = spins.wrapping_add(1);
-                if spins.is_multiple_of(4096) {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(RecvError::Timeout);
-                    }
-                    self.sweep(false);
-                }
-                core::hint::spin_loop();
+                self.busy_round(&mut spins, deadline)?;
                 continue;
             }
             if !spun {
@@ -974,6 +957,23 @@ impl Consumer {
             spun = false;
             self.sweep(false);
         }
+    }
+
+    /// One round of a busy-poll wait: every 4096 rounds it looks for a
+    /// deleted queue and a passed `deadline`, and sweeps for dead peers.
+    fn busy_round(&self, spins: &mut u32, deadline: Option<Instant>) -> Result<(), RecvError> {
+        *spins = spins.wrapping_add(1);
+        if spins.is_multiple_of(4096) {
+            if self.chain.is_deleted() {
+                return Err(RecvError::QueueDeleted);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(RecvError::Timeout);
+            }
+            self.sweep(false);
+        }
+        core::hint::spin_loop();
+        Ok(())
     }
 
     /// The async consumer's sleep ([`crate::aio`]): arms the eventcount a

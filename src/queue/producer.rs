@@ -279,6 +279,43 @@ impl Producer {
         }
     }
 
+    /// Once the `count` slots of a claim are committed: clears the claim
+    /// intent, counts them and wakes consumers.
+    fn claim_committed(&self, count: u32) {
+        self.agent.queue.ring.claim_done(self.agent.owner);
+        bump(&self.counters().published, u64::from(count));
+        self.notify_consumers();
+        self.agent.tick(count);
+    }
+
+    /// Gives up `count` claimed, uncommitted slots from `first` (a dropped
+    /// reservation) and the `bytes` of body they counted as ready.
+    fn abandon_claim(&self, first: u32, count: u32, bytes: u64) {
+        let ring = &self.agent.queue.ring;
+        for i in 0..count {
+            ring.abandon(first.wrapping_add(i));
+        }
+        ring.release_bytes(bytes);
+        ring.claim_done(self.agent.owner);
+        self.notify_consumers();
+    }
+
+    /// The `body_len` body bytes of a record this producer claimed at data
+    /// unit `start`, after `props_len` bytes of properties; empty if out of
+    /// the data area.
+    fn claimed_body(&mut self, start: u32, props_len: u32, body_len: u32) -> &mut [u8] {
+        let queue = &self.agent.queue;
+        let offset = queue.ring.data_offset(start) + props_len as usize;
+        match queue.segment().data_ptr(offset, body_len as usize) {
+            // SAFETY: the record lies in a claim of ours that is neither
+            // committed nor abandoned (the reservation holding it is alive),
+            // in bounds (checked), disjoint from the claim's other records;
+            // `&mut self` makes this borrow unique.
+            Some(ptr) => unsafe { std::slice::from_raw_parts_mut(ptr, body_len as usize) },
+            None => &mut [],
+        }
+    }
+
     /// True if this producer's last publish had to wait for the namespace's
     /// memory budget and has not had room since: flow control is on
     /// (RabbitMQ's `connection.blocked`).
@@ -426,10 +463,7 @@ impl Producer {
         self.write_record(start, properties, encoded.props_len, body);
         let ring = &self.agent.queue.ring;
         ring.commit(claim.first, start, end, encoded.props_len as u32, body.len() as u32, encoded.expires_at_ms);
-        ring.claim_done(self.agent.owner);
-        bump(&self.counters().published, 1);
-        self.notify_consumers();
-        self.agent.tick(1);
+        self.claim_committed(1);
         Ok(())
     }
 
@@ -636,10 +670,7 @@ impl Producer {
                 ring.commit(claim.first.wrapping_add(i as u32), start, end, props_len as u32, body.len() as u32, expires);
                 data = end;
             }
-            ring.claim_done(self.agent.owner);
-            bump(&self.counters().published, chunk.len() as u64);
-            self.notify_consumers();
-            self.agent.tick(chunk.len() as u32);
+            self.claim_committed(chunk.len() as u32);
             done += chunk.len();
         }
         (done, Ok(()))
@@ -701,10 +732,11 @@ impl Producer {
     ///
     /// # Errors
     /// [`PublishError::InvalidBatch`] for no message, more than
-    /// [`MAX_BATCH`], or more than the ring holds at once; otherwise as
-    /// [`reserve`](Producer::reserve), for the batch as a whole (a queue
-    /// with a length limit and a policy that refuses or drops takes one
-    /// message per claim: there, use `reserve`).
+    /// [`MAX_BATCH`], more than the ring holds at once, or more than the
+    /// queue takes in one claim (a `block` queue's `max_length`; one
+    /// message in a queue with a byte limit, or whose overflow policy
+    /// refuses or drops); otherwise as [`reserve`](Producer::reserve), for
+    /// the batch as a whole.
     ///
     /// # Examples
     /// ```
@@ -1043,17 +1075,13 @@ impl Producer {
         if self.chain.is_deleted() {
             return Err(PublishError::QueueDeleted);
         }
-        let (queue, ticket) = self.arm_not_full();
-        let outcome = self.try_claim(units);
-        if !waiting(&outcome) {
-            return Ok(outcome.ok());
-        }
         let most = if reason == WaitReason::MemoryBudget { BUDGET_WAIT_SLICE } else { WAIT_SLICE };
-        let slice = wait_slice(deadline, most).ok_or(PublishError::Timeout)?;
         if self.busy_poll {
             // Spin for the slice a sleep would take, so that the wait hook
-            // and the caller's growth and budget checks run as often.
-            let until = Instant::now() + slice;
+            // and the caller's growth and budget checks run as often. The
+            // eventcount is not armed: armed, it would cost every consumer
+            // that frees room a wake syscall.
+            let until = Instant::now() + wait_slice(deadline, most).ok_or(PublishError::Timeout)?;
             let mut spins: u32 = 0;
             loop {
                 let outcome = self.try_claim(units);
@@ -1067,6 +1095,12 @@ impl Producer {
                 core::hint::spin_loop();
             }
         } else {
+            let (queue, ticket) = self.arm_not_full();
+            let outcome = self.try_claim(units);
+            if !waiting(&outcome) {
+                return Ok(outcome.ok());
+            }
+            let slice = wait_slice(deadline, most).ok_or(PublishError::Timeout)?;
             queue.ring.not_full().wait(ticket, Some(slice));
         }
         self.after_sleep();
@@ -1140,14 +1174,7 @@ impl Reservation<'_> {
     /// # Examples
     /// See [`Reservation`].
     pub fn body_mut(&mut self) -> &mut [u8] {
-        let queue = &self.producer.agent.queue;
-        let offset = queue.ring.data_offset(self.start) + self.props_len as usize;
-        match queue.segment().data_ptr(offset, self.body_len as usize) {
-            // SAFETY: the claimed record is ours until commit or drop, in
-            // bounds (checked), and `&mut self` makes this borrow unique.
-            Some(ptr) => unsafe { std::slice::from_raw_parts_mut(ptr, self.body_len as usize) },
-            None => &mut [],
-        }
+        self.producer.claimed_body(self.start, self.props_len, self.body_len)
     }
 
     /// Makes the message deliverable.
@@ -1159,10 +1186,7 @@ impl Reservation<'_> {
         let agent = &self.producer.agent;
         let ring = &agent.queue.ring;
         ring.commit(self.pos, self.start, self.end, self.props_len, self.body_len, self.expires_at_ms);
-        ring.claim_done(agent.owner);
-        bump(&self.producer.counters().published, 1);
-        self.producer.notify_consumers();
-        agent.tick(1);
+        self.producer.claim_committed(1);
     }
 }
 
@@ -1193,15 +1217,7 @@ impl BatchReservation<'_> {
     pub fn body_mut(&mut self, index: usize) -> &mut [u8] {
         assert!(index < self.count, "message {index} of a batch of {}", self.count);
         let (start, _, body_len) = self.records[index];
-        let queue = &self.producer.agent.queue;
-        let offset = queue.ring.data_offset(start) + self.props_len as usize;
-        match queue.segment().data_ptr(offset, body_len as usize) {
-            // SAFETY: the claimed records are ours until commit or drop, in
-            // bounds (checked), disjoint from one another, and `&mut self`
-            // makes this borrow unique.
-            Some(ptr) => unsafe { std::slice::from_raw_parts_mut(ptr, body_len as usize) },
-            None => &mut [],
-        }
+        self.producer.claimed_body(start, self.props_len, body_len)
     }
 
     /// Makes every message deliverable, in order, with one wake-up.
@@ -1215,23 +1231,14 @@ impl BatchReservation<'_> {
         for (i, &(start, end, body_len)) in self.records[..self.count].iter().enumerate() {
             ring.commit(self.first.wrapping_add(i as u32), start, end, self.props_len, body_len, self.expires_at_ms);
         }
-        ring.claim_done(agent.owner);
-        bump(&self.producer.counters().published, self.count as u64);
-        self.producer.notify_consumers();
-        agent.tick(self.count as u32);
+        self.producer.claim_committed(self.count as u32);
     }
 }
 
 impl Drop for BatchReservation<'_> {
     fn drop(&mut self) {
         if !self.committed {
-            let ring = &self.producer.agent.queue.ring;
-            for i in 0..self.count {
-                ring.abandon(self.first.wrapping_add(i as u32));
-            }
-            ring.release_bytes(self.bytes);
-            ring.claim_done(self.producer.agent.owner);
-            ring.notify_consumers();
+            self.producer.abandon_claim(self.first, self.count as u32, self.bytes);
         }
     }
 }
@@ -1245,11 +1252,7 @@ impl std::fmt::Debug for BatchReservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if !self.committed {
-            let ring = &self.producer.agent.queue.ring;
-            ring.abandon(self.pos);
-            ring.release_bytes(u64::from(self.body_len));
-            ring.claim_done(self.producer.agent.owner);
-            ring.notify_consumers();
+            self.producer.abandon_claim(self.pos, 1, u64::from(self.body_len));
         }
     }
 }

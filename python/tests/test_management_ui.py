@@ -129,15 +129,39 @@ class Ui:
             field.send_keys(text)
 
     def text(self, css: str) -> str:
-        return self.find(css).text
+        """An element's rendered text, found and read in one script call: a
+        refresh that replaces the element between a find and a read would
+        make the read stale."""
+        found = self.driver.execute_script(
+            "const e = document.querySelector(arguments[0]);"
+            " if (e === null) return null;"
+            # As Selenium's .text: an element that is not rendered shows nothing.
+            " return e.getClientRects().length === 0 ? '' : e.innerText.trim()",
+            css)
+        if found is None:
+            raise NoSuchElementException(f"no element matches {css}")
+        return found
+
+    def click(self, css: str) -> None:
+        """Clicks an element, looked up again if a refresh replaced it
+        between the find and the click."""
+        def attempt() -> bool:
+            self.find(css).click()
+            return True
+        wait_for(attempt, f"a click on {css}")
 
     def visible(self, css: str) -> bool:
-        found = self.find_all(css)
-        return bool(found) and found[0].is_displayed()
+        """Whether the first match is displayed, found and checked in one
+        script call (see text)."""
+        return bool(self.driver.execute_script(
+            "const e = document.querySelector(arguments[0]);"
+            " return e !== null && e.getClientRects().length > 0"
+            " && getComputedStyle(e).visibility !== 'hidden'",
+            css))
 
     def tab(self, name: str) -> None:
         """Clicks a tab of the navigation bar and waits for its page."""
-        self.find(f'#tabs a[data-tab="{name}"]').click()
+        self.click(f'#tabs a[data-tab="{name}"]')
         wait_for(lambda: self.text("main h1") == name.capitalize(), f"the {name} page")
 
     def column(self, table: str, index: int) -> List[str]:
@@ -154,7 +178,7 @@ class Ui:
         wait_for(lambda: self.visible("#login-form"), "the login form")
         self.find("#login-username").send_keys(user)
         self.find("#login-password").send_keys(password)
-        self.find("#login-submit").click()
+        self.click("#login-submit")
 
     def accept_confirm(self) -> None:
         alert = wait_for(lambda: self._alert(), "the confirm dialog")
@@ -289,10 +313,10 @@ def test_queues_page_filters_pages_and_sorts_2000_queues(ui: Ui) -> None:
     wait_for(lambda: ui.text("#queues-page") == "Page 1 of 10", "10 pages of bulk-1*")
     assert ui.text("#queues-page-info") == f"Showing 100 of {BULK + 5:,} queues (1,000 match the filter)"
     assert ui.column("queues-table", 2)[0] == "bulk-1000"
-    ui.find("#queues .pager .next").click()
+    ui.click("#queues .pager .next")
     wait_for(lambda: ui.column("queues-table", 2)[0] == "bulk-1100", "page 2")
     assert ui.text("#queues-page") == "Page 2 of 10"
-    ui.find("#queues .pager .last").click()
+    ui.click("#queues .pager .last")
     wait_for(lambda: ui.column("queues-table", 2)[-1] == "bulk-1999", "the last page")
     Select(ui.find("#queues-page-size")).select_by_value("500")
     wait_for(lambda: len(ui.column("queues-table", 2)) == 500, "500 rows per page")
@@ -306,12 +330,12 @@ def test_queues_page_filters_pages_and_sorts_2000_queues(ui: Ui) -> None:
     Select(ui.find("#queues-page-size")).select_by_value("20")
 
     # Sorted by total messages, largest first: the producer's backlog leads.
-    ui.find('#queues-table th[data-sort="messages"]').click()
+    ui.click('#queues-table th[data-sort="messages"]')
     wait_for(lambda: ui.column("queues-table", 2)[:1] == ["tasks"], "tasks first by messages")
     totals = [int(t.replace(",", "")) for t in ui.column("queues-table", 9)]
     assert totals == sorted(totals, reverse=True), totals
     ui.screenshot("queues")
-    ui.find('#queues-table th[data-sort="name"]').click()
+    ui.click('#queues-table th[data-sort="name"]')
     wait_for(lambda: ui.column("queues-table", 2)[:1] == ["audit"], "sorted by name again")
 
 
@@ -331,7 +355,7 @@ def test_queue_page_shows_consumers_and_gets_messages_with_their_headers(ui: Ui)
     assert ui.column("queue-bindings-table", 1) == ["(AMQP default)"]
     Select(ui.find("#get-ackmode")).select_by_value("ack_requeue_true")
     ui.type_into("#get-count", "2")
-    ui.find("#get-submit").click()
+    ui.click("#get-submit")
     messages = wait_for(lambda: ui.find_all("#get-results .message"), "the messages got")
     assert len(messages) == 2
     first = messages[0]
@@ -353,7 +377,7 @@ def test_publish_through_the_ui_lands_in_the_queue(ui: Ui) -> None:
     ui.find("#publish-headers .kv-row:nth-child(2) .value").send_keys("3")
     Select(ui.find("#publish-headers .kv-row:nth-child(2) .type")).select_by_value("number")
     ui.find("#publish-payload").send_keys("hello from the browser")
-    ui.find("#publish-submit").click()
+    ui.click("#publish-submit")
     assert wait_for(lambda: ui.text("#publish-result"), "the publish result") == "Message published."
     assert ui.api.request("GET", "/api/queues/%2F/orders")["messages_ready"] == 6
     # The API gets it back with the headers the form gave (the number as a number).
@@ -366,12 +390,12 @@ def test_publish_through_the_ui_lands_in_the_queue(ui: Ui) -> None:
 
 def test_purge_empties_and_delete_removes_a_queue(ui: Ui) -> None:
     open_queue(ui, "orders")
-    ui.find("#purge-button").click()
+    ui.click("#purge-button")
     ui.accept_confirm()
     wait_for(lambda: ui.text("#queue-action-result") == "Queue orders purged.", "the purge")
     assert ui.api.request("GET", "/api/queues/%2F/orders")["messages"] == 0
     wait_for(lambda: ui.text("#queue-ready") == "0", "the page to show 0 ready")
-    ui.find("#delete-button").click()
+    ui.click("#delete-button")
     ui.accept_confirm()
     wait_for(lambda: ui.text("main h1") == "Queues", "the queue list after delete")
     assert ui.api.status("/api/queues/%2F/orders") == 404
@@ -386,19 +410,18 @@ def test_exchanges_page_and_publish_through_an_exchange(ui: Ui) -> None:
     assert names[0] == "(AMQP default)" and "events" in names and "amq.topic" in names, names
     types = dict(zip(names, ui.column("exchanges-table", 3)))
     assert types["events"] == "topic"
-    row = ui.driver.find_element(By.LINK_TEXT, "events")
-    row.click()
+    wait_for(lambda: (ui.driver.find_element(By.LINK_TEXT, "events").click(), True)[1], "a click on events")
     wait_for(lambda: ui.text("#exchange-name") == "events", "the exchange page")
     wait_for(lambda: ui.column("source-bindings-table", 1) == ["audit"], "the binding to audit")
     assert ui.column("source-bindings-table", 2) == ["order.#"]
     ui.find("#publish-routing-key").send_keys("order.created")
     ui.find("#publish-payload").send_keys('{"order": 7}')
-    ui.find("#publish-submit").click()
+    ui.click("#publish-submit")
     assert wait_for(lambda: ui.text("#publish-result"), "the publish result") == "Message published."
     got = ui.api.request("POST", "/api/queues/%2F/audit/get", {"count": 10, "ackmode": "ack_requeue_true", "encoding": "auto"})
     assert [(m["payload"], m["routing_key"], m["exchange"]) for m in got] == [('{"order": 7}', "order.created", "events")]
     ui.type_into("#publish-routing-key", "invoice.created")
-    ui.find("#publish-submit").click()
+    ui.click("#publish-submit")
     wait_for(lambda: ui.text("#publish-result") == "Message published, but not routed.", "the unroutable publish")
     ui.screenshot("exchange")
     ui.tab("exchanges")
@@ -449,6 +472,6 @@ def test_shovels_page_shows_states_and_hides_passwords(ui: Ui) -> None:
 
 
 def test_logging_out_returns_to_the_login_form(ui: Ui) -> None:
-    ui.find("#logout").click()
+    ui.click("#logout")
     wait_for(lambda: ui.visible("#login-form"), "the login form")
     assert ui.driver.execute_script("return sessionStorage.getItem('shmq-auth')") is None

@@ -10,7 +10,9 @@
 //! "alive for ever" (docs/SECURITY.md).
 
 use std::fs::File;
-use std::sync::Arc;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Once};
 
 use rustix::fs::{flock, FlockOperation};
 
@@ -24,7 +26,73 @@ pub(crate) struct Peer {
     /// The process that registered it (see [`inherited`]).
     pub(crate) pid: u32,
     dir: Arc<NamespaceDir>,
-    _lock: File,
+    lock: File,
+    /// Its entry in [`LOCK_FDS`], if one was free.
+    fork_entry: Option<usize>,
+}
+
+/// How many peer-file locks of one process the fork handler covers (one
+/// per namespace open): beyond that, a fork child keeps its copies of the
+/// later ones until it closes them.
+const FORK_GUARDED: usize = 256;
+
+/// The descriptors of this process's peer-file locks, -1 for a free entry.
+/// A `fork` child inherits every descriptor, and a descriptor of the locked
+/// file holds the `flock` for as long as any process has it open: a child
+/// would keep a dead parent alive to every liveness check. The fork handler
+/// points each of these descriptors, in the child only, at `/dev/null`.
+static LOCK_FDS: [AtomicI32; FORK_GUARDED] = [const { AtomicI32::new(-1) }; FORK_GUARDED];
+
+/// `/dev/null`, opened once (close-on-exec): what the fork handler puts in
+/// place of each lock descriptor, so the child's `File` still closes a
+/// descriptor of its own. -1 if it could not be opened (no protection).
+static PLACEHOLDER: AtomicI32 = AtomicI32::new(-1);
+
+static INSTALL_FORK_HANDLER: Once = Once::new();
+
+extern "C" {
+    fn pthread_atfork(
+        prepare: Option<unsafe extern "C" fn()>,
+        parent: Option<unsafe extern "C" fn()>,
+        child: Option<unsafe extern "C" fn()>,
+    ) -> std::ffi::c_int;
+    fn dup2(old: std::ffi::c_int, new: std::ffi::c_int) -> std::ffi::c_int;
+}
+
+/// Runs in a fork child, before `fork` returns there: only
+/// async-signal-safe calls (atomics, `dup2`).
+unsafe extern "C" fn release_inherited_locks() {
+    let placeholder = PLACEHOLDER.load(Ordering::Relaxed);
+    for entry in &LOCK_FDS {
+        // The child's own copy of the table: its entries name the parent's
+        // locks, none of the child's.
+        let fd = entry.swap(-1, Ordering::Relaxed);
+        if fd >= 0 && placeholder >= 0 {
+            // SAFETY: `fd` is open in the child (an entry is cleared before
+            // its `File` closes, and the child has a copy of every
+            // descriptor), and `dup2` is async-signal-safe. It drops the
+            // child's reference to the locked file; the parent's stays.
+            unsafe { dup2(placeholder, fd) };
+        }
+    }
+}
+
+/// Adds `lock` to the table the fork handler reads, installing the handler
+/// on first use; the entry taken, if one was free.
+fn guard_against_fork(lock: &File) -> Option<usize> {
+    INSTALL_FORK_HANDLER.call_once(|| {
+        let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+        else {
+            return;
+        };
+        PLACEHOLDER.store(std::os::fd::IntoRawFd::into_raw_fd(null), Ordering::Relaxed);
+        // SAFETY: registers a handler that makes only async-signal-safe
+        // calls; it is never unregistered, and the statics it reads live
+        // for the whole process.
+        unsafe { pthread_atfork(None, None, Some(release_inherited_locks)) };
+    });
+    let fd = lock.as_raw_fd();
+    LOCK_FDS.iter().position(|entry| entry.compare_exchange(-1, fd, Ordering::Relaxed, Ordering::Relaxed).is_ok())
 }
 
 /// True in a process other than `pid`: a `fork` child dropping a handle it
@@ -74,7 +142,8 @@ impl Peer {
         let _ = std::io::Write::write_all(&mut &file, format!("{}\n", std::process::id()).as_bytes());
         dir.rename(Sub::Tmp, &tmp, Sub::Peers, &peer_name(token))?;
         drop(guard);
-        Ok(Peer { token, pid: std::process::id(), dir: dir.clone(), _lock: file })
+        let fork_entry = guard_against_fork(&file);
+        Ok(Peer { token, pid: std::process::id(), dir: dir.clone(), lock: file, fork_entry })
     }
 }
 
@@ -82,6 +151,12 @@ impl Drop for Peer {
     fn drop(&mut self) {
         if inherited(self.pid) {
             return;
+        }
+        if let Some(entry) = self.fork_entry {
+            // Before the descriptor closes (when `lock` drops, after this):
+            // a fork in between must not find a number that is no longer the
+            // lock's (the descriptor, closed, could be reused).
+            let _ = LOCK_FDS[entry].compare_exchange(self.lock.as_raw_fd(), -1, Ordering::Relaxed, Ordering::Relaxed);
         }
         // A clean exit leaves no file behind.
         self.dir.unlink(Sub::Peers, &peer_name(self.token));

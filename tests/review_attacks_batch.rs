@@ -1,8 +1,7 @@
 //! Review attacks on the batch publish path (`Publisher::publish_batch`)
 //! and on fork safety (`liveness::inherited`, the Drop impls that skip a
-//! fork child's copies). Each `#[ignore = "defect: ..."]` test fails today
-//! and states the outcome the fix must give; the others pin behaviour that
-//! held under attack.
+//! fork child's copies). Each test pins a defect the review found, now
+//! fixed, or behaviour that held under attack.
 //!
 //! The fork tests run a role of this test binary in a child process (one
 //! test thread, so `fork` there is safe), which forks again.
@@ -31,7 +30,7 @@ fn bodies(t: &TempNs, queue: &str) -> Vec<String> {
 /// failed before it, and a caller retrying from the failed message
 /// duplicates it there.
 #[test]
-#[ignore = "defect: publish_routed_batch publishes the whole batch to one queue before the next; an error at message i on a later queue leaves messages after i in the earlier ones"]
+
 fn a_batch_failing_at_one_message_publishes_nothing_after_it_to_any_queue() {
     let t = TempNs::new("review-batch-partial");
     t.ns.declare_exchange("fan", &ExchangeOptions::new(ExchangeKind::Fanout)).unwrap();
@@ -54,7 +53,7 @@ fn a_batch_failing_at_one_message_publishes_nothing_after_it_to_any_queue() {
 /// What a batch published before an error is counted in the exchange's
 /// stats, as each single publish before an error would be.
 #[test]
-#[ignore = "defect: publish_batch counts exchange stats only when the whole batch succeeds"]
+
 fn a_batch_stopped_by_an_error_counts_what_it_published() {
     let t = TempNs::new("review-batch-count");
     t.ns.declare_queue("q", &QueueOptions::default().max_message_bytes(64)).unwrap();
@@ -74,7 +73,7 @@ fn a_batch_stopped_by_an_error_counts_what_it_published() {
 /// ends up with the batch's *last* five (m15..m19), the first fifteen
 /// refused. The same happens at the memory budget (chunks of 64).
 #[test]
-#[ignore = "defect: a chunk that does not fit is retried one message shorter after each timeout, so a batch at a limit keeps its last messages instead of its first"]
+
 fn a_batch_at_a_block_limit_keeps_its_first_messages_as_single_publishes_do() {
     let t = TempNs::new("review-batch-block");
     t.ns.declare_queue("q", &QueueOptions::default().max_length(20).overflow(shmq::Overflow::Block)).unwrap();
@@ -188,7 +187,7 @@ mod fork {
     /// judges the dead parent alive, and its delivery stays unacked (and its
     /// consumer counted) for as long as the child lives.
     #[test]
-    #[ignore = "defect: a fork child holds the inherited flock on its parent's peer file, so a dead parent stays alive to liveness checks while the child lives"]
+
     fn a_dead_parent_is_recovered_while_a_child_it_forked_lives() {
         let t = TempNs::in_shm("review-fork-lock");
         t.ns.declare_queue("q", &QueueOptions::default()).unwrap();

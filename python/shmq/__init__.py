@@ -730,7 +730,19 @@ class BlockingChannel:
         # Direct reply-to: (consumer tag, this channel's reply queue) while
         # it consumes amq.rabbitmq.reply-to.
         self._reply: Optional[Tuple[str, str]] = None
+        # The queue this channel declared last: AMQP's '' in bind, unbind,
+        # purge, delete, consume and get.
+        self._last_declared: Optional[str] = None
         self.is_open = True
+
+    def _named(self, queue: str) -> str:
+        """AMQP's shortcut, as RabbitMQ has it: the queue name '' is the
+        queue this channel declared last (404 if it declared none)."""
+        if queue != "":
+            return queue
+        if self._last_declared is None:
+            raise self._closed_with(404, "NOT_FOUND - no previously declared queue")
+        return self._last_declared
 
     # -- queues and exchanges
 
@@ -773,6 +785,7 @@ class BlockingChannel:
             if isinstance(e, PreconditionFailed) and not durable and not passive:
                 self._check_durable_redeclare(queue)
             raise self._closed_with(_closed(e)) from e
+        self._last_declared = name
         return _Frame(_QueueDeclareOk(name, ready, consumers))
 
     def _existing_arguments(self, queue: str) -> Optional[Dict[str, Any]]:
@@ -790,6 +803,13 @@ class BlockingChannel:
         if existing is not None and existing.get("x-queue-type") == "quorum":
             raise self._closed_with(406, f"PRECONDITION_FAILED - inequivalent arg 'durable' for queue '{queue}' "
                                              "in vhost '/': received 'false' but current is 'true'")
+
+    def _shortcut_key(self, queue: str, routing_key: Optional[str]) -> str:
+        """A binding's routing key, as pika sends it (the queue's name if
+        none is given) and RabbitMQ reads it: '' with the queue '' is the
+        name of the queue this channel declared last."""
+        key = routing_key if routing_key is not None else queue
+        return self._named("") if queue == "" and key == "" else key
 
     @_open_only
     def exchange_declare(self, exchange: str, exchange_type: str = "direct", passive: bool = False, durable: bool = False,
@@ -814,8 +834,10 @@ class BlockingChannel:
 
     @_open_only
     def queue_bind(self, queue: str, exchange: str, routing_key: Optional[str] = None, arguments: Optional[Dict[str, Any]] = None) -> None:
+        routing_key = self._shortcut_key(queue, routing_key)
+        queue = self._named(queue)
         try:
-            self._ns.bind_queue(queue, exchange, routing_key if routing_key is not None else queue, arguments)
+            self._ns.bind_queue(queue, exchange, routing_key, arguments)
         except ShmqError as e:
             raise self._closed_with(_closed(e)) from e
 
@@ -845,8 +867,10 @@ class BlockingChannel:
     @_open_only
     def queue_unbind(self, queue: str, exchange: Optional[str] = None, routing_key: Optional[str] = None,
                      arguments: Optional[Dict[str, Any]] = None) -> None:
+        routing_key = self._shortcut_key(queue, routing_key)
+        queue = self._named(queue)
         try:
-            self._ns.unbind_queue(queue, exchange or "", routing_key if routing_key is not None else queue, arguments)
+            self._ns.unbind_queue(queue, exchange or "", routing_key, arguments)
         except (QueueNotFound, ExchangeNotFound):
             pass  # nothing bound, nothing to undo: RabbitMQ answers UnbindOk
         except ShmqError as e:
@@ -854,6 +878,7 @@ class BlockingChannel:
 
     @_open_only
     def queue_purge(self, queue: str) -> _Frame:
+        queue = self._named(queue)
         try:
             purged = self._ns.purge_queue(queue)
         except ShmqError as e:
@@ -866,6 +891,7 @@ class BlockingChannel:
         with consumers or messages is refused with RabbitMQ's 406. Deleting a
         queue that does not exist is not an error, as in RabbitMQ. Returns
         the frame with `method.message_count`, the messages deleted."""
+        queue = self._named(queue)
         try:
             count = self._ns.queue_stats(queue)["ready"]
             self._ns.delete_queue(queue, if_unused, if_empty)
@@ -1034,6 +1060,7 @@ class BlockingChannel:
         tag = consumer_tag or f"ctag1.{next(self._tags)}"
         if queue == DIRECT_REPLY_TO:
             return self._consume_replies(tag, on_message_callback, auto_ack)
+        queue = self._named(queue)
         arguments = dict(arguments or {})
         priority = arguments.pop("x-priority", 0)
         if isinstance(priority, bool) or not isinstance(priority, int):
@@ -1304,6 +1331,7 @@ class BlockingChannel:
         unconsumed one (dead-lettering) arrives while a script polls."""
         if not self.is_open:
             raise self._closed_error()
+        queue = self._named(queue)
         entry = self._get_consumers.get(queue)
         if entry is None:
             try:
@@ -1686,42 +1714,13 @@ class BlockingConnection:
 # process, and what it held unacked is never handed back. Handles opened
 # from an inherited namespace would register under the parent's liveness
 # token too, so a child that died holding deliveries, or mid-publish, would
-# count as alive while its parent lives. In the child, then: the inherited
-# lock descriptors are pointed at /dev/null (the parent's lock stays its
-# own: a flock goes only when every descriptor of it is closed), each
-# ``Namespace`` gets a handle of its own, and inherited consumers refuse to
-# be used (what they hold is the parent's).
+# count as alive while its parent lives. In the child, then: the native
+# library's fork handler points the inherited lock descriptors at /dev/null
+# (the parent's lock stays its own: a flock goes only when every descriptor
+# of it is closed), each ``Namespace`` gets a handle of its own, and
+# inherited consumers refuse to be used (what they hold is the parent's).
 _NAMESPACES: "weakref.WeakSet[Namespace]" = weakref.WeakSet()
 _CONSUMERS: "weakref.WeakSet[Consumer]" = weakref.WeakSet()
-_HEX = frozenset("0123456789abcdef")
-
-
-def _release_inherited_peer_locks() -> None:
-    """Points every descriptor of a liveness file (``<dir>/peers/<16 hex>``
-    in a namespace directory, one holding ``shmq.ns``) at /dev/null. The
-    descriptor numbers stay valid: the native handles close them later."""
-    try:
-        entries = os.listdir("/proc/self/fd")
-    except OSError:
-        return
-    devnull = -1
-    try:
-        for entry in entries:
-            try:
-                target = os.readlink(f"/proc/self/fd/{entry}")
-            except OSError:
-                continue
-            peers, token = os.path.split(target)
-            if len(token) != 16 or not _HEX.issuperset(token) or os.path.basename(peers) != "peers":
-                continue
-            if not os.path.exists(os.path.join(os.path.dirname(peers), "shmq.ns")):
-                continue
-            if devnull < 0:
-                devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            os.dup2(devnull, int(entry), inheritable=False)
-    finally:
-        if devnull >= 0:
-            os.close(devnull)
 
 
 class _OpenedInChild:
@@ -1744,7 +1743,8 @@ class _OpenedInChild:
 
 
 def _after_fork_in_child() -> None:
-    _release_inherited_peer_locks()
+    # The native library's own fork handler lets go of the inherited
+    # liveness locks (src/liveness.rs), for any fork, not only os.fork.
     for consumer in list(_CONSUMERS):
         consumer._thread = None
     for namespace in list(_NAMESPACES):

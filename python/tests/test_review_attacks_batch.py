@@ -1,8 +1,7 @@
 """Review attacks on the batch API (`publish_many`, `recv_many`, acks with
 `multiple`, the native `Message`), on fork safety and on server-named
-queues. Each `xfail(strict=True)` test proves a defect of the native
-extension (python/src/lib.rs or the Rust crate) that is not fixed yet; the
-others pin a fix made in python/shmq or behaviour that held under attack.
+queues. Each test pins a fix (in python/shmq, python/src/lib.rs or the
+Rust crate) or behaviour that held under attack.
 """
 
 from __future__ import annotations
@@ -266,9 +265,6 @@ def test_a_dead_parent_is_recovered_while_a_child_it_forked_lives(namespace):
     assert message is not None and (message.body, message.redelivered) == (b"held", True)
 
 
-@pytest.mark.xfail(strict=True, reason="defect: a fork child's descriptor of the parent's peer-file lock keeps a dead "
-                                       "parent alive (shmq's Python at-fork handler lets it go; a fork that runs "
-                                       "no Python handlers, as C's or Rust's, keeps it)")
 def test_a_dead_parent_of_a_raw_fork_child_is_recovered(namespace):
     ns = shmq.Namespace(namespace)
     ns.declare_queue("q")
@@ -442,20 +438,39 @@ def empty_queue_names(connection, tag):
     channel = connection.channel()
     seen["purge '' first"] = outcome(lambda: channel.queue_purge(""))
     channel = connection.channel()
+    seen["bind '' first"] = outcome(lambda: channel.queue_bind("", "amq.fanout"))
+    channel = connection.channel()
+    seen["get '' first"] = outcome(lambda: channel.basic_get(""))
+    channel = connection.channel()
     name = channel.queue_declare("").method.queue
     channel.basic_publish("", name, b"x")
     seen["consume '' after a declare"] = outcome(lambda: channel.basic_consume("", lambda *args: None))
+    # Another channel: its own last declared queue, bound with no routing
+    # key (pika sends the queue's name, '', which RabbitMQ reads as it too).
+    channel = connection.channel()
+    other = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind("", "amq.direct")
+    channel.basic_publish("amq.direct", other, b"by its name")
+    seen["get '' after a bind ''"] = channel.basic_get("", auto_ack=True)[2]
+    channel.queue_unbind("", "amq.direct")
+    channel.basic_publish("amq.direct", other, b"unbound")
+    seen["purge '' after an unbind ''"] = channel.queue_purge("").method.message_count
+    seen["delete ''"] = outcome(lambda: channel.queue_delete(""))
+    seen["the last declared queue is gone"] = outcome(lambda: connection.channel().queue_declare(other, passive=True))[0]
     connection.channel().queue_delete(name)
     return seen
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed (low): AMQP's empty queue name for 'the channel's last declared "
-                                       "queue' in bind/purge/delete/consume/get; shmq answers 500 'a name is "
-                                       "required' (or 404 for queue '')")
 def test_an_empty_queue_name_is_the_channels_last_declared_queue_as_in_rabbitmq(rabbitmq, namespace):
     expected, got = both(rabbitmq, namespace, empty_queue_names, tag="t")
     assert expected == {"purge '' first": (404, "NOT_FOUND - no previously declared queue"),
-                        "consume '' after a declare": "ok"}
+                        "bind '' first": (404, "NOT_FOUND - no previously declared queue"),
+                        "get '' first": (404, "NOT_FOUND - no previously declared queue"),
+                        "consume '' after a declare": "ok",
+                        "get '' after a bind ''": b"by its name",
+                        "purge '' after an unbind ''": 0,
+                        "delete ''": "ok",
+                        "the last declared queue is gone": 404}, expected
     assert got == expected
 
 

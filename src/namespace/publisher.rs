@@ -293,8 +293,13 @@ impl Publisher {
     /// as unroutable, as `publish` does.
     ///
     /// # Errors
-    /// As [`publish`](Publisher::publish); on an error other than routing,
-    /// the messages before the failing one were published.
+    /// As [`publish`](Publisher::publish), and as one `publish` per message
+    /// would fail: the messages before the failing one were published (and
+    /// are counted in the exchange's stats), the failing one reached the
+    /// matched queues before the one that refused it, and no later message
+    /// was published. (A message too large for a queue is found before
+    /// anything is copied; only a damaged queue fails in the middle of a
+    /// chunk, which leaves that chunk's messages in the queues before it.)
     ///
     /// # Examples
     /// ```
@@ -316,12 +321,72 @@ impl Publisher {
         bodies: &[B],
     ) -> Result<Routed, PublishError> {
         self.route(exchange, routing_key, properties)?;
-        let result = self.publish_routed(exchange, routing_key, properties, bodies, false);
-        if let Ok(routed) = &result {
-            let unroutable = routed.queues == 0 && routed.full == 0;
-            self.count(exchange, unroutable, bodies.len() as u64);
-        }
+        let (published, result) = self.publish_routed_batch(exchange, routing_key, properties, bodies);
+        let unroutable = matches!(&result, Ok(routed) if routed.queues == 0 && routed.full == 0);
+        self.count(exchange, unroutable, published as u64);
         result
+    }
+
+    /// `publish_batch` once routed: the runs of messages every matched
+    /// queue takes go a chunk per claim, queue by queue; a message some
+    /// queue refuses as too large goes alone, queue by queue, as a single
+    /// publish, so the batch stops exactly where one publish per message
+    /// would. Returns how many messages were published, with the result.
+    fn publish_routed_batch<B: AsRef<[u8]>>(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties<'_>,
+        bodies: &[B],
+    ) -> (usize, Result<Routed, PublishError>) {
+        let mut total = Routed::default();
+        let mut start = 0;
+        let mut add = |routed: Routed| {
+            total.queues += routed.queues;
+            total.full += routed.full;
+        };
+        while start < bodies.len() {
+            let fits = match self.count_that_fit(exchange, routing_key, properties, &bodies[start..]) {
+                Ok(fits) => start + fits,
+                Err(e) => return (start, Err(e)),
+            };
+            if fits > start {
+                match self.publish_routed(exchange, routing_key, properties, &bodies[start..fits], false) {
+                    Ok(routed) => add(routed),
+                    Err(e) => return (start, Err(e)),
+                }
+            }
+            if fits == bodies.len() {
+                break;
+            }
+            match self.publish_routed(exchange, routing_key, properties, &bodies[fits..=fits], false) {
+                Ok(routed) => add(routed),
+                Err(e) => return (fits, Err(e)),
+            }
+            start = fits + 1;
+        }
+        (bodies.len(), Ok(total))
+    }
+
+    /// How many of `bodies`, from the first, every matched queue takes as
+    /// to size (its `max_message_bytes`, with the stamped properties).
+    fn count_that_fit<B: AsRef<[u8]>>(
+        &mut self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &Properties<'_>,
+        bodies: &[B],
+    ) -> Result<usize, PublishError> {
+        let without_bcc = without_bcc(properties.headers);
+        let props_len = stamp(exchange, routing_key, properties, &without_bcc).encoded_len()?;
+        let mut fits = bodies.len();
+        for i in 0..self.targets.len() {
+            let Some(producer) = self.target_producer(self.targets[i])? else { continue };
+            if let Some(refused) = bodies[..fits].iter().position(|body| producer.check_size(props_len, body.as_ref().len()).is_err()) {
+                fits = refused;
+            }
+        }
+        Ok(fits)
     }
 
     /// How many queues a message would reach, without publishing it (a dry
@@ -564,8 +629,7 @@ impl Publisher {
             return Ok(Routed::default());
         }
         let without_bcc = without_bcc(properties.headers);
-        let headers = without_bcc.as_deref().unwrap_or(properties.headers);
-        let stamped = Properties { routing_key: Some(routing_key), exchange: Some(exchange), headers, ..*properties };
+        let stamped = stamp(exchange, routing_key, properties, &without_bcc);
         let routed = &mut progress.routed;
         for i in progress.next..self.targets.len() {
             progress.next = i;
@@ -623,6 +687,18 @@ impl Publisher {
         }
         Ok(slot.as_mut())
     }
+}
+
+/// `properties` as delivered from `exchange` with `routing_key`: with both
+/// stamped in, and without the `BCC` header (`without_bcc`'s answer).
+fn stamp<'a>(
+    exchange: &'a str,
+    routing_key: &'a str,
+    properties: &Properties<'a>,
+    without_bcc: &'a Option<Vec<(&'a str, crate::HeaderValue<'a>)>>,
+) -> Properties<'a> {
+    let headers = without_bcc.as_deref().unwrap_or(properties.headers);
+    Properties { routing_key: Some(routing_key), exchange: Some(exchange), headers, ..*properties }
 }
 
 /// `headers` without `BCC`, if it has one: `BCC` routes but is never

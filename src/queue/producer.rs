@@ -620,7 +620,15 @@ impl Producer {
             (Ok(len), Ok(ttl)) => (len, ttl),
             (Err(e), _) | (_, Err(e)) => return (0, Err(e)),
         };
+        let at_length_limit = max_count > 1 && self.agent.queue.segment().config.max_length.is_some();
         while done < bodies.len() {
+            // At a `block` length limit, a chunk no larger than the room
+            // there is now: what fits goes in at once, and the first message
+            // that does not waits alone, as single publishes do. (A chunk
+            // waiting for room for all of it kept a batch's last messages
+            // when its wait timed out, refusing the first ones.)
+            let max_count =
+                if at_length_limit { max_count.min(self.agent.queue.ring.room_under(self.max_ready()).max(1) as usize) } else { max_count };
             // Each body's bytes are looked up once, before the claim: an
             // `AsRef` that answers differently the second time (or panics)
             // can neither outgrow the claim nor leave it uncommitted.
@@ -809,6 +817,12 @@ impl Producer {
         let units = self.units_for(props_len, body_len)?;
         let expires_at_ms = expiry(self.ttl_for(properties)?);
         Ok(Encoded { props_len, units, expires_at_ms })
+    }
+
+    /// `TooLarge` if this queue refuses a message of `props_len` bytes of
+    /// encoded properties and `body_len` of body.
+    pub(crate) fn check_size(&self, props_len: usize, body_len: usize) -> Result<(), PublishError> {
+        self.units_for(props_len, body_len).map(|_| ())
     }
 
     /// Data units of a record of `props_len` + `body_len` bytes, if the

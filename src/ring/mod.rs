@@ -589,6 +589,19 @@ impl<M: RingMemory> Ring<M> {
         }
     }
 
+    /// How many more messages a claim may take now under the bound
+    /// `max_ready` (as [`try_claim`](Ring::try_claim) counts them): a hint
+    /// for sizing a claim, since the cursors move.
+    pub fn room_under(&self, max_ready: u32) -> u32 {
+        let header = self.mem.header();
+        // Positions only. `read` first: the producers' cursor loaded after
+        // it is at or past it, so the difference is the ready count (or,
+        // from a hostile segment, clamped to the ring).
+        let read = header.read.load(Ordering::Relaxed);
+        let (produced, _) = unpack_cursor(header.produce.cursor.load(Ordering::Relaxed));
+        max_ready.saturating_sub(produced.wrapping_sub(read).min(self.geo.slot_count))
+    }
+
     /// Clears the claim intent of `owner` once its claimed slots are all
     /// committed or abandoned, so that an idle producer's old intent cannot
     /// cover the same positions 2^32 slots later and keep recovery from

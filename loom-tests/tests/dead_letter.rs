@@ -181,3 +181,25 @@ fn a_message_shelved_during_a_housekeeping_pass_is_found_by_that_pass_or_the_nex
         assert!(taken, "the shelved message was lost to the housekeeping");
     });
 }
+
+/// A consumer takes a dead message at the head (it moves `read` past it,
+/// then marks it DELIVERED) while a housekeeper scans below `read` for
+/// dead messages: the housekeeper must leave the slot to the consumer
+/// once `read` has moved, so the message is taken once, by one of them.
+#[test]
+fn a_housekeeper_scanning_below_read_never_takes_a_message_a_consumer_took_at_the_head() {
+    loom::model(|| {
+        let source = ring(Lifecycle { hold_dead: true, delivery_limit: None });
+        assert!(publish(&source, 0, 7, true));
+        let consumer = {
+            let source = source.clone();
+            thread::spawn(move || matches!(source.try_take(1, false, &mut || NOW), Take::Dead(..)))
+        };
+        let housekeeper = {
+            let source = source.clone();
+            thread::spawn(move || source.take_if_dead(2, NOW, &mut source.dead_scan()).is_some())
+        };
+        let (by_consumer, by_housekeeper) = (consumer.join().unwrap(), housekeeper.join().unwrap());
+        assert!(by_consumer ^ by_housekeeper, "taken by both or by neither ({by_consumer}, {by_housekeeper})");
+    });
+}

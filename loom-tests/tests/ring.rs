@@ -756,3 +756,113 @@ fn a_requeue_racing_a_helper_that_moves_read_past_the_slot_is_still_found() {
         assert_eq!(got, vec![1], "the requeued message was stranded below read with the flag clear");
     });
 }
+
+/// A taker owns the slots it has moved `read` past from the moment its
+/// CAS lands, before it marks them DELIVERED: a scanner below `read` must
+/// leave them alone. Here the scanner is a consumer that finds the
+/// `requeued` flag up (a sweep raised it after a death) and scans from
+/// the oldest slot, past a delivery another consumer holds, while the
+/// taker takes the message at the head. Each message is taken once.
+#[test]
+fn a_requeue_scan_never_takes_a_message_a_taker_has_moved_read_past() {
+    loom::model(|| {
+        let ring = ring(2, 16);
+        ring.register_agent(DEAD, 2, 9, 0).unwrap();
+        assert!(publish(&ring, 0, &[1; 8]));
+        let (held, _, _) = take(&ring, 1).unwrap();
+        assert!(publish(&ring, 0, &[2; 8]));
+        let taker = {
+            let ring = ring.clone();
+            thread::spawn(move || take(&ring, 2).map(|(_, body, _)| body[0]))
+        };
+        ring.recover(SWEEPER, &mut |token| token != DEAD);
+        let mut got: Vec<u8> = take(&ring, 3).map(|(_, body, _)| body[0]).into_iter().collect();
+        got.extend(taker.join().unwrap());
+        assert_eq!(got, vec![2], "the message at the head was taken twice or lost");
+        assert!(ring.settle(1, held, Settle::Done));
+        assert!(take(&ring, 3).is_none());
+    });
+}
+
+/// As above with a batch taker: its run of two, claimed with one move of
+/// `read`, is its alone against the scanner.
+#[test]
+fn a_requeue_scan_never_takes_a_run_a_batch_taker_has_moved_read_past() {
+    loom::model(|| {
+        let ring = ring(4, 32);
+        ring.register_agent(DEAD, 2, 9, 0).unwrap();
+        assert!(publish(&ring, 0, &[1; 8]));
+        let (held, _, _) = take(&ring, 1).unwrap();
+        assert!(publish(&ring, 0, &[2; 8]));
+        assert!(publish(&ring, 0, &[3; 8]));
+        let taker = {
+            let ring = ring.clone();
+            thread::spawn(move || {
+                let mut records = [shmq::ring::Record::default(); 2];
+                let batch = ring.take_batch(2, false, &mut || 0, &mut records);
+                records[..batch.got]
+                    .iter()
+                    .map(|record| {
+                        let mut body = [0u8; 8];
+                        // SAFETY: the record is DELIVERED to us.
+                        assert!(unsafe { ring.memory().read_data(ring.data_offset(record.data_start), &mut body) });
+                        body[0]
+                    })
+                    .collect::<Vec<u8>>()
+            })
+        };
+        ring.recover(SWEEPER, &mut |token| token != DEAD);
+        let mut got: Vec<u8> = take(&ring, 3).map(|(_, body, _)| body[0]).into_iter().collect();
+        got.extend(taker.join().unwrap());
+        while let Some((_, body, _)) = take(&ring, 3) {
+            got.push(body[0]);
+        }
+        got.sort();
+        assert_eq!(got, vec![2, 3], "a message of the run was taken twice or lost");
+        assert!(ring.settle(1, held, Settle::Done));
+    });
+}
+
+/// A batch taker killed after each write of a run take (its intent, the
+/// move of `read`, each DELIVERED mark, the intent's clear) while a live
+/// consumer takes too: the live one never takes what the dead one's run
+/// covers before the sweep, and after it every message arrives exactly
+/// once (a run the victim finished is its unacked delivery, requeued by
+/// the sweep).
+#[test]
+fn a_batch_taker_killed_after_each_step_of_its_run_leaves_every_message_to_exactly_one_taker() {
+    for step in 1..=6 {
+        loom::model(move || {
+            let ring = ring(4, 32);
+            let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+            let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
+            let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
+            for b in [1u8, 2] {
+                assert!(publish(&ring, producer, &[b; 8]));
+            }
+            let dying = {
+                let ring = ring.clone();
+                thread::spawn(move || {
+                    die_after(step, || {
+                        let mut records = [shmq::ring::Record::default(); 2];
+                        ring.take_batch(victim, false, &mut || 0, &mut records).got
+                    })
+                })
+            };
+            let competing = {
+                let ring = ring.clone();
+                thread::spawn(move || take(&ring, live).map(|(pos, body, _)| (pos, body[0])))
+            };
+            dying.join().unwrap();
+            let mut got = Vec::new();
+            if let Some((pos, byte)) = competing.join().unwrap() {
+                assert!(ring.settle(live, pos, Settle::Done));
+                got.push(byte);
+            }
+            got.extend(recover_and_drain(&ring, live));
+            got.sort();
+            assert_eq!(got, vec![1, 2], "lost or duplicated (victim died after write {step})");
+            assert_ring_flows(&ring, producer, live);
+        });
+    }
+}

@@ -221,6 +221,18 @@ pub enum Take {
     Corrupt(u32),
 }
 
+/// What a READY slot holds, read before or after it is taken (see
+/// [`Ring::inspect`]).
+#[derive(Clone, Copy, Debug)]
+enum Found {
+    Live(Record),
+    Dead(Record, Death),
+    Corrupt,
+}
+
+/// Most slots one `take_batch` claims with one move of `read`.
+const MAX_RUN: usize = 64;
+
 /// What [`Ring::take_batch`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchTake {
@@ -789,13 +801,14 @@ impl<M: RingMemory> Ring<M> {
             let word = slot.control.load(Ordering::Acquire);
             let ctl = Control::unpack(word);
             if ctl.stamp == read && ctl.state == READY && ctl.flags & FLAG_SHELVED == 0 {
-                // Fast path: a committed slot at `read` implies `produce` is
-                // past it, so the producers' cursor line is not touched.
-                let claimed = Control::new(read, agent, ctl.flags | auto, DELIVERED).pack();
-                // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release.
-                if slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                    self.advance_read(read);
-                    return self.deliver(read, agent, ctl.flags, now_ms);
+                // A committed slot at `read` implies `produce` is past it, so
+                // the producers' cursor line is not touched. Read before the
+                // take: see `inspect`.
+                let found = self.inspect(read, ctl.flags, now_ms);
+                if self.claim_run(agent, read, 1) {
+                    self.mark_delivered(read, agent, ctl.flags | auto);
+                    self.run_taken(agent);
+                    return self.handed_over(read, agent, found);
                 }
                 continue;
             }
@@ -846,41 +859,65 @@ impl<M: RingMemory> Ring<M> {
             return batch;
         }
         let auto = if auto_ack { FLAG_AUTO_ACK } else { 0 };
-        let read = header.read.load(Ordering::Acquire);
-        let mut pos = read;
-        while batch.got < out.len() && pos.wrapping_sub(read) < self.geo.slot_count {
-            let slot = self.slot(pos);
-            let word = slot.control.load(Ordering::Acquire);
-            let ctl = Control::unpack(word);
-            if ctl.stamp != pos || ctl.state != READY || ctl.flags & FLAG_SHELVED != 0 {
-                break;
-            }
-            let claimed = Control::new(pos, agent, ctl.flags | auto, DELIVERED).pack();
-            // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release.
-            if slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).is_err() {
-                break;
-            }
-            pos = pos.wrapping_add(1);
-            match self.deliver(pos.wrapping_sub(1), agent, ctl.flags, now_ms) {
-                Take::Got(record) => {
-                    out[batch.got] = record;
-                    batch.got += 1;
-                }
-                Take::Expired => batch.expired += 1,
-                other => {
-                    batch.last = other;
+        let want = out.len().min(MAX_RUN).min(self.geo.slot_count as usize);
+        let mut flags = [0u8; MAX_RUN];
+        loop {
+            let read = header.read.load(Ordering::Acquire);
+            // The run's live records go to `out` as they are read; `expired`
+            // marks the dead ones the ring discards (bit i: slot read + i);
+            // a run ends at a message handed back otherwise (damaged, or
+            // dead for the caller to dead-letter), kept in `other`: the
+            // batch reports one such at most.
+            let (mut count, mut live, mut expired, mut other) = (0, 0, 0u64, None);
+            while count < want {
+                let pos = read.wrapping_add(count as u32);
+                // SYNC POINT PUBLISH: Acquire pairs with `commit`'s Release.
+                let ctl = Control::unpack(self.slot(pos).control.load(Ordering::Acquire));
+                if ctl.stamp != pos || ctl.state != READY || ctl.flags & FLAG_SHELVED != 0 {
                     break;
                 }
+                flags[count] = ctl.flags;
+                let found = self.inspect(pos, ctl.flags, now_ms);
+                count += 1;
+                match found {
+                    Found::Live(record) => {
+                        out[live] = record;
+                        live += 1;
+                    }
+                    Found::Dead(..) if !self.lifecycle.hold_dead => expired |= 1 << (count - 1),
+                    _ => {
+                        other = Some(found);
+                        break;
+                    }
+                }
             }
-        }
-        // Move `read` past everything claimed; other consumers may have
-        // helped part of the way already.
-        let mut current = read;
-        while pos.wrapping_sub(current) as i32 > 0 {
-            match header.read.compare_exchange(current, pos, Ordering::Relaxed, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(actual) => current = actual,
+            if count == 0 {
+                break;
             }
+            if !self.claim_run(agent, read, count as u32) {
+                continue;
+            }
+            for (i, &slot_flags) in flags[..count].iter().enumerate() {
+                self.mark_delivered(read.wrapping_add(i as u32), agent, slot_flags | auto);
+            }
+            self.run_taken(agent);
+            if self.count_bytes {
+                let bytes: u64 = out[..live].iter().map(|record| u64::from(record.body_len)).sum();
+                self.sub_ready_bytes(bytes);
+            }
+            batch.got = live;
+            for i in (0..count).filter(|i| expired & (1 << i) != 0) {
+                batch.expired += 1;
+                let pos = read.wrapping_add(i as u32);
+                if self.count_bytes {
+                    self.sub_ready_bytes(u64::from(self.slot(pos).body_len.load(Ordering::Relaxed)));
+                }
+                let _ = self.settle(agent, pos, Settle::Done);
+            }
+            if let Some(found) = other {
+                batch.last = self.handed_over(read.wrapping_add(count as u32 - 1), agent, found);
+            }
+            break;
         }
         if batch.got == 0 && batch.expired == 0 && batch.last == Take::Empty {
             batch.last = self.try_take(agent, auto_ack, now_ms);
@@ -943,19 +980,96 @@ impl<M: RingMemory> Ring<M> {
 
     /// Reads and validates a slot the caller just claimed.
     fn deliver(&self, pos: u32, agent: u16, flags: u8, now_ms: &mut impl FnMut() -> u64) -> Take {
+        let found = self.inspect(pos, flags, now_ms);
+        self.handed_over(pos, agent, found)
+    }
+
+    /// Reads and validates the record of a READY slot, before or after
+    /// taking it. Before is safe at or past `read`: nobody writes a READY
+    /// slot there until they have moved `read` past it, and the caller's
+    /// Acquire load of the READY word made the producer's writes visible.
+    #[inline]
+    fn inspect(&self, pos: u32, flags: u8, now_ms: &mut impl FnMut() -> u64) -> Found {
+        let Some(record) = self.read_record(pos, flags) else { return Found::Corrupt };
+        match self.death_of(&record, now_ms) {
+            None => Found::Live(record),
+            Some(death) => Found::Dead(record, death),
+        }
+    }
+
+    /// Hands over a slot `agent` now holds DELIVERED, as `inspect` found it.
+    #[inline]
+    fn handed_over(&self, pos: u32, agent: u16, found: Found) -> Take {
         if self.count_bytes {
             self.sub_ready_bytes(u64::from(self.slot(pos).body_len.load(Ordering::Relaxed)));
         }
-        let Some(record) = self.read_record(pos, flags) else {
-            let _ = self.settle(agent, pos, Settle::Done);
-            return Take::Corrupt(pos);
-        };
-        let Some(death) = self.death_of(&record, now_ms) else { return Take::Got(record) };
-        if self.lifecycle.hold_dead {
-            return Take::Dead(record, death);
+        match found {
+            Found::Live(record) => Take::Got(record),
+            Found::Dead(record, death) if self.lifecycle.hold_dead => Take::Dead(record, death),
+            Found::Dead(..) => {
+                let _ = self.settle(agent, pos, Settle::Done);
+                Take::Expired
+            }
+            Found::Corrupt => {
+                let _ = self.settle(agent, pos, Settle::Done);
+                Take::Corrupt(pos)
+            }
         }
-        let _ = self.settle(agent, pos, Settle::Done);
-        Take::Expired
+    }
+
+    /// Takes the run of `count` READY slots from `read` for `agent`: records
+    /// it as the agent's intent, then moves `read` past it. Once `read` has
+    /// moved, the slots are the agent's alone: other takers need `read` at a
+    /// slot to take it, and scanners below `read` leave a slot an intent
+    /// covers alone. False if another taker moved `read` first.
+    #[inline]
+    fn claim_run(&self, agent: u16, read: u32, count: u32) -> bool {
+        let intent = &self.mem.agent(owner_index(agent)).intent;
+        // SYNC POINT TAKE-INTENT: Release (a store after this agent's last
+        // run's DELIVERED stores, see `run_taken`); the CAS below publishes
+        // it to every scanner that sees `read` past the run.
+        intent.store(pack_cursor(read, count), Ordering::Release);
+        // SYNC POINT TAKE: Release pairs with the Acquire loads of `read` by
+        // scanners below it (`take_requeued`, `take_if_dead`).
+        if self.mem.header().read.compare_exchange(read, read.wrapping_add(count), Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            return true;
+        }
+        // SYNC POINT TAKE-INTENT: as `run_taken`.
+        intent.store(0, Ordering::Release);
+        false
+    }
+
+    /// Marks slot `pos`, taken by `agent` with `claim_run`, DELIVERED: a
+    /// plain store, as nobody else writes it (see `claim_run`).
+    #[inline]
+    fn mark_delivered(&self, pos: u32, agent: u16, flags: u8) {
+        // Ordered for scanners by `run_taken`'s Release.
+        self.slot(pos).control.store(Control::new(pos, agent, flags, DELIVERED).pack(), Ordering::Relaxed);
+    }
+
+    /// Withdraws `agent`'s intent once its run is marked DELIVERED.
+    #[inline]
+    fn run_taken(&self, agent: u16) {
+        // SYNC POINT TAKE-INTENT: Release orders the DELIVERED stores before
+        // it: a scanner that reads this (or any later intent of this agent)
+        // with Acquire, then CASes one of the run's slots, finds it
+        // DELIVERED and fails.
+        self.mem.agent(owner_index(agent)).intent.store(0, Ordering::Release);
+    }
+
+    /// True if an agent's intent covers slot `pos`: a run a taker has moved
+    /// `read` past and not yet marked DELIVERED, or (briefly, conservatively)
+    /// a producer's claim. Scanners below `read` leave such a READY slot
+    /// alone. The caller must have loaded `read` (Acquire) before: then
+    /// the taker's intent, stored before its `read` CAS, is seen here, or a
+    /// later store of that row that follows the run's DELIVERED stores.
+    fn claimed_by_intent(&self, pos: u32) -> bool {
+        (0..AGENT_SLOTS).any(|index| {
+            // SYNC POINT TAKE-INTENT: Acquire pairs with the Release stores
+            // of `claim_run` and `run_taken`.
+            let (first, count) = unpack_cursor(self.mem.agent(index).intent.load(Ordering::Acquire));
+            pos.wrapping_sub(first) < count
+        })
     }
 
     /// Scans below the read cursor for requeued READY slots. Clears the
@@ -975,6 +1089,7 @@ impl<M: RingMemory> Ring<M> {
         let (free_slot, _) = unpack_cursor(header.reclaim.load(Ordering::Acquire));
         let read = header.read.load(Ordering::Acquire);
         let span = read.wrapping_sub(free_slot).min(self.geo.slot_count);
+        let mut left_to_a_taker = false;
         for i in 0..span {
             let pos = free_slot.wrapping_add(i);
             let slot = self.slot(pos);
@@ -982,6 +1097,13 @@ impl<M: RingMemory> Ring<M> {
             let ctl = Control::unpack(word);
             // Shelved messages are the housekeeping's, not deliveries.
             if ctl.stamp == pos && ctl.state == READY && ctl.flags & FLAG_SHELVED == 0 {
+                if self.claimed_by_intent(pos) {
+                    // A taker's, about to be marked DELIVERED (or requeued
+                    // while a stale intent still covers it: look again
+                    // later, so the flag goes back up below).
+                    left_to_a_taker = true;
+                    continue;
+                }
                 let claimed = Control::new(pos, agent, ctl.flags | auto, DELIVERED).pack();
                 // SYNC POINT PUBLISH: Acquire pairs with the Release in
                 // `settle(Requeue)`/`requeue_dead`, as with `commit`.
@@ -992,6 +1114,10 @@ impl<M: RingMemory> Ring<M> {
                     return Some(self.deliver(pos, agent, ctl.flags, now_ms));
                 }
             }
+        }
+        if left_to_a_taker {
+            // SYNC POINT REQUEUE.
+            header.requeued.store(1, Ordering::Release);
         }
         None
     }
@@ -1192,7 +1318,7 @@ impl<M: RingMemory> Ring<M> {
             let start = if from.wrapping_sub(free_slot) <= read.wrapping_sub(free_slot) { from } else { free_slot };
             for i in 0..read.wrapping_sub(start).min(self.geo.slot_count) {
                 let pos = start.wrapping_add(i);
-                if let Some(found) = self.claim_if_dead(pos, agent, now_ms) {
+                if let Some(found) = self.claim_if_dead(pos, agent, now_ms, false) {
                     scan.below = Some(pos.wrapping_add(1));
                     return Some(found);
                 }
@@ -1200,18 +1326,18 @@ impl<M: RingMemory> Ring<M> {
             scan.below = None;
         }
         let read = header.read.load(Ordering::Acquire);
-        let found = self.claim_if_dead(read, agent, now_ms)?;
-        self.advance_read(read);
-        Some(found)
+        self.claim_if_dead(read, agent, now_ms, true)
     }
 
     /// Claims slot `pos` for `agent` if it is READY and dead (shelved, or
-    /// dead now).
-    fn claim_if_dead(&self, pos: u32, agent: u16, now_ms: u64) -> Option<(Record, Death)> {
+    /// dead now): at the head (`at_read`) as any take there, with
+    /// `claim_run`; below `read` with a CAS, unless a taker's intent covers
+    /// it (the caller loaded `read` first).
+    fn claim_if_dead(&self, pos: u32, agent: u16, now_ms: u64, at_read: bool) -> Option<(Record, Death)> {
         let slot = self.slot(pos);
         // SYNC POINT PUBLISH: Acquire pairs with `commit`'s (or a requeue's)
         // Release; the record read below belongs to this word, which the
-        // CAS confirms.
+        // claim confirms.
         let word = slot.control.load(Ordering::Acquire);
         let ctl = Control::unpack(word);
         if ctl.stamp != pos || ctl.state != READY {
@@ -1219,9 +1345,21 @@ impl<M: RingMemory> Ring<M> {
         }
         let record = self.read_record(pos, ctl.flags & !(FLAG_SHELVED | SHELVED_REASON_MASK))?;
         let death = if ctl.flags & FLAG_SHELVED != 0 { Death::from_flags(ctl.flags) } else { self.death_of(&record, &mut || now_ms)? };
-        let claimed = Control::new(pos, agent, ctl.flags & !(FLAG_SHELVED | SHELVED_REASON_MASK), DELIVERED).pack();
-        // SYNC POINT PUBLISH: as in `try_take_checked`.
-        slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).ok()?;
+        let flags = ctl.flags & !(FLAG_SHELVED | SHELVED_REASON_MASK);
+        if at_read {
+            if !self.claim_run(agent, pos, 1) {
+                return None;
+            }
+            self.mark_delivered(pos, agent, flags);
+            self.run_taken(agent);
+        } else {
+            if self.claimed_by_intent(pos) {
+                return None;
+            }
+            let claimed = Control::new(pos, agent, flags, DELIVERED).pack();
+            // SYNC POINT PUBLISH: as in `take_requeued`.
+            slot.control.compare_exchange(word, claimed, Ordering::Acquire, Ordering::Relaxed).ok()?;
+        }
         if self.count_bytes {
             self.sub_ready_bytes(u64::from(record.body_len));
         }
@@ -1471,11 +1609,6 @@ impl<M: RingMemory> Ring<M> {
             report.requeued += self.requeue_all_of(found.owner);
         }
         report.abandoned = self.abandon_stalled(&dead);
-        // A consumer killed between clearing the requeued flag and claiming
-        // may have left a requeued slot unflagged; it is among the dead
-        // just found, so flag it again.
-        // SYNC POINT REQUEUE.
-        self.mem.header().requeued.store(1, Ordering::Release);
         for (index, found) in dead.iter().enumerate().filter(|(_, d)| d.token != 0) {
             let agent = self.mem.agent(index);
             self.reset_agent(agent, found.token);
@@ -1483,6 +1616,14 @@ impl<M: RingMemory> Ring<M> {
             let _ = agent.releasing.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
             report.agents_freed += 1;
         }
+        // A consumer killed between clearing the requeued flag and claiming
+        // may have left a requeued slot unflagged, and one killed between
+        // moving `read` past a run and marking it DELIVERED left the run
+        // READY below `read`; it is among the dead just found, and its
+        // intent is cleared now (above, so a scanner that takes this flag
+        // no longer sees the run covered), so flag it again.
+        // SYNC POINT REQUEUE.
+        self.mem.header().requeued.store(1, Ordering::Release);
         if report.abandoned > 0 || report.requeued > 0 {
             self.notify_consumers();
         }
@@ -1637,8 +1778,9 @@ impl<M: RingMemory> Ring<M> {
             .map(|i| free_slot.wrapping_add(i))
             .filter(|&pos| {
                 let ctl = Control::unpack(self.slot(pos).control.load(Ordering::Relaxed));
-                // Shelved messages are dead: no longer the queue's.
-                ctl.stamp == pos && ctl.state == READY && ctl.flags & FLAG_SHELVED == 0
+                // Shelved messages are dead: no longer the queue's; a run a
+                // taker holds is being delivered.
+                ctl.stamp == pos && ctl.state == READY && ctl.flags & FLAG_SHELVED == 0 && !self.claimed_by_intent(pos)
             })
             .count() as u32
     }

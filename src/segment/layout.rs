@@ -20,7 +20,7 @@ use crate::ring::Geometry;
 /// First bytes of every shmq segment.
 pub(crate) const MAGIC: [u8; 8] = *b"SHMQSEG\0";
 /// The layout version this build reads and writes.
-pub const LAYOUT_VERSION: u32 = 6;
+pub const LAYOUT_VERSION: u32 = 7;
 /// Segment kind: a queue.
 pub(crate) const KIND_QUEUE: u32 = 1;
 /// Segment kind: a namespace marker.

@@ -26,7 +26,8 @@ pub(crate) struct Peer {
     /// The process that registered it (see [`inherited`]).
     pub(crate) pid: u32,
     dir: Arc<NamespaceDir>,
-    lock: File,
+    /// Closed in `drop`, inside [`OPENING`] (see there).
+    lock: std::mem::ManuallyDrop<File>,
     /// Its entry in [`LOCK_FDS`], if one was free.
     fork_entry: Option<usize>,
 }
@@ -49,6 +50,45 @@ static LOCK_FDS: [AtomicI32; FORK_GUARDED] = [const { AtomicI32::new(-1) }; FORK
 static PLACEHOLDER: AtomicI32 = AtomicI32::new(-1);
 
 static INSTALL_FORK_HANDLER: Once = Once::new();
+
+/// Held while a peer file is opened and its descriptor entered in
+/// [`LOCK_FDS`], and by a forking thread from its `fork`'s start to its
+/// end: a child never inherits a descriptor of a peer file that the table
+/// does not list yet (a `flock` taken later through the same open file
+/// would be the child's too).
+/// 1 while held, 0 when free (process-local, as the table: fork cannot
+/// be modelled under loom).
+static OPENING: AtomicI32 = AtomicI32::new(0);
+
+/// [`OPENING`], held until dropped.
+struct Opening;
+
+impl Opening {
+    fn hold() -> Self {
+        while OPENING.compare_exchange_weak(0, 1, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            std::thread::yield_now();
+        }
+        Opening
+    }
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        OPENING.store(0, Ordering::Release);
+    }
+}
+
+/// Runs in the forking thread before `fork`: waits out a peer file being
+/// opened in another thread (a few system calls), and holds [`OPENING`]
+/// through the fork.
+unsafe extern "C" fn before_fork() {
+    std::mem::forget(Opening::hold());
+}
+
+/// Runs in the parent after `fork`: lets registrations go on.
+unsafe extern "C" fn after_fork_in_parent() {
+    OPENING.store(0, Ordering::Release);
+}
 
 extern "C" {
     fn pthread_atfork(
@@ -75,22 +115,27 @@ unsafe extern "C" fn release_inherited_locks() {
             unsafe { dup2(placeholder, fd) };
         }
     }
+    OPENING.store(0, Ordering::Release);
 }
 
-/// Adds `lock` to the table the fork handler reads, installing the handler
-/// on first use; the entry taken, if one was free.
-fn guard_against_fork(lock: &File) -> Option<usize> {
+/// Installs the fork handlers, once per process.
+fn install_fork_handlers() {
     INSTALL_FORK_HANDLER.call_once(|| {
         let Ok(null) = rustix::fs::open("/dev/null", rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
         else {
             return;
         };
         PLACEHOLDER.store(std::os::fd::IntoRawFd::into_raw_fd(null), Ordering::Relaxed);
-        // SAFETY: registers a handler that makes only async-signal-safe
-        // calls; it is never unregistered, and the statics it reads live
-        // for the whole process.
-        unsafe { pthread_atfork(None, None, Some(release_inherited_locks)) };
+        // SAFETY: registers handlers that touch only statics living for the
+        // whole process; the child's makes only async-signal-safe calls.
+        // They are never unregistered.
+        unsafe { pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(release_inherited_locks)) };
     });
+}
+
+/// Adds `lock` to the table the fork handler reads; the entry taken, if
+/// one was free. The caller holds [`OPENING`] since before it opened it.
+fn guard_against_fork(lock: &File, _opening: &Opening) -> Option<usize> {
     let fd = lock.as_raw_fd();
     LOCK_FDS.iter().position(|entry| entry.compare_exchange(-1, fd, Ordering::Relaxed, Ordering::Relaxed).is_ok())
 }
@@ -136,30 +181,45 @@ impl Peer {
     pub(crate) fn register(dir: &Arc<NamespaceDir>) -> Result<Peer, Error> {
         let token = random_token();
         let tmp = format!("peer-{token:016x}");
+        install_fork_handlers();
+        // No fork from another thread between the open and the entry in
+        // the fork handler's table (on an error below, dropping the peer
+        // takes the entry out again).
+        let opening = Opening::hold();
         let file = dir.create_file(Sub::Tmp, &tmp)?;
         let guard = crate::segment::TmpGuard(dir, &tmp);
-        flock(&file, FlockOperation::NonBlockingLockExclusive).map_err(|e| Error::io(dir.path_of(Sub::Tmp, &tmp), e.into()))?;
-        let _ = std::io::Write::write_all(&mut &file, format!("{}\n", std::process::id()).as_bytes());
+        let fork_entry = guard_against_fork(&file, &opening);
+        drop(opening);
+        let peer = Peer { token, pid: std::process::id(), dir: dir.clone(), lock: std::mem::ManuallyDrop::new(file), fork_entry };
+        flock(&*peer.lock, FlockOperation::NonBlockingLockExclusive).map_err(|e| Error::io(dir.path_of(Sub::Tmp, &tmp), e.into()))?;
+        let _ = std::io::Write::write_all(&mut &*peer.lock, format!("{}\n", std::process::id()).as_bytes());
         dir.rename(Sub::Tmp, &tmp, Sub::Peers, &peer_name(token))?;
         drop(guard);
-        let fork_entry = guard_against_fork(&file);
-        Ok(Peer { token, pid: std::process::id(), dir: dir.clone(), lock: file, fork_entry })
+        Ok(peer)
     }
 }
 
 impl Drop for Peer {
     fn drop(&mut self) {
         if inherited(self.pid) {
+            // A fork child's copy (pointed at /dev/null by the fork handler
+            // if the table listed it): the descriptor is the child's to
+            // close; the file is the parent's.
+            // SAFETY: dropped once, here, and never used again.
+            unsafe { std::mem::ManuallyDrop::drop(&mut self.lock) };
             return;
         }
+        // No fork between taking the descriptor out of the table and
+        // closing it: a child forked in between would keep the lock.
+        let opening = Opening::hold();
         if let Some(entry) = self.fork_entry {
-            // Before the descriptor closes (when `lock` drops, after this):
-            // a fork in between must not find a number that is no longer the
-            // lock's (the descriptor, closed, could be reused).
             let _ = LOCK_FDS[entry].compare_exchange(self.lock.as_raw_fd(), -1, Ordering::Relaxed, Ordering::Relaxed);
         }
         // A clean exit leaves no file behind.
         self.dir.unlink(Sub::Peers, &peer_name(self.token));
+        // SAFETY: dropped once, here, and never used again.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.lock) };
+        drop(opening);
     }
 }
 

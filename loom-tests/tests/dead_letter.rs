@@ -191,13 +191,16 @@ fn a_housekeeper_scanning_below_read_never_takes_a_message_a_consumer_took_at_th
     loom::model(|| {
         let source = ring(Lifecycle { hold_dead: true, delivery_limit: None });
         assert!(publish(&source, 0, 7, true));
+        // Registered, as every taker is: a free row's intent covers nothing.
+        let taker = source.register_agent(0xC0, 2, 1, 0).unwrap();
+        let keeper = source.register_agent(0xC1, 1, 2, 0).unwrap();
         let consumer = {
             let source = source.clone();
-            thread::spawn(move || matches!(source.try_take(1, false, &mut || NOW), Take::Dead(..)))
+            thread::spawn(move || matches!(source.try_take(taker, false, &mut || NOW), Take::Dead(..)))
         };
         let housekeeper = {
             let source = source.clone();
-            thread::spawn(move || source.take_if_dead(2, NOW, &mut source.dead_scan()).is_some())
+            thread::spawn(move || source.take_if_dead(keeper, NOW, &mut source.dead_scan()).is_some())
         };
         let (by_consumer, by_housekeeper) = (consumer.join().unwrap(), housekeeper.join().unwrap());
         assert!(by_consumer ^ by_housekeeper, "taken by both or by neither ({by_consumer}, {by_housekeeper})");

@@ -757,6 +757,11 @@ fn a_requeue_racing_a_helper_that_moves_read_past_the_slot_is_still_found() {
     });
 }
 
+/// Registers a consumer row for `token`; its owner id.
+fn consumer(ring: &HeapRing, token: u64) -> u16 {
+    ring.register_agent(token, 2, 1, 0).unwrap()
+}
+
 /// A taker owns the slots it has moved `read` past from the moment its
 /// CAS lands, before it marks them DELIVERED: a scanner below `read` must
 /// leave them alone. Here the scanner is a consumer that finds the
@@ -768,19 +773,21 @@ fn a_requeue_scan_never_takes_a_message_a_taker_has_moved_read_past() {
     loom::model(|| {
         let ring = ring(2, 16);
         ring.register_agent(DEAD, 2, 9, 0).unwrap();
+        // Registered, as every taker is: a free row's intent covers nothing.
+        let (holder, taker, scanner) = (consumer(&ring, 0xC1), consumer(&ring, 0xC2), consumer(&ring, 0xC3));
         assert!(publish(&ring, 0, &[1; 8]));
-        let (held, _, _) = take(&ring, 1).unwrap();
+        let (held, _, _) = take(&ring, holder).unwrap();
         assert!(publish(&ring, 0, &[2; 8]));
         let taker = {
             let ring = ring.clone();
-            thread::spawn(move || take(&ring, 2).map(|(_, body, _)| body[0]))
+            thread::spawn(move || take(&ring, taker).map(|(_, body, _)| body[0]))
         };
         ring.recover(SWEEPER, &mut |token| token != DEAD);
-        let mut got: Vec<u8> = take(&ring, 3).map(|(_, body, _)| body[0]).into_iter().collect();
+        let mut got: Vec<u8> = take(&ring, scanner).map(|(_, body, _)| body[0]).into_iter().collect();
         got.extend(taker.join().unwrap());
         assert_eq!(got, vec![2], "the message at the head was taken twice or lost");
-        assert!(ring.settle(1, held, Settle::Done));
-        assert!(take(&ring, 3).is_none());
+        assert!(ring.settle(holder, held, Settle::Done));
+        assert!(take(&ring, scanner).is_none());
     });
 }
 
@@ -791,15 +798,17 @@ fn a_requeue_scan_never_takes_a_run_a_batch_taker_has_moved_read_past() {
     loom::model(|| {
         let ring = ring(4, 32);
         ring.register_agent(DEAD, 2, 9, 0).unwrap();
+        // Registered, as every taker is: a free row's intent covers nothing.
+        let (holder, taker, scanner) = (consumer(&ring, 0xC1), consumer(&ring, 0xC2), consumer(&ring, 0xC3));
         assert!(publish(&ring, 0, &[1; 8]));
-        let (held, _, _) = take(&ring, 1).unwrap();
+        let (held, _, _) = take(&ring, holder).unwrap();
         assert!(publish(&ring, 0, &[2; 8]));
         assert!(publish(&ring, 0, &[3; 8]));
         let taker = {
             let ring = ring.clone();
             thread::spawn(move || {
                 let mut records = [shmq::ring::Record::default(); 2];
-                let batch = ring.take_batch(2, false, &mut || 0, &mut records);
+                let batch = ring.take_batch(taker, false, &mut || 0, &mut records);
                 records[..batch.got]
                     .iter()
                     .map(|record| {
@@ -812,14 +821,14 @@ fn a_requeue_scan_never_takes_a_run_a_batch_taker_has_moved_read_past() {
             })
         };
         ring.recover(SWEEPER, &mut |token| token != DEAD);
-        let mut got: Vec<u8> = take(&ring, 3).map(|(_, body, _)| body[0]).into_iter().collect();
+        let mut got: Vec<u8> = take(&ring, scanner).map(|(_, body, _)| body[0]).into_iter().collect();
         got.extend(taker.join().unwrap());
-        while let Some((_, body, _)) = take(&ring, 3) {
+        while let Some((_, body, _)) = take(&ring, scanner) {
             got.push(body[0]);
         }
         got.sort();
         assert_eq!(got, vec![2, 3], "a message of the run was taken twice or lost");
-        assert!(ring.settle(1, held, Settle::Done));
+        assert!(ring.settle(holder, held, Settle::Done));
     });
 }
 
@@ -864,5 +873,52 @@ fn a_batch_taker_killed_after_each_step_of_its_run_leaves_every_message_to_exact
             assert_eq!(got, vec![1, 2], "lost or duplicated (victim died after write {step})");
             assert_ring_flows(&ring, producer, live);
         });
+    }
+}
+
+/// Review attack (tests/review_attacks_take.rs has the rest): a batch
+/// taker killed between its `read` CAS and its DELIVERED marks leaves its
+/// run READY below `read`, and only the sweep's `requeued` flag sends
+/// anyone to look there. A *sweeper* with no row in this ring (declare,
+/// delete, gc, the housekeeping, a consumer recovering an older ring, a
+/// registration retrying after `TooManyHandles`) is killed after each of
+/// its writes; a live sweeper and consumer come after. Since 03eefe7
+/// `recover` frees the dead rows first and raises the flag last: a sweeper
+/// killed between the two leaves no dead row for the next sweep to find
+/// (it returns early, "nobody died") and the flag down, so the run is
+/// stranded below `read` for good (and `reclaim` never passes it).
+#[test]
+fn a_sweeper_killed_after_each_step_of_recovering_a_dead_batch_taker_strands_nothing() {
+    const DEAD_SWEEPER: u64 = 0x5EE2;
+    for step in 1..=40 {
+        let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = finished.clone();
+        loom::model(move || {
+            let ring = ring(4, 32);
+            let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+            let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
+            let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
+            for b in [1u8, 2] {
+                assert!(publish(&ring, producer, &[b; 8]));
+            }
+            // Writes 1 and 2 of a run take: the intent, the move of `read`.
+            let taken = die_after(2, || {
+                let mut records = [shmq::ring::Record::default(); 2];
+                ring.take_batch(victim, false, &mut || 0, &mut records).got
+            });
+            assert!(taken.is_none());
+            let dead = |token: u64| token == DEAD || token == DEAD_SWEEPER;
+            if die_after(step, || ring.recover(DEAD_SWEEPER, &mut |token| !dead(token))).is_some() {
+                done.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            ring.recover(SWEEPER, &mut |token| !dead(token));
+            let mut got = drain_all(&ring, live);
+            got.sort();
+            assert_eq!(got, vec![1, 2], "the dead taker's run was stranded (its sweeper died after write {step})");
+            assert_ring_flows(&ring, producer, live);
+        });
+        if finished.load(std::sync::atomic::Ordering::Relaxed) {
+            break;
+        }
     }
 }

@@ -1065,9 +1065,18 @@ impl<M: RingMemory> Ring<M> {
     /// later store of that row that follows the run's DELIVERED stores.
     fn claimed_by_intent(&self, pos: u32) -> bool {
         (0..AGENT_SLOTS).any(|index| {
+            let agent = self.mem.agent(index);
+            // A free row's intent is nobody's (garbage left in shared
+            // memory would hide a slot for good). A taker registered its
+            // row before its `read` CAS, so a scanner that sees `read` past
+            // the run sees the row's token too.
+            // SYNC POINT AGENT: pairs with `register_agent`'s CAS.
+            if agent.token.load(Ordering::Acquire) == 0 {
+                return false;
+            }
             // SYNC POINT TAKE-INTENT: Acquire pairs with the Release stores
             // of `claim_run` and `run_taken`.
-            let (first, count) = unpack_cursor(self.mem.agent(index).intent.load(Ordering::Acquire));
+            let (first, count) = unpack_cursor(agent.intent.load(Ordering::Acquire));
             pos.wrapping_sub(first) < count
         })
     }
@@ -1609,8 +1618,17 @@ impl<M: RingMemory> Ring<M> {
             report.requeued += self.requeue_all_of(found.owner);
         }
         report.abandoned = self.abandon_stalled(&dead);
+        // Raised before the rows are freed as well as after: a sweeper
+        // killed in between leaves no dead row for the next sweep to find,
+        // so only this store sends anyone to a run a dead taker left READY
+        // below `read`. (Scanners that find it still covered raise the flag
+        // again: see `take_requeued`.)
+        // SYNC POINT REQUEUE.
+        self.mem.header().requeued.store(1, Ordering::Release);
+        let mut runs_released = false;
         for (index, found) in dead.iter().enumerate().filter(|(_, d)| d.token != 0) {
             let agent = self.mem.agent(index);
+            runs_released |= agent.intent.load(Ordering::Relaxed) != 0;
             self.reset_agent(agent, found.token);
             // SYNC POINT RELEASING: Release pairs with the next sweeper's CAS.
             let _ = agent.releasing.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed);
@@ -1624,7 +1642,7 @@ impl<M: RingMemory> Ring<M> {
         // no longer sees the run covered), so flag it again.
         // SYNC POINT REQUEUE.
         self.mem.header().requeued.store(1, Ordering::Release);
-        if report.abandoned > 0 || report.requeued > 0 {
+        if report.abandoned > 0 || report.requeued > 0 || runs_released {
             self.notify_consumers();
         }
         report

@@ -762,6 +762,23 @@ fn consumer(ring: &HeapRing, token: u64) -> u16 {
     ring.register_agent(token, 2, 1, 0).unwrap()
 }
 
+/// A ring of `slots` with a consumer that died holding nothing (so a sweep
+/// raises the `requeued` flag), message 1 delivered to a live holder, then
+/// `bytes` published: the ring, the holder, a taker and a scanner (each
+/// registered, as every taker is: a free row's intent covers nothing), and
+/// the held delivery's position.
+fn a_held_delivery_then(slots: u32, bytes: &[u8]) -> (Arc<HeapRing>, [u16; 3], u32) {
+    let ring = ring(slots, slots * 8);
+    ring.register_agent(DEAD, 2, 9, 0).unwrap();
+    let agents = [consumer(&ring, 0xC1), consumer(&ring, 0xC2), consumer(&ring, 0xC3)];
+    assert!(publish(&ring, 0, &[1; 8]));
+    let (held, _, _) = take(&ring, agents[0]).unwrap();
+    for &b in bytes {
+        assert!(publish(&ring, 0, &[b; 8]));
+    }
+    (ring, agents, held)
+}
+
 /// A taker owns the slots it has moved `read` past from the moment its
 /// CAS lands, before it marks them DELIVERED: a scanner below `read` must
 /// leave them alone. Here the scanner is a consumer that finds the
@@ -771,13 +788,7 @@ fn consumer(ring: &HeapRing, token: u64) -> u16 {
 #[test]
 fn a_requeue_scan_never_takes_a_message_a_taker_has_moved_read_past() {
     loom::model(|| {
-        let ring = ring(2, 16);
-        ring.register_agent(DEAD, 2, 9, 0).unwrap();
-        // Registered, as every taker is: a free row's intent covers nothing.
-        let (holder, taker, scanner) = (consumer(&ring, 0xC1), consumer(&ring, 0xC2), consumer(&ring, 0xC3));
-        assert!(publish(&ring, 0, &[1; 8]));
-        let (held, _, _) = take(&ring, holder).unwrap();
-        assert!(publish(&ring, 0, &[2; 8]));
+        let (ring, [holder, taker, scanner], held) = a_held_delivery_then(2, &[2]);
         let taker = {
             let ring = ring.clone();
             thread::spawn(move || take(&ring, taker).map(|(_, body, _)| body[0]))
@@ -796,14 +807,7 @@ fn a_requeue_scan_never_takes_a_message_a_taker_has_moved_read_past() {
 #[test]
 fn a_requeue_scan_never_takes_a_run_a_batch_taker_has_moved_read_past() {
     loom::model(|| {
-        let ring = ring(4, 32);
-        ring.register_agent(DEAD, 2, 9, 0).unwrap();
-        // Registered, as every taker is: a free row's intent covers nothing.
-        let (holder, taker, scanner) = (consumer(&ring, 0xC1), consumer(&ring, 0xC2), consumer(&ring, 0xC3));
-        assert!(publish(&ring, 0, &[1; 8]));
-        let (held, _, _) = take(&ring, holder).unwrap();
-        assert!(publish(&ring, 0, &[2; 8]));
-        assert!(publish(&ring, 0, &[3; 8]));
+        let (ring, [holder, taker, scanner], held) = a_held_delivery_then(4, &[2, 3]);
         let taker = {
             let ring = ring.clone();
             thread::spawn(move || {

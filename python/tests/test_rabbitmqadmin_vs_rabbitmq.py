@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -278,6 +279,17 @@ def start_consumer_then_list(run: Run, start: Callable[[], Callable[[], None]]) 
                 break
             time.sleep(0.3)
         run.steps["list consumers, one"] = (rc, run.norm(re.sub(r"https?://127\.0\.0\.1:\d+", "URL", (out + err).strip())))
+        # The consumer's connection and channel, once the channel shows the
+        # message it holds (RabbitMQ's statistics lag by their interval).
+        for label, what, key in (("list connections, one", "connections", "name"), ("list channels, one", "channels", "id")):
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                rc, out, _ = run.admin("list", what)
+                rows = parse_table(out, key)[1] if rc == 0 else []
+                if rows and (what == "connections" or rows[0].get("messages_unacknowledged") == "1"):
+                    break
+                time.sleep(0.3)
+            run.table(label, "list", what, key=key)
     finally:
         stop()
 
@@ -379,6 +391,13 @@ def test_rabbitmqadmin_against_shmq(shmq_run):
     assert {r["name"] for r in ok(run, "list queues after import")["rows"]} == {f"tasks-{s}", f"orders-{s}"}
     assert len(ok(run, "list bindings after import")["rows"]) == 5
     assert "error decoding response body" in run.steps["list consumers, one"][1]
+    [connection] = ok(run, "list connections, one")["rows"]
+    assert re.fullmatch(r"pid \d+", connection["name"]) and connection["name"] != f"pid {os.getpid()}"
+    assert (connection["state"], connection["channel_count"], connection["username"]) == (
+        "running", "1", pwd.getpwuid(os.getuid()).pw_name)
+    [channel] = ok(run, "list channels, one")["rows"]
+    assert (channel["name"], channel["consumer_count"], channel["prefetch_count"], channel["messages_unacknowledged"]) == (
+        f"{connection['name']} (1)", "1", "1", "1")
 
 
 # ------------------------------------------------------------ RabbitMQ
@@ -439,6 +458,12 @@ IGNORED_COLUMNS = {
     # namespace path; default_queue_type: RabbitMQ 3.10 says `undefined`
     # (3.11+ say classic), shmq `classic`.
     "list vhosts": {"description", "default_queue_type"},
+    # A shmq connection is a process attached to the namespace, named
+    # `pid N`, with no socket, login or AMQP protocol: what is compared is
+    # its state and its channel count (the consumer's one handle).
+    "list connections": {"name", "node", "protocol", "username", "connected_at", "server_hostname", "server_port",
+                         "client_hostname", "client_port", "channel_max"},
+    "list channels": {"name"},
 }
 # rabbitmqadmin v2 declares a queue with `x-queue-type: classic` in its
 # arguments (its --type defaults to classic); RabbitMQ keeps the argument as

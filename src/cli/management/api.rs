@@ -646,6 +646,21 @@ impl Api {
             },
             ["shovels"] => get(&|| list(self.shovels_json(None))),
             ["shovels", vh] => get(&|| list(self.shovels_json(Some(vh)))),
+            ["connections"] => get(&|| list(self.connections_json(None))),
+            ["vhosts", vh, "connections"] => get(&|| list(self.connections_json(Some(vh)))),
+            // RabbitMQ's DELETE closes a connection; another process's
+            // handles are not this server's to close, so it is refused.
+            ["connections", name] => get(&|| ok_json(&self.connection_named(name)?)),
+            ["connections", name, "channels"] => get(&|| {
+                self.connection_named(name)?;
+                list(self.channels_json(None).map(|all| all.into_iter().filter(|c| c["connection_details"]["name"] == name).collect()))
+            }),
+            ["channels"] => get(&|| list(self.channels_json(None))),
+            ["vhosts", vh, "channels"] => get(&|| list(self.channels_json(Some(vh)))),
+            ["channels", name] => get(&|| {
+                let found = self.channels_json(None)?.into_iter().find(|c| c["name"] == name);
+                ok_json(&found.ok_or_else(not_found)?)
+            }),
             ["shmq", "peers"] => get(&|| list(self.peers_json(None))),
             ["shmq", "peers", vh] => get(&|| list(self.peers_json(Some(vh)))),
             ["healthchecks", "node"] => get(&|| self.healthcheck()),
@@ -1376,22 +1391,101 @@ impl Api {
     /// queue handles each holds and its command name. A process that opened
     /// the namespace more than once (a shovel between two queues of it) has
     /// one row, with each of its liveness tokens in `tokens`.
+    /// A vhost's attached processes: `(pid, alive, liveness tokens)`; a
+    /// token without a pid stands alone.
+    fn processes(v: &Vhost) -> Vec<(Option<u32>, bool, Vec<u64>)> {
+        let mut processes: Vec<(Option<u32>, bool, Vec<u64>)> = Vec::new();
+        for (token, alive, pid) in v.ns.peers() {
+            match processes.iter_mut().find(|p| pid.is_some() && p.0 == pid) {
+                Some(p) => {
+                    p.1 |= alive;
+                    p.2.push(token);
+                }
+                None => processes.push((pid, alive, vec![token])),
+            }
+        }
+        processes
+    }
+
+    /// RabbitMQ's connections: a shmq client is a process attached to the
+    /// namespace (no socket, no login), so each live process but this
+    /// server is one, named `pid N` as in the consumers' channel details,
+    /// its handles (consumers and producers) its channels.
+    fn connections_json(&self, vh: Option<&str>) -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        for v in self.vhosts_of(vh)? {
+            let handles = v.ns.list_consumers().map_err(|e| library_error(e, &v.name))?;
+            for (pid, alive, tokens) in Self::processes(v) {
+                let Some(pid) = pid.filter(|&p| alive && p != std::process::id()) else { continue };
+                // When it attached: its oldest liveness file's time.
+                let connected_at = tokens
+                    .iter()
+                    .filter_map(|t| std::fs::metadata(v.ns.path().join("peers").join(format!("{t:016x}"))).ok()?.modified().ok())
+                    .min()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as u64);
+                let command = process_name(pid).unwrap_or_default();
+                out.push(json!({
+                    "name": format!("pid {pid}"), "vhost": v.name, "node": self.node, "state": "running",
+                    "type": "direct", "protocol": "shmq (shared memory)", "user": process_user(pid),
+                    "connected_at": connected_at, "host": Value::Null, "port": Value::Null,
+                    "peer_host": "local", "peer_port": Value::Null, "ssl": false, "auth_mechanism": "none",
+                    "channels": handles.iter().filter(|h| h.pid == pid).count(), "channel_max": Value::Null,
+                    "client_properties": {"product": "shmq", "version": env!("CARGO_PKG_VERSION"), "platform": "Rust",
+                                          "connection_name": command},
+                    "shmq": {"pid": pid, "tokens": tokens.iter().map(|t| format!("{t:016x}")).collect::<Vec<_>>()},
+                }));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One connection by name, in any vhost.
+    fn connection_named(&self, name: &str) -> Result<Value, ApiError> {
+        self.connections_json(None)?.into_iter().find(|c| c["name"] == name).ok_or_else(not_found)
+    }
+
+    /// RabbitMQ's channels: one per handle (consumer or producer) of a
+    /// live process, numbered from 1 within it.
+    fn channels_json(&self, vh: Option<&str>) -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        for v in self.vhosts_of(vh)? {
+            let handles = v.ns.list_consumers().map_err(|e| library_error(e, &v.name))?;
+            let mut numbers: Vec<(u32, u32)> = Vec::new();
+            for h in handles.iter().filter(|h| h.alive && h.pid != std::process::id()) {
+                let number = match numbers.iter_mut().find(|(pid, _)| *pid == h.pid) {
+                    Some((_, n)) => {
+                        *n += 1;
+                        *n
+                    }
+                    None => {
+                        numbers.push((h.pid, 1));
+                        1
+                    }
+                };
+                let connection = format!("pid {}", h.pid);
+                let consumer = h.role == "consumer";
+                out.push(json!({
+                    "name": format!("{connection} ({number})"), "number": number, "vhost": v.name, "node": self.node,
+                    "state": "running", "user": process_user(h.pid),
+                    "connection_details": {"name": connection, "peer_host": "local", "peer_port": 0},
+                    "consumer_count": u32::from(consumer), "prefetch_count": h.prefetch,
+                    "messages_unacknowledged": h.unacked, "messages_unconfirmed": 0,
+                    // A shmq publish returns once the message is in the queue:
+                    // there is nothing left to confirm.
+                    "confirm": false, "transactional": false,
+                    "shmq": {"queue": h.queue, "role": h.role},
+                }));
+            }
+        }
+        Ok(out)
+    }
+
     fn peers_json(&self, vh: Option<&str>) -> Result<Vec<Value>, ApiError> {
         let mut out = Vec::new();
         for v in self.vhosts_of(vh)? {
             let handles = v.ns.list_consumers().map_err(|e| library_error(e, &v.name))?;
-            // By process: (pid, alive, tokens); a token without a pid alone.
-            let mut processes: Vec<(Option<u32>, bool, Vec<u64>)> = Vec::new();
-            for (token, alive, pid) in v.ns.peers() {
-                match processes.iter_mut().find(|p| pid.is_some() && p.0 == pid) {
-                    Some(p) => {
-                        p.1 |= alive;
-                        p.2.push(token);
-                    }
-                    None => processes.push((pid, alive, vec![token])),
-                }
-            }
-            for (pid, alive, tokens) in processes {
+            for (pid, alive, tokens) in Self::processes(v) {
                 let mine: Vec<&shmq::HandleInfo> = handles.iter().filter(|h| Some(h.pid) == pid).collect();
                 let count = |role: &str| mine.iter().filter(|h| h.role == role).count();
                 let mut queues: Vec<Value> = mine.iter().map(|h| json!({"name": h.queue, "role": h.role})).collect();
@@ -1455,6 +1549,20 @@ impl Api {
             }
         }
     }
+}
+
+/// The user a process runs as: its uid's name in `/etc/passwd`, else the
+/// uid, else "" (the process is gone, or procfs is not mounted).
+fn process_user(pid: u32) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid()) else { return String::new() };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let named = passwd.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)? == uid.to_string()).then(|| name.to_owned())
+    });
+    named.unwrap_or_else(|| uid.to_string())
 }
 
 /// A process's command name (`/proc/PID/comm`: its executable's name, at

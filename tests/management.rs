@@ -276,6 +276,26 @@ fn every_endpoint_answers_in_rabbitmqs_shapes() {
     let tasks = server.get_json("/api/queues/%2F/tasks");
     assert_eq!((tasks["consumers"].as_u64(), tasks["messages_unacknowledged"].as_u64()), (Some(1), Some(1)));
 
+    // Connections and channels: this process (the server's own is not one).
+    let me = format!("pid {}", std::process::id());
+    let connections = server.get_json("/api/connections");
+    let mine: Vec<&Value> = connections.as_array().unwrap().iter().filter(|c| c["name"] == me.as_str()).collect();
+    assert_eq!(mine.len(), 1, "{connections}");
+    assert_eq!((mine[0]["state"].as_str(), mine[0]["vhost"].as_str()), (Some("running"), Some(vhost.as_str())));
+    assert_eq!(server.get_json(&format!("/api/connections/pid%20{}", std::process::id()))["name"], me.as_str());
+    assert_eq!(server.get_json(&format!("/api/vhosts/{vhost}/connections")), connections);
+    assert_eq!(server.guest("GET", "/api/connections/pid%200", None).status, 404);
+    assert_eq!(server.guest("DELETE", &format!("/api/connections/pid%20{}", std::process::id()), None).status, 405);
+    let channels = server.get_json(&format!("/api/connections/pid%20{}/channels", std::process::id()));
+    let consuming: Vec<&Value> = channels.as_array().unwrap().iter().filter(|c| c["consumer_count"] == 1).collect();
+    assert_eq!(consuming.len(), 1, "{channels}");
+    assert_eq!((consuming[0]["prefetch_count"].as_u64(), consuming[0]["messages_unacknowledged"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(consuming[0]["connection_details"]["name"], me.as_str());
+    assert_eq!(mine[0]["channels"].as_u64(), Some(channels.as_array().unwrap().len() as u64));
+    let overview = server.get_json("/api/overview");
+    assert_eq!(overview["object_totals"]["connections"].as_u64(), Some(connections.as_array().unwrap().len() as u64));
+    assert_eq!(overview["object_totals"]["channels"].as_u64(), Some(server.get_json("/api/channels").as_array().unwrap().len() as u64));
+
     // Delete with conditions, purge.
     let in_use = server.guest("DELETE", "/api/queues/%2F/tasks?if-unused=true", None);
     assert_eq!(in_use.json()["reason"], format!("queue 'tasks' in vhost '{vhost}' in use"));

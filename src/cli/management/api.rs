@@ -707,8 +707,7 @@ impl Api {
         let snapshots = self.snapshots()?;
         let now = Instant::now();
         let mut totals = Counters::default();
-        let (mut ready, mut unacked, mut unroutable, mut consumers, mut queues, mut peers, mut exchanges) =
-            (0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+        let (mut ready, mut unacked, mut unroutable, mut consumers, mut queues, mut exchanges) = (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
         for (snap, vhost) in snapshots.iter().zip(&self.vhosts) {
             totals.add(&snap.totals);
             let (r, u) = snap.depth();
@@ -717,7 +716,6 @@ impl Api {
             unroutable += snap.unroutable;
             consumers += snap.consumers();
             queues += snap.queues.len() as u64;
-            peers += snap.peers_alive as u64;
             // The default exchange is one more, as RabbitMQ counts it.
             exchanges += vhost.ns.list_exchanges().map_or(0, |x| x.len() as u64 + 1);
             self.forget_deleted(snap);
@@ -743,7 +741,9 @@ impl Api {
             "message_stats": message_stats(&totals, &rates, Some(unroutable)),
             "queue_totals": queue_totals,
             // A process attached to a namespace stands for a connection.
-            "object_totals": {"channels": peers, "connections": peers, "consumers": consumers, "exchanges": exchanges, "queues": queues},
+            // As `/api/connections` and `/api/channels` list them.
+            "object_totals": {"channels": self.channels_json(None)?.len(), "connections": self.connections_json(None)?.len(),
+                              "consumers": consumers, "exchanges": exchanges, "queues": queues},
             "statistics_db_event_queue": 0,
             "listeners": [{"node": self.node, "protocol": "http", "ip_address": self.listen.ip().to_string(), "port": self.listen.port(),
                            "socket_opts": {}}],

@@ -1057,6 +1057,17 @@ impl<M: RingMemory> Ring<M> {
         self.mem.agent(owner_index(agent)).intent.store(0, Ordering::Release);
     }
 
+    /// True if READY slot `pos` below `read`, whose control word has
+    /// `flags`, may belong to a taker's run. A requeued or shelved message
+    /// cannot: a run is taken at the head, and requeues and shelves act on
+    /// DELIVERED slots, which lie below `read`. So only a fresh message pays
+    /// for the look at every row's intent (a publisher to a length-limited
+    /// queue counts the requeued messages at every claim while one waits).
+    #[inline]
+    fn held_by_a_taker(&self, pos: u32, flags: u8) -> bool {
+        flags & (FLAG_REDELIVERED | FLAG_SHELVED) == 0 && self.claimed_by_intent(pos)
+    }
+
     /// True if an agent's intent covers slot `pos`: a run a taker has moved
     /// `read` past and not yet marked DELIVERED, or (briefly, conservatively)
     /// a producer's claim. Scanners below `read` leave such a READY slot
@@ -1106,7 +1117,7 @@ impl<M: RingMemory> Ring<M> {
             let ctl = Control::unpack(word);
             // Shelved messages are the housekeeping's, not deliveries.
             if ctl.stamp == pos && ctl.state == READY && ctl.flags & FLAG_SHELVED == 0 {
-                if self.claimed_by_intent(pos) {
+                if self.held_by_a_taker(pos, ctl.flags) {
                     // A taker's, about to be marked DELIVERED (or requeued
                     // while a stale intent still covers it: look again
                     // later, so the flag goes back up below).
@@ -1362,7 +1373,7 @@ impl<M: RingMemory> Ring<M> {
             self.mark_delivered(pos, agent, flags);
             self.run_taken(agent);
         } else {
-            if self.claimed_by_intent(pos) {
+            if self.held_by_a_taker(pos, ctl.flags) {
                 return None;
             }
             let claimed = Control::new(pos, agent, flags, DELIVERED).pack();
@@ -1798,7 +1809,7 @@ impl<M: RingMemory> Ring<M> {
                 let ctl = Control::unpack(self.slot(pos).control.load(Ordering::Relaxed));
                 // Shelved messages are dead: no longer the queue's; a run a
                 // taker holds is being delivered.
-                ctl.stamp == pos && ctl.state == READY && ctl.flags & FLAG_SHELVED == 0 && !self.claimed_by_intent(pos)
+                ctl.stamp == pos && ctl.state == READY && ctl.flags & FLAG_SHELVED == 0 && !self.held_by_a_taker(pos, ctl.flags)
             })
             .count() as u32
     }

@@ -576,4 +576,23 @@ fn serves_several_namespaces_as_vhosts() {
     assert_eq!(server.guest("PUT", &format!("/api/queues/{va}/in-a"), Some("{}")).status, 201);
     assert!(a.ns.queue_stats("in-a").is_ok() && b.ns.queue_stats("in-a").is_err());
     assert_eq!(server.get_json("/api/queues").as_array().unwrap().len(), 2);
+
+    // A process attached to both (this one, a consumer in each) is a
+    // connection in each vhost, each with a name of its own.
+    let _in_a = a.ns.consumer("in-a", shmq::ConsumerOptions::default()).unwrap();
+    let _in_b = b.ns.consumer("only-in-b", shmq::ConsumerOptions::default()).unwrap();
+    let me = std::process::id();
+    let connections = server.get_json("/api/connections");
+    let mine: Vec<(String, String)> = connections
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["shmq"]["pid"] == me)
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["vhost"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(mine, [(format!("pid {me}"), va.clone()), (format!("pid {me} on {vb}"), vb.clone())]);
+    let in_b = server.get_json(&format!("/api/connections/pid%20{me}%20on%20{vb}/channels"));
+    assert_eq!(names(&in_b), [format!("pid {me} on {vb} (1)")]);
+    let consumers = server.get_json(&format!("/api/consumers/{vb}"));
+    assert_eq!(consumers[0]["channel_details"]["name"], format!("pid {me} on {vb}"));
 }

@@ -829,7 +829,8 @@ impl<M: RingMemory> Ring<M> {
             }
             match ctl.state {
                 FREE => return Take::Stalled(read),
-                // Shelved at the head (its taker never moved `read`): not a
+                // Shelved at the head: only in a damaged ring since layout 7
+                // (shelving acts on DELIVERED slots, below `read`). Not a
                 // delivery; move past it, the housekeeping finds it below.
                 READY if ctl.flags & FLAG_SHELVED != 0 => self.advance_read(read),
                 READY => continue,
@@ -1557,8 +1558,10 @@ impl<M: RingMemory> Ring<M> {
     /// auto-ack is at-most-once.
     ///
     /// Scans every live position, `[reclaim, produce)`, not only those below
-    /// `read`: a consumer that died between its claim CAS and moving `read`
-    /// holds a slot at or past `read`.
+    /// `read`. Since layout 7 a DELIVERED slot is always below `read` (a
+    /// taker marks a slot only after moving `read` past it); the wider scan
+    /// costs a sweep nothing it did not cost before and guards a damaged
+    /// ring.
     pub fn requeue_all_of(&self, owner: u16) -> u32 {
         let mut requeued = 0;
         for pos in self.live_positions() {

@@ -646,19 +646,20 @@ impl Api {
             },
             ["shovels"] => get(&|| list(self.shovels_json(None))),
             ["shovels", vh] => get(&|| list(self.shovels_json(Some(vh)))),
-            ["connections"] => get(&|| list(self.connections_json(None))),
-            ["vhosts", vh, "connections"] => get(&|| list(self.connections_json(Some(vh)))),
+            ["connections"] => get(&|| list(self.clients_json(None).map(|c| c.0))),
+            ["vhosts", vh, "connections"] => get(&|| list(self.clients_json(Some(vh)).map(|c| c.0))),
             // RabbitMQ's DELETE closes a connection; another process's
             // handles are not this server's to close, so it is refused.
             ["connections", name] => get(&|| ok_json(&self.connection_named(name)?)),
             ["connections", name, "channels"] => get(&|| {
                 self.connection_named(name)?;
-                list(self.channels_json(None).map(|all| all.into_iter().filter(|c| c["connection_details"]["name"] == name).collect()))
+                let (_, channels) = self.clients_json(None)?;
+                list(Ok(channels.into_iter().filter(|c| c["connection_details"]["name"] == name).collect()))
             }),
-            ["channels"] => get(&|| list(self.channels_json(None))),
-            ["vhosts", vh, "channels"] => get(&|| list(self.channels_json(Some(vh)))),
+            ["channels"] => get(&|| list(self.clients_json(None).map(|c| c.1))),
+            ["vhosts", vh, "channels"] => get(&|| list(self.clients_json(Some(vh)).map(|c| c.1))),
             ["channels", name] => get(&|| {
-                let found = self.channels_json(None)?.into_iter().find(|c| c["name"] == name);
+                let found = self.clients_json(None)?.1.into_iter().find(|c| c["name"] == name);
                 ok_json(&found.ok_or_else(not_found)?)
             }),
             ["shmq", "peers"] => get(&|| list(self.peers_json(None))),
@@ -721,6 +722,7 @@ impl Api {
             self.forget_deleted(snap);
         }
         let rates = self.sampler.rates("o", now, figures(&totals, ready, unacked, unroutable));
+        let clients = self.clients_json(None)?;
         let mut queue_totals = Map::new();
         put_depths(&mut queue_totals, ready, unacked, &rates);
         let exchange_types: Vec<Value> = ["direct", "fanout", "headers", "topic"]
@@ -742,7 +744,7 @@ impl Api {
             "queue_totals": queue_totals,
             // A process attached to a namespace stands for a connection.
             // As `/api/connections` and `/api/channels` list them.
-            "object_totals": {"channels": self.channels_json(None)?.len(), "connections": self.connections_json(None)?.len(),
+            "object_totals": {"channels": clients.1.len(), "connections": clients.0.len(),
                               "consumers": consumers, "exchanges": exchanges, "queues": queues},
             "statistics_db_event_queue": 0,
             "listeners": [{"node": self.node, "protocol": "http", "ip_address": self.listen.ip().to_string(), "port": self.listen.port(),
@@ -1211,7 +1213,7 @@ impl Api {
         for v in self.vhosts_of(vh)? {
             let handles = v.ns.list_consumers().map_err(|e| library_error(e, &v.name))?;
             for (index, h) in handles.iter().enumerate().filter(|(_, h)| h.role == "consumer") {
-                let connection = format!("pid {}", h.pid);
+                let connection = self.connection_name(v, h.pid);
                 out.push(json!({
                     "queue": {"name": h.queue, "vhost": v.name},
                     // shmq has no consumer tags: a name from the process and the row.
@@ -1407,16 +1409,36 @@ impl Api {
         processes
     }
 
-    /// RabbitMQ's connections: a shmq client is a process attached to the
-    /// namespace (no socket, no login), so each live process but this
-    /// server is one, named `pid N` as in the consumers' channel details,
-    /// its handles (consumers and producers) its channels.
-    fn connections_json(&self, vh: Option<&str>) -> Result<Vec<Value>, ApiError> {
-        let mut out = Vec::new();
+    /// RabbitMQ's connections and channels, in one pass over each vhost's
+    /// handles and liveness files. A shmq client is a process attached to
+    /// a namespace (no socket, no login): each live process but this
+    /// server is a connection per vhost it is attached to, named as in
+    /// the consumers' channel details (`connection_name`), and each of its
+    /// handles there (consumer or producer) a channel, numbered from 1.
+    fn clients_json(&self, vh: Option<&str>) -> Result<(Vec<Value>, Vec<Value>), ApiError> {
+        let (mut connections, mut channels) = (Vec::new(), Vec::new());
+        let mut users = ProcessUsers::default();
         for v in self.vhosts_of(vh)? {
             let handles = v.ns.list_consumers().map_err(|e| library_error(e, &v.name))?;
             for (pid, alive, tokens) in Self::processes(v) {
                 let Some(pid) = pid.filter(|&p| alive && p != std::process::id()) else { continue };
+                let name = self.connection_name(v, pid);
+                let user = users.of(pid);
+                let mine: Vec<&shmq::HandleInfo> = handles.iter().filter(|h| h.pid == pid && h.alive).collect();
+                for (number, h) in (1u32..).zip(&mine) {
+                    let consumer = h.role == "consumer";
+                    channels.push(json!({
+                        "name": format!("{name} ({number})"), "number": number, "vhost": v.name, "node": self.node,
+                        "state": "running", "user": user,
+                        "connection_details": {"name": name, "peer_host": "local", "peer_port": 0},
+                        "consumer_count": u32::from(consumer), "prefetch_count": h.prefetch,
+                        "messages_unacknowledged": h.unacked, "messages_unconfirmed": 0,
+                        // A shmq publish returns once the message is in the
+                        // queue: there is nothing left to confirm.
+                        "confirm": false, "transactional": false,
+                        "shmq": {"queue": h.queue, "role": h.role},
+                    }));
+                }
                 // When it attached: its oldest liveness file's time.
                 let connected_at = tokens
                     .iter()
@@ -1424,61 +1446,36 @@ impl Api {
                     .min()
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map_or(0, |d| d.as_millis() as u64);
-                let command = process_name(pid).unwrap_or_default();
-                out.push(json!({
-                    "name": format!("pid {pid}"), "vhost": v.name, "node": self.node, "state": "running",
-                    "type": "direct", "protocol": "shmq (shared memory)", "user": process_user(pid),
+                connections.push(json!({
+                    "name": name, "vhost": v.name, "node": self.node, "state": "running",
+                    "type": "direct", "protocol": "shmq (shared memory)", "user": user,
                     "connected_at": connected_at, "host": Value::Null, "port": Value::Null,
                     "peer_host": "local", "peer_port": Value::Null, "ssl": false, "auth_mechanism": "none",
-                    "channels": handles.iter().filter(|h| h.pid == pid).count(), "channel_max": Value::Null,
+                    // rabbitmqadmin reads it as a u16.
+                    "channels": mine.len().min(usize::from(u16::MAX)), "channel_max": Value::Null,
                     "client_properties": {"product": "shmq", "version": env!("CARGO_PKG_VERSION"), "platform": "Rust",
-                                          "connection_name": command},
+                                          "connection_name": process_name(pid).unwrap_or_default()},
                     "shmq": {"pid": pid, "tokens": tokens.iter().map(|t| format!("{t:016x}")).collect::<Vec<_>>()},
                 }));
             }
         }
-        Ok(out)
+        Ok((connections, channels))
+    }
+
+    /// The connection name of process `pid` in vhost `v`: `pid N` in the
+    /// first vhost (`/`), `pid N on VHOST` in the others, so that a process
+    /// attached to several namespaces (a shovel) has a name in each.
+    fn connection_name(&self, v: &Vhost, pid: u32) -> String {
+        if self.vhosts.first().is_some_and(|first| std::ptr::eq(first, v)) {
+            format!("pid {pid}")
+        } else {
+            format!("pid {pid} on {}", v.name)
+        }
     }
 
     /// One connection by name, in any vhost.
     fn connection_named(&self, name: &str) -> Result<Value, ApiError> {
-        self.connections_json(None)?.into_iter().find(|c| c["name"] == name).ok_or_else(not_found)
-    }
-
-    /// RabbitMQ's channels: one per handle (consumer or producer) of a
-    /// live process, numbered from 1 within it.
-    fn channels_json(&self, vh: Option<&str>) -> Result<Vec<Value>, ApiError> {
-        let mut out = Vec::new();
-        for v in self.vhosts_of(vh)? {
-            let handles = v.ns.list_consumers().map_err(|e| library_error(e, &v.name))?;
-            let mut numbers: Vec<(u32, u32)> = Vec::new();
-            for h in handles.iter().filter(|h| h.alive && h.pid != std::process::id()) {
-                let number = match numbers.iter_mut().find(|(pid, _)| *pid == h.pid) {
-                    Some((_, n)) => {
-                        *n += 1;
-                        *n
-                    }
-                    None => {
-                        numbers.push((h.pid, 1));
-                        1
-                    }
-                };
-                let connection = format!("pid {}", h.pid);
-                let consumer = h.role == "consumer";
-                out.push(json!({
-                    "name": format!("{connection} ({number})"), "number": number, "vhost": v.name, "node": self.node,
-                    "state": "running", "user": process_user(h.pid),
-                    "connection_details": {"name": connection, "peer_host": "local", "peer_port": 0},
-                    "consumer_count": u32::from(consumer), "prefetch_count": h.prefetch,
-                    "messages_unacknowledged": h.unacked, "messages_unconfirmed": 0,
-                    // A shmq publish returns once the message is in the queue:
-                    // there is nothing left to confirm.
-                    "confirm": false, "transactional": false,
-                    "shmq": {"queue": h.queue, "role": h.role},
-                }));
-            }
-        }
-        Ok(out)
+        self.clients_json(None)?.0.into_iter().find(|c| c["name"] == name).ok_or_else(not_found)
     }
 
     fn peers_json(&self, vh: Option<&str>) -> Result<Vec<Value>, ApiError> {
@@ -1551,18 +1548,38 @@ impl Api {
     }
 }
 
-/// The user a process runs as: its uid's name in `/etc/passwd`, else the
-/// uid, else "" (the process is gone, or procfs is not mounted).
-fn process_user(pid: u32) -> String {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(uid) = std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid()) else { return String::new() };
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let named = passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        (fields.nth(1)? == uid.to_string()).then(|| name.to_owned())
-    });
-    named.unwrap_or_else(|| uid.to_string())
+/// The users processes run as, for one request: `/etc/passwd` is read
+/// once, each pid looked up once.
+#[derive(Default)]
+struct ProcessUsers {
+    passwd: Option<String>,
+    by_pid: Vec<(u32, String)>,
+}
+
+impl ProcessUsers {
+    /// The user process `pid` runs as: its uid's name in `/etc/passwd`,
+    /// else the uid, else "" (the process is gone, or procfs is missing).
+    fn of(&mut self, pid: u32) -> String {
+        use std::os::unix::fs::MetadataExt;
+        if let Some((_, user)) = self.by_pid.iter().find(|(p, _)| *p == pid) {
+            return user.clone();
+        }
+        let user = match std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid()) {
+            Err(_) => String::new(),
+            Ok(uid) => {
+                let passwd = self.passwd.get_or_insert_with(|| std::fs::read_to_string("/etc/passwd").unwrap_or_default());
+                let uid = uid.to_string();
+                let named = passwd.lines().find_map(|line| {
+                    let mut fields = line.split(':');
+                    let name = fields.next()?;
+                    (fields.nth(1)? == uid).then(|| name.to_owned())
+                });
+                named.unwrap_or(uid)
+            }
+        };
+        self.by_pid.push((pid, user.clone()));
+        user
+    }
 }
 
 /// A process's command name (`/proc/PID/comm`: its executable's name, at

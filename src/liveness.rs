@@ -56,8 +56,11 @@ static INSTALL_FORK_HANDLER: Once = Once::new();
 /// end: a child never inherits a descriptor of a peer file that the table
 /// does not list yet (a `flock` taken later through the same open file
 /// would be the child's too).
-/// 1 while held, 0 when free (process-local, as the table: fork cannot
-/// be modelled under loom).
+///
+/// A spin lock: 1 while held, 0 when free. Its Acquire (taking) and Release
+/// (giving back) pair with each other, as any lock's; the table's entries
+/// are written only under it or in the single-threaded child, hence
+/// Relaxed. Process-local, like the table: loom cannot model `fork`.
 static OPENING: AtomicI32 = AtomicI32::new(0);
 
 /// [`OPENING`], held until dropped.

@@ -836,6 +836,20 @@ fn a_requeue_scan_never_takes_a_run_a_batch_taker_has_moved_read_past() {
     });
 }
 
+/// A four-slot ring holding messages 1 and 2, with a producer, the batch
+/// taker that will die, and a live consumer: `(ring, producer, victim,
+/// live)`.
+fn a_run_of_two_and_a_victim() -> (Arc<HeapRing>, u16, u16, u16) {
+    let ring = ring(4, 32);
+    let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
+    let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
+    let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
+    for b in [1u8, 2] {
+        assert!(publish(&ring, producer, &[b; 8]));
+    }
+    (ring, producer, victim, live)
+}
+
 /// A batch taker killed after each write of a run take (its intent, the
 /// move of `read`, each DELIVERED mark, the intent's clear) while a live
 /// consumer takes too: the live one never takes what the dead one's run
@@ -846,13 +860,7 @@ fn a_requeue_scan_never_takes_a_run_a_batch_taker_has_moved_read_past() {
 fn a_batch_taker_killed_after_each_step_of_its_run_leaves_every_message_to_exactly_one_taker() {
     for step in 1..=6 {
         loom::model(move || {
-            let ring = ring(4, 32);
-            let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
-            let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
-            let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
-            for b in [1u8, 2] {
-                assert!(publish(&ring, producer, &[b; 8]));
-            }
+            let (ring, producer, victim, live) = a_run_of_two_and_a_victim();
             let dying = {
                 let ring = ring.clone();
                 thread::spawn(move || {
@@ -886,11 +894,12 @@ fn a_batch_taker_killed_after_each_step_of_its_run_leaves_every_message_to_exact
 /// anyone to look there. A *sweeper* with no row in this ring (declare,
 /// delete, gc, the housekeeping, a consumer recovering an older ring, a
 /// registration retrying after `TooManyHandles`) is killed after each of
-/// its writes; a live sweeper and consumer come after. Since 03eefe7
-/// `recover` frees the dead rows first and raises the flag last: a sweeper
-/// killed between the two leaves no dead row for the next sweep to find
-/// (it returns early, "nobody died") and the flag down, so the run is
-/// stranded below `read` for good (and `reclaim` never passes it).
+/// its writes; a live sweeper and consumer come after. A sweeper killed
+/// between freeing the dead rows and raising the flag leaves no dead row
+/// for the next sweep to find (it returns early, "nobody died"): 03eefe7
+/// raised the flag only after the rows, and the run was stranded below
+/// `read` for good (found by the review; `recover` now raises it before
+/// the rows are freed too).
 #[test]
 fn a_sweeper_killed_after_each_step_of_recovering_a_dead_batch_taker_strands_nothing() {
     const DEAD_SWEEPER: u64 = 0x5EE2;
@@ -898,13 +907,7 @@ fn a_sweeper_killed_after_each_step_of_recovering_a_dead_batch_taker_strands_not
         let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let done = finished.clone();
         loom::model(move || {
-            let ring = ring(4, 32);
-            let producer = ring.register_agent(0x9000, 1, 1, 0).unwrap();
-            let victim = ring.register_agent(DEAD, 2, 2, 0).unwrap();
-            let live = ring.register_agent(0xA11E, 2, 3, 0).unwrap();
-            for b in [1u8, 2] {
-                assert!(publish(&ring, producer, &[b; 8]));
-            }
+            let (ring, producer, victim, live) = a_run_of_two_and_a_victim();
             // Writes 1 and 2 of a run take: the intent, the move of `read`.
             let taken = die_after(2, || {
                 let mut records = [shmq::ring::Record::default(); 2];
